@@ -1,0 +1,82 @@
+package itsm
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Status is the normalized ticket status.
+type Status string
+
+const (
+	StatusOpen       Status = "OPEN"
+	StatusTodo       Status = "TODO"
+	StatusBacklog    Status = "BACKLOG"
+	StatusInProgress Status = "IN_PROGRESS"
+	StatusInReview   Status = "IN_REVIEW"
+	StatusBlocked    Status = "BLOCKED"
+	StatusPending    Status = "PENDING"
+	StatusResolved   Status = "RESOLVED"
+	StatusClosed     Status = "CLOSED"
+	StatusCancelled  Status = "CANCELLED"
+	// StatusDeleted marks a tombstone: the vendor deleted the record.
+	StatusDeleted Status = "DELETED"
+	StatusUnknown Status = "UNKNOWN"
+)
+
+// Statuses lists every valid Status, in a stable order.
+var Statuses = []Status{StatusOpen, StatusTodo, StatusBacklog, StatusInProgress, StatusInReview,
+	StatusBlocked, StatusPending, StatusResolved, StatusClosed, StatusCancelled, StatusDeleted, StatusUnknown}
+
+// ParseStatus accepts a status name case-insensitively.
+func ParseStatus(s string) (Status, error) {
+	for _, v := range Statuses {
+		if strings.EqualFold(string(v), s) {
+			return v, nil
+		}
+	}
+	return "", fmt.Errorf("unknown status %q (want one of %s)", s, joinEnum(Statuses))
+}
+
+// Priority is the normalized ticket priority.
+type Priority string
+
+const (
+	PriorityCritical      Priority = "CRITICAL"
+	PriorityHigh          Priority = "HIGH"
+	PriorityMedium        Priority = "MEDIUM"
+	PriorityLow           Priority = "LOW"
+	PriorityInformational Priority = "INFORMATIONAL"
+	PriorityUnknown       Priority = "UNKNOWN"
+)
+
+// Priorities lists every valid Priority, in a stable order.
+var Priorities = []Priority{PriorityCritical, PriorityHigh, PriorityMedium, PriorityLow,
+	PriorityInformational, PriorityUnknown}
+
+// ParsePriority accepts a priority name case-insensitively.
+func ParsePriority(s string) (Priority, error) {
+	for _, v := range Priorities {
+		if strings.EqualFold(string(v), s) {
+			return v, nil
+		}
+	}
+	return "", fmt.Errorf("unknown priority %q (want one of %s)", s, joinEnum(Priorities))
+}
+
+// UserStatus is the normalized state of a user account.
+type UserStatus string
+
+const (
+	UserActive   UserStatus = "ACTIVE"
+	UserInactive UserStatus = "INACTIVE"
+	UserDeleted  UserStatus = "DELETED"
+)
+
+func joinEnum[T ~string](vs []T) string {
+	parts := make([]string, len(vs))
+	for i, v := range vs {
+		parts[i] = string(v)
+	}
+	return strings.Join(parts, ", ")
+}

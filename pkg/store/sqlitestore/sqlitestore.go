@@ -1,0 +1,343 @@
+// Package sqlitestore is the embedded store: a single SQLite file through the
+// pure-Go modernc.org/sqlite driver, so the platform runs with no server.
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/itsmhub/itsm/pkg/itsm"
+	"github.com/itsmhub/itsm/pkg/store"
+)
+
+// Store is a store.Store on one SQLite file.
+type Store struct {
+	// SQLite allows one writer at a time; a dedicated single-connection pool
+	// queues writers in Go instead of spinning on SQLITE_BUSY, while reads
+	// use their own pool and never wait for writes (WAL).
+	write *sql.DB
+	read  *sql.DB
+}
+
+var _ store.Store = (*Store)(nil)
+
+const schema = `
+CREATE TABLE IF NOT EXISTS documents (
+	kind TEXT NOT NULL,
+	id TEXT NOT NULL,
+	organization_id TEXT NOT NULL,
+	connection_id TEXT NOT NULL,
+	version INTEGER NOT NULL,
+	deleted INTEGER NOT NULL,
+	identifier TEXT NOT NULL,
+	status TEXT NOT NULL,
+	priority TEXT NOT NULL,
+	project_id TEXT NOT NULL,
+	ticket_id TEXT NOT NULL,
+	assigned_user_id TEXT NOT NULL,
+	updated_at INTEGER NOT NULL,
+	body BLOB NOT NULL,
+	PRIMARY KEY (kind, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS documents_list ON documents (organization_id, kind, updated_at, id);
+CREATE INDEX IF NOT EXISTS documents_identifier ON documents (organization_id, kind, identifier);
+CREATE INDEX IF NOT EXISTS documents_ticket ON documents (organization_id, kind, ticket_id);
+CREATE INDEX IF NOT EXISTS documents_project ON documents (organization_id, kind, project_id);
+CREATE TABLE IF NOT EXISTS connections (
+	id TEXT PRIMARY KEY,
+	organization_id TEXT NOT NULL,
+	vendor TEXT NOT NULL,
+	state TEXT NOT NULL,
+	site_url TEXT NOT NULL,
+	cloud_id TEXT NOT NULL,
+	options BLOB NOT NULL,
+	refresh_interval_secs INTEGER NOT NULL,
+	timeout_secs INTEGER NOT NULL,
+	secret BLOB,
+	revision INTEGER NOT NULL,
+	created_at INTEGER NOT NULL,
+	updated_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS connections_org ON connections (organization_id, id);
+`
+
+// Open opens (creating if needed) the database file at path and its schema.
+func Open(ctx context.Context, path string) (*Store, error) {
+	// WAL with synchronous=NORMAL survives a process crash (kill -9), which is
+	// what the normalizer's ack-after-write relies on; it may lose the last
+	// transactions on power loss, which is why production uses MongoDB.
+	q := url.Values{}
+	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)"} {
+		q.Add("_pragma", p)
+	}
+	dsn := "file:" + path + "?" + q.Encode()
+	w, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	r, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(4)
+	s := &Store{write: w, read: r}
+	if _, err := w.ExecContext(ctx, schema); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("create sqlite schema in %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func (s *Store) Close() error {
+	return errors.Join(s.read.Close(), s.write.Close())
+}
+
+func (s *Store) Ping(ctx context.Context) error {
+	return s.read.PingContext(ctx)
+}
+
+// Put relies on one UPSERT whose WHERE clause is the version guard, so the
+// check and the write are a single atomic statement.
+func (s *Store) Put(ctx context.Context, d *store.Document) (store.Outcome, error) {
+	res, err := s.write.ExecContext(ctx, `
+INSERT INTO documents (kind, id, organization_id, connection_id, version, deleted, identifier,
+	status, priority, project_id, ticket_id, assigned_user_id, updated_at, body)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (kind, id) DO UPDATE SET
+	connection_id = excluded.connection_id, version = excluded.version, deleted = excluded.deleted,
+	identifier = excluded.identifier, status = excluded.status, priority = excluded.priority,
+	project_id = excluded.project_id, ticket_id = excluded.ticket_id,
+	assigned_user_id = excluded.assigned_user_id, updated_at = excluded.updated_at, body = excluded.body
+WHERE excluded.version > documents.version AND excluded.organization_id = documents.organization_id`,
+		string(d.Kind), d.ID, d.OrganizationID, d.ConnectionID, d.Version, d.Deleted, d.Identifier,
+		d.Status, d.Priority, d.ProjectID, d.TicketID, d.AssignedUserID, d.UpdatedAt.UnixNano(), []byte(d.Body))
+	if err != nil {
+		return 0, fmt.Errorf("put %s %s: %w", d.Kind, d.ID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("put %s %s: %w", d.Kind, d.ID, err)
+	}
+	if n == 0 {
+		return store.NotNewer, nil
+	}
+	return store.Written, nil
+}
+
+const docColumns = `kind, id, organization_id, connection_id, version, deleted, identifier,
+	status, priority, project_id, ticket_id, assigned_user_id, updated_at, body`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanDoc(row scanner) (*store.Document, error) {
+	var d store.Document
+	var kind string
+	var updated int64
+	var body []byte
+	err := row.Scan(&kind, &d.ID, &d.OrganizationID, &d.ConnectionID, &d.Version, &d.Deleted, &d.Identifier,
+		&d.Status, &d.Priority, &d.ProjectID, &d.TicketID, &d.AssignedUserID, &updated, &body)
+	if err != nil {
+		return nil, err
+	}
+	d.Kind = itsm.Kind(kind)
+	d.UpdatedAt = time.Unix(0, updated).UTC()
+	d.Body = body
+	return &d, nil
+}
+
+func (s *Store) Get(ctx context.Context, orgID string, kind itsm.Kind, id string) (*store.Document, error) {
+	row := s.read.QueryRowContext(ctx, `SELECT `+docColumns+` FROM documents
+		WHERE kind = ? AND id = ? AND organization_id = ?`, string(kind), id, orgID)
+	d, err := scanDoc(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%s %s: %w", kind, id, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get %s %s: %w", kind, id, err)
+	}
+	return d, nil
+}
+
+func (s *Store) GetByIdentifier(ctx context.Context, orgID string, kind itsm.Kind, identifier string) (*store.Document, error) {
+	// Keys move between issues when projects are renamed; the most recently
+	// changed holder of a key is the one the vendor shows today.
+	row := s.read.QueryRowContext(ctx, `SELECT `+docColumns+` FROM documents
+		WHERE organization_id = ? AND kind = ? AND identifier = ?
+		ORDER BY updated_at DESC LIMIT 1`, orgID, string(kind), identifier)
+	d, err := scanDoc(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%s %s: %w", kind, identifier, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get %s by identifier: %w", kind, err)
+	}
+	return d, nil
+}
+
+func (s *Store) List(ctx context.Context, f store.Filter) (store.Page, error) {
+	where := []string{"organization_id = ?", "kind = ?"}
+	args := []any{f.OrganizationID, string(f.Kind)}
+	eq := func(col, v string) {
+		if v != "" {
+			where = append(where, col+" = ?")
+			args = append(args, v)
+		}
+	}
+	eq("connection_id", f.ConnectionID)
+	eq("status", f.Status)
+	eq("priority", f.Priority)
+	eq("project_id", f.ProjectID)
+	eq("ticket_id", f.TicketID)
+	eq("assigned_user_id", f.AssignedUserID)
+	eq("identifier", f.Identifier)
+	if !f.UpdatedSince.IsZero() {
+		where = append(where, "updated_at >= ?")
+		args = append(args, f.UpdatedSince.UnixNano())
+	}
+	if f.Cursor != "" {
+		at, id, err := store.DecodeCursor(f.Cursor)
+		if err != nil {
+			return store.Page{}, err
+		}
+		where = append(where, "(updated_at > ? OR (updated_at = ? AND id > ?))")
+		args = append(args, at.UnixNano(), at.UnixNano(), id)
+	}
+	limit := f.EffectiveLimit()
+	// One extra row tells whether another page exists without a count query.
+	args = append(args, limit+1)
+	rows, err := s.read.QueryContext(ctx, `SELECT `+docColumns+` FROM documents WHERE `+
+		strings.Join(where, " AND ")+` ORDER BY updated_at, id LIMIT ?`, args...)
+	if err != nil {
+		return store.Page{}, fmt.Errorf("list %s: %w", f.Kind, err)
+	}
+	defer rows.Close()
+	var page store.Page
+	for rows.Next() {
+		d, err := scanDoc(rows)
+		if err != nil {
+			return store.Page{}, fmt.Errorf("list %s: %w", f.Kind, err)
+		}
+		page.Docs = append(page.Docs, d)
+	}
+	if err := rows.Err(); err != nil {
+		return store.Page{}, fmt.Errorf("list %s: %w", f.Kind, err)
+	}
+	if len(page.Docs) > limit {
+		page.Docs = page.Docs[:limit]
+		page.NextCursor = store.EncodeCursor(page.Docs[limit-1])
+	}
+	return page, nil
+}
+
+const connColumns = `id, organization_id, vendor, state, site_url, cloud_id, options,
+	refresh_interval_secs, timeout_secs, secret, revision, created_at, updated_at`
+
+func scanConn(row scanner) (*store.Connection, error) {
+	var c store.Connection
+	var opts []byte
+	var created, updated int64
+	err := row.Scan(&c.ID, &c.OrganizationID, &c.Vendor, &c.State, &c.SiteURL, &c.CloudID, &opts,
+		&c.RefreshIntervalSecs, &c.TimeoutSecs, &c.Secret, &c.Revision, &created, &updated)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(opts, &c.Options); err != nil {
+		return nil, fmt.Errorf("decode options of connection %s: %w", c.ID, err)
+	}
+	c.CreatedAt, c.UpdatedAt = time.Unix(0, created).UTC(), time.Unix(0, updated).UTC()
+	return &c, nil
+}
+
+func (s *Store) CreateConnection(ctx context.Context, c *store.Connection) error {
+	opts, err := json.Marshal(c.Options)
+	if err != nil {
+		return fmt.Errorf("encode connection options: %w", err)
+	}
+	_, err = s.write.ExecContext(ctx, `INSERT INTO connections (`+connColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.OrganizationID, c.Vendor, c.State, c.SiteURL, c.CloudID, opts,
+		c.RefreshIntervalSecs, c.TimeoutSecs, c.Secret, c.Revision, c.CreatedAt.UnixNano(), c.UpdatedAt.UnixNano())
+	var serr *sqlite.Error
+	if errors.As(err, &serr) && serr.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY {
+		return fmt.Errorf("connection %s: %w", c.ID, store.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("create connection %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+func (s *Store) getConn(ctx context.Context, where string, args ...any) (*store.Connection, error) {
+	c, err := scanConn(s.read.QueryRowContext(ctx, `SELECT `+connColumns+` FROM connections WHERE `+where, args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	return c, err
+}
+
+func (s *Store) GetConnection(ctx context.Context, orgID, id string) (*store.Connection, error) {
+	c, err := s.getConn(ctx, "id = ? AND organization_id = ?", id, orgID)
+	if err != nil {
+		return nil, fmt.Errorf("connection %s: %w", id, err)
+	}
+	return c, nil
+}
+
+func (s *Store) LookupConnection(ctx context.Context, id string) (*store.Connection, error) {
+	c, err := s.getConn(ctx, "id = ?", id)
+	if err != nil {
+		return nil, fmt.Errorf("connection %s: %w", id, err)
+	}
+	return c, nil
+}
+
+func (s *Store) ListConnections(ctx context.Context, orgID string) ([]*store.Connection, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT `+connColumns+` FROM connections
+		WHERE organization_id = ? ORDER BY id`, orgID)
+	if err != nil {
+		return nil, fmt.Errorf("list connections: %w", err)
+	}
+	defer rows.Close()
+	var out []*store.Connection
+	for rows.Next() {
+		c, err := scanConn(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list connections: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) UpdateConnection(ctx context.Context, c *store.Connection) error {
+	opts, err := json.Marshal(c.Options)
+	if err != nil {
+		return fmt.Errorf("encode connection options: %w", err)
+	}
+	res, err := s.write.ExecContext(ctx, `UPDATE connections SET state = ?, site_url = ?, cloud_id = ?,
+		options = ?, refresh_interval_secs = ?, timeout_secs = ?, secret = ?, revision = revision + 1,
+		updated_at = ? WHERE id = ? AND organization_id = ? AND revision = ?`,
+		c.State, c.SiteURL, c.CloudID, opts, c.RefreshIntervalSecs, c.TimeoutSecs, c.Secret,
+		c.UpdatedAt.UnixNano(), c.ID, c.OrganizationID, c.Revision)
+	if err != nil {
+		return fmt.Errorf("update connection %s: %w", c.ID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("update connection %s: %w", c.ID, err)
+	} else if n == 0 {
+		return fmt.Errorf("connection %s changed concurrently or is gone: %w", c.ID, store.ErrConflict)
+	}
+	c.Revision++
+	return nil
+}

@@ -1,0 +1,143 @@
+// Package store defines the persistence contract of the platform: normalized
+// ITSM documents under a version guard, and connections. Backends live in
+// sub-packages (sqlitestore, mongostore) and all pass storetest.Run.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/itsmhub/itsm/pkg/itsm"
+)
+
+var (
+	// ErrNotFound: no such object in the caller's organization. Objects of
+	// another organization are reported exactly like missing ones.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: a create collided with an existing record.
+	ErrConflict = errors.New("conflict")
+	// ErrInvalid: a filter or cursor the store cannot use.
+	ErrInvalid = errors.New("invalid")
+)
+
+// Document is one stored ITSM object with the metadata the store needs to
+// guard, scope and filter it. Body is the object's JSON as published.
+type Document struct {
+	Kind           itsm.Kind
+	ID             string
+	OrganizationID string
+	ConnectionID   string
+	// Version is the vendor's last-modified time in Unix milliseconds; a
+	// write only lands when it is strictly newer than the stored one.
+	Version int64
+	Deleted bool
+	// Identifier is the human key (PROJ-123) where the kind has one.
+	Identifier string
+	// Filterable projections of Body. Empty when the kind has no such field.
+	Status         string
+	Priority       string
+	ProjectID      string
+	TicketID       string
+	AssignedUserID string
+	// UpdatedAt is when the platform last changed its record: the order of
+	// List and the meaning of Filter.UpdatedSince.
+	UpdatedAt time.Time
+	Body      json.RawMessage
+}
+
+// Outcome tells what Put did.
+type Outcome int
+
+const (
+	// Written: the document was created or replaced.
+	Written Outcome = iota + 1
+	// NotNewer: a stored version was equal or newer; nothing changed.
+	NotNewer
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Written:
+		return "written"
+	case NotNewer:
+		return "not-newer"
+	}
+	return "invalid"
+}
+
+// Filter selects documents of one kind in one organization. Empty fields do
+// not filter.
+type Filter struct {
+	OrganizationID string
+	Kind           itsm.Kind
+	ConnectionID   string
+	Status         string
+	Priority       string
+	ProjectID      string
+	TicketID       string
+	AssignedUserID string
+	Identifier     string
+	UpdatedSince   time.Time
+	// Cursor continues a previous page (Page.NextCursor); opaque to callers.
+	Cursor string
+	// Limit is clamped to [1, MaxLimit]; zero means DefaultLimit.
+	Limit int
+}
+
+const (
+	DefaultLimit = 100
+	MaxLimit     = 1000
+)
+
+// EffectiveLimit applies the defaults and bounds to f.Limit.
+func (f Filter) EffectiveLimit() int {
+	switch {
+	case f.Limit <= 0:
+		return DefaultLimit
+	case f.Limit > MaxLimit:
+		return MaxLimit
+	}
+	return f.Limit
+}
+
+// Page is one page of List, in (UpdatedAt, ID) order. Ordering by the
+// platform's update time means a client that pages to the end and later
+// resumes with updated_since never misses a change.
+type Page struct {
+	Docs       []*Document
+	NextCursor string
+}
+
+// Documents is the document half of the contract.
+type Documents interface {
+	// Put writes doc if no version of it is stored or the stored Version is
+	// strictly older, atomically.
+	Put(ctx context.Context, doc *Document) (Outcome, error)
+	Get(ctx context.Context, orgID string, kind itsm.Kind, id string) (*Document, error)
+	GetByIdentifier(ctx context.Context, orgID string, kind itsm.Kind, identifier string) (*Document, error)
+	List(ctx context.Context, f Filter) (Page, error)
+}
+
+// Connections is the connection half of the contract.
+type Connections interface {
+	CreateConnection(ctx context.Context, c *Connection) error
+	// GetConnection reads a connection of the caller's organization.
+	GetConnection(ctx context.Context, orgID, id string) (*Connection, error)
+	// LookupConnection reads a connection by id alone; only for internal
+	// paths (webhook routing, workers) where no organization is calling.
+	LookupConnection(ctx context.Context, id string) (*Connection, error)
+	ListConnections(ctx context.Context, orgID string) ([]*Connection, error)
+	// UpdateConnection replaces the stored connection; Revision must match
+	// the stored one (optimistic concurrency) and is incremented.
+	UpdateConnection(ctx context.Context, c *Connection) error
+}
+
+// Store is everything a backend provides.
+type Store interface {
+	Documents
+	Connections
+	Ping(ctx context.Context) error
+	Close() error
+}

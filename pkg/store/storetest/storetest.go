@@ -1,0 +1,312 @@
+// Package storetest is the conformance suite every store backend must pass.
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/itsmhub/itsm/pkg/itsm"
+	"github.com/itsmhub/itsm/pkg/store"
+)
+
+// Open returns a fresh, empty store for one test; it must register its own
+// cleanup with t.Cleanup.
+type Open func(t *testing.T) store.Store
+
+// Run runs the whole suite against the backend that open makes.
+func Run(t *testing.T, open Open) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s store.Store)
+	}{
+		{"PutGetRoundTrip", testRoundTrip},
+		{"VersionGuard", testVersionGuard},
+		{"TombstoneNotResurrected", testTombstone},
+		{"GetByIdentifier", testGetByIdentifier},
+		{"ListFilters", testListFilters},
+		{"CursorPagination", testPagination},
+		{"BadCursor", testBadCursor},
+		{"OrganizationIsolation", testIsolation},
+		{"ConcurrentPutsConverge", testConcurrentPuts},
+		{"Connections", testConnections},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.fn(t, open(t))
+		})
+	}
+}
+
+var base = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// ticket builds a ticket document whose body records its version, so reads
+// can prove which write won.
+func ticket(org, conn, vendorID string, version int64) *store.Document {
+	id := itsm.ObjectID(conn, itsm.KindTicket, vendorID)
+	body, _ := json.Marshal(map[string]any{"id": id, "name": "issue " + vendorID, "version": version})
+	return &store.Document{
+		Kind: itsm.KindTicket, ID: id, OrganizationID: org, ConnectionID: conn,
+		Version: version, Identifier: "PROJ-" + vendorID,
+		Status: string(itsm.StatusTodo), Priority: string(itsm.PriorityMedium),
+		UpdatedAt: base.Add(time.Duration(version) * time.Millisecond), Body: body,
+	}
+}
+
+func bodyVersion(t *testing.T, d *store.Document) int64 {
+	t.Helper()
+	var v struct{ Version int64 }
+	require.NoError(t, json.Unmarshal(d.Body, &v))
+	return v.Version
+}
+
+func mustPut(t *testing.T, s store.Store, d *store.Document, want store.Outcome) {
+	t.Helper()
+	got, err := s.Put(ctx(t), d)
+	require.NoError(t, err)
+	require.Equal(t, want, got, "Put(%s v%d)", d.ID, d.Version)
+}
+
+func testRoundTrip(t *testing.T, s store.Store) {
+	d := ticket("org-a", "conn-1", "1", 100)
+	d.ProjectID, d.AssignedUserID = "p1", "u1"
+	mustPut(t, s, d, store.Written)
+	got, err := s.Get(ctx(t), "org-a", itsm.KindTicket, d.ID)
+	require.NoError(t, err)
+	require.JSONEq(t, string(d.Body), string(got.Body))
+	require.Equal(t, d.Version, got.Version)
+	require.Equal(t, d.Identifier, got.Identifier)
+	require.Equal(t, "conn-1", got.ConnectionID)
+	require.Equal(t, "org-a", got.OrganizationID)
+	require.Equal(t, "p1", got.ProjectID)
+	require.Equal(t, "u1", got.AssignedUserID)
+	require.True(t, d.UpdatedAt.Equal(got.UpdatedAt), "updated_at %v != %v", got.UpdatedAt, d.UpdatedAt)
+	require.False(t, got.Deleted)
+
+	_, err = s.Get(ctx(t), "org-a", itsm.KindTicket, "missing")
+	require.ErrorIs(t, err, store.ErrNotFound)
+	// The same id under another kind is another object.
+	_, err = s.Get(ctx(t), "org-a", itsm.KindComment, d.ID)
+	require.ErrorIs(t, err, store.ErrNotFound)
+}
+
+func testVersionGuard(t *testing.T, s store.Store) {
+	mustPut(t, s, ticket("org-a", "c", "1", 200), store.Written)
+	mustPut(t, s, ticket("org-a", "c", "1", 100), store.NotNewer) // older: ignored
+	mustPut(t, s, ticket("org-a", "c", "1", 200), store.NotNewer) // equal: no-op
+	d := ticket("org-a", "c", "1", 0)
+	got, err := s.Get(ctx(t), "org-a", itsm.KindTicket, d.ID)
+	require.NoError(t, err)
+	require.EqualValues(t, 200, bodyVersion(t, got))
+	mustPut(t, s, ticket("org-a", "c", "1", 300), store.Written) // newer: wins
+	got, err = s.Get(ctx(t), "org-a", itsm.KindTicket, d.ID)
+	require.NoError(t, err)
+	require.EqualValues(t, 300, bodyVersion(t, got))
+	require.EqualValues(t, 300, got.Version)
+}
+
+func testTombstone(t *testing.T, s store.Store) {
+	mustPut(t, s, ticket("org-a", "c", "1", 100), store.Written)
+	del := ticket("org-a", "c", "1", 500)
+	del.Deleted, del.Status = true, string(itsm.StatusDeleted)
+	mustPut(t, s, del, store.Written)
+	mustPut(t, s, ticket("org-a", "c", "1", 400), store.NotNewer)
+	got, err := s.Get(ctx(t), "org-a", itsm.KindTicket, del.ID)
+	require.NoError(t, err)
+	require.True(t, got.Deleted)
+	require.Equal(t, string(itsm.StatusDeleted), got.Status)
+	// Tombstones stay listable so consumers learn about deletions.
+	page, err := s.List(ctx(t), store.Filter{OrganizationID: "org-a", Kind: itsm.KindTicket, Status: string(itsm.StatusDeleted)})
+	require.NoError(t, err)
+	require.Len(t, page.Docs, 1)
+}
+
+func testGetByIdentifier(t *testing.T, s store.Store) {
+	mustPut(t, s, ticket("org-a", "c", "7", 1), store.Written)
+	got, err := s.GetByIdentifier(ctx(t), "org-a", itsm.KindTicket, "PROJ-7")
+	require.NoError(t, err)
+	require.Equal(t, itsm.ObjectID("c", itsm.KindTicket, "7"), got.ID)
+	_, err = s.GetByIdentifier(ctx(t), "org-a", itsm.KindTicket, "PROJ-8")
+	require.ErrorIs(t, err, store.ErrNotFound)
+}
+
+func listIDs(t *testing.T, s store.Store, f store.Filter) []string {
+	t.Helper()
+	page, err := s.List(ctx(t), f)
+	require.NoError(t, err)
+	ids := make([]string, 0, len(page.Docs))
+	for _, d := range page.Docs {
+		ids = append(ids, d.ID)
+	}
+	return ids
+}
+
+func testListFilters(t *testing.T, s store.Store) {
+	a := ticket("org-a", "c1", "1", 1)
+	a.Status, a.Priority, a.ProjectID, a.AssignedUserID = "OPEN", "HIGH", "p1", "u1"
+	b := ticket("org-a", "c1", "2", 2)
+	b.Status, b.Priority, b.ProjectID = "CLOSED", "LOW", "p2"
+	c := ticket("org-a", "c2", "3", 3)
+	c.Status, c.Priority, c.ProjectID, c.AssignedUserID = "OPEN", "LOW", "p1", "u2"
+	cm := &store.Document{Kind: itsm.KindComment, ID: itsm.ObjectID("c1", itsm.KindComment, "9"),
+		OrganizationID: "org-a", ConnectionID: "c1", Version: 1, TicketID: a.ID, UpdatedAt: base, Body: json.RawMessage(`{}`)}
+	for _, d := range []*store.Document{a, b, c, cm} {
+		mustPut(t, s, d, store.Written)
+	}
+	f := func(mod func(*store.Filter)) store.Filter {
+		x := store.Filter{OrganizationID: "org-a", Kind: itsm.KindTicket}
+		mod(&x)
+		return x
+	}
+	require.Equal(t, []string{a.ID, b.ID, c.ID}, listIDs(t, s, f(func(*store.Filter) {})))
+	require.Equal(t, []string{a.ID, c.ID}, listIDs(t, s, f(func(x *store.Filter) { x.Status = "OPEN" })))
+	require.Equal(t, []string{b.ID, c.ID}, listIDs(t, s, f(func(x *store.Filter) { x.Priority = "LOW" })))
+	require.Equal(t, []string{a.ID, c.ID}, listIDs(t, s, f(func(x *store.Filter) { x.ProjectID = "p1" })))
+	require.Equal(t, []string{c.ID}, listIDs(t, s, f(func(x *store.Filter) { x.AssignedUserID = "u2" })))
+	require.Equal(t, []string{a.ID, b.ID}, listIDs(t, s, f(func(x *store.Filter) { x.ConnectionID = "c1" })))
+	require.Equal(t, []string{b.ID}, listIDs(t, s, f(func(x *store.Filter) { x.Identifier = "PROJ-2" })))
+	require.Equal(t, []string{b.ID, c.ID}, listIDs(t, s, f(func(x *store.Filter) { x.UpdatedSince = b.UpdatedAt })))
+	require.Equal(t, []string{cm.ID}, listIDs(t, s, store.Filter{OrganizationID: "org-a", Kind: itsm.KindComment, TicketID: a.ID}))
+	require.Empty(t, listIDs(t, s, store.Filter{OrganizationID: "org-a", Kind: itsm.KindComment, TicketID: b.ID}))
+}
+
+func testPagination(t *testing.T, s store.Store) {
+	const n = 25
+	want := map[string]bool{}
+	for i := range n {
+		d := ticket("org-a", "c", fmt.Sprint(i), int64(i+1))
+		// Two documents share each timestamp so that ties must be broken by id.
+		d.UpdatedAt = base.Add(time.Duration(i/2) * time.Second)
+		mustPut(t, s, d, store.Written)
+		want[d.ID] = true
+	}
+	seen := map[string]bool{}
+	cursor, pages := "", 0
+	var last *store.Document
+	for {
+		page, err := s.List(ctx(t), store.Filter{OrganizationID: "org-a", Kind: itsm.KindTicket, Limit: 10, Cursor: cursor})
+		require.NoError(t, err)
+		pages++
+		for _, d := range page.Docs {
+			require.False(t, seen[d.ID], "document %s returned twice", d.ID)
+			seen[d.ID] = true
+			if last != nil {
+				ordered := last.UpdatedAt.Before(d.UpdatedAt) || (last.UpdatedAt.Equal(d.UpdatedAt) && last.ID < d.ID)
+				require.True(t, ordered, "page order broken")
+			}
+			last = d
+		}
+		if page.NextCursor == "" {
+			break
+		}
+		require.Len(t, page.Docs, 10)
+		cursor = page.NextCursor
+		require.Less(t, pages, 10, "pagination does not terminate")
+	}
+	require.Equal(t, 3, pages)
+	require.Equal(t, want, seen)
+}
+
+func testBadCursor(t *testing.T, s store.Store) {
+	_, err := s.List(ctx(t), store.Filter{OrganizationID: "org-a", Kind: itsm.KindTicket, Cursor: "!!not-a-cursor"})
+	require.ErrorIs(t, err, store.ErrInvalid)
+}
+
+func testIsolation(t *testing.T, s store.Store) {
+	a := ticket("org-a", "conn-a", "1", 1)
+	mustPut(t, s, a, store.Written)
+	_, err := s.Get(ctx(t), "org-b", itsm.KindTicket, a.ID)
+	require.ErrorIs(t, err, store.ErrNotFound)
+	_, err = s.GetByIdentifier(ctx(t), "org-b", itsm.KindTicket, a.Identifier)
+	require.ErrorIs(t, err, store.ErrNotFound)
+	require.Empty(t, listIDs(t, s, store.Filter{OrganizationID: "org-b", Kind: itsm.KindTicket}))
+	require.Empty(t, listIDs(t, s, store.Filter{OrganizationID: "org-b", Kind: itsm.KindTicket, ConnectionID: "conn-a"}))
+	require.Empty(t, listIDs(t, s, store.Filter{OrganizationID: "", Kind: itsm.KindTicket}), "an empty organization must match nothing")
+
+	c := &store.Connection{ID: "conn-a", OrganizationID: "org-a", Vendor: "JIRA", State: store.StatePending, CreatedAt: base, UpdatedAt: base}
+	require.NoError(t, s.CreateConnection(ctx(t), c))
+	_, err = s.GetConnection(ctx(t), "org-b", "conn-a")
+	require.ErrorIs(t, err, store.ErrNotFound)
+	list, err := s.ListConnections(ctx(t), "org-b")
+	require.NoError(t, err)
+	require.Empty(t, list)
+}
+
+func testConcurrentPuts(t *testing.T, s store.Store) {
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 8 {
+				v := int64((i*8+w)*7%64 + 1) // every version 1..64 once, scrambled
+				if _, err := s.Put(context.Background(), ticket("org-a", "c", "1", v)); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	got, err := s.Get(ctx(t), "org-a", itsm.KindTicket, itsm.ObjectID("c", itsm.KindTicket, "1"))
+	require.NoError(t, err)
+	require.EqualValues(t, 64, got.Version)
+	require.EqualValues(t, 64, bodyVersion(t, got))
+}
+
+func testConnections(t *testing.T, s store.Store) {
+	c := &store.Connection{
+		ID: "conn-1", OrganizationID: "org-a", Vendor: "JIRA", State: store.StatePending,
+		RefreshIntervalSecs: 21600, TimeoutSecs: 1800, Secret: []byte{1, 2, 3},
+		Options: store.ConnectionOptions{
+			ProjectKeysFilter: []string{"ABC"},
+			PriorityMapping:   map[string]itsm.Priority{"Urgent": itsm.PriorityCritical},
+			StatusMapping:     map[string]itsm.Status{"Triage": itsm.StatusOpen},
+		},
+		CreatedAt: base, UpdatedAt: base,
+	}
+	require.NoError(t, s.CreateConnection(ctx(t), c))
+	require.ErrorIs(t, s.CreateConnection(ctx(t), c), store.ErrConflict)
+
+	got, err := s.GetConnection(ctx(t), "org-a", "conn-1")
+	require.NoError(t, err)
+	require.Equal(t, c.Options, got.Options)
+	require.Equal(t, []byte{1, 2, 3}, got.Secret)
+	require.Equal(t, 21600, got.RefreshIntervalSecs)
+	require.True(t, base.Equal(got.CreatedAt))
+
+	got.State, got.SiteURL = store.StateActive, "https://acme.atlassian.net"
+	require.NoError(t, s.UpdateConnection(ctx(t), got))
+	stale := *got
+	stale.State = store.StatePaused
+	stale.Revision = 0
+	require.ErrorIs(t, s.UpdateConnection(ctx(t), &stale), store.ErrConflict, "a stale revision must not overwrite")
+
+	again, err := s.LookupConnection(ctx(t), "conn-1")
+	require.NoError(t, err)
+	require.Equal(t, store.StateActive, again.State)
+	require.Equal(t, "https://acme.atlassian.net", again.SiteURL)
+	require.EqualValues(t, 1, again.Revision)
+
+	_, err = s.LookupConnection(ctx(t), "nope")
+	require.True(t, errors.Is(err, store.ErrNotFound))
+	list, err := s.ListConnections(ctx(t), "org-a")
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+}
