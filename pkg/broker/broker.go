@@ -1,0 +1,140 @@
+// Package broker owns the platform's use of NATS JetStream: the embedded
+// server of the all-in-one binary, the streams and their subjects.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Stream names (contract, DESIGN.md).
+const (
+	StreamRaw  = "RAW"
+	StreamITSM = "ITSM"
+	StreamDLQ  = "DLQ"
+)
+
+// Retention and dedupe windows. RAW's window must outlast Jira's retries,
+// which can come ~30 minutes late. ITSM's must outlast a normalizer's
+// redelivery after a crash, so a re-published event for an already-written
+// version is dropped. Both hold one entry per message id in server memory.
+const (
+	rawMaxAge      = 7 * 24 * time.Hour
+	rawDuplicates  = 2 * time.Hour
+	itsmMaxAge     = 7 * 24 * time.Hour
+	itsmDuplicates = time.Hour
+	dlqMaxAge      = 30 * 24 * time.Hour
+)
+
+// Source of a raw record.
+const (
+	SourceWebhook = "webhook"
+	SourceSync    = "sync"
+)
+
+// RawSubject is where a vendor record of a connection is published.
+func RawSubject(vendor, connectionID, source string) string {
+	return "raw." + vendor + "." + connectionID + "." + source
+}
+
+// ParseRawSubject splits raw.<vendor>.<connection>.<source>.
+func ParseRawSubject(subj string) (vendor, connectionID, source string, err error) {
+	parts := strings.Split(subj, ".")
+	if len(parts) != 4 || parts[0] != "raw" {
+		return "", "", "", fmt.Errorf("not a raw subject: %q", subj)
+	}
+	return parts[1], parts[2], parts[3], nil
+}
+
+// DLQSubject is where a message that failed for good is parked.
+func DLQSubject(original string) string { return "dlq." + original }
+
+// StreamConfigs returns the three streams with replicas as given (1 for the
+// embedded server, 3 in a cluster).
+func StreamConfigs(replicas int) []jetstream.StreamConfig {
+	return []jetstream.StreamConfig{
+		{Name: StreamRaw, Subjects: []string{"raw.>"}, Retention: jetstream.LimitsPolicy,
+			MaxAge: rawMaxAge, Duplicates: rawDuplicates, Storage: jetstream.FileStorage, Replicas: replicas},
+		{Name: StreamITSM, Subjects: []string{"itsm.>"}, Retention: jetstream.LimitsPolicy,
+			MaxAge: itsmMaxAge, Duplicates: itsmDuplicates, Storage: jetstream.FileStorage, Replicas: replicas},
+		{Name: StreamDLQ, Subjects: []string{"dlq.>"}, Retention: jetstream.LimitsPolicy,
+			MaxAge: dlqMaxAge, Storage: jetstream.FileStorage, Replicas: replicas},
+	}
+}
+
+// EnsureStreams creates or updates the streams; safe to call from every
+// replica at every start.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) error {
+	for _, cfg := range StreamConfigs(replicas) {
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
+		}
+	}
+	return nil
+}
+
+// EmbeddedConfig configures the in-process NATS server.
+type EmbeddedConfig struct {
+	// Addr is host:port for outside clients; port 0 picks a free one.
+	Addr string
+	// StoreDir holds JetStream's files.
+	StoreDir string
+}
+
+// Embedded is a running in-process NATS server with JetStream.
+type Embedded struct {
+	srv *server.Server
+}
+
+// StartEmbedded starts the server and waits until it accepts clients.
+func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
+	host, portStr, err := net.SplitHostPort(cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats address %q: %w", cfg.Addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats port %q: %w", portStr, err)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	srv, err := server.NewServer(&server.Options{
+		Host: host, Port: port, JetStream: true, StoreDir: cfg.StoreDir,
+		// The process owns signals and logging; the embedded server must not.
+		NoSigs: true, NoLog: true,
+		ServerName: "itsm-embedded",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(15 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("embedded nats: not ready after 15s (is the port in use?)")
+	}
+	return &Embedded{srv: srv}, nil
+}
+
+// ClientURL is the nats:// URL outside clients use.
+func (e *Embedded) ClientURL() string { return e.srv.ClientURL() }
+
+// Connect opens an in-process connection (no TCP on the hot path).
+func (e *Embedded) Connect(name string) (*nats.Conn, error) {
+	return nats.Connect("", nats.InProcessServer(e.srv), nats.Name(name), nats.MaxReconnects(-1))
+}
+
+// Shutdown stops the server and waits for it; JetStream flushes its files.
+func (e *Embedded) Shutdown() {
+	e.srv.Shutdown()
+	e.srv.WaitForShutdown()
+}

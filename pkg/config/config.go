@@ -1,0 +1,152 @@
+// Package config reads the platform's configuration from the environment,
+// applies defaults and validates it, naming the variable at fault.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the whole platform's configuration.
+type Config struct {
+	// Dev enables insecure conveniences (a built-in client secret, API keys
+	// from the environment). Never in production.
+	Dev      bool
+	HTTPAddr string
+	// NATSURL of an external NATS; empty runs the embedded server.
+	NATSURL string
+	// NATSListen is where the embedded server accepts outside clients.
+	NATSListen   string
+	NATSReplicas int
+	// Store is a SQLite file path or a mongodb:// URI.
+	Store   string
+	DataDir string
+	// APIKeys maps a plaintext key to its organization (ITSM_API_KEYS).
+	APIKeys              map[string]string
+	JiraClientID         string
+	JiraClientSecret     string
+	NormalizerWorkers    int
+	NormalizerMaxDeliver int
+	ShutdownTimeout      time.Duration
+	LogLevel             string
+}
+
+// DevClientSecret signs and verifies webhooks in dev mode only, so that
+// `make run` and the simulator work with no set-up.
+const DevClientSecret = "dev-client-secret-not-for-production"
+
+// Getenv looks a variable up; injectable so tests need no real environment.
+type Getenv func(key string) (string, bool)
+
+// IsMongo tells whether the store setting names a MongoDB deployment.
+func (c Config) IsMongo() bool {
+	return strings.HasPrefix(c.Store, "mongodb://") || strings.HasPrefix(c.Store, "mongodb+srv://")
+}
+
+// Load builds the configuration: defaults, then the environment, then
+// validation. Every problem is reported, not just the first.
+func Load(getenv Getenv) (Config, error) {
+	c := Config{
+		HTTPAddr: "127.0.0.1:8080", NATSListen: "127.0.0.1:4222", NATSReplicas: 1,
+		DataDir: "./data", NormalizerWorkers: 8, NormalizerMaxDeliver: 5,
+		ShutdownTimeout: 20 * time.Second, LogLevel: "info",
+	}
+	var errs []error
+	str := func(key string, dst *string) {
+		if v, ok := getenv(key); ok && v != "" {
+			*dst = v
+		}
+	}
+	num := func(key string, dst *int, min, max int) {
+		v, ok := getenv(key)
+		if !ok || v == "" {
+			return
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < min || n > max {
+			errs = append(errs, fmt.Errorf("%s=%q: want an integer from %d to %d", key, v, min, max))
+			return
+		}
+		*dst = n
+	}
+	if v, ok := getenv("ITSM_DEV"); ok && v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("ITSM_DEV=%q: want true or false", v))
+		}
+		c.Dev = b
+	}
+	str("ITSM_HTTP_ADDR", &c.HTTPAddr)
+	str("ITSM_NATS_URL", &c.NATSURL)
+	str("ITSM_NATS_LISTEN", &c.NATSListen)
+	num("ITSM_NATS_REPLICAS", &c.NATSReplicas, 1, 5)
+	str("ITSM_DATA_DIR", &c.DataDir)
+	str("ITSM_STORE", &c.Store)
+	str("ITSM_JIRA_CLIENT_ID", &c.JiraClientID)
+	str("ITSM_JIRA_CLIENT_SECRET", &c.JiraClientSecret)
+	num("ITSM_NORMALIZER_WORKERS", &c.NormalizerWorkers, 1, 256)
+	num("ITSM_NORMALIZER_MAX_DELIVER", &c.NormalizerMaxDeliver, 1, 100)
+	str("ITSM_LOG_LEVEL", &c.LogLevel)
+	if v, ok := getenv("ITSM_SHUTDOWN_TIMEOUT"); ok && v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("ITSM_SHUTDOWN_TIMEOUT=%q: want a positive duration like 20s", v))
+		} else {
+			c.ShutdownTimeout = d
+		}
+	}
+	if c.Store == "" {
+		c.Store = filepath.Join(c.DataDir, "itsm.db")
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		errs = append(errs, fmt.Errorf("ITSM_HTTP_ADDR=%q: want host:port", c.HTTPAddr))
+	}
+	if c.NATSURL == "" {
+		if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
+			errs = append(errs, fmt.Errorf("ITSM_NATS_LISTEN=%q: want host:port", c.NATSListen))
+		}
+	} else if !strings.HasPrefix(c.NATSURL, "nats://") && !strings.HasPrefix(c.NATSURL, "tls://") {
+		errs = append(errs, errors.New("ITSM_NATS_URL: want a nats:// or tls:// URL"))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("ITSM_LOG_LEVEL=%q: want debug, info, warn or error", c.LogLevel))
+	}
+	if v, ok := getenv("ITSM_API_KEYS"); ok && v != "" {
+		keys, err := parseAPIKeys(v)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		c.APIKeys = keys
+	}
+	if c.JiraClientSecret == "" {
+		if c.Dev {
+			c.JiraClientSecret = DevClientSecret
+		} else {
+			errs = append(errs, errors.New("ITSM_JIRA_CLIENT_SECRET: required outside dev mode (it verifies Jira's webhook signatures)"))
+		}
+	}
+	if c.JiraClientID == "" && c.Dev {
+		c.JiraClientID = "dev-client-id"
+	}
+	return c, errors.Join(errs...)
+}
+
+// parseAPIKeys reads "<org_id>:<key>,...". Errors never echo the keys.
+func parseAPIKeys(v string) (map[string]string, error) {
+	keys := map[string]string{}
+	for i, pair := range strings.Split(v, ",") {
+		org, key, ok := strings.Cut(strings.TrimSpace(pair), ":")
+		if !ok || org == "" || len(key) < 16 {
+			return nil, fmt.Errorf("ITSM_API_KEYS: entry %d: want <org_id>:<key> with a key of at least 16 characters", i+1)
+		}
+		keys[key] = org
+	}
+	return keys, nil
+}

@@ -1,0 +1,48 @@
+package platform
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.uber.org/zap"
+
+	"github.com/itsmhub/itsm/pkg/config"
+)
+
+// Main runs the selected components until SIGINT or SIGTERM and returns the
+// process exit code. It is the whole of every service's main.
+func Main(comps Components, stderr io.Writer) int {
+	cfg, err := config.Load(os.LookupEnv)
+	if err != nil {
+		fmt.Fprintf(stderr, "configuration error:\n%v\n", err)
+		return 2
+	}
+	log, err := NewLogger(cfg.LogLevel)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	defer func() { _ = log.Sync() }()
+	if cfg.Dev {
+		log.Warn("dev mode: built-in client secret and API keys from the environment; never use in production")
+	}
+	// The process has one owner of signals: this context.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	p, err := Start(ctx, cfg, comps, log)
+	if err != nil {
+		log.Error("start failed", zap.Error(err))
+		return 1
+	}
+	log.Info("started", zap.String("http", p.HTTPAddr()), zap.String("nats", p.NATSURL()), zap.Bool("dev", cfg.Dev))
+	if err := p.Wait(); err != nil {
+		log.Error("stopped with error", zap.Error(err))
+		return 1
+	}
+	log.Info("stopped cleanly")
+	return 0
+}

@@ -1,0 +1,149 @@
+// Package receiver is the platform's only public HTTP surface: Jira webhook
+// deliveries, the read API and health endpoints.
+package receiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/itsmhub/itsm/pkg/itsm"
+	"github.com/itsmhub/itsm/pkg/store"
+)
+
+// Publisher is the part of JetStream the receiver needs.
+type Publisher interface {
+	PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
+}
+
+// Store is the part of the store the receiver reads.
+type Store interface {
+	LookupConnection(ctx context.Context, id string) (*store.Connection, error)
+	Get(ctx context.Context, orgID string, kind itsm.Kind, id string) (*store.Document, error)
+	GetByIdentifier(ctx context.Context, orgID string, kind itsm.Kind, identifier string) (*store.Document, error)
+	List(ctx context.Context, f store.Filter) (store.Page, error)
+	Ping(ctx context.Context) error
+}
+
+// Authenticator resolves an API key to the organization it belongs to.
+type Authenticator interface {
+	Authenticate(ctx context.Context, apiKey string) (orgID string, err error)
+}
+
+// ErrUnauthenticated is what an Authenticator returns for an unknown key.
+var ErrUnauthenticated = errors.New("unknown API key")
+
+// Config of the receiver.
+type Config struct {
+	Addr string
+	// ClientSecret of the OAuth app: Jira signs dynamic-webhook deliveries
+	// with it.
+	ClientSecret []byte
+	// MaxBody bounds a delivery; Jira's bodies are far smaller.
+	MaxBody        int64
+	PublishTimeout time.Duration
+	// Ready reports whether the broker connection is usable.
+	Ready func() error
+}
+
+// Server is the receiver.
+type Server struct {
+	cfg   Config
+	pub   Publisher
+	store Store
+	auth  Authenticator
+	log   *zap.Logger
+	m     *metrics
+	echo  *echo.Echo
+}
+
+// New builds the receiver and its routes. Routes may be added by other
+// packages through Echo() before Run.
+func New(cfg Config, pub Publisher, st Store, auth Authenticator, log *zap.Logger, reg Registerer) (*Server, error) {
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = 1 << 20
+	}
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = 5 * time.Second
+	}
+	if len(cfg.ClientSecret) == 0 {
+		return nil, errors.New("receiver: a client secret is required to verify webhooks")
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, pub: pub, store: st, auth: auth, log: log, m: m}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.errorHandler
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.POST("/webhooks/jira/:connection_id", s.jiraWebhook)
+	api := e.Group("/v1", s.requireAPIKey)
+	s.routeReadAPI(api)
+	s.echo = e
+	return s, nil
+}
+
+// Echo exposes the router so that other components mount their routes.
+func (s *Server) Echo() *echo.Echo { return s.echo }
+
+// Run serves until ctx is cancelled, then stops accepting, lets in-flight
+// requests finish (each waits for its JetStream ack) and returns.
+func (s *Server) Run(ctx context.Context, ln net.Listener, shutdownTimeout time.Duration) error {
+	srv := &http.Server{
+		Handler: s.echo,
+		// Slow clients must not hold connections forever (slow-loris).
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("receiver: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("receiver shutdown: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	problems := map[string]string{}
+	if err := s.store.Ping(ctx); err != nil {
+		problems["store"] = "unreachable"
+		s.log.Warn("readiness: store", zap.Error(err))
+	}
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(); err != nil {
+			problems["nats"] = "unreachable"
+			s.log.Warn("readiness: nats", zap.Error(err))
+		}
+	}
+	if len(problems) > 0 {
+		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "problems": problems})
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
