@@ -2,11 +2,17 @@ package platform
 
 import (
 	"context"
-	"errors"
+	"fmt"
 
 	"github.com/itsmhub/itsm/pkg/store"
+	"github.com/itsmhub/itsm/pkg/store/mongostore"
 )
 
 func openMongo(ctx context.Context, uri string) (store.Store, error) {
-	return nil, errors.New("ITSM_STORE: MongoDB backend not wired yet")
+	s, err := mongostore.Open(ctx, uri, "")
+	if err != nil {
+		// mongostore redacts credentials from its errors.
+		return nil, fmt.Errorf("ITSM_STORE: %w", err)
+	}
+	return s, nil
 }

@@ -1,0 +1,172 @@
+package mongostore
+
+import (
+	"maps"
+	"slices"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/itsmhub/itsm/pkg/itsm"
+	"github.com/itsmhub/itsm/pkg/store"
+)
+
+// connRecord is a connection as stored in the connections collection. Times
+// are Unix nanoseconds, as in the SQLite store, so they round-trip exactly.
+type connRecord struct {
+	ID                  string        `bson:"_id"`
+	OrganizationID      string        `bson:"organization_id"`
+	Vendor              string        `bson:"vendor"`
+	State               string        `bson:"state"`
+	SiteURL             string        `bson:"site_url"`
+	CloudID             string        `bson:"cloud_id"`
+	Options             optionsRecord `bson:"options"`
+	RefreshIntervalSecs int64         `bson:"refresh_interval_secs"`
+	TimeoutSecs         int64         `bson:"timeout_secs"`
+	Secret              []byte        `bson:"secret"`
+	Revision            int64         `bson:"revision"`
+	CreatedAt           int64         `bson:"created_at"`
+	UpdatedAt           int64         `bson:"updated_at"`
+}
+
+// optionsRecord is store.ConnectionOptions as a subdocument. The mappings are
+// keyed by vendor names (Jira statuses and priorities), which may contain "."
+// or start with "$"; MongoDB treats such field names as paths or operators
+// (or, before 5.0, rejects them), so each mapping is stored as a list of
+// {vendor, value} pairs instead of a document keyed by the vendor name.
+type optionsRecord struct {
+	ProjectKeysFilter []string        `bson:"project_keys_filter"`
+	PriorityMapping   []mappingRecord `bson:"priority_mapping"`
+	StatusMapping     []mappingRecord `bson:"status_mapping"`
+}
+
+type mappingRecord struct {
+	Vendor string `bson:"vendor"`
+	Value  string `bson:"value"`
+}
+
+func (r *connRecord) connection() *store.Connection {
+	return &store.Connection{
+		ID: r.ID, OrganizationID: r.OrganizationID, Vendor: r.Vendor, State: r.State,
+		SiteURL: r.SiteURL, CloudID: r.CloudID, Options: r.Options.options(),
+		RefreshIntervalSecs: int(r.RefreshIntervalSecs), TimeoutSecs: int(r.TimeoutSecs),
+		Secret: r.Secret, Revision: r.Revision,
+		CreatedAt: nanosTime(r.CreatedAt), UpdatedAt: nanosTime(r.UpdatedAt),
+	}
+}
+
+// options decodes like the SQLite store's JSON with omitempty: an empty list
+// or mapping reads back as nil.
+func (o optionsRecord) options() store.ConnectionOptions {
+	var out store.ConnectionOptions
+	if len(o.ProjectKeysFilter) > 0 {
+		out.ProjectKeysFilter = o.ProjectKeysFilter
+	}
+	out.PriorityMapping = pairsMap[itsm.Priority](o.PriorityMapping)
+	out.StatusMapping = pairsMap[itsm.Status](o.StatusMapping)
+	return out
+}
+
+func pairsMap[V ~string](pairs []mappingRecord) map[string]V {
+	if len(pairs) == 0 {
+		return nil
+	}
+	m := make(map[string]V, len(pairs))
+	for _, p := range pairs {
+		m[p.Vendor] = V(p.Value)
+	}
+	return m
+}
+
+// mapPairs sorts by vendor name so that the stored document does not depend
+// on Go's map order.
+func mapPairs[V ~string](m map[string]V) bson.A {
+	out := bson.A{}
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, bson.D{{Key: "vendor", Value: k}, {Key: "value", Value: string(m[k])}})
+	}
+	return out
+}
+
+func optionsDoc(o store.ConnectionOptions) bson.D {
+	keys := bson.A{}
+	for _, k := range o.ProjectKeysFilter {
+		keys = append(keys, k)
+	}
+	return bson.D{
+		{Key: "project_keys_filter", Value: keys},
+		{Key: "priority_mapping", Value: mapPairs(o.PriorityMapping)},
+		{Key: "status_mapping", Value: mapPairs(o.StatusMapping)},
+	}
+}
+
+// connInsert is the whole stored connection; the driver's duplicate-key error
+// on _id is how CreateConnection detects a conflict.
+func connInsert(c *store.Connection) bson.D {
+	return bson.D{
+		{Key: "_id", Value: c.ID},
+		{Key: "organization_id", Value: c.OrganizationID},
+		{Key: "vendor", Value: c.Vendor},
+		{Key: "state", Value: c.State},
+		{Key: "site_url", Value: c.SiteURL},
+		{Key: "cloud_id", Value: c.CloudID},
+		{Key: "options", Value: optionsDoc(c.Options)},
+		{Key: "refresh_interval_secs", Value: int64(c.RefreshIntervalSecs)},
+		{Key: "timeout_secs", Value: int64(c.TimeoutSecs)},
+		{Key: "secret", Value: c.Secret},
+		{Key: "revision", Value: c.Revision},
+		{Key: "created_at", Value: c.CreatedAt.UnixNano()},
+		{Key: "updated_at", Value: c.UpdatedAt.UnixNano()},
+	}
+}
+
+// connFilter scopes a read to the caller's organization.
+func connFilter(orgID, id string) bson.D {
+	return bson.D{{Key: "_id", Value: id}, {Key: "organization_id", Value: orgID}}
+}
+
+// connLookupFilter is for internal callers (webhook routing, workers) that
+// act for no organization.
+func connLookupFilter(id string) bson.D {
+	return bson.D{{Key: "_id", Value: id}}
+}
+
+func connListFilter(orgID string) bson.D {
+	return bson.D{{Key: "organization_id", Value: orgID}}
+}
+
+func connListSort() bson.D {
+	return bson.D{{Key: "_id", Value: 1}}
+}
+
+// connUpdateFilter only matches the revision the caller read.
+func connUpdateFilter(c *store.Connection) bson.D {
+	return bson.D{
+		{Key: "_id", Value: c.ID},
+		{Key: "organization_id", Value: c.OrganizationID},
+		{Key: "revision", Value: c.Revision},
+	}
+}
+
+// connUpdate replaces the mutable fields (the same set as the SQLite store:
+// id, organization, vendor and created_at never change) and bumps the revision
+// in the same operation.
+func connUpdate(c *store.Connection) bson.D {
+	return bson.D{
+		{Key: "$set", Value: bson.D{
+			{Key: "state", Value: c.State},
+			{Key: "site_url", Value: c.SiteURL},
+			{Key: "cloud_id", Value: c.CloudID},
+			{Key: "options", Value: optionsDoc(c.Options)},
+			{Key: "refresh_interval_secs", Value: int64(c.RefreshIntervalSecs)},
+			{Key: "timeout_secs", Value: int64(c.TimeoutSecs)},
+			{Key: "secret", Value: c.Secret},
+			{Key: "updated_at", Value: c.UpdatedAt.UnixNano()},
+		}},
+		{Key: "$inc", Value: bson.D{{Key: "revision", Value: int64(1)}}},
+	}
+}
+
+func nanosTime(ns int64) time.Time {
+	return time.Unix(0, ns).UTC()
+}

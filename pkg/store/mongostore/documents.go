@@ -1,0 +1,234 @@
+package mongostore
+
+import (
+	"encoding/json"
+	"errors"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/itsmhub/itsm/pkg/itsm"
+	"github.com/itsmhub/itsm/pkg/store"
+)
+
+// docRecord is a document as stored in the documents collection.
+//
+// UpdatedAt is Unix nanoseconds in an int64, not a BSON datetime: datetimes
+// only keep milliseconds, and List's order and cursors must be exactly those of
+// store.EncodeCursor (nanoseconds), as in the SQLite store.
+//
+// Body is the published JSON kept verbatim as a string. Converting it to a
+// BSON document would make it queryable but not faithful: keys starting with
+// "$" are read as Extended JSON ($date, $numberLong ...), integers beyond
+// int64 and decimals beyond float64 lose precision, and a body that is not a
+// JSON object has no document form. Nothing queries the body (the filterable
+// fields are projected next to it), so exactness wins.
+type docRecord struct {
+	Kind           string `bson:"kind"`
+	ID             string `bson:"id"`
+	OrganizationID string `bson:"organization_id"`
+	ConnectionID   string `bson:"connection_id"`
+	Version        int64  `bson:"version"`
+	Deleted        bool   `bson:"deleted"`
+	Identifier     string `bson:"identifier"`
+	Status         string `bson:"status"`
+	Priority       string `bson:"priority"`
+	ProjectID      string `bson:"project_id"`
+	TicketID       string `bson:"ticket_id"`
+	AssignedUserID string `bson:"assigned_user_id"`
+	UpdatedAt      int64  `bson:"updated_at"`
+	Body           string `bson:"body"`
+}
+
+func (r *docRecord) document() *store.Document {
+	return &store.Document{
+		Kind: itsm.Kind(r.Kind), ID: r.ID, OrganizationID: r.OrganizationID, ConnectionID: r.ConnectionID,
+		Version: r.Version, Deleted: r.Deleted, Identifier: r.Identifier,
+		Status: r.Status, Priority: r.Priority, ProjectID: r.ProjectID, TicketID: r.TicketID,
+		AssignedUserID: r.AssignedUserID, UpdatedAt: nanosTime(r.UpdatedAt), Body: json.RawMessage(r.Body),
+	}
+}
+
+// docKey is a document's _id. Ids are only unique per kind (the same id under
+// another kind is another object), so the kind is part of the key; kinds are
+// fixed names without ":", so the key is unambiguous. Within one kind the
+// shared prefix makes _id order the same as id order, which is what lets List
+// sort and page on _id.
+func docKey(kind itsm.Kind, id string) string {
+	return string(kind) + ":" + id
+}
+
+// indexModels are the indexes of the two collections, the same as the SQLite
+// schema's. Names are fixed so that Open is idempotent.
+func indexModels() (documents, connections []mongo.IndexModel) {
+	idx := func(name string, keys ...string) mongo.IndexModel {
+		d := bson.D{}
+		for _, k := range keys {
+			d = append(d, bson.E{Key: k, Value: 1})
+		}
+		return mongo.IndexModel{Keys: d, Options: options.Index().SetName(name)}
+	}
+	documents = []mongo.IndexModel{
+		idx("documents_list", "organization_id", "kind", "updated_at", "_id"),
+		idx("documents_identifier", "organization_id", "kind", "identifier"),
+		idx("documents_ticket", "organization_id", "kind", "ticket_id"),
+		idx("documents_project", "organization_id", "kind", "project_id"),
+	}
+	connections = []mongo.IndexModel{
+		idx("connections_org", "organization_id", "_id"),
+	}
+	return documents, connections
+}
+
+// putFilter matches the stored document only when it belongs to the same
+// organization and is strictly older than d. When it does not match, the
+// upsert tries to insert d under the same _id, which the unique _id index
+// refuses if the document exists: equal or newer versions, and a clashing
+// document of another organization, are never overwritten.
+func putFilter(d *store.Document) bson.D {
+	return bson.D{
+		{Key: "_id", Value: docKey(d.Kind, d.ID)},
+		{Key: "organization_id", Value: d.OrganizationID},
+		{Key: "version", Value: bson.D{{Key: "$lt", Value: d.Version}}},
+	}
+}
+
+// putUpdate sets every field; on insert _id comes from putFilter's equality.
+func putUpdate(d *store.Document) bson.D {
+	return bson.D{{Key: "$set", Value: bson.D{
+		{Key: "kind", Value: string(d.Kind)},
+		{Key: "id", Value: d.ID},
+		{Key: "organization_id", Value: d.OrganizationID},
+		{Key: "connection_id", Value: d.ConnectionID},
+		{Key: "version", Value: d.Version},
+		{Key: "deleted", Value: d.Deleted},
+		{Key: "identifier", Value: d.Identifier},
+		{Key: "status", Value: d.Status},
+		{Key: "priority", Value: d.Priority},
+		{Key: "project_id", Value: d.ProjectID},
+		{Key: "ticket_id", Value: d.TicketID},
+		{Key: "assigned_user_id", Value: d.AssignedUserID},
+		{Key: "updated_at", Value: d.UpdatedAt.UnixNano()},
+		{Key: "body", Value: string(d.Body)},
+	}}}
+}
+
+// putOutcome reads the answer to attempt number attempt of Put's upsert and
+// says whether to try again.
+//
+// A duplicate key on the first attempt is ambiguous: the stored document may
+// be equal or newer (NotNewer), or it may have been inserted by a concurrent
+// first Put after our filter found nothing, in which case it can be older than
+// ours. The server does not retry such upserts itself (it only does when the
+// filter is all equalities on the unique key; ours has the $lt guard), so Put
+// tries once more: the document is now committed and documents are never
+// removed, so the second attempt either matches it (ours is newer) or fails
+// on the key again, which then can only mean equal, newer or another
+// organization's.
+func putOutcome(attempt int, res *mongo.UpdateResult, err error) (out store.Outcome, retry bool, _ error) {
+	switch {
+	case mongo.IsDuplicateKeyError(err) && attempt == 1:
+		return 0, true, nil
+	case mongo.IsDuplicateKeyError(err):
+		return store.NotNewer, false, nil
+	case err != nil:
+		return 0, false, err
+	case !res.Acknowledged:
+		return 0, false, errors.New("write concern is unacknowledged: the version guard cannot report its outcome")
+	case res.MatchedCount+res.UpsertedCount > 0:
+		return store.Written, false, nil
+	}
+	return 0, false, errors.New("upsert neither matched nor inserted")
+}
+
+// getFilter scopes a read by id to the caller's organization: another
+// organization's document reads as missing.
+func getFilter(orgID string, kind itsm.Kind, id string) bson.D {
+	return bson.D{
+		{Key: "_id", Value: docKey(kind, id)},
+		{Key: "organization_id", Value: orgID},
+	}
+}
+
+func identifierFilter(orgID string, kind itsm.Kind, identifier string) bson.D {
+	return bson.D{
+		{Key: "organization_id", Value: orgID},
+		{Key: "kind", Value: string(kind)},
+		{Key: "identifier", Value: identifier},
+	}
+}
+
+// identifierSort picks the most recently changed holder of a key: keys move
+// between issues when projects are renamed, and the latest holder is the one
+// the vendor shows today. _id breaks ties so the answer is deterministic.
+func identifierSort() bson.D {
+	return bson.D{{Key: "updated_at", Value: -1}, {Key: "_id", Value: -1}}
+}
+
+// listFilter is the query of List; organization and kind always filter (an
+// empty organization matches only documents of the empty organization, as in
+// SQLite), the other fields only when set.
+func listFilter(f store.Filter) (bson.D, error) {
+	q := bson.D{
+		{Key: "organization_id", Value: f.OrganizationID},
+		{Key: "kind", Value: string(f.Kind)},
+	}
+	eq := func(field, v string) {
+		if v != "" {
+			q = append(q, bson.E{Key: field, Value: v})
+		}
+	}
+	eq("connection_id", f.ConnectionID)
+	eq("status", f.Status)
+	eq("priority", f.Priority)
+	eq("project_id", f.ProjectID)
+	eq("ticket_id", f.TicketID)
+	eq("assigned_user_id", f.AssignedUserID)
+	eq("identifier", f.Identifier)
+	if !f.UpdatedSince.IsZero() {
+		q = append(q, bson.E{Key: "updated_at", Value: bson.D{{Key: "$gte", Value: f.UpdatedSince.UnixNano()}}})
+	}
+	if f.Cursor != "" {
+		at, id, err := store.DecodeCursor(f.Cursor)
+		if err != nil {
+			return nil, err
+		}
+		// Strictly after (at, id) in listSort's order. The cursor holds the
+		// bare id; compare against the _id it has in this kind.
+		q = append(q, bson.E{Key: "$or", Value: bson.A{
+			bson.D{{Key: "updated_at", Value: bson.D{{Key: "$gt", Value: at.UnixNano()}}}},
+			bson.D{
+				{Key: "updated_at", Value: at.UnixNano()},
+				{Key: "_id", Value: bson.D{{Key: "$gt", Value: docKey(f.Kind, id)}}},
+			},
+		}})
+	}
+	return q, nil
+}
+
+// listSort is (UpdatedAt, ID) order; see docKey for why _id stands for id. It
+// follows the documents_list index, so pages need no in-memory sort.
+func listSort() bson.D {
+	return bson.D{{Key: "updated_at", Value: 1}, {Key: "_id", Value: 1}}
+}
+
+// listLimit asks for one document more than a page holds: its presence tells
+// that another page exists, without a count query.
+func listLimit(limit int) int64 {
+	return int64(limit) + 1
+}
+
+// makePage trims the extra document listLimit asked for and, when there was
+// one, points the cursor after the page's last document.
+func makePage(recs []docRecord, limit int) store.Page {
+	var page store.Page
+	for i := range recs {
+		page.Docs = append(page.Docs, recs[i].document())
+	}
+	if len(page.Docs) > limit {
+		page.Docs = page.Docs[:limit]
+		page.NextCursor = store.EncodeCursor(page.Docs[limit-1])
+	}
+	return page
+}

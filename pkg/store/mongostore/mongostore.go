@@ -1,0 +1,211 @@
+// Package mongostore is the production store: MongoDB (a replica set) through
+// the official v2 driver.
+//
+// No MongoDB server is available where this code is developed, so everything
+// the server sees (filters, updates, sorts, indexes) is built by the small pure
+// functions in documents.go and connections.go, which the unit tests pin down
+// exactly; the methods here only ship those documents to the driver. The
+// shared conformance suite runs against a real server when
+// ITSM_TEST_MONGODB_URI is set.
+package mongostore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/itsmhub/itsm/pkg/itsm"
+	"github.com/itsmhub/itsm/pkg/store"
+)
+
+const (
+	documentsCollection   = "documents"
+	connectionsCollection = "connections"
+	// disconnectTimeout bounds Close: it only has to end in-flight
+	// operations and close sockets, and shutdown must not hang on a dead server.
+	disconnectTimeout = 10 * time.Second
+)
+
+// Store is a store.Store on one MongoDB database.
+type Store struct {
+	client *mongo.Client
+	db     *mongo.Database
+	docs   *mongo.Collection
+	conns  *mongo.Collection
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to the deployment at uri, checks that it answers, and creates
+// the indexes. dbName wins; when it is empty the database in the URI's path is
+// used. Errors never contain the URI's password.
+func Open(ctx context.Context, uri, dbName string) (*Store, error) {
+	safe := redactURI(uri)
+	if dbName == "" {
+		dbName = uriDatabase(uri)
+	}
+	if dbName == "" {
+		return nil, fmt.Errorf("open mongodb %s: no database name given and none in the URI", safe)
+	}
+	// The driver may echo parts of the URI in its errors; scrub the password
+	// out of every error that leaves Open.
+	fail := func(what string, err error) error {
+		return fmt.Errorf("%s mongodb %s: %w", what, safe, scrub(err, uriPasswords(uri)...))
+	}
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		return nil, fail("connect to", err)
+	}
+	db := client.Database(dbName)
+	s := &Store{client: client, db: db, docs: db.Collection(documentsCollection), conns: db.Collection(connectionsCollection)}
+	if err := client.Ping(ctx, nil); err != nil {
+		s.Close()
+		return nil, fail("ping", err)
+	}
+	docIdx, connIdx := indexModels()
+	if _, err := s.docs.Indexes().CreateMany(ctx, docIdx); err != nil {
+		s.Close()
+		return nil, fail("create document indexes in", err)
+	}
+	if _, err := s.conns.Indexes().CreateMany(ctx, connIdx); err != nil {
+		s.Close()
+		return nil, fail("create connection indexes in", err)
+	}
+	return s, nil
+}
+
+func (s *Store) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), disconnectTimeout)
+	defer cancel()
+	return s.client.Disconnect(ctx)
+}
+
+func (s *Store) Ping(ctx context.Context) error {
+	return s.client.Ping(ctx, nil)
+}
+
+// Put is one upsert whose filter carries the version guard, so the check and
+// the write are a single atomic operation on one document; see putOutcome for
+// how a duplicate-key answer is read.
+func (s *Store) Put(ctx context.Context, d *store.Document) (store.Outcome, error) {
+	filter, update := putFilter(d), putUpdate(d)
+	opts := options.UpdateOne().SetUpsert(true)
+	for attempt := 1; ; attempt++ {
+		res, err := s.docs.UpdateOne(ctx, filter, update, opts)
+		out, retry, err := putOutcome(attempt, res, err)
+		if err != nil {
+			return 0, fmt.Errorf("put %s %s: %w", d.Kind, d.ID, err)
+		}
+		if !retry {
+			return out, nil
+		}
+	}
+}
+
+func (s *Store) Get(ctx context.Context, orgID string, kind itsm.Kind, id string) (*store.Document, error) {
+	var rec docRecord
+	err := s.docs.FindOne(ctx, getFilter(orgID, kind, id)).Decode(&rec)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, fmt.Errorf("%s %s: %w", kind, id, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get %s %s: %w", kind, id, err)
+	}
+	return rec.document(), nil
+}
+
+func (s *Store) GetByIdentifier(ctx context.Context, orgID string, kind itsm.Kind, identifier string) (*store.Document, error) {
+	var rec docRecord
+	opts := options.FindOne().SetSort(identifierSort())
+	err := s.docs.FindOne(ctx, identifierFilter(orgID, kind, identifier), opts).Decode(&rec)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, fmt.Errorf("%s %s: %w", kind, identifier, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get %s by identifier: %w", kind, err)
+	}
+	return rec.document(), nil
+}
+
+func (s *Store) List(ctx context.Context, f store.Filter) (store.Page, error) {
+	filter, err := listFilter(f)
+	if err != nil {
+		return store.Page{}, err
+	}
+	limit := f.EffectiveLimit()
+	opts := options.Find().SetSort(listSort()).SetLimit(listLimit(limit))
+	cur, err := s.docs.Find(ctx, filter, opts)
+	if err != nil {
+		return store.Page{}, fmt.Errorf("list %s: %w", f.Kind, err)
+	}
+	var recs []docRecord
+	if err := cur.All(ctx, &recs); err != nil {
+		return store.Page{}, fmt.Errorf("list %s: %w", f.Kind, err)
+	}
+	return makePage(recs, limit), nil
+}
+
+func (s *Store) CreateConnection(ctx context.Context, c *store.Connection) error {
+	_, err := s.conns.InsertOne(ctx, connInsert(c))
+	if mongo.IsDuplicateKeyError(err) {
+		return fmt.Errorf("connection %s: %w", c.ID, store.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("create connection %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+func (s *Store) findConn(ctx context.Context, id string, filter any) (*store.Connection, error) {
+	var rec connRecord
+	err := s.conns.FindOne(ctx, filter).Decode(&rec)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, fmt.Errorf("connection %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("connection %s: %w", id, err)
+	}
+	return rec.connection(), nil
+}
+
+func (s *Store) GetConnection(ctx context.Context, orgID, id string) (*store.Connection, error) {
+	return s.findConn(ctx, id, connFilter(orgID, id))
+}
+
+func (s *Store) LookupConnection(ctx context.Context, id string) (*store.Connection, error) {
+	return s.findConn(ctx, id, connLookupFilter(id))
+}
+
+func (s *Store) ListConnections(ctx context.Context, orgID string) ([]*store.Connection, error) {
+	cur, err := s.conns.Find(ctx, connListFilter(orgID), options.Find().SetSort(connListSort()))
+	if err != nil {
+		return nil, fmt.Errorf("list connections: %w", err)
+	}
+	var recs []connRecord
+	if err := cur.All(ctx, &recs); err != nil {
+		return nil, fmt.Errorf("list connections: %w", err)
+	}
+	var out []*store.Connection
+	for i := range recs {
+		out = append(out, recs[i].connection())
+	}
+	return out, nil
+}
+
+// UpdateConnection is a compare-and-set on the revision: the filter only
+// matches the revision the caller read, and the same update increments it.
+func (s *Store) UpdateConnection(ctx context.Context, c *store.Connection) error {
+	res, err := s.conns.UpdateOne(ctx, connUpdateFilter(c), connUpdate(c))
+	if err != nil {
+		return fmt.Errorf("update connection %s: %w", c.ID, err)
+	}
+	if res.MatchedCount == 0 {
+		return fmt.Errorf("connection %s changed concurrently or is gone: %w", c.ID, store.ErrConflict)
+	}
+	c.Revision++
+	return nil
+}
