@@ -67,7 +67,7 @@ type Normalizer struct {
 	store Store
 	log   *zap.Logger
 	m     *metrics
-	conns *connCache
+	conns *store.ConnectionCache
 }
 
 // New builds a normalizer; Run starts it.
@@ -78,7 +78,7 @@ func New(cfg Config, js jetstream.JetStream, st Store, log *zap.Logger, reg prom
 		return nil, err
 	}
 	return &Normalizer{cfg: cfg, js: js, store: st, log: log, m: m,
-		conns: &connCache{ttl: cfg.ConnectionTTL, now: cfg.Now, lookup: st.LookupConnection, m: map[string]cachedConn{}}}, nil
+		conns: store.NewConnectionCache(st.LookupConnection, cfg.ConnectionTTL, cfg.Now)}, nil
 }
 
 // Run consumes until ctx is cancelled, then drains: messages already fetched

@@ -30,14 +30,14 @@ func (n *Normalizer) process(ctx context.Context, msg jetstream.Msg, redelivered
 	if err != nil {
 		return permanent(err)
 	}
-	conn, err := n.conns.get(ctx, connID)
+	conn, err := n.conns.LookupConnection(ctx, connID)
 	if errors.Is(err, store.ErrNotFound) {
 		return permanent(fmt.Errorf("%w %s", errUnknownConnection, connID))
 	}
 	if err != nil {
 		return result{err: fmt.Errorf("look up connection: %w", err)}
 	}
-	mapping := jira.Mapping{ConnectionID: conn.ID, Status: conn.Options.StatusMapping, Priority: conn.Options.PriorityMapping}
+	mapping := jira.Mapping{ConnectionID: conn.ID, SiteURL: conn.SiteURL, Status: conn.Options.StatusMapping, Priority: conn.Options.PriorityMapping}
 	var recs []jira.Record
 	switch source {
 	case broker.SourceWebhook:

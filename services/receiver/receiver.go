@@ -52,6 +52,9 @@ type Config struct {
 	PublishTimeout time.Duration
 	// Ready reports whether the broker connection is usable.
 	Ready func() error
+	// ConnectionTTL bounds how long a connection change (a deletion) takes
+	// to reach webhook routing.
+	ConnectionTTL time.Duration
 }
 
 // Server is the receiver.
@@ -59,6 +62,7 @@ type Server struct {
 	cfg   Config
 	pub   Publisher
 	store Store
+	conns *store.ConnectionCache
 	auth  Authenticator
 	log   *zap.Logger
 	m     *metrics
@@ -74,6 +78,9 @@ func New(cfg Config, pub Publisher, st Store, auth Authenticator, log *zap.Logge
 	if cfg.PublishTimeout <= 0 {
 		cfg.PublishTimeout = 5 * time.Second
 	}
+	if cfg.ConnectionTTL <= 0 {
+		cfg.ConnectionTTL = 5 * time.Second
+	}
 	if len(cfg.ClientSecret) == 0 {
 		return nil, errors.New("receiver: a client secret is required to verify webhooks")
 	}
@@ -81,7 +88,8 @@ func New(cfg Config, pub Publisher, st Store, auth Authenticator, log *zap.Logge
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, pub: pub, store: st, auth: auth, log: log, m: m}
+	s := &Server{cfg: cfg, pub: pub, store: st, auth: auth, log: log, m: m,
+		conns: store.NewConnectionCache(st.LookupConnection, cfg.ConnectionTTL, nil)}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler

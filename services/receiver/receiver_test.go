@@ -29,7 +29,7 @@ type fixture struct {
 	url string
 }
 
-func setup(t *testing.T) *fixture {
+func setup(t testing.TB) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	e, err := broker.StartEmbedded(broker.EmbeddedConfig{Addr: "127.0.0.1:0", StoreDir: t.TempDir()})
@@ -59,7 +59,7 @@ func setup(t *testing.T) *fixture {
 	return &fixture{srv: srv, js: js, url: ts.URL}
 }
 
-func (f *fixture) rawCount(t *testing.T) uint64 {
+func (f *fixture) rawCount(t testing.TB) uint64 {
 	t.Helper()
 	s, err := f.js.Stream(context.Background(), broker.StreamRaw)
 	require.NoError(t, err)

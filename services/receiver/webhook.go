@@ -58,7 +58,7 @@ func (s *Server) jiraWebhook(c echo.Context) error {
 	if err := s.verifyJWT(req.Header.Get("Authorization")); err != nil {
 		return reject(http.StatusUnauthorized, "unauthorized", err.Error())
 	}
-	conn, err := s.store.LookupConnection(req.Context(), connID)
+	conn, err := s.conns.LookupConnection(req.Context(), connID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && conn.State == store.StateDeleted) {
 		return reject(http.StatusNotFound, "unknown_connection", "no such connection")
 	}
@@ -74,10 +74,9 @@ func (s *Server) jiraWebhook(c echo.Context) error {
 	if err != nil {
 		return reject(http.StatusBadRequest, "unreadable", "could not read the body")
 	}
-	if !json.Valid(body) {
+	if err := checkBody(conn, body); errors.Is(err, errInvalidJSON) {
 		return reject(http.StatusBadRequest, "invalid_json", "body is not valid JSON")
-	}
-	if err := checkSite(conn, body); err != nil {
+	} else if err != nil {
 		return reject(http.StatusForbidden, "wrong_site", err.Error())
 	}
 
@@ -139,11 +138,17 @@ func (s *Server) verifyJWT(authz string) error {
 	}
 }
 
-// checkSite refuses deliveries whose records point at another site than the
-// connection's: a signed delivery for tenant A must not land in tenant B's
-// connection because someone swapped the URL path.
-func checkSite(conn *store.Connection, body []byte) error {
+var errInvalidJSON = errors.New("invalid JSON")
+
+// checkBody validates the JSON and refuses deliveries whose records point at
+// another site than the connection's: a signed delivery for tenant A must not
+// land in tenant B's connection because someone swapped the URL path. One
+// pass over the body does both, since decoding validates.
+func checkBody(conn *store.Connection, body []byte) error {
 	if conn.SiteURL == "" && conn.CloudID == "" {
+		if !json.Valid(body) {
+			return errInvalidJSON
+		}
 		return nil
 	}
 	var env struct {
@@ -151,13 +156,14 @@ func checkSite(conn *store.Connection, body []byte) error {
 		Comment struct{ Self string } `json:"comment"`
 	}
 	if err := json.Unmarshal(body, &env); err != nil {
-		return nil // shape problems are the normalizer's to report
+		var syn *json.SyntaxError
+		if errors.As(err, &syn) {
+			return errInvalidJSON
+		}
+		return nil // a valid body of another shape is the normalizer's to report
 	}
 	for _, self := range []string{env.Issue.Self, env.Comment.Self} {
-		if self == "" {
-			continue
-		}
-		if !SameSite(conn, self) {
+		if self != "" && !SameSite(conn, self) {
 			return fmt.Errorf("delivery is for another site than connection %s", conn.ID)
 		}
 	}

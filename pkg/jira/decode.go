@@ -1,0 +1,283 @@
+package jira
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"math"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The types in this file never fail on well-formed JSON: real payloads carry
+// ids as numbers or strings, booleans as strings, priorities as bare strings,
+// and one odd field must not cost us the whole record.
+
+// decodeLenient unmarshals body into v, tolerating type mismatches (the
+// mismatched field stays zero, as encoding/json guarantees) so only syntax
+// errors are reported.
+func decodeLenient(body []byte, v any) error {
+	err := json.Unmarshal(body, v)
+	var te *json.UnmarshalTypeError
+	if err == nil || errors.As(err, &te) {
+		return nil
+	}
+	return err
+}
+
+// isObject reports whether raw JSON is an object, which is how ADF and every
+// record we map arrive (as opposed to wiki strings or junk).
+func isObject(raw []byte) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) > 0 && raw[0] == '{'
+}
+
+// flexString accepts a JSON string, number or boolean as text; null, objects
+// and arrays leave it empty.
+type flexString string
+
+func (s *flexString) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return nil
+	}
+	switch b[0] {
+	case '"':
+		var v string
+		if json.Unmarshal(b, &v) == nil {
+			*s = flexString(v)
+		}
+	case 't', 'f', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		*s = flexString(b)
+	}
+	return nil
+}
+
+func (s flexString) String() string { return strings.TrimSpace(string(s)) }
+
+// flexStrings accepts an array of scalars or a single scalar.
+type flexStrings []string
+
+func (s *flexStrings) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return nil
+	}
+	if b[0] != '[' {
+		var one flexString
+		_ = one.UnmarshalJSON(b)
+		if v := one.String(); v != "" {
+			*s = flexStrings{v}
+		}
+		return nil
+	}
+	var many []flexString
+	_ = decodeLenient(b, &many)
+	out := make(flexStrings, 0, len(many))
+	for _, v := range many {
+		if t := v.String(); t != "" {
+			out = append(out, t)
+		}
+	}
+	*s = out
+	return nil
+}
+
+// optBool distinguishes "absent" from "false" and accepts "true"/"false"
+// strings and 0/1.
+type optBool struct{ set, val bool }
+
+func (o *optBool) UnmarshalJSON(b []byte) error {
+	var s flexString
+	_ = s.UnmarshalJSON(b)
+	if v, err := strconv.ParseBool(strings.ToLower(s.String())); err == nil {
+		*o = optBool{set: true, val: v}
+	}
+	return nil
+}
+
+// named is Jira's {id,key,name,self} reference (issuetype, priority, project,
+// parent...). A bare string is taken as the name.
+type named struct {
+	ID   flexString `json:"id"`
+	Key  flexString `json:"key"`
+	Name flexString `json:"name"`
+	Self flexString `json:"self"`
+}
+
+func (n *named) UnmarshalJSON(b []byte) error {
+	type plain named
+	var p plain
+	*n = named(decodeRef(b, &p, func(name flexString) { p.Name = name }))
+	return nil
+}
+
+// decodeRef decodes an object into p, or a bare string through setName, and
+// returns p either way.
+func decodeRef[T any](b []byte, p *T, setName func(flexString)) T {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return *p
+	}
+	switch b[0] {
+	case '{':
+		_ = decodeLenient(b, p)
+	case '"':
+		var s flexString
+		_ = s.UnmarshalJSON(b)
+		setName(s)
+	}
+	return *p
+}
+
+type statusJSON struct {
+	ID             flexString `json:"id"`
+	Name           flexString `json:"name"`
+	StatusCategory named      `json:"statusCategory"`
+}
+
+func (st *statusJSON) UnmarshalJSON(b []byte) error {
+	type plain statusJSON
+	var p plain
+	*st = statusJSON(decodeRef(b, &p, func(name flexString) { p.Name = name }))
+	return nil
+}
+
+// userJSON covers Cloud (accountId) and Server (key/name) user shapes.
+type userJSON struct {
+	Self         flexString `json:"self"`
+	AccountID    flexString `json:"accountId"`
+	Key          flexString `json:"key"`
+	Name         flexString `json:"name"`
+	DisplayName  flexString `json:"displayName"`
+	EmailAddress flexString `json:"emailAddress"`
+	Active       optBool    `json:"active"`
+	TimeZone     flexString `json:"timeZone"`
+	AccountType  flexString `json:"accountType"`
+}
+
+func (u *userJSON) UnmarshalJSON(b []byte) error {
+	type plain userJSON
+	var p plain
+	*u = userJSON(decodeRef(b, &p, func(name flexString) { p.Name = name }))
+	return nil
+}
+
+// vendorID is the user's stable id: Cloud has only accountId; Server users
+// have an immutable key and a renameable name, so key goes first.
+func (u *userJSON) vendorID() string {
+	if u == nil {
+		return ""
+	}
+	for _, v := range []flexString{u.AccountID, u.Key, u.Name} {
+		if s := v.String(); s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// Jira writes offsets without a colon (+0100); RFC 3339 appears in tools and
+// newer APIs. Fractional seconds are accepted by time.Parse without a layout
+// element.
+var timeLayouts = [...]string{
+	"2006-01-02T15:04:05Z0700",
+	time.RFC3339,
+	"2006-01-02T15:04:05",
+	"2006-01-02",
+}
+
+// parseTime parses a Jira timestamp (or epoch milliseconds) to UTC. A zero
+// time counts as unparseable because the version guard cannot use it, and so
+// do years JSON and BSON cannot encode, which would fail only later, in the
+// store or on the bus.
+func parseTime(s string) (time.Time, bool) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, false
+	}
+	if ms, ok := parseEpochMillis(s); ok {
+		return usableTime(time.UnixMilli(ms))
+	}
+	for _, layout := range timeLayouts {
+		if t, err := time.Parse(layout, s); err == nil {
+			return usableTime(t)
+		}
+	}
+	return time.Time{}, false
+}
+
+func usableTime(t time.Time) (time.Time, bool) {
+	t = t.UTC()
+	if t.IsZero() || t.Year() < 1 || t.Year() > 9999 {
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+func parseEpochMillis(s string) (int64, bool) {
+	if s == "" || strings.ContainsAny(s, "-:T") {
+		return 0, false
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return n, n != 0
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f == 0 || math.Abs(f) > 1e15 {
+		return 0, false
+	}
+	return int64(f), true
+}
+
+func timePtr(s flexString) *time.Time {
+	if t, ok := parseTime(s.String()); ok {
+		return &t
+	}
+	return nil
+}
+
+func parseInt64(s string) int64 {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return n
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil && !math.IsNaN(f) && math.Abs(f) < 1<<62 {
+		return int64(f)
+	}
+	return 0
+}
+
+// siteBase derives the browse base (scheme, host and any context path) from a
+// REST self link. Links through the api.atlassian.com gateway name the cloud
+// id, not the site, so they yield "" rather than a guessed URL.
+func siteBase(self string) string {
+	u, err := url.Parse(strings.TrimSpace(self))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return ""
+	}
+	if strings.EqualFold(u.Hostname(), "api.atlassian.com") {
+		return ""
+	}
+	i := strings.Index(u.Path, "/rest/")
+	if i < 0 {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host + u.Path[:i]
+}
+
+// issueIDFromSelf recovers the issue id from a comment self link
+// (.../rest/api/N/issue/{id}/comment/{cid}) for callers that lack it.
+func issueIDFromSelf(self string) string {
+	u, err := url.Parse(strings.TrimSpace(self))
+	if err != nil {
+		return ""
+	}
+	parts := strings.Split(u.Path, "/")
+	for i := 0; i+2 < len(parts); i++ {
+		if parts[i] == "issue" && parts[i+2] == "comment" && parts[i+1] != "" {
+			return parts[i+1]
+		}
+	}
+	return ""
+}

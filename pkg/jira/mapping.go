@@ -1,0 +1,587 @@
+package jira
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/itsmhub/itsm/pkg/itsm"
+)
+
+const vendorName = "JIRA"
+
+// Mapping holds the options of one connection that affect mapping.
+type Mapping struct {
+	ConnectionID string
+	// Status is a custom status mapping; keys match the Jira status name
+	// case-insensitively.
+	Status map[string]itsm.Status
+	// Priority is a custom priority mapping, matched the same way.
+	Priority map[string]itsm.Priority
+	// SiteURL (https://x.atlassian.net), when set, is the base of browse
+	// links. Optional, but OAuth (3LO) REST responses only carry
+	// api.atlassian.com gateway self links, from which the site cannot be
+	// derived; without it those records get an empty url.
+	SiteURL string
+}
+
+type envelope struct {
+	Timestamp    flexString   `json:"timestamp"`
+	WebhookEvent flexString   `json:"webhookEvent"`
+	Issue        *issueJSON   `json:"issue"`
+	Comment      *commentJSON `json:"comment"`
+}
+
+type issueJSON struct {
+	ID     flexString      `json:"id"`
+	Key    flexString      `json:"key"`
+	Self   flexString      `json:"self"`
+	Fields json.RawMessage `json:"fields"`
+}
+
+type fieldsJSON struct {
+	Summary                  flexString      `json:"summary"`
+	Description              json.RawMessage `json:"description"`
+	IssueType                named           `json:"issuetype"`
+	Status                   statusJSON      `json:"status"`
+	Priority                 named           `json:"priority"`
+	Parent                   named           `json:"parent"`
+	Project                  named           `json:"project"`
+	Assignee                 userJSON        `json:"assignee"`
+	Creator                  userJSON        `json:"creator"`
+	Reporter                 userJSON        `json:"reporter"`
+	Created                  flexString      `json:"created"`
+	Updated                  flexString      `json:"updated"`
+	DueDate                  flexString      `json:"duedate"`
+	ResolutionDate           flexString      `json:"resolutiondate"`
+	StatusCategoryChangeDate flexString      `json:"statuscategorychangedate"`
+	Labels                   flexStrings     `json:"labels"`
+}
+
+type commentJSON struct {
+	ID           flexString      `json:"id"`
+	Self         flexString      `json:"self"`
+	Body         json.RawMessage `json:"body"`
+	Author       userJSON        `json:"author"`
+	UpdateAuthor userJSON        `json:"updateAuthor"`
+	Created      flexString      `json:"created"`
+	Updated      flexString      `json:"updated"`
+}
+
+type projectJSON struct {
+	ID             flexString      `json:"id"`
+	Key            flexString      `json:"key"`
+	Self           flexString      `json:"self"`
+	Name           flexString      `json:"name"`
+	Description    json.RawMessage `json:"description"`
+	ProjectTypeKey flexString      `json:"projectTypeKey"`
+	Style          flexString      `json:"style"`
+	Lead           userJSON        `json:"lead"`
+	Archived       optBool         `json:"archived"`
+	Deleted        optBool         `json:"deleted"`
+}
+
+type groupJSON struct {
+	GroupID flexString `json:"groupId"`
+	Name    flexString `json:"name"`
+	Members []userJSON `json:"members"`
+}
+
+type attachmentJSON struct {
+	ID        flexString `json:"id"`
+	Self      flexString `json:"self"`
+	Filename  flexString `json:"filename"`
+	MimeType  flexString `json:"mimeType"`
+	Size      flexString `json:"size"`
+	Content   flexString `json:"content"`
+	Thumbnail flexString `json:"thumbnail"`
+	Created   flexString `json:"created"`
+	Author    userJSON   `json:"author"`
+}
+
+// MapWebhook maps one Jira webhook body (API v2 shapes, possibly with ADF)
+// to records. Errors wrap ErrMalformed, ErrNotAnEvent or ErrUnsupportedEvent.
+func (m *Mapping) MapWebhook(body []byte) ([]Record, error) {
+	var env envelope
+	if err := decodeLenient(body, &env); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	switch event := env.WebhookEvent.String(); event {
+	case "jira:issue_created", "jira:issue_updated":
+		return m.webhookIssue(&env, false)
+	case "jira:issue_deleted":
+		return m.webhookIssue(&env, true)
+	case "comment_created", "comment_updated":
+		return m.webhookComment(&env, false)
+	case "comment_deleted":
+		return m.webhookComment(&env, true)
+	case "":
+		// Workflow post-function webhooks carry an issue but no event name;
+		// the issue is still the current state worth keeping.
+		if env.Issue != nil && env.Issue.ID.String() != "" && !isEmptyJSON(env.Issue.Fields) {
+			return m.webhookIssue(&env, false)
+		}
+		if !isObject(body) {
+			return nil, fmt.Errorf("%w: body is not a JSON object", ErrNotAnEvent)
+		}
+		return nil, fmt.Errorf("%w: no webhookEvent and no issue", ErrNotAnEvent)
+	default:
+		return nil, fmt.Errorf("%w: %q", ErrUnsupportedEvent, event)
+	}
+}
+
+func (m *Mapping) webhookIssue(env *envelope, deleted bool) ([]Record, error) {
+	if env.Issue == nil {
+		return nil, fmt.Errorf("%w: issue event without issue", ErrMalformed)
+	}
+	var deletedAt time.Time
+	if deleted {
+		deletedAt, _ = parseTime(env.Timestamp.String())
+	}
+	rec, err := m.mapIssue(env.Issue, deleted, deletedAt)
+	if err != nil {
+		return nil, err
+	}
+	return checked(rec)
+}
+
+func (m *Mapping) webhookComment(env *envelope, deleted bool) ([]Record, error) {
+	if env.Comment == nil {
+		return nil, fmt.Errorf("%w: comment event without comment", ErrMalformed)
+	}
+	var issueID, key, site string
+	if env.Issue != nil {
+		issueID, key, site = env.Issue.ID.String(), env.Issue.Key.String(), siteBase(env.Issue.Self.String())
+	}
+	var deletedAt time.Time
+	if deleted {
+		deletedAt, _ = parseTime(env.Timestamp.String())
+	}
+	rec, err := m.mapComment(env.Comment, issueID, key, site, deleted, deletedAt)
+	if err != nil {
+		return nil, err
+	}
+	return checked(rec)
+}
+
+// MapREST maps one REST v3 record of the given type ("issue", "comment",
+// "project", "user", "group", "attachment") to records; comments and
+// attachments need the issue id. Records without a vendor timestamp are
+// versioned at the current time.
+func (m *Mapping) MapREST(typ string, issueID string, body []byte) ([]Record, error) {
+	return m.MapRESTAt(typ, issueID, body, time.Now())
+}
+
+// MapRESTAt is MapREST with the time the record was observed, which versions
+// projects, users and groups: Jira keeps no last-modified time for them.
+func (m *Mapping) MapRESTAt(typ, issueID string, body []byte, observed time.Time) ([]Record, error) {
+	if err := decodeLenient(body, new(any)); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if !isObject(body) {
+		return nil, fmt.Errorf("%w: %s record is not a JSON object", ErrMalformed, typ)
+	}
+	if observed.IsZero() {
+		observed = time.Now()
+	}
+	observed = observed.UTC().Truncate(time.Millisecond)
+	issueID = strings.TrimSpace(issueID)
+
+	var (
+		rec Record
+		err error
+	)
+	switch typ {
+	case "issue":
+		var is issueJSON
+		_ = decodeLenient(body, &is)
+		rec, err = m.mapIssue(&is, false, time.Time{})
+	case "comment":
+		var c commentJSON
+		_ = decodeLenient(body, &c)
+		// REST comments carry no issue key, so no browse link can be built.
+		rec, err = m.mapComment(&c, issueID, "", "", false, time.Time{})
+	case "project":
+		var p projectJSON
+		_ = decodeLenient(body, &p)
+		rec, err = m.mapProject(&p, observed)
+	case "user":
+		var u userJSON
+		_ = decodeLenient(body, &u)
+		rec, err = m.mapUser(&u, observed)
+	case "group":
+		var g groupJSON
+		_ = decodeLenient(body, &g)
+		rec, err = m.mapGroup(&g, observed)
+	case "attachment":
+		var a attachmentJSON
+		_ = decodeLenient(body, &a)
+		rec, err = m.mapAttachment(&a, issueID)
+	default:
+		return nil, fmt.Errorf("%w: unknown REST record type %q", ErrMalformed, typ)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return checked(rec)
+}
+
+// checked is the last line of defence for the version guard: a record
+// without id or version would be stored wrongly forever.
+func checked(recs ...Record) ([]Record, error) {
+	for _, r := range recs {
+		if r.ID == "" || r.Version.IsZero() {
+			return nil, fmt.Errorf("%w: %s record without id or version", ErrMalformed, r.Kind)
+		}
+	}
+	return recs, nil
+}
+
+func (m *Mapping) conn() string {
+	if m == nil {
+		return ""
+	}
+	return m.ConnectionID
+}
+
+func (m *Mapping) site(self string) string {
+	if m != nil && strings.TrimSpace(m.SiteURL) != "" {
+		return strings.TrimRight(strings.TrimSpace(m.SiteURL), "/")
+	}
+	return siteBase(self)
+}
+
+func browseURL(site, key string) string {
+	if site == "" || key == "" {
+		return ""
+	}
+	return site + "/browse/" + key
+}
+
+// deletionVersion is when a deletion happened: the delivery timestamp, but
+// never at or before the last update, so the tombstone always supersedes the
+// state it deletes even with clock skew between Jira nodes.
+func deletionVersion(deletedAt time.Time, updated flexString) (time.Time, bool) {
+	v := deletedAt
+	if u, ok := parseTime(updated.String()); ok {
+		if after := u.Add(time.Millisecond); after.After(v) {
+			v = after
+		}
+	}
+	return v, !v.IsZero()
+}
+
+// mapIssue maps an issue; deletedAt is the deletion time for tombstones.
+func (m *Mapping) mapIssue(is *issueJSON, deleted bool, deletedAt time.Time) (Record, error) {
+	id := is.ID.String()
+	if id == "" {
+		return Record{}, fmt.Errorf("%w: issue without id", ErrMalformed)
+	}
+	var f fieldsJSON
+	_ = decodeLenient(is.Fields, &f)
+
+	var version time.Time
+	if deleted {
+		v, ok := deletionVersion(deletedAt, f.Updated)
+		if !ok {
+			return Record{}, fmt.Errorf("%w: deleted issue %s without timestamp or fields.updated", ErrMalformed, id)
+		}
+		version = v
+	} else {
+		v, ok := parseTime(f.Updated.String())
+		if !ok {
+			return Record{}, fmt.Errorf("%w: issue %s: missing or unparseable fields.updated %q", ErrMalformed, id, f.Updated.String())
+		}
+		version = v
+	}
+
+	conn := m.conn()
+	key := is.Key.String()
+	statusName := f.Status.Name.String()
+	category := f.Status.StatusCategory.Key.String()
+	priorityName := f.Priority.Name.String()
+
+	status := m.MapStatus(statusName, category)
+	if deleted {
+		status = itsm.StatusDeleted
+	}
+	creator := f.Creator.vendorID()
+	if creator == "" {
+		creator = f.Reporter.vendorID()
+	}
+	tags := []string(f.Labels)
+	if tags == nil {
+		tags = []string{}
+	}
+
+	attrs := itsm.VendorAttributes{
+		"id":              id,
+		"key":             key,
+		"vendor":          vendorName,
+		"status":          statusName,
+		"status_category": category,
+		"priority":        priorityName,
+		"issue_type":      f.IssueType.Name.String(),
+		"custom_fields":   customFields(is.Fields),
+	}
+	if adf, ok := adfValue(f.Description); ok {
+		attrs["description_adf"] = adf
+	}
+
+	t := &itsm.Ticket{
+		ID:               itsm.ObjectID(conn, itsm.KindTicket, id),
+		Name:             f.Summary.String(),
+		Description:      PlainText(f.Description),
+		Type:             f.IssueType.Name.String(),
+		Active:           !deleted,
+		Status:           status,
+		Priority:         m.MapPriority(priorityName),
+		ParentTicketID:   itsm.RefID(conn, itsm.KindTicket, f.Parent.ID.String()),
+		ProjectID:        itsm.RefID(conn, itsm.KindProject, f.Project.ID.String()),
+		AssignedUserID:   itsm.RefID(conn, itsm.KindUser, f.Assignee.vendorID()),
+		CreatedByUserID:  itsm.RefID(conn, itsm.KindUser, creator),
+		TicketCreatedAt:  timePtr(f.Created),
+		DueDate:          timePtr(f.DueDate),
+		ClosedAt:         timePtr(f.ResolutionDate),
+		StatusUpdatedAt:  timePtr(f.StatusCategoryChangeDate),
+		Tags:             tags,
+		URL:              browseURL(m.site(is.Self.String()), key),
+		Identifier:       key,
+		VendorAttributes: attrs,
+	}
+	return Record{Kind: itsm.KindTicket, ID: t.ID, Version: version, Deleted: deleted, Object: t}, nil
+}
+
+// mapComment maps a comment of issue issueID; key and site, when known, give
+// the comment's browse link.
+func (m *Mapping) mapComment(c *commentJSON, issueID, key, site string, deleted bool, deletedAt time.Time) (Record, error) {
+	id := c.ID.String()
+	if id == "" {
+		return Record{}, fmt.Errorf("%w: comment without id", ErrMalformed)
+	}
+	if issueID == "" {
+		issueID = issueIDFromSelf(c.Self.String())
+	}
+	if issueID == "" {
+		return Record{}, fmt.Errorf("%w: comment %s without issue id", ErrMalformed, id)
+	}
+	var (
+		version time.Time
+		ok      bool
+	)
+	switch {
+	case deleted:
+		version, ok = deletionVersion(deletedAt, c.Updated)
+	default:
+		if version, ok = parseTime(c.Updated.String()); !ok {
+			version, ok = parseTime(c.Created.String())
+		}
+	}
+	if !ok {
+		return Record{}, fmt.Errorf("%w: comment %s: missing or unparseable updated/created", ErrMalformed, id)
+	}
+
+	conn := m.conn()
+	if m != nil && strings.TrimSpace(m.SiteURL) != "" {
+		site = m.site("")
+	} else if site == "" {
+		site = siteBase(c.Self.String())
+	}
+	url := ""
+	if u := browseURL(site, key); u != "" {
+		url = u + "?focusedCommentId=" + id
+	}
+	attrs := itsm.VendorAttributes{"id": id, "vendor": vendorName, "issue_id": issueID}
+	if key != "" {
+		attrs["issue_key"] = key
+	}
+	if adf, ok := adfValue(c.Body); ok {
+		attrs["body_adf"] = adf
+	}
+	cm := &itsm.Comment{
+		ID:               itsm.ObjectID(conn, itsm.KindComment, id),
+		TicketID:         itsm.ObjectID(conn, itsm.KindTicket, issueID),
+		Body:             PlainText(c.Body),
+		Active:           !deleted,
+		CreatedByUserID:  itsm.RefID(conn, itsm.KindUser, c.Author.vendorID()),
+		UpdatedByUserID:  itsm.RefID(conn, itsm.KindUser, c.UpdateAuthor.vendorID()),
+		CommentCreatedAt: timePtr(c.Created),
+		CommentUpdatedAt: timePtr(c.Updated),
+		URL:              url,
+		VendorAttributes: attrs,
+	}
+	return Record{Kind: itsm.KindComment, ID: cm.ID, Version: version, Deleted: deleted, Object: cm}, nil
+}
+
+func (m *Mapping) mapProject(p *projectJSON, observed time.Time) (Record, error) {
+	id := p.ID.String()
+	if id == "" {
+		return Record{}, fmt.Errorf("%w: project without id", ErrMalformed)
+	}
+	conn := m.conn()
+	key := p.Key.String()
+	attrs := itsm.VendorAttributes{
+		"id":           id,
+		"key":          key,
+		"vendor":       vendorName,
+		"project_type": p.ProjectTypeKey.String(),
+		"style":        p.Style.String(),
+	}
+	if adf, ok := adfValue(p.Description); ok {
+		attrs["description_adf"] = adf
+	}
+	pr := &itsm.Project{
+		ID:               itsm.ObjectID(conn, itsm.KindProject, id),
+		Name:             p.Name.String(),
+		Description:      PlainText(p.Description),
+		Type:             p.ProjectTypeKey.String(),
+		Active:           !p.Archived.val && !p.Deleted.val,
+		Identifier:       key,
+		URL:              browseURL(m.site(p.Self.String()), key),
+		LeadUserID:       itsm.RefID(conn, itsm.KindUser, p.Lead.vendorID()),
+		VendorAttributes: attrs,
+	}
+	return Record{Kind: itsm.KindProject, ID: pr.ID, Version: observed, Object: pr}, nil
+}
+
+func (m *Mapping) mapUser(u *userJSON, observed time.Time) (Record, error) {
+	vid := u.vendorID()
+	if vid == "" {
+		return Record{}, fmt.Errorf("%w: user without accountId", ErrMalformed)
+	}
+	var email *string
+	if e := u.EmailAddress.String(); e != "" {
+		email = &e
+	}
+	// An absent flag is read as active: Jira lists deleted and deactivated
+	// accounts with an explicit false.
+	active := !u.Active.set || u.Active.val
+	status := itsm.UserActive
+	if !active {
+		status = itsm.UserInactive
+	}
+	name := u.DisplayName.String()
+	if name == "" {
+		name = u.Name.String()
+	}
+	us := &itsm.User{
+		ID:     itsm.ObjectID(m.conn(), itsm.KindUser, vid),
+		Name:   name,
+		Email:  email,
+		Status: status,
+		Active: active,
+		VendorAttributes: itsm.VendorAttributes{
+			"id":           vid,
+			"vendor":       vendorName,
+			"account_type": u.AccountType.String(),
+			"time_zone":    u.TimeZone.String(),
+		},
+	}
+	return Record{Kind: itsm.KindUser, ID: us.ID, Version: observed, Object: us}, nil
+}
+
+func (m *Mapping) mapGroup(g *groupJSON, observed time.Time) (Record, error) {
+	// groupId is immutable; names can be renamed, so they are only a fallback
+	// for Server, which has no group ids.
+	vid := g.GroupID.String()
+	if vid == "" {
+		vid = g.Name.String()
+	}
+	if vid == "" {
+		return Record{}, fmt.Errorf("%w: group without groupId or name", ErrMalformed)
+	}
+	conn := m.conn()
+	members := make([]string, 0, len(g.Members))
+	for i := range g.Members {
+		if uid := g.Members[i].vendorID(); uid != "" {
+			members = append(members, itsm.ObjectID(conn, itsm.KindUser, uid))
+		}
+	}
+	slices.Sort(members)
+	members = slices.Compact(members)
+	gr := &itsm.Group{
+		ID:            itsm.ObjectID(conn, itsm.KindGroup, vid),
+		Name:          g.Name.String(),
+		Active:        true,
+		MemberUserIDs: members,
+		VendorAttributes: itsm.VendorAttributes{
+			"id":     vid,
+			"vendor": vendorName,
+		},
+	}
+	return Record{Kind: itsm.KindGroup, ID: gr.ID, Version: observed, Object: gr}, nil
+}
+
+func (m *Mapping) mapAttachment(a *attachmentJSON, issueID string) (Record, error) {
+	id := a.ID.String()
+	if id == "" {
+		return Record{}, fmt.Errorf("%w: attachment without id", ErrMalformed)
+	}
+	if issueID == "" {
+		return Record{}, fmt.Errorf("%w: attachment %s without issue id", ErrMalformed, id)
+	}
+	created, ok := parseTime(a.Created.String())
+	if !ok {
+		return Record{}, fmt.Errorf("%w: attachment %s: missing or unparseable created", ErrMalformed, id)
+	}
+	conn := m.conn()
+	at := &itsm.Attachment{
+		ID:                  itsm.ObjectID(conn, itsm.KindAttachment, id),
+		TicketID:            itsm.ObjectID(conn, itsm.KindTicket, issueID),
+		Name:                a.Filename.String(),
+		MimeType:            a.MimeType.String(),
+		Size:                parseInt64(a.Size.String()),
+		Active:              true,
+		URL:                 a.Content.String(),
+		CreatedByUserID:     itsm.RefID(conn, itsm.KindUser, a.Author.vendorID()),
+		AttachmentCreatedAt: &created,
+		VendorAttributes: itsm.VendorAttributes{
+			"id":        id,
+			"vendor":    vendorName,
+			"issue_id":  issueID,
+			"thumbnail": a.Thumbnail.String(),
+		},
+	}
+	return Record{Kind: itsm.KindAttachment, ID: at.ID, Version: created, Object: at}, nil
+}
+
+// customFields keeps every non-null customfield_* value as decoded JSON so
+// the store can hold it without knowing Jira's field schemas.
+func customFields(raw json.RawMessage) map[string]any {
+	out := map[string]any{}
+	var all map[string]json.RawMessage
+	_ = decodeLenient(raw, &all)
+	for k, v := range all {
+		if !strings.HasPrefix(k, "customfield_") || isEmptyJSON(v) {
+			continue
+		}
+		var val any
+		if json.Unmarshal(v, &val) != nil || val == nil {
+			// Out-of-range numbers: keep the literal rather than lose it.
+			out[k] = string(v)
+			continue
+		}
+		out[k] = val
+	}
+	return out
+}
+
+// adfValue returns an ADF document decoded for vendor_attributes; wiki
+// strings are not ADF and are not kept twice.
+func adfValue(raw json.RawMessage) (any, bool) {
+	if !isObject(raw) {
+		return nil, false
+	}
+	var v map[string]any
+	if json.Unmarshal(raw, &v) != nil && v == nil {
+		return nil, false
+	}
+	return v, v != nil
+}
+
+func isEmptyJSON(raw json.RawMessage) bool {
+	s := strings.TrimSpace(string(raw))
+	return s == "" || s == "null"
+}

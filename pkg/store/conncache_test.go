@@ -1,0 +1,44 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/itsmhub/itsm/pkg/store"
+)
+
+func TestConnectionCache(t *testing.T) {
+	now := time.Unix(0, 0)
+	calls := 0
+	state := store.StateActive
+	lookup := func(_ context.Context, id string) (*store.Connection, error) {
+		calls++
+		if id == "missing" {
+			return nil, store.ErrNotFound
+		}
+		return &store.Connection{ID: id, State: state}, nil
+	}
+	c := store.NewConnectionCache(lookup, 5*time.Second, func() time.Time { return now })
+	ctx := context.Background()
+
+	got, err := c.LookupConnection(ctx, "a")
+	require.NoError(t, err)
+	require.Equal(t, store.StateActive, got.State)
+	state = store.StateDeleted
+	got, _ = c.LookupConnection(ctx, "a")
+	require.Equal(t, store.StateActive, got.State, "served from cache within the TTL")
+	require.Equal(t, 1, calls)
+
+	now = now.Add(6 * time.Second)
+	got, _ = c.LookupConnection(ctx, "a")
+	require.Equal(t, store.StateDeleted, got.State, "re-read after the TTL")
+	require.Equal(t, 2, calls)
+
+	_, err = c.LookupConnection(ctx, "missing")
+	require.ErrorIs(t, err, store.ErrNotFound)
+	_, _ = c.LookupConnection(ctx, "missing")
+	require.Equal(t, 4, calls, "misses are not cached")
+}
