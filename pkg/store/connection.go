@@ -28,7 +28,9 @@ type Connection struct {
 	RefreshIntervalSecs int
 	TimeoutSecs         int
 	// Secret holds the encrypted token material; never decoded by the store.
-	Secret    []byte
+	Secret []byte
+	// Detail is the connection's operational state, stored as one document.
+	Detail    ConnectionDetail
 	Revision  int64
 	CreatedAt time.Time
 	UpdatedAt time.Time
@@ -39,4 +41,62 @@ type ConnectionOptions struct {
 	ProjectKeysFilter []string                 `json:"project_keys_filter,omitempty"`
 	PriorityMapping   map[string]itsm.Priority `json:"priority_mapping,omitempty"`
 	StatusMapping     map[string]itsm.Status   `json:"status_mapping,omitempty"`
+	// SiteURL names the site to use when a grant covers several.
+	SiteURL string `json:"site_url,omitempty"`
+}
+
+// ConnectionDetail is what the platform knows about a connection's health,
+// its vendor webhooks and its syncs.
+type ConnectionDetail struct {
+	Health   Health                `json:"health"`
+	Webhooks []WebhookRegistration `json:"webhooks,omitempty"`
+	// WebhookURL is the URL registered for the connection's site.
+	WebhookURL string `json:"webhook_url,omitempty"`
+	// OAuthState is the hash of the single outstanding OAuth state nonce.
+	OAuthStateHash string     `json:"oauth_state_hash,omitempty"`
+	LastSync       *SyncState `json:"last_sync,omitempty"`
+	// Watermark is where the next incremental sync starts.
+	Watermark *time.Time `json:"watermark,omitempty"`
+	// Sites records every site the grant covers when the customer chose
+	// none (JIRA.md §1: one grant may cover several).
+	Sites []Site `json:"sites,omitempty"`
+}
+
+// Health says whether the connection works and who must act if not.
+type Health struct {
+	Status string `json:"status"` // HEALTHY, DEGRADED, FAILED
+	// ResolutionOwner is who must act: CUSTOMER, VENDOR or PLATFORM.
+	ResolutionOwner string    `json:"resolution_owner,omitempty"`
+	Description     string    `json:"description,omitempty"`
+	UpdatedAt       time.Time `json:"updated_at"`
+}
+
+// WebhookRegistration is one webhook registered at the vendor.
+type WebhookRegistration struct {
+	ID        int64     `json:"id"`
+	Events    []string  `json:"events"`
+	JQL       string    `json:"jql"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// SyncState is the progress of one sync.
+type SyncState struct {
+	ID        string     `json:"id"`
+	Kind      string     `json:"kind"` // full, incremental
+	Phase     string     `json:"phase"`
+	Status    string     `json:"status"` // RUNNING, COMPLETED, FAILED, TIMED_OUT
+	Objects   int64      `json:"objects"`
+	Errors    int64      `json:"errors"`
+	LastError string     `json:"last_error,omitempty"`
+	StartedAt time.Time  `json:"started_at"`
+	EndedAt   *time.Time `json:"ended_at,omitempty"`
+	// Checkpoint lets another worker resume a sync cut short.
+	Checkpoint string `json:"checkpoint,omitempty"`
+}
+
+// Site is a vendor site a grant covers.
+type Site struct {
+	CloudID string `json:"cloud_id"`
+	URL     string `json:"url"`
+	Name    string `json:"name"`
 }

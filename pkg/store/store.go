@@ -44,7 +44,11 @@ type Document struct {
 	// UpdatedAt is when the platform last changed its record: the order of
 	// List and the meaning of Filter.UpdatedSince.
 	UpdatedAt time.Time
-	Body      json.RawMessage
+	// SyncID is the last full sync that saw the record. Put keeps the stored
+	// value when SyncID is empty (a webhook write), so reconciling a sync
+	// never mistakes a webhook-updated record for one the sync missed.
+	SyncID string
+	Body   json.RawMessage
 }
 
 // Outcome tells what Put did.
@@ -80,6 +84,12 @@ type Filter struct {
 	AssignedUserID string
 	Identifier     string
 	UpdatedSince   time.Time
+	// UpdatedBefore keeps documents the platform last changed before it.
+	UpdatedBefore time.Time
+	// NotSeenBy keeps documents whose SyncID differs: what a sync missed.
+	NotSeenBy string
+	// ExcludeDeleted drops tombstones.
+	ExcludeDeleted bool
 	// Cursor continues a previous page (Page.NextCursor); opaque to callers.
 	Cursor string
 	// Limit is clamped to [1, MaxLimit]; zero means DefaultLimit.
@@ -118,6 +128,10 @@ type Documents interface {
 	Get(ctx context.Context, orgID string, kind itsm.Kind, id string) (*Document, error)
 	GetByIdentifier(ctx context.Context, orgID string, kind itsm.Kind, identifier string) (*Document, error)
 	List(ctx context.Context, f Filter) (Page, error)
+	// MarkSeen records that a full sync saw the stored document, when the
+	// sync brought no newer version of it. A missing document is not an
+	// error (nothing to mark).
+	MarkSeen(ctx context.Context, orgID string, kind itsm.Kind, id, syncID string) error
 }
 
 // Connections is the connection half of the contract.
@@ -132,12 +146,44 @@ type Connections interface {
 	// UpdateConnection replaces the stored connection; Revision must match
 	// the stored one (optimistic concurrency) and is incremented.
 	UpdateConnection(ctx context.Context, c *Connection) error
+	// FindConnections lists connections of every organization matching q;
+	// only for internal paths (workers, webhook fan-out).
+	FindConnections(ctx context.Context, q ConnectionQuery) ([]*Connection, error)
+}
+
+// ConnectionQuery selects connections across organizations. Empty fields do
+// not filter.
+type ConnectionQuery struct {
+	State   string
+	CloudID string
+}
+
+// APIKeys is the API-key half of the contract. Keys are stored as hashes
+// only; the plaintext exists once, when it is created.
+type APIKeys interface {
+	CreateAPIKey(ctx context.Context, k *APIKey) error
+	// LookupAPIKey finds a key by the hash of its plaintext; revoked keys
+	// are reported as ErrNotFound.
+	LookupAPIKey(ctx context.Context, hash []byte) (*APIKey, error)
+	ListAPIKeys(ctx context.Context, orgID string) ([]*APIKey, error)
+	RevokeAPIKey(ctx context.Context, orgID, id string, at time.Time) error
+}
+
+// APIKey is an organization's credential for the HTTP API.
+type APIKey struct {
+	ID             string
+	OrganizationID string
+	Name           string
+	Hash           []byte
+	CreatedAt      time.Time
+	RevokedAt      *time.Time
 }
 
 // Store is everything a backend provides.
 type Store interface {
 	Documents
 	Connections
+	APIKeys
 	Ping(ctx context.Context) error
 	Close() error
 }

@@ -1,6 +1,8 @@
 package mongostore
 
 import (
+	"encoding/json"
+	"fmt"
 	"maps"
 	"slices"
 	"time"
@@ -13,6 +15,17 @@ import (
 
 // connRecord is a connection as stored in the connections collection. Times
 // are Unix nanoseconds, as in the SQLite store, so they round-trip exactly.
+//
+// DetailJSON is store.ConnectionDetail as its JSON, in a string, the same
+// bytes the SQLite store keeps in its detail column. A BSON subdocument would
+// be queryable, but nothing queries it, and it would not be exact: the detail
+// is nested structs full of time.Time values, which BSON datetimes cut to
+// milliseconds, so each struct would need a mirror record with nanosecond
+// integers, kept in step with every field the detail gains; a field a mirror
+// missed would be dropped without an error. The JSON follows the struct by
+// itself, keeps times to the nanosecond (RFC 3339) and needs no schema.
+// Connections stored before the field existed have none and decode to the
+// zero detail.
 type connRecord struct {
 	ID                  string        `bson:"_id"`
 	OrganizationID      string        `bson:"organization_id"`
@@ -24,6 +37,7 @@ type connRecord struct {
 	RefreshIntervalSecs int64         `bson:"refresh_interval_secs"`
 	TimeoutSecs         int64         `bson:"timeout_secs"`
 	Secret              []byte        `bson:"secret"`
+	DetailJSON          string        `bson:"detail_json"`
 	Revision            int64         `bson:"revision"`
 	CreatedAt           int64         `bson:"created_at"`
 	UpdatedAt           int64         `bson:"updated_at"`
@@ -38,6 +52,7 @@ type optionsRecord struct {
 	ProjectKeysFilter []string        `bson:"project_keys_filter"`
 	PriorityMapping   []mappingRecord `bson:"priority_mapping"`
 	StatusMapping     []mappingRecord `bson:"status_mapping"`
+	SiteURL           string          `bson:"site_url,omitempty"`
 }
 
 type mappingRecord struct {
@@ -45,14 +60,29 @@ type mappingRecord struct {
 	Value  string `bson:"value"`
 }
 
-func (r *connRecord) connection() *store.Connection {
-	return &store.Connection{
+func (r *connRecord) connection() (*store.Connection, error) {
+	c := &store.Connection{
 		ID: r.ID, OrganizationID: r.OrganizationID, Vendor: r.Vendor, State: r.State,
 		SiteURL: r.SiteURL, CloudID: r.CloudID, Options: r.Options.options(),
 		RefreshIntervalSecs: int(r.RefreshIntervalSecs), TimeoutSecs: int(r.TimeoutSecs),
 		Secret: r.Secret, Revision: r.Revision,
 		CreatedAt: nanosTime(r.CreatedAt), UpdatedAt: nanosTime(r.UpdatedAt),
 	}
+	if r.DetailJSON != "" {
+		if err := json.Unmarshal([]byte(r.DetailJSON), &c.Detail); err != nil {
+			return nil, fmt.Errorf("decode detail of connection %s: %w", r.ID, err)
+		}
+	}
+	return c, nil
+}
+
+// detailJSON is what connRecord.DetailJSON holds for d.
+func detailJSON(d store.ConnectionDetail) (string, error) {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return "", fmt.Errorf("encode connection detail: %w", err)
+	}
+	return string(b), nil
 }
 
 // options decodes like the SQLite store's JSON with omitempty: an empty list
@@ -64,6 +94,7 @@ func (o optionsRecord) options() store.ConnectionOptions {
 	}
 	out.PriorityMapping = pairsMap[itsm.Priority](o.PriorityMapping)
 	out.StatusMapping = pairsMap[itsm.Status](o.StatusMapping)
+	out.SiteURL = o.SiteURL
 	return out
 }
 
@@ -93,16 +124,24 @@ func optionsDoc(o store.ConnectionOptions) bson.D {
 	for _, k := range o.ProjectKeysFilter {
 		keys = append(keys, k)
 	}
-	return bson.D{
+	d := bson.D{
 		{Key: "project_keys_filter", Value: keys},
 		{Key: "priority_mapping", Value: mapPairs(o.PriorityMapping)},
 		{Key: "status_mapping", Value: mapPairs(o.StatusMapping)},
 	}
+	if o.SiteURL != "" {
+		d = append(d, bson.E{Key: "site_url", Value: o.SiteURL})
+	}
+	return d
 }
 
 // connInsert is the whole stored connection; the driver's duplicate-key error
 // on _id is how CreateConnection detects a conflict.
-func connInsert(c *store.Connection) bson.D {
+func connInsert(c *store.Connection) (bson.D, error) {
+	detail, err := detailJSON(c.Detail)
+	if err != nil {
+		return nil, err
+	}
 	return bson.D{
 		{Key: "_id", Value: c.ID},
 		{Key: "organization_id", Value: c.OrganizationID},
@@ -114,10 +153,11 @@ func connInsert(c *store.Connection) bson.D {
 		{Key: "refresh_interval_secs", Value: int64(c.RefreshIntervalSecs)},
 		{Key: "timeout_secs", Value: int64(c.TimeoutSecs)},
 		{Key: "secret", Value: c.Secret},
+		{Key: "detail_json", Value: detail},
 		{Key: "revision", Value: c.Revision},
 		{Key: "created_at", Value: c.CreatedAt.UnixNano()},
 		{Key: "updated_at", Value: c.UpdatedAt.UnixNano()},
-	}
+	}, nil
 }
 
 // connFilter scopes a read to the caller's organization.
@@ -135,6 +175,20 @@ func connListFilter(orgID string) bson.D {
 	return bson.D{{Key: "organization_id", Value: orgID}}
 }
 
+// connQueryFilter is FindConnections' query, across organizations; empty
+// fields do not filter.
+func connQueryFilter(q store.ConnectionQuery) bson.D {
+	f := bson.D{}
+	if q.State != "" {
+		f = append(f, bson.E{Key: "state", Value: q.State})
+	}
+	if q.CloudID != "" {
+		f = append(f, bson.E{Key: "cloud_id", Value: q.CloudID})
+	}
+	return f
+}
+
+// connListSort is the order of ListConnections and FindConnections.
 func connListSort() bson.D {
 	return bson.D{{Key: "_id", Value: 1}}
 }
@@ -151,7 +205,11 @@ func connUpdateFilter(c *store.Connection) bson.D {
 // connUpdate replaces the mutable fields (the same set as the SQLite store:
 // id, organization, vendor and created_at never change) and bumps the revision
 // in the same operation.
-func connUpdate(c *store.Connection) bson.D {
+func connUpdate(c *store.Connection) (bson.D, error) {
+	detail, err := detailJSON(c.Detail)
+	if err != nil {
+		return nil, err
+	}
 	return bson.D{
 		{Key: "$set", Value: bson.D{
 			{Key: "state", Value: c.State},
@@ -161,10 +219,11 @@ func connUpdate(c *store.Connection) bson.D {
 			{Key: "refresh_interval_secs", Value: int64(c.RefreshIntervalSecs)},
 			{Key: "timeout_secs", Value: int64(c.TimeoutSecs)},
 			{Key: "secret", Value: c.Secret},
+			{Key: "detail_json", Value: detail},
 			{Key: "updated_at", Value: c.UpdatedAt.UnixNano()},
 		}},
 		{Key: "$inc", Value: bson.D{{Key: "revision", Value: int64(1)}}},
-	}
+	}, nil
 }
 
 func nanosTime(ns int64) time.Time {

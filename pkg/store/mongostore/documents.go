@@ -24,6 +24,9 @@ import (
 // int64 and decimals beyond float64 lose precision, and a body that is not a
 // JSON object has no document form. Nothing queries the body (the filterable
 // fields are projected next to it), so exactness wins.
+//
+// SyncID is absent in documents stored before it existed; those decode as ""
+// (never seen by a sync), which is also what the sync_id $ne filter matches.
 type docRecord struct {
 	Kind           string `bson:"kind"`
 	ID             string `bson:"id"`
@@ -38,6 +41,7 @@ type docRecord struct {
 	TicketID       string `bson:"ticket_id"`
 	AssignedUserID string `bson:"assigned_user_id"`
 	UpdatedAt      int64  `bson:"updated_at"`
+	SyncID         string `bson:"sync_id"`
 	Body           string `bson:"body"`
 }
 
@@ -46,7 +50,8 @@ func (r *docRecord) document() *store.Document {
 		Kind: itsm.Kind(r.Kind), ID: r.ID, OrganizationID: r.OrganizationID, ConnectionID: r.ConnectionID,
 		Version: r.Version, Deleted: r.Deleted, Identifier: r.Identifier,
 		Status: r.Status, Priority: r.Priority, ProjectID: r.ProjectID, TicketID: r.TicketID,
-		AssignedUserID: r.AssignedUserID, UpdatedAt: nanosTime(r.UpdatedAt), Body: json.RawMessage(r.Body),
+		AssignedUserID: r.AssignedUserID, UpdatedAt: nanosTime(r.UpdatedAt), SyncID: r.SyncID,
+		Body: json.RawMessage(r.Body),
 	}
 }
 
@@ -59,9 +64,20 @@ func docKey(kind itsm.Kind, id string) string {
 	return string(kind) + ":" + id
 }
 
-// indexModels are the indexes of the two collections, the same as the SQLite
-// schema's. Names are fixed so that Open is idempotent.
-func indexModels() (documents, connections []mongo.IndexModel) {
+// collectionIndexes are the indexes of one collection.
+type collectionIndexes struct {
+	collection string
+	models     []mongo.IndexModel
+}
+
+// indexModels are the indexes of the collections, the same as the SQLite
+// schema's, in the order Open creates them. Names are fixed so that Open is
+// idempotent. The only unique key besides the _id ones (which MongoDB always
+// indexes) is an API key's hash, as in SQLite: a hash must name one key.
+//
+// api_keys_org follows ListAPIKeys' filter and sort (SQLite's is on the
+// organization and id; the order it sorts in is created_at, id).
+func indexModels() []collectionIndexes {
 	idx := func(name string, keys ...string) mongo.IndexModel {
 		d := bson.D{}
 		for _, k := range keys {
@@ -69,16 +85,28 @@ func indexModels() (documents, connections []mongo.IndexModel) {
 		}
 		return mongo.IndexModel{Keys: d, Options: options.Index().SetName(name)}
 	}
-	documents = []mongo.IndexModel{
+	unique := func(m mongo.IndexModel) mongo.IndexModel {
+		m.Options.SetUnique(true)
+		return m
+	}
+	documents := []mongo.IndexModel{
 		idx("documents_list", "organization_id", "kind", "updated_at", "_id"),
 		idx("documents_identifier", "organization_id", "kind", "identifier"),
 		idx("documents_ticket", "organization_id", "kind", "ticket_id"),
 		idx("documents_project", "organization_id", "kind", "project_id"),
 	}
-	connections = []mongo.IndexModel{
+	connections := []mongo.IndexModel{
 		idx("connections_org", "organization_id", "_id"),
 	}
-	return documents, connections
+	apiKeys := []mongo.IndexModel{
+		unique(idx("api_keys_hash", "hash")),
+		idx("api_keys_org", "organization_id", "created_at", "_id"),
+	}
+	return []collectionIndexes{
+		{documentsCollection, documents},
+		{connectionsCollection, connections},
+		{apiKeysCollection, apiKeys},
+	}
 }
 
 // putFilter matches the stored document only when it belongs to the same
@@ -95,8 +123,14 @@ func putFilter(d *store.Document) bson.D {
 }
 
 // putUpdate sets every field; on insert _id comes from putFilter's equality.
+//
+// sync_id is the exception: a write without a SyncID (a webhook) keeps the
+// stored one, so that reconciling a full sync never takes a document a
+// webhook updated for one the sync missed. Such a write leaves sync_id out of
+// $set and only gives a new document an empty one through $setOnInsert (a
+// field may not be in both, or the server refuses the update).
 func putUpdate(d *store.Document) bson.D {
-	return bson.D{{Key: "$set", Value: bson.D{
+	set := bson.D{
 		{Key: "kind", Value: string(d.Kind)},
 		{Key: "id", Value: d.ID},
 		{Key: "organization_id", Value: d.OrganizationID},
@@ -111,7 +145,14 @@ func putUpdate(d *store.Document) bson.D {
 		{Key: "assigned_user_id", Value: d.AssignedUserID},
 		{Key: "updated_at", Value: d.UpdatedAt.UnixNano()},
 		{Key: "body", Value: string(d.Body)},
-	}}}
+	}
+	if d.SyncID != "" {
+		return bson.D{{Key: "$set", Value: append(set, bson.E{Key: "sync_id", Value: d.SyncID})}}
+	}
+	return bson.D{
+		{Key: "$set", Value: set},
+		{Key: "$setOnInsert", Value: bson.D{{Key: "sync_id", Value: ""}}},
+	}
 }
 
 // putOutcome reads the answer to attempt number attempt of Put's upsert and
@@ -140,6 +181,19 @@ func putOutcome(attempt int, res *mongo.UpdateResult, err error) (out store.Outc
 		return store.Written, false, nil
 	}
 	return 0, false, errors.New("upsert neither matched nor inserted")
+}
+
+// markSeenFilter is getFilter: another organization cannot mark (and so
+// shield from reconciliation) this one's documents. Matching nothing is not an
+// error (MarkSeen of a missing document has nothing to mark).
+func markSeenFilter(orgID string, kind itsm.Kind, id string) bson.D {
+	return getFilter(orgID, kind, id)
+}
+
+// markSeenUpdate only records the sync: the document's version and
+// updated_at are untouched, since the platform's record did not change.
+func markSeenUpdate(syncID string) bson.D {
+	return bson.D{{Key: "$set", Value: bson.D{{Key: "sync_id", Value: syncID}}}}
 }
 
 // getFilter scopes a read by id to the caller's organization: another
@@ -186,8 +240,24 @@ func listFilter(f store.Filter) (bson.D, error) {
 	eq("ticket_id", f.TicketID)
 	eq("assigned_user_id", f.AssignedUserID)
 	eq("identifier", f.Identifier)
+	// Both bounds go in one sub-document: a repeated key in a filter is not
+	// an AND (drivers and servers keep only one of them).
+	var updated bson.D
 	if !f.UpdatedSince.IsZero() {
-		q = append(q, bson.E{Key: "updated_at", Value: bson.D{{Key: "$gte", Value: f.UpdatedSince.UnixNano()}}})
+		updated = append(updated, bson.E{Key: "$gte", Value: f.UpdatedSince.UnixNano()})
+	}
+	if !f.UpdatedBefore.IsZero() {
+		updated = append(updated, bson.E{Key: "$lt", Value: f.UpdatedBefore.UnixNano()})
+	}
+	if len(updated) > 0 {
+		q = append(q, bson.E{Key: "updated_at", Value: updated})
+	}
+	if f.NotSeenBy != "" {
+		// $ne also matches documents without sync_id: never seen.
+		q = append(q, bson.E{Key: "sync_id", Value: bson.D{{Key: "$ne", Value: f.NotSeenBy}}})
+	}
+	if f.ExcludeDeleted {
+		q = append(q, bson.E{Key: "deleted", Value: false})
 	}
 	if f.Cursor != "" {
 		at, id, err := store.DecodeCursor(f.Cursor)

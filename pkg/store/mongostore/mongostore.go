@@ -3,9 +3,9 @@
 //
 // No MongoDB server is available where this code is developed, so everything
 // the server sees (filters, updates, sorts, indexes) is built by the small pure
-// functions in documents.go and connections.go, which the unit tests pin down
-// exactly; the methods here only ship those documents to the driver. The
-// shared conformance suite runs against a real server when
+// functions in documents.go, connections.go and apikeys.go, which the unit
+// tests pin down exactly; the methods here only ship those documents to the
+// driver. The shared conformance suite runs against a real server when
 // ITSM_TEST_MONGODB_URI is set.
 package mongostore
 
@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
@@ -25,6 +26,7 @@ import (
 const (
 	documentsCollection   = "documents"
 	connectionsCollection = "connections"
+	apiKeysCollection     = "api_keys"
 	// disconnectTimeout bounds Close: it only has to end in-flight
 	// operations and close sockets, and shutdown must not hang on a dead server.
 	disconnectTimeout = 10 * time.Second
@@ -36,6 +38,7 @@ type Store struct {
 	db     *mongo.Database
 	docs   *mongo.Collection
 	conns  *mongo.Collection
+	keys   *mongo.Collection
 }
 
 var _ store.Store = (*Store)(nil)
@@ -61,19 +64,17 @@ func Open(ctx context.Context, uri, dbName string) (*Store, error) {
 		return nil, fail("connect to", err)
 	}
 	db := client.Database(dbName)
-	s := &Store{client: client, db: db, docs: db.Collection(documentsCollection), conns: db.Collection(connectionsCollection)}
+	s := &Store{client: client, db: db, docs: db.Collection(documentsCollection),
+		conns: db.Collection(connectionsCollection), keys: db.Collection(apiKeysCollection)}
 	if err := client.Ping(ctx, nil); err != nil {
 		s.Close()
 		return nil, fail("ping", err)
 	}
-	docIdx, connIdx := indexModels()
-	if _, err := s.docs.Indexes().CreateMany(ctx, docIdx); err != nil {
-		s.Close()
-		return nil, fail("create document indexes in", err)
-	}
-	if _, err := s.conns.Indexes().CreateMany(ctx, connIdx); err != nil {
-		s.Close()
-		return nil, fail("create connection indexes in", err)
+	for _, ci := range indexModels() {
+		if _, err := db.Collection(ci.collection).Indexes().CreateMany(ctx, ci.models); err != nil {
+			s.Close()
+			return nil, fail("create "+ci.collection+" indexes in", err)
+		}
 	}
 	return s, nil
 }
@@ -149,8 +150,21 @@ func (s *Store) List(ctx context.Context, f store.Filter) (store.Page, error) {
 	return makePage(recs, limit), nil
 }
 
+// MarkSeen sets sync_id only; a document that is missing (or another
+// organization's) matches nothing, which is not an error.
+func (s *Store) MarkSeen(ctx context.Context, orgID string, kind itsm.Kind, id, syncID string) error {
+	if _, err := s.docs.UpdateOne(ctx, markSeenFilter(orgID, kind, id), markSeenUpdate(syncID)); err != nil {
+		return fmt.Errorf("mark %s %s seen: %w", kind, id, err)
+	}
+	return nil
+}
+
 func (s *Store) CreateConnection(ctx context.Context, c *store.Connection) error {
-	_, err := s.conns.InsertOne(ctx, connInsert(c))
+	doc, err := connInsert(c)
+	if err != nil {
+		return fmt.Errorf("create connection %s: %w", c.ID, err)
+	}
+	_, err = s.conns.InsertOne(ctx, doc)
 	if mongo.IsDuplicateKeyError(err) {
 		return fmt.Errorf("connection %s: %w", c.ID, store.ErrConflict)
 	}
@@ -169,7 +183,7 @@ func (s *Store) findConn(ctx context.Context, id string, filter any) (*store.Con
 	if err != nil {
 		return nil, fmt.Errorf("connection %s: %w", id, err)
 	}
-	return rec.connection(), nil
+	return rec.connection()
 }
 
 func (s *Store) GetConnection(ctx context.Context, orgID, id string) (*store.Connection, error) {
@@ -181,7 +195,15 @@ func (s *Store) LookupConnection(ctx context.Context, id string) (*store.Connect
 }
 
 func (s *Store) ListConnections(ctx context.Context, orgID string) ([]*store.Connection, error) {
-	cur, err := s.conns.Find(ctx, connListFilter(orgID), options.Find().SetSort(connListSort()))
+	return s.findConns(ctx, connListFilter(orgID))
+}
+
+func (s *Store) FindConnections(ctx context.Context, q store.ConnectionQuery) ([]*store.Connection, error) {
+	return s.findConns(ctx, connQueryFilter(q))
+}
+
+func (s *Store) findConns(ctx context.Context, filter bson.D) ([]*store.Connection, error) {
+	cur, err := s.conns.Find(ctx, filter, options.Find().SetSort(connListSort()))
 	if err != nil {
 		return nil, fmt.Errorf("list connections: %w", err)
 	}
@@ -191,7 +213,11 @@ func (s *Store) ListConnections(ctx context.Context, orgID string) ([]*store.Con
 	}
 	var out []*store.Connection
 	for i := range recs {
-		out = append(out, recs[i].connection())
+		c, err := recs[i].connection()
+		if err != nil {
+			return nil, fmt.Errorf("list connections: %w", err)
+		}
+		out = append(out, c)
 	}
 	return out, nil
 }
@@ -199,7 +225,11 @@ func (s *Store) ListConnections(ctx context.Context, orgID string) ([]*store.Con
 // UpdateConnection is a compare-and-set on the revision: the filter only
 // matches the revision the caller read, and the same update increments it.
 func (s *Store) UpdateConnection(ctx context.Context, c *store.Connection) error {
-	res, err := s.conns.UpdateOne(ctx, connUpdateFilter(c), connUpdate(c))
+	update, err := connUpdate(c)
+	if err != nil {
+		return fmt.Errorf("update connection %s: %w", c.ID, err)
+	}
+	res, err := s.conns.UpdateOne(ctx, connUpdateFilter(c), update)
 	if err != nil {
 		return fmt.Errorf("update connection %s: %w", c.ID, err)
 	}
@@ -207,5 +237,57 @@ func (s *Store) UpdateConnection(ctx context.Context, c *store.Connection) error
 		return fmt.Errorf("connection %s changed concurrently or is gone: %w", c.ID, store.ErrConflict)
 	}
 	c.Revision++
+	return nil
+}
+
+func (s *Store) CreateAPIKey(ctx context.Context, k *store.APIKey) error {
+	_, err := s.keys.InsertOne(ctx, apiKeyInsert(k))
+	if mongo.IsDuplicateKeyError(err) {
+		return fmt.Errorf("api key %s: %w", k.ID, store.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("create api key %s: %w", k.ID, err)
+	}
+	return nil
+}
+
+func (s *Store) LookupAPIKey(ctx context.Context, hash []byte) (*store.APIKey, error) {
+	var rec apiKeyRecord
+	err := s.keys.FindOne(ctx, apiKeyLookupFilter(hash)).Decode(&rec)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, fmt.Errorf("api key: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up api key: %w", err)
+	}
+	return rec.apiKey(), nil
+}
+
+func (s *Store) ListAPIKeys(ctx context.Context, orgID string) ([]*store.APIKey, error) {
+	cur, err := s.keys.Find(ctx, apiKeyListFilter(orgID), options.Find().SetSort(apiKeyListSort()))
+	if err != nil {
+		return nil, fmt.Errorf("list api keys: %w", err)
+	}
+	var recs []apiKeyRecord
+	if err := cur.All(ctx, &recs); err != nil {
+		return nil, fmt.Errorf("list api keys: %w", err)
+	}
+	var out []*store.APIKey
+	for i := range recs {
+		out = append(out, recs[i].apiKey())
+	}
+	return out, nil
+}
+
+// RevokeAPIKey reports a key that is missing, another organization's or
+// already revoked as not found: the filter matches none of them.
+func (s *Store) RevokeAPIKey(ctx context.Context, orgID, id string, at time.Time) error {
+	res, err := s.keys.UpdateOne(ctx, apiKeyRevokeFilter(orgID, id), apiKeyRevokeUpdate(at))
+	if err != nil {
+		return fmt.Errorf("revoke api key %s: %w", id, err)
+	}
+	if res.MatchedCount == 0 {
+		return fmt.Errorf("api key %s: %w", id, store.ErrNotFound)
+	}
 	return nil
 }

@@ -79,7 +79,7 @@ func fullDoc() *store.Document {
 		Kind: itsm.KindTicket, ID: "id-1", OrganizationID: "org-a", ConnectionID: "conn-1",
 		Version: 1767322800000, Deleted: true, Identifier: "PROJ-1",
 		Status: "OPEN", Priority: "HIGH", ProjectID: "p1", TicketID: "t1", AssignedUserID: "u1",
-		UpdatedAt: at,
+		UpdatedAt: at, SyncID: "sync-1",
 		// Keys and numbers that a BSON document would not keep verbatim.
 		Body: json.RawMessage(`{"$date":1,"a.b":[1,2.50,null],"big":123456789012345678901234567890,"x":{"y":"ü"}}`),
 	}
@@ -95,19 +95,26 @@ func indexOptions(t *testing.T, m mongo.IndexModel) options.IndexOptions {
 }
 
 func TestIndexModels(t *testing.T) {
-	docs, conns := indexModels()
 	var got []string
-	for _, m := range append(docs, conns...) {
-		o := indexOptions(t, m)
-		require.Nil(t, o.Unique, "the only unique key is _id, which MongoDB always indexes")
-		got = append(got, *o.Name+" "+extJSON(t, m.Keys))
+	for _, ci := range indexModels() {
+		for _, m := range ci.models {
+			o := indexOptions(t, m)
+			line := ci.collection + " " + *o.Name + " " + extJSON(t, m.Keys)
+			if o.Unique != nil {
+				line += fmt.Sprintf(" unique=%v", *o.Unique)
+			}
+			got = append(got, line)
+		}
 	}
 	require.Equal(t, []string{
-		`documents_list {"organization_id":{"$numberInt":"1"},"kind":{"$numberInt":"1"},"updated_at":{"$numberInt":"1"},"_id":{"$numberInt":"1"}}`,
-		`documents_identifier {"organization_id":{"$numberInt":"1"},"kind":{"$numberInt":"1"},"identifier":{"$numberInt":"1"}}`,
-		`documents_ticket {"organization_id":{"$numberInt":"1"},"kind":{"$numberInt":"1"},"ticket_id":{"$numberInt":"1"}}`,
-		`documents_project {"organization_id":{"$numberInt":"1"},"kind":{"$numberInt":"1"},"project_id":{"$numberInt":"1"}}`,
-		`connections_org {"organization_id":{"$numberInt":"1"},"_id":{"$numberInt":"1"}}`,
+		`documents documents_list {"organization_id":{"$numberInt":"1"},"kind":{"$numberInt":"1"},"updated_at":{"$numberInt":"1"},"_id":{"$numberInt":"1"}}`,
+		`documents documents_identifier {"organization_id":{"$numberInt":"1"},"kind":{"$numberInt":"1"},"identifier":{"$numberInt":"1"}}`,
+		`documents documents_ticket {"organization_id":{"$numberInt":"1"},"kind":{"$numberInt":"1"},"ticket_id":{"$numberInt":"1"}}`,
+		`documents documents_project {"organization_id":{"$numberInt":"1"},"kind":{"$numberInt":"1"},"project_id":{"$numberInt":"1"}}`,
+		`connections connections_org {"organization_id":{"$numberInt":"1"},"_id":{"$numberInt":"1"}}`,
+		// The only unique key besides _id (which MongoDB always indexes).
+		`api_keys api_keys_hash {"hash":{"$numberInt":"1"}} unique=true`,
+		`api_keys api_keys_org {"organization_id":{"$numberInt":"1"},"created_at":{"$numberInt":"1"},"_id":{"$numberInt":"1"}}`,
 	}, got)
 }
 
@@ -119,11 +126,64 @@ func TestPutFilter(t *testing.T) {
 
 func TestPutUpdate(t *testing.T) {
 	d := fullDoc()
-	require.Equal(t, `{"$set":{"kind":"ticket","id":"id-1","organization_id":"org-a","connection_id":"conn-1",`+
-		`"version":{"$numberLong":"1767322800000"},"deleted":true,"identifier":"PROJ-1","status":"OPEN","priority":"HIGH",`+
-		`"project_id":"p1","ticket_id":"t1","assigned_user_id":"u1","updated_at":{"$numberLong":"`+atNano+`"},`+
-		`"body":`+mustJSONString(t, string(d.Body))+`}}`,
-		extJSON(t, putUpdate(d)))
+	fields := `"kind":"ticket","id":"id-1","organization_id":"org-a","connection_id":"conn-1",` +
+		`"version":{"$numberLong":"1767322800000"},"deleted":true,"identifier":"PROJ-1","status":"OPEN","priority":"HIGH",` +
+		`"project_id":"p1","ticket_id":"t1","assigned_user_id":"u1","updated_at":{"$numberLong":"` + atNano + `"},` +
+		`"body":` + mustJSONString(t, string(d.Body))
+	// A sync's write records the sync.
+	require.Equal(t, `{"$set":{`+fields+`,"sync_id":"sync-1"}}`, extJSON(t, putUpdate(d)))
+	// A write without a sync (a webhook) leaves the stored sync_id alone and
+	// only gives a new document an empty one.
+	d.SyncID = ""
+	require.Equal(t, `{"$set":{`+fields+`},"$setOnInsert":{"sync_id":""}}`, extJSON(t, putUpdate(d)))
+}
+
+// TestPutUpdateFieldsDisjoint: the server refuses an update naming one field
+// under two operators.
+func TestPutUpdateFieldsDisjoint(t *testing.T) {
+	for _, syncID := range []string{"", "sync-1"} {
+		d := fullDoc()
+		d.SyncID = syncID
+		seen := map[string]string{}
+		for _, op := range putUpdate(d) {
+			for _, f := range op.Value.(bson.D) {
+				require.NotContains(t, seen, f.Key, "%s is under both %s and %s", f.Key, seen[f.Key], op.Key)
+				seen[f.Key] = op.Key
+			}
+		}
+		require.Contains(t, seen, "sync_id")
+	}
+}
+
+// applyUpdate is a tiny MongoDB update of the operators Put, MarkSeen and
+// RevokeAPIKey use: $set always, $setOnInsert only when the update inserts.
+func applyUpdate(t *testing.T, stored bson.M, update bson.D, inserting bool) bson.M {
+	t.Helper()
+	out := bson.M{}
+	for k, v := range stored {
+		out[k] = v
+	}
+	for _, op := range update {
+		switch op.Key {
+		case "$set":
+		case "$setOnInsert":
+			if !inserting {
+				continue
+			}
+		default:
+			t.Fatalf("operator %s", op.Key)
+		}
+		// Round-trip the values so that they have the types the server
+		// would give back (int64, string, bool, bson.Binary ...).
+		raw, err := bson.Marshal(op.Value)
+		require.NoError(t, err)
+		var m bson.M
+		require.NoError(t, bson.Unmarshal(raw, &m))
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 func mustJSONString(t *testing.T, s string) string {
@@ -132,12 +192,14 @@ func mustJSONString(t *testing.T, s string) string {
 	return string(b)
 }
 
-// storedDoc is what an upsert of d stores: _id from putFilter's equality,
-// everything else from putUpdate's $set.
+// storedDoc is what an upsert of d stores when it inserts: _id and
+// organization_id from putFilter's equalities, everything else from
+// putUpdate's $set and $setOnInsert.
 func storedDoc(t *testing.T, d *store.Document) []byte {
 	t.Helper()
-	set := putUpdate(d)[0].Value.(bson.D)
-	raw, err := bson.Marshal(append(bson.D{{Key: "_id", Value: putFilter(d)[0].Value}}, set...))
+	filter := putFilter(d)
+	inserted := applyUpdate(t, bson.M{"_id": filter[0].Value, "organization_id": filter[1].Value}, putUpdate(d), true)
+	raw, err := bson.Marshal(inserted)
 	require.NoError(t, err)
 	return raw
 }
@@ -145,13 +207,51 @@ func storedDoc(t *testing.T, d *store.Document) []byte {
 // TestDocumentRoundTrip checks that what Put writes decodes to the same
 // document, byte for byte in the body and to the nanosecond in updated_at.
 func TestDocumentRoundTrip(t *testing.T) {
-	d := fullDoc()
+	for _, syncID := range []string{"sync-1", ""} {
+		d := fullDoc()
+		d.SyncID = syncID
+		var rec docRecord
+		require.NoError(t, bson.Unmarshal(storedDoc(t, d), &rec))
+		got := rec.document()
+		require.Equal(t, string(d.Body), string(got.Body))
+		got.Body = d.Body
+		require.Equal(t, d, got)
+	}
+	// A document stored before sync_id existed was never seen by a sync.
 	var rec docRecord
-	require.NoError(t, bson.Unmarshal(storedDoc(t, d), &rec))
-	got := rec.document()
-	require.Equal(t, string(d.Body), string(got.Body))
-	got.Body = d.Body
-	require.Equal(t, d, got)
+	require.NoError(t, bson.Unmarshal(mustMarshal(t, bson.D{{Key: "_id", Value: "ticket:x"}, {Key: "id", Value: "x"}}), &rec))
+	require.Empty(t, rec.document().SyncID)
+}
+
+func mustMarshal(t *testing.T, v any) []byte {
+	t.Helper()
+	raw, err := bson.Marshal(v)
+	require.NoError(t, err)
+	return raw
+}
+
+// TestPutKeepsSyncID applies Put's update to a stored document as the server
+// would when the version guard matches.
+func TestPutKeepsSyncID(t *testing.T) {
+	var stored bson.M
+	require.NoError(t, bson.Unmarshal(storedDoc(t, fullDoc()), &stored))
+	require.Equal(t, "sync-1", stored["sync_id"])
+
+	webhook := fullDoc()
+	webhook.SyncID, webhook.Version, webhook.Status = "", webhook.Version+1, "CLOSED"
+	updated := applyUpdate(t, stored, putUpdate(webhook), false)
+	require.Equal(t, "sync-1", updated["sync_id"], "a write without a sync keeps the stored sync_id")
+	require.Equal(t, "CLOSED", updated["status"])
+
+	sync2 := fullDoc()
+	sync2.SyncID, sync2.Version = "sync-2", webhook.Version+1
+	require.Equal(t, "sync-2", applyUpdate(t, updated, putUpdate(sync2), false)["sync_id"])
+}
+
+func TestMarkSeen(t *testing.T) {
+	require.Equal(t, `{"_id":"ticket:id-1","organization_id":"org-a"}`,
+		extJSON(t, markSeenFilter("org-a", itsm.KindTicket, "id-1")))
+	require.Equal(t, `{"$set":{"sync_id":"sync-9"}}`, extJSON(t, markSeenUpdate("sync-9")))
 }
 
 func dupKeyErr() error {
@@ -218,18 +318,91 @@ func TestListFilter(t *testing.T) {
 	q, err = listFilter(store.Filter{
 		OrganizationID: "org-a", Kind: itsm.KindComment, ConnectionID: "c1", Status: "OPEN", Priority: "LOW",
 		ProjectID: "p1", TicketID: "t1", AssignedUserID: "u1", Identifier: "PROJ-1",
-		UpdatedSince: at.Add(-time.Hour), Cursor: cursor, Limit: 5,
+		UpdatedSince: at.Add(-time.Hour), UpdatedBefore: at.Add(time.Hour), NotSeenBy: "sync-1", ExcludeDeleted: true,
+		Cursor: cursor, Limit: 5,
 	})
 	require.NoError(t, err)
 	require.Equal(t, `{"organization_id":"org-a","kind":"comment","connection_id":"c1","status":"OPEN",`+
 		`"priority":"LOW","project_id":"p1","ticket_id":"t1","assigned_user_id":"u1","identifier":"PROJ-1",`+
-		`"updated_at":{"$gte":{"$numberLong":"`+fmt.Sprint(at.Add(-time.Hour).UnixNano())+`"}},`+
+		`"updated_at":{"$gte":{"$numberLong":"`+fmt.Sprint(at.Add(-time.Hour).UnixNano())+`"},`+
+		`"$lt":{"$numberLong":"`+fmt.Sprint(at.Add(time.Hour).UnixNano())+`"}},`+
+		`"sync_id":{"$ne":"sync-1"},"deleted":false,`+
 		`"$or":[{"updated_at":{"$gt":{"$numberLong":"`+atNano+`"}}},`+
 		`{"updated_at":{"$numberLong":"`+atNano+`"},"_id":{"$gt":"comment:id-5"}}]}`,
 		extJSON(t, q))
 
+	// Each bound alone.
+	q, err = listFilter(store.Filter{OrganizationID: "org-a", Kind: itsm.KindTicket, UpdatedSince: at})
+	require.NoError(t, err)
+	require.Equal(t, `{"organization_id":"org-a","kind":"ticket","updated_at":{"$gte":{"$numberLong":"`+atNano+`"}}}`,
+		extJSON(t, q))
+	q, err = listFilter(store.Filter{OrganizationID: "org-a", Kind: itsm.KindTicket, UpdatedBefore: at})
+	require.NoError(t, err)
+	require.Equal(t, `{"organization_id":"org-a","kind":"ticket","updated_at":{"$lt":{"$numberLong":"`+atNano+`"}}}`,
+		extJSON(t, q))
+
 	_, err = listFilter(store.Filter{OrganizationID: "org-a", Kind: itsm.KindTicket, Cursor: "!!not-a-cursor"})
 	require.ErrorIs(t, err, store.ErrInvalid)
+}
+
+// TestSyncReconciliation plays the conformance suite's SyncSeenTracking on
+// an in-memory collection: Put, MarkSeen, and List with NotSeenBy,
+// ExcludeDeleted and UpdatedBefore.
+func TestSyncReconciliation(t *testing.T) {
+	coll := map[string]bson.M{}
+	put := func(d *store.Document) {
+		filter := putFilter(d)
+		if old, ok := coll[filter[0].Value.(string)]; ok {
+			require.True(t, matches(t, old, filter), "test puts only newer versions")
+			coll[filter[0].Value.(string)] = applyUpdate(t, old, putUpdate(d), false)
+			return
+		}
+		var m bson.M
+		require.NoError(t, bson.Unmarshal(storedDoc(t, d), &m))
+		coll[filter[0].Value.(string)] = m
+	}
+	markSeen := func(orgID, id, syncID string) {
+		filter := markSeenFilter(orgID, itsm.KindTicket, id)
+		if old, ok := coll[filter[0].Value.(string)]; ok && matches(t, old, filter) {
+			coll[filter[0].Value.(string)] = applyUpdate(t, old, markSeenUpdate(syncID), false)
+		}
+	}
+	doc := func(id, conn string, version int64) *store.Document {
+		return &store.Document{Kind: itsm.KindTicket, ID: id, OrganizationID: "org-a", ConnectionID: conn,
+			Version: version, UpdatedAt: at.Add(time.Duration(version) * time.Second), Body: json.RawMessage(`{}`)}
+	}
+	seen := doc("1", "c", 10)
+	seen.SyncID = "sync-1"
+	gone := doc("4", "c", 10)
+	gone.Deleted = true
+	missed := doc("3", "c", 10)
+	for _, d := range []*store.Document{seen, doc("2", "c", 10), missed, gone, doc("5", "c-other", 10), doc("6", "c", 10)} {
+		put(d)
+	}
+	delete(coll["ticket:6"], "sync_id") // stored before sync_id existed
+	markSeen("org-a", "2", "sync-1")
+	markSeen("org-b", "3", "sync-1") // another organization cannot shield it
+	put(doc("1", "c", 20))           // a webhook write keeps sync-1
+
+	list := func(f store.Filter) []string {
+		q, err := listFilter(f)
+		require.NoError(t, err)
+		var all []bson.M
+		for _, m := range coll {
+			all = append(all, m)
+		}
+		var ids []string
+		for _, r := range find(t, all, q, listSort(), listLimit(f.EffectiveLimit())) {
+			ids = append(ids, r.ID)
+		}
+		return ids
+	}
+	f := store.Filter{OrganizationID: "org-a", Kind: itsm.KindTicket, ConnectionID: "c", NotSeenBy: "sync-1", ExcludeDeleted: true}
+	require.Equal(t, []string{"3", "6"}, list(f))
+	f.UpdatedBefore = missed.UpdatedAt
+	require.Empty(t, list(f), "UpdatedBefore excludes documents changed at or after it")
+	f.UpdatedBefore = missed.UpdatedAt.Add(time.Nanosecond)
+	require.Equal(t, []string{"3", "6"}, list(f))
 }
 
 func TestListSortAndLimit(t *testing.T) {
@@ -307,8 +480,8 @@ func TestListPagination(t *testing.T) {
 	require.Equal(t, want, seen)
 }
 
-// find is a tiny MongoDB find: equality, $gt, $gte, $lt and $or on strings
-// and int64s, a sort on top-level fields, and a limit.
+// find is a tiny MongoDB find: equality, $gt, $gte, $lt, $ne and $or on
+// strings, int64s and bools, a sort on top-level fields, and a limit.
 func find(t *testing.T, coll []bson.M, q bson.D, sort bson.D, limit int64) []docRecord {
 	t.Helper()
 	var hits []bson.M
@@ -351,16 +524,25 @@ func matches(t *testing.T, m bson.M, q bson.D) bool {
 			}
 			continue
 		}
+		v, present := m[e.Key]
 		ops, isOps := e.Value.(bson.D)
 		if !isOps {
-			if compare(t, m[e.Key], e.Value) != 0 {
+			if !present || compare(t, v, e.Value) != 0 {
 				return false
 			}
 			continue
 		}
 		for _, op := range ops {
-			c := compare(t, m[e.Key], op.Value)
-			ok := map[string]bool{"$gt": c > 0, "$gte": c >= 0, "$lt": c < 0}
+			if !present {
+				// A missing field is unequal to everything and
+				// compares with nothing.
+				if op.Key != "$ne" {
+					return false
+				}
+				continue
+			}
+			c := compare(t, v, op.Value)
+			ok := map[string]bool{"$gt": c > 0, "$gte": c >= 0, "$lt": c < 0, "$ne": c != 0}
 			v, known := ok[op.Key]
 			require.True(t, known, "operator %s", op.Key)
 			if !v {
@@ -377,6 +559,14 @@ func compare(t *testing.T, a, b any) int {
 		return cmp.Compare(a, b.(string))
 	case int64:
 		return cmp.Compare(a, b.(int64))
+	case bool:
+		if a == b.(bool) {
+			return 0
+		}
+		if !a {
+			return -1
+		}
+		return 1
 	}
 	t.Fatalf("cannot compare %T", a)
 	return 0
@@ -390,10 +580,62 @@ func fullConn() *store.Connection {
 			ProjectKeysFilter: []string{"ABC", "DEF"},
 			PriorityMapping:   map[string]itsm.Priority{"Urgent": itsm.PriorityCritical, "P1.a": itsm.PriorityHigh},
 			StatusMapping:     map[string]itsm.Status{"$Triage": itsm.StatusOpen},
+			SiteURL:           "https://acme.atlassian.net",
 		},
 		RefreshIntervalSecs: 21600, TimeoutSecs: 1800, Secret: []byte{1, 2, 3}, Revision: 4,
+		Detail:    fullDetail(),
 		CreatedAt: at, UpdatedAt: at.Add(time.Nanosecond),
 	}
+}
+
+// fullDetail sets every field, with times to the nanosecond.
+func fullDetail() store.ConnectionDetail {
+	ended, watermark := at.Add(time.Minute+time.Nanosecond), at.Add(-time.Nanosecond)
+	return store.ConnectionDetail{
+		Health: store.Health{Status: "DEGRADED", ResolutionOwner: "VENDOR", Description: "rate limited", UpdatedAt: at},
+		Webhooks: []store.WebhookRegistration{
+			{ID: 7, Events: []string{"jira:issue_created", "jira:issue_updated"}, JQL: `project IN ("ABC")`, ExpiresAt: at.Add(720 * time.Hour)},
+		},
+		WebhookURL:     "https://hooks.example.com/jira/conn-1",
+		OAuthStateHash: "c2hh",
+		LastSync: &store.SyncState{ID: "s1", Kind: "full", Phase: "issues", Status: "FAILED", Objects: 42, Errors: 1,
+			LastError: "timeout", StartedAt: at, EndedAt: &ended, Checkpoint: "tok"},
+		Watermark: &watermark,
+		Sites:     []store.Site{{CloudID: "cloud-1", URL: "https://acme.atlassian.net", Name: "acme"}},
+	}
+}
+
+// fullDetailJSON is fullDetail as stored.
+func fullDetailJSON(t *testing.T) string {
+	b, err := json.Marshal(fullDetail())
+	require.NoError(t, err)
+	return mustJSONString(t, string(b))
+}
+
+func TestDetailJSON(t *testing.T) {
+	// The exact stored form, the same JSON as the SQLite store's column.
+	got, err := detailJSON(fullDetail())
+	require.NoError(t, err)
+	require.Equal(t, `{"health":{"status":"DEGRADED","resolution_owner":"VENDOR","description":"rate limited",`+
+		`"updated_at":"2026-01-02T03:04:05.123456789Z"},`+
+		`"webhooks":[{"id":7,"events":["jira:issue_created","jira:issue_updated"],"jql":"project IN (\"ABC\")",`+
+		`"expires_at":"2026-02-01T03:04:05.123456789Z"}],`+
+		`"webhook_url":"https://hooks.example.com/jira/conn-1","oauth_state_hash":"c2hh",`+
+		`"last_sync":{"id":"s1","kind":"full","phase":"issues","status":"FAILED","objects":42,"errors":1,`+
+		`"last_error":"timeout","started_at":"2026-01-02T03:04:05.123456789Z",`+
+		`"ended_at":"2026-01-02T03:05:05.12345679Z","checkpoint":"tok"},`+
+		`"watermark":"2026-01-02T03:04:05.123456788Z",`+
+		`"sites":[{"cloud_id":"cloud-1","url":"https://acme.atlassian.net","name":"acme"}]}`, got)
+
+	_, err = detailJSON(store.ConnectionDetail{Health: store.Health{UpdatedAt: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}})
+	require.Error(t, err, "a time JSON cannot hold")
+	_, err = connInsert(&store.Connection{Detail: store.ConnectionDetail{Watermark: &time.Time{}}, CreatedAt: at, UpdatedAt: at})
+	require.NoError(t, err)
+	bad := &store.Connection{Detail: store.ConnectionDetail{Health: store.Health{UpdatedAt: time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC)}}}
+	_, err = connInsert(bad)
+	require.Error(t, err)
+	_, err = connUpdate(bad)
+	require.Error(t, err)
 }
 
 func TestConnInsert(t *testing.T) {
@@ -402,30 +644,68 @@ func TestConnInsert(t *testing.T) {
 		`"site_url":"https://acme.atlassian.net","cloud_id":"cloud-1",`+
 		`"options":{"project_keys_filter":["ABC","DEF"],`+
 		`"priority_mapping":[{"vendor":"P1.a","value":"HIGH"},{"vendor":"Urgent","value":"CRITICAL"}],`+
-		`"status_mapping":[{"vendor":"$Triage","value":"OPEN"}]},`+
+		`"status_mapping":[{"vendor":"$Triage","value":"OPEN"}],"site_url":"https://acme.atlassian.net"},`+
 		`"refresh_interval_secs":{"$numberLong":"21600"},"timeout_secs":{"$numberLong":"1800"},`+
-		`"secret":{"$binary":{"base64":"AQID","subType":"00"}},"revision":{"$numberLong":"4"},`+
+		`"secret":{"$binary":{"base64":"AQID","subType":"00"}},"detail_json":`+fullDetailJSON(t)+`,`+
+		`"revision":{"$numberLong":"4"},`+
 		`"created_at":{"$numberLong":"`+atNano+`"},"updated_at":{"$numberLong":"`+fmt.Sprint(at.UnixNano()+1)+`"}}`,
-		extJSON(t, connInsert(c)))
+		extJSON(t, mustConnInsert(t, c)))
+}
+
+func mustConnInsert(t *testing.T, c *store.Connection) bson.D {
+	t.Helper()
+	d, err := connInsert(c)
+	require.NoError(t, err)
+	return d
+}
+
+func mustConnUpdate(t *testing.T, c *store.Connection) bson.D {
+	t.Helper()
+	d, err := connUpdate(c)
+	require.NoError(t, err)
+	return d
+}
+
+func decodeConn(t *testing.T, doc any) (*store.Connection, error) {
+	t.Helper()
+	var rec connRecord
+	require.NoError(t, bson.Unmarshal(mustMarshal(t, doc), &rec))
+	return rec.connection()
 }
 
 func TestConnRoundTrip(t *testing.T) {
 	for _, c := range []*store.Connection{fullConn(), {ID: "bare", OrganizationID: "org-a", CreatedAt: at, UpdatedAt: at}} {
-		raw, err := bson.Marshal(connInsert(c))
+		got, err := decodeConn(t, mustConnInsert(t, c))
 		require.NoError(t, err)
-		var rec connRecord
-		require.NoError(t, bson.Unmarshal(raw, &rec))
-		require.Equal(t, c, rec.connection())
+		require.Equal(t, c, got)
 	}
-	// Empty but non-nil options read back as nil, like the SQLite store's
-	// JSON with omitempty.
+	// Empty but non-nil options and detail lists read back as nil, like the
+	// SQLite store's JSON with omitempty.
 	c := &store.Connection{ID: "e", Options: store.ConnectionOptions{ProjectKeysFilter: []string{},
-		PriorityMapping: map[string]itsm.Priority{}, StatusMapping: map[string]itsm.Status{}}, CreatedAt: at, UpdatedAt: at}
-	raw, err := bson.Marshal(connInsert(c))
+		PriorityMapping: map[string]itsm.Priority{}, StatusMapping: map[string]itsm.Status{}},
+		Detail:    store.ConnectionDetail{Webhooks: []store.WebhookRegistration{}, Sites: []store.Site{}},
+		CreatedAt: at, UpdatedAt: at}
+	got, err := decodeConn(t, mustConnInsert(t, c))
 	require.NoError(t, err)
-	var rec connRecord
-	require.NoError(t, bson.Unmarshal(raw, &rec))
-	require.Equal(t, store.ConnectionOptions{}, rec.connection().Options)
+	require.Equal(t, store.ConnectionOptions{}, got.Options)
+	require.Equal(t, store.ConnectionDetail{}, got.Detail)
+
+	// What UpdateConnection sets reads back as the connection too.
+	c = fullConn()
+	c.Detail.LastSync.Objects, c.Detail.Webhooks = 43, nil
+	stored := applyUpdate(t, bson.M{"_id": c.ID, "organization_id": c.OrganizationID, "vendor": c.Vendor,
+		"created_at": c.CreatedAt.UnixNano(), "revision": c.Revision}, bson.D{mustConnUpdate(t, c)[0]}, false)
+	got, err = decodeConn(t, stored)
+	require.NoError(t, err)
+	require.Equal(t, c, got)
+
+	// A connection stored before detail_json existed has the zero detail.
+	got, err = decodeConn(t, bson.D{{Key: "_id", Value: "old"}})
+	require.NoError(t, err)
+	require.Equal(t, store.ConnectionDetail{}, got.Detail)
+
+	_, err = decodeConn(t, bson.D{{Key: "_id", Value: "broken"}, {Key: "detail_json", Value: "{"}})
+	require.ErrorContains(t, err, "decode detail of connection broken")
 }
 
 func TestConnFilters(t *testing.T) {
@@ -434,16 +714,64 @@ func TestConnFilters(t *testing.T) {
 	require.Equal(t, `{"_id":"conn-1"}`, extJSON(t, connLookupFilter("conn-1")))
 	require.Equal(t, `{"organization_id":"org-a"}`, extJSON(t, connListFilter("org-a")))
 	require.Equal(t, `{"_id":{"$numberInt":"1"}}`, extJSON(t, connListSort()))
+	require.Equal(t, `{}`, extJSON(t, connQueryFilter(store.ConnectionQuery{})))
+	require.Equal(t, `{"state":"ACTIVE"}`, extJSON(t, connQueryFilter(store.ConnectionQuery{State: store.StateActive})))
+	require.Equal(t, `{"cloud_id":"cloud-1"}`, extJSON(t, connQueryFilter(store.ConnectionQuery{CloudID: "cloud-1"})))
+	require.Equal(t, `{"state":"ACTIVE","cloud_id":"cloud-1"}`,
+		extJSON(t, connQueryFilter(store.ConnectionQuery{CloudID: "cloud-1", State: store.StateActive})))
 	require.Equal(t, `{"_id":"conn-1","organization_id":"org-a","revision":{"$numberLong":"4"}}`,
 		extJSON(t, connUpdateFilter(c)))
 	require.Equal(t, `{"$set":{"state":"ACTIVE","site_url":"https://acme.atlassian.net","cloud_id":"cloud-1",`+
 		`"options":{"project_keys_filter":["ABC","DEF"],`+
 		`"priority_mapping":[{"vendor":"P1.a","value":"HIGH"},{"vendor":"Urgent","value":"CRITICAL"}],`+
-		`"status_mapping":[{"vendor":"$Triage","value":"OPEN"}]},`+
+		`"status_mapping":[{"vendor":"$Triage","value":"OPEN"}],"site_url":"https://acme.atlassian.net"},`+
 		`"refresh_interval_secs":{"$numberLong":"21600"},"timeout_secs":{"$numberLong":"1800"},`+
-		`"secret":{"$binary":{"base64":"AQID","subType":"00"}},"updated_at":{"$numberLong":"`+fmt.Sprint(at.UnixNano()+1)+`"}},`+
+		`"secret":{"$binary":{"base64":"AQID","subType":"00"}},"detail_json":`+fullDetailJSON(t)+`,`+
+		`"updated_at":{"$numberLong":"`+fmt.Sprint(at.UnixNano()+1)+`"}},`+
 		`"$inc":{"revision":{"$numberLong":"1"}}}`,
-		extJSON(t, connUpdate(c)))
+		extJSON(t, mustConnUpdate(t, c)))
+}
+
+func TestAPIKeyDocuments(t *testing.T) {
+	k := &store.APIKey{ID: "k1", OrganizationID: "org-a", Name: "ci", Hash: []byte{0xde, 0xad, 0xbe, 0xef}, CreatedAt: at}
+	require.Equal(t, `{"_id":"k1","organization_id":"org-a","name":"ci",`+
+		`"hash":{"$binary":{"base64":"3q2+7w==","subType":"00"}},"created_at":{"$numberLong":"`+atNano+`"}}`,
+		extJSON(t, apiKeyInsert(k)))
+	revoked := at.Add(time.Hour)
+	k.RevokedAt = &revoked
+	require.NotContains(t, extJSON(t, apiKeyInsert(k)), "revoked_at", "a created key is live, as in SQLite")
+
+	require.Equal(t, `{"hash":{"$binary":{"base64":"3q2+7w==","subType":"00"}},"revoked_at":{"$exists":false}}`,
+		extJSON(t, apiKeyLookupFilter(k.Hash)))
+	// A nil hash is empty binary, never null (which would also match a
+	// document without a hash).
+	require.Equal(t, `{"hash":{"$binary":{"base64":"","subType":"00"}},"revoked_at":{"$exists":false}}`,
+		extJSON(t, apiKeyLookupFilter(nil)))
+	require.Contains(t, extJSON(t, apiKeyInsert(&store.APIKey{})), `"hash":{"$binary":{"base64":"","subType":"00"}}`)
+
+	require.Equal(t, `{"organization_id":"org-a"}`, extJSON(t, apiKeyListFilter("org-a")))
+	require.Equal(t, `{"created_at":{"$numberInt":"1"},"_id":{"$numberInt":"1"}}`, extJSON(t, apiKeyListSort()))
+	require.Equal(t, `{"_id":"k1","organization_id":"org-a","revoked_at":{"$exists":false}}`,
+		extJSON(t, apiKeyRevokeFilter("org-a", "k1")))
+	require.Equal(t, `{"$set":{"revoked_at":{"$numberLong":"`+fmt.Sprint(revoked.UnixNano())+`"}}}`,
+		extJSON(t, apiKeyRevokeUpdate(revoked)))
+}
+
+func TestAPIKeyRoundTrip(t *testing.T) {
+	k := &store.APIKey{ID: "k1", OrganizationID: "org-a", Name: "ci", Hash: []byte("hash-1"), CreatedAt: at}
+	decode := func(doc any) *store.APIKey {
+		var rec apiKeyRecord
+		require.NoError(t, bson.Unmarshal(mustMarshal(t, doc), &rec))
+		return rec.apiKey()
+	}
+	var stored bson.M
+	require.NoError(t, bson.Unmarshal(mustMarshal(t, apiKeyInsert(k)), &stored))
+	require.Equal(t, k, decode(stored))
+
+	revoked := at.Add(time.Hour + time.Nanosecond)
+	stored = applyUpdate(t, stored, apiKeyRevokeUpdate(revoked), false)
+	k.RevokedAt = &revoked
+	require.Equal(t, k, decode(stored))
 }
 
 func TestURI(t *testing.T) {

@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS documents (
 	ticket_id TEXT NOT NULL,
 	assigned_user_id TEXT NOT NULL,
 	updated_at INTEGER NOT NULL,
+	sync_id TEXT NOT NULL DEFAULT '',
 	body BLOB NOT NULL,
 	PRIMARY KEY (kind, id)
 ) WITHOUT ROWID;
@@ -63,11 +64,21 @@ CREATE TABLE IF NOT EXISTS connections (
 	refresh_interval_secs INTEGER NOT NULL,
 	timeout_secs INTEGER NOT NULL,
 	secret BLOB,
+	detail BLOB NOT NULL DEFAULT '{}',
 	revision INTEGER NOT NULL,
 	created_at INTEGER NOT NULL,
 	updated_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS connections_org ON connections (organization_id, id);
+CREATE TABLE IF NOT EXISTS api_keys (
+	id TEXT PRIMARY KEY,
+	organization_id TEXT NOT NULL,
+	name TEXT NOT NULL,
+	hash BLOB NOT NULL UNIQUE,
+	created_at INTEGER NOT NULL,
+	revoked_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS api_keys_org ON api_keys (organization_id, id);
 `
 
 // Open opens (creating if needed) the database file at path and its schema.
@@ -112,16 +123,17 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) Put(ctx context.Context, d *store.Document) (store.Outcome, error) {
 	res, err := s.write.ExecContext(ctx, `
 INSERT INTO documents (kind, id, organization_id, connection_id, version, deleted, identifier,
-	status, priority, project_id, ticket_id, assigned_user_id, updated_at, body)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	status, priority, project_id, ticket_id, assigned_user_id, updated_at, sync_id, body)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (kind, id) DO UPDATE SET
 	connection_id = excluded.connection_id, version = excluded.version, deleted = excluded.deleted,
 	identifier = excluded.identifier, status = excluded.status, priority = excluded.priority,
 	project_id = excluded.project_id, ticket_id = excluded.ticket_id,
-	assigned_user_id = excluded.assigned_user_id, updated_at = excluded.updated_at, body = excluded.body
+	assigned_user_id = excluded.assigned_user_id, updated_at = excluded.updated_at, body = excluded.body,
+	sync_id = CASE WHEN excluded.sync_id != '' THEN excluded.sync_id ELSE documents.sync_id END
 WHERE excluded.version > documents.version AND excluded.organization_id = documents.organization_id`,
 		string(d.Kind), d.ID, d.OrganizationID, d.ConnectionID, d.Version, d.Deleted, d.Identifier,
-		d.Status, d.Priority, d.ProjectID, d.TicketID, d.AssignedUserID, d.UpdatedAt.UnixNano(), []byte(d.Body))
+		d.Status, d.Priority, d.ProjectID, d.TicketID, d.AssignedUserID, d.UpdatedAt.UnixNano(), d.SyncID, []byte(d.Body))
 	if err != nil {
 		return 0, fmt.Errorf("put %s %s: %w", d.Kind, d.ID, err)
 	}
@@ -136,7 +148,7 @@ WHERE excluded.version > documents.version AND excluded.organization_id = docume
 }
 
 const docColumns = `kind, id, organization_id, connection_id, version, deleted, identifier,
-	status, priority, project_id, ticket_id, assigned_user_id, updated_at, body`
+	status, priority, project_id, ticket_id, assigned_user_id, updated_at, sync_id, body`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -146,7 +158,7 @@ func scanDoc(row scanner) (*store.Document, error) {
 	var updated int64
 	var body []byte
 	err := row.Scan(&kind, &d.ID, &d.OrganizationID, &d.ConnectionID, &d.Version, &d.Deleted, &d.Identifier,
-		&d.Status, &d.Priority, &d.ProjectID, &d.TicketID, &d.AssignedUserID, &updated, &body)
+		&d.Status, &d.Priority, &d.ProjectID, &d.TicketID, &d.AssignedUserID, &updated, &d.SyncID, &body)
 	if err != nil {
 		return nil, err
 	}
@@ -205,6 +217,17 @@ func (s *Store) List(ctx context.Context, f store.Filter) (store.Page, error) {
 		where = append(where, "updated_at >= ?")
 		args = append(args, f.UpdatedSince.UnixNano())
 	}
+	if !f.UpdatedBefore.IsZero() {
+		where = append(where, "updated_at < ?")
+		args = append(args, f.UpdatedBefore.UnixNano())
+	}
+	if f.NotSeenBy != "" {
+		where = append(where, "sync_id != ?")
+		args = append(args, f.NotSeenBy)
+	}
+	if f.ExcludeDeleted {
+		where = append(where, "deleted = 0")
+	}
 	if f.Cursor != "" {
 		at, id, err := store.DecodeCursor(f.Cursor)
 		if err != nil {
@@ -241,33 +264,46 @@ func (s *Store) List(ctx context.Context, f store.Filter) (store.Page, error) {
 }
 
 const connColumns = `id, organization_id, vendor, state, site_url, cloud_id, options,
-	refresh_interval_secs, timeout_secs, secret, revision, created_at, updated_at`
+	refresh_interval_secs, timeout_secs, secret, detail, revision, created_at, updated_at`
 
 func scanConn(row scanner) (*store.Connection, error) {
 	var c store.Connection
-	var opts []byte
+	var opts, detail []byte
 	var created, updated int64
 	err := row.Scan(&c.ID, &c.OrganizationID, &c.Vendor, &c.State, &c.SiteURL, &c.CloudID, &opts,
-		&c.RefreshIntervalSecs, &c.TimeoutSecs, &c.Secret, &c.Revision, &created, &updated)
+		&c.RefreshIntervalSecs, &c.TimeoutSecs, &c.Secret, &detail, &c.Revision, &created, &updated)
 	if err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal(opts, &c.Options); err != nil {
 		return nil, fmt.Errorf("decode options of connection %s: %w", c.ID, err)
 	}
+	if err := json.Unmarshal(detail, &c.Detail); err != nil {
+		return nil, fmt.Errorf("decode detail of connection %s: %w", c.ID, err)
+	}
 	c.CreatedAt, c.UpdatedAt = time.Unix(0, created).UTC(), time.Unix(0, updated).UTC()
 	return &c, nil
 }
 
+func encodeConn(c *store.Connection) (opts, detail []byte, err error) {
+	if opts, err = json.Marshal(c.Options); err != nil {
+		return nil, nil, fmt.Errorf("encode connection options: %w", err)
+	}
+	if detail, err = json.Marshal(c.Detail); err != nil {
+		return nil, nil, fmt.Errorf("encode connection detail: %w", err)
+	}
+	return opts, detail, nil
+}
+
 func (s *Store) CreateConnection(ctx context.Context, c *store.Connection) error {
-	opts, err := json.Marshal(c.Options)
+	opts, detail, err := encodeConn(c)
 	if err != nil {
-		return fmt.Errorf("encode connection options: %w", err)
+		return err
 	}
 	_, err = s.write.ExecContext(ctx, `INSERT INTO connections (`+connColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.OrganizationID, c.Vendor, c.State, c.SiteURL, c.CloudID, opts,
-		c.RefreshIntervalSecs, c.TimeoutSecs, c.Secret, c.Revision, c.CreatedAt.UnixNano(), c.UpdatedAt.UnixNano())
+		c.RefreshIntervalSecs, c.TimeoutSecs, c.Secret, detail, c.Revision, c.CreatedAt.UnixNano(), c.UpdatedAt.UnixNano())
 	var serr *sqlite.Error
 	if errors.As(err, &serr) && serr.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY {
 		return fmt.Errorf("connection %s: %w", c.ID, store.ErrConflict)
@@ -303,8 +339,22 @@ func (s *Store) LookupConnection(ctx context.Context, id string) (*store.Connect
 }
 
 func (s *Store) ListConnections(ctx context.Context, orgID string) ([]*store.Connection, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT `+connColumns+` FROM connections
-		WHERE organization_id = ? ORDER BY id`, orgID)
+	return s.queryConns(ctx, `organization_id = ?`, orgID)
+}
+
+func (s *Store) FindConnections(ctx context.Context, q store.ConnectionQuery) ([]*store.Connection, error) {
+	where, args := []string{"1 = 1"}, []any{}
+	if q.State != "" {
+		where, args = append(where, "state = ?"), append(args, q.State)
+	}
+	if q.CloudID != "" {
+		where, args = append(where, "cloud_id = ?"), append(args, q.CloudID)
+	}
+	return s.queryConns(ctx, strings.Join(where, " AND "), args...)
+}
+
+func (s *Store) queryConns(ctx context.Context, where string, args ...any) ([]*store.Connection, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT `+connColumns+` FROM connections WHERE `+where+` ORDER BY id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list connections: %w", err)
 	}
@@ -321,14 +371,14 @@ func (s *Store) ListConnections(ctx context.Context, orgID string) ([]*store.Con
 }
 
 func (s *Store) UpdateConnection(ctx context.Context, c *store.Connection) error {
-	opts, err := json.Marshal(c.Options)
+	opts, detail, err := encodeConn(c)
 	if err != nil {
-		return fmt.Errorf("encode connection options: %w", err)
+		return err
 	}
 	res, err := s.write.ExecContext(ctx, `UPDATE connections SET state = ?, site_url = ?, cloud_id = ?,
-		options = ?, refresh_interval_secs = ?, timeout_secs = ?, secret = ?, revision = revision + 1,
+		options = ?, refresh_interval_secs = ?, timeout_secs = ?, secret = ?, detail = ?, revision = revision + 1,
 		updated_at = ? WHERE id = ? AND organization_id = ? AND revision = ?`,
-		c.State, c.SiteURL, c.CloudID, opts, c.RefreshIntervalSecs, c.TimeoutSecs, c.Secret,
+		c.State, c.SiteURL, c.CloudID, opts, c.RefreshIntervalSecs, c.TimeoutSecs, c.Secret, detail,
 		c.UpdatedAt.UnixNano(), c.ID, c.OrganizationID, c.Revision)
 	if err != nil {
 		return fmt.Errorf("update connection %s: %w", c.ID, err)
@@ -339,5 +389,86 @@ func (s *Store) UpdateConnection(ctx context.Context, c *store.Connection) error
 		return fmt.Errorf("connection %s changed concurrently or is gone: %w", c.ID, store.ErrConflict)
 	}
 	c.Revision++
+	return nil
+}
+
+func (s *Store) MarkSeen(ctx context.Context, orgID string, kind itsm.Kind, id, syncID string) error {
+	_, err := s.write.ExecContext(ctx, `UPDATE documents SET sync_id = ?
+		WHERE kind = ? AND id = ? AND organization_id = ?`, syncID, string(kind), id, orgID)
+	if err != nil {
+		return fmt.Errorf("mark %s %s seen: %w", kind, id, err)
+	}
+	return nil
+}
+
+func (s *Store) CreateAPIKey(ctx context.Context, k *store.APIKey) error {
+	_, err := s.write.ExecContext(ctx, `INSERT INTO api_keys (id, organization_id, name, hash, created_at)
+		VALUES (?, ?, ?, ?, ?)`, k.ID, k.OrganizationID, k.Name, k.Hash, k.CreatedAt.UnixNano())
+	var serr *sqlite.Error
+	if errors.As(err, &serr) && (serr.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || serr.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE) {
+		return fmt.Errorf("api key %s: %w", k.ID, store.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("create api key %s: %w", k.ID, err)
+	}
+	return nil
+}
+
+func scanKey(row scanner) (*store.APIKey, error) {
+	var k store.APIKey
+	var created int64
+	var revoked sql.NullInt64
+	if err := row.Scan(&k.ID, &k.OrganizationID, &k.Name, &k.Hash, &created, &revoked); err != nil {
+		return nil, err
+	}
+	k.CreatedAt = time.Unix(0, created).UTC()
+	if revoked.Valid {
+		t := time.Unix(0, revoked.Int64).UTC()
+		k.RevokedAt = &t
+	}
+	return &k, nil
+}
+
+func (s *Store) LookupAPIKey(ctx context.Context, hash []byte) (*store.APIKey, error) {
+	k, err := scanKey(s.read.QueryRowContext(ctx, `SELECT id, organization_id, name, hash, created_at, revoked_at
+		FROM api_keys WHERE hash = ? AND revoked_at IS NULL`, hash))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("api key: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up api key: %w", err)
+	}
+	return k, nil
+}
+
+func (s *Store) ListAPIKeys(ctx context.Context, orgID string) ([]*store.APIKey, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT id, organization_id, name, hash, created_at, revoked_at
+		FROM api_keys WHERE organization_id = ? ORDER BY created_at, id`, orgID)
+	if err != nil {
+		return nil, fmt.Errorf("list api keys: %w", err)
+	}
+	defer rows.Close()
+	var out []*store.APIKey
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list api keys: %w", err)
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) RevokeAPIKey(ctx context.Context, orgID, id string, at time.Time) error {
+	res, err := s.write.ExecContext(ctx, `UPDATE api_keys SET revoked_at = ?
+		WHERE id = ? AND organization_id = ? AND revoked_at IS NULL`, at.UnixNano(), id, orgID)
+	if err != nil {
+		return fmt.Errorf("revoke api key %s: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("revoke api key %s: %w", id, err)
+	} else if n == 0 {
+		return fmt.Errorf("api key %s: %w", id, store.ErrNotFound)
+	}
 	return nil
 }

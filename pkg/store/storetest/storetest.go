@@ -36,6 +36,10 @@ func Run(t *testing.T, open Open) {
 		{"OrganizationIsolation", testIsolation},
 		{"ConcurrentPutsConverge", testConcurrentPuts},
 		{"Connections", testConnections},
+		{"ConnectionDetailAndQuery", testConnectionDetail},
+		{"SyncSeenTracking", testSyncSeen},
+		{"PutNeverCrossesOrganizations", testPutCrossOrg},
+		{"APIKeys", testAPIKeys},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -309,4 +313,116 @@ func testConnections(t *testing.T, s store.Store) {
 	list, err := s.ListConnections(ctx(t), "org-a")
 	require.NoError(t, err)
 	require.Len(t, list, 1)
+}
+
+func testConnectionDetail(t *testing.T, s store.Store) {
+	exp := base.Add(30 * 24 * time.Hour)
+	c := &store.Connection{ID: "c1", OrganizationID: "org-a", Vendor: "JIRA", State: store.StateActive, CloudID: "cloud-1",
+		Detail: store.ConnectionDetail{
+			Health:   store.Health{Status: "FAILED", ResolutionOwner: "CUSTOMER", Description: "reconnect", UpdatedAt: base},
+			Webhooks: []store.WebhookRegistration{{ID: 7, Events: []string{"jira:issue_created"}, JQL: "project IN (ABC)", ExpiresAt: exp}},
+			LastSync: &store.SyncState{ID: "s1", Kind: "full", Phase: "issues", Status: "RUNNING", Objects: 42, StartedAt: base, Checkpoint: "tok"},
+		},
+		CreatedAt: base, UpdatedAt: base}
+	require.NoError(t, s.CreateConnection(ctx(t), c))
+	require.NoError(t, s.CreateConnection(ctx(t), &store.Connection{ID: "c2", OrganizationID: "org-b", Vendor: "JIRA",
+		State: store.StatePending, CloudID: "cloud-1", CreatedAt: base, UpdatedAt: base}))
+	require.NoError(t, s.CreateConnection(ctx(t), &store.Connection{ID: "c3", OrganizationID: "org-b", Vendor: "JIRA",
+		State: store.StateActive, CloudID: "cloud-2", CreatedAt: base, UpdatedAt: base}))
+
+	got, err := s.GetConnection(ctx(t), "org-a", "c1")
+	require.NoError(t, err)
+	require.Equal(t, "FAILED", got.Detail.Health.Status)
+	require.Equal(t, int64(7), got.Detail.Webhooks[0].ID)
+	require.True(t, exp.Equal(got.Detail.Webhooks[0].ExpiresAt))
+	require.Equal(t, int64(42), got.Detail.LastSync.Objects)
+	require.Equal(t, "tok", got.Detail.LastSync.Checkpoint)
+
+	got.Detail.LastSync.Objects = 43
+	require.NoError(t, s.UpdateConnection(ctx(t), got))
+	again, err := s.LookupConnection(ctx(t), "c1")
+	require.NoError(t, err)
+	require.Equal(t, int64(43), again.Detail.LastSync.Objects)
+
+	ids := func(q store.ConnectionQuery) []string {
+		cs, err := s.FindConnections(ctx(t), q)
+		require.NoError(t, err)
+		var out []string
+		for _, c := range cs {
+			out = append(out, c.ID)
+		}
+		return out
+	}
+	require.Equal(t, []string{"c1", "c2", "c3"}, ids(store.ConnectionQuery{}))
+	require.Equal(t, []string{"c1", "c3"}, ids(store.ConnectionQuery{State: store.StateActive}))
+	require.Equal(t, []string{"c1", "c2"}, ids(store.ConnectionQuery{CloudID: "cloud-1"}))
+	require.Equal(t, []string{"c1"}, ids(store.ConnectionQuery{CloudID: "cloud-1", State: store.StateActive}))
+}
+
+func testSyncSeen(t *testing.T, s store.Store) {
+	seen := ticket("org-a", "c", "1", 10)
+	seen.SyncID = "sync-1"
+	marked := ticket("org-a", "c", "2", 10)
+	missed := ticket("org-a", "c", "3", 10)
+	gone := ticket("org-a", "c", "4", 10)
+	gone.Deleted = true
+	other := ticket("org-a", "c-other", "5", 10)
+	for _, d := range []*store.Document{seen, marked, missed, gone, other} {
+		mustPut(t, s, d, store.Written)
+	}
+	require.NoError(t, s.MarkSeen(ctx(t), "org-a", itsm.KindTicket, marked.ID, "sync-1"))
+	require.NoError(t, s.MarkSeen(ctx(t), "org-a", itsm.KindTicket, "no-such-id", "sync-1"))
+	// Another organization cannot mark (and so shield) this one's documents.
+	require.NoError(t, s.MarkSeen(ctx(t), "org-b", itsm.KindTicket, missed.ID, "sync-1"))
+
+	// A webhook write (no SyncID) keeps what the sync recorded.
+	newer := ticket("org-a", "c", "1", 20)
+	mustPut(t, s, newer, store.Written)
+	got, err := s.Get(ctx(t), "org-a", itsm.KindTicket, seen.ID)
+	require.NoError(t, err)
+	require.Equal(t, "sync-1", got.SyncID)
+
+	f := store.Filter{OrganizationID: "org-a", Kind: itsm.KindTicket, ConnectionID: "c", NotSeenBy: "sync-1", ExcludeDeleted: true}
+	require.Equal(t, []string{missed.ID}, listIDs(t, s, f))
+	f.UpdatedBefore = missed.UpdatedAt
+	require.Empty(t, listIDs(t, s, f), "UpdatedBefore excludes documents changed at or after it")
+}
+
+func testPutCrossOrg(t *testing.T, s store.Store) {
+	a := ticket("org-a", "c", "1", 10)
+	mustPut(t, s, a, store.Written)
+	b := ticket("org-b", "c", "1", 20) // same id, another organization
+	mustPut(t, s, b, store.NotNewer)
+	got, err := s.Get(ctx(t), "org-a", itsm.KindTicket, a.ID)
+	require.NoError(t, err)
+	require.EqualValues(t, 10, got.Version, "another organization must never overwrite a document")
+}
+
+func testAPIKeys(t *testing.T, s store.Store) {
+	h1, h2 := []byte("hash-1-xxxxxxxxxxxxxxxxxxxxxxxxxx"), []byte("hash-2-xxxxxxxxxxxxxxxxxxxxxxxxxx")
+	require.NoError(t, s.CreateAPIKey(ctx(t), &store.APIKey{ID: "k1", OrganizationID: "org-a", Name: "ci", Hash: h1, CreatedAt: base}))
+	require.NoError(t, s.CreateAPIKey(ctx(t), &store.APIKey{ID: "k2", OrganizationID: "org-b", Name: "ops", Hash: h2, CreatedAt: base}))
+	require.ErrorIs(t, s.CreateAPIKey(ctx(t), &store.APIKey{ID: "k1", OrganizationID: "org-a", Hash: []byte("x"), CreatedAt: base}), store.ErrConflict)
+
+	k, err := s.LookupAPIKey(ctx(t), h1)
+	require.NoError(t, err)
+	require.Equal(t, "org-a", k.OrganizationID)
+	require.Equal(t, "ci", k.Name)
+	require.Nil(t, k.RevokedAt)
+	_, err = s.LookupAPIKey(ctx(t), []byte("unknown"))
+	require.ErrorIs(t, err, store.ErrNotFound)
+
+	list, err := s.ListAPIKeys(ctx(t), "org-a")
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+
+	require.ErrorIs(t, s.RevokeAPIKey(ctx(t), "org-b", "k1", base), store.ErrNotFound, "cannot revoke another organization's key")
+	require.NoError(t, s.RevokeAPIKey(ctx(t), "org-a", "k1", base.Add(time.Hour)))
+	_, err = s.LookupAPIKey(ctx(t), h1)
+	require.ErrorIs(t, err, store.ErrNotFound, "a revoked key no longer authenticates")
+	list, err = s.ListAPIKeys(ctx(t), "org-a")
+	require.NoError(t, err)
+	require.NotNil(t, list[0].RevokedAt)
+	_, err = s.LookupAPIKey(ctx(t), h2)
+	require.NoError(t, err)
 }
