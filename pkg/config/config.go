@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/itsmhub/itsm/pkg/vault"
 )
 
 // Config is the whole platform's configuration.
@@ -27,9 +30,18 @@ type Config struct {
 	Store   string
 	DataDir string
 	// APIKeys maps a plaintext key to its organization (ITSM_API_KEYS).
-	APIKeys              map[string]string
-	JiraClientID         string
-	JiraClientSecret     string
+	APIKeys          map[string]string
+	JiraClientID     string
+	JiraClientSecret string
+	// JiraAuthURL and JiraAPIURL point at Atlassian, or at the simulator.
+	JiraAuthURL string
+	JiraAPIURL  string
+	// PublicURL is where Jira and browsers reach the receiver (OAuth
+	// callback, webhook URLs).
+	PublicURL string
+	// EncryptionKey encrypts tokens at rest (ITSM_ENCRYPTION_KEY, base64 of
+	// 32 bytes). Nil in dev mode means: use a key file in the data dir.
+	EncryptionKey        []byte
 	NormalizerWorkers    int
 	NormalizerMaxDeliver int
 	ShutdownTimeout      time.Duration
@@ -55,6 +67,7 @@ func Load(getenv Getenv) (Config, error) {
 		HTTPAddr: "127.0.0.1:8080", NATSListen: "127.0.0.1:4222", NATSReplicas: 1,
 		DataDir: "./data", NormalizerWorkers: 8, NormalizerMaxDeliver: 5,
 		ShutdownTimeout: 20 * time.Second, LogLevel: "info",
+		JiraAuthURL: "https://auth.atlassian.com", JiraAPIURL: "https://api.atlassian.com",
 	}
 	var errs []error
 	str := func(key string, dst *string) {
@@ -92,6 +105,26 @@ func Load(getenv Getenv) (Config, error) {
 	num("ITSM_NORMALIZER_WORKERS", &c.NormalizerWorkers, 1, 256)
 	num("ITSM_NORMALIZER_MAX_DELIVER", &c.NormalizerMaxDeliver, 1, 100)
 	str("ITSM_LOG_LEVEL", &c.LogLevel)
+	str("ITSM_JIRA_AUTH_URL", &c.JiraAuthURL)
+	str("ITSM_JIRA_API_URL", &c.JiraAPIURL)
+	str("ITSM_PUBLIC_URL", &c.PublicURL)
+	for key, v := range map[string]string{"ITSM_JIRA_AUTH_URL": c.JiraAuthURL, "ITSM_JIRA_API_URL": c.JiraAPIURL, "ITSM_PUBLIC_URL": c.PublicURL} {
+		if v == "" {
+			continue
+		}
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("%s=%q: want an http(s):// URL", key, v))
+		}
+	}
+	if v, ok := getenv("ITSM_ENCRYPTION_KEY"); ok && v != "" {
+		k, err := vault.ParseKey(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("ITSM_ENCRYPTION_KEY: %v (generate one with: head -c 32 /dev/urandom | base64)", err))
+		}
+		c.EncryptionKey = k
+	} else if !c.Dev {
+		errs = append(errs, errors.New("ITSM_ENCRYPTION_KEY: required outside dev mode (it encrypts OAuth tokens at rest; generate one with: head -c 32 /dev/urandom | base64)"))
+	}
 	if v, ok := getenv("ITSM_SHUTDOWN_TIMEOUT"); ok && v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
@@ -132,8 +165,16 @@ func Load(getenv Getenv) (Config, error) {
 			errs = append(errs, errors.New("ITSM_JIRA_CLIENT_SECRET: required outside dev mode (it verifies Jira's webhook signatures)"))
 		}
 	}
-	if c.JiraClientID == "" && c.Dev {
-		c.JiraClientID = "dev-client-id"
+	if c.JiraClientID == "" {
+		if c.Dev {
+			c.JiraClientID = "dev-client-id"
+		} else {
+			errs = append(errs, errors.New("ITSM_JIRA_CLIENT_ID: required outside dev mode"))
+		}
+	}
+	// In dev mode an empty PublicURL means the receiver's own address.
+	if c.PublicURL == "" && !c.Dev {
+		errs = append(errs, errors.New("ITSM_PUBLIC_URL: required outside dev mode (Jira calls it back)"))
 	}
 	return c, errors.Join(errs...)
 }

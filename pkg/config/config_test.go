@@ -22,9 +22,26 @@ func TestDefaultsInDevMode(t *testing.T) {
 	require.Equal(t, config.DevClientSecret, c.JiraClientSecret)
 }
 
-func TestProductionNeedsClientSecret(t *testing.T) {
+func TestProductionNeedsSecretsAndURLs(t *testing.T) {
 	_, err := config.Load(env(nil))
-	require.ErrorContains(t, err, "ITSM_JIRA_CLIENT_SECRET")
+	for _, v := range []string{"ITSM_JIRA_CLIENT_SECRET", "ITSM_JIRA_CLIENT_ID", "ITSM_ENCRYPTION_KEY", "ITSM_PUBLIC_URL"} {
+		require.ErrorContains(t, err, v)
+	}
+	c, err := config.Load(env(map[string]string{
+		"ITSM_JIRA_CLIENT_SECRET": "s", "ITSM_JIRA_CLIENT_ID": "id", "ITSM_PUBLIC_URL": "https://itsm.example.com",
+		"ITSM_ENCRYPTION_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+	}))
+	require.NoError(t, err)
+	require.Len(t, c.EncryptionKey, 32)
+	require.Equal(t, "https://auth.atlassian.com", c.JiraAuthURL)
+}
+
+func TestBadEncryptionKeyIsNamedNotEchoed(t *testing.T) {
+	_, err := config.Load(env(map[string]string{"ITSM_DEV": "1", "ITSM_ENCRYPTION_KEY": "c2hvcnQta2V5"}))
+	require.ErrorContains(t, err, "ITSM_ENCRYPTION_KEY")
+	require.NotContains(t, err.Error(), "c2hvcnQta2V5")
+	_, err = config.Load(env(map[string]string{"ITSM_DEV": "1", "ITSM_JIRA_API_URL": "ftp://x"}))
+	require.ErrorContains(t, err, "ITSM_JIRA_API_URL")
 }
 
 func TestErrorsNameTheVariableAndHideKeys(t *testing.T) {

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/itsmhub/itsm/pkg/apikey"
 	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/config"
 	"github.com/itsmhub/itsm/pkg/store"
@@ -109,17 +110,23 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 	// public API and webhooks.
 	var e *echo.Echo
 	if comps.Receiver {
-		r, err := receiver.New(receiver.Config{ClientSecret: []byte(cfg.JiraClientSecret), Ready: p.natsReady},
-			p.js, p.store, receiver.NewStaticKeys(cfg.APIKeys), log.Named("receiver"), reg)
-		if err != nil {
-			return nil, err
-		}
-		e = r.Echo()
-		e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
 		if p.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			return nil, fmt.Errorf("listen on ITSM_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
 		}
+		mgr, err := p.connectionManager(ctx, log.Named("connections"))
+		if err != nil {
+			return nil, err
+		}
+		r, err := receiver.New(receiver.Config{ClientSecret: []byte(cfg.JiraClientSecret), Ready: p.natsReady},
+			p.js, p.store, apikey.NewAuthenticator(p.store, cfg.APIKeys), log.Named("receiver"), reg)
+		if err != nil {
+			return nil, err
+		}
+		r.MountConnections(mgr, nil)
+		e = r.Echo()
+		e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
 		g.Go(func() error { return r.Run(gctx, p.ln, cfg.ShutdownTimeout) })
+		g.Go(func() error { return mgr.Run(gctx) })
 		log.Info("receiver listening", zap.String("addr", p.ln.Addr().String()))
 	} else {
 		e = echo.New()

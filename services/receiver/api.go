@@ -1,8 +1,6 @@
 package receiver
 
 import (
-	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -11,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/itsmhub/itsm/pkg/apikey"
 	"github.com/itsmhub/itsm/pkg/itsm"
 	"github.com/itsmhub/itsm/pkg/store"
 )
@@ -28,7 +27,7 @@ func (s *Server) requireAPIKey(next echo.HandlerFunc) echo.HandlerFunc {
 			return fail(http.StatusUnauthorized, "unauthorized", "missing X-API-Key header")
 		}
 		org, err := s.auth.Authenticate(c.Request().Context(), key)
-		if errors.Is(err, ErrUnauthenticated) {
+		if errors.Is(err, apikey.ErrUnknown) {
 			return fail(http.StatusUnauthorized, "unauthorized", "invalid API key")
 		}
 		if err != nil {
@@ -149,24 +148,4 @@ func (s *Server) getByIdentifier(c echo.Context) error {
 		return err
 	}
 	return c.JSONBlob(http.StatusOK, d.Body)
-}
-
-// StaticKeys authenticates against keys from the environment (dev mode and
-// the walking skeleton). Only hashes are held in memory.
-type StaticKeys map[[32]byte]string
-
-// NewStaticKeys hashes key → organization pairs.
-func NewStaticKeys(keys map[string]string) StaticKeys {
-	out := StaticKeys{}
-	for k, org := range keys {
-		out[sha256.Sum256([]byte(k))] = org
-	}
-	return out
-}
-
-func (k StaticKeys) Authenticate(_ context.Context, key string) (string, error) {
-	if org, ok := k[sha256.Sum256([]byte(key))]; ok {
-		return org, nil
-	}
-	return "", ErrUnauthenticated
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 
+	"github.com/itsmhub/itsm/pkg/connections"
 	"github.com/itsmhub/itsm/pkg/store"
 )
 
@@ -31,8 +32,15 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	}
 	var ae *apiError
 	var he *echo.HTTPError
+	var ve *connections.ValidationError
 	switch {
 	case errors.As(err, &ae):
+	case errors.As(err, &ve):
+		ae = &apiError{Status: http.StatusBadRequest, Code: "invalid_" + fieldCode(ve.Field), Message: ve.Error()}
+	case errors.Is(err, connections.ErrBadState):
+		ae = &apiError{Status: http.StatusBadRequest, Code: "invalid_state", Message: "invalid, expired or already used OAuth state; start the authorization again"}
+	case errors.Is(err, store.ErrConflict):
+		ae = &apiError{Status: http.StatusConflict, Code: "conflict", Message: "the resource changed concurrently; retry"}
 	case errors.Is(err, store.ErrNotFound):
 		ae = &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "not found"}
 	case errors.Is(err, store.ErrInvalid):
@@ -50,4 +58,11 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	if err := c.JSON(ae.Status, map[string]any{"error": ae}); err != nil {
 		s.log.Warn("writing error response", zap.Error(err))
 	}
+}
+
+func fieldCode(field string) string {
+	if field == "body" {
+		return "body"
+	}
+	return "field"
 }

@@ -27,19 +27,18 @@ type Publisher interface {
 // Store is the part of the store the receiver reads.
 type Store interface {
 	LookupConnection(ctx context.Context, id string) (*store.Connection, error)
+	FindConnections(ctx context.Context, q store.ConnectionQuery) ([]*store.Connection, error)
 	Get(ctx context.Context, orgID string, kind itsm.Kind, id string) (*store.Document, error)
 	GetByIdentifier(ctx context.Context, orgID string, kind itsm.Kind, identifier string) (*store.Document, error)
 	List(ctx context.Context, f store.Filter) (store.Page, error)
 	Ping(ctx context.Context) error
 }
 
-// Authenticator resolves an API key to the organization it belongs to.
+// Authenticator resolves an API key to the organization it belongs to; an
+// unknown key is apikey.ErrUnknown.
 type Authenticator interface {
 	Authenticate(ctx context.Context, apiKey string) (orgID string, err error)
 }
-
-// ErrUnauthenticated is what an Authenticator returns for an unknown key.
-var ErrUnauthenticated = errors.New("unknown API key")
 
 // Config of the receiver.
 type Config struct {

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/itsmhub/itsm/pkg/apikey"
 	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/store/sqlitestore"
@@ -52,7 +53,7 @@ func setup(t testing.TB) *fixture {
 		require.NoError(t, st.CreateConnection(ctx, c))
 	}
 	srv, err := receiver.New(receiver.Config{ClientSecret: []byte(secret), MaxBody: 64 << 10, PublishTimeout: time.Second},
-		js, st, receiver.NewStaticKeys(nil), zaptest.NewLogger(t), nil)
+		js, st, apikey.NewAuthenticator(st, nil), zaptest.NewLogger(t), nil)
 	require.NoError(t, err)
 	ts := httptest.NewServer(srv.Echo())
 	t.Cleanup(ts.Close)

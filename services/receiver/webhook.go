@@ -59,7 +59,7 @@ func (s *Server) jiraWebhook(c echo.Context) error {
 		return reject(http.StatusUnauthorized, "unauthorized", err.Error())
 	}
 	conn, err := s.conns.LookupConnection(req.Context(), connID)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && conn.State == store.StateDeleted) {
+	if errors.Is(err, store.ErrNotFound) {
 		return reject(http.StatusNotFound, "unknown_connection", "no such connection")
 	}
 	if err != nil {
@@ -74,10 +74,20 @@ func (s *Server) jiraWebhook(c echo.Context) error {
 	if err != nil {
 		return reject(http.StatusBadRequest, "unreadable", "could not read the body")
 	}
-	if err := checkBody(conn, body); errors.Is(err, errInvalidJSON) {
+	env, err := inspect(body)
+	if err != nil {
 		return reject(http.StatusBadRequest, "invalid_json", "body is not valid JSON")
-	} else if err != nil {
-		return reject(http.StatusForbidden, "wrong_site", err.Error())
+	}
+	if !env.sameSite(conn) {
+		return reject(http.StatusForbidden, "wrong_site", fmt.Sprintf("delivery is for another site than connection %s", conn.ID))
+	}
+	targets, err := s.targets(req.Context(), conn, env.MatchedWebhookIDs)
+	if err != nil {
+		s.m.webhooks.WithLabelValues(vendorJira, "store_error").Inc()
+		return err
+	}
+	if len(targets) == 0 {
+		return reject(http.StatusNotFound, "unknown_connection", "no such connection")
 	}
 
 	// Jira keeps the identifier across retries; scoping it by connection lets
@@ -87,32 +97,76 @@ func (s *Server) jiraWebhook(c echo.Context) error {
 		sum := sha256.Sum256(body)
 		deliveryID = "sha256-" + hex.EncodeToString(sum[:])
 	}
-	msg := nats.NewMsg(broker.RawSubject(vendorJira, conn.ID, broker.SourceWebhook))
-	msg.Data = body
-	msg.Header.Set(itsm.HeaderOrganization, conn.OrganizationID)
-	msg.Header.Set(itsm.HeaderConnection, conn.ID)
-	msg.Header.Set(itsm.HeaderVendor, "JIRA")
-	msg.Header.Set(HeaderReceivedAt, fmt.Sprint(start.UnixNano()))
-	if r := req.Header.Get(headerWebhookRetry); r != "" {
-		msg.Header.Set(headerWebhookRetry, r)
-	}
 	ctx, cancel := context.WithTimeout(req.Context(), s.cfg.PublishTimeout)
 	defer cancel()
-	ack, err := s.pub.PublishMsg(ctx, msg, jetstream.WithMsgID(conn.ID+":"+deliveryID), jetstream.WithExpectStream(broker.StreamRaw))
-	if err != nil {
-		s.m.webhooks.WithLabelValues(vendorJira, "unavailable").Inc()
-		s.log.Warn("webhook not published", zap.String("connection_id", conn.ID),
-			zap.String("organization_id", conn.OrganizationID), zap.Error(err))
-		c.Response().Header().Set("Retry-After", "5")
-		return fail(http.StatusServiceUnavailable, "unavailable", "could not store the delivery; retry later")
+	result := "duplicate"
+	var seq uint64
+	for _, t := range targets {
+		msg := nats.NewMsg(broker.RawSubject(vendorJira, t.ID, broker.SourceWebhook))
+		msg.Data = body
+		msg.Header.Set(itsm.HeaderOrganization, t.OrganizationID)
+		msg.Header.Set(itsm.HeaderConnection, t.ID)
+		msg.Header.Set(itsm.HeaderVendor, "JIRA")
+		msg.Header.Set(HeaderReceivedAt, fmt.Sprint(start.UnixNano()))
+		if r := req.Header.Get(headerWebhookRetry); r != "" {
+			msg.Header.Set(headerWebhookRetry, r)
+		}
+		// Scoping Jira's identifier by connection lets each connection of a
+		// shared site keep its copy, while Jira's retries are dropped.
+		ack, err := s.pub.PublishMsg(ctx, msg, jetstream.WithMsgID(t.ID+":"+deliveryID), jetstream.WithExpectStream(broker.StreamRaw))
+		if err != nil {
+			s.m.webhooks.WithLabelValues(vendorJira, "unavailable").Inc()
+			s.log.Warn("webhook not published", zap.String("connection_id", t.ID),
+				zap.String("organization_id", t.OrganizationID), zap.Error(err))
+			c.Response().Header().Set("Retry-After", "5")
+			return fail(http.StatusServiceUnavailable, "unavailable", "could not store the delivery; retry later")
+		}
+		if !ack.Duplicate {
+			result = "accepted"
+		}
+		seq = ack.Sequence
 	}
 	s.m.publishLatency.Observe(time.Since(start).Seconds())
-	result := "accepted"
-	if ack.Duplicate {
-		result = "duplicate"
-	}
 	s.m.webhooks.WithLabelValues(vendorJira, result).Inc()
-	return c.JSON(http.StatusAccepted, map[string]any{"status": result, "sequence": ack.Sequence})
+	return c.JSON(http.StatusAccepted, map[string]any{"status": result, "sequence": seq, "connections": len(targets)})
+}
+
+// targets are the connections a delivery belongs to. Jira allows one webhook
+// URL per app per site, so connections sharing a site share the URL of one of
+// them; the delivery's matchedWebhookIds say whose webhook matched. The
+// path's connection may itself be deleted while others on its site live on.
+func (s *Server) targets(ctx context.Context, conn *store.Connection, matched []int64) ([]*store.Connection, error) {
+	if conn.CloudID == "" {
+		if conn.State == store.StateDeleted {
+			return nil, nil
+		}
+		return []*store.Connection{conn}, nil
+	}
+	peers, err := s.store.FindConnections(ctx, store.ConnectionQuery{CloudID: conn.CloudID})
+	if err != nil {
+		return nil, fmt.Errorf("connections of site: %w", err)
+	}
+	var out []*store.Connection
+	for _, p := range peers {
+		if p.State == store.StateDeleted || p.State == store.StatePending {
+			continue
+		}
+		if len(matched) == 0 || ownsAny(p, matched) || (p.ID == conn.ID && len(p.Detail.Webhooks) == 0) {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+func ownsAny(c *store.Connection, ids []int64) bool {
+	for _, w := range c.Detail.Webhooks {
+		for _, id := range ids {
+			if w.ID == id {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // verifyJWT checks a dynamic-webhook delivery's Bearer JWT. Its claims are
@@ -138,36 +192,40 @@ func (s *Server) verifyJWT(authz string) error {
 	}
 }
 
-var errInvalidJSON = errors.New("invalid JSON")
+// envelope is what the receiver reads of a delivery. Decoding validates the
+// whole body, so it is the JSON check too.
+type envelope struct {
+	Issue             struct{ Self string } `json:"issue"`
+	Comment           struct{ Self string } `json:"comment"`
+	MatchedWebhookIDs []int64               `json:"matchedWebhookIds"`
+}
 
-// checkBody validates the JSON and refuses deliveries whose records point at
-// another site than the connection's: a signed delivery for tenant A must not
-// land in tenant B's connection because someone swapped the URL path. One
-// pass over the body does both, since decoding validates.
-func checkBody(conn *store.Connection, body []byte) error {
-	if conn.SiteURL == "" && conn.CloudID == "" {
-		if !json.Valid(body) {
-			return errInvalidJSON
-		}
-		return nil
-	}
-	var env struct {
-		Issue   struct{ Self string } `json:"issue"`
-		Comment struct{ Self string } `json:"comment"`
-	}
+func inspect(body []byte) (*envelope, error) {
+	var env envelope
 	if err := json.Unmarshal(body, &env); err != nil {
 		var syn *json.SyntaxError
-		if errors.As(err, &syn) {
-			return errInvalidJSON
+		if errors.As(err, &syn) || !json.Valid(body) {
+			return nil, err
 		}
-		return nil // a valid body of another shape is the normalizer's to report
+		// Valid JSON of another shape: the normalizer reports it.
+		return &envelope{}, nil
 	}
-	for _, self := range []string{env.Issue.Self, env.Comment.Self} {
+	return &env, nil
+}
+
+// sameSite refuses deliveries whose records point at another site than the
+// connection's: a signed delivery for tenant A must not land in tenant B's
+// connection because someone swapped the URL path.
+func (e *envelope) sameSite(conn *store.Connection) bool {
+	if conn.SiteURL == "" && conn.CloudID == "" {
+		return true
+	}
+	for _, self := range []string{e.Issue.Self, e.Comment.Self} {
 		if self != "" && !SameSite(conn, self) {
-			return fmt.Errorf("delivery is for another site than connection %s", conn.ID)
+			return false
 		}
 	}
-	return nil
+	return true
 }
 
 // SameSite tells whether a record's self URL belongs to the connection's

@@ -70,6 +70,7 @@ CREATE TABLE IF NOT EXISTS connections (
 	updated_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS connections_org ON connections (organization_id, id);
+CREATE INDEX IF NOT EXISTS connections_cloud ON connections (cloud_id);
 CREATE TABLE IF NOT EXISTS api_keys (
 	id TEXT PRIMARY KEY,
 	organization_id TEXT NOT NULL,

@@ -1,0 +1,349 @@
+// Package connections makes a customer's Jira connection real: creation and
+// validation, OAuth 2.0 onboarding with a signed single-use state, tokens
+// encrypted at rest and refreshed one replica at a time, and the Jira
+// webhooks that feed the receiver, kept alive past their 30-day expiry.
+package connections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"go.uber.org/zap"
+	"golang.org/x/oauth2"
+
+	"github.com/itsmhub/itsm/pkg/jiracloud"
+	"github.com/itsmhub/itsm/pkg/lease"
+	"github.com/itsmhub/itsm/pkg/store"
+	"github.com/itsmhub/itsm/pkg/vault"
+)
+
+// Health values and who must act.
+const (
+	HealthHealthy  = "HEALTHY"
+	HealthDegraded = "DEGRADED"
+	HealthFailed   = "FAILED"
+
+	OwnerCustomer = "CUSTOMER"
+	OwnerVendor   = "VENDOR"
+	OwnerPlatform = "PLATFORM"
+)
+
+// Defaults of a new connection (the seed's values).
+const (
+	DefaultRefreshIntervalSecs = 21600
+	DefaultTimeoutSecs         = 1800
+)
+
+var (
+	// ErrReauthorize: Jira no longer accepts the grant; the customer must
+	// reconnect (the connection's health says so).
+	ErrReauthorize = errors.New("the customer must reconnect the Jira site")
+	// ErrNotActive: the connection has no working grant yet.
+	ErrNotActive = errors.New("connection is not active")
+	// ErrBadState: the OAuth state is forged, expired, or already used.
+	ErrBadState = errors.New("invalid or expired OAuth state")
+)
+
+// Store is what the manager needs from the store.
+type Store interface {
+	CreateConnection(ctx context.Context, c *store.Connection) error
+	GetConnection(ctx context.Context, orgID, id string) (*store.Connection, error)
+	LookupConnection(ctx context.Context, id string) (*store.Connection, error)
+	ListConnections(ctx context.Context, orgID string) ([]*store.Connection, error)
+	UpdateConnection(ctx context.Context, c *store.Connection) error
+	FindConnections(ctx context.Context, q store.ConnectionQuery) ([]*store.Connection, error)
+}
+
+// SyncRequester starts syncs; the backfill worker provides it.
+type SyncRequester interface {
+	RequestSync(ctx context.Context, connectionID, kind string) error
+}
+
+// Config of the manager.
+type Config struct {
+	// PublicURL is where Jira and browsers reach the receiver.
+	PublicURL    string
+	Endpoints    jiracloud.Endpoints
+	ClientID     string
+	ClientSecret string
+	// StateKey signs OAuth states.
+	StateKey []byte
+	StateTTL time.Duration
+	// WebhookRefreshBefore: refresh webhooks expiring within this window.
+	WebhookRefreshBefore time.Duration
+	// WebhookCheckEvery is how often Run checks the webhooks.
+	WebhookCheckEvery time.Duration
+	HTTPClient        *http.Client
+	Now               func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.StateTTL <= 0 {
+		c.StateTTL = 15 * time.Minute
+	}
+	if c.WebhookRefreshBefore <= 0 {
+		c.WebhookRefreshBefore = 7 * 24 * time.Hour
+	}
+	if c.WebhookCheckEvery <= 0 {
+		c.WebhookCheckEvery = time.Hour
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+}
+
+// Manager owns connections' lifecycle.
+type Manager struct {
+	cfg    Config
+	store  Store
+	vault  *vault.Vault
+	leases *lease.Leases
+	oauth  *oauth2.Config
+	syncs  SyncRequester
+	log    *zap.Logger
+}
+
+// New builds a manager. leases serialize token refreshes and webhook upkeep
+// across replicas; syncs may be nil until a backfill worker exists.
+func New(cfg Config, st Store, v *vault.Vault, leases *lease.Leases, syncs SyncRequester, log *zap.Logger) (*Manager, error) {
+	cfg.setDefaults()
+	if len(cfg.StateKey) < 16 {
+		return nil, errors.New("connections: a state signing key of at least 16 bytes is required")
+	}
+	if cfg.PublicURL == "" {
+		return nil, errors.New("connections: ITSM_PUBLIC_URL is required for OAuth callbacks and webhooks")
+	}
+	return &Manager{cfg: cfg, store: st, vault: v, leases: leases, syncs: syncs, log: log,
+		oauth: jiracloud.OAuthConfig(cfg.Endpoints, cfg.ClientID, cfg.ClientSecret, cfg.PublicURL+"/oauth/callback")}, nil
+}
+
+// SetSyncRequester wires the backfill worker in after construction.
+func (m *Manager) SetSyncRequester(s SyncRequester) { m.syncs = s }
+
+// CreateRequest is the body of POST /v1/connections.
+type CreateRequest struct {
+	Vendor              string  `json:"vendor"`
+	Options             Options `json:"options"`
+	RefreshIntervalSecs *int    `json:"refresh_interval_secs,omitempty"`
+	TimeoutSecs         *int    `json:"timeout_secs,omitempty"`
+}
+
+// ParseCreate decodes and validates a create request.
+func ParseCreate(body []byte) (CreateRequest, error) {
+	var req CreateRequest
+	if err := DecodeStrict(body, &req); err != nil {
+		return req, err
+	}
+	return req, nil
+}
+
+func intervals(refresh, timeout *int, c *store.Connection) error {
+	if refresh != nil {
+		if *refresh < 300 || *refresh > 7*24*3600 {
+			return invalid("refresh_interval_secs", "want 300 to 604800 seconds")
+		}
+		c.RefreshIntervalSecs = *refresh
+	}
+	if timeout != nil {
+		if *timeout < 60 || *timeout > 24*3600 {
+			return invalid("timeout_secs", "want 60 to 86400 seconds")
+		}
+		c.TimeoutSecs = *timeout
+	}
+	return nil
+}
+
+// Create stores a PENDING connection and returns it with the URL where the
+// customer consents.
+func (m *Manager) Create(ctx context.Context, orgID string, req CreateRequest) (*store.Connection, string, error) {
+	if !strings.EqualFold(req.Vendor, "JIRA") {
+		return nil, "", invalid("vendor", "unsupported vendor %q (supported: JIRA)", req.Vendor)
+	}
+	opts, err := req.Options.toStore()
+	if err != nil {
+		return nil, "", err
+	}
+	now := m.cfg.Now().UTC()
+	c := &store.Connection{
+		ID: uuid.NewString(), OrganizationID: orgID, Vendor: "JIRA", State: store.StatePending, Options: opts,
+		RefreshIntervalSecs: DefaultRefreshIntervalSecs, TimeoutSecs: DefaultTimeoutSecs,
+		Detail: store.ConnectionDetail{Health: store.Health{Status: HealthDegraded, ResolutionOwner: OwnerCustomer,
+			Description: "waiting for the customer to authorize access to Jira", UpdatedAt: now}},
+		CreatedAt: now, UpdatedAt: now,
+	}
+	if err := intervals(req.RefreshIntervalSecs, req.TimeoutSecs, c); err != nil {
+		return nil, "", err
+	}
+	authURL := m.issueState(c)
+	if err := m.store.CreateConnection(ctx, c); err != nil {
+		return nil, "", fmt.Errorf("create connection: %w", err)
+	}
+	return c, authURL, nil
+}
+
+// Authorize issues a new consent URL (the previous state stops working).
+func (m *Manager) Authorize(ctx context.Context, orgID, id string) (string, error) {
+	var url string
+	_, err := m.update(ctx, orgID, id, func(c *store.Connection) error {
+		if c.State == store.StateDeleted {
+			return fmt.Errorf("connection %s: %w", id, store.ErrNotFound)
+		}
+		url = m.issueState(c)
+		return nil
+	})
+	return url, err
+}
+
+func (m *Manager) issueState(c *store.Connection) string {
+	state, hash := signState(m.cfg.StateKey, c.ID, m.cfg.Now().Add(m.cfg.StateTTL))
+	c.Detail.OAuthStateHash = hash
+	return jiracloud.AuthCodeURL(m.oauth, state)
+}
+
+// Get reads a connection of the organization.
+func (m *Manager) Get(ctx context.Context, orgID, id string) (*store.Connection, error) {
+	return m.store.GetConnection(ctx, orgID, id)
+}
+
+// List lists the organization's connections.
+func (m *Manager) List(ctx context.Context, orgID string) ([]*store.Connection, error) {
+	return m.store.ListConnections(ctx, orgID)
+}
+
+// PatchRequest is the body of PATCH /v1/connections/{id}.
+type PatchRequest struct {
+	Options             *Options `json:"options,omitempty"`
+	RefreshIntervalSecs *int     `json:"refresh_interval_secs,omitempty"`
+	TimeoutSecs         *int     `json:"timeout_secs,omitempty"`
+	// State pauses (PAUSED) or resumes (ACTIVE) a connection.
+	State *string `json:"state,omitempty"`
+}
+
+// Patch changes options; a changed project filter re-registers webhooks.
+func (m *Manager) Patch(ctx context.Context, orgID, id string, req PatchRequest) (*store.Connection, error) {
+	var filterChanged bool
+	c, err := m.update(ctx, orgID, id, func(c *store.Connection) error {
+		if c.State == store.StateDeleted {
+			return fmt.Errorf("connection %s: %w", id, store.ErrNotFound)
+		}
+		if req.Options != nil {
+			opts, err := req.Options.toStore()
+			if err != nil {
+				return err
+			}
+			filterChanged = !slices.Equal(opts.ProjectKeysFilter, c.Options.ProjectKeysFilter)
+			c.Options = opts
+		}
+		if req.State != nil {
+			switch {
+			case *req.State == store.StatePaused && c.State == store.StateActive:
+				c.State = store.StatePaused
+			case *req.State == store.StateActive && c.State == store.StatePaused:
+				c.State = store.StateActive
+			case *req.State == c.State:
+			default:
+				return invalid("state", "can only pause an ACTIVE connection or resume a PAUSED one")
+			}
+		}
+		return intervals(req.RefreshIntervalSecs, req.TimeoutSecs, c)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if filterChanged && c.State == store.StateActive {
+		if err := m.replaceWebhooks(ctx, c.ID); err != nil {
+			m.log.Warn("re-registering webhooks after a filter change", zap.String("connection_id", c.ID),
+				zap.String("organization_id", c.OrganizationID), zap.Error(err))
+		}
+		return m.store.GetConnection(ctx, orgID, id)
+	}
+	return c, nil
+}
+
+// Delete unregisters the connection's webhooks in Jira (best effort: a
+// revoked grant cannot), drops its tokens and marks it DELETED; syncs and
+// deliveries stop. Normalized data is kept.
+func (m *Manager) Delete(ctx context.Context, orgID, id string) error {
+	c, err := m.store.GetConnection(ctx, orgID, id)
+	if err != nil {
+		return err
+	}
+	if c.State == store.StateDeleted {
+		return fmt.Errorf("connection %s: %w", id, store.ErrNotFound)
+	}
+	if ids := webhookIDs(c); len(ids) > 0 && c.CloudID != "" {
+		client, err := m.Client(ctx, c)
+		if err == nil {
+			err = client.DeleteWebhooks(ctx, ids)
+		}
+		if err != nil {
+			m.log.Warn("could not unregister webhooks of a deleted connection; they expire within 30 days",
+				zap.String("connection_id", c.ID), zap.String("organization_id", c.OrganizationID), zap.Error(err))
+		}
+	}
+	_, err = m.update(ctx, orgID, id, func(c *store.Connection) error {
+		c.State, c.Secret = store.StateDeleted, nil
+		c.Detail.Webhooks, c.Detail.OAuthStateHash = nil, ""
+		c.Detail.Health = store.Health{Status: HealthFailed, ResolutionOwner: OwnerCustomer,
+			Description: "connection deleted", UpdatedAt: m.cfg.Now().UTC()}
+		return nil
+	})
+	return err
+}
+
+// update applies fn to the stored connection with optimistic concurrency,
+// retrying on conflicts so that concurrent writers (token refresh, webhook
+// upkeep, API calls) never lose each other's changes.
+func (m *Manager) update(ctx context.Context, orgID, id string, fn func(c *store.Connection) error) (*store.Connection, error) {
+	for attempt := 0; ; attempt++ {
+		var c *store.Connection
+		var err error
+		if orgID == "" {
+			c, err = m.store.LookupConnection(ctx, id)
+		} else {
+			c, err = m.store.GetConnection(ctx, orgID, id)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := fn(c); err != nil {
+			return nil, err
+		}
+		c.UpdatedAt = m.cfg.Now().UTC()
+		err = m.store.UpdateConnection(ctx, c)
+		if err == nil {
+			return c, nil
+		}
+		if !errors.Is(err, store.ErrConflict) || attempt >= 10 {
+			return nil, err
+		}
+	}
+}
+
+func (m *Manager) setHealth(ctx context.Context, id, status, owner, desc string) {
+	_, err := m.update(ctx, "", id, func(c *store.Connection) error {
+		c.Detail.Health = store.Health{Status: status, ResolutionOwner: owner, Description: desc, UpdatedAt: m.cfg.Now().UTC()}
+		return nil
+	})
+	if err != nil {
+		m.log.Warn("recording connection health", zap.String("connection_id", id), zap.Error(err))
+	}
+}
+
+func webhookIDs(c *store.Connection) []int64 {
+	ids := make([]int64, 0, len(c.Detail.Webhooks))
+	for _, w := range c.Detail.Webhooks {
+		ids = append(ids, w.ID)
+	}
+	return ids
+}

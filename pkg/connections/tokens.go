@@ -1,0 +1,270 @@
+package connections
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/oauth2"
+
+	"github.com/itsmhub/itsm/pkg/jiracloud"
+	"github.com/itsmhub/itsm/pkg/store"
+)
+
+// refreshMargin: refresh this long before expiry, so a call never starts
+// with a token about to die.
+const refreshMargin = time.Minute
+
+type sealedTokens struct {
+	AccessToken  string    `json:"access_token"`
+	RefreshToken string    `json:"refresh_token"`
+	Expiry       time.Time `json:"expiry"`
+}
+
+func (m *Manager) sealTokens(c *store.Connection, t *oauth2.Token) error {
+	b, err := json.Marshal(sealedTokens{AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, Expiry: t.Expiry})
+	if err != nil {
+		return fmt.Errorf("encode tokens: %w", err)
+	}
+	c.Secret = m.vault.Seal(b, []byte(c.ID))
+	return nil
+}
+
+func (m *Manager) openTokens(c *store.Connection) (*oauth2.Token, error) {
+	if len(c.Secret) == 0 {
+		return nil, fmt.Errorf("connection %s: %w", c.ID, ErrNotActive)
+	}
+	b, err := m.vault.Open(c.Secret, []byte(c.ID))
+	if err != nil {
+		return nil, fmt.Errorf("connection %s tokens: %w", c.ID, err)
+	}
+	var st sealedTokens
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("connection %s tokens: %w", c.ID, err)
+	}
+	return &oauth2.Token{AccessToken: st.AccessToken, RefreshToken: st.RefreshToken, Expiry: st.Expiry, TokenType: "Bearer"}, nil
+}
+
+// Callback completes OAuth: it checks and consumes the state, exchanges the
+// code, resolves the site, stores the tokens encrypted, activates the
+// connection, registers its webhooks and asks for the first full sync.
+func (m *Manager) Callback(ctx context.Context, code, state string) (*store.Connection, error) {
+	connID, nonceHash, ok := verifyState(m.cfg.StateKey, state, m.cfg.Now())
+	if !ok {
+		return nil, ErrBadState
+	}
+	// Consuming the state first, under optimistic concurrency, makes it
+	// single-use even against two simultaneous callbacks.
+	c, err := m.update(ctx, "", connID, func(c *store.Connection) error {
+		if c.State == store.StateDeleted || c.Detail.OAuthStateHash == "" ||
+			subtle.ConstantTimeCompare([]byte(c.Detail.OAuthStateHash), []byte(nonceHash)) != 1 {
+			return ErrBadState
+		}
+		c.Detail.OAuthStateHash = ""
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrBadState
+	}
+	if err != nil {
+		return nil, err
+	}
+	hctx := context.WithValue(ctx, oauth2.HTTPClient, m.cfg.HTTPClient)
+	tok, err := m.oauth.Exchange(hctx, code)
+	if err != nil {
+		m.setHealth(ctx, c.ID, HealthFailed, OwnerCustomer, "Jira refused the authorization code; start the authorization again")
+		return nil, fmt.Errorf("exchange code: %w", safeOAuthError(err))
+	}
+	sites, err := jiracloud.AccessibleResources(ctx, m.cfg.Endpoints, m.oauth.Client(hctx, tok))
+	if err != nil {
+		return nil, fmt.Errorf("resolve Jira site: %w", err)
+	}
+	site, err := pickSite(sites, c.Options.SiteURL)
+	if err != nil {
+		m.setHealth(ctx, c.ID, HealthFailed, OwnerCustomer, err.Error())
+		return nil, err
+	}
+	c, err = m.update(ctx, "", c.ID, func(c *store.Connection) error {
+		c.CloudID, c.SiteURL, c.State = site.ID, site.URL, store.StateActive
+		c.Detail.Sites = nil
+		if len(sites) > 1 {
+			for _, s := range sites {
+				c.Detail.Sites = append(c.Detail.Sites, store.Site{CloudID: s.ID, URL: s.URL, Name: s.Name})
+			}
+		}
+		c.Detail.Health = store.Health{Status: HealthHealthy, UpdatedAt: m.cfg.Now().UTC()}
+		return m.sealTokens(c, tok)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := m.replaceWebhooks(ctx, c.ID); err != nil {
+		// Syncs still keep data current; the upkeep loop retries.
+		m.log.Warn("registering webhooks", zap.String("connection_id", c.ID), zap.String("organization_id", c.OrganizationID), zap.Error(err))
+	}
+	if m.syncs != nil {
+		if err := m.syncs.RequestSync(ctx, c.ID, "full"); err != nil {
+			m.log.Warn("requesting the first sync", zap.String("connection_id", c.ID), zap.Error(err))
+		}
+	}
+	return m.store.LookupConnection(ctx, c.ID)
+}
+
+func pickSite(sites []jiracloud.Resource, want string) (jiracloud.Resource, error) {
+	if len(sites) == 0 {
+		return jiracloud.Resource{}, errors.New("the grant covers no Jira site")
+	}
+	if want == "" {
+		return sites[0], nil
+	}
+	for _, s := range sites {
+		if s.URL == want {
+			return s, nil
+		}
+	}
+	return jiracloud.Resource{}, fmt.Errorf("the grant does not cover the site %s named in the connection's options", want)
+}
+
+// safeOAuthError drops the token endpoint's response body, which
+// golang.org/x/oauth2 would otherwise put into the error text.
+func safeOAuthError(err error) error {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		code := re.ErrorCode
+		if code == "" {
+			code = "unknown"
+		}
+		return fmt.Errorf("oauth token endpoint: HTTP %d %s", re.Response.StatusCode, code)
+	}
+	return err
+}
+
+func isInvalidGrant(err error) bool {
+	var re *oauth2.RetrieveError
+	return errors.As(err, &re) && re.ErrorCode == "invalid_grant"
+}
+
+// Token returns a usable access token of the connection, refreshing it if
+// needed. stale, when set, is a token Jira just refused: it is refreshed
+// even if its expiry says otherwise (Atlassian revokes access tokens early,
+// JIRA.md §1).
+//
+// Atlassian rotates refresh tokens, so two replicas refreshing at once
+// would leave one holding a dead token: refreshes are serialized per
+// connection by a lease, each re-reads the stored tokens once it holds it,
+// and the new tokens are stored before anyone uses them.
+func (m *Manager) Token(ctx context.Context, connID string, stale string) (*oauth2.Token, error) {
+	c, err := m.store.LookupConnection(ctx, connID)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := m.openTokens(c)
+	if err != nil {
+		return nil, err
+	}
+	if fresh(tok, stale, m.cfg.Now()) {
+		return tok, nil
+	}
+	l, err := m.leases.AcquireWait(ctx, "token-"+connID, 20*time.Millisecond)
+	if err != nil {
+		return nil, fmt.Errorf("token refresh lease: %w", err)
+	}
+	defer func() {
+		if err := l.Release(context.WithoutCancel(ctx)); err != nil {
+			m.log.Warn("releasing token lease", zap.String("connection_id", connID), zap.Error(err))
+		}
+	}()
+	if c, err = m.store.LookupConnection(ctx, connID); err != nil {
+		return nil, err
+	}
+	if tok, err = m.openTokens(c); err != nil {
+		return nil, err
+	}
+	if fresh(tok, stale, m.cfg.Now()) {
+		return tok, nil // another replica refreshed while we waited
+	}
+	hctx := context.WithValue(ctx, oauth2.HTTPClient, m.cfg.HTTPClient)
+	next, err := m.oauth.TokenSource(hctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+	if isInvalidGrant(err) {
+		m.setHealth(ctx, connID, HealthFailed, OwnerCustomer, "Jira no longer accepts this connection's grant; the customer must reconnect")
+		return nil, fmt.Errorf("connection %s: %w", connID, ErrReauthorize)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("refresh token: %w", safeOAuthError(err))
+	}
+	if next.RefreshToken == "" {
+		next.RefreshToken = tok.RefreshToken // seen in the wild: keep the old one
+	}
+	if _, err := m.update(ctx, "", connID, func(c *store.Connection) error {
+		return m.sealTokens(c, next)
+	}); err != nil {
+		// The old refresh token is now dead: failing to store the new one
+		// loses the grant, so say so loudly.
+		m.log.Error("storing rotated tokens failed; the connection may need reauthorization",
+			zap.String("connection_id", connID), zap.Error(err))
+		return nil, fmt.Errorf("store rotated tokens: %w", err)
+	}
+	return next, nil
+}
+
+func fresh(t *oauth2.Token, stale string, now time.Time) bool {
+	if stale != "" && t.AccessToken == stale {
+		return false
+	}
+	return t.AccessToken != "" && now.Add(refreshMargin).Before(t.Expiry)
+}
+
+// Client is a Jira REST client of the connection's site whose requests
+// carry a valid token, refreshing (once) when Jira answers 401.
+func (m *Manager) Client(ctx context.Context, c *store.Connection) (*jiracloud.Client, error) {
+	if c.CloudID == "" {
+		return nil, fmt.Errorf("connection %s: %w", c.ID, ErrNotActive)
+	}
+	hc := &http.Client{Timeout: m.cfg.HTTPClient.Timeout, Transport: &authTransport{m: m, connID: c.ID, base: transportOf(m.cfg.HTTPClient)}}
+	return jiracloud.NewClient(m.cfg.Endpoints, c.CloudID, hc), nil
+}
+
+func transportOf(hc *http.Client) http.RoundTripper {
+	if hc.Transport != nil {
+		return hc.Transport
+	}
+	return http.DefaultTransport
+}
+
+type authTransport struct {
+	m      *Manager
+	connID string
+	base   http.RoundTripper
+}
+
+func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	tok, err := t.m.Token(req.Context(), t.connID, "")
+	if err != nil {
+		return nil, err
+	}
+	resp, err := t.send(req, tok)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized || (req.Body != nil && req.GetBody == nil) {
+		return resp, err
+	}
+	resp.Body.Close()
+	if tok, err = t.m.Token(req.Context(), t.connID, tok.AccessToken); err != nil {
+		return nil, err
+	}
+	if req.GetBody != nil {
+		if req.Body, err = req.GetBody(); err != nil {
+			return nil, err
+		}
+	}
+	return t.send(req, tok)
+}
+
+func (t *authTransport) send(req *http.Request, tok *oauth2.Token) (*http.Response, error) {
+	r := req.Clone(req.Context())
+	r.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	return t.base.RoundTrip(r)
+}

@@ -1,0 +1,138 @@
+package connections
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/itsmhub/itsm/pkg/itsm"
+	"github.com/itsmhub/itsm/pkg/store"
+)
+
+// ValidationError names the field of a request that is wrong; the API
+// answers 400 with it.
+type ValidationError struct {
+	Field   string
+	Message string
+}
+
+func (e *ValidationError) Error() string { return e.Field + ": " + e.Message }
+
+func invalid(field, format string, args ...any) error {
+	return &ValidationError{Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// Options is the wire form of a connection's options: mappings are lists of
+// single-key objects, as in the seed's API.
+type Options struct {
+	ProjectKeysFilter []string            `json:"project_keys_filter,omitempty"`
+	PriorityMapping   []map[string]string `json:"priority_mapping,omitempty"`
+	StatusMapping     []map[string]string `json:"status_mapping,omitempty"`
+	// SiteURL picks one site when the customer's grant covers several.
+	SiteURL string `json:"site_url,omitempty"`
+}
+
+// Jira project keys: an uppercase letter, then uppercase letters, digits or
+// underscores (Jira's default key pattern), at most 255 characters.
+var projectKey = regexp.MustCompile(`^[A-Z][A-Z0-9_]{0,254}$`)
+
+// toStore validates wire options into their stored form.
+func (o Options) toStore() (store.ConnectionOptions, error) {
+	var out store.ConnectionOptions
+	seen := map[string]bool{}
+	for i, k := range o.ProjectKeysFilter {
+		if !projectKey.MatchString(k) {
+			return out, invalid(fmt.Sprintf("options.project_keys_filter[%d]", i), "%q is not a Jira project key (uppercase letter, then uppercase letters, digits or _)", k)
+		}
+		if !seen[k] {
+			seen[k] = true
+			out.ProjectKeysFilter = append(out.ProjectKeysFilter, k)
+		}
+	}
+	if len(o.PriorityMapping) > 0 {
+		out.PriorityMapping = map[string]itsm.Priority{}
+	}
+	for i, entry := range o.PriorityMapping {
+		field := fmt.Sprintf("options.priority_mapping[%d]", i)
+		name, value, err := single(field, entry)
+		if err != nil {
+			return out, err
+		}
+		p, err := itsm.ParsePriority(value)
+		if err != nil {
+			return out, invalid(field, "%v", err)
+		}
+		out.PriorityMapping[name] = p
+	}
+	if len(o.StatusMapping) > 0 {
+		out.StatusMapping = map[string]itsm.Status{}
+	}
+	for i, entry := range o.StatusMapping {
+		field := fmt.Sprintf("options.status_mapping[%d]", i)
+		name, value, err := single(field, entry)
+		if err != nil {
+			return out, err
+		}
+		st, err := itsm.ParseStatus(value)
+		if err != nil || st == itsm.StatusDeleted {
+			return out, invalid(field, "unknown status %q (DELETED is reserved for deletions)", value)
+		}
+		out.StatusMapping[name] = st
+	}
+	if o.SiteURL != "" {
+		u, err := url.Parse(o.SiteURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return out, invalid("options.site_url", "want an https:// site URL like https://acme.atlassian.net")
+		}
+		out.SiteURL = u.Scheme + "://" + u.Host
+	}
+	return out, nil
+}
+
+func single(field string, entry map[string]string) (string, string, error) {
+	if len(entry) != 1 {
+		return "", "", invalid(field, "each entry maps exactly one Jira name, got %d keys", len(entry))
+	}
+	for k, v := range entry {
+		if strings.TrimSpace(k) == "" {
+			return "", "", invalid(field, "the Jira name is empty")
+		}
+		return k, v, nil
+	}
+	panic("unreachable")
+}
+
+// fromStore renders stored options in wire form, sorted for stable output.
+func fromStore(o store.ConnectionOptions) Options {
+	out := Options{ProjectKeysFilter: o.ProjectKeysFilter, SiteURL: o.SiteURL}
+	for _, k := range sortedKeys(o.PriorityMapping) {
+		out.PriorityMapping = append(out.PriorityMapping, map[string]string{k: string(o.PriorityMapping[k])})
+	}
+	for _, k := range sortedKeys(o.StatusMapping) {
+		out.StatusMapping = append(out.StatusMapping, map[string]string{k: string(o.StatusMapping[k])})
+	}
+	return out
+}
+
+// DecodeStrict decodes a JSON body refusing unknown fields, so a misspelt
+// option is an error and not silently ignored.
+func DecodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return invalid("body", "%v", err)
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

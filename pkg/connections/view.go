@@ -1,0 +1,48 @@
+package connections
+
+import (
+	"time"
+
+	"github.com/itsmhub/itsm/pkg/store"
+)
+
+// View is a connection as the API shows it: never its secrets.
+type View struct {
+	ID                  string           `json:"id"`
+	Vendor              string           `json:"vendor"`
+	OrganizationID      string           `json:"organization_id"`
+	State               string           `json:"state"`
+	IsActive            bool             `json:"is_active"`
+	RefreshIntervalSecs int              `json:"refresh_interval_secs"`
+	TimeoutSecs         int              `json:"timeout_secs"`
+	Options             Options          `json:"options"`
+	SiteURL             string           `json:"site_url,omitempty"`
+	Health              store.Health     `json:"health"`
+	Webhooks            []WebhookView    `json:"webhooks"`
+	Sites               []store.Site     `json:"sites,omitempty"`
+	LastSync            *store.SyncState `json:"last_sync,omitempty"`
+	OAuth2AuthorizeURL  string           `json:"oauth2_authorize_url,omitempty"`
+	CreatedAt           time.Time        `json:"created_at"`
+	UpdatedAt           time.Time        `json:"updated_at"`
+}
+
+// WebhookView is a registered webhook.
+type WebhookView struct {
+	ID        int64     `json:"id"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// NewView renders c; authorizeURL is set only when one was just issued.
+func NewView(c *store.Connection, authorizeURL string) View {
+	v := View{
+		ID: c.ID, Vendor: c.Vendor, OrganizationID: c.OrganizationID, State: c.State,
+		IsActive: c.State == store.StateActive, RefreshIntervalSecs: c.RefreshIntervalSecs, TimeoutSecs: c.TimeoutSecs,
+		Options: fromStore(c.Options), SiteURL: c.SiteURL, Health: c.Detail.Health, Sites: c.Detail.Sites,
+		LastSync: c.Detail.LastSync, OAuth2AuthorizeURL: authorizeURL, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+		Webhooks: []WebhookView{},
+	}
+	for _, w := range c.Detail.Webhooks {
+		v.Webhooks = append(v.Webhooks, WebhookView{ID: w.ID, ExpiresAt: w.ExpiresAt})
+	}
+	return v
+}

@@ -1,0 +1,151 @@
+package receiver
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/itsmhub/itsm/pkg/connections"
+	"github.com/itsmhub/itsm/pkg/store"
+)
+
+// ConnectionService is the connection lifecycle the API exposes.
+type ConnectionService interface {
+	Create(ctx context.Context, orgID string, req connections.CreateRequest) (*store.Connection, string, error)
+	Get(ctx context.Context, orgID, id string) (*store.Connection, error)
+	List(ctx context.Context, orgID string) ([]*store.Connection, error)
+	Patch(ctx context.Context, orgID, id string, req connections.PatchRequest) (*store.Connection, error)
+	Delete(ctx context.Context, orgID, id string) error
+	Authorize(ctx context.Context, orgID, id string) (string, error)
+	Callback(ctx context.Context, code, state string) (*store.Connection, error)
+}
+
+// SyncRequester starts an on-demand sync of a connection.
+type SyncRequester interface {
+	RequestSync(ctx context.Context, connectionID, kind string) error
+}
+
+// MountConnections adds the connections API and the OAuth callback.
+func (s *Server) MountConnections(svc ConnectionService, syncs SyncRequester) {
+	g := s.echo.Group("/v1/connections", s.requireAPIKey)
+	g.POST("", func(c echo.Context) error {
+		body, err := readBody(c)
+		if err != nil {
+			return err
+		}
+		req, err := connections.ParseCreate(body)
+		if err != nil {
+			return err
+		}
+		conn, url, err := svc.Create(c.Request().Context(), OrganizationID(c), req)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusCreated, connections.NewView(conn, url))
+	})
+	g.GET("", func(c echo.Context) error {
+		list, err := svc.List(c.Request().Context(), OrganizationID(c))
+		if err != nil {
+			return err
+		}
+		items := make([]connections.View, 0, len(list))
+		for _, conn := range list {
+			items = append(items, connections.NewView(conn, ""))
+		}
+		return c.JSON(http.StatusOK, map[string]any{"items": items})
+	})
+	g.GET("/:id", func(c echo.Context) error {
+		conn, err := svc.Get(c.Request().Context(), OrganizationID(c), c.Param("id"))
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, connections.NewView(conn, ""))
+	})
+	g.PATCH("/:id", func(c echo.Context) error {
+		body, err := readBody(c)
+		if err != nil {
+			return err
+		}
+		var req connections.PatchRequest
+		if err := connections.DecodeStrict(body, &req); err != nil {
+			return err
+		}
+		conn, err := svc.Patch(c.Request().Context(), OrganizationID(c), c.Param("id"), req)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, connections.NewView(conn, ""))
+	})
+	g.DELETE("/:id", func(c echo.Context) error {
+		if c.QueryParam("purge") != "" {
+			if _, err := strconv.ParseBool(c.QueryParam("purge")); err != nil {
+				return fail(http.StatusBadRequest, "invalid", "purge: want true or false")
+			}
+			return fail(http.StatusNotImplemented, "not_implemented", "purge is not available yet; the connection's data is kept and marked")
+		}
+		if err := svc.Delete(c.Request().Context(), OrganizationID(c), c.Param("id")); err != nil {
+			return err
+		}
+		return c.NoContent(http.StatusNoContent)
+	})
+	g.POST("/:id/authorize", func(c echo.Context) error {
+		url, err := svc.Authorize(c.Request().Context(), OrganizationID(c), c.Param("id"))
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, map[string]string{"oauth2_authorize_url": url})
+	})
+	g.POST("/:id/sync", func(c echo.Context) error {
+		conn, err := svc.Get(c.Request().Context(), OrganizationID(c), c.Param("id"))
+		if err != nil {
+			return err
+		}
+		if conn.State != store.StateActive {
+			return fail(http.StatusConflict, "not_active", "the connection is "+conn.State+"; only ACTIVE connections sync")
+		}
+		kind := c.QueryParam("kind")
+		if kind == "" {
+			kind = "full"
+		}
+		if kind != "full" && kind != "incremental" {
+			return fail(http.StatusBadRequest, "invalid", "kind: want full or incremental")
+		}
+		if syncs == nil {
+			return fail(http.StatusServiceUnavailable, "unavailable", "no backfill worker is configured")
+		}
+		if err := syncs.RequestSync(c.Request().Context(), conn.ID, kind); err != nil {
+			return err
+		}
+		return c.JSON(http.StatusAccepted, map[string]string{"status": "requested", "kind": kind})
+	})
+	s.echo.GET("/oauth/callback", func(c echo.Context) error {
+		if e := c.QueryParam("error"); e != "" {
+			return fail(http.StatusBadRequest, "authorization_denied", "Jira authorization was not granted: "+e)
+		}
+		code, state := c.QueryParam("code"), c.QueryParam("state")
+		if code == "" || state == "" {
+			return fail(http.StatusBadRequest, "invalid", "code and state are required")
+		}
+		conn, err := svc.Callback(c.Request().Context(), code, state)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, connections.NewView(conn, ""))
+	})
+}
+
+func readBody(c echo.Context) ([]byte, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, 64<<10))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return nil, fail(http.StatusRequestEntityTooLarge, "too_large", "body exceeds 64 KiB")
+	}
+	if err != nil {
+		return nil, fail(http.StatusBadRequest, "unreadable", "could not read the body")
+	}
+	return b, nil
+}
