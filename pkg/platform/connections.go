@@ -48,6 +48,7 @@ func (p *Platform) connectionManager(ctx context.Context, log *zap.Logger) (*con
 		ClientID: p.cfg.JiraClientID, ClientSecret: p.cfg.JiraClientSecret,
 		// A key of its own for OAuth states, derived so operators manage one secret.
 		StateKey: derive(key, "oauth-state"),
+		Now:      p.now,
 	}, p.store, v, leases, nil, log)
 }
 

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/nats-io/nats.go"
@@ -24,6 +25,7 @@ import (
 	"github.com/itsmhub/itsm/pkg/apikey"
 	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/config"
+	"github.com/itsmhub/itsm/pkg/connections"
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/store/sqlitestore"
 	"github.com/itsmhub/itsm/services/backfill"
@@ -50,12 +52,24 @@ type Platform struct {
 	ln       net.Listener
 	group    *errgroup.Group
 	cancel   context.CancelFunc
+	now      func() time.Time
+	mgr      *connections.Manager
 }
+
+// Option changes how a platform starts; tests use them.
+type Option func(*Platform)
+
+// WithClock replaces the wall clock of the connection manager, so tests can
+// share a simulator's clock (token and webhook expiry).
+func WithClock(now func() time.Time) Option { return func(p *Platform) { p.now = now } }
 
 // Start brings up the broker, the store and the selected services. The
 // services stop when ctx is cancelled; call Wait for the shutdown to finish.
-func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Logger) (p *Platform, err error) {
-	p = &Platform{cfg: cfg, log: log}
+func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Logger, opts ...Option) (p *Platform, err error) {
+	p = &Platform{cfg: cfg, log: log, now: time.Now}
+	for _, o := range opts {
+		o(p)
+	}
 	defer func() {
 		if err != nil {
 			p.closeInfra()
@@ -117,6 +131,7 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 		if err != nil {
 			return nil, err
 		}
+		p.mgr = mgr
 		r, err := receiver.New(receiver.Config{ClientSecret: []byte(cfg.JiraClientSecret), Ready: p.natsReady},
 			p.js, p.store, apikey.NewAuthenticator(p.store, cfg.APIKeys), log.Named("receiver"), reg)
 		if err != nil {
@@ -194,6 +209,9 @@ func (p *Platform) NATSURL() string {
 	}
 	return p.cfg.NATSURL
 }
+
+// Connections is the connection manager (nil without a receiver).
+func (p *Platform) Connections() *connections.Manager { return p.mgr }
 
 // Store is the process's store (tests seed connections through it).
 func (p *Platform) Store() store.Store { return p.store }

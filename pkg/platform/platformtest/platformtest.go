@@ -4,6 +4,7 @@
 package platformtest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -12,12 +13,14 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/itsmhub/itsm/pkg/config"
@@ -30,11 +33,41 @@ type Env struct {
 	*platform.Platform
 	Config config.Config
 	URL    string
+	// Logs holds every log line of the run (debug level, JSON), so tests can
+	// check what was logged, e.g. that no secret ever was.
+	Logs *SyncBuffer
+}
+
+// SyncBuffer is a goroutine-safe log sink.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// Sync satisfies zapcore.WriteSyncer.
+func (b *SyncBuffer) Sync() error { return nil }
+
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // Start runs the all-in-one platform until the test ends. apiKeys maps a
 // key to its organization.
 func Start(t testing.TB, apiKeys map[string]string) *Env {
+	t.Helper()
+	return StartWith(t, func(c *config.Config) { c.APIKeys = apiKeys })
+}
+
+// StartWith is Start with the configuration adjusted by configure.
+func StartWith(t testing.TB, configure func(*config.Config), opts ...platform.Option) *Env {
 	t.Helper()
 	cfg, err := config.Load(func(k string) (string, bool) {
 		if k == "ITSM_DEV" {
@@ -46,17 +79,23 @@ func Start(t testing.TB, apiKeys map[string]string) *Env {
 	dir := t.TempDir()
 	cfg.HTTPAddr, cfg.NATSListen, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", dir
 	cfg.Store = filepath.Join(dir, "itsm.db")
-	cfg.APIKeys = apiKeys
 	cfg.ShutdownTimeout = 5 * time.Second
+	if configure != nil {
+		configure(&cfg)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
-	p, err := platform.Start(ctx, cfg, platform.All, log)
+	logs := &SyncBuffer{}
+	log := zap.New(zapcore.NewTee(
+		zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)).Core(),
+		zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), logs, zap.DebugLevel),
+	))
+	p, err := platform.Start(ctx, cfg, platform.All, log, opts...)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		cancel()
 		require.NoError(t, p.Wait())
 	})
-	return &Env{Platform: p, Config: cfg, URL: "http://" + p.HTTPAddr()}
+	return &Env{Platform: p, Config: cfg, URL: "http://" + p.HTTPAddr(), Logs: logs}
 }
 
 // AddConnection stores an ACTIVE Jira connection directly, as the OAuth flow
@@ -90,6 +129,37 @@ func (e *Env) PostWebhook(t testing.TB, connID, deliveryID string, body []byte) 
 	req.Header.Set("Authorization", Sign(t, e.Config.JiraClientSecret, time.Now().Add(5*time.Minute)))
 	req.Header.Set("X-Atlassian-Webhook-Identifier", deliveryID)
 	return do(t, req)
+}
+
+// Call sends an API request with a JSON body (nil for none) and returns the
+// status and the answer.
+func (e *Env) Call(t testing.TB, method, apiKey, path string, body any) (int, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		require.NoError(t, err)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, e.URL+path, rd)
+	require.NoError(t, err)
+	req.Header.Set("X-API-Key", apiKey)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return do(t, req)
+}
+
+// Eventually polls cond until it holds or the deadline passes.
+func Eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", within, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // GetJSON calls the read API with an API key and decodes the answer.
