@@ -1,0 +1,43 @@
+package platform
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"time"
+)
+
+// Healthcheck GETs url (or, when empty, /healthz on ITSM_HTTP_ADDR) and
+// returns the exit code: 0 on 200. Container images have no shell or curl,
+// so every binary carries this probe for the container runtime to run.
+func Healthcheck(url string, stderr io.Writer) int {
+	if url == "" {
+		addr := os.Getenv("ITSM_HTTP_ADDR")
+		if addr == "" {
+			addr = "127.0.0.1:8080"
+		}
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			fmt.Fprintf(stderr, "healthcheck: ITSM_HTTP_ADDR=%q: want host:port\n", addr)
+			return 1
+		}
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "127.0.0.1"
+		}
+		url = "http://" + net.JoinHostPort(host, port) + "/healthz"
+	}
+	client := &http.Client{Timeout: 2 * time.Second}
+	resp, err := client.Get(url)
+	if err != nil {
+		fmt.Fprintf(stderr, "healthcheck: %v\n", err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "healthcheck: %s answered %d\n", url, resp.StatusCode)
+		return 1
+	}
+	return 0
+}
