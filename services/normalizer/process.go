@@ -67,17 +67,32 @@ func (n *Normalizer) process(ctx context.Context, msg jetstream.Msg, redelivered
 }
 
 // SyncRecord is the body of a raw.<vendor>.<connection>.sync message: one
-// REST record as the backfill worker fetched it.
+// REST record as the backfill worker fetched it, or a reconcile marker.
+// It is the contract between the backfill worker and the normalizer.
 type SyncRecord struct {
-	// Type is the record type MapREST takes: issue, comment, project, user,
-	// group, attachment.
+	// Type is the record type MapREST takes (issue, comment, project, user,
+	// group, attachment), or SyncTypeReconcile.
 	Type string `json:"type"`
 	// IssueID is the parent issue of a comment or attachment.
 	IssueID string `json:"issue_id,omitempty"`
-	// ObservedAt versions records that carry no modification time.
-	ObservedAt time.Time       `json:"observed_at"`
-	Record     json.RawMessage `json:"record"`
+	// ObservedAt versions records that carry no modification time, and is
+	// the time of a reconcile marker's tombstones.
+	ObservedAt time.Time `json:"observed_at"`
+	// SyncID is set on every record of a FULL sync (never on incremental
+	// ones): the normalizer records that the sync saw the object.
+	SyncID string          `json:"sync_id,omitempty"`
+	Record json.RawMessage `json:"record,omitempty"`
+
+	// Reconcile marker only: the sync that COMPLETED, when it started, and
+	// the object kinds it covered completely. Objects of those kinds of the
+	// connection that the sync did not see, and that nothing changed since
+	// it started, are tombstoned.
+	StartedAt time.Time   `json:"started_at,omitempty"`
+	Kinds     []itsm.Kind `json:"kinds,omitempty"`
 }
+
+// SyncTypeReconcile marks the end of a complete full sync.
+const SyncTypeReconcile = "reconcile"
 
 func mapSync(m *jira.Mapping, body []byte) ([]jira.Record, error) {
 	var sr SyncRecord
