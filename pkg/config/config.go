@@ -60,9 +60,15 @@ func (c Config) IsMongo() bool {
 	return strings.HasPrefix(c.Store, "mongodb://") || strings.HasPrefix(c.Store, "mongodb+srv://")
 }
 
-// Load builds the configuration: defaults, then the environment, then
-// validation. Every problem is reported, not just the first.
-func Load(getenv Getenv) (Config, error) {
+// Load builds a service's configuration: defaults, then the environment,
+// then validation. Every problem is reported, not just the first.
+func Load(getenv Getenv) (Config, error) { return load(getenv, true) }
+
+// LoadTool is Load for operator commands: they reach the store and NATS but
+// never Jira, so the service's secrets are not required.
+func LoadTool(getenv Getenv) (Config, error) { return load(getenv, false) }
+
+func load(getenv Getenv, service bool) (Config, error) {
 	c := Config{
 		HTTPAddr: "127.0.0.1:8080", NATSListen: "127.0.0.1:4222", NATSReplicas: 1,
 		DataDir: "./data", NormalizerWorkers: 8, NormalizerMaxDeliver: 5,
@@ -122,7 +128,7 @@ func Load(getenv Getenv) (Config, error) {
 			errs = append(errs, fmt.Errorf("ITSM_ENCRYPTION_KEY: %v (generate one with: head -c 32 /dev/urandom | base64)", err))
 		}
 		c.EncryptionKey = k
-	} else if !c.Dev {
+	} else if !c.Dev && service {
 		errs = append(errs, errors.New("ITSM_ENCRYPTION_KEY: required outside dev mode (it encrypts OAuth tokens at rest; generate one with: head -c 32 /dev/urandom | base64)"))
 	}
 	if v, ok := getenv("ITSM_SHUTDOWN_TIMEOUT"); ok && v != "" {
@@ -161,19 +167,19 @@ func Load(getenv Getenv) (Config, error) {
 	if c.JiraClientSecret == "" {
 		if c.Dev {
 			c.JiraClientSecret = DevClientSecret
-		} else {
+		} else if service {
 			errs = append(errs, errors.New("ITSM_JIRA_CLIENT_SECRET: required outside dev mode (it verifies Jira's webhook signatures)"))
 		}
 	}
 	if c.JiraClientID == "" {
 		if c.Dev {
 			c.JiraClientID = "dev-client-id"
-		} else {
+		} else if service {
 			errs = append(errs, errors.New("ITSM_JIRA_CLIENT_ID: required outside dev mode"))
 		}
 	}
 	// In dev mode an empty PublicURL means the receiver's own address.
-	if c.PublicURL == "" && !c.Dev {
+	if c.PublicURL == "" && !c.Dev && service {
 		errs = append(errs, errors.New("ITSM_PUBLIC_URL: required outside dev mode (Jira calls it back)"))
 	}
 	return c, errors.Join(errs...)

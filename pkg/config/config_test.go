@@ -65,3 +65,11 @@ func TestAPIKeysAndMongo(t *testing.T) {
 	require.Equal(t, map[string]string{"aaaaaaaaaaaaaaaaaaaa": "org-a", "bbbbbbbbbbbbbbbbbbbb": "org-b"}, c.APIKeys)
 	require.True(t, c.IsMongo())
 }
+
+func TestToolsNeedNoServiceSecrets(t *testing.T) {
+	c, err := config.LoadTool(env(map[string]string{"ITSM_STORE": "/tmp/x.db"}))
+	require.NoError(t, err)
+	require.Equal(t, "/tmp/x.db", c.Store)
+	_, err = config.LoadTool(env(map[string]string{"ITSM_LOG_LEVEL": "loud"}))
+	require.ErrorContains(t, err, "ITSM_LOG_LEVEL")
+}

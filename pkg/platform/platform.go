@@ -86,7 +86,7 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 		p.nc, err = p.embedded.Connect("itsm")
 		log.Info("embedded NATS JetStream started", zap.String("url", p.embedded.ClientURL()))
 	} else {
-		p.nc, err = nats.Connect(cfg.NATSURL, nats.Name("itsm"), nats.MaxReconnects(-1))
+		p.nc, err = ConnectNATS(cfg, "itsm")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS: %w", err)
@@ -97,7 +97,7 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 	if err := broker.EnsureStreams(ctx, p.js, cfg.NATSReplicas); err != nil {
 		return nil, err
 	}
-	if p.store, err = openStore(ctx, cfg); err != nil {
+	if p.store, err = OpenStore(ctx, cfg); err != nil {
 		return nil, err
 	}
 
@@ -219,7 +219,8 @@ func (p *Platform) Store() store.Store { return p.store }
 // JetStream is the process's JetStream handle.
 func (p *Platform) JetStream() jetstream.JetStream { return p.js }
 
-func openStore(ctx context.Context, cfg config.Config) (store.Store, error) {
+// OpenStore opens the store ITSM_STORE names.
+func OpenStore(ctx context.Context, cfg config.Config) (store.Store, error) {
 	if cfg.IsMongo() {
 		return openMongo(ctx, cfg.Store)
 	}
@@ -228,4 +229,18 @@ func openStore(ctx context.Context, cfg config.Config) (store.Store, error) {
 		return nil, fmt.Errorf("ITSM_STORE: %w", err)
 	}
 	return s, nil
+}
+
+// ConnectNATS connects to ITSM_NATS_URL or, when that is unset, to the
+// embedded server a local `itsm run` exposes on ITSM_NATS_LISTEN.
+func ConnectNATS(cfg config.Config, name string) (*nats.Conn, error) {
+	url := cfg.NATSURL
+	if url == "" {
+		url = "nats://" + cfg.NATSListen
+	}
+	nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS: %w", err)
+	}
+	return nc, nil
 }
