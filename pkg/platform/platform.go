@@ -54,6 +54,7 @@ type Platform struct {
 	cancel   context.CancelFunc
 	now      func() time.Time
 	mgr      *connections.Manager
+	echo     *echo.Echo
 }
 
 // Option changes how a platform starts; tests use them.
@@ -140,6 +141,7 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 		r.MountConnections(mgr, nil)
 		e = r.Echo()
 		e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
+		p.echo = e
 		g.Go(func() error { return r.Run(gctx, p.ln, cfg.ShutdownTimeout) })
 		g.Go(func() error { return mgr.Run(gctx) })
 		log.Info("receiver listening", zap.String("addr", p.ln.Addr().String()))
@@ -209,6 +211,9 @@ func (p *Platform) NATSURL() string {
 	}
 	return p.cfg.NATSURL
 }
+
+// Routes lists the HTTP routes the process serves (method and path).
+func (p *Platform) Routes() []*echo.Route { return p.echo.Routes() }
 
 // Connections is the connection manager (nil without a receiver).
 func (p *Platform) Connections() *connections.Manager { return p.mgr }

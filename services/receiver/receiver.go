@@ -94,6 +94,7 @@ func New(cfg Config, pub Publisher, st Store, auth Authenticator, log *zap.Logge
 	e.HTTPErrorHandler = s.errorHandler
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	e.GET("/openapi.json", s.openapi)
 	e.POST("/webhooks/jira/:connection_id", s.jiraWebhook)
 	api := e.Group("/v1", s.requireAPIKey)
 	s.routeReadAPI(api)
