@@ -2,10 +2,13 @@ package broker_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
 	"github.com/itsmhub/itsm/pkg/broker"
@@ -45,4 +48,36 @@ func TestEnsureStreamsIsIdempotentAndDedupes(t *testing.T) {
 	require.Equal(t, []string{"jira", "c1", "webhook"}, []string{vendor, conn, source})
 	_, _, _, err = broker.ParseRawSubject("itsm.ticket.updated")
 	require.Error(t, err)
+}
+
+func TestCollectorReportsStreamsAndBacklog(t *testing.T) {
+	e, err := broker.StartEmbedded(broker.EmbeddedConfig{Addr: "127.0.0.1:0", StoreDir: t.TempDir()})
+	require.NoError(t, err)
+	t.Cleanup(e.Shutdown)
+	nc, err := e.Connect("test")
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	ctx := context.Background()
+	require.NoError(t, broker.EnsureStreams(ctx, js, 1))
+	_, err = js.CreateOrUpdateConsumer(ctx, broker.StreamRaw, jetstream.ConsumerConfig{Durable: "n", AckPolicy: jetstream.AckExplicitPolicy})
+	require.NoError(t, err)
+	for range 3 {
+		_, err = js.Publish(ctx, broker.RawSubject("jira", "c", "sync"), []byte(`{}`))
+		require.NoError(t, err)
+	}
+	_, err = js.Publish(ctx, broker.DLQSubject("raw.jira.c.sync"), []byte(`{}`))
+	require.NoError(t, err)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(broker.NewCollector(js, "n"))
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP itsm_dlq_messages Messages in the dead-letter stream.
+# TYPE itsm_dlq_messages gauge
+itsm_dlq_messages 1
+# HELP itsm_normalizer_pending RAW messages not yet delivered to the normalizer (its lag).
+# TYPE itsm_normalizer_pending gauge
+itsm_normalizer_pending 3
+`), "itsm_dlq_messages", "itsm_normalizer_pending"))
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"golang.org/x/oauth2"
 
@@ -81,6 +82,8 @@ type Config struct {
 	WebhookCheckEvery time.Duration
 	HTTPClient        *http.Client
 	Now               func() time.Time
+	// Registerer receives the manager's metrics; nil skips them.
+	Registerer prometheus.Registerer
 }
 
 func (c *Config) setDefaults() {
@@ -111,6 +114,8 @@ type Manager struct {
 	oauth  *oauth2.Config
 	syncs  SyncRequester
 	log    *zap.Logger
+	// refreshes counts token refreshes by result (ok, invalid_grant, error).
+	refreshes *prometheus.CounterVec
 }
 
 // New builds a manager. leases serialize token refreshes and webhook upkeep
@@ -123,8 +128,18 @@ func New(cfg Config, st Store, v *vault.Vault, leases *lease.Leases, syncs SyncR
 	if cfg.PublicURL == "" {
 		return nil, errors.New("connections: ITSM_PUBLIC_URL is required for OAuth callbacks and webhooks")
 	}
-	return &Manager{cfg: cfg, store: st, vault: v, leases: leases, syncs: syncs, log: log,
-		oauth: jiracloud.OAuthConfig(cfg.Endpoints, cfg.ClientID, cfg.ClientSecret, cfg.PublicURL+"/oauth/callback")}, nil
+	m := &Manager{cfg: cfg, store: st, vault: v, leases: leases, syncs: syncs, log: log,
+		oauth: jiracloud.OAuthConfig(cfg.Endpoints, cfg.ClientID, cfg.ClientSecret, cfg.PublicURL+"/oauth/callback"),
+		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "itsm_token_refreshes_total", Help: "OAuth token refreshes by result.",
+		}, []string{"result"}),
+	}
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(m.refreshes); err != nil {
+			return nil, fmt.Errorf("register connection metrics: %w", err)
+		}
+	}
+	return m, nil
 }
 
 // SetSyncRequester wires the backfill worker in after construction.

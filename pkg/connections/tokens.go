@@ -191,12 +191,15 @@ func (m *Manager) Token(ctx context.Context, connID string, stale string) (*oaut
 	hctx := context.WithValue(ctx, oauth2.HTTPClient, m.cfg.HTTPClient)
 	next, err := m.oauth.TokenSource(hctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
 	if isInvalidGrant(err) {
+		m.refreshes.WithLabelValues("invalid_grant").Inc()
 		m.setHealth(ctx, connID, HealthFailed, OwnerCustomer, "Jira no longer accepts this connection's grant; the customer must reconnect")
 		return nil, fmt.Errorf("connection %s: %w", connID, ErrReauthorize)
 	}
 	if err != nil {
+		m.refreshes.WithLabelValues("error").Inc()
 		return nil, fmt.Errorf("refresh token: %w", safeOAuthError(err))
 	}
+	m.refreshes.WithLabelValues("ok").Inc()
 	if next.RefreshToken == "" {
 		next.RefreshToken = tok.RefreshToken // seen in the wild: keep the old one
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/itsmhub/itsm/pkg/connections"
@@ -25,7 +26,7 @@ import (
 // webhook upkeep across replicas.
 const LeaseBucket = "itsm_leases"
 
-func (p *Platform) connectionManager(ctx context.Context, log *zap.Logger) (*connections.Manager, error) {
+func (p *Platform) connectionManager(ctx context.Context, log *zap.Logger, reg prometheus.Registerer) (*connections.Manager, error) {
 	key, err := p.encryptionKey()
 	if err != nil {
 		return nil, err
@@ -47,8 +48,9 @@ func (p *Platform) connectionManager(ctx context.Context, log *zap.Logger) (*con
 		PublicURL: public, Endpoints: jiracloud.Endpoints{AuthURL: p.cfg.JiraAuthURL, APIURL: p.cfg.JiraAPIURL},
 		ClientID: p.cfg.JiraClientID, ClientSecret: p.cfg.JiraClientSecret,
 		// A key of its own for OAuth states, derived so operators manage one secret.
-		StateKey: derive(key, "oauth-state"),
-		Now:      p.now,
+		StateKey:   derive(key, "oauth-state"),
+		Now:        p.now,
+		Registerer: reg,
 	}, p.store, v, leases, nil, log)
 }
 

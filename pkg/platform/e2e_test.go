@@ -2,7 +2,9 @@ package platform_test
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,10 +148,26 @@ func mustInt(t *testing.T, s string) int64 {
 	return n
 }
 
-func TestReadyz(t *testing.T) {
+func TestReadyzAndMetrics(t *testing.T) {
 	env := platformtest.Start(t, nil)
 	resp, err := http.Get(env.URL + "/readyz")
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	// A rejected delivery, so that the webhook counter has a series.
+	status, _ := env.PostWebhook(t, "no-such-connection", "d", []byte(`{}`))
+	require.Equal(t, http.StatusNotFound, status)
+	resp, err = http.Get(env.URL + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	for _, m := range []string{
+		`itsm_webhooks_total{result="unknown_connection",vendor="jira"} 1`,
+		"itsm_dlq_messages 0", "itsm_normalizer_pending", "itsm_stream_messages{stream=\"RAW\"}",
+		"go_goroutines", "process_resident_memory_bytes",
+	} {
+		require.Contains(t, string(body), strings.ReplaceAll(m, `\"`, `"`))
+	}
 }

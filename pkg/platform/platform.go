@@ -103,7 +103,8 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 	}
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		broker.NewCollector(p.js, normalizer.ConsumerName))
 	runCtx, cancel := context.WithCancel(ctx)
 	p.cancel = cancel
 	g, gctx := errgroup.WithContext(runCtx)
@@ -128,7 +129,7 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 		if p.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			return nil, fmt.Errorf("listen on ITSM_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
 		}
-		mgr, err := p.connectionManager(ctx, log.Named("connections"))
+		mgr, err := p.connectionManager(ctx, log.Named("connections"), reg)
 		if err != nil {
 			return nil, err
 		}
