@@ -80,6 +80,7 @@ func (m *Manager) Callback(ctx context.Context, code, state string) (*store.Conn
 		m.setHealth(ctx, c.ID, HealthFailed, OwnerCustomer, "Jira refused the authorization code; start the authorization again")
 		return nil, fmt.Errorf("exchange code: %w", safeOAuthError(err))
 	}
+	m.stampExpiry(tok)
 	sites, err := jiracloud.AccessibleResources(ctx, m.cfg.Endpoints, m.oauth.Client(hctx, tok))
 	if err != nil {
 		return nil, fmt.Errorf("resolve Jira site: %w", err)
@@ -203,6 +204,7 @@ func (m *Manager) Token(ctx context.Context, connID string, stale string) (*oaut
 	if next.RefreshToken == "" {
 		next.RefreshToken = tok.RefreshToken // seen in the wild: keep the old one
 	}
+	m.stampExpiry(next)
 	if _, err := m.update(ctx, "", connID, func(c *store.Connection) error {
 		return m.sealTokens(c, next)
 	}); err != nil {
@@ -213,6 +215,14 @@ func (m *Manager) Token(ctx context.Context, connID string, stale string) (*oaut
 		return nil, fmt.Errorf("store rotated tokens: %w", err)
 	}
 	return next, nil
+}
+
+// stampExpiry computes expiry from expires_in on the manager's clock, the
+// one every freshness check uses (golang.org/x/oauth2 uses the wall clock).
+func (m *Manager) stampExpiry(t *oauth2.Token) {
+	if t.ExpiresIn > 0 {
+		t.Expiry = m.cfg.Now().Add(time.Duration(t.ExpiresIn) * time.Second)
+	}
 }
 
 func fresh(t *oauth2.Token, stale string, now time.Time) bool {
