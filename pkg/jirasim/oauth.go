@@ -1,0 +1,291 @@
+package jirasim
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// OAuth 2.0 (3LO) as auth.atlassian.com / api.atlassian.com behave per
+// JIRA.md §1: authorization codes, rotating refresh tokens with a grace
+// period, 1-hour access tokens, accessible-resources.
+
+type grant struct {
+	scope   string
+	scopes  map[string]bool
+	sites   []bool // by tenant index
+	user    string // consenting account (jirasim_user); "" = each site's admin
+	created time.Time
+}
+
+type authCode struct {
+	grant       *grant
+	redirectURI string
+	expires     time.Time
+	used        bool
+}
+
+type refreshToken struct {
+	grant     *grant
+	issued    time.Time
+	rotatedAt time.Time // zero while current
+	access    *accessToken
+}
+
+type accessToken struct {
+	grant    *grant
+	expires  time.Time
+	revokeAt time.Time // zero = not scheduled
+}
+
+type authServer struct {
+	s       *Sim
+	mu      sync.Mutex
+	codes   map[string]*authCode
+	refresh map[string]*refreshToken
+	access  map[string]*accessToken
+}
+
+func newAuthServer(s *Sim) *authServer {
+	return &authServer{s: s, codes: map[string]*authCode{}, refresh: map[string]*refreshToken{}, access: map[string]*accessToken{}}
+}
+
+func randomToken(prefix string) string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return prefix + base64.RawURLEncoding.EncodeToString(b)
+}
+
+func redirectWith(w http.ResponseWriter, r *http.Request, target *url.URL, params url.Values) {
+	q := target.Query()
+	for k, vs := range params {
+		for _, v := range vs {
+			if v != "" {
+				q.Set(k, v)
+			}
+		}
+	}
+	target.RawQuery = q.Encode()
+	http.Redirect(w, r, target.String(), http.StatusFound)
+}
+
+// handleAuthorize consents immediately (no UI) unless consent is denied by
+// Options.DenyConsent, SetDenyConsent or ?jirasim_consent=deny. The optional
+// ?jirasim_user=<accountId> consents as that user instead of the site admin.
+func (a *authServer) handleAuthorize(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if q.Get("client_id") != a.s.opts.ClientID {
+		// Atlassian shows an error page rather than redirecting for an
+		// unknown client.
+		http.Error(w, "invalid client_id", http.StatusBadRequest)
+		return
+	}
+	target, err := url.Parse(q.Get("redirect_uri"))
+	if err != nil || !target.IsAbs() {
+		http.Error(w, "invalid redirect_uri", http.StatusBadRequest)
+		return
+	}
+	state := q.Get("state")
+	fail := func(code, desc string) {
+		redirectWith(w, r, target, url.Values{"error": {code}, "error_description": {desc}, "state": {state}})
+	}
+	if q.Get("response_type") != "code" {
+		fail("unsupported_response_type", "response_type must be code")
+		return
+	}
+	if aud := q.Get("audience"); aud != "" && aud != "api.atlassian.com" {
+		fail("invalid_request", "unknown audience")
+		return
+	}
+	scope := strings.Join(strings.Fields(q.Get("scope")), " ")
+	if scope == "" {
+		fail("invalid_scope", "scope is required")
+		return
+	}
+	a.s.mu.Lock()
+	deny := a.s.denyConsent
+	a.s.mu.Unlock()
+	if deny || q.Get("jirasim_consent") == "deny" {
+		fail("access_denied", "User did not authorize the request")
+		return
+	}
+	g := &grant{scope: scope, scopes: map[string]bool{}, sites: make([]bool, len(a.s.tenants)), user: q.Get("jirasim_user")}
+	for _, sc := range strings.Fields(scope) {
+		g.scopes[sc] = true
+	}
+	for i := range g.sites {
+		g.sites[i] = true
+	}
+	code := randomToken("")
+	a.mu.Lock()
+	a.codes[code] = &authCode{grant: g, redirectURI: q.Get("redirect_uri"), expires: a.s.Now().Add(a.s.opts.AuthCodeTTL)}
+	a.mu.Unlock()
+	redirectWith(w, r, target, url.Values{"code": {code}, "state": {state}})
+}
+
+func oauthError(w http.ResponseWriter, status int, code, desc string) {
+	writeJSON(w, status, obj{"error": code, "error_description": desc})
+}
+
+// tokenParams reads the token request: JSON (what Atlassian documents) or a
+// form (what golang.org/x/oauth2 sends), client credentials in the body or
+// in HTTP Basic auth.
+func tokenParams(r *http.Request) (map[string]string, error) {
+	p := map[string]string{}
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if ct == "application/json" {
+		var raw map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&raw); err != nil {
+			return nil, err
+		}
+		for k, v := range raw {
+			if s, ok := v.(string); ok {
+				p[k] = s
+			}
+		}
+	} else {
+		if err := r.ParseForm(); err != nil {
+			return nil, err
+		}
+		for k := range r.PostForm {
+			p[k] = r.PostForm.Get(k)
+		}
+	}
+	if id, secret, ok := r.BasicAuth(); ok && p["client_id"] == "" {
+		p["client_id"], _ = url.QueryUnescape(id)
+		p["client_secret"], _ = url.QueryUnescape(secret)
+	}
+	return p, nil
+}
+
+func (a *authServer) handleToken(w http.ResponseWriter, r *http.Request) {
+	p, err := tokenParams(r)
+	if err != nil {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "malformed request body")
+		return
+	}
+	if p["client_id"] != a.s.opts.ClientID || p["client_secret"] != a.s.opts.ClientSecret {
+		oauthError(w, http.StatusUnauthorized, "invalid_client", "Client authentication failed.")
+		return
+	}
+	now := a.s.Now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch p["grant_type"] {
+	case "authorization_code":
+		c := a.codes[p["code"]]
+		if c == nil || c.used || !now.Before(c.expires) {
+			oauthError(w, http.StatusForbidden, "invalid_grant", "Invalid authorization code")
+			return
+		}
+		if p["redirect_uri"] != c.redirectURI {
+			oauthError(w, http.StatusForbidden, "invalid_grant", "redirect_uri does not match the authorization request")
+			return
+		}
+		c.used = true
+		c.grant.created = now
+		a.issue(w, c.grant, now)
+	case "refresh_token":
+		rt := a.refresh[p["refresh_token"]]
+		if rt == nil || !a.refreshUsable(rt, now) {
+			oauthError(w, http.StatusForbidden, "invalid_grant", "Unknown or invalid refresh token.")
+			return
+		}
+		if rt.rotatedAt.IsZero() {
+			// Rotation: the sent token and its access token live on for the
+			// grace period only (JIRA.md §1 "Leeway").
+			rt.rotatedAt = now
+			if rt.access != nil {
+				rt.access.revokeAt = now.Add(a.s.opts.RefreshGrace)
+			}
+		}
+		a.issue(w, rt.grant, now)
+	default:
+		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "grant_type must be authorization_code or refresh_token")
+	}
+}
+
+func (a *authServer) refreshUsable(rt *refreshToken, now time.Time) bool {
+	o := &a.s.opts
+	if !rt.rotatedAt.IsZero() && !now.Before(rt.rotatedAt.Add(o.RefreshGrace)) {
+		return false
+	}
+	if !now.Before(rt.issued.Add(o.RefreshInactivity)) {
+		return false
+	}
+	return now.Before(rt.grant.created.Add(o.GrantLifetime))
+}
+
+// issue mints an access token and, with offline_access, a refresh token.
+// Caller holds a.mu.
+func (a *authServer) issue(w http.ResponseWriter, g *grant, now time.Time) {
+	at := &accessToken{grant: g, expires: now.Add(a.s.opts.AccessTokenTTL)}
+	atS := randomToken("simat_")
+	a.access[atS] = at
+	resp := obj{"access_token": atS, "expires_in": int(a.s.opts.AccessTokenTTL / time.Second), "scope": g.scope, "token_type": "Bearer"}
+	if g.scopes["offline_access"] {
+		rtS := randomToken("simrt_")
+		a.refresh[rtS] = &refreshToken{grant: g, issued: now, access: at}
+		resp["refresh_token"] = rtS
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// validate checks the Bearer token of a request against the sim clock.
+func (a *authServer) validate(r *http.Request) (*accessToken, bool) {
+	h := r.Header.Get("Authorization")
+	if len(h) < 7 || !strings.EqualFold(h[:7], "bearer ") {
+		return nil, false
+	}
+	now := a.s.Now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	at := a.access[strings.TrimSpace(h[7:])]
+	if at == nil || !now.Before(at.expires) || !at.revokeAt.IsZero() && !now.Before(at.revokeAt) {
+		return nil, false
+	}
+	return at, true
+}
+
+func (a *authServer) handleResources(w http.ResponseWriter, r *http.Request) {
+	at, ok := a.validate(r)
+	if !ok {
+		gatewayError(w, http.StatusUnauthorized, "Unauthorized")
+		return
+	}
+	var scopes []string
+	for sc := range at.grant.scopes {
+		if sc != "offline_access" {
+			scopes = append(scopes, sc)
+		}
+	}
+	slices.Sort(scopes)
+	out := []any{}
+	for i, t := range a.s.tenants {
+		if at.grant.sites[i] {
+			out = append(out, obj{
+				"id": t.info.ID, "name": t.info.Name, "url": t.info.URL, "scopes": scopes,
+				"avatarUrl": "https://site-admin-avatar-cdn.prod.public.atl-paas.net/avatars/240/rocket.png",
+			})
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// userFor returns the account a token acts as on a site.
+func (t *Tenant) userFor(g *grant) *user {
+	if g.user != "" {
+		if i, ok := t.userByID[g.user]; ok {
+			return t.users[i]
+		}
+	}
+	return t.users[0]
+}
