@@ -40,6 +40,10 @@ bench-receiver:
 	$(GO) test -run '^$$' -bench 'BenchmarkReceiverVsBareEcho' -benchtime 20000x -count 5 ./services/receiver/ | tee /tmp/itsm-bench-receiver.txt
 	$(GO) run ./scripts/benchsummary < /tmp/itsm-bench-receiver.txt
 
+## demo: the simulator and the platform; a connection through OAuth; tickets flowing in
+demo:
+	bash scripts/demo.sh
+
 ## jirasim: the Jira Cloud simulator on 127.0.0.1:9090
 jirasim:
 	$(GO) run ./cmd/jirasim

@@ -11,12 +11,5 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
-		url := ""
-		if len(os.Args) > 2 {
-			url = os.Args[2]
-		}
-		os.Exit(platform.Healthcheck(url, os.Stderr))
-	}
-	os.Exit(platform.Main(platform.Components{Backfill: true}, os.Stderr))
+	os.Exit(platform.ServiceMain(platform.Components{Backfill: true}, os.Args[1:], os.Stderr))
 }

@@ -9,11 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/itsmhub/itsm/pkg/apikey"
 	"github.com/itsmhub/itsm/pkg/broker"
+	"github.com/itsmhub/itsm/pkg/broker/brokertest"
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/store/sqlitestore"
 )
@@ -101,19 +101,12 @@ func TestConnectionsCommands(t *testing.T) {
 }
 
 func TestStreamInfo(t *testing.T) {
-	e, err := broker.StartEmbedded(broker.EmbeddedConfig{Addr: "127.0.0.1:0", StoreDir: t.TempDir()})
-	require.NoError(t, err)
-	defer e.Shutdown()
-	nc, err := e.Connect("test")
-	require.NoError(t, err)
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	require.NoError(t, broker.EnsureStreams(context.Background(), js, 1))
-	_, err = js.Publish(context.Background(), broker.RawSubject("jira", "c1", "webhook"), []byte(`{}`))
+	b := brokertest.Start(t)
+	js := b.JetStream()
+	_, err := js.Publish(context.Background(), broker.RawSubject("jira", "c1", "webhook"), []byte(`{}`))
 	require.NoError(t, err)
 
-	c := cli{env: map[string]string{"ITSM_NATS_URL": e.ClientURL()}}
+	c := cli{env: map[string]string{"ITSM_NATS_URL": b.ClientURL()}}
 	code, out, errs := c.run(t, "stream", "info")
 	require.Equal(t, 0, code, errs)
 	require.Regexp(t, `RAW\s+1\s`, out)

@@ -9,12 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/itsmhub/itsm/pkg/broker"
+	"github.com/itsmhub/itsm/pkg/broker/brokertest"
 	"github.com/itsmhub/itsm/pkg/connections"
 	"github.com/itsmhub/itsm/pkg/jiracloud"
 	"github.com/itsmhub/itsm/pkg/jirasim"
@@ -33,20 +32,14 @@ type replica struct {
 // as n receiver processes would.
 func replicas(t *testing.T, n int, sim *jirasim.Server, clock *jirasim.ManualClock) ([]replica, store.Store) {
 	ctx := context.Background()
-	e, err := broker.StartEmbedded(broker.EmbeddedConfig{Addr: "127.0.0.1:0", StoreDir: t.TempDir()})
-	require.NoError(t, err)
-	t.Cleanup(e.Shutdown)
+	b := brokertest.Start(t)
 	st, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "s.db"))
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
 	key := vault.NewKey()
 	var out []replica
 	for i := range n {
-		nc, err := e.Connect("replica")
-		require.NoError(t, err)
-		t.Cleanup(nc.Close)
-		js, err := jetstream.New(nc)
-		require.NoError(t, err)
+		js := b.JetStream()
 		leases, err := lease.Open(ctx, js, "leases", string(rune('a'+i)), 30*time.Second, 1)
 		require.NoError(t, err)
 		v, err := vault.New(key)

@@ -10,21 +10,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
-	"github.com/itsmhub/itsm/pkg/broker"
+	"github.com/itsmhub/itsm/pkg/broker/brokertest"
 	"github.com/itsmhub/itsm/pkg/lease"
 )
 
-func js(t *testing.T) jetstream.JetStream {
-	e, err := broker.StartEmbedded(broker.EmbeddedConfig{Addr: "127.0.0.1:0", StoreDir: t.TempDir()})
-	require.NoError(t, err)
-	t.Cleanup(e.Shutdown)
-	nc, err := e.Connect("test")
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
-	j, err := jetstream.New(nc)
-	require.NoError(t, err)
-	return j
-}
+func js(t *testing.T) jetstream.JetStream { return brokertest.Start(t).JetStream() }
 
 func TestOneHolderAtATime(t *testing.T) {
 	ctx := context.Background()

@@ -41,3 +41,16 @@ func Healthcheck(url string, stderr io.Writer) int {
 	}
 	return 0
 }
+
+// ServiceMain is the whole main of a one-service binary: `healthcheck [URL]`
+// probes a running one, anything else runs the service.
+func ServiceMain(comps Components, args []string, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "healthcheck" {
+		url := ""
+		if len(args) > 1 {
+			url = args[1]
+		}
+		return Healthcheck(url, stderr)
+	}
+	return Main(comps, stderr)
+}

@@ -1,11 +1,14 @@
 package platform
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"go.uber.org/zap"
@@ -18,6 +21,10 @@ import (
 func Main(comps Components, stderr io.Writer) int {
 	cfg, err := config.Load(os.LookupEnv)
 	if err != nil {
+		fmt.Fprintf(stderr, "configuration error:\n%v\n", err)
+		return 2
+	}
+	if err := refuseTemplateSecrets(cfg); err != nil {
 		fmt.Fprintf(stderr, "configuration error:\n%v\n", err)
 		return 2
 	}
@@ -45,4 +52,23 @@ func Main(comps Components, stderr io.Writer) int {
 	}
 	log.Info("stopped cleanly")
 	return 0
+}
+
+// refuseTemplateSecrets stops a production start with the placeholder values
+// of .env.example: they pass validation (so the compose check can load
+// them) but would run with publicly known secrets.
+func refuseTemplateSecrets(cfg config.Config) error {
+	if cfg.Dev {
+		return nil
+	}
+	var errs []error
+	if bytes.Equal(cfg.EncryptionKey, make([]byte, 32)) {
+		errs = append(errs, errors.New("ITSM_ENCRYPTION_KEY: still the all-zero example key; generate one with: head -c 32 /dev/urandom | base64"))
+	}
+	for name, v := range map[string]string{"ITSM_JIRA_CLIENT_ID": cfg.JiraClientID, "ITSM_JIRA_CLIENT_SECRET": cfg.JiraClientSecret} {
+		if strings.HasPrefix(v, "replace-with-") {
+			errs = append(errs, fmt.Errorf("%s: still the example placeholder", name))
+		}
+	}
+	return errors.Join(errs...)
 }

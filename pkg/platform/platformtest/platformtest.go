@@ -36,6 +36,14 @@ type Env struct {
 	// Logs holds every log line of the run (debug level, JSON), so tests can
 	// check what was logged, e.g. that no secret ever was.
 	Logs *SyncBuffer
+	stop func() error
+}
+
+// Stop shuts the platform down as SIGTERM would and waits for it; safe to
+// call more than once.
+func (e *Env) Stop(t testing.TB) {
+	t.Helper()
+	require.NoError(t, e.stop())
 }
 
 // SyncBuffer is a goroutine-safe log sink.
@@ -91,11 +99,17 @@ func StartWith(t testing.TB, configure func(*config.Config), opts ...platform.Op
 	))
 	p, err := platform.Start(ctx, cfg, platform.All, log, opts...)
 	require.NoError(t, err)
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, p.Wait())
-	})
-	return &Env{Platform: p, Config: cfg, URL: "http://" + p.HTTPAddr(), Logs: logs}
+	var once sync.Once
+	var waitErr error
+	stop := func() error {
+		once.Do(func() {
+			cancel()
+			waitErr = p.Wait()
+		})
+		return waitErr
+	}
+	t.Cleanup(func() { require.NoError(t, stop()) })
+	return &Env{Platform: p, Config: cfg, URL: "http://" + p.HTTPAddr(), Logs: logs, stop: stop}
 }
 
 // AddConnection stores an ACTIVE Jira connection directly, as the OAuth flow
@@ -113,10 +127,14 @@ func (e *Env) AddConnection(t testing.TB, id, orgID, siteURL string) *store.Conn
 // webhook: a Bearer JWT, HS256, keyed with the app's client secret.
 func Sign(t testing.TB, secret string, exp time.Time) string {
 	t.Helper()
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+	return SignQuiet(secret, exp)
+}
+
+// SignQuiet is Sign for goroutines that must not fail a test.
+func SignQuiet(secret string, exp time.Time) string {
+	tok, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
 		"iss": "jira", "iat": time.Now().Unix(), "exp": exp.Unix(),
 	}).SignedString([]byte(secret))
-	require.NoError(t, err)
 	return "Bearer " + tok
 }
 
