@@ -58,25 +58,40 @@ curl -sf "$callback" | pretty
 show() {
   echo "-- tickets now:"
   curl -sf "http://$API/v1/itsm/tickets?connection_id=$conn&limit=10" -H "X-API-Key: $KEY" |
-    python3 -c 'import json,sys; [print(f"   {t[\"identifier\"]:<10} {t[\"status\"]:<12} {t[\"priority\"]:<9} {t[\"name\"]}") for t in json.load(sys.stdin)["items"]]' 2>/dev/null || true
+    python3 -c '
+import json, sys
+for t in json.load(sys.stdin)["items"]:
+    print("   %-10s %-12s %-9s %s" % (t["identifier"], t["status"], t["priority"], t["name"]))' 2>/dev/null || true
 }
+
+show_key() {
+  echo "-- $key as the API shows it now:"
+  curl -s "http://$API/v1/itsm/tickets/by-identifier/$key" -H "X-API-Key: $KEY" |
+    python3 -c '
+import json, sys
+t = json.load(sys.stdin)
+print("   %-10s %-12s %-9s %s" % (t["identifier"], t["status"], t["priority"], t["name"]))' 2>/dev/null || echo "   (not there)"
+}
+
+echo "== the first full sync brought in the seeded issues"
+sleep 1; show
 
 project=$(curl -sf "http://$SIM/_sim/info" | sed -n 's/.*"projects":\["\([A-Z0-9_]*\)".*/\1/p')
 echo "== creating an issue in $project in the simulator"
 issue=$(curl -sf -X POST "http://$SIM/_sim/issues" -H 'Content-Type: application/json' \
   -d "{\"project\":\"$project\",\"summary\":\"Printer on fire\",\"priority\":\"Highest\"}")
 key=$(echo "$issue" | field key)
-sleep 1; show
+sleep 1; show_key
 echo "== transitioning $key to In Progress"
 curl -sf -X POST "http://$SIM/_sim/issues/$key/transition" -H 'Content-Type: application/json' -d '{"status":"In Progress"}' >/dev/null
-sleep 1; show
+sleep 1; show_key
 echo "== commenting on $key"
 curl -sf -X POST "http://$SIM/_sim/issues/$key/comments" -H 'Content-Type: application/json' -d '{"body":"On it."}' >/dev/null
 sleep 1
 curl -sf "http://$API/v1/itsm/comments?connection_id=$conn" -H "X-API-Key: $KEY" | pretty
 echo "== deleting $key"
 curl -sf -X DELETE "http://$SIM/_sim/issues/$key" >/dev/null
-sleep 1; show
+sleep 1; show_key
 echo "== connection status"
 curl -sf "http://$API/v1/connections/$conn" -H "X-API-Key: $KEY" | pretty
 echo "== metrics (excerpt)"

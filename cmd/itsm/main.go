@@ -21,7 +21,12 @@ Usage:
   itsm apikey list --org ORG
   itsm connections list --org ORG   list an organization's connections
   itsm connections show --org ORG --id ID
+  itsm sync --connection ID [--kind full|incremental] [--follow]
+                                    request a sync and follow its progress
   itsm stream info                  JetStream streams and the normalizer's backlog
+  itsm dlq list [--connection ID]   dead-lettered messages with their errors
+  itsm dlq replay (--seq N,... | --all)
+                                    republish dead-lettered messages after a fix
   itsm help [COMMAND]               this help, or a command's
 
 Commands read the same environment as the services (see README.md):
@@ -46,6 +51,8 @@ func commands() map[string]command {
 		"apikey":      {apikeyHelp, runAPIKey},
 		"connections": {connectionsHelp, runConnections},
 		"stream":      {streamHelp, runStream},
+		"dlq":         {dlqHelp, runDLQ},
+		"sync":        {syncHelp, runSync},
 	}
 }
 

@@ -38,11 +38,22 @@ func NewView(c *store.Connection, authorizeURL string) View {
 		ID: c.ID, Vendor: c.Vendor, OrganizationID: c.OrganizationID, State: c.State,
 		IsActive: c.State == store.StateActive, RefreshIntervalSecs: c.RefreshIntervalSecs, TimeoutSecs: c.TimeoutSecs,
 		Options: fromStore(c.Options), SiteURL: c.SiteURL, Health: c.Detail.Health, Sites: c.Detail.Sites,
-		LastSync: c.Detail.LastSync, OAuth2AuthorizeURL: authorizeURL, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+		LastSync: publicSync(c.Detail.LastSync), OAuth2AuthorizeURL: authorizeURL, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 		Webhooks: []WebhookView{},
 	}
 	for _, w := range c.Detail.Webhooks {
 		v.Webhooks = append(v.Webhooks, WebhookView{ID: w.ID, ExpiresAt: w.ExpiresAt})
 	}
 	return v
+}
+
+// publicSync drops the checkpoint: it is the workers' resume state, opaque
+// and subject to change, not part of the API.
+func publicSync(s *store.SyncState) *store.SyncState {
+	if s == nil {
+		return nil
+	}
+	c := *s
+	c.Checkpoint = ""
+	return &c
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // The types in this file never fail on well-formed JSON: real payloads carry
@@ -45,6 +46,15 @@ func (s *flexString) UnmarshalJSON(b []byte) error {
 	}
 	switch b[0] {
 	case '"':
+		// The decoder hands over a valid string token: without escapes and
+		// with valid UTF-8 its content is the string itself, which spares a
+		// json.Unmarshal per string field (most of a payload's fields).
+		if len(b) >= 2 && b[len(b)-1] == '"' {
+			if inner := b[1 : len(b)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+				*s = flexString(inner)
+				return nil
+			}
+		}
 		var v string
 		if json.Unmarshal(b, &v) == nil {
 			*s = flexString(v)
@@ -110,20 +120,50 @@ type named struct {
 func (n *named) UnmarshalJSON(b []byte) error {
 	type plain named
 	var p plain
-	*n = named(decodeRef(b, &p, func(name flexString) { p.Name = name }))
+	*n = named(decodeRef(b, &p, func(name flexString) { p.Name = name }, []member[plain]{
+		{"id", func(p *plain, v []byte) { _ = p.ID.UnmarshalJSON(v) }},
+		{"key", func(p *plain, v []byte) { _ = p.Key.UnmarshalJSON(v) }},
+		{"name", func(p *plain, v []byte) { _ = p.Name.UnmarshalJSON(v) }},
+		{"self", func(p *plain, v []byte) { _ = p.Self.UnmarshalJSON(v) }},
+	}))
 	return nil
 }
 
+// member is one field of a reference type: its JSON name and how to decode
+// a raw value into it.
+type member[T any] struct {
+	name string
+	set  func(p *T, v []byte)
+}
+
 // decodeRef decodes an object into p, or a bare string through setName, and
-// returns p either way.
-func decodeRef[T any](b []byte, p *T, setName func(flexString)) T {
+// returns p either way. Objects are decoded member by member as
+// encoding/json would (keys matched case-insensitively, the last repeat
+// wins, unknown keys ignored) but without re-validating and reflecting over
+// a value the decoder has already validated: users, statuses and references
+// are a dozen of every issue's fields, and decoding them through
+// json.Unmarshal again was a sixth of the mapping's time.
+func decodeRef[T any](b []byte, p *T, setName func(flexString), members []member[T]) T {
 	b = bytes.TrimSpace(b)
 	if len(b) == 0 {
 		return *p
 	}
 	switch b[0] {
 	case '{':
-		_ = decodeLenient(b, p)
+		ok := eachMember(b, func(k string, v []byte) {
+			for _, m := range members {
+				if strings.EqualFold(k, m.name) {
+					m.set(p, v)
+					return
+				}
+			}
+		})
+		if !ok {
+			// Not valid JSON after all: what json.Unmarshal makes of it.
+			var zero T
+			*p = zero
+			_ = decodeLenient(b, p)
+		}
 	case '"':
 		var s flexString
 		_ = s.UnmarshalJSON(b)
@@ -141,7 +181,11 @@ type statusJSON struct {
 func (st *statusJSON) UnmarshalJSON(b []byte) error {
 	type plain statusJSON
 	var p plain
-	*st = statusJSON(decodeRef(b, &p, func(name flexString) { p.Name = name }))
+	*st = statusJSON(decodeRef(b, &p, func(name flexString) { p.Name = name }, []member[plain]{
+		{"id", func(p *plain, v []byte) { _ = p.ID.UnmarshalJSON(v) }},
+		{"name", func(p *plain, v []byte) { _ = p.Name.UnmarshalJSON(v) }},
+		{"statusCategory", func(p *plain, v []byte) { _ = p.StatusCategory.UnmarshalJSON(v) }},
+	}))
 	return nil
 }
 
@@ -161,7 +205,17 @@ type userJSON struct {
 func (u *userJSON) UnmarshalJSON(b []byte) error {
 	type plain userJSON
 	var p plain
-	*u = userJSON(decodeRef(b, &p, func(name flexString) { p.Name = name }))
+	*u = userJSON(decodeRef(b, &p, func(name flexString) { p.Name = name }, []member[plain]{
+		{"self", func(p *plain, v []byte) { _ = p.Self.UnmarshalJSON(v) }},
+		{"accountId", func(p *plain, v []byte) { _ = p.AccountID.UnmarshalJSON(v) }},
+		{"key", func(p *plain, v []byte) { _ = p.Key.UnmarshalJSON(v) }},
+		{"name", func(p *plain, v []byte) { _ = p.Name.UnmarshalJSON(v) }},
+		{"displayName", func(p *plain, v []byte) { _ = p.DisplayName.UnmarshalJSON(v) }},
+		{"emailAddress", func(p *plain, v []byte) { _ = p.EmailAddress.UnmarshalJSON(v) }},
+		{"active", func(p *plain, v []byte) { _ = p.Active.UnmarshalJSON(v) }},
+		{"timeZone", func(p *plain, v []byte) { _ = p.TimeZone.UnmarshalJSON(v) }},
+		{"accountType", func(p *plain, v []byte) { _ = p.AccountType.UnmarshalJSON(v) }},
+	}))
 	return nil
 }
 
@@ -280,4 +334,120 @@ func issueIDFromSelf(self string) string {
 		}
 	}
 	return ""
+}
+
+// eachMember calls fn with every member of a JSON object, in order: the key
+// unescaped, the value raw. It is a single scan without decoding, for input
+// that is already known to be valid JSON (a value the decoder produced); it
+// reports false, having stopped, if raw is not an object or is malformed.
+func eachMember(raw []byte, fn func(key string, val []byte)) bool {
+	i := skipSpace(raw, 0)
+	if i >= len(raw) || raw[i] != '{' {
+		return false
+	}
+	i++
+	for {
+		i = skipSpace(raw, i)
+		if i >= len(raw) {
+			return false
+		}
+		switch raw[i] {
+		case '}':
+			return true
+		case ',':
+			i++
+			continue
+		case '"':
+		default:
+			return false
+		}
+		kend := stringEnd(raw, i)
+		if kend < 0 {
+			return false
+		}
+		key, ok := unquoteKey(raw[i:kend])
+		if !ok {
+			return false
+		}
+		i = skipSpace(raw, kend)
+		if i >= len(raw) || raw[i] != ':' {
+			return false
+		}
+		i = skipSpace(raw, i+1)
+		vend := valueEnd(raw, i)
+		if vend < 0 {
+			return false
+		}
+		fn(key, raw[i:vend])
+		i = vend
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index after the string starting at b[i] == '"'.
+func stringEnd(b []byte, i int) int {
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return -1
+}
+
+// valueEnd returns the index after the value starting at b[i].
+func valueEnd(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				if j = stringEnd(b, j); j < 0 {
+					return -1
+				}
+				j--
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return -1
+	}
+	j := i
+	for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\t' && b[j] != '\n' && b[j] != '\r' {
+		j++
+	}
+	if j == i {
+		return -1
+	}
+	return j
+}
+
+// unquoteKey decodes a string token as encoding/json decodes object keys.
+func unquoteKey(tok []byte) (string, bool) {
+	if len(tok) < 2 {
+		return "", false
+	}
+	if inner := tok[1 : len(tok)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+		return string(inner), true
+	}
+	var s string
+	return s, json.Unmarshal(tok, &s) == nil
 }

@@ -12,7 +12,7 @@ import (
 )
 
 // page splits a trimmed REST page fixture into its records.
-func page(t *testing.T, rel, key string) []json.RawMessage {
+func page(t testing.TB, rel, key string) []json.RawMessage {
 	t.Helper()
 	var p map[string][]json.RawMessage
 	require.NoError(t, json.Unmarshal(fixture(t, rel), &p))

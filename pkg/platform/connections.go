@@ -35,8 +35,7 @@ func (p *Platform) connectionManager(ctx context.Context, log *zap.Logger, reg p
 	if err != nil {
 		return nil, err
 	}
-	host, _ := os.Hostname()
-	leases, err := lease.Open(ctx, p.js, LeaseBucket, fmt.Sprintf("%s/%d", host, os.Getpid()), 30*time.Second, p.cfg.NATSReplicas)
+	leases, err := lease.Open(ctx, p.js, LeaseBucket, owner(), 30*time.Second, p.cfg.NATSReplicas)
 	if err != nil {
 		return nil, err
 	}
@@ -87,4 +86,10 @@ func (p *Platform) encryptionKey() ([]byte, error) {
 		return nil, fmt.Errorf("dev encryption key %s: %w", path, err)
 	}
 	return k, nil
+}
+
+// owner names this process in the leases it holds, for operators.
+func owner() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d", host, os.Getpid())
 }

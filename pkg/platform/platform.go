@@ -26,6 +26,7 @@ import (
 	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/config"
 	"github.com/itsmhub/itsm/pkg/connections"
+	"github.com/itsmhub/itsm/pkg/lease"
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/store/sqlitestore"
 	"github.com/itsmhub/itsm/services/backfill"
@@ -118,33 +119,43 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 		}
 		g.Go(func() error { return n.Run(gctx) })
 	}
+	if p.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("listen on ITSM_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+	}
+	// Sync requests go through a KV bucket, so any process can ask and any
+	// backfill worker can serve.
+	requester := backfill.NewRequester(p.js)
+	if comps.Receiver || comps.Backfill {
+		if p.mgr, err = p.connectionManager(ctx, log.Named("connections"), reg); err != nil {
+			return nil, err
+		}
+		p.mgr.SetSyncRequester(requester)
+	}
 	if comps.Backfill {
-		w := backfill.New(log.Named("backfill"))
+		leases, err := lease.Open(ctx, p.js, backfill.LeaseBucket, owner(), backfill.LeaseTTL, cfg.NATSReplicas)
+		if err != nil {
+			return nil, err
+		}
+		w := backfill.New(backfill.Config{}, backfill.Deps{JS: p.js, Store: p.store, Clients: p.mgr, Leases: leases,
+			Log: log.Named("backfill"), Registerer: reg, Now: p.now})
 		g.Go(func() error { return w.Run(gctx) })
 	}
 	// Every process serves health and metrics; only the receiver serves the
 	// public API and webhooks.
 	var e *echo.Echo
 	if comps.Receiver {
-		if p.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-			return nil, fmt.Errorf("listen on ITSM_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
-		}
-		mgr, err := p.connectionManager(ctx, log.Named("connections"), reg)
-		if err != nil {
-			return nil, err
-		}
-		p.mgr = mgr
 		r, err := receiver.New(receiver.Config{ClientSecret: []byte(cfg.JiraClientSecret), Ready: p.natsReady},
 			p.js, p.store, apikey.NewAuthenticator(p.store, cfg.APIKeys), log.Named("receiver"), reg)
 		if err != nil {
 			return nil, err
 		}
-		r.MountConnections(mgr, nil)
+		r.MountConnections(p.mgr, requester)
 		e = r.Echo()
 		e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
 		p.echo = e
 		g.Go(func() error { return r.Run(gctx, p.ln, cfg.ShutdownTimeout) })
-		g.Go(func() error { return mgr.Run(gctx) })
+		// Webhook upkeep runs where webhooks arrive.
+		g.Go(func() error { return p.mgr.Run(gctx) })
 		log.Info("receiver listening", zap.String("addr", p.ln.Addr().String()))
 	} else {
 		e = echo.New()
@@ -157,9 +168,7 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 			return c.String(http.StatusOK, "ready")
 		})
 		e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
-		if p.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-			return nil, fmt.Errorf("listen on ITSM_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
-		}
+		p.echo = e
 		srv := &http.Server{Handler: e, ReadHeaderTimeout: 5e9}
 		g.Go(func() error {
 			go func() { <-gctx.Done(); _ = srv.Close() }()

@@ -1,25 +1,429 @@
-// Package backfill runs periodic full and incremental syncs that reconcile
-// the store with the vendor. The sync engine is built in its own issue; until
-// then the worker only holds its place in the process lifecycle.
+// Package backfill keeps the stored copy of every ACTIVE connection correct
+// whatever the webhooks did: a full sync every refresh_interval_secs (bounded
+// by timeout_secs) that ends with a reconcile marker when, and only when, it
+// completed; a frequent incremental sync (JQL updated >= watermark - overlap)
+// that repairs dropped webhooks within minutes; and syncs on demand.
+//
+// The worker never writes ITSM documents: it publishes every REST record to
+// raw.jira.<connection_id>.sync (normalizer.SyncRecord) and the normalizer
+// stays the single writer. Any number of workers share the connections
+// through per-connection leases in a NATS KV bucket; a sync checkpoints
+// after every page, so a worker that dies mid-sync loses its lease and
+// another resumes the same sync (same sync id) from the last checkpoint.
+//
+// Choices worth knowing:
+//
+//   - A full sync reads projects, statuses and priorities (to report values
+//     the mapping leaves UNKNOWN), users, groups with their members, then
+//     issues: id-only search/jql pages (ascending id, up to 5000) and
+//     issue/bulkfetch batches of 100, each issue published with its
+//     attachments and comments as records of their own (comments beyond the
+//     20 an issue embeds are paged from issue/{id}/comment).
+//   - Deleted or lost permission: Jira answers both the same way for an issue
+//     (JIRA.md §5), but not for a project. A project that should be there
+//     (in project_keys_filter, or stored before) and that project/search no
+//     longer returns, without Jira saying it is archived or deleted, may be
+//     a lost permission: the reconcile marker then leaves out projects,
+//     tickets, comments and attachments (users and groups are still
+//     reconciled), and the connection's health says DEGRADED/CUSTOMER which
+//     project is not visible. Unfiltered connections accept a project as
+//     purged after Config.LostProjectGrace.
+//   - Memory is bounded whatever the tenant's size: one id page, a few bulk
+//     answers and at most MaxPendingAcks unacknowledged messages per sync.
+//   - The connection keeps only its last sync, so each sync's checkpoint
+//     carries what scheduling needs from the last full one.
+//   - Webhooks never move the watermark; only completed syncs do.
 package backfill
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/itsmhub/itsm/pkg/jiracloud"
+	"github.com/itsmhub/itsm/pkg/lease"
+	"github.com/itsmhub/itsm/pkg/store"
 )
 
-// Worker is the backfill worker.
-type Worker struct {
-	log *zap.Logger
+// Sync kinds (the values RequestSync takes and SyncState.Kind shows).
+const (
+	KindFull        = "full"
+	KindIncremental = "incremental"
+)
+
+// Sync statuses (store.SyncState.Status).
+const (
+	StatusRunning   = "RUNNING"
+	StatusCompleted = "COMPLETED"
+	StatusFailed    = "FAILED"
+	StatusTimedOut  = "TIMED_OUT"
+)
+
+// LeaseBucket is the KV bucket of sync leases (one key per connection), and
+// LeaseTTL the lease life a worker renews every third of: a dead worker's
+// syncs are resumed by another within about this long.
+const (
+	LeaseBucket = "itsm_sync_leases"
+	LeaseTTL    = 30 * time.Second
+)
+
+// Defaults of a connection that does not set its own intervals (the seed's).
+const (
+	DefaultRefreshInterval = 21600 * time.Second
+	DefaultTimeout         = 1800 * time.Second
+)
+
+// Store is what the worker needs from the store: connections (the sync
+// state lives in their detail) and the projects it already knows, to tell a
+// project that vanished from one it never saw.
+type Store interface {
+	FindConnections(ctx context.Context, q store.ConnectionQuery) ([]*store.Connection, error)
+	LookupConnection(ctx context.Context, id string) (*store.Connection, error)
+	UpdateConnection(ctx context.Context, c *store.Connection) error
+	List(ctx context.Context, f store.Filter) (store.Page, error)
 }
 
-// New builds a worker.
-func New(log *zap.Logger) *Worker { return &Worker{log: log} }
+// Clients gives an authenticated Jira client of a connection;
+// connections.Manager is one (it refreshes tokens as needed).
+type Clients interface {
+	Client(ctx context.Context, c *store.Connection) (*jiracloud.Client, error)
+}
 
-// Run blocks until ctx is cancelled.
+// Config of a worker. Zero values mean the documented default.
+type Config struct {
+	// Tick is how often the scheduler looks for due syncs. Default 10s.
+	// Requests wake it at once.
+	Tick time.Duration
+	// IncrementalEvery is the incremental sync interval. Default 5m.
+	IncrementalEvery time.Duration
+	// Overlap is subtracted from the watermark of an incremental sync: JQL
+	// dates have minute precision and search is eventually consistent.
+	// Default 2m.
+	Overlap time.Duration
+	// MaxConcurrentSyncs bounds the syncs one worker runs at once. Default 4.
+	MaxConcurrentSyncs int
+	// MaxCallsInFlight bounds concurrent Jira calls per site (tenant), and
+	// MaxCallsPerSecond (0 = unbounded) their rate. Default 4.
+	MaxCallsInFlight  int
+	MaxCallsPerSecond float64
+	// MaxQuotaPause: a sync whose site exhausted its quota for longer gives
+	// its slot and lease back and is resumed from its checkpoint once the
+	// quota resets, so a throttled tenant never starves the others.
+	// Default 1m.
+	MaxQuotaPause time.Duration
+	// SearchPageSize is the ids per search/jql page, and so the checkpoint
+	// granularity. Default 5000 (Jira's cap with fields=id).
+	SearchPageSize int
+	// IssueFields is what bulkfetch asks for. Default: everything the
+	// mapping can use (custom fields included) minus what it never reads.
+	IssueFields []string
+	// MaxPendingAcks bounds the publishes awaiting their JetStream ack per
+	// sync: the sync streams, it never holds more than this many records.
+	// Default 512.
+	MaxPendingAcks int
+	// ProgressEvery is how often a running sync writes its progress to the
+	// connection. Default 2s.
+	ProgressEvery time.Duration
+	// RetryFailedAfter: a FAILED full sync is retried this long after it
+	// ended (or at the regular interval, if sooner). Default 15m.
+	RetryFailedAfter time.Duration
+	// LostProjectGrace: a project that vanished without Jira saying it was
+	// deleted or archived holds back ticket tombstones (it may be lost
+	// permission) for this long, then counts as deleted. Default 7 days.
+	LostProjectGrace time.Duration
+	// BarrierConsumer, when set (normalizer.ConsumerName), makes a full sync
+	// wait until that RAW consumer's ack floor has passed its last record
+	// before it publishes the reconcile marker, so that COMPLETED also means
+	// "in the store". Off by default: the normalizer itself defers a marker
+	// until every earlier RAW message is acked, and waiting here would let
+	// normalizer lag run a sync into its timeout (and so skip deletions).
+	BarrierConsumer string
+	// LeaseRenewEvery defaults to a third of the lease TTL.
+	LeaseRenewEvery time.Duration
+}
+
+func (c *Config) setDefaults(ttl time.Duration) {
+	def := func(p *time.Duration, v time.Duration) {
+		if *p <= 0 {
+			*p = v
+		}
+	}
+	def(&c.Tick, 10*time.Second)
+	def(&c.IncrementalEvery, 5*time.Minute)
+	def(&c.Overlap, 2*time.Minute)
+	def(&c.MaxQuotaPause, time.Minute)
+	def(&c.ProgressEvery, 2*time.Second)
+	def(&c.RetryFailedAfter, 15*time.Minute)
+	def(&c.LostProjectGrace, 7*24*time.Hour)
+	if ttl > 0 {
+		def(&c.LeaseRenewEvery, ttl/3)
+	}
+	def(&c.LeaseRenewEvery, 10*time.Second)
+	if c.MaxConcurrentSyncs <= 0 {
+		c.MaxConcurrentSyncs = 4
+	}
+	if c.MaxCallsInFlight <= 0 {
+		c.MaxCallsInFlight = 4
+	}
+	if c.SearchPageSize <= 0 || c.SearchPageSize > jiracloud.MaxIDPage {
+		c.SearchPageSize = jiracloud.MaxIDPage
+	}
+	if len(c.IssueFields) == 0 {
+		// *all keeps custom fields (vendor attributes); the exclusions are
+		// fields the mapping never reads and that only fatten every record.
+		c.IssueFields = []string{"*all", "-worklog", "-watches", "-votes", "-timetracking", "-progress",
+			"-aggregateprogress", "-issuerestriction", "-lastViewed", "-workratio"}
+	}
+	if c.MaxPendingAcks <= 0 {
+		c.MaxPendingAcks = 512
+	}
+}
+
+// Deps are the worker's collaborators.
+type Deps struct {
+	JS      jetstream.JetStream
+	Store   Store
+	Clients Clients
+	// Leases is the bucket of sync leases (LeaseBucket, LeaseTTL).
+	Leases *lease.Leases
+	Log    *zap.Logger
+	// Registerer receives the worker's metrics; nil: not registered.
+	Registerer prometheus.Registerer
+	// Now is the clock of sync times and schedules. Default time.Now.
+	Now func() time.Time
+}
+
+// Worker schedules and runs syncs.
+type Worker struct {
+	cfg      Config
+	d        Deps
+	log      *zap.Logger
+	m        *metrics
+	requests *Requester
+	slots    chan struct{}
+
+	mu      sync.Mutex
+	running map[string]string // connection id -> kind, syncs of this worker
+	pacers  map[string]*pacerRef
+
+	// bufs recycles bulkfetch answers: records are copied out of them.
+	bufs sync.Pool
+
+	hooks testHooks
+}
+
+// testHooks let tests observe syncs and stop a worker the way a crash
+// would; all nil in production.
+type testHooks struct {
+	syncStart, syncEnd func(connID, kind string)
+	checkpoint         func(connID string, cp *checkpoint)
+}
+
+type pacerRef struct {
+	p    *jiracloud.Pacer
+	refs int
+}
+
+// New builds a worker; Run starts it.
+func New(cfg Config, deps Deps) *Worker {
+	ttl := time.Duration(0)
+	if deps.Leases != nil {
+		ttl = deps.Leases.TTL()
+	}
+	cfg.setDefaults(ttl)
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.Log == nil {
+		deps.Log = zap.NewNop()
+	}
+	w := &Worker{cfg: cfg, d: deps, log: deps.Log, m: newMetrics(deps.Registerer, deps.Log),
+		requests: NewRequester(deps.JS), slots: make(chan struct{}, cfg.MaxConcurrentSyncs),
+		running: map[string]string{}, pacers: map[string]*pacerRef{}}
+	w.bufs.New = func() any {
+		b := make([]byte, 0, 256<<10)
+		return &b
+	}
+	return w
+}
+
+// Requester is the worker's own request queue (the same bucket every
+// Requester uses).
+func (w *Worker) Requester() *Requester { return w.requests }
+
+// Run schedules syncs until ctx ends, then waits for its running syncs to
+// stop: each leaves a checkpoint and gives its lease back, so another worker
+// resumes it at once.
 func (w *Worker) Run(ctx context.Context) error {
-	w.log.Info("backfill worker idle: full and incremental syncs are not built yet")
-	<-ctx.Done()
+	if w.d.JS == nil || w.d.Store == nil || w.d.Clients == nil || w.d.Leases == nil {
+		return errors.New("backfill: JS, Store, Clients and Leases are required")
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wake := make(chan struct{}, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		w.requests.watch(ctx, wake, w.log)
+	}()
+	t := time.NewTicker(w.cfg.Tick)
+	defer t.Stop()
+	w.log.Info("backfill worker started", zap.Duration("tick", w.cfg.Tick),
+		zap.Duration("incremental_every", w.cfg.IncrementalEvery), zap.Int("max_concurrent_syncs", w.cfg.MaxConcurrentSyncs))
+	for {
+		if err := w.schedule(ctx, &wg); err != nil && ctx.Err() == nil {
+			w.log.Warn("backfill scheduling pass failed; retrying at the next tick", zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-wake:
+		}
+	}
+}
+
+// schedule starts every due sync it has a slot for. Connections are visited
+// in random order so that workers do not all contend for the same one.
+func (w *Worker) schedule(ctx context.Context, wg *sync.WaitGroup) error {
+	// Requests first: a request made after a sync ended must not be read
+	// together with a connection still showing that sync RUNNING (it would
+	// be coalesced into a sync that is over).
+	reqs, err := w.requests.pending(ctx)
+	if err != nil && ctx.Err() == nil {
+		w.log.Warn("reading sync requests", zap.Error(err))
+	}
+	conns, err := w.d.Store.FindConnections(ctx, store.ConnectionQuery{State: store.StateActive})
+	if err != nil {
+		return fmt.Errorf("find active connections: %w", err)
+	}
+	rand.Shuffle(len(conns), func(i, j int) { conns[i], conns[j] = conns[j], conns[i] })
+	now := w.d.Now()
+	for _, c := range conns {
+		req := reqs[c.ID]
+		w.mu.Lock()
+		_, busy := w.running[c.ID]
+		w.mu.Unlock()
+		if busy {
+			w.coalesce(ctx, c, req)
+			continue
+		}
+		p, ok := w.plan(c, req.kind, now)
+		if !ok {
+			continue
+		}
+		select {
+		case w.slots <- struct{}{}:
+		default:
+			return nil // full: other workers, or the next tick, take the rest
+		}
+		l, err := w.d.Leases.Acquire(ctx, leaseKey(c.ID))
+		if err != nil {
+			<-w.slots
+			if errors.Is(err, lease.ErrHeld) {
+				w.coalesce(ctx, c, req)
+				continue
+			}
+			return err
+		}
+		w.mu.Lock()
+		w.running[c.ID] = p.kind
+		w.mu.Unlock()
+		wg.Add(1)
+		go func(id string, req request) {
+			defer wg.Done()
+			defer func() {
+				w.mu.Lock()
+				delete(w.running, id)
+				w.mu.Unlock()
+				<-w.slots
+			}()
+			w.runLeased(ctx, id, req, l)
+		}(c.ID, req)
+	}
 	return nil
+}
+
+// coalesce drops a request that a sync running now covers: a full sync
+// covers anything, an incremental one only an incremental request. A sync
+// that has already ended (its worker is only releasing the lease) covers
+// nothing: the request waits for the next pass.
+func (w *Worker) coalesce(ctx context.Context, c *store.Connection, req request) {
+	ls := c.Detail.LastSync
+	if req.kind == "" || ls == nil || ls.Status != StatusRunning || (ls.Kind != KindFull && req.kind == KindFull) {
+		return
+	}
+	if err := w.requests.done(ctx, c.ID, req.rev); err != nil {
+		w.log.Debug("dropping a coalesced sync request", zap.String("connection_id", c.ID), zap.Error(err))
+	}
+}
+
+// runLeased runs one sync of a connection whose lease it holds: it re-reads
+// the connection (another worker may have just finished a sync of it) and
+// plans again before starting.
+func (w *Worker) runLeased(ctx context.Context, connID string, req request, l *lease.Lease) {
+	release := true
+	defer func() {
+		if !release {
+			return
+		}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := l.Release(rctx); err != nil {
+			w.log.Warn("releasing sync lease", zap.String("connection_id", connID), zap.Error(err))
+		}
+	}()
+	c, err := w.d.Store.LookupConnection(ctx, connID)
+	if err != nil {
+		w.log.Warn("reading connection for a sync", zap.String("connection_id", connID), zap.Error(err))
+		return
+	}
+	if c.State != store.StateActive {
+		return
+	}
+	p, ok := w.plan(c, req.kind, w.d.Now())
+	if !ok {
+		return
+	}
+	if req.kind != "" && (p.kind == KindFull || req.kind == p.kind) {
+		if err := w.requests.done(ctx, connID, req.rev); err != nil {
+			w.log.Debug("consuming sync request", zap.String("connection_id", connID), zap.Error(err))
+		}
+	}
+	release = w.runSync(ctx, c, p, l)
+}
+
+func leaseKey(connID string) string { return "sync-" + connID }
+
+// pacer returns the shared pacer of a Jira site: connections of the same
+// site share its rate limits, so they share one pacer in this worker.
+func (w *Worker) pacer(cloudID string) (*jiracloud.Pacer, func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ref := w.pacers[cloudID]
+	if ref == nil {
+		ref = &pacerRef{p: jiracloud.NewPacer(jiracloud.PacerConfig{
+			MaxInFlight: w.cfg.MaxCallsInFlight, MaxPerSecond: w.cfg.MaxCallsPerSecond,
+			MaxPause: w.cfg.MaxQuotaPause, Permanent: permanentClientError,
+			OnRetry: func(err error, wait time.Duration) {
+				w.log.Debug("retrying a Jira call", zap.String("cloud_id", cloudID), zap.Duration("wait", wait), zap.Error(err))
+			},
+		})}
+		w.pacers[cloudID] = ref
+	}
+	ref.refs++
+	return ref.p, func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if ref.refs--; ref.refs == 0 && !ref.p.PausedUntil().After(time.Now()) {
+			delete(w.pacers, cloudID)
+		}
+	}
 }

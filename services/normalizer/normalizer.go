@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/itsmhub/itsm/pkg/broker"
+	"github.com/itsmhub/itsm/pkg/dlq"
 	"github.com/itsmhub/itsm/pkg/itsm"
 	"github.com/itsmhub/itsm/pkg/store"
 )
@@ -26,20 +27,39 @@ const ConsumerName = "normalizer"
 type Store interface {
 	Get(ctx context.Context, orgID string, kind itsm.Kind, id string) (*store.Document, error)
 	Put(ctx context.Context, doc *store.Document) (store.Outcome, error)
+	List(ctx context.Context, f store.Filter) (store.Page, error)
+	MarkSeen(ctx context.Context, orgID string, kind itsm.Kind, id, syncID string) error
 	LookupConnection(ctx context.Context, id string) (*store.Connection, error)
 }
 
 // Config of the normalizer.
 type Config struct {
 	// Workers process messages concurrently; ordering is not needed because
-	// the version guard makes any order converge.
+	// the version guard makes any order converge (and objectLocks keeps one
+	// object's events in version order).
 	Workers int
-	// MaxDeliver attempts before a message is dead-lettered.
+	// MaxDeliver attempts before a message is dead-lettered. The normalizer
+	// counts them, not the server (see Run).
 	MaxDeliver int
 	AckWait    time.Duration
+	// MessageTimeout bounds the work on one message; zero means AckWait.
+	// Negative means none, for stores that bound their own calls (SQLite,
+	// through its busy timeout): a cancellable context costs the SQLite
+	// driver a watcher goroutine per statement, a fifth of a write's CPU.
+	// NATS calls keep their client's own timeout either way.
+	MessageTimeout time.Duration
 	// ConnectionTTL bounds how stale a cached connection (its mappings) may be.
 	ConnectionTTL time.Duration
-	Now           func() time.Time
+	// RetryDelay is the first retry's delay after a transient failure; it
+	// doubles per delivery up to MaxRetryDelay.
+	RetryDelay    time.Duration
+	MaxRetryDelay time.Duration
+	// CacheEntries > 0 keeps that many recently written objects' versions
+	// and field hashes in memory, sparing a store read per write (see
+	// docCache). Only for a single normalizer process per store, such as
+	// the SQLite deployment; zero (the default) reads the store every time.
+	CacheEntries int
+	Now          func() time.Time
 }
 
 func (c *Config) setDefaults() {
@@ -52,8 +72,17 @@ func (c *Config) setDefaults() {
 	if c.AckWait <= 0 {
 		c.AckWait = 30 * time.Second
 	}
+	if c.MessageTimeout == 0 {
+		c.MessageTimeout = c.AckWait
+	}
 	if c.ConnectionTTL <= 0 {
 		c.ConnectionTTL = 10 * time.Second
+	}
+	if c.RetryDelay <= 0 {
+		c.RetryDelay = 200 * time.Millisecond
+	}
+	if c.MaxRetryDelay <= 0 {
+		c.MaxRetryDelay = 10 * time.Second
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -68,6 +97,13 @@ type Normalizer struct {
 	log   *zap.Logger
 	m     *metrics
 	conns *store.ConnectionCache
+	locks *objectLocks
+	cache *docCache // nil when disabled
+	// cons is the durable consumer once Run created it; reconcile markers
+	// read its ack floor.
+	cons jetstream.Consumer
+	// stopping is closed when Run is asked to stop: waits end early then.
+	stopping <-chan struct{}
 }
 
 // New builds a normalizer; Run starts it.
@@ -77,7 +113,8 @@ func New(cfg Config, js jetstream.JetStream, st Store, log *zap.Logger, reg prom
 	if err != nil {
 		return nil, err
 	}
-	return &Normalizer{cfg: cfg, js: js, store: st, log: log, m: m,
+	return &Normalizer{cfg: cfg, js: js, store: st, log: log, m: m, locks: newObjectLocks(),
+		cache: newDocCache(cfg.CacheEntries),
 		conns: store.NewConnectionCache(st.LookupConnection, cfg.ConnectionTTL, cfg.Now)}, nil
 }
 
@@ -85,16 +122,21 @@ func New(cfg Config, js jetstream.JetStream, st Store, log *zap.Logger, reg prom
 // are processed and acked before it returns.
 func (n *Normalizer) Run(ctx context.Context) error {
 	cons, err := n.js.CreateOrUpdateConsumer(ctx, broker.StreamRaw, jetstream.ConsumerConfig{
-		Durable:       ConsumerName,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       n.cfg.AckWait,
-		MaxDeliver:    n.cfg.MaxDeliver,
+		Durable:   ConsumerName,
+		AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait:   n.cfg.AckWait,
+		// The server must never give up on a message by itself: that would
+		// drop it silently. The normalizer counts deliveries and moves a
+		// message to the DLQ after Config.MaxDeliver; if that publish fails
+		// too, the next delivery tries again.
+		MaxDeliver:    -1,
 		FilterSubject: "raw.>",
 		MaxAckPending: 8192,
 	})
 	if err != nil {
 		return fmt.Errorf("normalizer consumer: %w", err)
 	}
+	n.cons, n.stopping = cons, ctx.Done()
 	msgs := make(chan jetstream.Msg, n.cfg.Workers*4)
 	var wg sync.WaitGroup
 	for range n.cfg.Workers {
@@ -128,76 +170,101 @@ func (n *Normalizer) Run(ctx context.Context) error {
 // a shutdown must let in-flight messages finish and ack, not abandon them
 // half-written.
 func (n *Normalizer) handle(msg jetstream.Msg) {
-	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.AckWait)
-	defer cancel()
 	start := n.cfg.Now()
 	meta, err := msg.Metadata()
 	if err != nil {
+		// Not a JetStream delivery at all; nothing can be acked or retried.
 		n.log.Error("message without metadata", zap.String("subject", msg.Subject()), zap.Error(err))
 		_ = msg.Term()
 		return
 	}
-	res := n.process(ctx, msg, meta.NumDelivered > 1)
-	log := n.log.With(zap.String("subject", msg.Subject()),
-		zap.String("organization_id", msg.Headers().Get(itsm.HeaderOrganization)),
-		zap.String("connection_id", msg.Headers().Get(itsm.HeaderConnection)),
-		zap.Uint64("stream_seq", meta.Sequence.Stream), zap.Uint64("deliveries", meta.NumDelivered))
+	ctx := context.Background()
+	if n.cfg.MessageTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, n.cfg.MessageTimeout)
+		defer cancel()
+	}
+	res := n.safeProcess(ctx, msg, meta)
+	// Built only when something is logged: zap encodes With fields eagerly,
+	// an allocation and encoding per message for lines rarely written.
+	log := func() *zap.Logger {
+		return n.log.With(zap.String("subject", msg.Subject()),
+			zap.String("organization_id", msg.Headers().Get(itsm.HeaderOrganization)),
+			zap.String("connection_id", msg.Headers().Get(itsm.HeaderConnection)),
+			zap.Uint64("stream_seq", meta.Sequence.Stream), zap.Uint64("deliveries", meta.NumDelivered))
+	}
 	switch {
+	case res.deferred:
+		// Not a failure: a reconcile marker still waits for the records
+		// before it, after waiting in place for a while already.
+		n.m.messages.WithLabelValues("deferred").Inc()
+		_ = msg.NakWithDelay(n.retryDelay(1))
 	case res.err == nil:
 		n.m.messages.WithLabelValues(res.result).Inc()
+		if res.result == "unsupported" {
+			log().Debug("event not mapped; acknowledged", zap.String("reason", res.detail))
+		}
 		if err := msg.Ack(); err != nil {
-			log.Warn("ack failed; the message will be redelivered and deduplicated", zap.Error(err))
+			log().Warn("ack failed; the message will be redelivered and deduplicated", zap.Error(err))
 		}
 	case res.permanent || meta.NumDelivered >= uint64(n.cfg.MaxDeliver):
-		log.Warn("dead-lettering message", zap.Error(res.err))
-		if err := n.deadLetter(ctx, msg, meta.NumDelivered, res.err); err != nil {
-			log.Error("dead-letter publish failed; will retry", zap.Error(err))
-			_ = msg.NakWithDelay(time.Second)
+		log().Warn("dead-lettering message", zap.Error(res.err))
+		if err := n.deadLetter(ctx, msg, meta, res.err); err != nil {
+			log().Error("dead-letter publish failed; will retry", zap.Error(err))
+			_ = msg.NakWithDelay(n.retryDelay(meta.NumDelivered))
 			return
 		}
 		n.m.messages.WithLabelValues("dead_lettered").Inc()
 		_ = msg.Ack()
 	default:
-		log.Warn("processing failed; will retry", zap.Error(res.err))
+		log().Warn("processing failed; will retry", zap.Error(res.err))
 		n.m.messages.WithLabelValues("retried").Inc()
-		_ = msg.NakWithDelay(retryDelay(meta.NumDelivered))
+		_ = msg.NakWithDelay(n.retryDelay(meta.NumDelivered))
 	}
 	n.m.duration.Observe(n.cfg.Now().Sub(start).Seconds())
 }
 
-func retryDelay(deliveries uint64) time.Duration {
-	d := time.Duration(1<<min(deliveries, 6)) * 100 * time.Millisecond
-	return min(d, 10*time.Second)
+// safeProcess turns a panic in mapping or writing into a dead letter: one bad
+// payload must never take the process (and with it every replica, in turn)
+// down.
+func (n *Normalizer) safeProcess(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata) (res result) {
+	defer func() {
+		if r := recover(); r != nil {
+			res = permanent(fmt.Errorf("panic while processing: %v", r))
+		}
+	}()
+	return n.process(ctx, msg, meta)
 }
 
-// Header names on dead-lettered messages.
+func (n *Normalizer) retryDelay(deliveries uint64) time.Duration {
+	d := n.cfg.RetryDelay << min(deliveries-1, 16)
+	return min(d, n.cfg.MaxRetryDelay)
+}
+
+// Header names on dead-lettered messages (see package dlq).
 const (
-	HeaderError           = "Itsm-Error"
-	HeaderOriginalSubject = "Itsm-Original-Subject"
-	HeaderDeliveries      = "Itsm-Deliveries"
+	HeaderError           = dlq.HeaderError
+	HeaderOriginalSubject = dlq.HeaderOriginalSubject
+	HeaderDeliveries      = dlq.HeaderDeliveries
 )
 
-func (n *Normalizer) deadLetter(ctx context.Context, msg jetstream.Msg, deliveries uint64, cause error) error {
-	out := natsMsg(broker.DLQSubject(msg.Subject()), msg.Data())
-	for k, vs := range msg.Headers() {
-		if k == "Nats-Msg-Id" || k == "Nats-Expected-Stream" {
-			continue
-		}
-		out.Header[k] = vs
-	}
-	out.Header.Set(HeaderError, cause.Error())
-	out.Header.Set(HeaderOriginalSubject, msg.Subject())
-	out.Header.Set(HeaderDeliveries, fmt.Sprint(deliveries))
-	if _, err := n.js.PublishMsg(ctx, out); err != nil {
+func (n *Normalizer) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, cause error) error {
+	out := dlq.Message(msg.Subject(), msg.Headers(), msg.Data(), meta.Sequence.Stream, meta.NumDelivered, cause)
+	if _, err := n.js.PublishMsg(ctx, out, jetstream.WithMsgID(dlq.MsgID(meta.Sequence.Stream)),
+		jetstream.WithExpectStream(broker.StreamDLQ)); err != nil {
 		return fmt.Errorf("publish to DLQ: %w", err)
 	}
 	return nil
 }
 
 type result struct {
-	result    string
+	result string
+	// detail says why, for results worth a log line (unsupported events).
+	detail    string
 	err       error
 	permanent bool
+	// deferred: retry later without counting it as a failure.
+	deferred bool
 }
 
 func permanent(err error) result { return result{err: err, permanent: true} }

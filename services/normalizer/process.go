@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -18,14 +19,8 @@ import (
 	"github.com/itsmhub/itsm/pkg/store"
 )
 
-func natsMsg(subject string, data []byte) *nats.Msg {
-	m := nats.NewMsg(subject)
-	m.Data = data
-	return m
-}
-
 // process maps one RAW message and applies every record in it.
-func (n *Normalizer) process(ctx context.Context, msg jetstream.Msg, redelivered bool) result {
+func (n *Normalizer) process(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata) result {
 	_, connID, source, err := broker.ParseRawSubject(msg.Subject())
 	if err != nil {
 		return permanent(err)
@@ -38,29 +33,43 @@ func (n *Normalizer) process(ctx context.Context, msg jetstream.Msg, redelivered
 		return result{err: fmt.Errorf("look up connection: %w", err)}
 	}
 	mapping := jira.Mapping{ConnectionID: conn.ID, SiteURL: conn.SiteURL, Status: conn.Options.StatusMapping, Priority: conn.Options.PriorityMapping}
+	w := write{conn: conn, redelivered: meta.NumDelivered > 1}
 	var recs []jira.Record
 	switch source {
 	case broker.SourceWebhook:
 		recs, err = mapping.MapWebhook(msg.Data())
 	case broker.SourceSync:
-		recs, err = mapSync(&mapping, msg.Data())
+		var sr SyncRecord
+		if err := json.Unmarshal(msg.Data(), &sr); err != nil {
+			return permanent(fmt.Errorf("%w: sync envelope: %v", jira.ErrMalformed, err))
+		}
+		if sr.Type == SyncTypeReconcile {
+			return n.reconcile(ctx, msg, meta, w, &sr)
+		}
+		w.syncID = sr.SyncID
+		recs, err = mapping.MapRESTAt(sr.Type, sr.IssueID, sr.Record, sr.ObservedAt)
 	default:
 		return permanent(fmt.Errorf("unknown raw source %q", source))
 	}
 	switch {
 	case errors.Is(err, jira.ErrUnsupportedEvent):
-		return result{result: "unsupported"}
+		return result{result: "unsupported", detail: err.Error()}
 	case err != nil:
 		return permanent(err)
 	}
 	outcome := "unchanged"
 	for _, rec := range recs {
-		wrote, err := n.apply(ctx, conn, rec, redelivered)
+		res, err := n.apply(ctx, w, rec)
 		if err != nil {
 			return result{err: err}
 		}
-		if wrote {
+		if res.written {
 			outcome = "written"
+		}
+		if res.cascade != nil {
+			if err := n.cascade(ctx, w, res.cascade); err != nil {
+				return result{err: err}
+			}
 		}
 	}
 	return result{result: outcome}
@@ -94,90 +103,268 @@ type SyncRecord struct {
 // SyncTypeReconcile marks the end of a complete full sync.
 const SyncTypeReconcile = "reconcile"
 
-func mapSync(m *jira.Mapping, body []byte) ([]jira.Record, error) {
-	var sr SyncRecord
-	if err := json.Unmarshal(body, &sr); err != nil {
-		return nil, fmt.Errorf("%w: sync envelope: %v", jira.ErrMalformed, err)
-	}
-	return m.MapRESTAt(sr.Type, sr.IssueID, sr.Record, sr.ObservedAt)
+// write is what every write of one RAW message shares.
+type write struct {
+	conn *store.Connection
+	// redelivered: an earlier attempt at this message may have written and
+	// died before publishing, so an equal stored version is published again
+	// (the ITSM stream's dedupe drops it if the first publish did land).
+	redelivered bool
+	// syncID is the full sync that saw the records, if any.
+	syncID string
 }
+
+type applied struct {
+	written bool
+	// cascade is a ticket tombstone whose comments and attachments must
+	// follow it.
+	cascade *store.Document
+}
+
+// Reasons recorded in vendor_attributes.deletion_reason of tombstones the
+// platform made itself (the vendor's deletions carry none).
+const (
+	ReasonMissingFromFullSync = "missing_from_full_sync"
+	ReasonTicketDeleted       = "ticket_deleted"
+)
 
 // apply writes one record under the version guard and publishes its event.
-// It reports whether the store changed.
-func (n *Normalizer) apply(ctx context.Context, conn *store.Connection, rec jira.Record, redelivered bool) (bool, error) {
-	version := rec.Version.UnixMilli()
-	prev, err := n.store.Get(ctx, conn.OrganizationID, rec.Kind, rec.ID)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return false, fmt.Errorf("read %s %s: %w", rec.Kind, rec.ID, err)
+func (n *Normalizer) apply(ctx context.Context, w write, rec jira.Record) (applied, error) {
+	if err := n.orphanCheck(ctx, w, &rec); err != nil {
+		return applied{}, err
 	}
-	if prev != nil && prev.Version >= version {
-		// A redelivery means an earlier attempt may have written this very
-		// version and died before publishing: publish again, and let the
-		// ITSM stream's dedupe drop it if the first publish did land.
-		if redelivered && prev.Version == version {
-			return false, n.publish(ctx, conn, prev, changeOf(nil, prev), nil)
-		}
-		return false, nil
+	res, err := n.applyLocked(ctx, w, rec)
+	if err != nil || rec.Deleted {
+		return res, err
 	}
-	now := n.cfg.Now().UTC()
-	createdAt := now
-	if prev != nil {
-		var stamp struct {
-			CreatedAt time.Time `json:"created_at"`
-		}
-		if json.Unmarshal(prev.Body, &stamp) == nil && !stamp.CreatedAt.IsZero() {
-			createdAt = stamp.CreatedAt
-		}
+	// The parent may have been deleted between orphanCheck and the write,
+	// and its cascade may have listed the children before this one was
+	// written. Checking again after the write closes that gap: either this
+	// read sees the ticket's tombstone, or the cascade's list saw this child
+	// (tombstoning twice at one version is a no-op).
+	parent, err := n.deletedParentErr(ctx, w, rec)
+	if err != nil || parent == nil {
+		return res, err
 	}
-	doc, err := document(conn, rec, createdAt, now)
-	if err != nil {
-		return false, err
-	}
-	outcome, err := n.store.Put(ctx, doc)
-	if err != nil {
-		return false, fmt.Errorf("write %s %s: %w", rec.Kind, rec.ID, err)
-	}
-	if outcome == store.NotNewer {
-		return false, nil // another replica wrote a newer version meanwhile
-	}
-	var changed []string
-	if prev != nil {
-		changed = changedFields(prev.Body, doc.Body)
-	}
-	return true, n.publish(ctx, conn, doc, changeOf(prev, doc), changed)
+	_, err = n.tombstone(ctx, w, rec.Kind, rec.ID, parent.Version, ReasonTicketDeleted)
+	return res, err
 }
 
-func changeOf(prev, doc *store.Document) itsm.Change {
+func (n *Normalizer) applyLocked(ctx context.Context, w write, rec jira.Record) (applied, error) {
+	version := rec.Version.UnixMilli()
+	unlock := n.locks.lock(rec.ID)
+	defer unlock()
+	// A redelivery needs the stored document itself, to publish it again.
+	if c := n.cache.get(rec.Kind, rec.ID); c != nil && !w.redelivered && !c.createdAt.IsZero() {
+		if c.version >= version {
+			return applied{}, n.markSeen(ctx, w, rec)
+		}
+		return n.write(ctx, w, rec, previous{exists: true, createdAt: c.createdAt, cached: c})
+	}
+	prev, err := n.store.Get(ctx, w.conn.OrganizationID, rec.Kind, rec.ID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return applied{}, fmt.Errorf("read %s %s: %w", rec.Kind, rec.ID, err)
+	}
+	if prev == nil {
+		return n.write(ctx, w, rec, previous{})
+	}
+	if prev.Version >= version {
+		return n.notNewer(ctx, w, rec, prev, version)
+	}
+	// The previous body is decoded once, for its created_at and the diff.
+	p := previous{exists: true, fields: topLevel(prev.Body)}
+	p.createdAt, _ = timeField(p.fields, "created_at")
+	return n.write(ctx, w, rec, p)
+}
+
+// previous is what a write needs to know of the version it replaces.
+type previous struct {
+	exists    bool
+	createdAt time.Time
+	// One of: the stored body's top-level fields, or the cache's hashes.
+	fields map[string]json.RawMessage
+	cached *cachedDoc
+}
+
+// write stores a record that is newer than what the caller saw, and
+// publishes its event.
+func (n *Normalizer) write(ctx context.Context, w write, rec jira.Record, prev previous) (applied, error) {
+	now := n.cfg.Now().UTC()
+	createdAt := prev.createdAt
+	if createdAt.IsZero() {
+		createdAt = now
+	}
+	doc, err := document(w.conn, rec, createdAt, now)
+	if err != nil {
+		return applied{}, err
+	}
+	doc.SyncID = w.syncID
+	outcome, err := n.store.Put(ctx, doc)
+	if err != nil {
+		n.cache.forget(rec.Kind, rec.ID)
+		return applied{}, fmt.Errorf("write %s %s: %w", rec.Kind, rec.ID, err)
+	}
+	if outcome == store.NotNewer {
+		// Another process wrote an equal or newer version meanwhile, which
+		// also means a cached entry is behind.
+		n.cache.forget(rec.Kind, rec.ID)
+		return applied{}, n.markSeen(ctx, w, rec)
+	}
+	fields := topLevel(doc.Body)
+	var changed []string
+	switch {
+	case prev.cached != nil:
+		changed = n.cache.diff(prev.cached, fields)
+	case prev.exists:
+		changed = diffFields(prev.fields, fields)
+	}
+	change := itsm.ChangeUpdated
 	switch {
 	case doc.Deleted:
-		return itsm.ChangeDeleted
-	case prev == nil:
-		return itsm.ChangeCreated
+		change = itsm.ChangeDeleted
+	case !prev.exists:
+		change = itsm.ChangeCreated
 	}
-	return itsm.ChangeUpdated
+	if err := n.publish(ctx, w.conn, doc, change, changed); err != nil {
+		// Written but not published: the redelivery reads the store.
+		n.cache.forget(rec.Kind, rec.ID)
+		return applied{}, err
+	}
+	n.cache.put(doc.Kind, doc.ID, doc.Version, doc.Deleted, fields)
+	res := applied{written: true}
+	if doc.Deleted && doc.Kind == itsm.KindTicket {
+		res.cascade = doc
+	}
+	return res, nil
+}
+
+// notNewer handles a record whose version is already stored or superseded.
+func (n *Normalizer) notNewer(ctx context.Context, w write, rec jira.Record, prev *store.Document, version int64) (applied, error) {
+	if err := n.markSeen(ctx, w, rec); err != nil {
+		return applied{}, err
+	}
+	if !w.redelivered || prev.Version != version {
+		return applied{}, nil
+	}
+	if err := n.republish(ctx, w.conn, prev); err != nil {
+		return applied{}, err
+	}
+	if prev.Deleted && prev.Kind == itsm.KindTicket {
+		// The earlier attempt may also have died half-way through the cascade.
+		return applied{cascade: prev}, nil
+	}
+	return applied{}, nil
+}
+
+// markSeen records that a full sync saw an object it brought no newer
+// version of, so that the sync's reconcile keeps it.
+func (n *Normalizer) markSeen(ctx context.Context, w write, rec jira.Record) error {
+	if w.syncID == "" {
+		return nil
+	}
+	if err := n.store.MarkSeen(ctx, w.conn.OrganizationID, rec.Kind, rec.ID, w.syncID); err != nil {
+		return fmt.Errorf("mark %s %s seen: %w", rec.Kind, rec.ID, err)
+	}
+	return nil
+}
+
+// orphanCheck turns a comment or attachment of an already deleted ticket into
+// a tombstone, as the ticket's cascade would have made it: a comment delivered
+// after its issue's deletion (out of order, or a late retry) must not come
+// back to life.
+func (n *Normalizer) orphanCheck(ctx context.Context, w write, rec *jira.Record) error {
+	parent, err := n.deletedParentErr(ctx, w, *rec)
+	if err != nil || parent == nil {
+		return err
+	}
+	rec.Deleted = true
+	rec.Version = time.UnixMilli(parent.Version).UTC()
+	switch o := rec.Object.(type) {
+	case *itsm.Comment:
+		o.Active = false
+		o.VendorAttributes = withReason(o.VendorAttributes, ReasonTicketDeleted)
+	case *itsm.Attachment:
+		o.Active = false
+		o.VendorAttributes = withReason(o.VendorAttributes, ReasonTicketDeleted)
+	}
+	return nil
+}
+
+// deletedParentErr returns the ticket of a live comment or attachment record
+// when that ticket is a tombstone at least as new as the record.
+func (n *Normalizer) deletedParentErr(ctx context.Context, w write, rec jira.Record) (*store.Document, error) {
+	if rec.Deleted {
+		return nil, nil
+	}
+	var ticketID string
+	switch o := rec.Object.(type) {
+	case *itsm.Comment:
+		ticketID = o.TicketID
+	case *itsm.Attachment:
+		ticketID = o.TicketID
+	default:
+		return nil, nil
+	}
+	parent, err := n.store.Get(ctx, w.conn.OrganizationID, itsm.KindTicket, ticketID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read ticket %s of %s %s: %w", ticketID, rec.Kind, rec.ID, err)
+	}
+	if !parent.Deleted || parent.Version < rec.Version.UnixMilli() {
+		return nil, nil
+	}
+	return parent, nil
+}
+
+func withReason(va itsm.VendorAttributes, reason string) itsm.VendorAttributes {
+	if va == nil {
+		va = itsm.VendorAttributes{}
+	}
+	va["deletion_reason"] = reason
+	return va
+}
+
+func timeField(m map[string]json.RawMessage, key string) (time.Time, bool) {
+	var t time.Time
+	if raw, ok := m[key]; !ok || json.Unmarshal(raw, &t) != nil || t.IsZero() {
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+// republish publishes the event of a stored version again, for a redelivered
+// message whose first attempt may have died between write and publish. The
+// previous body is gone, so the changed fields are unknown; the change kind
+// is read from the platform's timestamps (equal on the first write).
+func (n *Normalizer) republish(ctx context.Context, conn *store.Connection, doc *store.Document) error {
+	change := itsm.ChangeUpdated
+	if doc.Deleted {
+		change = itsm.ChangeDeleted
+	} else {
+		f := topLevel(doc.Body)
+		c, ok1 := timeField(f, "created_at")
+		u, ok2 := timeField(f, "updated_at")
+		if ok1 && ok2 && c.Equal(u) {
+			change = itsm.ChangeCreated
+		}
+	}
+	return n.publish(ctx, conn, doc, change, nil)
 }
 
 func (n *Normalizer) publish(ctx context.Context, conn *store.Connection, doc *store.Document, change itsm.Change, changed []string) error {
-	ev := itsm.Event{
-		Object: doc.Kind, Change: change, ChangedFields: changed,
-		Version: fmt.Sprint(doc.Version), OrganizationID: doc.OrganizationID, ConnectionID: doc.ConnectionID,
-	}
-	if ev.ChangedFields == nil {
-		ev.ChangedFields = []string{}
-	}
-	if err := ev.SetData(doc.Body); err != nil {
+	data, err := encodeEvent(doc, change, changed)
+	if err != nil {
 		return err
 	}
-	data, err := json.Marshal(ev)
-	if err != nil {
-		return fmt.Errorf("encode event: %w", err)
-	}
-	msg := natsMsg(doc.Kind.Subject(), data)
+	msg := nats.NewMsg(doc.Kind.Subject())
+	msg.Data = data
 	msg.Header.Set(itsm.HeaderOrganization, doc.OrganizationID)
 	msg.Header.Set(itsm.HeaderConnection, doc.ConnectionID)
 	msg.Header.Set(itsm.HeaderVendor, conn.Vendor)
 	msg.Header.Set(itsm.HeaderObject, string(doc.Kind))
-	msg.Header.Set(itsm.HeaderVersion, ev.Version)
+	msg.Header.Set(itsm.HeaderVersion, strconv.FormatInt(doc.Version, 10))
 	if _, err := n.js.PublishMsg(ctx, msg, jetstream.WithMsgID(itsm.EventMsgID(doc.ID, doc.Version)),
 		jetstream.WithExpectStream(broker.StreamITSM)); err != nil {
 		return fmt.Errorf("publish %s event: %w", doc.Kind, err)
@@ -229,11 +416,50 @@ func document(conn *store.Connection, rec jira.Record, createdAt, updatedAt time
 	return d, nil
 }
 
+// encodeEvent writes the itsm.Event JSON of a change. It is the encoding of
+// json.Marshal(itsm.Event{...}) (a test holds them equal), written by hand so
+// that the object's body, which the normalizer produced with json.Marshal or
+// stored that way, is copied rather than re-validated and re-compacted: on
+// the hot path that was a full pass over every body.
+func encodeEvent(doc *store.Document, change itsm.Change, changed []string) ([]byte, error) {
+	probe := itsm.Event{Object: doc.Kind}
+	if err := probe.SetData(doc.Body); err != nil {
+		return nil, err
+	}
+	if changed == nil {
+		changed = []string{}
+	}
+	head, err := json.Marshal(struct {
+		Object         itsm.Kind   `json:"object"`
+		Change         itsm.Change `json:"change"`
+		ChangedFields  []string    `json:"changed_fields"`
+		Version        string      `json:"version"`
+		OrganizationID string      `json:"organization_id"`
+		ConnectionID   string      `json:"connection_id"`
+	}{doc.Kind, change, changed, strconv.FormatInt(doc.Version, 10), doc.OrganizationID, doc.ConnectionID})
+	if err != nil {
+		return nil, fmt.Errorf("encode event: %w", err)
+	}
+	if len(doc.Body) == 0 {
+		return nil, fmt.Errorf("encode event: %s %s without body", doc.Kind, doc.ID)
+	}
+	out := make([]byte, 0, len(head)+len(doc.Kind)+len(doc.Body)+8)
+	out = append(out, head[:len(head)-1]...)
+	out = append(out, `,"`...)
+	out = append(out, doc.Kind...)
+	out = append(out, `":`...)
+	out = append(out, doc.Body...)
+	return append(out, '}'), nil
+}
+
 // changedFields names the top-level fields whose values differ, ignoring the
 // platform's own timestamps.
 func changedFields(prev, next json.RawMessage) []string {
-	var a, b map[string]json.RawMessage
-	if json.Unmarshal(prev, &a) != nil || json.Unmarshal(next, &b) != nil {
+	return diffFields(topLevel(prev), topLevel(next))
+}
+
+func diffFields(a, b map[string]json.RawMessage) []string {
+	if a == nil || b == nil {
 		return nil
 	}
 	var out []string

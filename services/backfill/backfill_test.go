@@ -1,0 +1,522 @@
+package backfill
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+
+	"github.com/itsmhub/itsm/pkg/connections"
+	"github.com/itsmhub/itsm/pkg/itsm"
+	"github.com/itsmhub/itsm/pkg/jirasim"
+	"github.com/itsmhub/itsm/pkg/store"
+)
+
+func withHooks(hk testHooks) workerOpt {
+	return func(_ *Config, _ *Deps, w *Worker) {
+		if w != nil {
+			w.hooks = hk
+		}
+	}
+}
+
+// The first full sync after OAuth brings every object type in, and the
+// progress the status API shows adds up.
+func TestFirstFullSyncAfterOAuth(t *testing.T) {
+	h := newHarness(t, jirasim.Options{Seed: 11, Projects: 2, IssuesPerProject: 30, CommentsPerIssue: 22, Users: 12, Groups: 3})
+	c := h.connect("org-a", connections.Options{})
+	w, _ := h.startWorker("w1", 5*time.Second, testConfig())
+
+	ls := h.waitFull(c.ID, "", 30*time.Second)
+	require.Equal(t, StatusCompleted, ls.Status, ls.LastError)
+	h.drained(30 * time.Second)
+
+	p := ProgressOf(ls)
+	require.EqualValues(t, 60, p.Counts[recIssue])
+	require.EqualValues(t, 60*22, p.Counts[recComment], "more than 20 comments: paged through issue/{id}/comment")
+	require.EqualValues(t, 2, p.Counts[recProject])
+	require.EqualValues(t, len(h.sim.Default().Users()), p.Counts[recUser])
+	require.EqualValues(t, 3, p.Counts[recGroup])
+	require.Equal(t, 60, p.IssuesEstimate)
+	var sum int64
+	for _, n := range p.Counts {
+		sum += n
+	}
+	require.Equal(t, sum, ls.Objects)
+	require.NotNil(t, ls.EndedAt)
+
+	require.Equal(t, 60, h.count(c, itsm.KindTicket, false))
+	require.Equal(t, 60*22, h.count(c, itsm.KindComment, false))
+	require.Equal(t, 2, h.count(c, itsm.KindProject, false))
+	require.Equal(t, 3, h.count(c, itsm.KindGroup, false))
+	require.EqualValues(t, p.Counts[recAttachment], h.count(c, itsm.KindAttachment, false))
+	g := h.count(c, itsm.KindUser, false)
+	require.Equal(t, len(h.sim.Default().Users()), g)
+
+	// Metrics.
+	require.InDelta(t, 60, testutil.ToFloat64(w.m.objects.WithLabelValues(recIssue)), 0)
+	require.Positive(t, testutil.ToFloat64(w.m.calls.WithLabelValues("issue/bulkfetch", "200")))
+	require.Equal(t, 1, testutil.CollectAndCount(w.m.duration))
+
+	// The watermark moved to the sync's start, for incremental syncs.
+	wm := h.conn(c.ID).Detail.Watermark
+	require.NotNil(t, wm)
+	require.True(t, wm.Equal(ls.StartedAt))
+}
+
+// Done (1): webhooks dropped for an hour; every change is in the store
+// within one incremental interval of when it happened.
+func TestIncrementalRepairsDroppedWebhooks(t *testing.T) {
+	h := newHarness(t, jirasim.Options{Seed: 12, Projects: 2, IssuesPerProject: 20, CommentsPerIssue: 1})
+	keys := h.sim.Default().ProjectKeys()
+	c := h.connect("org-a", connections.Options{ProjectKeysFilter: []string{keys[0]}})
+	cfg := testConfig()
+	h.startWorker("w1", 5*time.Second, cfg)
+	first := h.waitFull(c.ID, "", 30*time.Second)
+	require.Equal(t, StatusCompleted, first.Status, first.LastError)
+	h.drained(10 * time.Second)
+	require.Equal(t, 20, h.count(c, itsm.KindTicket, false), "only the filtered project")
+
+	interval := 5 * time.Minute // the default IncrementalEvery
+	for step := range 12 {      // one hour of changes, every webhook dropped
+		key := keys[0] + "-" + itoa(step+1)
+		summary := "edited while webhooks were down " + itoa(step)
+		ref, err := h.sim.UpdateIssue(key, jirasim.IssueUpdate{Summary: &summary})
+		require.NoError(t, err)
+		cm, err := h.sim.AddComment(key, "comment "+itoa(step))
+		require.NoError(t, err)
+		created, err := h.sim.CreateIssue(jirasim.IssueInput{Project: keys[0], Summary: "new " + itoa(step)})
+		require.NoError(t, err)
+		other, err := h.sim.CreateIssue(jirasim.IssueInput{Project: keys[1], Summary: "outside the filter"})
+		require.NoError(t, err)
+		before := h.conn(c.ID).Detail.LastSync.ID
+
+		h.clock.Advance(interval)
+		ls := h.waitSync(c.ID, 20*time.Second, "an incremental sync", func(ls *store.SyncState) bool {
+			return ls.ID != before && ls.Kind == KindIncremental && ls.Status != StatusRunning
+		})
+		require.Equal(t, StatusCompleted, ls.Status, ls.LastError)
+		h.drained(10 * time.Second)
+
+		tk := h.doc(c, itsm.KindTicket, ref.ID)
+		require.NotNil(t, tk)
+		require.Contains(t, string(tk.Body), summary)
+		require.NotNil(t, h.doc(c, itsm.KindComment, cm.ID), "step %d: the new comment", step)
+		require.NotNil(t, h.doc(c, itsm.KindTicket, created.ID), "step %d: the new issue", step)
+		require.Nil(t, h.doc(c, itsm.KindTicket, other.ID), "project outside the filter")
+		require.EqualValues(t, 0, h.sim.Deliveries().Delivered, "no webhook ever arrived")
+	}
+	// Incremental records carry no sync id, and never a reconcile marker.
+	require.Equal(t, 32, h.count(c, itsm.KindTicket, false))
+	require.Zero(t, h.count(c, itsm.KindTicket, true))
+}
+
+// Done (2): an issue deleted in Jira (its webhook dropped) is not
+// tombstoned by a full sync that timed out, and is by the next complete one.
+func TestDeletionsOnlyAfterACompleteFullSync(t *testing.T) {
+	h := newHarness(t, jirasim.Options{Seed: 13, Projects: 2, IssuesPerProject: 15, CommentsPerIssue: 2})
+	c := h.connect("org-a", connections.Options{})
+	h.startWorker("w1", 5*time.Second, testConfig())
+	first := h.waitFull(c.ID, "", 30*time.Second)
+	require.Equal(t, StatusCompleted, first.Status, first.LastError)
+	h.drained(10 * time.Second)
+	require.Equal(t, 30, h.count(c, itsm.KindTicket, false))
+
+	keys := h.sim.Default().ProjectKeys()
+	victim := h.ticketByKey(c, keys[0]+"-3")
+	require.NoError(t, h.sim.DeleteIssue(keys[0]+"-3"))
+	h.clock.Advance(time.Minute)
+
+	// A full sync cut short by timeout_secs: Jira refuses every other call
+	// with Retry-After: 1s, longer than the 1s timeout.
+	h.update(c.ID, func(c *store.Connection) { c.TimeoutSecs = 1 })
+	h.sim.SetRateLimit(&jirasim.RateLimit{EveryNth: 2})
+	require.NoError(t, h.reqs.RequestSync(h.ctx, c.ID, KindFull))
+	cut := h.waitFull(c.ID, first.ID, 30*time.Second)
+	require.Equal(t, StatusTimedOut, cut.Status)
+	h.drained(10 * time.Second)
+	require.False(t, h.get(victim).Deleted, "a sync that was cut short never deletes anything")
+	require.Zero(t, h.count(c, itsm.KindTicket, true))
+
+	h.sim.SetRateLimit(nil)
+	h.update(c.ID, func(c *store.Connection) { c.TimeoutSecs = 1800 })
+	h.clock.Advance(time.Minute)
+	require.NoError(t, h.reqs.RequestSync(h.ctx, c.ID, KindFull))
+	done := h.waitFull(c.ID, cut.ID, 30*time.Second)
+	require.Equal(t, StatusCompleted, done.Status, done.LastError)
+	h.drained(10 * time.Second)
+
+	tk := h.get(victim)
+	require.True(t, tk.Deleted, "deleted after the complete full sync")
+	require.Contains(t, string(tk.Body), `"status":"DELETED"`)
+	require.Equal(t, 1, h.count(c, itsm.KindTicket, true))
+	require.Equal(t, 29, h.count(c, itsm.KindTicket, false))
+	require.Equal(t, 2, h.count(c, itsm.KindComment, true), "its comments follow it")
+}
+
+// A project in the filter that Jira no longer shows may be a lost
+// permission rather than a deletion: its tickets are kept, the sync says
+// why, and the connection's health tells the customer what to do.
+func TestLostProjectHoldsBackTicketTombstones(t *testing.T) {
+	h := newHarness(t, jirasim.Options{Seed: 14, Projects: 2, IssuesPerProject: 5, CommentsPerIssue: 1})
+	keys := h.sim.Default().ProjectKeys()
+	c := h.connect("org-a", connections.Options{ProjectKeysFilter: []string{keys[0], "GONE"}})
+	h.startWorker("w1", 5*time.Second, testConfig())
+	first := h.waitFull(c.ID, "", 30*time.Second)
+	require.Equal(t, StatusCompleted, first.Status)
+	require.Contains(t, first.LastError, "lost access to project(s) GONE")
+	require.Equal(t, []string{"GONE"}, ProgressOf(first).LostProjects)
+	health := h.conn(c.ID).Detail.Health
+	require.Equal(t, connections.HealthDegraded, health.Status)
+	require.Equal(t, connections.OwnerCustomer, health.ResolutionOwner)
+	require.Contains(t, health.Description, "GONE")
+	h.drained(10 * time.Second)
+
+	victim := h.ticketByKey(c, keys[0]+"-2")
+	require.NoError(t, h.sim.DeleteIssue(keys[0]+"-2"))
+	h.clock.Advance(time.Minute)
+	require.NoError(t, h.reqs.RequestSync(h.ctx, c.ID, KindFull))
+	second := h.waitFull(c.ID, first.ID, 30*time.Second)
+	require.Equal(t, StatusCompleted, second.Status)
+	h.drained(10 * time.Second)
+	require.False(t, h.get(victim).Deleted, "not tombstoned while a project in scope is unaccounted for")
+
+	// The customer fixes the filter: the next complete sync reconciles
+	// tickets again and the health recovers.
+	_, err := h.mgr.Patch(h.ctx, "org-a", c.ID, connections.PatchRequest{Options: &connections.Options{ProjectKeysFilter: []string{keys[0]}}})
+	require.NoError(t, err)
+	h.clock.Advance(time.Minute)
+	require.NoError(t, h.reqs.RequestSync(h.ctx, c.ID, KindFull))
+	third := h.waitFull(c.ID, second.ID, 30*time.Second)
+	require.Equal(t, StatusCompleted, third.Status, third.LastError)
+	require.Empty(t, third.LastError)
+	h.drained(10 * time.Second)
+	require.True(t, h.get(victim).Deleted)
+	require.Equal(t, connections.HealthHealthy, h.conn(c.ID).Detail.Health.Status)
+}
+
+// Done (3): with 429s switched on the sync still completes.
+func TestFullSyncCompletesUnderRateLimiting(t *testing.T) {
+	h := newHarness(t, jirasim.Options{Seed: 15, Projects: 2, IssuesPerProject: 20, CommentsPerIssue: 1, Groups: 2})
+	h.sim.SetRateLimit(&jirasim.RateLimit{EveryNth: 4})
+	c := h.connect("org-a", connections.Options{})
+	w, _ := h.startWorker("w1", 5*time.Second, testConfig())
+	ls := h.waitFull(c.ID, "", 60*time.Second)
+	require.Equal(t, StatusCompleted, ls.Status, ls.LastError)
+	h.drained(10 * time.Second)
+	require.Equal(t, 40, h.count(c, itsm.KindTicket, false))
+	require.Equal(t, 40, h.count(c, itsm.KindComment, false))
+	limited := testutil.ToFloat64(w.m.limited)
+	require.GreaterOrEqual(t, limited, 2.0, "the simulator refused calls")
+	var refused float64
+	for _, ep := range []string{"search/jql", "issue/bulkfetch", "project/search", "users/search", "group/bulk", "group/member", "status", "priority/search", "search/approximate-count"} {
+		refused += testutil.ToFloat64(w.m.calls.WithLabelValues(ep, "429"))
+	}
+	require.Equal(t, limited, refused, "429s counted per endpoint")
+}
+
+// A tenant whose quota is exhausted parks its sync (slot and lease given
+// back, resumed from the checkpoint later) so that another tenant's sync
+// runs even on a worker with a single slot.
+func TestQuotaPauseDoesNotStarveOtherTenants(t *testing.T) {
+	throttled := quotaProxy{retryAfter: "2"}
+	h := newHarness(t, jirasim.Options{Seed: 16, Projects: 1, IssuesPerProject: 10, CommentsPerIssue: 1,
+		Sites: []jirasim.Site{{Name: "slow"}, {Name: "fast"}}}, throttled.install)
+	sites := h.sim.Sites()
+	throttled.cloudID.Store(sites[0].ID)
+	cfg := testConfig()
+	cfg.MaxConcurrentSyncs = 1
+	cfg.MaxQuotaPause = 500 * time.Millisecond
+	h.startWorker("w1", 5*time.Second, cfg)
+
+	slow := h.connect("org-a", connections.Options{SiteURL: sites[0].URL})
+	parked := h.waitSync(slow.ID, 10*time.Second, "the throttled sync parks", func(ls *store.SyncState) bool {
+		return ls.Status == StatusRunning && decodeCheckpoint(ls).NotBefore != nil
+	})
+	// The worker's only slot is free again: another tenant syncs meanwhile.
+	fast := h.connect("org-b", connections.Options{SiteURL: sites[1].URL})
+	ls := h.waitFull(fast.ID, "", 30*time.Second)
+	require.Equal(t, StatusCompleted, ls.Status, ls.LastError)
+
+	cp := decodeCheckpoint(parked)
+	require.True(t, cp.NotBefore.After(h.clock.Now().Add(time.Second)), "resumes when the quota resets: %v", cp.NotBefore)
+	require.Contains(t, parked.LastError, "quota")
+	require.Equal(t, StatusRunning, h.conn(slow.ID).Detail.LastSync.Status, "parked, not failed")
+	holder, err := h.leases(5*time.Second).Holder(h.ctx, leaseKey(slow.ID))
+	require.NoError(t, err)
+	require.Empty(t, holder, "its lease was given back")
+
+	// Once the quota resets, the same sync resumes and completes.
+	throttled.cloudID.Store("")
+	var done *store.SyncState
+	for deadline := time.Now().Add(30 * time.Second); done == nil; {
+		require.True(t, time.Now().Before(deadline), "the parked sync resumes")
+		h.clock.Advance(time.Second) // the worker's clock passes NotBefore
+		if ls := h.conn(slow.ID).Detail.LastSync; ls.Status != StatusRunning {
+			done = ls
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	require.Equal(t, parked.ID, done.ID)
+	require.Equal(t, StatusCompleted, done.Status, done.LastError)
+}
+
+// Done (4a): two workers never sync one connection at once.
+func TestTwoWorkersNeverSyncOneConnectionAtOnce(t *testing.T) {
+	h := newHarness(t, jirasim.Options{Seed: 17, Projects: 1, IssuesPerProject: 30, CommentsPerIssue: 1})
+	var conns []*store.Connection
+	for i := range 3 {
+		conns = append(conns, h.connect("org-"+itoa(i), connections.Options{}))
+	}
+	var mu sync.Mutex
+	active := map[string]int{}
+	maxActive := 0
+	syncs := map[string]int{}
+	hk := testHooks{
+		syncStart: func(connID, _ string) {
+			mu.Lock()
+			defer mu.Unlock()
+			active[connID]++
+			maxActive = max(maxActive, active[connID])
+		},
+		syncEnd: func(connID, _ string) {
+			mu.Lock()
+			defer mu.Unlock()
+			active[connID]--
+			syncs[connID]++
+		},
+	}
+	cfg := testConfig()
+	cfg.Tick = 10 * time.Millisecond
+	h.startWorker("w1", 2*time.Second, cfg, withHooks(hk))
+	h.startWorker("w2", 2*time.Second, cfg, withHooks(hk))
+
+	for round := range 4 {
+		for _, c := range conns {
+			prev := ""
+			if ls := h.conn(c.ID).Detail.LastSync; ls != nil && round > 0 {
+				prev = ls.ID
+			}
+			if round > 0 {
+				h.clock.Advance(time.Second)
+				require.NoError(t, h.reqs.RequestSync(h.ctx, c.ID, KindFull))
+			}
+			ls := h.waitFull(c.ID, prev, 30*time.Second)
+			require.Equal(t, StatusCompleted, ls.Status, ls.LastError)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, 1, maxActive, "never two syncs of one connection at once")
+	for _, c := range conns {
+		require.GreaterOrEqual(t, syncs[c.ID], 4)
+	}
+}
+
+// Done (4b): a worker killed mid-sync loses its lease; another resumes the
+// same sync from the last checkpoint instead of starting over: the earlier
+// phases and pages are not read again, and RAW does not get the records
+// twice.
+func TestKilledWorkerIsResumedFromCheckpoint(t *testing.T) {
+	h := newHarness(t, jirasim.Options{Seed: 18, Projects: 2, IssuesPerProject: 60, CommentsPerIssue: 1})
+	c := h.connect("org-a", connections.Options{})
+	cfg := testConfig()
+	cfg.SearchPageSize = 10 // 12 search pages, a checkpoint after each
+
+	var halt atomic.Value // func(error)
+	var killedAt atomic.Pointer[checkpoint]
+	var haltedAt atomic.Int64
+	wA, stopA := h.startWorker("wA", time.Second, cfg, withHooks(testHooks{
+		checkpoint: func(_ string, cp *checkpoint) {
+			if cp.Phase == PhaseIssues && cp.SearchPages == 4 && killedAt.CompareAndSwap(nil, cp) {
+				for halt.Load() == nil {
+					time.Sleep(time.Millisecond)
+				}
+				// Die without a last word: no final write, lease still held.
+				haltedAt.Store(time.Now().UnixNano())
+				halt.Load().(func(error))(errHalt)
+			}
+		},
+	}))
+	halt.Store(func(err error) { go stopA(err) })
+	h.waitSync(c.ID, 30*time.Second, "worker A checkpointed 4 pages", func(ls *store.SyncState) bool {
+		return decodeCheckpoint(ls).SearchPages >= 4
+	})
+	stopA(errHalt)
+	running := h.conn(c.ID).Detail.LastSync
+	require.Equal(t, StatusRunning, running.Status, "a crashed worker leaves its sync RUNNING")
+	holder, err := h.leases(time.Second).Holder(h.ctx, leaseKey(c.ID))
+	require.NoError(t, err)
+	if time.Since(time.Unix(0, haltedAt.Load())) < 500*time.Millisecond { // else it may have expired already (a loaded machine)
+		require.Equal(t, "wA", holder, "and its lease held until the TTL runs out")
+	}
+
+	wB, _ := h.startWorker("wB", time.Second, cfg)
+	done := h.waitFull(c.ID, "", 30*time.Second)
+	require.Equal(t, StatusCompleted, done.Status, done.LastError)
+	require.Equal(t, running.ID, done.ID, "the same sync, resumed")
+	p := ProgressOf(done)
+	require.GreaterOrEqual(t, p.Resumes, 1)
+	require.Equal(t, 4, killedAt.Load().SearchPages)
+
+	searchesA := testutil.ToFloat64(wA.m.calls.WithLabelValues("search/jql", "200"))
+	searchesB := testutil.ToFloat64(wB.m.calls.WithLabelValues("search/jql", "200"))
+	require.GreaterOrEqual(t, searchesA, 4.0)
+	require.Equal(t, 8.0, searchesB, "B fetched only the pages after the checkpoint (12 in all)")
+	require.Zero(t, testutil.ToFloat64(wB.m.calls.WithLabelValues("users/search", "200")), "earlier phases are not redone")
+
+	// Every issue counted once, and RAW holds each record about once: only
+	// what A published after its last checkpoint (at most one search page:
+	// 10 issues with their comments and attachments) went out twice.
+	require.EqualValues(t, 120, p.Counts[recIssue])
+	var total int64
+	for _, n := range p.Counts {
+		total += n
+	}
+	raw := h.rawCount(c.ID)
+	require.GreaterOrEqual(t, raw, uint64(total)+1, "records plus the reconcile marker")
+	require.LessOrEqual(t, raw, uint64(total)+1+40, "not double: at most one page again")
+	t.Logf("%d records, %d RAW messages (the marker and %d published again)", total, raw, raw-uint64(total)-1)
+	h.drained(10 * time.Second)
+	require.Equal(t, 120, h.count(c, itsm.KindTicket, false))
+	require.Zero(t, h.count(c, itsm.KindTicket, true), "nothing seen by A before the crash is tombstoned")
+}
+
+// An incremental request waits for the first full sync; requests coalesce.
+func TestRequestsAndScheduling(t *testing.T) {
+	w := New(Config{}, Deps{})
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	c := &store.Connection{RefreshIntervalSecs: 3600}
+	p, ok := w.plan(c, "", now)
+	require.True(t, ok)
+	require.Equal(t, plan{kind: KindFull}, p, "never synced: full")
+	p, _ = w.plan(c, KindIncremental, now)
+	require.Equal(t, KindFull, p.kind, "no watermark yet: the incremental becomes full")
+
+	end := now.Add(time.Minute)
+	wm := now
+	c.Detail.LastSync = &store.SyncState{ID: "s1", Kind: KindFull, Status: StatusCompleted, StartedAt: now, EndedAt: &end}
+	c.Detail.Watermark = &wm
+	_, ok = w.plan(c, "", now.Add(4*time.Minute))
+	require.False(t, ok, "nothing due yet")
+	p, _ = w.plan(c, "", now.Add(5*time.Minute))
+	require.Equal(t, KindIncremental, p.kind)
+	p, _ = w.plan(c, "", now.Add(time.Hour))
+	require.Equal(t, KindFull, p.kind, "refresh interval passed")
+
+	// Incrementals do not hide when the last full sync ran.
+	cp := checkpoint{Epoch: 1, LastFull: lastFull(c)}
+	c.Detail.LastSync = &store.SyncState{ID: "s2", Kind: KindIncremental, Status: StatusCompleted, StartedAt: now.Add(30 * time.Minute), Checkpoint: cp.encode()}
+	p, _ = w.plan(c, "", now.Add(time.Hour))
+	require.Equal(t, KindFull, p.kind)
+
+	// A failed full sync is retried sooner; a timed-out one is not.
+	c.Detail.LastSync = &store.SyncState{ID: "s3", Kind: KindFull, Status: StatusFailed, StartedAt: now, EndedAt: &end}
+	p, _ = w.plan(c, "", now.Add(16*time.Minute))
+	require.Equal(t, KindFull, p.kind)
+	c.Detail.LastSync.Status = StatusTimedOut
+	p, _ = w.plan(c, "", now.Add(16*time.Minute))
+	require.Equal(t, KindIncremental, p.kind)
+
+	// A RUNNING sync is resumed (if its lease is free), unless parked.
+	later := now.Add(time.Hour)
+	cp = checkpoint{Epoch: 1, NotBefore: &later}
+	c.Detail.LastSync = &store.SyncState{ID: "s4", Kind: KindFull, Status: StatusRunning, StartedAt: now, Checkpoint: cp.encode()}
+	_, ok = w.plan(c, KindFull, now.Add(time.Minute))
+	require.False(t, ok, "parked")
+	p, _ = w.plan(c, "", now.Add(2*time.Hour))
+	require.Equal(t, plan{kind: KindFull, resume: true}, p)
+}
+
+func TestRequesterCoalescesRequests(t *testing.T) {
+	h := newHarness(t, jirasim.Options{Seed: 19, Projects: 1, IssuesPerProject: 1})
+	ctx := h.ctx
+	require.ErrorIs(t, h.reqs.RequestSync(ctx, "c1", "partial"), ErrInvalidKind)
+	require.Error(t, h.reqs.RequestSync(ctx, "c.1>", KindFull), "ids that are not KV keys")
+	require.NoError(t, h.reqs.RequestSync(ctx, "c1", KindIncremental))
+	require.NoError(t, h.reqs.RequestSync(ctx, "c1", KindFull))
+	require.NoError(t, h.reqs.RequestSync(ctx, "c1", KindIncremental), "never downgrades a pending full request")
+	require.NoError(t, h.reqs.RequestSync(ctx, "c2", KindIncremental))
+	pending, err := h.reqs.pending(ctx)
+	require.NoError(t, err)
+	require.Equal(t, KindFull, pending["c1"].kind)
+	require.Equal(t, KindIncremental, pending["c2"].kind)
+
+	// A request renewed after it was read survives its consumption.
+	require.NoError(t, h.reqs.RequestSync(ctx, "c1", KindFull))
+	require.NoError(t, h.reqs.done(ctx, "c1", pending["c1"].rev))
+	require.NoError(t, h.reqs.done(ctx, "c2", pending["c2"].rev))
+	after, err := h.reqs.pending(ctx)
+	require.NoError(t, err)
+	require.Contains(t, after, "c1")
+	require.NotContains(t, after, "c2")
+}
+
+func TestProgressRendering(t *testing.T) {
+	start := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	cp := checkpoint{Epoch: 2, IssuesEstimate: 200, Live: map[string]int64{recIssue: 50, recComment: 150}}
+	p := ProgressOf(&store.SyncState{ID: "s", Kind: KindFull, Phase: PhaseIssues, Status: StatusRunning, Objects: 200,
+		StartedAt: start, Checkpoint: cp.encode()})
+	f, ok := p.Fraction()
+	require.True(t, ok)
+	require.InDelta(t, 0.25, f, 1e-9)
+	line := p.Render(start.Add(90*time.Second), 20)
+	require.Equal(t, "[#####...............]  25% full running issues · issues 50/200 · 200 objects (comment 150, issue 50) · 1m30s · resumed 1×", line)
+	require.True(t, slices.Contains([]string{StatusRunning}, p.Status))
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+type fakeSource struct {
+	mu     sync.Mutex
+	states []*store.SyncState
+	i      int
+}
+
+func (f *fakeSource) LookupConnection(context.Context, string) (*store.Connection, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ls := f.states[min(f.i, len(f.states)-1)]
+	f.i++
+	return &store.Connection{Detail: store.ConnectionDetail{LastSync: ls}}, nil
+}
+
+// `itsm sync --follow`: waits for the requested sync (not the previous
+// one), shows it, and returns its final state.
+func TestFollowShowsTheRequestedSyncToTheEnd(t *testing.T) {
+	start := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	end := start.Add(time.Minute)
+	running := func(phase string, issues int64) *store.SyncState {
+		cp := checkpoint{Epoch: 1, IssuesEstimate: 100, Live: map[string]int64{recIssue: issues}}
+		return &store.SyncState{ID: "new", Kind: KindFull, Phase: phase, Status: StatusRunning, Objects: issues, StartedAt: start, Checkpoint: cp.encode()}
+	}
+	old := &store.SyncState{ID: "old", Kind: KindFull, Status: StatusCompleted, StartedAt: start.Add(-time.Hour), EndedAt: &start}
+	final := running(PhaseDone, 100)
+	final.Status, final.EndedAt = StatusCompleted, &end
+	src := &fakeSource{states: []*store.SyncState{old, old, running(PhaseUsers, 0), running(PhaseIssues, 50), final}}
+
+	var out strings.Builder
+	p, err := Follow(context.Background(), src, "c1", "old", &out, FollowOptions{Poll: time.Millisecond, Now: func() time.Time { return end }})
+	require.NoError(t, err)
+	require.Equal(t, "new", p.SyncID)
+	require.Equal(t, StatusCompleted, p.Status)
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	require.Equal(t, "waiting for a worker to start the sync…", lines[0])
+	require.Contains(t, lines[2], "[###############...............]  50% full running issues · issues 50/100")
+	require.Contains(t, lines[len(lines)-1], "100% full completed done")
+
+	// Interactive: one line redrawn in place.
+	src = &fakeSource{states: []*store.SyncState{running(PhaseIssues, 50), final}}
+	out.Reset()
+	_, err = Follow(context.Background(), src, "c1", "", &out, FollowOptions{Interactive: true, Poll: time.Millisecond, Now: func() time.Time { return end }})
+	require.NoError(t, err)
+	require.Equal(t, 2, strings.Count(out.String(), "\r\033[K"))
+	require.True(t, strings.HasSuffix(out.String(), "\n"))
+}

@@ -1,0 +1,381 @@
+package backfill
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"time"
+)
+
+// A minimal scanner over JSON that encoding/json has already validated (the
+// client decodes every response), so that splitting an issue into its
+// records costs one pass over its bytes instead of decoding and re-encoding
+// it: at 100,000 issues with embedded comments, encoding/json round trips
+// were most of the worker's CPU. It never allocates for the values it
+// returns (sub-slices of the input) and is bounds-checked, so malformed
+// input yields an error, never a panic.
+
+var errScan = errors.New("malformed JSON")
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && isSpace(b[i]) {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the string starting at b[i] ('"').
+// It jumps from quote to quote (IndexByte is vectorized); a quote preceded
+// by an odd number of backslashes is escaped.
+func skipString(b []byte, i int) (int, error) {
+	for i++; i < len(b); {
+		j := bytes.IndexByte(b[i:], '"')
+		if j < 0 {
+			return 0, errScan
+		}
+		q := i + j
+		bs := 0
+		for k := q - 1; k >= i && b[k] == '\\'; k-- {
+			bs++
+		}
+		if bs%2 == 0 {
+			return q + 1, nil
+		}
+		i = q + 1
+	}
+	return 0, errScan
+}
+
+// skipValue returns the index after the value starting at b[i].
+func skipValue(b []byte, i int) (int, error) {
+	if i >= len(b) {
+		return 0, errScan
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				end, err := skipString(b, i)
+				if err != nil {
+					return 0, err
+				}
+				i = end - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1, nil
+				}
+			}
+		}
+		return 0, errScan
+	}
+	// number, true, false, null
+	start := i
+	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && !isSpace(b[i]) {
+		i++
+	}
+	if i == start {
+		return 0, errScan
+	}
+	return i, nil
+}
+
+// span is a member of an object: its name (raw, between the quotes), where
+// the member starts (its name's quote) and its value.
+type span struct {
+	name       []byte
+	start      int
+	valStart   int
+	valEnd     int
+	value      []byte
+	afterValue int
+}
+
+// members calls fn for each member of the object b, in order; fn returning
+// false stops the walk.
+func members(b []byte, fn func(m span) bool) error {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return errScan
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return nil
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return errScan
+		}
+		nameEnd, err := skipString(b, i)
+		if err != nil {
+			return err
+		}
+		m := span{name: b[i+1 : nameEnd-1], start: i}
+		i = skipSpace(b, nameEnd)
+		if i >= len(b) || b[i] != ':' {
+			return errScan
+		}
+		i = skipSpace(b, i+1)
+		end, err := skipValue(b, i)
+		if err != nil {
+			return err
+		}
+		m.valStart, m.valEnd, m.value = i, end, b[i:end]
+		i = skipSpace(b, end)
+		m.afterValue = i
+		if !fn(m) {
+			return nil
+		}
+		if i >= len(b) {
+			return errScan
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case '}':
+			return nil
+		default:
+			return errScan
+		}
+	}
+}
+
+// elements calls fn for each element of the array b.
+func elements(b []byte, fn func(v []byte) error) error {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '[' {
+		return errScan
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		return nil
+	}
+	for {
+		end, err := skipValue(b, i)
+		if err != nil {
+			return err
+		}
+		if err := fn(b[i:end]); err != nil {
+			return err
+		}
+		i = skipSpace(b, end)
+		if i >= len(b) {
+			return errScan
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case ']':
+			return nil
+		default:
+			return errScan
+		}
+	}
+}
+
+// text is a JSON string or number value as Go text ("" for anything else).
+// Ids and timestamps have no escapes; an escaped string takes the slow path.
+func text(v []byte) string {
+	if len(v) == 0 {
+		return ""
+	}
+	if v[0] != '"' {
+		if v[0] == '-' || (v[0] >= '0' && v[0] <= '9') {
+			return string(v)
+		}
+		return ""
+	}
+	raw := v[1 : len(v)-1]
+	for _, c := range raw {
+		if c == '\\' {
+			var s string
+			_ = json.Unmarshal(v, &s)
+			return s
+		}
+	}
+	return string(raw)
+}
+
+// countElements counts the elements of an array (0 for anything else).
+func countElements(b []byte) int {
+	n := 0
+	if len(b) == 0 || b[0] != '[' {
+		return 0
+	}
+	_ = elements(b, func([]byte) error { n++; return nil })
+	return n
+}
+
+// fieldsOf reads the named members of an object (first occurrence wins).
+func fieldsOf(b []byte, names ...string) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(names))
+	err := members(b, func(m span) bool {
+		for _, n := range names {
+			if string(m.name) == n {
+				if _, dup := out[n]; !dup {
+					out[n] = m.value
+				}
+			}
+		}
+		return len(out) < len(names)
+	})
+	return out, err
+}
+
+// dropMembers is the object b without the named members.
+func dropMembers(b []byte, names ...string) ([]byte, error) {
+	out := make([]byte, 0, len(b))
+	out = append(out, '{')
+	first := true
+	err := members(b, func(m span) bool {
+		for _, n := range names {
+			if string(m.name) == n {
+				return true
+			}
+		}
+		if !first {
+			out = append(out, ',')
+		}
+		first = false
+		out = append(out, b[m.start:m.valEnd]...)
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	return append(out, '}'), nil
+}
+
+// splitIssue takes an issue as bulkfetch returns it apart: its id and
+// fields.updated, the issue without fields.comment and fields.attachment
+// (which travel as records of their own), the embedded comments (with the
+// total Jira has, which may be more) and the attachments.
+type splitIssue struct {
+	id, updated   string
+	body          []byte
+	comments      [][]byte
+	commentsTotal int
+	hasComments   bool
+	attachments   [][]byte
+}
+
+func split(issue []byte) (*splitIssue, error) {
+	s := &splitIssue{}
+	var fields span
+	found := false
+	if err := members(issue, func(m span) bool {
+		switch string(m.name) {
+		case "id":
+			s.id = text(m.value)
+		case "fields":
+			fields, found = m, true
+		}
+		return true
+	}); err != nil {
+		return nil, err
+	}
+	if s.id == "" {
+		return nil, errors.New("issue without id")
+	}
+	if !found {
+		s.body = issue
+		return s, nil
+	}
+	var comment, attachment []byte
+	if err := members(fields.value, func(m span) bool {
+		switch string(m.name) {
+		case "updated":
+			s.updated = text(m.value)
+		case "comment":
+			comment = m.value
+		case "attachment":
+			attachment = m.value
+		}
+		return true
+	}); err != nil {
+		return nil, err
+	}
+	if len(comment) > 0 && comment[0] == '{' {
+		f, err := fieldsOf(comment, "comments", "total")
+		if err != nil {
+			return nil, err
+		}
+		if c, ok := f["comments"]; ok && len(c) > 0 && c[0] == '[' {
+			s.hasComments = true
+			if err := elements(c, func(v []byte) error { s.comments = append(s.comments, v); return nil }); err != nil {
+				return nil, err
+			}
+			s.commentsTotal = len(s.comments)
+			if t, err := strconv.Atoi(text(f["total"])); err == nil {
+				s.commentsTotal = t
+			}
+		}
+	}
+	if len(attachment) > 0 && attachment[0] == '[' {
+		if err := elements(attachment, func(v []byte) error { s.attachments = append(s.attachments, v); return nil }); err != nil {
+			return nil, err
+		}
+	}
+	if comment == nil && attachment == nil {
+		s.body = issue
+		return s, nil
+	}
+	trimmed, err := dropMembers(fields.value, "comment", "attachment")
+	if err != nil {
+		return nil, err
+	}
+	body := make([]byte, 0, len(issue)-len(fields.value)+len(trimmed))
+	body = append(body, issue[:fields.valStart]...)
+	body = append(body, trimmed...)
+	s.body = append(body, issue[fields.valEnd:]...)
+	return s, nil
+}
+
+// appendRecord renders a normalizer.SyncRecord for a REST record by hand:
+// json.Marshal would re-validate and compact the (already compact, already
+// validated) record. The normalizer decodes it with encoding/json, and
+// TestAppendRecordMatchesMarshal keeps the two in step.
+func appendRecord(dst []byte, typ, issueID, syncID string, observed time.Time, record []byte) []byte {
+	dst = append(dst, `{"type":`...)
+	dst = appendString(dst, typ)
+	if issueID != "" {
+		dst = append(dst, `,"issue_id":`...)
+		dst = appendString(dst, issueID)
+	}
+	dst = append(dst, `,"observed_at":"`...)
+	dst = observed.AppendFormat(dst, time.RFC3339Nano)
+	dst = append(dst, '"')
+	if syncID != "" {
+		dst = append(dst, `,"sync_id":`...)
+		dst = appendString(dst, syncID)
+	}
+	dst = append(dst, `,"record":`...)
+	dst = append(dst, record...)
+	return append(dst, '}')
+}
+
+func appendString(dst []byte, s string) []byte {
+	simple := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f {
+			simple = false
+			break
+		}
+	}
+	if simple {
+		dst = append(dst, '"')
+		dst = append(dst, s...)
+		return append(dst, '"')
+	}
+	b, _ := json.Marshal(s)
+	return append(dst, b...)
+}

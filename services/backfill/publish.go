@@ -1,0 +1,178 @@
+package backfill
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/itsmhub/itsm/pkg/broker"
+	"github.com/itsmhub/itsm/pkg/itsm"
+	"github.com/itsmhub/itsm/pkg/store"
+	"github.com/itsmhub/itsm/services/normalizer"
+)
+
+const vendorJira = "jira"
+
+// publisher streams one sync's records to RAW with PublishMsgAsync, holding
+// at most max unacknowledged messages: memory stays bounded whatever the
+// tenant's size, and a checkpoint is only written once every record before
+// it is acknowledged (flush).
+type publisher struct {
+	js      jetstream.JetStream
+	subject string
+	conn    *store.Connection
+	max     int
+
+	mu      sync.Mutex
+	pending []jetstream.PubAckFuture
+	lastSeq uint64
+}
+
+func newPublisher(js jetstream.JetStream, conn *store.Connection, max int) *publisher {
+	return &publisher{js: js, conn: conn, max: max, subject: broker.RawSubject(vendorJira, conn.ID, broker.SourceSync)}
+}
+
+// msgID is a Nats-Msg-Id: a publish repeated within RAW's duplicate window
+// (a retry, an incremental sync re-reading its overlap) is dropped by
+// JetStream. Hashed to keep JetStream's dedupe table small.
+func msgID(parts ...string) string {
+	h := fnv.New128a()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return base64.RawURLEncoding.EncodeToString(h.Sum(nil))
+}
+
+func (p *publisher) message(data []byte, id string) *nats.Msg {
+	m := nats.NewMsg(p.subject)
+	m.Data = data
+	m.Header.Set(itsm.HeaderOrganization, p.conn.OrganizationID)
+	m.Header.Set(itsm.HeaderConnection, p.conn.ID)
+	m.Header.Set(itsm.HeaderVendor, "JIRA")
+	if id != "" {
+		m.Header.Set(jetstream.MsgIDHeader, id)
+	}
+	return m
+}
+
+// record publishes one SyncRecord.
+func (p *publisher) record(ctx context.Context, rec *normalizer.SyncRecord, id string) error {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encode %s record: %w", rec.Type, err)
+	}
+	return p.publish(ctx, p.message(data, id))
+}
+
+func (p *publisher) publish(ctx context.Context, m *nats.Msg) error {
+	if err := p.reserve(ctx); err != nil {
+		return err
+	}
+	f, err := p.js.PublishMsgAsync(m, jetstream.WithExpectStream(broker.StreamRaw))
+	if err != nil {
+		// Stalled or disconnected: fall back to a synchronous publish, which
+		// waits and retries; the message id keeps it idempotent.
+		return p.publishSync(ctx, m)
+	}
+	p.mu.Lock()
+	p.pending = append(p.pending, f)
+	p.mu.Unlock()
+	return nil
+}
+
+// reserve waits for the oldest acks until fewer than max are pending.
+func (p *publisher) reserve(ctx context.Context) error {
+	for {
+		p.mu.Lock()
+		if len(p.pending) < p.max {
+			p.mu.Unlock()
+			return nil
+		}
+		f := p.pending[0]
+		p.pending[0] = nil
+		p.pending = p.pending[1:]
+		p.mu.Unlock()
+		if err := p.await(ctx, f); err != nil {
+			return err
+		}
+	}
+}
+
+func (p *publisher) await(ctx context.Context, f jetstream.PubAckFuture) error {
+	select {
+	case ack := <-f.Ok():
+		p.noteSeq(ack.Sequence)
+		return nil
+	case <-f.Err():
+		return p.publishSync(ctx, f.Msg())
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (p *publisher) publishSync(ctx context.Context, m *nats.Msg) error {
+	var err error
+	for attempt := range 5 {
+		var ack *jetstream.PubAck
+		if ack, err = p.js.PublishMsg(ctx, m, jetstream.WithExpectStream(broker.StreamRaw)); err == nil {
+			p.noteSeq(ack.Sequence)
+			return nil
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
+		}
+	}
+	return &infraError{fmt.Errorf("publish to %s: %w", broker.StreamRaw, err)}
+}
+
+func (p *publisher) noteSeq(seq uint64) {
+	p.mu.Lock()
+	if seq > p.lastSeq {
+		p.lastSeq = seq
+	}
+	p.mu.Unlock()
+}
+
+// flush waits until every record published so far is acknowledged.
+func (p *publisher) flush(ctx context.Context) error {
+	for {
+		p.mu.Lock()
+		if len(p.pending) == 0 {
+			p.mu.Unlock()
+			return nil
+		}
+		f := p.pending[0]
+		p.pending[0] = nil
+		p.pending = p.pending[1:]
+		p.mu.Unlock()
+		if err := p.await(ctx, f); err != nil {
+			return err
+		}
+	}
+}
+
+// last is the highest RAW sequence of this sync's acknowledged records.
+func (p *publisher) last() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lastSeq
+}
+
+// infraError marks failures of the platform's own infrastructure (NATS,
+// store): the sync is left RUNNING for any worker to resume, not FAILED.
+type infraError struct{ err error }
+
+func (e *infraError) Error() string { return e.err.Error() }
+func (e *infraError) Unwrap() error { return e.err }

@@ -1,0 +1,161 @@
+package backfill
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+)
+
+// RequestBucket is the KV bucket of on-demand sync requests: key = connection
+// id, value = kind. Every worker watches it; the one that starts (or is
+// already running) a sync covering a request deletes it.
+const RequestBucket = "itsm_sync_requests"
+
+// requestTTL drops requests nobody took (a connection deleted meanwhile).
+const requestTTL = 24 * time.Hour
+
+// ErrInvalidKind: RequestSync takes "full" or "incremental".
+var ErrInvalidKind = errors.New("sync kind must be full or incremental")
+
+var validKey = regexp.MustCompile(`^[-_=a-zA-Z0-9]+$`)
+
+// Requester records sync requests (POST /v1/connections/{id}/sync, the end
+// of OAuth) for the workers; it implements the SyncRequester interfaces of
+// pkg/connections and the receiver. The bucket is opened on first use, so a
+// Requester can be built before NATS is reachable.
+type Requester struct {
+	js jetstream.JetStream
+
+	mu sync.Mutex
+	kv jetstream.KeyValue
+}
+
+// NewRequester builds a requester on the platform's JetStream.
+func NewRequester(js jetstream.JetStream) *Requester { return &Requester{js: js} }
+
+func (r *Requester) bucket(ctx context.Context) (jetstream.KeyValue, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.kv != nil {
+		return r.kv, nil
+	}
+	kv, err := r.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: RequestBucket, History: 1, TTL: requestTTL, Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sync request bucket: %w", err)
+	}
+	r.kv = kv
+	return kv, nil
+}
+
+// RequestSync asks for a sync of the connection. A full request replaces a
+// pending incremental one; an incremental request never downgrades a
+// pending full one.
+func (r *Requester) RequestSync(ctx context.Context, connectionID, kind string) error {
+	if kind != KindFull && kind != KindIncremental {
+		return fmt.Errorf("%w: %q", ErrInvalidKind, kind)
+	}
+	if !validKey.MatchString(connectionID) {
+		return fmt.Errorf("sync request: invalid connection id %q", connectionID)
+	}
+	kv, err := r.bucket(ctx)
+	if err != nil {
+		return err
+	}
+	if kind == KindFull {
+		_, err = kv.PutString(ctx, connectionID, kind)
+	} else if _, err = kv.Create(ctx, connectionID, []byte(kind)); errors.Is(err, jetstream.ErrKeyExists) {
+		err = nil // a pending request of either kind already covers it
+	}
+	if err != nil {
+		return fmt.Errorf("sync request: %w", err)
+	}
+	return nil
+}
+
+// request is a pending request as a worker read it.
+type request struct {
+	kind string
+	rev  uint64
+}
+
+// pending reads every pending request.
+func (r *Requester) pending(ctx context.Context) (map[string]request, error) {
+	kv, err := r.bucket(ctx)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := kv.Keys(ctx)
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return map[string]request{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]request, len(keys))
+	for _, k := range keys {
+		e, err := kv.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return out, err
+		}
+		out[k] = request{kind: string(e.Value()), rev: e.Revision()}
+	}
+	return out, nil
+}
+
+// done deletes a request, unless it was renewed since it was read (a newer
+// request must not be lost).
+func (r *Requester) done(ctx context.Context, connID string, rev uint64) error {
+	if rev == 0 {
+		return nil
+	}
+	kv, err := r.bucket(ctx)
+	if err != nil {
+		return err
+	}
+	err = kv.Delete(ctx, connID, jetstream.LastRevision(rev))
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return nil // changed meanwhile: the newer request stays
+	}
+	return err
+}
+
+// watch wakes the scheduler whenever a request arrives, until ctx ends.
+func (r *Requester) watch(ctx context.Context, wake chan<- struct{}, log *zap.Logger) {
+	for ctx.Err() == nil {
+		kv, err := r.bucket(ctx)
+		if err == nil {
+			var wt jetstream.KeyWatcher
+			if wt, err = kv.WatchAll(ctx, jetstream.UpdatesOnly(), jetstream.IgnoreDeletes()); err == nil {
+				for e := range wt.Updates() {
+					if e == nil {
+						continue
+					}
+					select {
+					case wake <- struct{}{}:
+					default:
+					}
+				}
+				_ = wt.Stop()
+			}
+		}
+		if err != nil && ctx.Err() == nil {
+			log.Warn("watching sync requests; polling until it works again", zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}

@@ -1,0 +1,498 @@
+package backfill
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"go.uber.org/zap"
+
+	"github.com/itsmhub/itsm/pkg/connections"
+	"github.com/itsmhub/itsm/pkg/jiracloud"
+	"github.com/itsmhub/itsm/pkg/lease"
+	"github.com/itsmhub/itsm/pkg/store"
+)
+
+// Why a sync's context ended (context.Cause).
+var (
+	errTimedOut  = errors.New("sync exceeded the connection's timeout_secs")
+	errLeaseLost = errors.New("sync lease lost to another worker")
+	errFenced    = errors.New("another worker took the sync over")
+	errInactive  = errors.New("the connection is no longer ACTIVE")
+	// errHalt stops a worker the way a crash would: no final write, no
+	// lease release. Only tests use it.
+	errHalt = errors.New("worker halted")
+)
+
+// run is one sync of one connection, under its lease.
+type run struct {
+	w        *Worker
+	conn     *store.Connection // as read when the sync (re)started
+	kind     string
+	log      *zap.Logger
+	client   *jiracloud.Client
+	pacer    *jiracloud.Pacer
+	pub      *publisher
+	deadline time.Time
+	// zone and widen render an incremental sync's JQL date.
+	zone  *time.Location
+	widen time.Duration
+
+	// saveMu serializes writes of the sync state; state and cp are the
+	// state as last saved (cp at the last checkpoint).
+	saveMu sync.Mutex
+	state  store.SyncState
+	cp     checkpoint
+
+	// Live counters of records published, by record type.
+	cmu    sync.Mutex
+	counts map[string]int64
+	errs   atomic.Int64
+	phase  atomic.Value // string
+
+	incompleteMu sync.Mutex
+	incomplete   []string
+}
+
+// runSync runs (or resumes) a sync and records how it ended. It reports
+// whether the lease should be released: not when the worker halted, as a
+// crashed one would not.
+func (w *Worker) runSync(parent context.Context, conn *store.Connection, p plan, l *lease.Lease) bool {
+	log := w.log.With(zap.String("connection_id", conn.ID), zap.String("organization_id", conn.OrganizationID),
+		zap.String("kind", p.kind))
+	r := &run{w: w, conn: conn, kind: p.kind, log: log, counts: map[string]int64{}}
+	now := w.d.Now()
+	if err := r.start(parent, p, now); err != nil {
+		if !errors.Is(err, errFenced) {
+			log.Warn("could not start sync", zap.Error(err))
+		}
+		return true
+	}
+	r.log = r.log.With(zap.String("sync_id", r.state.ID), zap.Int("epoch", r.cp.Epoch))
+	if w.hooks.syncStart != nil {
+		w.hooks.syncStart(conn.ID, p.kind)
+	}
+	if w.hooks.syncEnd != nil {
+		defer w.hooks.syncEnd(conn.ID, p.kind)
+	}
+	w.m.running.WithLabelValues(p.kind).Inc()
+	defer w.m.running.WithLabelValues(p.kind).Dec()
+
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	if context.Cause(parent) == errHalt {
+		return false
+	}
+	// The deadline is on the connection's clock (Now); a context deadline
+	// in real time enforces it while the sync waits on I/O.
+	r.deadline = r.state.StartedAt.Add(syncTimeout(conn))
+	ctx, cancelDeadline := context.WithDeadlineCause(ctx, time.Now().Add(r.deadline.Sub(now)), errTimedOut)
+	defer cancelDeadline()
+
+	var bg sync.WaitGroup
+	stopBG := make(chan struct{})
+	bg.Add(2)
+	go func() { defer bg.Done(); r.keepLease(ctx, cancel, l, stopBG) }()
+	go func() { defer bg.Done(); r.reportProgress(ctx, stopBG) }()
+
+	if !now.Before(r.deadline) {
+		cancel(errTimedOut)
+	}
+	err := r.body(ctx)
+	close(stopBG)
+	bg.Wait()
+	return r.finish(parent, ctx, err)
+}
+
+// start writes the RUNNING state: a new sync, or the takeover of one whose
+// worker is gone (same sync id, next epoch).
+func (r *run) start(ctx context.Context, p plan, now time.Time) error {
+	prev := r.conn.Detail.LastSync
+	if p.resume {
+		r.state = *prev
+		r.cp = decodeCheckpoint(prev)
+		r.cp.Epoch++
+		r.cp.NotBefore = nil
+		if r.cp.Phase == "" {
+			r.cp.Phase = firstPhase(r.kind)
+		}
+		r.counts = cloneCounts(r.cp.Done)
+		if r.counts == nil {
+			r.counts = map[string]int64{}
+		}
+		r.log.Info("resuming sync from its checkpoint", zap.String("sync_id", prev.ID), zap.String("phase", r.cp.Phase),
+			zap.Int("search_pages_done", r.cp.SearchPages))
+	} else {
+		r.state = store.SyncState{ID: uuid.NewString(), Kind: r.kind, Phase: PhaseStarting, Status: StatusRunning, StartedAt: now.UTC()}
+		r.cp = checkpoint{Epoch: 1, Phase: firstPhase(r.kind), LastFull: lastFull(r.conn)}
+		if r.cp.LastFull != nil {
+			r.cp.Missing = r.cp.LastFull.Missing
+		}
+		if r.kind == KindFull {
+			r.cp.LastFull = nil // this sync is the last full one from now on
+		}
+		if r.kind == KindIncremental {
+			wm := now
+			if r.conn.Detail.Watermark != nil {
+				wm = *r.conn.Detail.Watermark
+			}
+			from := wm.Add(-r.w.cfg.Overlap).UTC()
+			r.cp.From = &from
+		}
+	}
+	r.pub = newPublisher(r.w.d.JS, r.conn, r.w.cfg.MaxPendingAcks)
+	prevID, prevEpoch, prevStatus := "", 0, ""
+	if prev != nil {
+		prevID, prevEpoch, prevStatus = prev.ID, decodeCheckpoint(prev).Epoch, prev.Status
+	}
+	r.state.Status, r.state.EndedAt = StatusRunning, nil
+	r.state.Checkpoint = r.cp.encode()
+	_, err := r.w.updateConn(ctx, r.conn.ID, func(c *store.Connection) error {
+		ls := c.Detail.LastSync
+		// Nobody else may have started or taken over a sync since we read.
+		switch {
+		case c.State != store.StateActive:
+			return errFenced
+		case ls == nil && prevID != "":
+			return errFenced
+		case ls != nil && (ls.ID != prevID || ls.Status != prevStatus || decodeCheckpoint(ls).Epoch != prevEpoch):
+			return errFenced
+		}
+		st := r.state
+		c.Detail.LastSync = &st
+		return nil
+	})
+	return err
+}
+
+func firstPhase(kind string) string {
+	if kind == KindIncremental {
+		return PhaseIssues
+	}
+	return fullPhases[0]
+}
+
+// keepLease renews the lease every LeaseRenewEvery; losing it (or failing to
+// renew it for a whole TTL) cancels the sync, since another worker may now
+// resume it.
+func (r *run) keepLease(ctx context.Context, cancel context.CancelCauseFunc, l *lease.Lease, stop <-chan struct{}) {
+	t := time.NewTicker(r.w.cfg.LeaseRenewEvery)
+	defer t.Stop()
+	lastOK := time.Now()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := l.Renew(ctx)
+		switch {
+		case err == nil:
+			lastOK = time.Now()
+		case errors.Is(err, lease.ErrLost):
+			r.log.Warn("sync lease lost; stopping so that the new holder resumes it")
+			cancel(errLeaseLost)
+			return
+		case time.Since(lastOK) >= r.w.d.Leases.TTL():
+			r.log.Warn("could not renew the sync lease for a whole TTL; stopping", zap.Error(err))
+			cancel(errLeaseLost)
+			return
+		}
+	}
+}
+
+// reportProgress writes the live counts every ProgressEvery, for the
+// connection status API and `itsm sync --follow`.
+func (r *run) reportProgress(ctx context.Context, stop <-chan struct{}) {
+	t := time.NewTicker(r.w.cfg.ProgressEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := r.save(ctx, nil); err != nil && ctx.Err() == nil && !errors.Is(err, errFenced) {
+				r.log.Debug("writing sync progress", zap.Error(err))
+			}
+		}
+	}
+}
+
+// count notes n published records of a type.
+func (r *run) count(typ string, n int64) {
+	r.cmu.Lock()
+	r.counts[typ] += n
+	r.cmu.Unlock()
+	r.w.m.objects.WithLabelValues(typ).Add(float64(n))
+}
+
+func (r *run) liveCounts() (map[string]int64, int64) {
+	r.cmu.Lock()
+	defer r.cmu.Unlock()
+	var total int64
+	for _, n := range r.counts {
+		total += n
+	}
+	return cloneCounts(r.counts), total
+}
+
+func (r *run) setPhase(p string) { r.phase.Store(p) }
+
+func (r *run) currentPhase() string {
+	if p, ok := r.phase.Load().(string); ok {
+		return p
+	}
+	return PhaseStarting
+}
+
+// save writes the sync state; with mutate, it also moves the checkpoint
+// (mutate changes r.cp under the lock). Writes are fenced: a worker whose
+// sync was taken over gets errFenced and stops.
+func (r *run) save(ctx context.Context, mutate func(cp *checkpoint)) error {
+	r.saveMu.Lock()
+	defer r.saveMu.Unlock()
+	counts, total := r.liveCounts()
+	if mutate != nil {
+		mutate(&r.cp)
+		r.cp.Done = counts
+		// Why kinds must stay out of the reconcile survives a takeover.
+		r.cp.Incomplete = r.mergeIncomplete(r.cp.Incomplete)
+	}
+	cp := r.cp.clone()
+	cp.Live = counts
+	r.state.Phase = r.currentPhase()
+	r.state.Objects = total
+	r.state.Errors = r.errs.Load()
+	r.state.Checkpoint = cp.encode()
+	_, err := r.w.updateConn(ctx, r.conn.ID, func(c *store.Connection) error {
+		if err := r.fence(c); err != nil {
+			return err
+		}
+		if c.State != store.StateActive {
+			// Paused or deleted meanwhile: stop (finish records why).
+			return errInactive
+		}
+		st := r.state
+		c.Detail.LastSync = &st
+		return nil
+	})
+	return err
+}
+
+func (r *run) fence(c *store.Connection) error {
+	ls := c.Detail.LastSync
+	if ls == nil || ls.ID != r.state.ID || ls.Status != StatusRunning || decodeCheckpoint(ls).Epoch != r.cp.Epoch {
+		return errFenced
+	}
+	return nil
+}
+
+// checkpoint waits for every record published so far to be acknowledged,
+// then stores the new position. A worker that takes the sync over resumes
+// from here; records after it are published again and dropped by RAW's
+// dedupe.
+func (r *run) checkpoint(ctx context.Context, mutate func(cp *checkpoint)) error {
+	if err := r.pub.flush(ctx); err != nil {
+		return err
+	}
+	if err := r.checkDeadline(); err != nil {
+		return err
+	}
+	if err := r.save(ctx, mutate); err != nil {
+		return err
+	}
+	if h := r.w.hooks.checkpoint; h != nil {
+		r.saveMu.Lock()
+		cp := r.cp.clone()
+		r.saveMu.Unlock()
+		h(r.conn.ID, &cp)
+	}
+	return nil
+}
+
+// checkDeadline applies the timeout on the connection's clock, which may
+// run ahead of real time (tests, a simulator's clock).
+func (r *run) checkDeadline() error {
+	if !r.w.d.Now().Before(r.deadline) {
+		return errTimedOut
+	}
+	return nil
+}
+
+func (r *run) markIncomplete(why string) {
+	r.incompleteMu.Lock()
+	defer r.incompleteMu.Unlock()
+	if !slices.Contains(r.incomplete, why) {
+		r.incomplete = append(r.incomplete, why)
+	}
+}
+
+// body runs the sync's phases.
+func (r *run) body(ctx context.Context) error {
+	client, err := r.w.d.Clients.Client(ctx, r.conn)
+	if err != nil {
+		return err
+	}
+	pacer, release := r.w.pacer(r.conn.CloudID)
+	defer release()
+	r.pacer = pacer
+	r.client = client.Observe(func(_, endpoint string, info jiracloud.RateInfo, err error) {
+		status := "error"
+		if err == nil {
+			status = fmt.Sprint(info.Status)
+		}
+		r.w.m.calls.WithLabelValues(endpoint, status).Inc()
+		if info.Limited() {
+			r.w.m.limited.Inc()
+		}
+		pacer.Observe(info)
+	})
+	if r.kind == KindIncremental {
+		return r.incremental(ctx)
+	}
+	return r.full(ctx)
+}
+
+// call runs one Jira call through the tenant's pacer.
+func (r *run) call(ctx context.Context, fn func(ctx context.Context) error) error {
+	return r.pacer.Do(ctx, fn)
+}
+
+// finish records how the sync ended and reports whether to release the
+// lease.
+func (r *run) finish(parent, ctx context.Context, err error) bool {
+	cause := context.Cause(ctx)
+	var paused *jiracloud.PausedError
+	var infra *infraError
+	switch {
+	case cause == errHalt || context.Cause(parent) == errHalt:
+		r.log.Info("worker halted mid-sync")
+		return false
+	case err == nil:
+		return true // completed: body recorded it
+	case errors.Is(err, errFenced) || cause == errLeaseLost || errors.Is(err, errLeaseLost):
+		r.log.Info("sync continues under another worker")
+		return true
+	case errors.Is(err, errTimedOut) || cause == errTimedOut:
+		r.end(parent, StatusTimedOut, errTimedOut)
+		return true
+	case parent.Err() != nil:
+		// Shutdown: keep RUNNING with its checkpoint; the lease is released
+		// so another worker resumes at once.
+		r.log.Info("worker stopping; the sync stays resumable from its checkpoint")
+		return true
+	case errors.As(err, &paused):
+		// The pacer runs on the real clock; NotBefore is on the worker's.
+		r.park(parent, r.w.d.Now().Add(time.Until(paused.Until)), err)
+		return true
+	case errors.As(err, &infra):
+		r.park(parent, r.w.d.Now().Add(30*time.Second), err)
+		return true
+	}
+	r.end(parent, StatusFailed, err)
+	return true
+}
+
+// park leaves the sync RUNNING, to be resumed after until by any worker.
+func (r *run) park(ctx context.Context, until time.Time, cause error) {
+	r.log.Warn("parking sync; it resumes from its checkpoint", zap.Time("not_before", until), zap.Error(cause))
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	u := until.UTC()
+	r.saveMu.Lock()
+	r.cp.NotBefore = &u
+	r.state.LastError = cause.Error()
+	r.saveMu.Unlock()
+	if err := r.save(wctx, nil); err != nil {
+		r.log.Warn("recording the parked sync", zap.Error(err))
+	}
+}
+
+// end records a final status other than COMPLETED.
+func (r *run) end(ctx context.Context, status string, cause error) {
+	r.log.Warn("sync ended", zap.String("status", status), zap.Error(cause))
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := r.complete(wctx, status, cause.Error(), nil); err != nil && !errors.Is(err, errFenced) {
+		r.log.Warn("recording the sync's end", zap.Error(err))
+	}
+}
+
+// complete writes the final state; extra changes the connection in the same
+// write (watermark, health).
+func (r *run) complete(ctx context.Context, status, lastErr string, extra func(c *store.Connection)) error {
+	r.saveMu.Lock()
+	defer r.saveMu.Unlock()
+	counts, total := r.liveCounts()
+	r.cp.Done, r.cp.Live = counts, nil
+	r.cp.NotBefore = nil
+	end := r.w.d.Now().UTC()
+	r.state.Status, r.state.EndedAt, r.state.LastError = status, &end, lastErr
+	r.state.Phase = PhaseDone
+	r.state.Objects, r.state.Errors = total, r.errs.Load()
+	r.state.Checkpoint = r.cp.encode()
+	_, err := r.w.updateConn(ctx, r.conn.ID, func(c *store.Connection) error {
+		if err := r.fence(c); err != nil {
+			return err
+		}
+		st := r.state
+		c.Detail.LastSync = &st
+		if extra != nil {
+			extra(c)
+		}
+		return nil
+	})
+	if err == nil {
+		r.w.m.duration.WithLabelValues(r.kind, status).Observe(end.Sub(r.state.StartedAt).Seconds())
+		r.log.Info("sync finished", zap.String("status", status), zap.Int64("objects", total),
+			zap.Int64("errors", r.state.Errors), zap.Duration("took", end.Sub(r.state.StartedAt)))
+	}
+	return err
+}
+
+// updateConn applies fn to the stored connection under optimistic
+// concurrency, re-reading on conflicts (token refreshes and API calls write
+// the same record).
+func (w *Worker) updateConn(ctx context.Context, id string, fn func(c *store.Connection) error) (*store.Connection, error) {
+	for attempt := 0; ; attempt++ {
+		c, err := w.d.Store.LookupConnection(ctx, id)
+		if err != nil {
+			return nil, &infraError{fmt.Errorf("read connection: %w", err)}
+		}
+		if err := fn(c); err != nil {
+			return nil, err
+		}
+		c.UpdatedAt = w.d.Now().UTC()
+		err = w.d.Store.UpdateConnection(ctx, c)
+		if err == nil {
+			return c, nil
+		}
+		if !errors.Is(err, store.ErrConflict) || attempt >= 20 {
+			return nil, &infraError{fmt.Errorf("update connection: %w", err)}
+		}
+	}
+}
+
+// permanentClientError: errors no retry can fix.
+func permanentClientError(err error) bool {
+	return errors.Is(err, connections.ErrReauthorize) || errors.Is(err, connections.ErrNotActive)
+}
+
+// quoteKeys renders project keys for JQL.
+func quoteKeys(keys []string) string {
+	q := make([]string, len(keys))
+	for i, k := range keys {
+		q[i] = `"` + strings.ReplaceAll(k, `"`, `\"`) + `"`
+	}
+	return strings.Join(q, ",")
+}

@@ -1,0 +1,134 @@
+package normalizer
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/itsmhub/itsm/pkg/itsm"
+	"github.com/itsmhub/itsm/pkg/store"
+)
+
+func TestEncodeEventIsJSONMarshalOfEvent(t *testing.T) {
+	// Bodies are always json.Marshal output (document, tombstoneDoc), which
+	// is what makes copying them equivalent to re-encoding them.
+	body, err := json.Marshal(map[string]any{"id": "x", "name": "café \"q\" <b>&\u2028", "n": 1.5e3, "tags": []string{"a"}})
+	require.NoError(t, err)
+	for _, kind := range itsm.Kinds {
+		for _, changed := range [][]string{nil, {}, {"name", "tags"}} {
+			doc := &store.Document{Kind: kind, ID: "x", OrganizationID: "org-<1>", ConnectionID: "c\"1", Version: 1714564800123, Body: body}
+			got, err := encodeEvent(doc, itsm.ChangeUpdated, changed)
+			require.NoError(t, err)
+			ev := itsm.Event{Object: kind, Change: itsm.ChangeUpdated, ChangedFields: changed, Version: "1714564800123",
+				OrganizationID: doc.OrganizationID, ConnectionID: doc.ConnectionID}
+			if ev.ChangedFields == nil {
+				ev.ChangedFields = []string{}
+			}
+			require.NoError(t, ev.SetData(body))
+			want, err := json.Marshal(ev)
+			require.NoError(t, err)
+			require.Equal(t, string(want), string(got), "%s %v", kind, changed)
+		}
+	}
+	_, err = encodeEvent(&store.Document{Kind: "worklog", Body: body}, itsm.ChangeCreated, nil)
+	require.Error(t, err)
+}
+
+func TestCacheDiffMatchesDiffFields(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	c := newDocCache(4)
+	randomBody := func() map[string]json.RawMessage {
+		m := map[string]json.RawMessage{"created_at": json.RawMessage(`"2024-01-01T00:00:00Z"`)}
+		for _, k := range []string{"a", "b", "c", "d", "updated_at"} {
+			if rng.IntN(3) > 0 {
+				m[k] = json.RawMessage(fmt.Sprint(rng.IntN(3)))
+			}
+		}
+		return m
+	}
+	for range 500 {
+		prev, next := randomBody(), randomBody()
+		c.put(itsm.KindTicket, "x", 1, false, prev)
+		cached := c.get(itsm.KindTicket, "x")
+		require.Equal(t, diffFields(prev, next), c.diff(cached, next), "%v -> %v", prev, next)
+		require.Equal(t, time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), cached.createdAt)
+	}
+	// Bounded, least recently used out first.
+	for i := range 10 {
+		c.put(itsm.KindUser, fmt.Sprint(i), 1, false, map[string]json.RawMessage{})
+	}
+	require.Nil(t, c.get(itsm.KindUser, "0"))
+	require.NotNil(t, c.get(itsm.KindUser, "9"))
+	require.Len(t, c.m, 4)
+	c.forget(itsm.KindUser, "9")
+	require.Nil(t, c.get(itsm.KindUser, "9"))
+	var off *docCache
+	require.Nil(t, off.get(itsm.KindUser, "9"), "a disabled cache misses")
+	off.put(itsm.KindUser, "9", 1, false, nil)
+}
+
+func TestTombstoneDocKeepsTheLastBody(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	ticket := &store.Document{Kind: itsm.KindTicket, ID: "t", OrganizationID: "o", ConnectionID: "c", Version: 10,
+		Status: "IN_PROGRESS", Identifier: "P-1", SyncID: "old",
+		Body: json.RawMessage(`{"id":"t","name":"n","status":"IN_PROGRESS","active":true,"custom":12345678901234567890,"vendor_attributes":{"key":"P-1"},"created_at":"2020-01-01T00:00:00Z","updated_at":"2020-01-02T00:00:00Z"}`)}
+	d, err := tombstoneDoc(ticket, 20, ReasonMissingFromFullSync, now)
+	require.NoError(t, err)
+	require.True(t, d.Deleted)
+	require.EqualValues(t, 20, d.Version)
+	require.Equal(t, string(itsm.StatusDeleted), d.Status)
+	require.Equal(t, "P-1", d.Identifier)
+	require.Empty(t, d.SyncID, "an empty sync id keeps the stored one")
+	require.Equal(t, now, d.UpdatedAt)
+	require.JSONEq(t, `{"id":"t","name":"n","status":"DELETED","active":false,"custom":12345678901234567890,
+		"vendor_attributes":{"key":"P-1","deletion_reason":"missing_from_full_sync"},
+		"created_at":"2020-01-01T00:00:00Z","updated_at":"2026-01-02T03:04:05Z"}`, string(d.Body))
+	require.Contains(t, string(d.Body), "12345678901234567890", "numbers are kept verbatim")
+	require.Equal(t, int64(10), ticket.Version, "the stored document is not modified")
+
+	user := &store.Document{Kind: itsm.KindUser, ID: "u", Body: json.RawMessage(`{"id":"u","status":"ACTIVE","active":true,"vendor_attributes":null}`)}
+	d, err = tombstoneDoc(user, 2, ReasonMissingFromFullSync, now)
+	require.NoError(t, err)
+	require.Equal(t, string(itsm.UserDeleted), d.Status)
+	require.JSONEq(t, `{"id":"u","status":"DELETED","active":false,"vendor_attributes":{"deletion_reason":"missing_from_full_sync"},"updated_at":"2026-01-02T03:04:05Z"}`, string(d.Body))
+
+	comment := &store.Document{Kind: itsm.KindComment, ID: "c", TicketID: "t", Body: json.RawMessage(`{"id":"c","body":"hi","active":true}`)}
+	d, err = tombstoneDoc(comment, 2, ReasonTicketDeleted, now)
+	require.NoError(t, err)
+	require.Empty(t, d.Status)
+	require.Equal(t, "t", d.TicketID)
+	require.Equal(t, []string{"active", "updated_at", "vendor_attributes"}[0], diffFields(topLevel(comment.Body), topLevel(d.Body))[0])
+
+	_, err = tombstoneDoc(&store.Document{Kind: itsm.KindGroup, ID: "g", Body: json.RawMessage(`[]`)}, 2, "x", now)
+	require.Error(t, err)
+}
+
+func FuzzTopLevelMatchesDecoding(f *testing.F) {
+	for _, s := range []string{`{}`, ` { } `, `{"a":1}`, `{"a":{"b":[1,"}"]},"c":"\"","d":null,"e":true,"f":-1.5e3}`,
+		`[]`, `{"a":1,}`, `{"a" 1}`, `{"a":tru}`, `{"\u0061":1}`, `{"a":1}x`, `{"a":1,"a":2}`, "{\"\xff\":1}", `{"":{]}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got := topLevel(b)
+		if !json.Valid(b) {
+			// Bodies are always json.Marshal output; nested values are only
+			// balanced, so here it must merely not panic.
+			return
+		}
+		var want map[string]json.RawMessage
+		if json.Unmarshal(b, &want) != nil {
+			want = nil
+		}
+		require.Equal(t, len(want), len(got), "%s", b)
+		for k, v := range want {
+			require.JSONEq(t, string(v), string(got[k]), "%s: %s", b, k)
+		}
+		if want == nil {
+			require.Nil(t, got)
+		}
+	})
+}

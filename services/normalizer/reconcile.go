@@ -1,0 +1,263 @@
+package normalizer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/itsmhub/itsm/pkg/itsm"
+	"github.com/itsmhub/itsm/pkg/jira"
+	"github.com/itsmhub/itsm/pkg/store"
+)
+
+// reconcile applies a reconcile marker: every object of the marker's kinds
+// that the completed full sync did not see, and that nothing changed since
+// the sync started, is tombstoned at the marker's observed_at.
+//
+// It is idempotent: a redelivered marker finds the objects it already
+// tombstoned excluded (deleted), tombstones the rest, and publishes again the
+// events of tombstones at its version, which the ITSM stream's dedupe drops
+// if the first attempt's publish did land.
+func (n *Normalizer) reconcile(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, w write, sr *SyncRecord) result {
+	if sr.SyncID == "" || sr.StartedAt.IsZero() || sr.ObservedAt.IsZero() {
+		return permanent(fmt.Errorf("%w: reconcile marker needs sync_id, started_at and observed_at", jira.ErrMalformed))
+	}
+	for _, k := range sr.Kinds {
+		if _, err := itsm.ParseKind(string(k)); err != nil {
+			return permanent(fmt.Errorf("%w: reconcile marker: %v", jira.ErrMalformed, err))
+		}
+	}
+	// Records of the sync were published before the marker but may still be
+	// in flight in other workers or replicas, or waiting for a retry; seeing
+	// the marker first would tombstone what the sync did see. The consumer's
+	// ack floor is shared by all replicas: once it reaches the marker, every
+	// earlier RAW message has been applied (or dead-lettered).
+	ready, err := n.waitEarlierAcked(ctx, msg, meta.Sequence.Stream)
+	if err != nil {
+		return result{err: err}
+	}
+	if !ready {
+		return result{deferred: true}
+	}
+	version := sr.ObservedAt.UnixMilli()
+	w.syncID = "" // tombstones keep the sync id they were last seen by
+	written := 0
+	for _, kind := range sr.Kinds {
+		f := store.Filter{OrganizationID: w.conn.OrganizationID, Kind: kind, ConnectionID: w.conn.ID,
+			NotSeenBy: sr.SyncID, ExcludeDeleted: true, UpdatedBefore: sr.StartedAt, Limit: store.MaxLimit}
+		c, err := n.tombstoneAll(ctx, msg, w, f, version, ReasonMissingFromFullSync, nil)
+		written += c
+		if err != nil {
+			return result{err: err}
+		}
+		if !w.redelivered {
+			continue
+		}
+		// What an earlier attempt tombstoned no longer matches the filter
+		// above (it is deleted and was changed after the sync started).
+		f = store.Filter{OrganizationID: w.conn.OrganizationID, Kind: kind, ConnectionID: w.conn.ID,
+			NotSeenBy: sr.SyncID, UpdatedSince: sr.StartedAt, Limit: store.MaxLimit}
+		if _, err := n.tombstoneAll(ctx, msg, w, f, version, ReasonMissingFromFullSync, func(d *store.Document) bool {
+			return d.Deleted && d.Version == version
+		}); err != nil {
+			return result{err: err}
+		}
+	}
+	n.log.Info("reconciled full sync", zap.String("organization_id", w.conn.OrganizationID),
+		zap.String("connection_id", w.conn.ID), zap.String("sync_id", sr.SyncID), zap.Int("tombstoned", written))
+	if written > 0 {
+		return result{result: "written"}
+	}
+	return result{result: "unchanged"}
+}
+
+// tombstoneAll tombstones every document f lists (that keep accepts), page by
+// page, cascading ticket tombstones to their children. Each page gets its own
+// deadline and extends the message's ack deadline, so a large reconcile is
+// not redelivered while it is still running.
+func (n *Normalizer) tombstoneAll(ctx context.Context, msg jetstream.Msg, w write, f store.Filter, version int64, reason string, keep func(*store.Document) bool) (int, error) {
+	written := 0
+	for {
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.cfg.AckWait)
+		page, err := n.store.List(pctx, f)
+		if err != nil {
+			cancel()
+			return written, fmt.Errorf("list %s to tombstone: %w", f.Kind, err)
+		}
+		for _, d := range page.Docs {
+			if keep != nil && !keep(d) {
+				continue
+			}
+			res, err := n.tombstone(pctx, w, d.Kind, d.ID, version, reason)
+			if err == nil && res.cascade != nil {
+				err = n.cascade(pctx, w, res.cascade)
+			}
+			if err != nil {
+				cancel()
+				return written, err
+			}
+			if res.written {
+				written++
+			}
+		}
+		cancel()
+		if msg != nil {
+			_ = msg.InProgress()
+		}
+		if page.NextCursor == "" {
+			return written, nil
+		}
+		f.Cursor = page.NextCursor
+	}
+}
+
+// cascade tombstones a deleted ticket's comments and attachments at the
+// ticket tombstone's version.
+func (n *Normalizer) cascade(ctx context.Context, w write, ticket *store.Document) error {
+	for _, kind := range []itsm.Kind{itsm.KindComment, itsm.KindAttachment} {
+		// A redelivery must also see children already tombstoned at this
+		// version, to publish their events again; otherwise skipping
+		// tombstones keeps the listing short.
+		f := store.Filter{OrganizationID: ticket.OrganizationID, Kind: kind, TicketID: ticket.ID,
+			ExcludeDeleted: !w.redelivered, Limit: store.MaxLimit}
+		if _, err := n.tombstoneAll(ctx, nil, w, f, ticket.Version, ReasonTicketDeleted, nil); err != nil {
+			return fmt.Errorf("cascade deletion of ticket %s: %w", ticket.ID, err)
+		}
+	}
+	return nil
+}
+
+// tombstone marks a stored object deleted at version, keeping its last body,
+// and publishes the deleted event. An object already deleted stays as it is;
+// a redelivery publishes again the event of a tombstone at exactly version.
+func (n *Normalizer) tombstone(ctx context.Context, w write, kind itsm.Kind, id string, version int64, reason string) (applied, error) {
+	unlock := n.locks.lock(id)
+	defer unlock()
+	cur, err := n.store.Get(ctx, w.conn.OrganizationID, kind, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return applied{}, nil
+	}
+	if err != nil {
+		return applied{}, fmt.Errorf("read %s %s to tombstone: %w", kind, id, err)
+	}
+	if cur.Version >= version || cur.Deleted {
+		if w.redelivered && cur.Version == version && cur.Deleted {
+			if err := n.republish(ctx, w.conn, cur); err != nil {
+				return applied{}, err
+			}
+			return applied{cascade: ticketOnly(cur)}, nil
+		}
+		return applied{}, nil
+	}
+	doc, err := tombstoneDoc(cur, version, reason, n.cfg.Now().UTC())
+	if err != nil {
+		return applied{}, err
+	}
+	n.cache.forget(kind, id)
+	outcome, err := n.store.Put(ctx, doc)
+	if err != nil {
+		return applied{}, fmt.Errorf("write tombstone of %s %s: %w", kind, id, err)
+	}
+	if outcome == store.NotNewer {
+		return applied{}, nil
+	}
+	fields := topLevel(doc.Body)
+	if err := n.publish(ctx, w.conn, doc, itsm.ChangeDeleted, diffFields(topLevel(cur.Body), fields)); err != nil {
+		return applied{}, err
+	}
+	n.cache.put(kind, id, doc.Version, true, fields)
+	return applied{written: true, cascade: ticketOnly(doc)}, nil
+}
+
+func ticketOnly(d *store.Document) *store.Document {
+	if d.Kind == itsm.KindTicket {
+		return d
+	}
+	return nil
+}
+
+// tombstoneDoc is cur deleted at version: its last known body, inactive,
+// with the reason in vendor_attributes.
+func tombstoneDoc(cur *store.Document, version int64, reason string, now time.Time) (*store.Document, error) {
+	var body map[string]json.RawMessage
+	if err := json.Unmarshal(cur.Body, &body); err != nil || body == nil {
+		return nil, fmt.Errorf("tombstone %s %s: stored body: %w", cur.Kind, cur.ID, errOr(err, "not an object"))
+	}
+	var attrs map[string]json.RawMessage
+	if raw, ok := body["vendor_attributes"]; ok {
+		_ = json.Unmarshal(raw, &attrs)
+	}
+	if attrs == nil {
+		attrs = map[string]json.RawMessage{}
+	}
+	set := func(m map[string]json.RawMessage, k string, v any) {
+		b, _ := json.Marshal(v) // strings, bools and times always encode
+		m[k] = b
+	}
+	set(attrs, "deletion_reason", reason)
+	set(body, "vendor_attributes", attrs)
+	set(body, "active", false)
+	set(body, "updated_at", now)
+	d := *cur
+	switch cur.Kind {
+	case itsm.KindTicket:
+		set(body, "status", itsm.StatusDeleted)
+		d.Status = string(itsm.StatusDeleted)
+	case itsm.KindUser:
+		set(body, "status", itsm.UserDeleted)
+		d.Status = string(itsm.UserDeleted)
+	}
+	out, err := json.Marshal(body)
+	if err != nil {
+		return nil, fmt.Errorf("encode tombstone of %s %s: %w", cur.Kind, cur.ID, err)
+	}
+	d.Version, d.Deleted, d.UpdatedAt, d.Body = version, true, now, out
+	// An empty sync id keeps the stored one (see store.Document.SyncID).
+	d.SyncID = ""
+	return &d, nil
+}
+
+func errOr(err error, msg string) error {
+	if err != nil {
+		return err
+	}
+	return errors.New(msg)
+}
+
+// waitEarlierAcked reports whether every RAW message before seq was acked,
+// waiting for it up to half the ack wait. Waiting here, with the message's
+// ack deadline extended, rather than sending the marker back at once keeps
+// its delivery count for real failures: a marker behind a backlog would
+// otherwise use up MaxDeliver on waiting alone. Markers are rare (one per
+// full sync), so the worker they hold is affordable; when the wait runs out
+// the marker is sent back, freeing the worker.
+func (n *Normalizer) waitEarlierAcked(ctx context.Context, msg jetstream.Msg, seq uint64) (bool, error) {
+	deadline := time.NewTimer(n.cfg.AckWait / 2)
+	defer deadline.Stop()
+	poll := time.NewTicker(min(n.cfg.RetryDelay, 100*time.Millisecond))
+	defer poll.Stop()
+	for {
+		info, err := n.cons.Info(ctx)
+		if err != nil {
+			return false, fmt.Errorf("read consumer ack floor: %w", err)
+		}
+		if info.AckFloor.Stream+1 >= seq {
+			return true, nil
+		}
+		_ = msg.InProgress()
+		select {
+		case <-poll.C:
+		case <-deadline.C:
+			return false, nil
+		case <-ctx.Done():
+			return false, nil
+		case <-n.stopping:
+			return false, nil // shutting down: the marker goes back
+		}
+	}
+}
