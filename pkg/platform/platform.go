@@ -112,7 +112,7 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 	p.group = g
 
 	if comps.Normalizer {
-		n, err := normalizer.New(normalizer.Config{Workers: cfg.NormalizerWorkers, MaxDeliver: cfg.NormalizerMaxDeliver},
+		n, err := normalizer.New(normalizer.Config{Workers: cfg.NormalizerWorkers, MaxDeliver: cfg.NormalizerMaxDeliver, Now: p.now},
 			p.js, p.store, log.Named("normalizer"), reg)
 		if err != nil {
 			return nil, err

@@ -47,7 +47,10 @@ import (
 // child process (this test binary re-executed) so that its peak RSS is its
 // own; ITSM_BENCH_INPROCESS=1 runs it inside the benchmark's process
 // instead. The normalizer's lag (RAW messages not yet acknowledged) is
-// sampled during the sync.
+// sampled during the sync. Diagnostics: ITSM_BENCH_WORKER_ONLY=1 runs no
+// normalizer (times the worker alone); ITSM_BENCH_PENDING and
+// ITSM_BENCH_INFLIGHT override MaxPendingAcks and MaxCallsInFlight of the
+// worker process; ITSM_BENCH_HEAPPROFILE=path writes its heap profile.
 func BenchmarkFullSync(b *testing.B) {
 	issues := 100000
 	if v := os.Getenv("ITSM_BENCH_ISSUES"); v != "" {

@@ -79,7 +79,7 @@ func newHarness(t testing.TB, opts jirasim.Options, mods ...func(h *harness)) *h
 		m(h)
 	}
 	lvl := zap.WarnLevel
-	if os.Getenv("BACKFILL_TEST_DEBUG") != "" {
+	if os.Getenv("BACKFILL_TEST_DEBUG") != "" { // every log line of the run
 		lvl = zap.DebugLevel
 	}
 	h.log = zaptest.NewLogger(t, zaptest.Level(lvl))
