@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 )
@@ -23,7 +24,10 @@ type cachedConn struct {
 }
 
 // NewConnectionCache caches lookup's answers for ttl. Misses are not cached,
-// so a connection created a moment ago is found at once.
+// so a connection created a moment ago is found at once. When the store
+// fails, a stale entry is served rather than the error: during a store
+// outage the receiver keeps accepting deliveries for known connections
+// (they only need JetStream).
 func NewConnectionCache(lookup func(ctx context.Context, id string) (*Connection, error), ttl time.Duration, now func() time.Time) *ConnectionCache {
 	if now == nil {
 		now = time.Now
@@ -41,6 +45,9 @@ func (c *ConnectionCache) LookupConnection(ctx context.Context, id string) (*Con
 	}
 	conn, err := c.lookup(ctx, id)
 	if err != nil {
+		if ok && !errors.Is(err, ErrNotFound) {
+			return e.conn, nil
+		}
 		return nil, err
 	}
 	c.mu.Lock()

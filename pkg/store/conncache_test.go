@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -41,4 +42,26 @@ func TestConnectionCache(t *testing.T) {
 	require.ErrorIs(t, err, store.ErrNotFound)
 	_, _ = c.LookupConnection(ctx, "missing")
 	require.Equal(t, 4, calls, "misses are not cached")
+}
+
+func TestConnectionCacheServesStaleWhenTheStoreFails(t *testing.T) {
+	now := time.Unix(0, 0)
+	var storeDown bool
+	c := store.NewConnectionCache(func(_ context.Context, id string) (*store.Connection, error) {
+		if storeDown {
+			return nil, errors.New("store down")
+		}
+		return &store.Connection{ID: id}, nil
+	}, 5*time.Second, func() time.Time { return now })
+	ctx := context.Background()
+	_, err := c.LookupConnection(ctx, "known")
+	require.NoError(t, err)
+
+	storeDown = true
+	now = now.Add(time.Minute) // the entry is stale
+	got, err := c.LookupConnection(ctx, "known")
+	require.NoError(t, err, "a known connection keeps working through a store outage")
+	require.Equal(t, "known", got.ID)
+	_, err = c.LookupConnection(ctx, "unknown")
+	require.ErrorContains(t, err, "store down", "an unknown one reports the failure")
 }

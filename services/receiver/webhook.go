@@ -64,7 +64,9 @@ func (s *Server) jiraWebhook(c echo.Context) error {
 	}
 	if err != nil {
 		s.m.webhooks.WithLabelValues(vendorJira, "store_error").Inc()
-		return fmt.Errorf("look up connection %s: %w", connID, err)
+		s.log.Warn("webhook refused: connection lookup failed", zap.String("connection_id", connID), zap.Error(err))
+		c.Response().Header().Set("Retry-After", "5")
+		return fail(http.StatusServiceUnavailable, "unavailable", "could not check the connection; retry later")
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, s.cfg.MaxBody))
 	var tooBig *http.MaxBytesError
@@ -84,7 +86,9 @@ func (s *Server) jiraWebhook(c echo.Context) error {
 	targets, err := s.targets(req.Context(), conn, env.MatchedWebhookIDs)
 	if err != nil {
 		s.m.webhooks.WithLabelValues(vendorJira, "store_error").Inc()
-		return err
+		s.log.Warn("webhook refused: site lookup failed", zap.String("connection_id", connID), zap.Error(err))
+		c.Response().Header().Set("Retry-After", "5")
+		return fail(http.StatusServiceUnavailable, "unavailable", "could not check the connection; retry later")
 	}
 	if len(targets) == 0 {
 		return reject(http.StatusNotFound, "unknown_connection", "no such connection")
