@@ -78,4 +78,8 @@ const (
 	HeaderVendor       = "Itsm-Vendor"
 	HeaderObject       = "Itsm-Object"
 	HeaderVersion      = "Itsm-Version"
+	// HeaderReceivedAt is when the receiver accepted the delivery a message
+	// comes from (Unix nanoseconds): on RAW messages, and copied onto the
+	// events they cause, so subscribers can measure end-to-end latency.
+	HeaderReceivedAt = "Itsm-Received-At"
 )

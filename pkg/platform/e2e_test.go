@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -62,6 +63,9 @@ func TestWebhookToTicketEndToEnd(t *testing.T) {
 	require.Equal(t, "org-a", msg.Header.Get(itsm.HeaderOrganization))
 	require.Equal(t, "conn-1", msg.Header.Get(itsm.HeaderConnection))
 	require.Equal(t, "ticket", msg.Header.Get(itsm.HeaderObject))
+	received, err := strconv.ParseInt(msg.Header.Get(itsm.HeaderReceivedAt), 10, 64)
+	require.NoError(t, err, "events carry when the receiver accepted their delivery")
+	require.WithinDuration(t, time.Now(), time.Unix(0, received), time.Minute)
 	v1 := time.Date(2017, 1, 30, 17, 32, 14, 716e6, time.UTC).UnixMilli()
 	require.Equal(t, ev.Version, msg.Header.Get(itsm.HeaderVersion))
 	require.EqualValues(t, itsm.EventMsgID(itsm.ObjectID("conn-1", itsm.KindTicket, "10000"), v1), msg.Header.Get("Nats-Msg-Id"))

@@ -21,6 +21,9 @@ import (
 
 // process maps one RAW message and applies every record in it.
 func (n *Normalizer) process(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata) result {
+	if at := msg.Headers().Get(itsm.HeaderReceivedAt); at != "" {
+		ctx = context.WithValue(ctx, receivedAtKey{}, at)
+	}
 	_, connID, source, err := broker.ParseRawSubject(msg.Subject())
 	if err != nil {
 		return permanent(err)
@@ -365,6 +368,9 @@ func (n *Normalizer) publish(ctx context.Context, conn *store.Connection, doc *s
 	msg.Header.Set(itsm.HeaderVendor, conn.Vendor)
 	msg.Header.Set(itsm.HeaderObject, string(doc.Kind))
 	msg.Header.Set(itsm.HeaderVersion, strconv.FormatInt(doc.Version, 10))
+	if at, ok := ctx.Value(receivedAtKey{}).(string); ok {
+		msg.Header.Set(itsm.HeaderReceivedAt, at)
+	}
 	if _, err := n.js.PublishMsg(ctx, msg, jetstream.WithMsgID(itsm.EventMsgID(doc.ID, doc.Version)),
 		jetstream.WithExpectStream(broker.StreamITSM)); err != nil {
 		return fmt.Errorf("publish %s event: %w", doc.Kind, err)
@@ -479,3 +485,7 @@ func diffFields(a, b map[string]json.RawMessage) []string {
 	slices.Sort(out)
 	return out
 }
+
+// receivedAtKey carries the RAW message's Itsm-Received-At down to the
+// events it causes; request-scoped metadata, hence the context.
+type receivedAtKey struct{}

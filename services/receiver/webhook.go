@@ -28,9 +28,6 @@ import (
 const (
 	headerWebhookID    = "X-Atlassian-Webhook-Identifier"
 	headerWebhookRetry = "X-Atlassian-Webhook-Retry"
-	// HeaderReceivedAt carries when the receiver accepted a delivery, in Unix
-	// nanoseconds, so end-to-end latency can be measured downstream.
-	HeaderReceivedAt = "Itsm-Received-At"
 )
 
 const vendorJira = "jira"
@@ -111,7 +108,7 @@ func (s *Server) jiraWebhook(c echo.Context) error {
 		msg.Header.Set(itsm.HeaderOrganization, t.OrganizationID)
 		msg.Header.Set(itsm.HeaderConnection, t.ID)
 		msg.Header.Set(itsm.HeaderVendor, "JIRA")
-		msg.Header.Set(HeaderReceivedAt, fmt.Sprint(start.UnixNano()))
+		msg.Header.Set(itsm.HeaderReceivedAt, fmt.Sprint(start.UnixNano()))
 		if r := req.Header.Get(headerWebhookRetry); r != "" {
 			msg.Header.Set(headerWebhookRetry, r)
 		}

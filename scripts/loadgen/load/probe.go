@@ -17,7 +17,7 @@ import (
 // headerReceivedAt is set by the receiver on RAW messages (Unix nanos). If
 // the normalizer ever copies it onto events, the probe measures from the
 // receiver's clock too (see Latency.FromReceiver).
-const headerReceivedAt = "Itsm-Received-At"
+const headerReceivedAt = itsm.HeaderReceivedAt
 
 // Probe subscribes to itsm.ticket.updated and records when each event
 // (identified by its Nats-Msg-Id, <ticket id>:<version>) first arrived.
