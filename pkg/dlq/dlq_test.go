@@ -13,23 +13,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/itsmhub/itsm/pkg/broker"
+	"github.com/itsmhub/itsm/pkg/broker/brokertest"
 	"github.com/itsmhub/itsm/pkg/dlq"
 )
 
 func startJS(t *testing.T) jetstream.JetStream {
 	t.Helper()
-	e, err := broker.StartEmbedded(broker.EmbeddedConfig{Addr: "127.0.0.1:0", StoreDir: t.TempDir()})
-	require.NoError(t, err)
-	t.Cleanup(e.Shutdown)
-	nc, err := e.Connect("dlq-test")
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	require.NoError(t, broker.EnsureStreams(ctx, js, 1))
-	return js
+	return brokertest.Start(t).JetStream()
 }
 
 // deadLetter does what the normalizer does with a message that failed for
