@@ -59,6 +59,7 @@ type Store interface {
 	ListConnections(ctx context.Context, orgID string) ([]*store.Connection, error)
 	UpdateConnection(ctx context.Context, c *store.Connection) error
 	FindConnections(ctx context.Context, q store.ConnectionQuery) ([]*store.Connection, error)
+	PurgeConnection(ctx context.Context, orgID, connectionID string) (int64, error)
 }
 
 // SyncRequester starts syncs; the backfill worker provides it.
@@ -287,8 +288,8 @@ func (m *Manager) Patch(ctx context.Context, orgID, id string, req PatchRequest)
 
 // Delete unregisters the connection's webhooks in Jira (best effort: a
 // revoked grant cannot), drops its tokens and marks it DELETED; syncs and
-// deliveries stop. Normalized data is kept.
-func (m *Manager) Delete(ctx context.Context, orgID, id string) error {
+// deliveries stop. Normalized data is kept, unless purge removes it too.
+func (m *Manager) Delete(ctx context.Context, orgID, id string, purge bool) error {
 	c, err := m.store.GetConnection(ctx, orgID, id)
 	if err != nil {
 		return err
@@ -313,7 +314,16 @@ func (m *Manager) Delete(ctx context.Context, orgID, id string) error {
 			Description: "connection deleted", UpdatedAt: m.cfg.Now().UTC()}
 		return nil
 	})
-	return err
+	if err != nil || !purge {
+		return err
+	}
+	// After the state change, so that no sync or delivery writes again.
+	n, err := m.store.PurgeConnection(ctx, orgID, id)
+	if err != nil {
+		return fmt.Errorf("purge connection data: %w", err)
+	}
+	m.log.Info("connection data purged", zap.String("connection_id", id), zap.String("organization_id", orgID), zap.Int64("documents", n))
+	return nil
 }
 
 // update applies fn to the stored connection with optimistic concurrency,

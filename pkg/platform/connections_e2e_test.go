@@ -222,3 +222,35 @@ func TestConnectionBadInput(t *testing.T) {
 	st, _ = env.Call(t, http.MethodGet, "", "/oauth/callback?error=access_denied", nil)
 	require.Equal(t, http.StatusBadRequest, st)
 }
+
+func TestDeleteWithPurgeRemovesTheData(t *testing.T) {
+	env, _, _ := startWithSim(t, jirasim.Options{Seed: 5, Projects: 1, IssuesPerProject: 3, CommentsPerIssue: -1})
+	status, body := env.Call(t, http.MethodPost, keyA, "/v1/connections", map[string]any{"vendor": "JIRA"})
+	require.Equal(t, http.StatusCreated, status, body)
+	var created connections.View
+	require.NoError(t, json.Unmarshal([]byte(body), &created))
+	st, body, _ := consent(t, created.OAuth2AuthorizeURL)
+	require.Equal(t, http.StatusOK, st, body)
+
+	// The first full sync after OAuth brings the issues in.
+	var page struct {
+		Items []itsm.Ticket `json:"items"`
+	}
+	path := "/v1/itsm/tickets?connection_id=" + created.ID
+	platformtest.Eventually(t, 20*time.Second, "the first sync's tickets", func() bool {
+		return env.GetJSON(t, keyA, path, &page) == http.StatusOK && len(page.Items) == 3
+	})
+
+	st, body = env.Call(t, http.MethodDelete, keyA, "/v1/connections/"+created.ID+"?purge=maybe", nil)
+	require.Equal(t, http.StatusBadRequest, st, body)
+	st, body = env.Call(t, http.MethodDelete, keyB, "/v1/connections/"+created.ID+"?purge=true", nil)
+	require.Equal(t, http.StatusNotFound, st, "another organization cannot purge it")
+	require.Equal(t, http.StatusOK, env.GetJSON(t, keyA, path, &page))
+	require.Len(t, page.Items, 3)
+
+	st, body = env.Call(t, http.MethodDelete, keyA, "/v1/connections/"+created.ID+"?purge=true", nil)
+	require.Equal(t, http.StatusNoContent, st, body)
+	require.Equal(t, http.StatusOK, env.GetJSON(t, keyA, path, &page))
+	require.Empty(t, page.Items)
+	require.Equal(t, http.StatusNotFound, env.GetJSON(t, keyA, "/v1/itsm/tickets/"+itsm.ObjectID(created.ID, itsm.KindTicket, "10000"), nil))
+}

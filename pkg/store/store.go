@@ -132,6 +132,10 @@ type Documents interface {
 	// sync brought no newer version of it. A missing document is not an
 	// error (nothing to mark).
 	MarkSeen(ctx context.Context, orgID string, kind itsm.Kind, id, syncID string) error
+	// PurgeConnection deletes every document of the organization's
+	// connection and reports how many; for a customer who asks that their
+	// data be removed with the connection.
+	PurgeConnection(ctx context.Context, orgID, connectionID string) (int64, error)
 }
 
 // Connections is the connection half of the contract.

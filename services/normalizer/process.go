@@ -35,6 +35,11 @@ func (n *Normalizer) process(ctx context.Context, msg jetstream.Msg, meta *jetst
 	if err != nil {
 		return result{err: fmt.Errorf("look up connection: %w", err)}
 	}
+	if conn.State == store.StateDeleted {
+		// Records still queued when a connection is deleted must not bring
+		// its data back, least of all after a purge.
+		return result{result: "connection_deleted"}
+	}
 	mapping := jira.Mapping{ConnectionID: conn.ID, SiteURL: conn.SiteURL, Status: conn.Options.StatusMapping, Priority: conn.Options.PriorityMapping}
 	w := write{conn: conn, redelivered: meta.NumDelivered > 1}
 	var recs []jira.Record

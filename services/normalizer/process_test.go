@@ -402,3 +402,19 @@ func TestPanicIsDeadLetteredAndTheWorkerGoesOn(t *testing.T) {
 	require.Contains(t, entries[0].Error, "panic while processing: store driver bug")
 	require.Equal(t, 1, entries[0].Deliveries, "a panic is not retried: it would only panic again")
 }
+
+func TestRecordsOfADeletedConnectionAreDropped(t *testing.T) {
+	e := newEnv(t)
+	c, err := e.st.LookupConnection(context.Background(), testConn)
+	require.NoError(t, err)
+	c.State = store.StateDeleted
+	require.NoError(t, e.st.UpdateConnection(context.Background(), c))
+	e.start(Config{Workers: 1}, nil, nil)
+	e.publishWebhook(issueBody(t, "700", time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC), "late"))
+	e.waitIdle(10 * time.Second)
+
+	require.Equal(t, 1.0, e.metric("connection_deleted"))
+	require.Zero(t, e.metric("written"))
+	require.Empty(t, e.events())
+	require.Empty(t, e.dlqEntries(), "dropping is deliberate, not a failure")
+}

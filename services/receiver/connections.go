@@ -19,7 +19,7 @@ type ConnectionService interface {
 	Get(ctx context.Context, orgID, id string) (*store.Connection, error)
 	List(ctx context.Context, orgID string) ([]*store.Connection, error)
 	Patch(ctx context.Context, orgID, id string, req connections.PatchRequest) (*store.Connection, error)
-	Delete(ctx context.Context, orgID, id string) error
+	Delete(ctx context.Context, orgID, id string, purge bool) error
 	Authorize(ctx context.Context, orgID, id string) (string, error)
 	Callback(ctx context.Context, code, state string) (*store.Connection, error)
 }
@@ -81,13 +81,14 @@ func (s *Server) MountConnections(svc ConnectionService, syncs SyncRequester) {
 		return c.JSON(http.StatusOK, connections.NewView(conn, ""))
 	})
 	g.DELETE("/:id", func(c echo.Context) error {
-		if c.QueryParam("purge") != "" {
-			if _, err := strconv.ParseBool(c.QueryParam("purge")); err != nil {
+		purge := false
+		if v := c.QueryParam("purge"); v != "" {
+			var err error
+			if purge, err = strconv.ParseBool(v); err != nil {
 				return fail(http.StatusBadRequest, "invalid", "purge: want true or false")
 			}
-			return fail(http.StatusNotImplemented, "not_implemented", "purge is not available yet; the connection's data is kept and marked")
 		}
-		if err := svc.Delete(c.Request().Context(), OrganizationID(c), c.Param("id")); err != nil {
+		if err := svc.Delete(c.Request().Context(), OrganizationID(c), c.Param("id"), purge); err != nil {
 			return err
 		}
 		return c.NoContent(http.StatusNoContent)

@@ -190,6 +190,12 @@ func markSeenFilter(orgID string, kind itsm.Kind, id string) bson.D {
 	return getFilter(orgID, kind, id)
 }
 
+// purgeFilter selects one connection's documents within its organization,
+// so a purge can never reach another organization's data.
+func purgeFilter(orgID, connectionID string) bson.D {
+	return bson.D{{Key: "organization_id", Value: orgID}, {Key: "connection_id", Value: connectionID}}
+}
+
 // markSeenUpdate only records the sync: the document's version and
 // updated_at are untouched, since the platform's record did not change.
 func markSeenUpdate(syncID string) bson.D {

@@ -159,6 +159,14 @@ func (s *Store) MarkSeen(ctx context.Context, orgID string, kind itsm.Kind, id, 
 	return nil
 }
 
+func (s *Store) PurgeConnection(ctx context.Context, orgID, connectionID string) (int64, error) {
+	res, err := s.docs.DeleteMany(ctx, purgeFilter(orgID, connectionID))
+	if err != nil {
+		return 0, fmt.Errorf("purge connection %s: %w", connectionID, err)
+	}
+	return res.DeletedCount, nil
+}
+
 func (s *Store) CreateConnection(ctx context.Context, c *store.Connection) error {
 	doc, err := connInsert(c)
 	if err != nil {

@@ -813,3 +813,9 @@ func TestOpenErrors(t *testing.T) {
 	require.NotContains(t, err.Error(), "s3cr3t")
 	require.Contains(t, err.Error(), "alice:xxxxx@")
 }
+
+func TestPurgeFilterIsScopedToTheOrganization(t *testing.T) {
+	got, err := bson.MarshalExtJSON(purgeFilter("org-a", "conn-1"), true, false)
+	require.NoError(t, err)
+	require.Equal(t, `{"organization_id":"org-a","connection_id":"conn-1"}`, string(got))
+}

@@ -491,3 +491,11 @@ func (s *Store) RevokeAPIKey(ctx context.Context, orgID, id string, at time.Time
 	}
 	return nil
 }
+
+func (s *Store) PurgeConnection(ctx context.Context, orgID, connectionID string) (int64, error) {
+	res, err := s.write.ExecContext(ctx, `DELETE FROM documents WHERE organization_id = ? AND connection_id = ?`, orgID, connectionID)
+	if err != nil {
+		return 0, fmt.Errorf("purge connection %s: %w", connectionID, err)
+	}
+	return res.RowsAffected()
+}

@@ -40,6 +40,7 @@ func Run(t *testing.T, open Open) {
 		{"SyncSeenTracking", testSyncSeen},
 		{"PutNeverCrossesOrganizations", testPutCrossOrg},
 		{"APIKeys", testAPIKeys},
+		{"PurgeConnection", testPurge},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -425,4 +426,21 @@ func testAPIKeys(t *testing.T, s store.Store) {
 	require.NotNil(t, list[0].RevokedAt)
 	_, err = s.LookupAPIKey(ctx(t), h2)
 	require.NoError(t, err)
+}
+
+func testPurge(t *testing.T, s store.Store) {
+	for _, d := range []*store.Document{
+		ticket("org-a", "c1", "1", 1), ticket("org-a", "c1", "2", 1), ticket("org-a", "c2", "3", 1), ticket("org-b", "c1b", "4", 1),
+	} {
+		mustPut(t, s, d, store.Written)
+	}
+	n, err := s.PurgeConnection(ctx(t), "org-b", "c1")
+	require.NoError(t, err)
+	require.Zero(t, n, "another organization cannot purge a connection's data")
+	n, err = s.PurgeConnection(ctx(t), "org-a", "c1")
+	require.NoError(t, err)
+	require.EqualValues(t, 2, n)
+	require.Empty(t, listIDs(t, s, store.Filter{OrganizationID: "org-a", Kind: itsm.KindTicket, ConnectionID: "c1"}))
+	require.Len(t, listIDs(t, s, store.Filter{OrganizationID: "org-a", Kind: itsm.KindTicket}), 1, "other connections keep theirs")
+	require.Len(t, listIDs(t, s, store.Filter{OrganizationID: "org-b", Kind: itsm.KindTicket}), 1)
 }
