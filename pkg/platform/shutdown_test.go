@@ -76,9 +76,13 @@ func TestNothingAcceptedIsLostAcrossRestart(t *testing.T) {
 	t.Logf("%d of %d deliveries were accepted before the shutdown", len(accepted), n)
 
 	again := platformtest.StartWith(t, configure)
+	// Messages the server had already sent for a pending pull request when
+	// the normalizer drained never reached it: JetStream redelivers them once
+	// the consumer's AckWait (30 s) passes. They are late, never lost.
+	deadline := 45 * time.Second
 	for i := range accepted {
 		id := itsm.ObjectID("conn-1", itsm.KindTicket, fmt.Sprint(20000+i))
-		platformtest.Eventually(t, 20*time.Second, "accepted delivery "+fmt.Sprint(i)+" stored", func() bool {
+		platformtest.Eventually(t, deadline, "accepted delivery "+fmt.Sprint(i)+" stored", func() bool {
 			return again.GetJSON(t, keyA, "/v1/itsm/tickets/"+id, nil) == http.StatusOK
 		})
 	}
