@@ -8,8 +8,11 @@ TEST_TIMEOUT ?= 8m
 .PHONY: run test vet fmt-check proto proto-check bench bench-receiver test-faults soak jirasim demo build clean
 
 ## run: the whole platform on embedded defaults (NATS JetStream + SQLite under ./data)
+# Built then exec'd (not `go run`) so that Ctrl-C reaches the platform and its
+# clean exit status reaches make.
 run:
-	ITSM_DEV=true ITSM_API_KEYS="$${ITSM_API_KEYS:-$(DEV_API_KEYS)}" $(GO) run ./cmd/itsm run
+	mkdir -p bin && $(GO) build -o bin/itsm ./cmd/itsm
+	ITSM_DEV=true ITSM_API_KEYS="$${ITSM_API_KEYS:-$(DEV_API_KEYS)}" exec bin/itsm run
 
 ## build: every binary into ./bin
 build:
