@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/itsmhub/itsm/pkg/jsonscan"
 	"math"
 	"net/url"
 	"strconv"
@@ -341,13 +342,13 @@ func issueIDFromSelf(self string) string {
 // that is already known to be valid JSON (a value the decoder produced); it
 // reports false, having stopped, if raw is not an object or is malformed.
 func eachMember(raw []byte, fn func(key string, val []byte)) bool {
-	i := skipSpace(raw, 0)
+	i := jsonscan.SkipSpace(raw, 0)
 	if i >= len(raw) || raw[i] != '{' {
 		return false
 	}
 	i++
 	for {
-		i = skipSpace(raw, i)
+		i = jsonscan.SkipSpace(raw, i)
 		if i >= len(raw) {
 			return false
 		}
@@ -361,7 +362,7 @@ func eachMember(raw []byte, fn func(key string, val []byte)) bool {
 		default:
 			return false
 		}
-		kend := stringEnd(raw, i)
+		kend := jsonscan.StringEnd(raw, i)
 		if kend < 0 {
 			return false
 		}
@@ -369,75 +370,18 @@ func eachMember(raw []byte, fn func(key string, val []byte)) bool {
 		if !ok {
 			return false
 		}
-		i = skipSpace(raw, kend)
+		i = jsonscan.SkipSpace(raw, kend)
 		if i >= len(raw) || raw[i] != ':' {
 			return false
 		}
-		i = skipSpace(raw, i+1)
-		vend := valueEnd(raw, i)
+		i = jsonscan.SkipSpace(raw, i+1)
+		vend := jsonscan.ValueEnd(raw, i)
 		if vend < 0 {
 			return false
 		}
 		fn(key, raw[i:vend])
 		i = vend
 	}
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// stringEnd returns the index after the string starting at b[i] == '"'.
-func stringEnd(b []byte, i int) int {
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1
-		}
-	}
-	return -1
-}
-
-// valueEnd returns the index after the value starting at b[i].
-func valueEnd(b []byte, i int) int {
-	if i >= len(b) {
-		return -1
-	}
-	switch b[i] {
-	case '"':
-		return stringEnd(b, i)
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(b); j++ {
-			switch b[j] {
-			case '"':
-				if j = stringEnd(b, j); j < 0 {
-					return -1
-				}
-				j--
-			case '{', '[':
-				depth++
-			case '}', ']':
-				if depth--; depth == 0 {
-					return j + 1
-				}
-			}
-		}
-		return -1
-	}
-	j := i
-	for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\t' && b[j] != '\n' && b[j] != '\r' {
-		j++
-	}
-	if j == i {
-		return -1
-	}
-	return j
 }
 
 // unquoteKey decodes a string token as encoding/json decodes object keys.
