@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"github.com/itsmhub/itsm/pkg/jsonscan"
 	"math"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/itsmhub/itsm/pkg/jsonscan"
 )
 
 // The types in this file never fail on well-formed JSON: real payloads carry

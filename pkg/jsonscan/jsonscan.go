@@ -4,7 +4,10 @@
 // anything these functions reject.
 package jsonscan
 
-import "encoding/json"
+import (
+	"bytes"
+	"encoding/json"
+)
 
 // SkipSpace returns the index of the first non-whitespace byte at or after i.
 func SkipSpace(b []byte, i int) int {
@@ -15,15 +18,24 @@ func SkipSpace(b []byte, i int) int {
 }
 
 // StringEnd returns the index after the string that starts at b[i] == '"',
-// or -1 if it does not end.
+// or -1 if it does not end. It jumps from quote to quote (IndexByte is
+// vectorized, which matters for large REST bodies); a quote preceded by an
+// odd number of backslashes is escaped.
 func StringEnd(b []byte, i int) int {
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1
+	for i++; i < len(b); {
+		j := bytes.IndexByte(b[i:], '"')
+		if j < 0 {
+			return -1
 		}
+		q := i + j
+		bs := 0
+		for k := q - 1; k >= i && b[k] == '\\'; k-- {
+			bs++
+		}
+		if bs%2 == 0 {
+			return q + 1
+		}
+		i = q + 1
 	}
 	return -1
 }

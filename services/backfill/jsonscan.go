@@ -1,11 +1,12 @@
 package backfill
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"strconv"
 	"time"
+
+	"github.com/itsmhub/itsm/pkg/jsonscan"
 )
 
 // A minimal scanner over JSON that encoding/json has already validated (the
@@ -18,75 +19,22 @@ import (
 
 var errScan = errors.New("malformed JSON")
 
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && isSpace(b[i]) {
-		i++
-	}
-	return i
-}
+func skipSpace(b []byte, i int) int { return jsonscan.SkipSpace(b, i) }
 
 // skipString returns the index after the string starting at b[i] ('"').
-// It jumps from quote to quote (IndexByte is vectorized); a quote preceded
-// by an odd number of backslashes is escaped.
 func skipString(b []byte, i int) (int, error) {
-	for i++; i < len(b); {
-		j := bytes.IndexByte(b[i:], '"')
-		if j < 0 {
-			return 0, errScan
-		}
-		q := i + j
-		bs := 0
-		for k := q - 1; k >= i && b[k] == '\\'; k-- {
-			bs++
-		}
-		if bs%2 == 0 {
-			return q + 1, nil
-		}
-		i = q + 1
+	if end := jsonscan.StringEnd(b, i); end >= 0 {
+		return end, nil
 	}
 	return 0, errScan
 }
 
 // skipValue returns the index after the value starting at b[i].
 func skipValue(b []byte, i int) (int, error) {
-	if i >= len(b) {
-		return 0, errScan
+	if end := jsonscan.ValueEnd(b, i); end >= 0 {
+		return end, nil
 	}
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for ; i < len(b); i++ {
-			switch b[i] {
-			case '"':
-				end, err := skipString(b, i)
-				if err != nil {
-					return 0, err
-				}
-				i = end - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1, nil
-				}
-			}
-		}
-		return 0, errScan
-	}
-	// number, true, false, null
-	start := i
-	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && !isSpace(b[i]) {
-		i++
-	}
-	if i == start {
-		return 0, errScan
-	}
-	return i, nil
+	return 0, errScan
 }
 
 // span is a member of an object: its name (raw, between the quotes), where

@@ -3,8 +3,9 @@ package normalizer
 import (
 	"bytes"
 	"encoding/json"
-	"github.com/itsmhub/itsm/pkg/jsonscan"
 	"unicode/utf8"
+
+	"github.com/itsmhub/itsm/pkg/jsonscan"
 )
 
 // topLevel splits a body into its top-level fields; nil if it is not a JSON
