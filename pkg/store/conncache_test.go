@@ -65,3 +65,21 @@ func TestConnectionCacheServesStaleWhenTheStoreFails(t *testing.T) {
 	_, err = c.LookupConnection(ctx, "unknown")
 	require.ErrorContains(t, err, "store down", "an unknown one reports the failure")
 }
+
+func TestSiteCache(t *testing.T) {
+	now := time.Unix(0, 0)
+	calls := 0
+	c := store.NewSiteCache(func(_ context.Context, q store.ConnectionQuery) ([]*store.Connection, error) {
+		calls++
+		return []*store.Connection{{ID: "c-" + q.CloudID}}, nil
+	}, 5*time.Second, func() time.Time { return now })
+	for range 3 {
+		got, err := c.SiteConnections(context.Background(), "cloud-1")
+		require.NoError(t, err)
+		require.Equal(t, "c-cloud-1", got[0].ID)
+	}
+	require.Equal(t, 1, calls, "one query per site per TTL, not per delivery")
+	now = now.Add(6 * time.Second)
+	_, _ = c.SiteConnections(context.Background(), "cloud-1")
+	require.Equal(t, 2, calls)
+}

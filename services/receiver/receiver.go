@@ -62,6 +62,7 @@ type Server struct {
 	pub   Publisher
 	store Store
 	conns *store.ConnectionCache
+	sites *store.SiteCache
 	auth  Authenticator
 	log   *zap.Logger
 	m     *metrics
@@ -88,7 +89,8 @@ func New(cfg Config, pub Publisher, st Store, auth Authenticator, log *zap.Logge
 		return nil, err
 	}
 	s := &Server{cfg: cfg, pub: pub, store: st, auth: auth, log: log, m: m,
-		conns: store.NewConnectionCache(st.LookupConnection, cfg.ConnectionTTL, nil)}
+		conns: store.NewConnectionCache(st.LookupConnection, cfg.ConnectionTTL, nil),
+		sites: store.NewSiteCache(st.FindConnections, cfg.ConnectionTTL, nil)}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler

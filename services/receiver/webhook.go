@@ -143,7 +143,7 @@ func (s *Server) targets(ctx context.Context, conn *store.Connection, matched []
 		}
 		return []*store.Connection{conn}, nil
 	}
-	peers, err := s.store.FindConnections(ctx, store.ConnectionQuery{CloudID: conn.CloudID})
+	peers, err := s.sites.SiteConnections(ctx, conn.CloudID)
 	if err != nil {
 		return nil, fmt.Errorf("connections of site: %w", err)
 	}
