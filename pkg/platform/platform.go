@@ -114,10 +114,7 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 	if comps.Normalizer {
 		ncfg := normalizer.Config{Workers: cfg.NormalizerWorkers, MaxDeliver: cfg.NormalizerMaxDeliver, Now: p.now}
 		if !cfg.IsMongo() {
-			// An embedded SQLite store has one normalizer process, the
-			// condition under which its version cache is safe; and a local
-			// file has no network hangs for a per-message timeout to cut.
-			ncfg.CacheEntries, ncfg.MessageTimeout = 16384, -1
+			ncfg = ncfg.Embedded()
 		}
 		n, err := normalizer.New(ncfg,
 			p.js, p.store, log.Named("normalizer"), reg)

@@ -67,7 +67,10 @@ func BenchmarkFullSync(b *testing.B) {
 func benchFullSync(b *testing.B, projects, perProject int, inProcess bool) {
 	alone := os.Getenv("ITSM_BENCH_WORKER_ONLY") == "1"
 	h := newHarness(b, jirasim.Options{Seed: 100, Projects: projects, IssuesPerProject: perProject, CommentsPerIssue: 3,
-		Clock: jirasim.RealClock{}}, func(h *harness) { h.noNormalizer = alone })
+		Clock: jirasim.RealClock{}}, func(h *harness) {
+		h.noNormalizer, h.embedded = alone, true
+		h.normalizerWorkers, _ = strconv.Atoi(os.Getenv("ITSM_NORMALIZER_WORKERS"))
+	})
 	c := h.connect("org-bench", connections.Options{}) // requests the first full sync
 	start := time.Now()
 

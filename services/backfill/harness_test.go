@@ -51,11 +51,15 @@ type harness struct {
 	vaultKey        []byte
 	// noNormalizer leaves RAW unconsumed (to time the worker alone).
 	noNormalizer bool
-	js           jetstream.JetStream
-	st           store.Store
-	mgr          *connections.Manager
-	log          *zap.Logger
-	reqs         *Requester
+	// embedded runs the normalizer as the embedded platform does (see
+	// normalizer.Config.Embedded), with normalizerWorkers (0: its default).
+	embedded          bool
+	normalizerWorkers int
+	js                jetstream.JetStream
+	st                store.Store
+	mgr               *connections.Manager
+	log               *zap.Logger
+	reqs              *Requester
 	// apiURL is where Jira clients go: the simulator, or a proxy in front.
 	apiURL string
 }
@@ -111,7 +115,11 @@ func newHarness(t testing.TB, opts jirasim.Options, mods ...func(h *harness)) *h
 	}, st, v, leases, h.reqs, h.log.Named("connections"))
 	require.NoError(t, err)
 
-	n, err := normalizer.New(normalizer.Config{Workers: 4, Now: h.now}, h.js, st, h.log.Named("normalizer"), nil)
+	ncfg := normalizer.Config{Workers: 4, Now: h.now}
+	if h.embedded {
+		ncfg = normalizer.Config{Workers: h.normalizerWorkers, Now: h.now}.Embedded()
+	}
+	n, err := normalizer.New(ncfg, h.js, st, h.log.Named("normalizer"), nil)
 	require.NoError(t, err)
 	var wg sync.WaitGroup
 	wg.Add(1)

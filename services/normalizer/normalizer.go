@@ -62,6 +62,15 @@ type Config struct {
 	Now          func() time.Time
 }
 
+// Embedded is c for the embedded deployment: one normalizer process over a
+// local SQLite file. One process per store is the condition under which the
+// version cache is safe, and a local file has no network hangs for a
+// per-message timeout to cut.
+func (c Config) Embedded() Config {
+	c.CacheEntries, c.MessageTimeout = 16384, -1
+	return c
+}
+
 func (c *Config) setDefaults() {
 	if c.Workers <= 0 {
 		c.Workers = 8

@@ -28,7 +28,9 @@ type Store struct {
 	read  *sql.DB
 	// The hot statements are prepared once: parsing the SQL on every call
 	// was a third of a Put's cost.
-	putStmt, getStmt *sql.Stmt
+	putStmt, seenStmt, getStmt *sql.Stmt
+	// commits runs the document writes (see commit.go).
+	commits *committer
 }
 
 var _ store.Store = (*Store)(nil)
@@ -112,6 +114,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("create sqlite schema in %s: %w", path, err)
 	}
 	if s.putStmt, err = w.PrepareContext(ctx, putSQL); err == nil {
+		s.seenStmt, err = w.PrepareContext(ctx, `UPDATE documents SET sync_id = ?
+		WHERE kind = ? AND id = ? AND organization_id = ?`)
+	}
+	if err == nil {
 		s.getStmt, err = r.PrepareContext(ctx, `SELECT `+docColumns+` FROM documents
 		WHERE kind = ? AND id = ? AND organization_id = ?`)
 	}
@@ -119,12 +125,16 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("prepare sqlite statements: %w", err)
 	}
+	s.commits = newCommitter(w)
 	return s, nil
 }
 
 func (s *Store) Close() error {
+	if s.commits != nil {
+		s.commits.close()
+	}
 	var errs []error
-	for _, st := range []*sql.Stmt{s.putStmt, s.getStmt} {
+	for _, st := range []*sql.Stmt{s.putStmt, s.seenStmt, s.getStmt} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -151,13 +161,9 @@ WHERE excluded.version > documents.version AND excluded.organization_id = docume
 // Put relies on one UPSERT whose WHERE clause is the version guard, so the
 // check and the write are a single atomic statement.
 func (s *Store) Put(ctx context.Context, d *store.Document) (store.Outcome, error) {
-	res, err := s.putStmt.ExecContext(ctx,
+	n, err := s.commits.exec(ctx, s.putStmt,
 		string(d.Kind), d.ID, d.OrganizationID, d.ConnectionID, d.Version, d.Deleted, d.Identifier,
 		d.Status, d.Priority, d.ProjectID, d.TicketID, d.AssignedUserID, d.UpdatedAt.UnixNano(), d.SyncID, []byte(d.Body))
-	if err != nil {
-		return 0, fmt.Errorf("put %s %s: %w", d.Kind, d.ID, err)
-	}
-	n, err := res.RowsAffected()
 	if err != nil {
 		return 0, fmt.Errorf("put %s %s: %w", d.Kind, d.ID, err)
 	}
@@ -412,9 +418,7 @@ func (s *Store) UpdateConnection(ctx context.Context, c *store.Connection) error
 }
 
 func (s *Store) MarkSeen(ctx context.Context, orgID string, kind itsm.Kind, id, syncID string) error {
-	_, err := s.write.ExecContext(ctx, `UPDATE documents SET sync_id = ?
-		WHERE kind = ? AND id = ? AND organization_id = ?`, syncID, string(kind), id, orgID)
-	if err != nil {
+	if _, err := s.commits.exec(ctx, s.seenStmt, syncID, string(kind), id, orgID); err != nil {
 		return fmt.Errorf("mark %s %s seen: %w", kind, id, err)
 	}
 	return nil

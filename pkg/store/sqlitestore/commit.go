@@ -1,0 +1,183 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// Group commit. Every document write (Put, MarkSeen) is queued to one
+// committer goroutine, which runs whatever has queued up meanwhile in a
+// single transaction. SQLite allows one writer anyway, so nothing is lost
+// in parallelism, and what is won is large: a commit writes the changed
+// pages to the WAL, may run a checkpoint, and makes every reader connection
+// drop its whole page cache at its next read. One commit per document made
+// the normalizer's reads miss the cache almost always during a full sync.
+//
+// Each caller still gets its own outcome, and a write is acknowledged only
+// after its transaction committed, so Put keeps its contract: atomic,
+// version-guarded, durable once it returns.
+
+// maxBatch bounds one transaction: long enough to amortize the commit,
+// short enough that readers and other writers (connection updates) never
+// wait long for the single write connection.
+const maxBatch = 256
+
+var errClosed = errors.New("sqlite store closed")
+
+// op is one queued write: it runs exec with a statement bound to the
+// batch's transaction and reports rows affected.
+type op struct {
+	ctx  context.Context
+	stmt *sql.Stmt
+	args []any
+	done chan opResult
+}
+
+type opResult struct {
+	rows int64
+	err  error
+}
+
+type committer struct {
+	db   *sql.DB
+	ops  chan *op
+	stop chan struct{}
+	done chan struct{}
+}
+
+func newCommitter(db *sql.DB) *committer {
+	c := &committer{db: db, ops: make(chan *op, maxBatch), stop: make(chan struct{}), done: make(chan struct{})}
+	go c.run()
+	return c
+}
+
+// exec queues a write and waits for its transaction. Once queued, it waits
+// for the answer even if ctx ends: a caller told "failed" about a write that
+// then committed would believe a stored version was never written.
+func (c *committer) exec(ctx context.Context, stmt *sql.Stmt, args ...any) (int64, error) {
+	o := &op{ctx: ctx, stmt: stmt, args: args, done: make(chan opResult, 1)}
+	select {
+	case c.ops <- o:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-c.stop:
+		return 0, errClosed
+	}
+	select {
+	case r := <-o.done:
+		return r.rows, r.err
+	case <-c.done:
+		// Closed with this write still queued: it never ran.
+		select {
+		case r := <-o.done:
+			return r.rows, r.err
+		default:
+			return 0, errClosed
+		}
+	}
+}
+
+func (c *committer) run() {
+	defer close(c.done)
+	batch := make([]*op, 0, maxBatch)
+	for {
+		select {
+		case o := <-c.ops:
+			batch = append(batch[:0], o)
+		case <-c.stop:
+			c.failQueued()
+			return
+		}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case o := <-c.ops:
+				batch = append(batch, o)
+			default:
+				break drain
+			}
+		}
+		c.commit(batch)
+		clear(batch)
+	}
+}
+
+// commit runs a batch in one transaction. If any write in it fails, the
+// transaction is rolled back and each write is retried alone, so that one
+// bad document fails only its own caller.
+func (c *committer) commit(batch []*op) {
+	live := batch[:0:0]
+	for _, o := range batch {
+		if err := o.ctx.Err(); err != nil {
+			// Gave up before its turn; it was never run, so telling it so
+			// is true.
+			o.done <- opResult{err: err}
+			continue
+		}
+		live = append(live, o)
+	}
+	if len(live) == 0 {
+		return
+	}
+	if len(live) > 1 {
+		if rows, err := c.tx(live); err == nil {
+			for i, o := range live {
+				o.done <- opResult{rows: rows[i]}
+			}
+			return
+		}
+	}
+	for _, o := range live {
+		rows, err := c.tx([]*op{o})
+		if err != nil {
+			o.done <- opResult{err: err}
+			continue
+		}
+		o.done <- opResult{rows: rows[0]}
+	}
+}
+
+// tx runs ops in one transaction. Contexts are not passed to SQLite: an
+// op's deadline must not abort the others' transaction, and the busy
+// timeout bounds every statement.
+func (c *committer) tx(ops []*op) ([]int64, error) {
+	ctx := context.Background()
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	rows := make([]int64, len(ops))
+	for i, o := range ops {
+		res, err := tx.StmtContext(ctx, o.stmt).ExecContext(ctx, o.args...)
+		if err == nil {
+			rows[i], err = res.RowsAffected()
+		}
+		if err != nil {
+			_ = tx.Rollback()
+			return nil, err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("commit: %w", err)
+	}
+	return rows, nil
+}
+
+// failQueued answers writes still queued at Close.
+func (c *committer) failQueued() {
+	for {
+		select {
+		case o := <-c.ops:
+			o.done <- opResult{err: errClosed}
+		default:
+			return
+		}
+	}
+}
+
+func (c *committer) close() {
+	close(c.stop)
+	<-c.done
+}
