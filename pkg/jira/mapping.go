@@ -178,9 +178,9 @@ func (m *Mapping) MapREST(typ string, issueID string, body []byte) ([]Record, er
 // MapRESTAt is MapREST with the time the record was observed, which versions
 // projects, users and groups: Jira keeps no last-modified time for them.
 func (m *Mapping) MapRESTAt(typ, issueID string, body []byte, observed time.Time) ([]Record, error) {
-	if err := decodeLenient(body, new(any)); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
-	}
+	// Each record is decoded once, into its own type: that decode is also
+	// the syntax check (type mismatches are tolerated, see decodeLenient).
+	// A separate validating pass over the body cost as much as the mapping.
 	if !isObject(body) {
 		return nil, fmt.Errorf("%w: %s record is not a JSON object", ErrMalformed, typ)
 	}
@@ -195,31 +195,49 @@ func (m *Mapping) MapRESTAt(typ, issueID string, body []byte, observed time.Time
 		more []Record
 		err  error
 	)
+	decode := func(v any) error {
+		if err := decodeLenient(body, v); err != nil {
+			return fmt.Errorf("%w: %w", ErrMalformed, err)
+		}
+		return nil
+	}
 	switch typ {
 	case "issue":
 		var is issueJSON
-		_ = decodeLenient(body, &is)
+		if err = decode(&is); err != nil {
+			break
+		}
 		rec, more, err = m.mapIssue(&is, false, time.Time{})
 	case "comment":
 		var c commentJSON
-		_ = decodeLenient(body, &c)
+		if err = decode(&c); err != nil {
+			break
+		}
 		// REST comments carry no issue key, so no browse link can be built.
 		rec, err = m.mapComment(&c, issueID, "", "", false, time.Time{})
 	case "project":
 		var p projectJSON
-		_ = decodeLenient(body, &p)
+		if err = decode(&p); err != nil {
+			break
+		}
 		rec, err = m.mapProject(&p, observed)
 	case "user":
 		var u userJSON
-		_ = decodeLenient(body, &u)
+		if err = decode(&u); err != nil {
+			break
+		}
 		rec, err = m.mapUser(&u, observed)
 	case "group":
 		var g groupJSON
-		_ = decodeLenient(body, &g)
+		if err = decode(&g); err != nil {
+			break
+		}
 		rec, err = m.mapGroup(&g, observed)
 	case "attachment":
 		var a attachmentJSON
-		_ = decodeLenient(body, &a)
+		if err = decode(&a); err != nil {
+			break
+		}
 		rec, err = m.mapAttachment(&a, issueID)
 	default:
 		return nil, fmt.Errorf("%w: unknown REST record type %q", ErrMalformed, typ)

@@ -73,3 +73,47 @@ func scanMembers(b []byte, fn func(key string, val []byte)) bool {
 		}
 	}
 }
+
+// decodeSyncRecord reads a sync message's envelope. The record inside it is
+// sliced, not validated: MapRESTAt's decode of it is the syntax check, and
+// json.Unmarshal of the envelope made two more passes over every record
+// (validation, then the RawMessage copy). Anything but the backfill's own
+// compact encoding (unknown or escaped keys, malformed input) goes through
+// encoding/json, whose error names the problem.
+func decodeSyncRecord(data []byte) (SyncRecord, error) {
+	var sr SyncRecord
+	ok := true
+	str := func(v []byte, dst *string) {
+		if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' && bytes.IndexByte(v, '\\') < 0 && utf8.Valid(v) {
+			*dst = string(v[1 : len(v)-1])
+			return
+		}
+		ok = ok && json.Unmarshal(v, dst) == nil
+	}
+	scanned := scanMembers(data, func(k string, v []byte) {
+		switch k {
+		case "type":
+			str(v, &sr.Type)
+		case "issue_id":
+			str(v, &sr.IssueID)
+		case "sync_id":
+			str(v, &sr.SyncID)
+		case "record":
+			sr.Record = v
+		case "observed_at":
+			ok = ok && json.Unmarshal(v, &sr.ObservedAt) == nil
+		case "started_at":
+			ok = ok && json.Unmarshal(v, &sr.StartedAt) == nil
+		case "kinds":
+			ok = ok && json.Unmarshal(v, &sr.Kinds) == nil
+		default:
+			ok = false
+		}
+	})
+	if scanned && ok {
+		return sr, nil
+	}
+	sr = SyncRecord{}
+	err := json.Unmarshal(data, &sr)
+	return sr, err
+}

@@ -35,6 +35,11 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
+// schema is the current layout. Documents live in a rowid table, with their
+// key in a unique index: bodies are a kilobyte or more, and a WITHOUT ROWID
+// table stores whole rows in its key b-tree, which made inserts three times
+// slower and the file three times larger (measured with 60,000 comments).
+// Files made with that earlier layout are rebuilt by migrate.
 const schema = `
 CREATE TABLE IF NOT EXISTS documents (
 	kind TEXT NOT NULL,
@@ -51,9 +56,9 @@ CREATE TABLE IF NOT EXISTS documents (
 	assigned_user_id TEXT NOT NULL,
 	updated_at INTEGER NOT NULL,
 	sync_id TEXT NOT NULL DEFAULT '',
-	body BLOB NOT NULL,
-	PRIMARY KEY (kind, id)
-) WITHOUT ROWID;
+	body BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS documents_key ON documents (kind, id);
 CREATE INDEX IF NOT EXISTS documents_list ON documents (organization_id, kind, updated_at, id);
 CREATE INDEX IF NOT EXISTS documents_identifier ON documents (organization_id, kind, identifier);
 CREATE INDEX IF NOT EXISTS documents_ticket ON documents (organization_id, kind, ticket_id);
@@ -109,6 +114,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	r.SetMaxOpenConns(4)
 	s := &Store{write: w, read: r}
+	if err := migrate(ctx, w); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("migrate sqlite schema in %s: %w", path, err)
+	}
 	if _, err := w.ExecContext(ctx, schema); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("create sqlite schema in %s: %w", path, err)
@@ -127,6 +136,38 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	s.commits = newCommitter(w)
 	return s, nil
+}
+
+// migrate rebuilds a documents table of the earlier WITHOUT ROWID layout in
+// the current one, in one transaction: a crash leaves the old table whole.
+func migrate(ctx context.Context, db *sql.DB) error {
+	var ddl string
+	err := db.QueryRowContext(ctx, `SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'documents'`).Scan(&ddl)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && !strings.Contains(strings.ToUpper(ddl), "WITHOUT ROWID")) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	// The indexes go with the old table; schema recreates them.
+	for _, stmt := range []string{
+		`ALTER TABLE documents RENAME TO documents_without_rowid`,
+		`DROP INDEX IF EXISTS documents_list`, `DROP INDEX IF EXISTS documents_identifier`,
+		`DROP INDEX IF EXISTS documents_ticket`, `DROP INDEX IF EXISTS documents_project`,
+		schema,
+		`INSERT INTO documents (` + docColumns + `) SELECT ` + docColumns + ` FROM documents_without_rowid`,
+		`DROP TABLE documents_without_rowid`,
+	} {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
 }
 
 func (s *Store) Close() error {

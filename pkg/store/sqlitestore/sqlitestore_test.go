@@ -2,6 +2,7 @@ package sqlitestore_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -80,4 +81,47 @@ func TestCloseAnswersWrites(t *testing.T) {
 	wg.Wait() // returns: every Put got an answer
 	_, err = s.Put(ctx, &store.Document{Kind: itsm.KindTicket, ID: "late", OrganizationID: "org", Version: 1, Body: json.RawMessage(`{}`)})
 	require.Error(t, err)
+}
+
+// A file made with the earlier WITHOUT ROWID layout is rebuilt on open, its
+// documents kept.
+func TestMigratesWithoutRowidLayout(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "itsm.db")
+	old, err := sql.Open("sqlite", "file:"+path)
+	require.NoError(t, err)
+	_, err = old.ExecContext(ctx, `CREATE TABLE documents (
+	kind TEXT NOT NULL, id TEXT NOT NULL, organization_id TEXT NOT NULL, connection_id TEXT NOT NULL,
+	version INTEGER NOT NULL, deleted INTEGER NOT NULL, identifier TEXT NOT NULL, status TEXT NOT NULL,
+	priority TEXT NOT NULL, project_id TEXT NOT NULL, ticket_id TEXT NOT NULL, assigned_user_id TEXT NOT NULL,
+	updated_at INTEGER NOT NULL, sync_id TEXT NOT NULL DEFAULT '', body BLOB NOT NULL,
+	PRIMARY KEY (kind, id)) WITHOUT ROWID;
+CREATE INDEX documents_list ON documents (organization_id, kind, updated_at, id);
+INSERT INTO documents VALUES ('ticket', 't1', 'org', 'c', 5, 0, 'P-1', 'TODO', 'HIGH', '', '', '', 7, 's', '{"a":1}');`)
+	require.NoError(t, err)
+	require.NoError(t, old.Close())
+
+	s, err := sqlitestore.Open(ctx, path)
+	require.NoError(t, err)
+	defer s.Close()
+	d, err := s.Get(ctx, "org", itsm.KindTicket, "t1")
+	require.NoError(t, err)
+	require.Equal(t, int64(5), d.Version)
+	require.Equal(t, "P-1", d.Identifier)
+	require.Equal(t, "s", d.SyncID)
+	require.JSONEq(t, `{"a":1}`, string(d.Body))
+	// The version guard works on the rebuilt table's key.
+	out, err := s.Put(ctx, &store.Document{Kind: itsm.KindTicket, ID: "t1", OrganizationID: "org", Version: 5, Body: json.RawMessage(`{}`)})
+	require.NoError(t, err)
+	require.Equal(t, store.NotNewer, out)
+
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	require.NoError(t, err)
+	defer db.Close()
+	var ddl string
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT sql FROM sqlite_master WHERE name = 'documents'`).Scan(&ddl))
+	require.NotContains(t, ddl, "WITHOUT ROWID")
+	var n int
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'documents' AND sql IS NOT NULL`).Scan(&n))
+	require.Equal(t, 5, n, "the key and the four filter indexes")
 }
