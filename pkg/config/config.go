@@ -71,7 +71,7 @@ func LoadTool(getenv Getenv) (Config, error) { return load(getenv, false) }
 func load(getenv Getenv, service bool) (Config, error) {
 	c := Config{
 		HTTPAddr: "127.0.0.1:8080", NATSListen: "127.0.0.1:4222", NATSReplicas: 1,
-		DataDir: "./data", NormalizerWorkers: 8, NormalizerMaxDeliver: 5,
+		DataDir: "./data", NormalizerWorkers: 32, NormalizerMaxDeliver: 5,
 		ShutdownTimeout: 20 * time.Second, LogLevel: "info",
 		JiraAuthURL: "https://auth.atlassian.com", JiraAPIURL: "https://api.atlassian.com",
 	}

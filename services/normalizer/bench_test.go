@@ -27,15 +27,11 @@ const (
 	// benchIssues: each issue gets benchMessages/benchIssues versions, in
 	// order, so most writes replace a stored version (Get, diff, "updated").
 	benchIssues  = 5000
-	benchWorkers = 8
+	benchWorkers = 32
 )
 
-// sqliteConfig is the normalizer configured for the SQLite deployment, a
-// single normalizer process per store: the document cache on, and no
-// per-message deadline (SQLite bounds its own calls).
-func sqliteConfig() Config {
-	return Config{Workers: benchWorkers, CacheEntries: 16384, MessageTimeout: -1}
-}
+// sqliteConfig is the normalizer as the embedded platform configures it.
+func sqliteConfig() Config { return Config{Workers: benchWorkers}.Embedded() }
 
 // defaultConfig is the defaults, as the platform passes them today.
 func defaultConfig() Config { return Config{Workers: benchWorkers} }

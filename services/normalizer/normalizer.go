@@ -36,7 +36,10 @@ type Store interface {
 type Config struct {
 	// Workers process messages concurrently; ordering is not needed because
 	// the version guard makes any order converge (and objectLocks keeps one
-	// object's events in version order).
+	// object's events in version order). Mostly they wait on the store
+	// and on JetStream acks, so there are many more than cores: 32 was 1.2
+	// times as fast as 8 on 2 cores, and on SQLite more concurrent writes
+	// make larger group commits.
 	Workers int
 	// MaxDeliver attempts before a message is dead-lettered. The normalizer
 	// counts them, not the server (see Run).
@@ -73,7 +76,7 @@ func (c Config) Embedded() Config {
 
 func (c *Config) setDefaults() {
 	if c.Workers <= 0 {
-		c.Workers = 8
+		c.Workers = 32
 	}
 	if c.MaxDeliver <= 0 {
 		c.MaxDeliver = 5

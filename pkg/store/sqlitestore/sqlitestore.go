@@ -24,6 +24,13 @@ type Store struct {
 	// SQLite allows one writer at a time; a dedicated single-connection pool
 	// queues writers in Go instead of spinning on SQLITE_BUSY, while reads
 	// use their own pool and never wait for writes (WAL).
+	//
+	// Get is the exception: it runs on the write connection. Every commit
+	// empties the page cache of each reader connection (SQLite's WAL mode
+	// resets a reader's cache whenever another connection committed), so a
+	// reader's Get re-read its half-dozen pages with a system call each; the
+	// writer's cache survives its own commits. Get is the normalizer's read
+	// before each write, so it waits at most one group commit either way.
 	write *sql.DB
 	read  *sql.DB
 	// The hot statements are prepared once: parsing the SQL on every call
@@ -127,7 +134,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		WHERE kind = ? AND id = ? AND organization_id = ?`)
 	}
 	if err == nil {
-		s.getStmt, err = r.PrepareContext(ctx, `SELECT `+docColumns+` FROM documents
+		s.getStmt, err = w.PrepareContext(ctx, `SELECT `+docColumns+` FROM documents
 		WHERE kind = ? AND id = ? AND organization_id = ?`)
 	}
 	if err != nil {
