@@ -272,3 +272,34 @@ func TestIssueDeletionCascades(t *testing.T) {
 	checkEvent(t, e, evs[6], itsm.KindComment, itsm.ChangeDeleted)
 	require.Empty(t, e.dlqEntries())
 }
+
+// Comments racing their ticket's deletion all end deleted, with the version
+// cache on: a comment's parent check trusts a cached live ticket, which is
+// only safe because the ticket's tombstone is cached before its cascade
+// lists the children (deletedParentErr).
+func TestCommentsRacingTheirTicketsDeletionEndDeleted(t *testing.T) {
+	e := newEnv(t)
+	e.start(Config{Workers: 16, CacheEntries: 1024}, nil, nil)
+	deletion := fixture(t, "webhooks/issue_deleted_cloud_01.json")
+	e.publishWebhook(edit(t, deletion, func(m map[string]any) { m["webhookEvent"] = "jira:issue_updated" }))
+	e.waitIdle(10 * time.Second)
+	base := restPage(t, "rest/issue_comments_v3_adf_01.json", "comments")[0]
+	const n = 300
+	for i := range n {
+		if i == n/3 {
+			e.publishWebhook(deletion)
+		}
+		c := edit(t, base, func(m map[string]any) {
+			m["id"] = strconv.Itoa(30000 + i)
+			m["created"], m["updated"] = "2019-07-01T10:00:00.000-0700", "2019-07-01T10:00:00.000-0700"
+		})
+		e.publishSync(SyncRecord{Type: "comment", IssueID: "10303", ObservedAt: time.Now(), Record: c})
+	}
+	e.waitIdle(20 * time.Second)
+	version := int64(1562177136176) // the deletion's delivery time
+	e.tombstone(itsm.KindTicket, ticketID("10303"), version, "")
+	for i := range n {
+		e.tombstone(itsm.KindComment, itsm.ObjectID(testConn, itsm.KindComment, strconv.Itoa(30000+i)), version, ReasonTicketDeleted)
+	}
+	require.Empty(t, e.dlqEntries())
+}
