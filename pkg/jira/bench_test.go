@@ -31,3 +31,17 @@ func BenchmarkMapRESTIssue(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMapRESTComment maps an ADF comment, the most numerous record of
+// a full sync.
+func BenchmarkMapRESTComment(b *testing.B) {
+	comments := page(b, "rest/issue_comments_v3_adf_01.json", "comments")
+	m := &jira.Mapping{ConnectionID: conn}
+	b.SetBytes(int64(len(comments[0])))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := m.MapRESTAt("comment", "10001", comments[0], observed); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -199,3 +199,24 @@ func FuzzDecodeFieldsMatchesJSONUnmarshal(f *testing.F) {
 		}
 	})
 }
+
+// richText is PlainText and adfValue with one decode.
+func FuzzRichTextMatchesPlainText(f *testing.F) {
+	for _, s := range []string{``, `null`, `"wiki *text*"`, `42`, `{}`, `[]`, `{"type":`, `{"type":"doc","content":[{"type":"paragraph","content":[{"type":"text","text":"hi  "}]}]}`,
+		`[{"type":"text","text":"x"}]`, `{"type":"doc","content":[{"type":"text","text":"n","x":1e400}]}`, ` {"type":"text","text":"s"} `} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		adf, text := richText(b)
+		if want := PlainText(b); text != want {
+			t.Fatalf("%q: text %q, PlainText %q", b, text, want)
+		}
+		want, ok := adfValue(b)
+		if !ok {
+			want = nil
+		}
+		if !reflect.DeepEqual(want, adf) {
+			t.Fatalf("%q: adf %v, adfValue %v", b, adf, want)
+		}
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/itsmhub/itsm/pkg/itsm"
 )
@@ -365,14 +366,15 @@ func (m *Mapping) mapIssueOnly(is *issueJSON, deleted bool, deletedAt time.Time)
 		"issue_type":      f.IssueType.Name.String(),
 		"custom_fields":   custom,
 	}
-	if adf, ok := adfValue(f.Description); ok {
+	adf, description := richText(f.Description)
+	if adf != nil {
 		attrs["description_adf"] = adf
 	}
 
 	t := &itsm.Ticket{
 		ID:               itsm.ObjectID(conn, itsm.KindTicket, id),
 		Name:             f.Summary.String(),
-		Description:      PlainText(f.Description),
+		Description:      description,
 		Type:             f.IssueType.Name.String(),
 		Active:           !deleted,
 		Status:           status,
@@ -436,13 +438,14 @@ func (m *Mapping) mapComment(c *commentJSON, issueID, key, site string, deleted 
 	if key != "" {
 		attrs["issue_key"] = key
 	}
-	if adf, ok := adfValue(c.Body); ok {
+	adf, body := richText(c.Body)
+	if adf != nil {
 		attrs["body_adf"] = adf
 	}
 	cm := &itsm.Comment{
 		ID:               itsm.ObjectID(conn, itsm.KindComment, id),
 		TicketID:         itsm.ObjectID(conn, itsm.KindTicket, issueID),
-		Body:             PlainText(c.Body),
+		Body:             body,
 		Active:           !deleted,
 		CreatedByUserID:  itsm.RefID(conn, itsm.KindUser, c.Author.vendorID()),
 		UpdatedByUserID:  itsm.RefID(conn, itsm.KindUser, c.UpdateAuthor.vendorID()),
@@ -468,13 +471,14 @@ func (m *Mapping) mapProject(p *projectJSON, observed time.Time) (Record, error)
 		"project_type": p.ProjectTypeKey.String(),
 		"style":        p.Style.String(),
 	}
-	if adf, ok := adfValue(p.Description); ok {
+	adf, description := richText(p.Description)
+	if adf != nil {
 		attrs["description_adf"] = adf
 	}
 	pr := &itsm.Project{
 		ID:               itsm.ObjectID(conn, itsm.KindProject, id),
 		Name:             p.Name.String(),
-		Description:      PlainText(p.Description),
+		Description:      description,
 		Type:             p.ProjectTypeKey.String(),
 		Active:           !p.Archived.val && !p.Deleted.val,
 		Identifier:       key,
@@ -714,6 +718,18 @@ func decodeFields(raw json.RawMessage) (fieldsJSON, map[string]any) {
 
 // adfValue returns an ADF document decoded for vendor_attributes; wiki
 // strings are not ADF and are not kept twice.
+// richText decodes a field that holds ADF or text once: its ADF document
+// when it is one (kept in vendor attributes), and its plain text, which is
+// PlainText(raw) (FuzzRichTextMatchesPlainText). Decoding it separately for
+// each was a tenth of a comment's mapping.
+func richText(raw json.RawMessage) (adf any, text string) {
+	if v, ok := adfValue(raw); ok {
+		t, _ := renderADF(v)
+		return v, strings.TrimRightFunc(t, unicode.IsSpace)
+	}
+	return nil, PlainText(raw)
+}
+
 func adfValue(raw json.RawMessage) (any, bool) {
 	if !isObject(raw) {
 		return nil, false
