@@ -44,8 +44,15 @@ type Config struct {
 	EncryptionKey        []byte
 	NormalizerWorkers    int
 	NormalizerMaxDeliver int
-	ShutdownTimeout      time.Duration
-	LogLevel             string
+	// NormalizerAckWait is how long a message may stay unacknowledged
+	// before JetStream redelivers it: the delay after a crashed normalizer.
+	NormalizerAckWait time.Duration
+	// BackfillIncrementalEvery and BackfillMaxSyncs tune the backfill
+	// worker: the incremental sync interval, and the syncs it runs at once.
+	BackfillIncrementalEvery time.Duration
+	BackfillMaxSyncs         int
+	ShutdownTimeout          time.Duration
+	LogLevel                 string
 }
 
 // DevClientSecret signs and verifies webhooks in dev mode only, so that
@@ -71,7 +78,8 @@ func LoadTool(getenv Getenv) (Config, error) { return load(getenv, false) }
 func load(getenv Getenv, service bool) (Config, error) {
 	c := Config{
 		HTTPAddr: "127.0.0.1:8080", NATSListen: "127.0.0.1:4222", NATSReplicas: 1,
-		DataDir: "./data", NormalizerWorkers: 32, NormalizerMaxDeliver: 5,
+		DataDir: "./data", NormalizerWorkers: 32, NormalizerMaxDeliver: 5, NormalizerAckWait: 30 * time.Second,
+		BackfillIncrementalEvery: 5 * time.Minute, BackfillMaxSyncs: 4,
 		ShutdownTimeout: 20 * time.Second, LogLevel: "info",
 		JiraAuthURL: "https://auth.atlassian.com", JiraAPIURL: "https://api.atlassian.com",
 	}
@@ -93,6 +101,18 @@ func load(getenv Getenv, service bool) (Config, error) {
 		}
 		*dst = n
 	}
+	dur := func(key string, dst *time.Duration, min, max time.Duration) {
+		v, ok := getenv(key)
+		if !ok || v == "" {
+			return
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d < min || d > max {
+			errs = append(errs, fmt.Errorf("%s=%q: want a duration from %s to %s", key, v, min, max))
+			return
+		}
+		*dst = d
+	}
 	if v, ok := getenv("ITSM_DEV"); ok && v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -110,6 +130,9 @@ func load(getenv Getenv, service bool) (Config, error) {
 	str("ITSM_JIRA_CLIENT_SECRET", &c.JiraClientSecret)
 	num("ITSM_NORMALIZER_WORKERS", &c.NormalizerWorkers, 1, 256)
 	num("ITSM_NORMALIZER_MAX_DELIVER", &c.NormalizerMaxDeliver, 1, 100)
+	dur("ITSM_NORMALIZER_ACK_WAIT", &c.NormalizerAckWait, time.Second, 10*time.Minute)
+	dur("ITSM_BACKFILL_INCREMENTAL_EVERY", &c.BackfillIncrementalEvery, 30*time.Second, 24*time.Hour)
+	num("ITSM_BACKFILL_MAX_SYNCS", &c.BackfillMaxSyncs, 1, 64)
 	str("ITSM_LOG_LEVEL", &c.LogLevel)
 	str("ITSM_JIRA_AUTH_URL", &c.JiraAuthURL)
 	str("ITSM_JIRA_API_URL", &c.JiraAPIURL)

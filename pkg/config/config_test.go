@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -72,4 +73,25 @@ func TestToolsNeedNoServiceSecrets(t *testing.T) {
 	require.Equal(t, "/tmp/x.db", c.Store)
 	_, err = config.LoadTool(env(map[string]string{"ITSM_LOG_LEVEL": "loud"}))
 	require.ErrorContains(t, err, "ITSM_LOG_LEVEL")
+}
+
+func TestTuningSettings(t *testing.T) {
+	c, err := config.Load(env(map[string]string{"ITSM_DEV": "1"}))
+	require.NoError(t, err)
+	require.Equal(t, 30*time.Second, c.NormalizerAckWait)
+	require.Equal(t, 5*time.Minute, c.BackfillIncrementalEvery)
+	require.Equal(t, 4, c.BackfillMaxSyncs)
+
+	c, err = config.Load(env(map[string]string{"ITSM_DEV": "1", "ITSM_NORMALIZER_ACK_WAIT": "5s",
+		"ITSM_BACKFILL_INCREMENTAL_EVERY": "2m", "ITSM_BACKFILL_MAX_SYNCS": "16"}))
+	require.NoError(t, err)
+	require.Equal(t, 5*time.Second, c.NormalizerAckWait)
+	require.Equal(t, 2*time.Minute, c.BackfillIncrementalEvery)
+	require.Equal(t, 16, c.BackfillMaxSyncs)
+
+	_, err = config.Load(env(map[string]string{"ITSM_DEV": "1", "ITSM_NORMALIZER_ACK_WAIT": "5",
+		"ITSM_BACKFILL_INCREMENTAL_EVERY": "1s", "ITSM_BACKFILL_MAX_SYNCS": "0"}))
+	for _, v := range []string{"ITSM_NORMALIZER_ACK_WAIT", "ITSM_BACKFILL_INCREMENTAL_EVERY", "ITSM_BACKFILL_MAX_SYNCS"} {
+		require.ErrorContains(t, err, v)
+	}
 }

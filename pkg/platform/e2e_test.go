@@ -1,6 +1,7 @@
 package platform_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -12,8 +13,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/itsmhub/itsm/pkg/broker"
+	"github.com/itsmhub/itsm/pkg/config"
 	"github.com/itsmhub/itsm/pkg/itsm"
 	"github.com/itsmhub/itsm/pkg/platform/platformtest"
+	"github.com/itsmhub/itsm/services/normalizer"
 )
 
 const (
@@ -174,4 +178,24 @@ func TestReadyzAndMetrics(t *testing.T) {
 	} {
 		require.Contains(t, string(body), strings.ReplaceAll(m, `\"`, `"`))
 	}
+}
+
+// The tuning settings reach the services that use them.
+func TestTuningSettingsReachTheServices(t *testing.T) {
+	env := platformtest.StartWith(t, func(c *config.Config) {
+		c.NormalizerAckWait, c.BackfillIncrementalEvery, c.BackfillMaxSyncs = 7*time.Second, 2*time.Minute, 3
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	platformtest.Eventually(t, 10*time.Second, "the normalizer's consumer exists", func() bool {
+		_, err := env.JetStream().Consumer(ctx, broker.StreamRaw, normalizer.ConsumerName)
+		return err == nil
+	})
+	cons, err := env.JetStream().Consumer(ctx, broker.StreamRaw, normalizer.ConsumerName)
+	require.NoError(t, err)
+	require.Equal(t, 7*time.Second, cons.CachedInfo().Config.AckWait)
+	platformtest.Eventually(t, 10*time.Second, "the backfill worker logs its settings", func() bool {
+		logs := env.Logs.String()
+		return strings.Contains(logs, `"incremental_every":120`) && strings.Contains(logs, `"max_concurrent_syncs":3`)
+	})
 }

@@ -112,7 +112,8 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 	p.group = g
 
 	if comps.Normalizer {
-		ncfg := normalizer.Config{Workers: cfg.NormalizerWorkers, MaxDeliver: cfg.NormalizerMaxDeliver, Now: p.now}
+		ncfg := normalizer.Config{Workers: cfg.NormalizerWorkers, MaxDeliver: cfg.NormalizerMaxDeliver,
+			AckWait: cfg.NormalizerAckWait, Now: p.now}
 		if !cfg.IsMongo() {
 			ncfg = ncfg.Embedded()
 		}
@@ -140,7 +141,7 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 		if err != nil {
 			return nil, err
 		}
-		w := backfill.New(backfill.Config{}, backfill.Deps{JS: p.js, Store: p.store, Clients: p.mgr, Leases: leases,
+		w := backfill.New(backfill.Config{IncrementalEvery: cfg.BackfillIncrementalEvery, MaxConcurrentSyncs: cfg.BackfillMaxSyncs}, backfill.Deps{JS: p.js, Store: p.store, Clients: p.mgr, Leases: leases,
 			Log: log.Named("backfill"), Registerer: reg, Now: p.now})
 		g.Go(func() error { return w.Run(gctx) })
 	}
