@@ -15,8 +15,12 @@ import (
 // docCache remembers, for recently written objects, what the normalizer
 // needs from the previous version: its version, created_at, and a hash of
 // each top-level field (for changed_fields). A hit spares the store read
-// that precedes every write, which was about a fifth of the normalizer's
-// time on SQLite.
+// that precedes every write, and a cached live ticket spares its comments'
+// and attachments' parent checks (deletedParentErr): a 20,000-issue full
+// sync took 18.0 s without the cache and 15.9 s with it. (On webhook
+// updates alone it no longer pays: once SQLite served Get from its writer's
+// page cache, hashing cost more than the read it spares, 7,870 against
+// 8,240 events/s in BenchmarkNormalizerVsRawUpsert.)
 //
 // Store versions only grow, so a cached version is a lower bound of the
 // stored one whoever else writes: "cached >= incoming" proves the incoming
