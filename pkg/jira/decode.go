@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/itsmhub/itsm/pkg/jsonscan"
 )
@@ -48,17 +47,7 @@ func (s *flexString) UnmarshalJSON(b []byte) error {
 	}
 	switch b[0] {
 	case '"':
-		// The decoder hands over a valid string token: without escapes and
-		// with valid UTF-8 its content is the string itself, which spares a
-		// json.Unmarshal per string field (most of a payload's fields).
-		if len(b) >= 2 && b[len(b)-1] == '"' {
-			if inner := b[1 : len(b)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
-				*s = flexString(inner)
-				return nil
-			}
-		}
-		var v string
-		if json.Unmarshal(b, &v) == nil {
+		if v, ok := jsonscan.String(b); ok {
 			*s = flexString(v)
 		}
 	case 't', 'f', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
@@ -386,13 +375,4 @@ func eachMember(raw []byte, fn func(key string, val []byte)) bool {
 }
 
 // unquoteKey decodes a string token as encoding/json decodes object keys.
-func unquoteKey(tok []byte) (string, bool) {
-	if len(tok) < 2 {
-		return "", false
-	}
-	if inner := tok[1 : len(tok)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
-		return string(inner), true
-	}
-	var s string
-	return s, json.Unmarshal(tok, &s) == nil
-}
+func unquoteKey(tok []byte) (string, bool) { return jsonscan.String(tok) }

@@ -7,6 +7,7 @@ package jsonscan
 import (
 	"bytes"
 	"encoding/json"
+	"unicode/utf8"
 )
 
 // SkipSpace returns the index of the first non-whitespace byte at or after i.
@@ -77,4 +78,40 @@ func ValueEnd(b []byte, i int) int {
 		return -1
 	}
 	return j
+}
+
+// Unescaped and String take one string token, as StringEnd delimits it or
+// encoding/json hands it to an UnmarshalJSON method.
+//
+// Unescaped returns the content of a string token that needs no decoding
+// (no escapes, no control characters, valid UTF-8), which is then the
+// string itself; false for any other token.
+func Unescaped(tok []byte) ([]byte, bool) {
+	if len(tok) < 2 || tok[0] != '"' || tok[len(tok)-1] != '"' {
+		return nil, false
+	}
+	inner := tok[1 : len(tok)-1]
+	ascii := true
+	for _, c := range inner {
+		// Escapes need decoding; raw control characters are invalid JSON.
+		if c == '\\' || c < 0x20 {
+			return nil, false
+		}
+		ascii = ascii && c < utf8.RuneSelf
+	}
+	if !ascii && !utf8.Valid(inner) {
+		return nil, false
+	}
+	return inner, true
+}
+
+// String decodes a string token: directly when it needs no unescaping
+// (most of Jira's strings, sparing a json.Unmarshal each), otherwise with
+// encoding/json. False if tok is not a valid JSON string.
+func String(tok []byte) (string, bool) {
+	if inner, ok := Unescaped(tok); ok {
+		return string(inner), true
+	}
+	var s string
+	return s, json.Unmarshal(tok, &s) == nil
 }

@@ -48,3 +48,22 @@ func FuzzValueEnd(f *testing.F) {
 		}
 	})
 }
+
+// String decodes a string token (as StringEnd delimits it) exactly as
+// encoding/json does.
+func FuzzStringMatchesUnmarshal(f *testing.F) {
+	for _, s := range []string{`"plain"`, `"caf\u00e9"`, `"tab\t"`, `"a\"b"`, "\"\xff\"", `"`, `""`, `"x`, `1`, `null`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) == 0 || b[0] != '"' || jsonscan.StringEnd(b, 0) != len(b) {
+			return // not one string token: String's callers never pass those
+		}
+		got, ok := jsonscan.String(b)
+		var want string
+		wantOK := json.Unmarshal(b, &want) == nil
+		if ok != wantOK || got != want {
+			t.Fatalf("%q: String = %q, %v; json.Unmarshal = %q, %v", b, got, ok, want, wantOK)
+		}
+	})
+}

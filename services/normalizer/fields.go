@@ -1,9 +1,7 @@
 package normalizer
 
 import (
-	"bytes"
 	"encoding/json"
-	"unicode/utf8"
 
 	"github.com/itsmhub/itsm/pkg/jsonscan"
 )
@@ -45,8 +43,8 @@ func scanMembers(b []byte, fn func(key string, val []byte)) bool {
 		if kend < 0 {
 			return false
 		}
-		key := b[i+1 : kend-1]
-		if bytes.IndexByte(key, '\\') >= 0 || !utf8.Valid(key) {
+		key, plain := jsonscan.Unescaped(b[i:kend])
+		if !plain {
 			return false // escaped keys: leave them to encoding/json
 		}
 		i = jsonscan.SkipSpace(b, kend)
@@ -84,11 +82,9 @@ func decodeSyncRecord(data []byte) (SyncRecord, error) {
 	var sr SyncRecord
 	ok := true
 	str := func(v []byte, dst *string) {
-		if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' && bytes.IndexByte(v, '\\') < 0 && utf8.Valid(v) {
-			*dst = string(v[1 : len(v)-1])
-			return
-		}
-		ok = ok && json.Unmarshal(v, dst) == nil
+		var good bool
+		*dst, good = jsonscan.String(v)
+		ok = ok && good
 	}
 	scanned := scanMembers(data, func(k string, v []byte) {
 		switch k {

@@ -149,8 +149,15 @@ func (c *committer) tx(ops []*op) ([]int64, error) {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
 	rows := make([]int64, len(ops))
+	// One transaction-bound statement per prepared statement, not per op.
+	stmts := make(map[*sql.Stmt]*sql.Stmt, 2)
 	for i, o := range ops {
-		res, err := tx.StmtContext(ctx, o.stmt).ExecContext(ctx, o.args...)
+		st, ok := stmts[o.stmt]
+		if !ok {
+			st = tx.StmtContext(ctx, o.stmt)
+			stmts[o.stmt] = st
+		}
+		res, err := st.ExecContext(ctx, o.args...)
 		if err == nil {
 			rows[i], err = res.RowsAffected()
 		}
