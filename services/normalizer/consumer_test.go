@@ -6,7 +6,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
 
 	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/itsm"
@@ -28,4 +30,21 @@ func TestStartUpdatesAnExistingConsumer(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, -1, c.CachedInfo().Config.MaxDeliver)
 	e.get(itsm.KindTicket, ticketID("1"))
+}
+
+// A shutdown that arrives while the consumer is still being created is a
+// clean stop (the platform's shutdown must not report it as a failure),
+// but a consumer that cannot be created while running is an error.
+func TestRunStoppedDuringStartIsClean(t *testing.T) {
+	e := newEnv(t)
+	n, err := New(Config{Workers: 1}, e.js, e.st, zap.NewNop(), prometheus.NewRegistry())
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.NoError(t, n.Run(ctx))
+
+	require.NoError(t, e.js.DeleteStream(context.Background(), broker.StreamRaw))
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.ErrorContains(t, n.Run(ctx), "normalizer consumer")
 }

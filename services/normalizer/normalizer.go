@@ -146,6 +146,11 @@ func (n *Normalizer) Run(ctx context.Context) error {
 		MaxAckPending: 8192,
 	})
 	if err != nil {
+		if ctx.Err() != nil {
+			// Stopped while starting: nothing was consumed, so nothing is
+			// left half-done. Like a stop after start, that is no error.
+			return nil
+		}
 		return fmt.Errorf("normalizer consumer: %w", err)
 	}
 	n.cons, n.stopping = cons, ctx.Done()
@@ -168,6 +173,9 @@ func (n *Normalizer) Run(ctx context.Context) error {
 	if err != nil {
 		close(msgs)
 		wg.Wait()
+		if ctx.Err() != nil {
+			return nil
+		}
 		return fmt.Errorf("normalizer consume: %w", err)
 	}
 	<-ctx.Done()
