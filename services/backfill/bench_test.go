@@ -48,7 +48,10 @@ import (
 // own; ITSM_BENCH_INPROCESS=1 runs it inside the benchmark's process
 // instead. The normalizer's lag (RAW messages not yet acknowledged) is
 // sampled during the sync. Diagnostics: ITSM_BENCH_WORKER_ONLY=1 runs no
-// normalizer (times the worker alone); ITSM_BENCH_PENDING and
+// normalizer (times the worker alone); ITSM_BENCH_DRAIN_AFTER=1 starts the
+// normalizer only once the sync has completed, and times it alone on the
+// full RAW stream (ITSM_BENCH_CPUPROFILE=path profiles that drain);
+// ITSM_BENCH_PENDING and
 // ITSM_BENCH_INFLIGHT override MaxPendingAcks and MaxCallsInFlight of the
 // worker process; ITSM_BENCH_HEAPPROFILE=path writes its heap profile.
 func BenchmarkFullSync(b *testing.B) {
@@ -66,9 +69,10 @@ func BenchmarkFullSync(b *testing.B) {
 
 func benchFullSync(b *testing.B, projects, perProject int, inProcess bool) {
 	alone := os.Getenv("ITSM_BENCH_WORKER_ONLY") == "1"
+	drainAfter := os.Getenv("ITSM_BENCH_DRAIN_AFTER") == "1"
 	h := newHarness(b, jirasim.Options{Seed: 100, Projects: projects, IssuesPerProject: perProject, CommentsPerIssue: 3,
 		Clock: jirasim.RealClock{}}, func(h *harness) {
-		h.noNormalizer, h.embedded = alone, true
+		h.noNormalizer, h.embedded = alone || drainAfter, true
 		h.normalizerWorkers, _ = strconv.Atoi(os.Getenv("ITSM_NORMALIZER_WORKERS"))
 	})
 	c := h.connect("org-bench", connections.Options{}) // requests the first full sync
@@ -142,6 +146,21 @@ func benchFullSync(b *testing.B, projects, perProject int, inProcess bool) {
 		b.ReportMetric(float64(hwm)/1024, "worker_peak_rss_MiB")
 		b.Logf("worker alone: %s for %d records", syncDone, ls.Objects)
 		return
+	}
+	var drain time.Duration
+	if drainAfter {
+		if path := os.Getenv("ITSM_BENCH_CPUPROFILE"); path != "" {
+			f, err := os.Create(path)
+			require.NoError(b, err)
+			require.NoError(b, pprof.StartCPUProfile(f))
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+		drainStart := time.Now()
+		h.startNormalizer()
+		h.drained(25 * time.Minute)
+		drain = time.Since(drainStart)
+		b.ReportMetric(drain.Seconds(), "normalizer_alone_s")
+		b.ReportMetric(float64(ls.Objects)/drain.Seconds(), "normalizer_alone_records/s")
 	}
 	h.drained(25 * time.Minute)
 	e2e := time.Since(start)

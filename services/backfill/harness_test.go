@@ -49,8 +49,11 @@ type harness struct {
 	// What a worker in another process needs to join (benchmark).
 	natsURL, dbPath string
 	vaultKey        []byte
-	// noNormalizer leaves RAW unconsumed (to time the worker alone).
-	noNormalizer bool
+	// noNormalizer leaves RAW unconsumed until startNormalizer is called
+	// (to time the worker and the normalizer each alone).
+	noNormalizer    bool
+	startNormalizer func()
+	normalizers     sync.WaitGroup
 	// embedded runs the normalizer as the embedded platform does (see
 	// normalizer.Config.Embedded), with normalizerWorkers (0: its default).
 	embedded          bool
@@ -121,20 +124,21 @@ func newHarness(t testing.TB, opts jirasim.Options, mods ...func(h *harness)) *h
 	}
 	n, err := normalizer.New(ncfg, h.js, st, h.log.Named("normalizer"), nil)
 	require.NoError(t, err)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if h.noNormalizer {
-			return
-		}
-		if err := n.Run(ctx); err != nil {
-			t.Errorf("normalizer: %v", err)
-		}
-	}()
+	h.startNormalizer = sync.OnceFunc(func() {
+		h.normalizers.Add(1)
+		go func() {
+			defer h.normalizers.Done()
+			if err := n.Run(ctx); err != nil {
+				t.Errorf("normalizer: %v", err)
+			}
+		}()
+	})
+	if !h.noNormalizer {
+		h.startNormalizer()
+	}
 	t.Cleanup(func() {
 		cancel()
-		wg.Wait()
+		h.normalizers.Wait()
 		_ = nc.Drain()
 		ns.Shutdown()
 		_ = st.Close()
