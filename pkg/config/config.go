@@ -78,7 +78,7 @@ func LoadTool(getenv Getenv) (Config, error) { return load(getenv, false) }
 func load(getenv Getenv, service bool) (Config, error) {
 	c := Config{
 		HTTPAddr: "127.0.0.1:8080", NATSListen: "127.0.0.1:4222", NATSReplicas: 1,
-		DataDir: "./data", NormalizerWorkers: 32, NormalizerMaxDeliver: 5, NormalizerAckWait: 30 * time.Second,
+		DataDir: "./data", NormalizerWorkers: 256, NormalizerMaxDeliver: 5, NormalizerAckWait: 30 * time.Second,
 		BackfillIncrementalEvery: 5 * time.Minute, BackfillMaxSyncs: 4,
 		ShutdownTimeout: 20 * time.Second, LogLevel: "info",
 		JiraAuthURL: "https://auth.atlassian.com", JiraAPIURL: "https://api.atlassian.com",
@@ -128,7 +128,7 @@ func load(getenv Getenv, service bool) (Config, error) {
 	str("ITSM_STORE", &c.Store)
 	str("ITSM_JIRA_CLIENT_ID", &c.JiraClientID)
 	str("ITSM_JIRA_CLIENT_SECRET", &c.JiraClientSecret)
-	num("ITSM_NORMALIZER_WORKERS", &c.NormalizerWorkers, 1, 256)
+	num("ITSM_NORMALIZER_WORKERS", &c.NormalizerWorkers, 1, 1024)
 	num("ITSM_NORMALIZER_MAX_DELIVER", &c.NormalizerMaxDeliver, 1, 100)
 	dur("ITSM_NORMALIZER_ACK_WAIT", &c.NormalizerAckWait, time.Second, 10*time.Minute)
 	dur("ITSM_BACKFILL_INCREMENTAL_EVERY", &c.BackfillIncrementalEvery, 30*time.Second, 24*time.Hour)

@@ -37,9 +37,10 @@ type Config struct {
 	// Workers process messages concurrently; ordering is not needed because
 	// the version guard makes any order converge (and objectLocks keeps one
 	// object's events in version order). Mostly they wait on the store
-	// and on JetStream acks, so there are many more than cores: 32 was 1.2
-	// times as fast as 8 on 2 cores, and on SQLite more concurrent writes
-	// make larger group commits.
+	// and on JetStream acks, so there are many more than cores. On SQLite
+	// more concurrent writes also make larger group commits: draining a
+	// 30,000-issue full sync (127,000 records) on 2 cores, 256 workers
+	// stored 6,540 records/s against 5,230 with 32 (medians of 3).
 	Workers int
 	// MaxDeliver attempts before a message is dead-lettered. The normalizer
 	// counts them, not the server (see Run).
@@ -76,7 +77,7 @@ func (c Config) Embedded() Config {
 
 func (c *Config) setDefaults() {
 	if c.Workers <= 0 {
-		c.Workers = 32
+		c.Workers = 256
 	}
 	if c.MaxDeliver <= 0 {
 		c.MaxDeliver = 5
