@@ -47,6 +47,17 @@ var _ store.Store = (*Store)(nil)
 // table stores whole rows in its key b-tree, which made inserts three times
 // slower and the file three times larger (measured with 60,000 comments).
 // Files made with that earlier layout are rebuilt by migrate.
+//
+// The identifier, ticket and project indexes end in the list order
+// (updated_at, id). The earlier ones did not, and SQLite preferred walking
+// documents_list in order over sorting what the filter's index found: the
+// comments of one ticket were found by reading every comment of the
+// organization. They are also partial: each column is set on only some
+// kinds (a comment has a ticket but no identifier or project), and every
+// row written to a full index costs its insert. Queries that filter on one
+// of them repeat the index's condition (see setCond), which is how SQLite
+// knows the partial index covers them. The earlier indexes are replaced
+// when a file is opened.
 const schema = `
 CREATE TABLE IF NOT EXISTS documents (
 	kind TEXT NOT NULL,
@@ -67,9 +78,12 @@ CREATE TABLE IF NOT EXISTS documents (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS documents_key ON documents (kind, id);
 CREATE INDEX IF NOT EXISTS documents_list ON documents (organization_id, kind, updated_at, id);
-CREATE INDEX IF NOT EXISTS documents_identifier ON documents (organization_id, kind, identifier);
-CREATE INDEX IF NOT EXISTS documents_ticket ON documents (organization_id, kind, ticket_id);
-CREATE INDEX IF NOT EXISTS documents_project ON documents (organization_id, kind, project_id);
+DROP INDEX IF EXISTS documents_identifier;
+DROP INDEX IF EXISTS documents_ticket;
+DROP INDEX IF EXISTS documents_project;
+CREATE INDEX IF NOT EXISTS documents_identifier_set ON documents (organization_id, kind, identifier, updated_at, id) WHERE identifier != '';
+CREATE INDEX IF NOT EXISTS documents_ticket_set ON documents (organization_id, kind, ticket_id, updated_at, id) WHERE ticket_id != '';
+CREATE INDEX IF NOT EXISTS documents_project_set ON documents (organization_id, kind, project_id, updated_at, id) WHERE project_id != '';
 CREATE TABLE IF NOT EXISTS connections (
 	id TEXT PRIMARY KEY,
 	organization_id TEXT NOT NULL,
@@ -264,9 +278,7 @@ func (s *Store) Get(ctx context.Context, orgID string, kind itsm.Kind, id string
 func (s *Store) GetByIdentifier(ctx context.Context, orgID string, kind itsm.Kind, identifier string) (*store.Document, error) {
 	// Keys move between issues when projects are renamed; the most recently
 	// changed holder of a key is the one the vendor shows today.
-	row := s.read.QueryRowContext(ctx, `SELECT `+docColumns+` FROM documents
-		WHERE organization_id = ? AND kind = ? AND identifier = ?
-		ORDER BY updated_at DESC LIMIT 1`, orgID, string(kind), identifier)
+	row := s.read.QueryRowContext(ctx, getByIdentifierSQL, orgID, string(kind), identifier)
 	d, err := scanDoc(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%s %s: %w", kind, identifier, store.ErrNotFound)
@@ -277,50 +289,22 @@ func (s *Store) GetByIdentifier(ctx context.Context, orgID string, kind itsm.Kin
 	return d, nil
 }
 
+// getByIdentifierSQL states the identifier index's condition (see setCond).
+const getByIdentifierSQL = `SELECT ` + docColumns + ` FROM documents
+	WHERE organization_id = ? AND kind = ? AND identifier = ? AND identifier != ''
+	ORDER BY updated_at DESC LIMIT 1`
+
+// setCond is the condition of a column's partial index. A query must state
+// it word for word for SQLite to use that index.
+func setCond(col string) string { return col + " != ''" }
+
 func (s *Store) List(ctx context.Context, f store.Filter) (store.Page, error) {
-	where := []string{"organization_id = ?", "kind = ?"}
-	args := []any{f.OrganizationID, string(f.Kind)}
-	eq := func(col, v string) {
-		if v != "" {
-			where = append(where, col+" = ?")
-			args = append(args, v)
-		}
-	}
-	eq("connection_id", f.ConnectionID)
-	eq("status", f.Status)
-	eq("priority", f.Priority)
-	eq("project_id", f.ProjectID)
-	eq("ticket_id", f.TicketID)
-	eq("assigned_user_id", f.AssignedUserID)
-	eq("identifier", f.Identifier)
-	if !f.UpdatedSince.IsZero() {
-		where = append(where, "updated_at >= ?")
-		args = append(args, f.UpdatedSince.UnixNano())
-	}
-	if !f.UpdatedBefore.IsZero() {
-		where = append(where, "updated_at < ?")
-		args = append(args, f.UpdatedBefore.UnixNano())
-	}
-	if f.NotSeenBy != "" {
-		where = append(where, "sync_id != ?")
-		args = append(args, f.NotSeenBy)
-	}
-	if f.ExcludeDeleted {
-		where = append(where, "deleted = 0")
-	}
-	if f.Cursor != "" {
-		at, id, err := store.DecodeCursor(f.Cursor)
-		if err != nil {
-			return store.Page{}, err
-		}
-		where = append(where, "(updated_at > ? OR (updated_at = ? AND id > ?))")
-		args = append(args, at.UnixNano(), at.UnixNano(), id)
+	q, args, err := listQuery(f)
+	if err != nil {
+		return store.Page{}, err
 	}
 	limit := f.EffectiveLimit()
-	// One extra row tells whether another page exists without a count query.
-	args = append(args, limit+1)
-	rows, err := s.read.QueryContext(ctx, `SELECT `+docColumns+` FROM documents WHERE `+
-		strings.Join(where, " AND ")+` ORDER BY updated_at, id LIMIT ?`, args...)
+	rows, err := s.read.QueryContext(ctx, q, args...)
 	if err != nil {
 		return store.Page{}, fmt.Errorf("list %s: %w", f.Kind, err)
 	}
@@ -341,6 +325,59 @@ func (s *Store) List(ctx context.Context, f store.Filter) (store.Page, error) {
 		page.NextCursor = store.EncodeCursor(page.Docs[limit-1])
 	}
 	return page, nil
+}
+
+// listQuery is the statement and arguments of a List, which asks for one
+// row more than the page holds.
+func listQuery(f store.Filter) (string, []any, error) {
+	where := []string{"organization_id = ?", "kind = ?"}
+	args := []any{f.OrganizationID, string(f.Kind)}
+	eq := func(col, v string) {
+		if v != "" {
+			where = append(where, col+" = ?")
+			args = append(args, v)
+		}
+	}
+	setEq := func(col, v string) {
+		if v != "" {
+			where = append(where, col+" = ?", setCond(col))
+			args = append(args, v)
+		}
+	}
+	eq("connection_id", f.ConnectionID)
+	eq("status", f.Status)
+	eq("priority", f.Priority)
+	setEq("project_id", f.ProjectID)
+	setEq("ticket_id", f.TicketID)
+	eq("assigned_user_id", f.AssignedUserID)
+	setEq("identifier", f.Identifier)
+	if !f.UpdatedSince.IsZero() {
+		where = append(where, "updated_at >= ?")
+		args = append(args, f.UpdatedSince.UnixNano())
+	}
+	if !f.UpdatedBefore.IsZero() {
+		where = append(where, "updated_at < ?")
+		args = append(args, f.UpdatedBefore.UnixNano())
+	}
+	if f.NotSeenBy != "" {
+		where = append(where, "sync_id != ?")
+		args = append(args, f.NotSeenBy)
+	}
+	if f.ExcludeDeleted {
+		where = append(where, "deleted = 0")
+	}
+	if f.Cursor != "" {
+		at, id, err := store.DecodeCursor(f.Cursor)
+		if err != nil {
+			return "", nil, err
+		}
+		where = append(where, "(updated_at > ? OR (updated_at = ? AND id > ?))")
+		args = append(args, at.UnixNano(), at.UnixNano(), id)
+	}
+	// One extra row tells whether another page exists without a count query.
+	args = append(args, f.EffectiveLimit()+1)
+	return `SELECT ` + docColumns + ` FROM documents WHERE ` +
+		strings.Join(where, " AND ") + ` ORDER BY updated_at, id LIMIT ?`, args, nil
 }
 
 const connColumns = `id, organization_id, vendor, state, site_url, cloud_id, options,

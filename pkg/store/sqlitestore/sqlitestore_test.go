@@ -125,3 +125,86 @@ INSERT INTO documents VALUES ('ticket', 't1', 'org', 'c', 5, 0, 'P-1', 'TODO', '
 	require.NoError(t, db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'documents' AND sql IS NOT NULL`).Scan(&n))
 	require.Equal(t, 5, n, "the key and the four filter indexes")
 }
+
+// The identifier, ticket and project indexes are partial. A file made with
+// the earlier full indexes gets the partial ones when opened, and the
+// store's filter queries are planned on them: a query that does not repeat
+// a partial index's condition cannot use it and would scan the kind.
+func TestFilterQueriesUsePartialIndexes(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "itsm.db")
+	s, err := sqlitestore.Open(ctx, path)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	db, err := sql.Open("sqlite", "file:"+path)
+	require.NoError(t, err)
+	defer db.Close()
+	_, err = db.ExecContext(ctx, `DROP INDEX documents_ticket_set;
+CREATE INDEX documents_ticket ON documents (organization_id, kind, ticket_id);`)
+	require.NoError(t, err)
+
+	s, err = sqlitestore.Open(ctx, path)
+	require.NoError(t, err)
+	defer s.Close()
+	indexes := func() []string {
+		rows, err := db.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'documents' AND sql IS NOT NULL ORDER BY name`)
+		require.NoError(t, err)
+		defer rows.Close()
+		var names []string
+		for rows.Next() {
+			var n string
+			require.NoError(t, rows.Scan(&n))
+			names = append(names, n)
+		}
+		return names
+	}
+	require.Equal(t, []string{"documents_identifier_set", "documents_key", "documents_list", "documents_project_set", "documents_ticket_set"}, indexes())
+
+	// Documents of every shape, so that the filters have something to find.
+	for i, d := range []store.Document{
+		{Kind: itsm.KindTicket, ID: "t1", Identifier: "P-1", ProjectID: "p1"},
+		{Kind: itsm.KindComment, ID: "c1", TicketID: "t1"},
+		{Kind: itsm.KindComment, ID: "c2"},
+	} {
+		d.OrganizationID, d.ConnectionID, d.Version, d.Body = "org", "c", int64(i+1), json.RawMessage(`{}`)
+		_, err := s.Put(ctx, &d)
+		require.NoError(t, err)
+	}
+	got, err := s.GetByIdentifier(ctx, "org", itsm.KindTicket, "P-1")
+	require.NoError(t, err)
+	require.Equal(t, "t1", got.ID)
+	_, err = s.GetByIdentifier(ctx, "org", itsm.KindComment, "")
+	require.ErrorIs(t, err, store.ErrNotFound, "an empty identifier names nothing")
+	for _, f := range []store.Filter{{Kind: itsm.KindComment, TicketID: "t1"}, {Kind: itsm.KindTicket, ProjectID: "p1"}, {Kind: itsm.KindTicket, Identifier: "P-1"}} {
+		f.OrganizationID = "org"
+		p, err := s.List(ctx, f)
+		require.NoError(t, err)
+		require.Len(t, p.Docs, 1, "%+v", f)
+	}
+
+	// The plans, for the statements the store builds from those filters.
+	plan := func(q string, args ...any) string {
+		rows, err := db.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q, args...)
+		require.NoError(t, err)
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			require.NoError(t, rows.Scan(&id, &parent, &unused, &detail))
+			out = append(out, detail)
+		}
+		return fmt.Sprint(out)
+	}
+	for f, index := range map[store.Filter]string{
+		{Kind: itsm.KindComment, TicketID: "t1"}:   "documents_ticket_set",
+		{Kind: itsm.KindTicket, ProjectID: "p1"}:   "documents_project_set",
+		{Kind: itsm.KindTicket, Identifier: "P-1"}: "documents_identifier_set",
+	} {
+		f.OrganizationID = "org"
+		q, args, err := sqlitestore.ListQuery(f)
+		require.NoError(t, err)
+		require.Contains(t, plan(q, args...), "USING INDEX "+index, q)
+	}
+	require.Contains(t, plan(sqlitestore.GetByIdentifierSQL, "org", "ticket", "P-1"), "USING INDEX documents_identifier_set")
+}
