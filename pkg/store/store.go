@@ -125,6 +125,11 @@ type Documents interface {
 	// Put writes doc if no version of it is stored or the stored Version is
 	// strictly older, atomically.
 	Put(ctx context.Context, doc *Document) (Outcome, error)
+	// Insert writes doc only if no version of it is stored, whatever its
+	// version or organization: Put for a document expected to be new, which
+	// needs no read first. NotNewer means a document is stored and nothing
+	// was written.
+	Insert(ctx context.Context, doc *Document) (Outcome, error)
 	Get(ctx context.Context, orgID string, kind itsm.Kind, id string) (*Document, error)
 	GetByIdentifier(ctx context.Context, orgID string, kind itsm.Kind, identifier string) (*Document, error)
 	List(ctx context.Context, f Filter) (Page, error)

@@ -27,6 +27,7 @@ const ConsumerName = "normalizer"
 type Store interface {
 	Get(ctx context.Context, orgID string, kind itsm.Kind, id string) (*store.Document, error)
 	Put(ctx context.Context, doc *store.Document) (store.Outcome, error)
+	Insert(ctx context.Context, doc *store.Document) (store.Outcome, error)
 	List(ctx context.Context, f store.Filter) (store.Page, error)
 	MarkSeen(ctx context.Context, orgID string, kind itsm.Kind, id, syncID string) error
 	LookupConnection(ctx context.Context, id string) (*store.Connection, error)
@@ -112,6 +113,8 @@ type Normalizer struct {
 	conns *store.ConnectionCache
 	locks *objectLocks
 	cache *docCache // nil when disabled
+	// novelty says when to insert without reading first.
+	novelty novelty
 	// cons is the durable consumer once Run created it; reconcile markers
 	// read its ack floor.
 	cons jetstream.Consumer

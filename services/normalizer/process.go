@@ -169,10 +169,17 @@ func (n *Normalizer) applyLocked(ctx context.Context, w write, rec jira.Record) 
 		}
 		return n.write(ctx, w, rec, previous{exists: true, createdAt: c.createdAt, cached: c})
 	}
+	if !w.redelivered && n.novelty.likelyNew(w.conn.ID, rec.Kind) {
+		res, inserted, err := n.insert(ctx, w, rec)
+		if err != nil || inserted {
+			return res, err
+		}
+	}
 	prev, err := n.store.Get(ctx, w.conn.OrganizationID, rec.Kind, rec.ID)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return applied{}, fmt.Errorf("read %s %s: %w", rec.Kind, rec.ID, err)
 	}
+	n.novelty.note(w.conn.ID, rec.Kind, prev == nil)
 	if prev == nil {
 		return n.write(ctx, w, rec, previous{})
 	}
@@ -194,19 +201,34 @@ type previous struct {
 	cached *cachedDoc
 }
 
+// insert stores a record expected to be new without reading first (see
+// novelty), and publishes its event. inserted is false, with nothing
+// written, when the object is stored already.
+func (n *Normalizer) insert(ctx context.Context, w write, rec jira.Record) (res applied, inserted bool, err error) {
+	doc, err := n.document(w, rec, time.Time{})
+	if err != nil {
+		return applied{}, false, err
+	}
+	outcome, err := n.store.Insert(ctx, doc)
+	if err != nil {
+		n.cache.forget(rec.Kind, rec.ID)
+		return applied{}, false, fmt.Errorf("insert %s %s: %w", rec.Kind, rec.ID, err)
+	}
+	n.novelty.note(w.conn.ID, rec.Kind, outcome == store.Written)
+	if outcome == store.NotNewer {
+		return applied{}, false, nil
+	}
+	res, err = n.written(ctx, w, doc, previous{})
+	return res, true, err
+}
+
 // write stores a record that is newer than what the caller saw, and
 // publishes its event.
 func (n *Normalizer) write(ctx context.Context, w write, rec jira.Record, prev previous) (applied, error) {
-	now := n.cfg.Now().UTC()
-	createdAt := prev.createdAt
-	if createdAt.IsZero() {
-		createdAt = now
-	}
-	doc, err := document(w.conn, rec, createdAt, now)
+	doc, err := n.document(w, rec, prev.createdAt)
 	if err != nil {
 		return applied{}, err
 	}
-	doc.SyncID = w.syncID
 	outcome, err := n.store.Put(ctx, doc)
 	if err != nil {
 		n.cache.forget(rec.Kind, rec.ID)
@@ -218,6 +240,27 @@ func (n *Normalizer) write(ctx context.Context, w write, rec jira.Record, prev p
 		n.cache.forget(rec.Kind, rec.ID)
 		return applied{}, n.markSeen(ctx, w, rec)
 	}
+	return n.written(ctx, w, doc, prev)
+}
+
+// document renders a record for the store as of now; createdAt is the
+// stored version's, zero for a new object.
+func (n *Normalizer) document(w write, rec jira.Record, createdAt time.Time) (*store.Document, error) {
+	now := n.cfg.Now().UTC()
+	if createdAt.IsZero() {
+		createdAt = now
+	}
+	doc, err := document(w.conn, rec, createdAt, now)
+	if err != nil {
+		return nil, err
+	}
+	doc.SyncID = w.syncID
+	return doc, nil
+}
+
+// written publishes the event of a document just stored over prev, and
+// caches it.
+func (n *Normalizer) written(ctx context.Context, w write, doc *store.Document, prev previous) (applied, error) {
 	fields := topLevel(doc.Body)
 	var changed []string
 	switch {
@@ -235,7 +278,7 @@ func (n *Normalizer) write(ctx context.Context, w write, rec jira.Record, prev p
 	}
 	if err := n.publish(ctx, w.conn, doc, change, changed); err != nil {
 		// Written but not published: the redelivery reads the store.
-		n.cache.forget(rec.Kind, rec.ID)
+		n.cache.forget(doc.Kind, doc.ID)
 		return applied{}, err
 	}
 	n.cache.put(doc.Kind, doc.ID, doc.Version, doc.Deleted, fields)

@@ -178,8 +178,8 @@ func TestUnsupportedEventsAreAckedAndCounted(t *testing.T) {
 type flakyStore struct {
 	Store
 	mu sync.Mutex
-	// put and markSeen return an error to fail the call, nil to let it
-	// through to the real store.
+	// put (for Put and Insert) and markSeen return an error to fail the
+	// call, nil to let it through to the real store.
 	put      func(d *store.Document) error
 	markSeen func(kind itsm.Kind, id string) error
 }
@@ -196,6 +196,19 @@ func (f *flakyStore) Put(ctx context.Context, d *store.Document) (store.Outcome,
 		}
 	}
 	return f.Store.Put(ctx, d)
+}
+
+// Insert fails like Put: both write a document.
+func (f *flakyStore) Insert(ctx context.Context, d *store.Document) (store.Outcome, error) {
+	f.mu.Lock()
+	fail := f.put
+	f.mu.Unlock()
+	if fail != nil {
+		if err := fail(d); err != nil {
+			return 0, err
+		}
+	}
+	return f.Store.Insert(ctx, d)
 }
 
 func (f *flakyStore) MarkSeen(ctx context.Context, orgID string, kind itsm.Kind, id, syncID string) error {

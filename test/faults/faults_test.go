@@ -151,6 +151,13 @@ func (f *faultyStore) Put(ctx context.Context, d *store.Document) (store.Outcome
 	return f.Store.Put(ctx, d)
 }
 
+func (f *faultyStore) Insert(ctx context.Context, d *store.Document) (store.Outcome, error) {
+	if err := f.check(); err != nil {
+		return 0, err
+	}
+	return f.Store.Insert(ctx, d)
+}
+
 func (f *faultyStore) Get(ctx context.Context, org string, kind itsm.Kind, id string) (*store.Document, error) {
 	if err := f.check(); err != nil {
 		return nil, err

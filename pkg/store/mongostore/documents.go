@@ -130,7 +130,26 @@ func putFilter(d *store.Document) bson.D {
 // $set and only gives a new document an empty one through $setOnInsert (a
 // field may not be in both, or the server refuses the update).
 func putUpdate(d *store.Document) bson.D {
-	set := bson.D{
+	set := docFields(d)
+	if d.SyncID != "" {
+		return bson.D{{Key: "$set", Value: append(set, bson.E{Key: "sync_id", Value: d.SyncID})}}
+	}
+	return bson.D{
+		{Key: "$set", Value: set},
+		{Key: "$setOnInsert", Value: bson.D{{Key: "sync_id", Value: ""}}},
+	}
+}
+
+// insertDoc is the whole document Insert writes: what Put's upsert stores
+// when it inserts (a test holds them equal).
+func insertDoc(d *store.Document) bson.D {
+	return append(append(bson.D{{Key: "_id", Value: docKey(d.Kind, d.ID)}}, docFields(d)...),
+		bson.E{Key: "sync_id", Value: d.SyncID})
+}
+
+// docFields are the fields every write sets, all but _id and sync_id.
+func docFields(d *store.Document) bson.D {
+	return bson.D{
 		{Key: "kind", Value: string(d.Kind)},
 		{Key: "id", Value: d.ID},
 		{Key: "organization_id", Value: d.OrganizationID},
@@ -145,13 +164,6 @@ func putUpdate(d *store.Document) bson.D {
 		{Key: "assigned_user_id", Value: d.AssignedUserID},
 		{Key: "updated_at", Value: d.UpdatedAt.UnixNano()},
 		{Key: "body", Value: string(d.Body)},
-	}
-	if d.SyncID != "" {
-		return bson.D{{Key: "$set", Value: append(set, bson.E{Key: "sync_id", Value: d.SyncID})}}
-	}
-	return bson.D{
-		{Key: "$set", Value: set},
-		{Key: "$setOnInsert", Value: bson.D{{Key: "sync_id", Value: ""}}},
 	}
 }
 

@@ -107,6 +107,19 @@ func (s *Store) Put(ctx context.Context, d *store.Document) (store.Outcome, erro
 	}
 }
 
+// Insert writes the whole document; the unique _id refuses it when any
+// version of the document is stored.
+func (s *Store) Insert(ctx context.Context, d *store.Document) (store.Outcome, error) {
+	_, err := s.docs.InsertOne(ctx, insertDoc(d))
+	switch {
+	case mongo.IsDuplicateKeyError(err):
+		return store.NotNewer, nil
+	case err != nil:
+		return 0, fmt.Errorf("insert %s %s: %w", d.Kind, d.ID, err)
+	}
+	return store.Written, nil
+}
+
 func (s *Store) Get(ctx context.Context, orgID string, kind itsm.Kind, id string) (*store.Document, error) {
 	var rec docRecord
 	err := s.docs.FindOne(ctx, getFilter(orgID, kind, id)).Decode(&rec)

@@ -223,6 +223,19 @@ func TestDocumentRoundTrip(t *testing.T) {
 	require.Empty(t, rec.document().SyncID)
 }
 
+// Insert writes what Put's upsert stores when it inserts, field for field,
+// with or without a sync.
+func TestInsertWritesWhatPutInserts(t *testing.T) {
+	for _, syncID := range []string{"sync-1", ""} {
+		d := fullDoc()
+		d.SyncID = syncID
+		var viaPut, viaInsert bson.M
+		require.NoError(t, bson.Unmarshal(storedDoc(t, d), &viaPut))
+		require.NoError(t, bson.Unmarshal(mustMarshal(t, insertDoc(d)), &viaInsert))
+		require.Equal(t, viaPut, viaInsert)
+	}
+}
+
 func mustMarshal(t *testing.T, v any) []byte {
 	t.Helper()
 	raw, err := bson.Marshal(v)

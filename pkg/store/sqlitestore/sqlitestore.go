@@ -35,7 +35,7 @@ type Store struct {
 	read  *sql.DB
 	// The hot statements are prepared once: parsing the SQL on every call
 	// was a third of a Put's cost.
-	putStmt, seenStmt, getStmt *sql.Stmt
+	putStmt, insertStmt, seenStmt, getStmt *sql.Stmt
 	// commits runs the document writes (see commit.go).
 	commits *committer
 }
@@ -151,6 +151,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("create sqlite schema in %s: %w", path, err)
 	}
 	if s.putStmt, err = w.PrepareContext(ctx, putSQL); err == nil {
+		s.insertStmt, err = w.PrepareContext(ctx, insertSQL)
+	}
+	if err == nil {
 		s.seenStmt, err = w.PrepareContext(ctx, `UPDATE documents SET sync_id = ?
 		WHERE kind = ? AND id = ? AND organization_id = ?`)
 	}
@@ -203,7 +206,7 @@ func (s *Store) Close() error {
 		s.commits.close()
 	}
 	var errs []error
-	for _, st := range []*sql.Stmt{s.putStmt, s.seenStmt, s.getStmt} {
+	for _, st := range []*sql.Stmt{s.putStmt, s.insertStmt, s.seenStmt, s.getStmt} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -215,11 +218,15 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.read.PingContext(ctx)
 }
 
-const putSQL = `
+// insertDocSQL is the start of Put's and Insert's statements, which differ in
+// what a stored document does.
+const insertDocSQL = `
 INSERT INTO documents (kind, id, organization_id, connection_id, version, deleted, identifier,
 	status, priority, project_id, ticket_id, assigned_user_id, updated_at, sync_id, body)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (kind, id) DO UPDATE SET
+`
+
+const putSQL = insertDocSQL + `ON CONFLICT (kind, id) DO UPDATE SET
 	connection_id = excluded.connection_id, version = excluded.version, deleted = excluded.deleted,
 	identifier = excluded.identifier, status = excluded.status, priority = excluded.priority,
 	project_id = excluded.project_id, ticket_id = excluded.ticket_id,
@@ -227,14 +234,26 @@ ON CONFLICT (kind, id) DO UPDATE SET
 	sync_id = CASE WHEN excluded.sync_id != '' THEN excluded.sync_id ELSE documents.sync_id END
 WHERE excluded.version > documents.version AND excluded.organization_id = documents.organization_id`
 
+const insertSQL = insertDocSQL + `ON CONFLICT (kind, id) DO NOTHING`
+
+// Insert is Put without the update: the unique key refuses a stored one.
+func (s *Store) Insert(ctx context.Context, d *store.Document) (store.Outcome, error) {
+	return s.write1(ctx, s.insertStmt, "insert", d)
+}
+
 // Put relies on one UPSERT whose WHERE clause is the version guard, so the
 // check and the write are a single atomic statement.
 func (s *Store) Put(ctx context.Context, d *store.Document) (store.Outcome, error) {
-	n, err := s.commits.exec(ctx, s.putStmt,
+	return s.write1(ctx, s.putStmt, "put", d)
+}
+
+// write1 runs Put's or Insert's statement, whose parameters are the same.
+func (s *Store) write1(ctx context.Context, stmt *sql.Stmt, op string, d *store.Document) (store.Outcome, error) {
+	n, err := s.commits.exec(ctx, stmt,
 		string(d.Kind), d.ID, d.OrganizationID, d.ConnectionID, d.Version, d.Deleted, d.Identifier,
 		d.Status, d.Priority, d.ProjectID, d.TicketID, d.AssignedUserID, d.UpdatedAt.UnixNano(), d.SyncID, []byte(d.Body))
 	if err != nil {
-		return 0, fmt.Errorf("put %s %s: %w", d.Kind, d.ID, err)
+		return 0, fmt.Errorf("%s %s %s: %w", op, d.Kind, d.ID, err)
 	}
 	if n == 0 {
 		return store.NotNewer, nil

@@ -39,6 +39,7 @@ func Run(t *testing.T, open Open) {
 		{"ConnectionDetailAndQuery", testConnectionDetail},
 		{"SyncSeenTracking", testSyncSeen},
 		{"PutNeverCrossesOrganizations", testPutCrossOrg},
+		{"InsertOnlyNew", testInsert},
 		{"APIKeys", testAPIKeys},
 		{"PurgeConnection", testPurge},
 	}
@@ -397,6 +398,46 @@ func testPutCrossOrg(t *testing.T, s store.Store) {
 	got, err := s.Get(ctx(t), "org-a", itsm.KindTicket, a.ID)
 	require.NoError(t, err)
 	require.EqualValues(t, 10, got.Version, "another organization must never overwrite a document")
+}
+
+func testInsert(t *testing.T, s store.Store) {
+	ins := func(d *store.Document, want store.Outcome) {
+		t.Helper()
+		got, err := s.Insert(ctx(t), d)
+		require.NoError(t, err)
+		require.Equal(t, want, got, "Insert(%s %s v%d)", d.OrganizationID, d.ID, d.Version)
+	}
+	d := ticket("org-a", "c", "1", 100)
+	d.SyncID = "sync-1"
+	ins(d, store.Written)
+	got, err := s.Get(ctx(t), "org-a", itsm.KindTicket, d.ID)
+	require.NoError(t, err)
+	require.EqualValues(t, 100, bodyVersion(t, got))
+	require.Equal(t, d.Identifier, got.Identifier)
+	require.True(t, d.UpdatedAt.Equal(got.UpdatedAt))
+	// The version guard sees an inserted document like a put one.
+	mustPut(t, s, ticket("org-a", "c", "1", 100), store.NotNewer)
+	// Stored: nothing is written, older, newer or of another organization.
+	ins(ticket("org-a", "c", "1", 50), store.NotNewer)
+	ins(ticket("org-a", "c", "1", 200), store.NotNewer)
+	ins(ticket("org-b", "c", "1", 300), store.NotNewer)
+	got, err = s.Get(ctx(t), "org-a", itsm.KindTicket, d.ID)
+	require.NoError(t, err)
+	require.EqualValues(t, 100, bodyVersion(t, got))
+	_, err = s.Get(ctx(t), "org-b", itsm.KindTicket, d.ID)
+	require.ErrorIs(t, err, store.ErrNotFound)
+	// The sync that inserted it saw it.
+	p, err := s.List(ctx(t), store.Filter{OrganizationID: "org-a", Kind: itsm.KindTicket, NotSeenBy: "sync-1"})
+	require.NoError(t, err)
+	require.Empty(t, p.Docs)
+	// A tombstone is stored too.
+	tomb := ticket("org-a", "c", "2", 10)
+	tomb.Deleted = true
+	ins(tomb, store.Written)
+	ins(ticket("org-a", "c", "2", 20), store.NotNewer)
+	got, err = s.Get(ctx(t), "org-a", itsm.KindTicket, tomb.ID)
+	require.NoError(t, err)
+	require.True(t, got.Deleted)
 }
 
 func testAPIKeys(t *testing.T, s store.Store) {
