@@ -181,15 +181,37 @@ func (r *run) fetchIssues(ctx context.Context, ids []string) error {
 			if len(issues) == 0 {
 				return nil
 			}
-			return elements(issues, func(is []byte) error { return r.issue(gctx, is) })
+			// The batch's issues go out before their comments and
+			// attachments: the normalizer checks each child's ticket, and
+			// finds it in its cache, not the store, once the ticket is
+			// written. Publishing each issue's children right behind it had
+			// them processed alongside it, and most checks read the store.
+			var split []*splitIssue
+			if err := elements(issues, func(raw []byte) error {
+				is := r.split(raw)
+				if is == nil {
+					return nil
+				}
+				split = append(split, is)
+				return r.publish(gctx, recIssue, "", is.body, is.id, is.updated)
+			}); err != nil {
+				return err
+			}
+			for _, is := range split {
+				if err := r.children(gctx, is); err != nil {
+					return err
+				}
+			}
+			return nil
 		})
 	}
 	return g.Wait()
 }
 
-// issue publishes an issue without its embedded comments and attachments,
-// which go out as records of their own.
-func (r *run) issue(ctx context.Context, raw []byte) error {
+// split is an issue without its embedded comments and attachments, which go
+// out as records of their own; nil, counted as an error of the sync, when
+// the issue cannot be read.
+func (r *run) split(raw []byte) *splitIssue {
 	is, err := split(raw)
 	if err != nil {
 		r.errs.Add(1)
@@ -197,9 +219,12 @@ func (r *run) issue(ctx context.Context, raw []byte) error {
 		r.log.Warn("skipping an issue the backfill cannot read", zap.Error(err))
 		return nil
 	}
-	if err := r.publish(ctx, recIssue, "", is.body, is.id, is.updated); err != nil {
-		return err
-	}
+	return is
+}
+
+// children publishes an issue's attachments and comments, paging the
+// comments the issue did not embed.
+func (r *run) children(ctx context.Context, is *splitIssue) error {
 	for _, a := range is.attachments {
 		f, _ := fieldsOf(a, "id", "created")
 		if err := r.publish(ctx, recAttachment, is.id, a, text(f["id"]), text(f["created"])); err != nil {
