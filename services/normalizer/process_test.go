@@ -187,28 +187,28 @@ type flakyStore struct {
 var errInjected = errors.New("injected store failure")
 
 func (f *flakyStore) Put(ctx context.Context, d *store.Document) (store.Outcome, error) {
-	f.mu.Lock()
-	fail := f.put
-	f.mu.Unlock()
-	if fail != nil {
-		if err := fail(d); err != nil {
-			return 0, err
-		}
+	if err := f.failPut(d); err != nil {
+		return 0, err
 	}
 	return f.Store.Put(ctx, d)
 }
 
 // Insert fails like Put: both write a document.
 func (f *flakyStore) Insert(ctx context.Context, d *store.Document) (store.Outcome, error) {
+	if err := f.failPut(d); err != nil {
+		return 0, err
+	}
+	return f.Store.Insert(ctx, d)
+}
+
+func (f *flakyStore) failPut(d *store.Document) error {
 	f.mu.Lock()
 	fail := f.put
 	f.mu.Unlock()
-	if fail != nil {
-		if err := fail(d); err != nil {
-			return 0, err
-		}
+	if fail == nil {
+		return nil
 	}
-	return f.Store.Insert(ctx, d)
+	return fail(d)
 }
 
 func (f *flakyStore) MarkSeen(ctx context.Context, orgID string, kind itsm.Kind, id, syncID string) error {
