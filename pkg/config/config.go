@@ -90,28 +90,14 @@ func load(getenv Getenv, service bool) (Config, error) {
 		}
 	}
 	num := func(key string, dst *int, min, max int) {
-		v, ok := getenv(key)
-		if !ok || v == "" {
-			return
+		if v, ok := getenv(key); ok && v != "" {
+			errs = appendErr(errs, setBounded(key, v, dst, min, max, strconv.Atoi, "an integer"))
 		}
-		n, err := strconv.Atoi(v)
-		if err != nil || n < min || n > max {
-			errs = append(errs, fmt.Errorf("%s=%q: want an integer from %d to %d", key, v, min, max))
-			return
-		}
-		*dst = n
 	}
 	dur := func(key string, dst *time.Duration, min, max time.Duration) {
-		v, ok := getenv(key)
-		if !ok || v == "" {
-			return
+		if v, ok := getenv(key); ok && v != "" {
+			errs = appendErr(errs, setBounded(key, v, dst, min, max, time.ParseDuration, "a duration"))
 		}
-		d, err := time.ParseDuration(v)
-		if err != nil || d < min || d > max {
-			errs = append(errs, fmt.Errorf("%s=%q: want a duration from %s to %s", key, v, min, max))
-			return
-		}
-		*dst = d
 	}
 	if v, ok := getenv("ITSM_DEV"); ok && v != "" {
 		b, err := strconv.ParseBool(v)
@@ -219,4 +205,22 @@ func parseAPIKeys(v string) (map[string]string, error) {
 		keys[key] = org
 	}
 	return keys, nil
+}
+
+// setBounded parses v into *dst when it parses and lies within [min, max],
+// and otherwise says what key wants.
+func setBounded[T int | time.Duration](key, v string, dst *T, min, max T, parse func(string) (T, error), what string) error {
+	n, err := parse(v)
+	if err != nil || n < min || n > max {
+		return fmt.Errorf("%s=%q: want %s from %v to %v", key, v, what, min, max)
+	}
+	*dst = n
+	return nil
+}
+
+func appendErr(errs []error, err error) []error {
+	if err != nil {
+		return append(errs, err)
+	}
+	return errs
 }
