@@ -50,7 +50,8 @@ import (
 // sampled during the sync. Diagnostics: ITSM_BENCH_WORKER_ONLY=1 runs no
 // normalizer (times the worker alone); ITSM_BENCH_DRAIN_AFTER=1 starts the
 // normalizer only once the sync has completed, and times it alone on the
-// full RAW stream (ITSM_BENCH_CPUPROFILE=path profiles that drain);
+// full RAW stream (ITSM_BENCH_CPUPROFILE=path profiles that drain, or the
+// whole run without it); cpu_s is the CPU time of all processes;
 // ITSM_BENCH_PENDING and
 // ITSM_BENCH_INFLIGHT override MaxPendingAcks and MaxCallsInFlight of the
 // worker process; ITSM_BENCH_HEAPPROFILE=path writes its heap profile.
@@ -75,8 +76,12 @@ func benchFullSync(b *testing.B, projects, perProject int, inProcess bool) {
 		h.noNormalizer, h.embedded = alone || drainAfter, true
 		h.normalizerWorkers, _ = strconv.Atoi(os.Getenv("ITSM_NORMALIZER_WORKERS"))
 	})
+	if path := os.Getenv("ITSM_BENCH_CPUPROFILE"); path != "" && !drainAfter {
+		stop := startCPUProfile(b, path)
+		defer stop()
+	}
 	c := h.connect("org-bench", connections.Options{}) // requests the first full sync
-	start := time.Now()
+	start, cpuStart := time.Now(), cpuTime()
 
 	var child *exec.Cmd
 	var childOut *bufio.Scanner
@@ -150,16 +155,15 @@ func benchFullSync(b *testing.B, projects, perProject int, inProcess bool) {
 	var drain time.Duration
 	if drainAfter {
 		if path := os.Getenv("ITSM_BENCH_CPUPROFILE"); path != "" {
-			f, err := os.Create(path)
-			require.NoError(b, err)
-			require.NoError(b, pprof.StartCPUProfile(f))
-			defer func() { pprof.StopCPUProfile(); f.Close() }()
+			stop := startCPUProfile(b, path)
+			defer stop()
 		}
-		drainStart := time.Now()
+		drainStart, drainCPU := time.Now(), cpuTime()
 		h.startNormalizer()
 		h.drained(25 * time.Minute)
 		drain = time.Since(drainStart)
 		b.ReportMetric(drain.Seconds(), "normalizer_alone_s")
+		b.ReportMetric((cpuTime() - drainCPU).Seconds(), "normalizer_alone_cpu_s")
 		b.ReportMetric(float64(ls.Objects)/drain.Seconds(), "normalizer_alone_records/s")
 	}
 	h.drained(25 * time.Minute)
@@ -168,6 +172,9 @@ func benchFullSync(b *testing.B, projects, perProject int, inProcess bool) {
 	wg.Wait()
 	workerHWM := stopChild()
 	selfHWM := rssKB(os.Getpid(), "VmHWM")
+	// CPU time is far steadier than wall time on a shared machine, so A/B
+	// comparisons of this benchmark read it first.
+	b.ReportMetric((cpuTime() - cpuStart).Seconds(), "cpu_s")
 
 	total := projects * perProject
 	p := ProgressOf(ls)
@@ -213,6 +220,26 @@ func (h *harness) lag() uint64 {
 		return 0
 	}
 	return info.NumPending + uint64(info.NumAckPending)
+}
+
+// cpuTime is the CPU (user and system) used by this process and by its
+// waited-for children, such as the worker process.
+func cpuTime() time.Duration {
+	var self, children syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &self)
+	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &children)
+	var total time.Duration
+	for _, tv := range []syscall.Timeval{self.Utime, self.Stime, children.Utime, children.Stime} {
+		total += time.Duration(tv.Nano())
+	}
+	return total
+}
+
+func startCPUProfile(b *testing.B, path string) (stop func()) {
+	f, err := os.Create(path)
+	require.NoError(b, err)
+	require.NoError(b, pprof.StartCPUProfile(f))
+	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
 // rssKB reads a VmRSS/VmHWM line of /proc/<pid>/status (Linux).

@@ -2,19 +2,16 @@ package normalizer
 
 import (
 	"container/list"
-	"encoding/json"
-	"hash/maphash"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/itsmhub/itsm/pkg/itsm"
+	"github.com/itsmhub/itsm/pkg/store"
 )
 
 // docCache remembers, for recently written objects, what the normalizer
-// needs from the previous version: its version, created_at, and a hash of
-// each top-level field (for changed_fields). A hit spares the store read
+// needs from the previous version: its version, created_at, and its body
+// (for changed_fields). A hit spares the store read
 // that precedes every write, and a cached live ticket spares its comments'
 // and attachments' parent checks (deletedParentErr): a 20,000-issue full
 // sync took 18.0 s without the cache and 15.9 s with it. (On webhook
@@ -30,31 +27,39 @@ import (
 // version this process saw. That is why it is only for a single normalizer
 // process per store (the SQLite deployment) and off unless configured.
 type docCache struct {
-	seed maphash.Seed
-	max  int
-	mu   sync.Mutex
-	ll   *list.List // front: most recently used
-	m    map[string]*list.Element
+	maxEntries int
+	// maxBytes bounds the bodies kept, whatever their size: Jira issues
+	// with many custom fields run to tens of kilobytes.
+	maxBytes int
+	mu       sync.Mutex
+	bytes    int
+	ll       *list.List // front: most recently used
+	m        map[string]*list.Element
 }
 
+// cachedDoc is what a write needs of the version before it. The body is
+// kept as it was stored, and split into fields only when the next version
+// is diffed against it: most writes of a full sync are never followed by
+// another within the cache's reach, and splitting and hashing every body
+// up front was a twentieth of a first full sync's CPU.
 type cachedDoc struct {
 	key       string
 	version   int64
 	deleted   bool
 	createdAt time.Time
-	fields    []fieldHash // sorted by name
+	body      []byte
 }
 
-type fieldHash struct {
-	name string
-	hash uint64
-}
+// bytesPerEntry sizes the byte budget from the entry budget: an average
+// body above it (tickets run to a few kilobytes) evicts by bytes first.
+const bytesPerEntry = 4 << 10
 
 func newDocCache(entries int) *docCache {
 	if entries <= 0 {
 		return nil
 	}
-	return &docCache{seed: maphash.MakeSeed(), max: entries, ll: list.New(), m: make(map[string]*list.Element, entries)}
+	return &docCache{maxEntries: entries, maxBytes: entries * bytesPerEntry, ll: list.New(),
+		m: make(map[string]*list.Element, entries)}
 }
 
 func cacheKey(kind itsm.Kind, id string) string { return string(kind) + "/" + id }
@@ -75,24 +80,26 @@ func (c *docCache) get(kind itsm.Kind, id string) *cachedDoc {
 	return e.Value.(*cachedDoc)
 }
 
-func (c *docCache) put(kind itsm.Kind, id string, version int64, deleted bool, fields map[string]json.RawMessage) {
-	if c == nil || fields == nil {
+// put caches a version just written. The body is kept, not copied: stored
+// documents are never modified.
+func (c *docCache) put(doc *store.Document, createdAt time.Time) {
+	if c == nil || len(doc.Body) > c.maxBytes {
 		return
 	}
-	d := &cachedDoc{key: cacheKey(kind, id), version: version, deleted: deleted, fields: c.hashes(fields)}
-	d.createdAt, _ = timeField(fields, "created_at")
+	d := &cachedDoc{key: cacheKey(doc.Kind, doc.ID), version: doc.Version, deleted: doc.Deleted,
+		createdAt: createdAt, body: doc.Body}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.m[d.key]; ok {
+		c.bytes -= len(e.Value.(*cachedDoc).body)
 		e.Value = d
 		c.ll.MoveToFront(e)
-		return
+	} else {
+		c.m[d.key] = c.ll.PushFront(d)
 	}
-	c.m[d.key] = c.ll.PushFront(d)
-	for c.ll.Len() > c.max {
-		old := c.ll.Back()
-		c.ll.Remove(old)
-		delete(c.m, old.Value.(*cachedDoc).key)
+	c.bytes += len(d.body)
+	for c.ll.Len() > c.maxEntries || c.bytes > c.maxBytes {
+		c.remove(c.ll.Back())
 	}
 }
 
@@ -103,40 +110,13 @@ func (c *docCache) forget(kind itsm.Kind, id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.m[cacheKey(kind, id)]; ok {
-		c.ll.Remove(e)
-		delete(c.m, cacheKey(kind, id))
+		c.remove(e)
 	}
 }
 
-func (c *docCache) hashes(fields map[string]json.RawMessage) []fieldHash {
-	out := make([]fieldHash, 0, len(fields))
-	for k, v := range fields {
-		out = append(out, fieldHash{name: k, hash: maphash.Bytes(c.seed, v)})
-	}
-	slices.SortFunc(out, func(a, b fieldHash) int { return strings.Compare(a.name, b.name) })
-	return out
-}
-
-// diff is diffFields against a cached version.
-func (c *docCache) diff(prev *cachedDoc, next map[string]json.RawMessage) []string {
-	if next == nil {
-		return nil
-	}
-	var out []string
-	for k, v := range next {
-		if k == "updated_at" || k == "created_at" {
-			continue
-		}
-		i, ok := slices.BinarySearchFunc(prev.fields, k, func(f fieldHash, name string) int { return strings.Compare(f.name, name) })
-		if !ok || prev.fields[i].hash != maphash.Bytes(c.seed, v) {
-			out = append(out, k)
-		}
-	}
-	for _, f := range prev.fields {
-		if _, ok := next[f.name]; !ok {
-			out = append(out, f.name)
-		}
-	}
-	slices.Sort(out)
-	return out
+func (c *docCache) remove(e *list.Element) {
+	d := e.Value.(*cachedDoc)
+	c.ll.Remove(e)
+	delete(c.m, d.key)
+	c.bytes -= len(d.body)
 }

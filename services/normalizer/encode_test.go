@@ -3,7 +3,6 @@ package normalizer
 import (
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -38,37 +37,63 @@ func TestEncodeEventIsJSONMarshalOfEvent(t *testing.T) {
 	require.Error(t, err)
 }
 
-func TestCacheDiffMatchesDiffFields(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
+func TestDocCacheIsBoundedByEntriesAndBytes(t *testing.T) {
+	created := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	doc := func(id string, size int) *store.Document {
+		return &store.Document{Kind: itsm.KindUser, ID: id, Version: 7, Body: make([]byte, size)}
+	}
 	c := newDocCache(4)
-	randomBody := func() map[string]json.RawMessage {
-		m := map[string]json.RawMessage{"created_at": json.RawMessage(`"2024-01-01T00:00:00Z"`)}
-		for _, k := range []string{"a", "b", "c", "d", "updated_at"} {
-			if rng.IntN(3) > 0 {
-				m[k] = json.RawMessage(fmt.Sprint(rng.IntN(3)))
-			}
-		}
-		return m
-	}
-	for range 500 {
-		prev, next := randomBody(), randomBody()
-		c.put(itsm.KindTicket, "x", 1, false, prev)
-		cached := c.get(itsm.KindTicket, "x")
-		require.Equal(t, diffFields(prev, next), c.diff(cached, next), "%v -> %v", prev, next)
-		require.Equal(t, time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), cached.createdAt)
-	}
-	// Bounded, least recently used out first.
+	c.put(doc("a", 10), created)
+	got := c.get(itsm.KindUser, "a")
+	require.NotNil(t, got)
+	require.Equal(t, int64(7), got.version)
+	require.Equal(t, created, got.createdAt)
+	require.Len(t, got.body, 10)
+
+	// Least recently used out first, by count.
 	for i := range 10 {
-		c.put(itsm.KindUser, fmt.Sprint(i), 1, false, map[string]json.RawMessage{})
+		c.put(doc(fmt.Sprint(i), 10), created)
 	}
 	require.Nil(t, c.get(itsm.KindUser, "0"))
 	require.NotNil(t, c.get(itsm.KindUser, "9"))
 	require.Len(t, c.m, 4)
-	c.forget(itsm.KindUser, "9")
-	require.Nil(t, c.get(itsm.KindUser, "9"))
+	require.Equal(t, 40, c.bytes)
+
+	// And by bytes: two bodies of 40% of the budget leave room for no third.
+	big := 4 * bytesPerEntry * 2 / 5
+	c.put(doc("big1", big), created)
+	c.put(doc("big2", big), created)
+	require.NotNil(t, c.get(itsm.KindUser, "big1"))
+	c.put(doc("big3", big), created)
+	require.Nil(t, c.get(itsm.KindUser, "big2"), "the least recently used big body went")
+	require.NotNil(t, c.get(itsm.KindUser, "big1"))
+	require.LessOrEqual(t, c.bytes, c.maxBytes)
+
+	// A body over the whole budget is not cached at all.
+	c.put(doc("huge", c.maxBytes+1), created)
+	require.Nil(t, c.get(itsm.KindUser, "huge"))
+
+	// Replacing an entry replaces its bytes; forgetting frees them.
+	before := c.bytes
+	c.put(doc("big1", 1), created)
+	require.Equal(t, before-big+1, c.bytes)
+	c.forget(itsm.KindUser, "big1")
+	require.Nil(t, c.get(itsm.KindUser, "big1"))
+	require.Equal(t, before-big, c.bytes)
+
 	var off *docCache
 	require.Nil(t, off.get(itsm.KindUser, "9"), "a disabled cache misses")
-	off.put(itsm.KindUser, "9", 1, false, nil)
+	off.put(doc("9", 1), created)
+	off.forget(itsm.KindUser, "9")
+}
+
+func TestPreviousChangedMatchesFromBodyAndFromFields(t *testing.T) {
+	prev := []byte(`{"a":1,"b":"x","gone":true,"created_at":"2024-01-01T00:00:00Z","updated_at":"2024-01-01T00:00:00Z"}`)
+	next := []byte(`{"a":1,"b":"y","new":null,"created_at":"2024-01-01T00:00:00Z","updated_at":"2024-01-02T00:00:00Z"}`)
+	want := []string{"b", "gone", "new"}
+	require.Equal(t, want, previous{exists: true, body: prev}.changed(next))
+	require.Equal(t, want, previous{exists: true, fields: topLevel(prev)}.changed(next))
+	require.Nil(t, previous{}.changed(next), "a new object has no changed fields")
 }
 
 func TestTombstoneDocKeepsTheLastBody(t *testing.T) {

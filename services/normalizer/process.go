@@ -167,7 +167,7 @@ func (n *Normalizer) applyLocked(ctx context.Context, w write, rec jira.Record) 
 		if c.version >= version {
 			return applied{}, n.markSeen(ctx, w, rec)
 		}
-		return n.write(ctx, w, rec, previous{exists: true, createdAt: c.createdAt, cached: c})
+		return n.write(ctx, w, rec, previous{exists: true, createdAt: c.createdAt, body: c.body})
 	}
 	if !w.redelivered && n.novelty.likelyNew(w.conn.ID, rec.Kind) {
 		res, inserted, err := n.insert(ctx, w, rec)
@@ -196,16 +196,29 @@ func (n *Normalizer) applyLocked(ctx context.Context, w write, rec jira.Record) 
 type previous struct {
 	exists    bool
 	createdAt time.Time
-	// One of: the stored body's top-level fields, or the cache's hashes.
+	// The body's top-level fields, or the body itself when they were not
+	// needed so far (a cached version).
 	fields map[string]json.RawMessage
-	cached *cachedDoc
+	body   []byte
+}
+
+// changed names the fields next changes from the previous version.
+func (p previous) changed(next []byte) []string {
+	if !p.exists {
+		return nil
+	}
+	fields := p.fields
+	if fields == nil {
+		fields = topLevel(p.body)
+	}
+	return diffFields(fields, topLevel(next))
 }
 
 // insert stores a record expected to be new without reading first (see
 // novelty), and publishes its event. inserted is false, with nothing
 // written, when the object is stored already.
 func (n *Normalizer) insert(ctx context.Context, w write, rec jira.Record) (res applied, inserted bool, err error) {
-	doc, err := n.document(w, rec, time.Time{})
+	doc, createdAt, err := n.document(w, rec, time.Time{})
 	if err != nil {
 		return applied{}, false, err
 	}
@@ -218,14 +231,14 @@ func (n *Normalizer) insert(ctx context.Context, w write, rec jira.Record) (res 
 	if outcome == store.NotNewer {
 		return applied{}, false, nil
 	}
-	res, err = n.written(ctx, w, doc, previous{})
+	res, err = n.written(ctx, w, doc, createdAt, previous{})
 	return res, true, err
 }
 
 // write stores a record that is newer than what the caller saw, and
 // publishes its event.
 func (n *Normalizer) write(ctx context.Context, w write, rec jira.Record, prev previous) (applied, error) {
-	doc, err := n.document(w, rec, prev.createdAt)
+	doc, createdAt, err := n.document(w, rec, prev.createdAt)
 	if err != nil {
 		return applied{}, err
 	}
@@ -240,35 +253,29 @@ func (n *Normalizer) write(ctx context.Context, w write, rec jira.Record, prev p
 		n.cache.forget(rec.Kind, rec.ID)
 		return applied{}, n.markSeen(ctx, w, rec)
 	}
-	return n.written(ctx, w, doc, prev)
+	return n.written(ctx, w, doc, createdAt, prev)
 }
 
 // document renders a record for the store as of now; createdAt is the
-// stored version's, zero for a new object.
-func (n *Normalizer) document(w write, rec jira.Record, createdAt time.Time) (*store.Document, error) {
+// stored version's, zero for a new object, which is created now. It returns
+// the document's createdAt.
+func (n *Normalizer) document(w write, rec jira.Record, createdAt time.Time) (*store.Document, time.Time, error) {
 	now := n.cfg.Now().UTC()
 	if createdAt.IsZero() {
 		createdAt = now
 	}
 	doc, err := document(w.conn, rec, createdAt, now)
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	doc.SyncID = w.syncID
-	return doc, nil
+	return doc, createdAt, nil
 }
 
 // written publishes the event of a document just stored over prev, and
-// caches it.
-func (n *Normalizer) written(ctx context.Context, w write, doc *store.Document, prev previous) (applied, error) {
-	fields := topLevel(doc.Body)
-	var changed []string
-	switch {
-	case prev.cached != nil:
-		changed = n.cache.diff(prev.cached, fields)
-	case prev.exists:
-		changed = diffFields(prev.fields, fields)
-	}
+// caches it with its createdAt.
+func (n *Normalizer) written(ctx context.Context, w write, doc *store.Document, createdAt time.Time, prev previous) (applied, error) {
+	changed := prev.changed(doc.Body)
 	change := itsm.ChangeUpdated
 	switch {
 	case doc.Deleted:
@@ -281,7 +288,7 @@ func (n *Normalizer) written(ctx context.Context, w write, doc *store.Document, 
 		n.cache.forget(doc.Kind, doc.ID)
 		return applied{}, err
 	}
-	n.cache.put(doc.Kind, doc.ID, doc.Version, doc.Deleted, fields)
+	n.cache.put(doc, createdAt)
 	res := applied{written: true}
 	if doc.Deleted && doc.Kind == itsm.KindTicket {
 		res.cascade = doc

@@ -170,7 +170,8 @@ func (n *Normalizer) tombstone(ctx context.Context, w write, kind itsm.Kind, id 
 	if err := n.publish(ctx, w.conn, doc, itsm.ChangeDeleted, diffFields(topLevel(cur.Body), fields)); err != nil {
 		return applied{}, err
 	}
-	n.cache.put(kind, id, doc.Version, true, fields)
+	createdAt, _ := timeField(fields, "created_at")
+	n.cache.put(doc, createdAt)
 	return applied{written: true, cascade: ticketOnly(doc)}, nil
 }
 
