@@ -1,11 +1,12 @@
 package deploytest
 
 import (
-	"encoding/json"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	json "github.com/go-json-experiment/json/v1"
 )
 
 type grafanaPanel struct {

@@ -1,12 +1,13 @@
 package deploytest
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	json "github.com/go-json-experiment/json/v1"
 )
 
 // instruction is one Dockerfile instruction, continuation lines joined.

@@ -3,12 +3,12 @@ package connections
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
+	json "github.com/go-json-experiment/json/v1"
 	"go.uber.org/zap"
 	"golang.org/x/oauth2"
 

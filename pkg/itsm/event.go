@@ -1,9 +1,10 @@
 package itsm
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
+
+	json "github.com/go-json-experiment/json/v1"
 )
 
 // Change says what happened to an object in an Event.

@@ -2,10 +2,11 @@ package jira
 
 import (
 	"bytes"
-	"encoding/json"
 	"strconv"
 	"strings"
 	"unicode"
+
+	json "github.com/go-json-experiment/json/v1"
 )
 
 // PlainText renders a Jira text value as readable plain text. Webhooks (API

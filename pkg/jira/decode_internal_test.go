@@ -2,11 +2,12 @@ package jira
 
 import (
 	"bytes"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	json "github.com/go-json-experiment/json/v1"
 )
 
 // customFieldsByMap is the straightforward implementation customFields

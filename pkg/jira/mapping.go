@@ -1,12 +1,13 @@
 package jira
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 	"unicode"
+
+	json "github.com/go-json-experiment/json/v1"
 
 	"github.com/itsmhub/itsm/pkg/itsm"
 )

@@ -2,10 +2,11 @@ package jiracloud
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
+
+	json "github.com/go-json-experiment/json/v1"
 )
 
 // PageBean is Jira's generic offset page (group/bulk, group/member,

@@ -6,11 +6,11 @@ package jiracloud
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
 
+	json "github.com/go-json-experiment/json/v1"
 	"golang.org/x/oauth2"
 )
 

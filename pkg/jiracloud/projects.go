@@ -2,10 +2,11 @@ package jiracloud
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
+
+	json "github.com/go-json-experiment/json/v1"
 )
 
 // ProjectPage is one page of project/search (a PageBean).

@@ -3,13 +3,14 @@ package jiracloud
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strconv"
+
+	json "github.com/go-json-experiment/json/v1"
 )
 
 // Read endpoints of the backfill (JIRA.md §5). Records come back as raw JSON:

@@ -2,13 +2,14 @@ package jirasim
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	json "github.com/go-json-experiment/json/v1"
 )
 
 // Data mutations. Each one takes the tenant lock, changes the stored issue,

@@ -3,7 +3,6 @@ package jirasim
 import (
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"mime"
 	"net/http"
 	"net/url"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	json "github.com/go-json-experiment/json/v1"
 )
 
 // OAuth 2.0 (3LO) as auth.atlassian.com / api.atlassian.com behave per

@@ -2,11 +2,12 @@ package jirasim
 
 import (
 	"crypto/md5"
-	"encoding/json"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	json "github.com/go-json-experiment/json/v1"
 )
 
 // JSON renderings of the simulated entities. api is 3 for REST responses

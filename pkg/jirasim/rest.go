@@ -2,7 +2,6 @@ package jirasim
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"net/http"
@@ -11,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	json "github.com/go-json-experiment/json/v1"
 )
 
 // REST API v3 handlers. Each runs after Sim.api has authenticated the call.

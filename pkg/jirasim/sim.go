@@ -2,7 +2,6 @@ package jirasim
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	json "github.com/go-json-experiment/json/v1"
 )
 
 // Sim is a simulated Jira Cloud: OAuth server, REST API of one or more sites,

@@ -1,12 +1,13 @@
 package jirasim
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"time"
+
+	json "github.com/go-json-experiment/json/v1"
 )
 
 // Dynamic webhooks (JIRA.md §2): registration, listing, deletion, refresh,

@@ -6,8 +6,9 @@ package jsonscan
 
 import (
 	"bytes"
-	"encoding/json"
 	"unicode/utf8"
+
+	json "github.com/go-json-experiment/json/v1"
 )
 
 // SkipSpace returns the index of the first non-whitespace byte at or after i.

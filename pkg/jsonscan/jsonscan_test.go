@@ -1,9 +1,9 @@
 package jsonscan_test
 
 import (
-	"encoding/json"
 	"testing"
 
+	json "github.com/go-json-experiment/json/v1"
 	"github.com/stretchr/testify/require"
 
 	"github.com/itsmhub/itsm/pkg/jsonscan"

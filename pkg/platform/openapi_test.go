@@ -1,7 +1,6 @@
 package platform_test
 
 import (
-	"encoding/json"
 	"io"
 	"net/http"
 	"regexp"
@@ -9,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	json "github.com/go-json-experiment/json/v1"
 	"github.com/stretchr/testify/require"
 
 	"github.com/itsmhub/itsm/pkg/platform/platformtest"

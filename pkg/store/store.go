@@ -5,9 +5,10 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"time"
+
+	json "github.com/go-json-experiment/json/v1"
 
 	"github.com/itsmhub/itsm/pkg/itsm"
 )

@@ -1,8 +1,9 @@
 package backfill
 
 import (
-	"encoding/json"
 	"time"
+
+	json "github.com/go-json-experiment/json/v1"
 
 	"github.com/itsmhub/itsm/pkg/store"
 )

@@ -1,10 +1,11 @@
 package backfill
 
 import (
-	"encoding/json"
 	"errors"
 	"strconv"
 	"time"
+
+	json "github.com/go-json-experiment/json/v1"
 
 	"github.com/itsmhub/itsm/pkg/jsonscan"
 )

@@ -1,11 +1,11 @@
 package normalizer
 
 import (
-	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
 
+	json "github.com/go-json-experiment/json/v1"
 	"github.com/stretchr/testify/require"
 
 	"github.com/itsmhub/itsm/pkg/itsm"

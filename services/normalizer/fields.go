@@ -1,7 +1,7 @@
 package normalizer
 
 import (
-	"encoding/json"
+	json "github.com/go-json-experiment/json/v1"
 
 	"github.com/itsmhub/itsm/pkg/jsonscan"
 )

@@ -2,12 +2,12 @@ package normalizer
 
 import (
 	"context"
-	"encoding/json"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	json "github.com/go-json-experiment/json/v1"
 	"github.com/stretchr/testify/require"
 
 	"github.com/itsmhub/itsm/pkg/itsm"

@@ -1,12 +1,12 @@
 package mongostore
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
 	"time"
 
+	json "github.com/go-json-experiment/json/v1"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/itsmhub/itsm/pkg/itsm"

@@ -1,9 +1,9 @@
 package mongostore
 
 import (
-	"encoding/json"
 	"errors"
 
+	json "github.com/go-json-experiment/json/v1"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"

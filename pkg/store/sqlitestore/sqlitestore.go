@@ -5,13 +5,13 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 	"time"
 
+	json "github.com/go-json-experiment/json/v1"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
