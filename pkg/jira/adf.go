@@ -7,6 +7,8 @@ import (
 	"unicode"
 
 	json "github.com/go-json-experiment/json/v1"
+
+	"github.com/itsmhub/itsm/pkg/jsonscan"
 )
 
 // PlainText renders a Jira text value as readable plain text. Webhooks (API
@@ -24,12 +26,7 @@ func PlainText(v json.RawMessage) string {
 		_ = json.Unmarshal(b, &s)
 		return s
 	case '{', '[':
-		var doc any
-		// Only number-range errors are possible here; the rest of the document
-		// is still decoded and worth rendering.
-		_ = json.Unmarshal(b, &doc)
-		text, _ := renderADF(doc)
-		return strings.TrimRightFunc(text, unicode.IsSpace)
+		return renderText(b)
 	case 'n':
 		return ""
 	default:
@@ -55,53 +52,118 @@ func isADFBlock(typ string) bool {
 	return false
 }
 
+// renderText renders a valid JSON document as ADF, without its trailing
+// space.
+func renderText(doc []byte) string {
+	text, _ := renderADF(doc)
+	return strings.TrimRightFunc(text, unicode.IsSpace)
+}
+
+// The renderer reads the document's bytes where it is (b is always valid
+// JSON), as the map a decode would give: member names match exactly, the
+// last of repeated names wins, strings and numbers decode as they would into
+// an any. Decoding each document into maps first was a sixth of mapping a
+// full sync's records (adfMapRender in the tests is that implementation;
+// FuzzADFMatchesMapDecode holds the two equal).
+
+// adfNode is the part of an ADF node the renderer reads.
+type adfNode struct {
+	typ                         string
+	attrs, content, text, marks []byte
+}
+
+func nodeOf(b []byte) adfNode {
+	var n adfNode
+	eachMemberBytes(b, func(k, v []byte) {
+		switch string(k) {
+		case "type":
+			n.typ = ""
+			if len(v) > 0 && v[0] == '"' {
+				n.typ, _ = jsonscan.String(v)
+			}
+		case "attrs":
+			n.attrs = v
+		case "content":
+			n.content = v
+		case "text":
+			n.text = v
+		case "marks":
+			n.marks = v
+		}
+	})
+	return n
+}
+
+// memberOf returns the last value named key of object b; nil when b is not an
+// object or has no such member.
+func memberOf(b []byte, key string) []byte {
+	var val []byte
+	eachMemberBytes(b, func(k, v []byte) {
+		if string(k) == key {
+			val = v
+		}
+	})
+	return val
+}
+
+// elementsOf returns the elements of array b; nil for anything else.
+func elementsOf(b []byte) [][]byte {
+	var out [][]byte
+	jsonscan.Elements(b, func(v []byte) bool {
+		out = append(out, v)
+		return true
+	})
+	return out
+}
+
 // renderADF renders one node and reports whether it is a block (its own
 // line) or inline (joined to its neighbours).
-func renderADF(v any) (string, bool) {
-	switch n := v.(type) {
-	case []any:
-		text, _ := renderChildren(n, "\n")
+func renderADF(b []byte) (string, bool) {
+	if len(b) == 0 {
+		return "", false
+	}
+	switch b[0] {
+	case '[':
+		text, _ := renderChildren(elementsOf(b), "\n")
 		return text, true
-	case map[string]any:
-		return renderNode(n)
+	case '{':
+		return renderNode(nodeOf(b))
 	}
 	return "", false
 }
 
-func renderNode(n map[string]any) (string, bool) {
-	typ, _ := n["type"].(string)
-	attrs, _ := n["attrs"].(map[string]any)
-	content, _ := n["content"].([]any)
+func renderNode(n adfNode) (string, bool) {
+	typ, attrs, content := n.typ, n.attrs, elementsOf(n.content)
 	switch typ {
 	case "text":
-		text := scalarText(n["text"])
-		if href := linkHref(n["marks"]); href != "" && href != text {
+		text := scalarText(n.text)
+		if href := linkHref(n.marks); href != "" && href != text {
 			text += " (" + href + ")"
 		}
 		return text, false
 	case "hardBreak":
 		return "\n", false
 	case "mention":
-		if t := scalarText(attrs["text"]); t != "" {
+		if t := scalarText(memberOf(attrs, "text")); t != "" {
 			return t, false
 		}
-		if id := scalarText(attrs["id"]); id != "" {
+		if id := scalarText(memberOf(attrs, "id")); id != "" {
 			return "@" + id, false
 		}
 		return "", false
 	case "emoji":
-		if t := scalarText(attrs["text"]); t != "" {
+		if t := scalarText(memberOf(attrs, "text")); t != "" {
 			return t, false
 		}
-		return scalarText(attrs["shortName"]), false
+		return scalarText(memberOf(attrs, "shortName")), false
 	case "inlineCard":
-		return scalarText(attrs["url"]), false
+		return scalarText(memberOf(attrs, "url")), false
 	case "blockCard", "embedCard":
-		return scalarText(attrs["url"]), true
+		return scalarText(memberOf(attrs, "url")), true
 	case "status":
-		return scalarText(attrs["text"]), false
+		return scalarText(memberOf(attrs, "text")), false
 	case "date":
-		return scalarText(attrs["timestamp"]), false
+		return scalarText(memberOf(attrs, "timestamp")), false
 	case "media", "mediaInline":
 		return "[media]", false
 	case "mediaGroup", "mediaSingle":
@@ -110,21 +172,21 @@ func renderNode(n map[string]any) (string, bool) {
 	case "rule":
 		return "---", true
 	case "bulletList":
-		return renderList(content, func(int, map[string]any) string { return "- " }), true
+		return renderList(content, func(int, []byte) string { return "- " }), true
 	case "orderedList":
 		start := listStart(attrs)
-		return renderList(content, func(i int, _ map[string]any) string {
+		return renderList(content, func(i int, _ []byte) string {
 			return strconv.Itoa(start+i) + ". "
 		}), true
 	case "taskList":
-		return renderList(content, func(_ int, item map[string]any) string {
-			if a, _ := item["attrs"].(map[string]any); strings.EqualFold(scalarText(a["state"]), "DONE") {
+		return renderList(content, func(_ int, item []byte) string {
+			if strings.EqualFold(scalarText(memberOf(memberOf(item, "attrs"), "state")), "DONE") {
 				return "- [x] "
 			}
 			return "- [ ] "
 		}), true
 	case "decisionList":
-		return renderList(content, func(int, map[string]any) string { return "- " }), true
+		return renderList(content, func(int, []byte) string { return "- " }), true
 	case "table":
 		rows := make([]string, 0, len(content))
 		for _, r := range content {
@@ -143,7 +205,7 @@ func renderNode(n map[string]any) (string, bool) {
 		return strings.Join(cells, "\t"), true
 	case "expand", "nestedExpand":
 		text, _ := renderChildren(content, "\n")
-		if title := scalarText(attrs["title"]); title != "" {
+		if title := scalarText(memberOf(attrs, "title")); title != "" {
 			text = title + "\n" + text
 		}
 		return text, true
@@ -156,7 +218,7 @@ func renderNode(n map[string]any) (string, bool) {
 
 // renderChildren concatenates runs of inline children and puts each block
 // child on its own line (sep), so mixed content reads naturally.
-func renderChildren(content []any, sep string) (string, bool) {
+func renderChildren(content [][]byte, sep string) (string, bool) {
 	var (
 		parts    []string
 		line     strings.Builder
@@ -184,12 +246,11 @@ func renderChildren(content []any, sep string) (string, bool) {
 	return strings.Join(parts, sep), hasBlock
 }
 
-func renderList(items []any, prefix func(int, map[string]any) string) string {
+func renderList(items [][]byte, prefix func(int, []byte) string) string {
 	lines := make([]string, 0, len(items))
 	i := 0
-	for _, it := range items {
-		item, ok := it.(map[string]any)
-		if !ok {
+	for _, item := range items {
+		if item[0] != '{' {
 			continue
 		}
 		p := prefix(i, item)
@@ -203,15 +264,17 @@ func renderList(items []any, prefix func(int, map[string]any) string) string {
 	return strings.Join(lines, "\n")
 }
 
-func listStart(attrs map[string]any) int {
-	switch v := attrs["order"].(type) {
-	case float64:
-		if v >= 0 && v < 1e9 {
-			return int(v)
-		}
-	case string:
-		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n >= 0 && n < 1e9 {
+func listStart(attrs []byte) int {
+	switch v := memberOf(attrs, "order"); {
+	case len(v) == 0:
+	case v[0] == '"':
+		s, _ := jsonscan.String(v)
+		if n, err := strconv.Atoi(strings.TrimSpace(s)); err == nil && n >= 0 && n < 1e9 {
 			return n
+		}
+	default:
+		if f, ok := number(v); ok && f >= 0 && f < 1e9 {
+			return int(f)
 		}
 	}
 	return 1
@@ -219,25 +282,43 @@ func listStart(attrs map[string]any) int {
 
 // linkHref returns the target of a link mark, kept because the link is often
 // the only meaningful part of the text.
-func linkHref(marks any) string {
-	list, _ := marks.([]any)
-	for _, mk := range list {
-		m, _ := mk.(map[string]any)
-		if t, _ := m["type"].(string); t != "link" {
+func linkHref(marks []byte) string {
+	for _, mk := range elementsOf(marks) {
+		if typ := memberOf(mk, "type"); len(typ) == 0 || typ[0] != '"' {
+			continue
+		} else if s, _ := jsonscan.String(typ); s != "link" {
 			continue
 		}
-		a, _ := m["attrs"].(map[string]any)
-		return scalarText(a["href"])
+		return scalarText(memberOf(memberOf(mk, "attrs"), "href"))
 	}
 	return ""
 }
 
-func scalarText(v any) string {
-	switch s := v.(type) {
-	case string:
+// scalarText is a string's or a number's text, as for a value decoded into
+// an any.
+func scalarText(v []byte) string {
+	if len(v) == 0 {
+		return ""
+	}
+	if v[0] == '"' {
+		s, _ := jsonscan.String(v)
 		return s
-	case float64:
-		return strconv.FormatFloat(s, 'f', -1, 64)
+	}
+	if f, ok := number(v); ok {
+		return strconv.FormatFloat(f, 'f', -1, 64)
 	}
 	return ""
+}
+
+// number decodes a JSON number token as json.Unmarshal decodes one into an
+// any, where a number beyond float64's range is 0; false for other tokens.
+func number(v []byte) (float64, bool) {
+	if c := v[0]; c != '-' && (c < '0' || c > '9') {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(string(v), 64)
+	if err != nil {
+		return 0, true
+	}
+	return f, true
 }

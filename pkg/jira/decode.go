@@ -340,6 +340,12 @@ func issueIDFromSelf(self string) string {
 // that is already known to be valid JSON (a value the decoder produced); it
 // reports false, having stopped, if raw is not an object or is malformed.
 func eachMember(raw []byte, fn func(key string, val []byte)) bool {
+	return eachMemberBytes(raw, func(k, v []byte) { fn(string(k), v) })
+}
+
+// eachMemberBytes is eachMember with the key as bytes, which are only
+// copied when it has escapes: for callers that compare keys and keep none.
+func eachMemberBytes(raw []byte, fn func(key, val []byte)) bool {
 	i := jsonscan.SkipSpace(raw, 0)
 	if i >= len(raw) || raw[i] != '{' {
 		return false
@@ -364,9 +370,13 @@ func eachMember(raw []byte, fn func(key string, val []byte)) bool {
 		if kend < 0 {
 			return false
 		}
-		key, ok := unquoteKey(raw[i:kend])
+		key, ok := jsonscan.Unescaped(raw[i:kend])
 		if !ok {
-			return false
+			s, ok := unquoteKey(raw[i:kend])
+			if !ok {
+				return false
+			}
+			key = []byte(s)
 		}
 		i = jsonscan.SkipSpace(raw, kend)
 		if i >= len(raw) || raw[i] != ':' {

@@ -1,15 +1,18 @@
 package jira
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
+	"github.com/go-json-experiment/json/jsontext"
 	json "github.com/go-json-experiment/json/v1"
 
 	"github.com/itsmhub/itsm/pkg/itsm"
+	"github.com/itsmhub/itsm/pkg/jsonscan"
 )
 
 const vendorName = "JIRA"
@@ -717,29 +720,88 @@ func decodeFields(raw json.RawMessage) (fieldsJSON, map[string]any) {
 	return f, customValues(custom)
 }
 
-// adfValue returns an ADF document decoded for vendor_attributes; wiki
-// strings are not ADF and are not kept twice.
-// richText decodes a field that holds ADF or text once: its ADF document
-// when it is one (kept in vendor attributes), and its plain text, which is
-// PlainText(raw) (FuzzRichTextMatchesPlainText). Decoding it separately for
-// each was a tenth of a comment's mapping.
+// richText reads a field that holds ADF or text: its ADF document when it
+// is one (kept in vendor attributes, see adfAttribute), and its plain text,
+// which is PlainText(raw) (FuzzRichTextMatchesPlainText).
 func richText(raw json.RawMessage) (adf any, text string) {
-	if v, ok := adfValue(raw); ok {
-		t, _ := renderADF(v)
-		return v, strings.TrimRightFunc(t, unicode.IsSpace)
+	b := bytes.TrimSpace(raw)
+	if !isObject(b) || !json.Valid(b) {
+		return nil, PlainText(raw)
 	}
-	return nil, PlainText(raw)
+	return adfAttribute(b), renderText(b)
 }
 
-func adfValue(raw json.RawMessage) (any, bool) {
-	if !isObject(raw) {
-		return nil, false
+// adfAttribute returns a valid ADF document for vendor_attributes as the
+// JSON that json.Marshal writes for it once decoded: members sorted by name,
+// numbers as float64, strings escaped alike. Decoding it into maps only to
+// encode them again cost as much as the rest of a comment's mapping; the
+// canonical form (RFC 8785) is that JSON but for what adfCanonical rules
+// out, which takes the maps.
+func adfAttribute(b []byte) any {
+	if adfCanonical(b) {
+		v := jsontext.Value(bytes.Clone(b))
+		if v.Format(canonicalADF...) == nil {
+			return json.RawMessage(v)
+		}
 	}
-	var v map[string]any
-	if json.Unmarshal(raw, &v) != nil && v == nil {
-		return nil, false
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	return m
+}
+
+// canonicalADF formats JSON as RFC 8785 does, with encoding/json's escapes.
+var canonicalADF = []jsontext.Options{
+	jsontext.CanonicalizeRawInts(true), jsontext.CanonicalizeRawFloats(true), jsontext.ReorderRawObjects(true),
+	jsontext.EscapeForHTML(true), jsontext.EscapeForJS(true),
+}
+
+// adfCanonical reports whether the canonical form of valid JSON b is sure
+// to equal the encoding of its decoded maps. It is not when names may sort
+// apart (RFC 8785 orders them by UTF-16 code units, Go by bytes, which
+// differ for characters beyond the Basic Multilingual Plane: 4-byte UTF-8
+// or escaped surrogates), for a negative zero (Go keeps its sign) and for
+// numbers beyond float64.
+// Repeated names and invalid UTF-8, which the decode resolves (the last
+// wins, bytes are replaced), make the formatting fail instead.
+func adfCanonical(b []byte) bool {
+	for i := 0; i < len(b); {
+		switch b[i] {
+		case '"':
+			end := jsonscan.StringEnd(b, i)
+			if end < 0 {
+				return false
+			}
+			if j := jsonscan.SkipSpace(b, end); j < len(b) && b[j] == ':' && !basicPlane(b[i:end]) {
+				return false
+			}
+			i = end
+		case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+			j := i + 1
+			for j < len(b) && strings.IndexByte("0123456789.eE+-", b[j]) >= 0 {
+				j++
+			}
+			// Beyond float64 the decode gives 0 and the formatting the
+			// largest float64.
+			if f, err := strconv.ParseFloat(string(b[i:j]), 64); err != nil || (f == 0 && b[i] == '-') {
+				return false
+			}
+			i = j
+		default:
+			i++
+		}
 	}
-	return v, v != nil
+	return true
+}
+
+// basicPlane reports whether a string token holds no character beyond the
+// Basic Multilingual Plane, raw or escaped.
+func basicPlane(tok []byte) bool {
+	for i, c := range tok {
+		if c >= 0xF0 || (c == '\\' && i+2 < len(tok) && tok[i+1] == 'u' && (tok[i+2] == 'd' || tok[i+2] == 'D')) {
+			return false
+		}
+	}
+	return true
 }
 
 func isEmptyJSON(raw json.RawMessage) bool {

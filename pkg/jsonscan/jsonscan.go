@@ -81,6 +81,41 @@ func ValueEnd(b []byte, i int) int {
 	return j
 }
 
+// Elements calls fn with each element of the array that starts at b's first
+// non-space byte, in order, while fn returns true. It reports whether the
+// array was delimited to its end; like ValueEnd it balances, not validates.
+func Elements(b []byte, fn func(v []byte) bool) bool {
+	i := SkipSpace(b, 0)
+	if i >= len(b) || b[i] != '[' {
+		return false
+	}
+	i = SkipSpace(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		return true
+	}
+	for {
+		end := ValueEnd(b, i)
+		if end < 0 {
+			return false
+		}
+		if !fn(b[i:end]) {
+			return false
+		}
+		i = SkipSpace(b, end)
+		if i >= len(b) {
+			return false
+		}
+		switch b[i] {
+		case ',':
+			i = SkipSpace(b, i+1)
+		case ']':
+			return true
+		default:
+			return false
+		}
+	}
+}
+
 // Unescaped and String take one string token, as StringEnd delimits it or
 // encoding/json hands it to an UnmarshalJSON method.
 //

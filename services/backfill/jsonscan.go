@@ -100,35 +100,14 @@ func members(b []byte, fn func(m span) bool) error {
 
 // elements calls fn for each element of the array b.
 func elements(b []byte, fn func(v []byte) error) error {
-	i := skipSpace(b, 0)
-	if i >= len(b) || b[i] != '[' {
-		return errScan
-	}
-	i = skipSpace(b, i+1)
-	if i < len(b) && b[i] == ']' {
+	var err error
+	if jsonscan.Elements(b, func(v []byte) bool { err = fn(v); return err == nil }) {
 		return nil
 	}
-	for {
-		end, err := skipValue(b, i)
-		if err != nil {
-			return err
-		}
-		if err := fn(b[i:end]); err != nil {
-			return err
-		}
-		i = skipSpace(b, end)
-		if i >= len(b) {
-			return errScan
-		}
-		switch b[i] {
-		case ',':
-			i = skipSpace(b, i+1)
-		case ']':
-			return nil
-		default:
-			return errScan
-		}
+	if err != nil {
+		return err
 	}
+	return errScan
 }
 
 // text is a JSON string or number value as Go text ("" for anything else).
