@@ -238,3 +238,31 @@ func BenchmarkSearchIDsPage(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkBulkFetchWrite renders one bulk fetch response of 100 issues with
+// their comments, as the handler writes it.
+func BenchmarkBulkFetchWrite(b *testing.B) {
+	s, err := New(Options{Seed: 1, Projects: 10, IssuesPerProject: 10_000, CommentsPerIssue: 3})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	tn := s.Default()
+	fs := parseFieldSet([]string{"*navigable"}, "")
+	w := discardResponse{header: http.Header{}}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		issues := make([]any, 0, 100)
+		for j := range 100 {
+			is, _ := tn.full(int64(issueIDBase + (i*100+j)%100_000))
+			issues = append(issues, tn.issueJSON(is, 3, fs))
+		}
+		writeJSON(w, http.StatusOK, obj{"issues": issues, "issueErrors": []any{}})
+	}
+}
+
+type discardResponse struct{ header http.Header }
+
+func (d discardResponse) Header() http.Header         { return d.header }
+func (d discardResponse) Write(b []byte) (int, error) { return len(b), nil }
+func (d discardResponse) WriteHeader(int)             {}

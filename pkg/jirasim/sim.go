@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	json "github.com/go-json-experiment/json/v1"
 )
 
@@ -226,10 +228,16 @@ func (s *Sim) api(scopes []string, h apiHandler) http.HandlerFunc {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v)
+	_ = jsonv2.MarshalWrite(w, v, responseJSON...)
 }
+
+// responseJSON streams a response as encoding/json would write it but for
+// two things Jira does not do either: escaping HTML, and sorting the members
+// of objects (the simulator's are maps). Sorting, and buffering the whole
+// response, made a 100-issue bulk fetch (most of a full sync's rendering)
+// take 6.6 ms against 4.2 ms (BenchmarkBulkFetchWrite, medians of 3).
+var responseJSON = []jsonv2.Options{json.DefaultOptionsV1(), jsonv2.Deterministic(false),
+	jsontext.EscapeForHTML(false), jsontext.EscapeForJS(false)}
 
 // jiraError writes Jira's ErrorCollection.
 func jiraError(w http.ResponseWriter, status int, msgs ...string) {
