@@ -734,9 +734,9 @@ func richText(raw json.RawMessage) (adf any, text string) {
 // adfAttribute returns a valid ADF document for vendor_attributes as the
 // JSON that json.Marshal writes for it once decoded: members sorted by name,
 // numbers as float64, strings escaped alike. Decoding it into maps only to
-// encode them again cost as much as the rest of a comment's mapping; the
-// canonical form (RFC 8785) is that JSON but for what adfCanonical rules
-// out, which takes the maps.
+// encode them again was about a tenth of the normalizer's CPU on a full
+// sync; the canonical form (RFC 8785) is that JSON but for what
+// adfCanonical rules out, which takes the maps (FuzzADFMatchesMapDecode).
 func adfAttribute(b []byte) any {
 	if adfCanonical(b) {
 		v := jsontext.Value(bytes.Clone(b))

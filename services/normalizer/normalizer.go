@@ -172,9 +172,10 @@ func (n *Normalizer) Run(ctx context.Context) error {
 	cc, err := cons.Consume(func(m jetstream.Msg) { msgs <- m },
 		jetstream.PullMaxMessages(512),
 		// A pull the client and the server disagree about is only noticed
-		// when it expires (nats.go issue #1622): with the default 30 s, a
-		// 30,000-issue drain sometimes stood still for 30 s at its end
-		// (twice in fourteen runs). 5 s bounds such a stall.
+		// when it expires (nats.go issue #1622). With the default 30 s, two
+		// of fourteen 30,000-issue drains stood still for 30 s near their
+		// end with no message redelivered, which is what such a pull looks
+		// like; 5 s bounds the stall, for one more pull request per 5 s idle.
 		jetstream.PullExpiry(5*time.Second),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			n.log.Warn("normalizer consume", zap.Error(err))
