@@ -172,10 +172,11 @@ func (n *Normalizer) Run(ctx context.Context) error {
 	cc, err := cons.Consume(func(m jetstream.Msg) { msgs <- m },
 		jetstream.PullMaxMessages(512),
 		// A pull the client and the server disagree about is only noticed
-		// when it expires (nats.go issue #1622). With the default 30 s, two
-		// of fourteen 30,000-issue drains stood still for 30 s near their
-		// end with no message redelivered, which is what such a pull looks
-		// like; 5 s bounds the stall, for one more pull request per 5 s idle.
+		// when it expires (nats.go issue #1622). Two of fourteen
+		// 30,000-issue drains stood still for 30 s near their end: the
+		// default expiry, though also AckWait, so a stuck pull is one
+		// explanation, not a proven one. 5 s bounds such a stall, for one
+		// more pull request per 5 s when idle.
 		jetstream.PullExpiry(5*time.Second),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			n.log.Warn("normalizer consume", zap.Error(err))
