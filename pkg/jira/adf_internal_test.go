@@ -2,8 +2,6 @@ package jira
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -24,12 +22,7 @@ func plainTextMap(b []byte) string {
 // adfAttribute equal to decoding into maps: the same text, and the same
 // JSON in a document's vendor attributes.
 func FuzzADFMatchesMapDecode(f *testing.F) {
-	files, _ := filepath.Glob(filepath.Join("..", "..", "..", "shared", "fixtures", "jira", "*", "*.json"))
-	for _, name := range files {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, b := range fixtures(f) {
 		f.Add(b)
 	}
 	for _, s := range []string{

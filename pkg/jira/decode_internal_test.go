@@ -30,13 +30,26 @@ func customFieldsByMap(raw json.RawMessage) map[string]any {
 	return out
 }
 
-func FuzzCustomFieldsMatchesMapDecode(f *testing.F) {
-	files, _ := filepath.Glob(filepath.Join("..", "..", "..", "shared", "fixtures", "jira", "*", "*.json"))
+// fixtures are the bodies of every Jira fixture, as fuzz seeds.
+func fixtures(tb testing.TB) [][]byte {
+	tb.Helper()
+	files, err := filepath.Glob(filepath.Join("..", "..", "..", "shared", "fixtures", "jira", "*", "*.json"))
+	if err != nil || len(files) == 0 {
+		tb.Fatalf("no fixtures: %v", err)
+	}
+	out := make([][]byte, 0, len(files))
 	for _, name := range files {
 		b, err := os.ReadFile(name)
 		if err != nil {
-			f.Fatal(err)
+			tb.Fatal(err)
 		}
+		out = append(out, b)
+	}
+	return out
+}
+
+func FuzzCustomFieldsMatchesMapDecode(f *testing.F) {
+	for _, b := range fixtures(f) {
 		f.Add(b)
 		var v struct {
 			Issue struct {
@@ -155,12 +168,7 @@ func FuzzReferencesMatchJSONUnmarshal(f *testing.F) {
 // issue's fields equal to json.Unmarshal into fieldsJSON plus the custom
 // fields of a map decode, on any valid JSON.
 func FuzzDecodeFieldsMatchesJSONUnmarshal(f *testing.F) {
-	files, _ := filepath.Glob(filepath.Join("..", "..", "..", "shared", "fixtures", "jira", "*", "*.json"))
-	for _, name := range files {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, b := range fixtures(f) {
 		var v struct {
 			Issue struct {
 				Fields json.RawMessage `json:"fields"`

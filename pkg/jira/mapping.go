@@ -725,8 +725,11 @@ func decodeFields(raw json.RawMessage) (fieldsJSON, map[string]any) {
 // which is PlainText(raw) (FuzzRichTextMatchesPlainText).
 func richText(raw json.RawMessage) (adf any, text string) {
 	b := bytes.TrimSpace(raw)
-	if !isObject(b) || !json.Valid(b) {
+	if !isObject(b) {
 		return nil, PlainText(raw)
+	}
+	if !json.Valid(b) {
+		return nil, "" // what PlainText makes of invalid JSON, without validating twice
 	}
 	return adfAttribute(b), renderText(b)
 }

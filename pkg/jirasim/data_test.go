@@ -200,13 +200,18 @@ func TestHundredThousandIssues(t *testing.T) {
 	t.Logf("100k ids paged and 100 issues fetched in %v", time.Since(start))
 }
 
-func BenchmarkBulkFetchRender(b *testing.B) {
+// benchTenant is a 100,000-issue tenant with 3 comments per issue.
+func benchTenant(b *testing.B) *Tenant {
 	s, err := New(Options{Seed: 1, Projects: 10, IssuesPerProject: 10_000, CommentsPerIssue: 3})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer s.Close()
-	tn := s.Default()
+	b.Cleanup(func() { s.Close() })
+	return s.Default()
+}
+
+func BenchmarkBulkFetchRender(b *testing.B) {
+	tn := benchTenant(b)
 	fs := parseFieldSet([]string{"*all"}, "")
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
@@ -242,12 +247,7 @@ func BenchmarkSearchIDsPage(b *testing.B) {
 // BenchmarkBulkFetchWrite renders one bulk fetch response of 100 issues with
 // their comments, as the handler writes it.
 func BenchmarkBulkFetchWrite(b *testing.B) {
-	s, err := New(Options{Seed: 1, Projects: 10, IssuesPerProject: 10_000, CommentsPerIssue: 3})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	tn := s.Default()
+	tn := benchTenant(b)
 	fs := parseFieldSet([]string{"*navigable"}, "")
 	w := discardResponse{header: http.Header{}}
 	b.ReportAllocs()
