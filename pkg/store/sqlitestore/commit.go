@@ -24,6 +24,25 @@ import (
 // wait long for the single write connection.
 const maxBatch = 256
 
+// Checkpoints: SQLite runs one inside the commit that takes the WAL past
+// wal_autocheckpoint pages, and every write queued behind it waits. A
+// checkpoint copies each page changed since the last one once, however
+// often it changed, and pages change often here: documents are keyed by
+// UUIDs, so each commit's inserts land on index pages all over
+// documents_key and documents_ticket_set. Checkpointing rarely therefore
+// saves work, but makes the commit that checkpoints wait long. The
+// committer checkpoints often (SQLite's default) while it keeps up, which
+// keeps a webhook's write quick (at 1,000 webhooks/s the event p99 was
+// 8 ms with 1,000 pages and 50 ms with 16,000), and rarely while writes
+// queue behind it, as in a full sync's backlog, where waiting in the queue
+// takes longer than any checkpoint. A 100,000-issue full sync then took
+// 60.5 s end to end against 65.8 s, at 0.91 times the CPU (medians of 3,
+// alternating), with the webhook p99 unchanged.
+const (
+	checkpointPages        = 1000
+	backlogCheckpointPages = 16384
+)
+
 var errClosed = errors.New("sqlite store closed")
 
 // op is one queued write: it runs exec with a statement bound to the
@@ -45,12 +64,27 @@ type committer struct {
 	ops  chan *op
 	stop chan struct{}
 	done chan struct{}
+	// checkpointAt is the write connection's wal_autocheckpoint.
+	checkpointAt int
 }
 
-func newCommitter(db *sql.DB) *committer {
+// newCommitter runs db's writes; db must have one connection, whose
+// wal_autocheckpoint the committer sets.
+func newCommitter(ctx context.Context, db *sql.DB) (*committer, error) {
 	c := &committer{db: db, ops: make(chan *op, maxBatch), stop: make(chan struct{}), done: make(chan struct{})}
+	if err := c.checkpointEvery(ctx, checkpointPages); err != nil {
+		return nil, err
+	}
 	go c.run()
-	return c
+	return c, nil
+}
+
+func (c *committer) checkpointEvery(ctx context.Context, pages int) error {
+	if _, err := c.db.ExecContext(ctx, fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", pages)); err != nil {
+		return fmt.Errorf("set wal_autocheckpoint: %w", err)
+	}
+	c.checkpointAt = pages
+	return nil
 }
 
 // exec queues a write and waits for its transaction. Once queued, it waits
@@ -98,6 +132,17 @@ func (c *committer) run() {
 			default:
 				break drain
 			}
+		}
+		// A full batch with more queued behind it is a backlog.
+		pages := checkpointPages
+		if len(batch) == maxBatch && len(c.ops) > 0 {
+			pages = backlogCheckpointPages
+		}
+		if pages != c.checkpointAt {
+			// Failing leaves the previous setting, which is safe either
+			// way; so does a connection database/sql replaced, which
+			// starts at SQLite's default, checkpointPages.
+			_ = c.checkpointEvery(context.Background(), pages)
 		}
 		c.commit(batch)
 		clear(batch)

@@ -118,13 +118,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// WAL with synchronous=NORMAL survives a process crash (kill -9), which is
 	// what the normalizer's ack-after-write relies on; it may lose the last
 	// transactions on power loss, which is why production uses MongoDB.
-	//
-	// Checkpoints stay at SQLite's default of every 1,000 WAL pages. A
-	// checkpoint runs inside the commit that crosses the mark, and every
-	// write queued behind it waits: at 1,000 webhooks/s the event p99 was
-	// 8 ms with 1,000 pages, 11 ms with 2,000, 19 ms with 4,000 and 50 ms
-	// with 16,000, while a 20,000-issue full sync took 20.4, 19.5, 18.8 and
-	// 17.2 s. Fresh webhooks matter more than the last tenth of a sync.
+	// The committer sets how often the WAL is checkpointed (see commit.go).
 	q := url.Values{}
 	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)"} {
 		q.Add("_pragma", p)
@@ -165,7 +159,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("prepare sqlite statements: %w", err)
 	}
-	s.commits = newCommitter(w)
+	if s.commits, err = newCommitter(ctx, w); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 

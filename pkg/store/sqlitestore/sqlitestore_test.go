@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -61,6 +63,55 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 		require.NoError(t, err, "write %d", i)
 		require.NoError(t, getErr, "write %d", i)
 	}
+}
+
+// While writes queue behind the committer the WAL is checkpointed rarely,
+// and once they stop queueing, often again (commit.go).
+func TestCheckpointsRarelyUnderBacklog(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "itsm.db")
+	s, err := sqlitestore.Open(ctx, path)
+	require.NoError(t, err)
+	defer s.Close()
+	body := json.RawMessage(fmt.Sprintf(`{"text":%q}`, strings.Repeat("x", 3000)))
+	put := func(id string) {
+		_, err := s.Put(ctx, &store.Document{Kind: itsm.KindTicket, ID: id, OrganizationID: "org",
+			ConnectionID: "c", Version: 1, UpdatedAt: time.Now(), Body: body})
+		require.NoError(t, err)
+	}
+	walPages := func() int64 {
+		fi, err := os.Stat(path + "-wal")
+		require.NoError(t, err)
+		return fi.Size() / 4096
+	}
+
+	// 1,024 writers keep four batches queued: about 8,000 pages of WAL.
+	var wg sync.WaitGroup
+	for g := range 1024 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 6 {
+				put(fmt.Sprintf("b-%d-%d", g, i))
+			}
+		}()
+	}
+	wg.Wait()
+	// Checkpointing every 1,000 pages reuses the WAL from its start after
+	// each, so it would never grow past 1,000 pages and a batch.
+	require.Greater(t, walPages(), int64(4000), "checkpointed as often under a backlog as without")
+
+	// Writes one at a time: the next commit checkpoints the whole WAL, and
+	// the one after starts it over.
+	for i := range 3 {
+		put(fmt.Sprintf("a-%d", i))
+	}
+	db, err := sql.Open("sqlite", "file:"+path)
+	require.NoError(t, err)
+	defer db.Close()
+	var busy, frames, done int
+	require.NoError(t, db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &done))
+	require.Less(t, frames, 100, "the WAL was not checkpointed once writes stopped queueing")
 }
 
 // A write queued when the store closes is answered, not left waiting.
