@@ -340,56 +340,35 @@ func issueIDFromSelf(self string) string {
 // that is already known to be valid JSON (a value the decoder produced); it
 // reports false, having stopped, if raw is not an object or is malformed.
 func eachMember(raw []byte, fn func(key string, val []byte)) bool {
-	return eachMemberBytes(raw, func(k, v []byte) { fn(string(k), v) })
+	return jsonscan.Members(raw, func(m jsonscan.Member) bool {
+		key, ok := memberName(m.Name)
+		if ok {
+			fn(string(key), m.Value)
+		}
+		return ok
+	}) >= 0
 }
 
 // eachMemberBytes is eachMember with the key as bytes, which are only
 // copied when it has escapes: for callers that compare keys and keep none.
 func eachMemberBytes(raw []byte, fn func(key, val []byte)) bool {
-	i := jsonscan.SkipSpace(raw, 0)
-	if i >= len(raw) || raw[i] != '{' {
-		return false
+	return jsonscan.Members(raw, func(m jsonscan.Member) bool {
+		key, ok := memberName(m.Name)
+		if ok {
+			fn(key, m.Value)
+		}
+		return ok
+	}) >= 0
+}
+
+// memberName decodes a member's name token as encoding/json decodes object
+// keys, copying it only when it has escapes.
+func memberName(tok []byte) ([]byte, bool) {
+	if key, ok := jsonscan.Unescaped(tok); ok {
+		return key, true
 	}
-	i++
-	for {
-		i = jsonscan.SkipSpace(raw, i)
-		if i >= len(raw) {
-			return false
-		}
-		switch raw[i] {
-		case '}':
-			return true
-		case ',':
-			i++
-			continue
-		case '"':
-		default:
-			return false
-		}
-		kend := jsonscan.StringEnd(raw, i)
-		if kend < 0 {
-			return false
-		}
-		key, ok := jsonscan.Unescaped(raw[i:kend])
-		if !ok {
-			s, ok := unquoteKey(raw[i:kend])
-			if !ok {
-				return false
-			}
-			key = []byte(s)
-		}
-		i = jsonscan.SkipSpace(raw, kend)
-		if i >= len(raw) || raw[i] != ':' {
-			return false
-		}
-		i = jsonscan.SkipSpace(raw, i+1)
-		vend := jsonscan.ValueEnd(raw, i)
-		if vend < 0 {
-			return false
-		}
-		fn(key, raw[i:vend])
-		i = vend
-	}
+	s, ok := unquoteKey(tok)
+	return []byte(s), ok
 }
 
 // unquoteKey decodes a string token as encoding/json decodes object keys.

@@ -81,6 +81,66 @@ func ValueEnd(b []byte, i int) int {
 	return j
 }
 
+// Member is one member of an object: its name's string token (quotes
+// included), where that token starts, and its value, which ends where the
+// member does.
+type Member struct {
+	Name, Value []byte
+	Start       int
+	ValueStart  int
+	ValueEnd    int
+}
+
+// Members calls fn with each member of the object that starts at b's first
+// non-space byte, in order, while fn returns true. It returns the index
+// after the object's closing brace, or -1 if the object is malformed or fn
+// stopped the walk; like ValueEnd it balances values, not validates them.
+func Members(b []byte, fn func(m Member) bool) int {
+	i := SkipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return -1
+	}
+	i = SkipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return i + 1
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return -1
+		}
+		nameEnd := StringEnd(b, i)
+		if nameEnd < 0 {
+			return -1
+		}
+		m := Member{Name: b[i:nameEnd], Start: i}
+		i = SkipSpace(b, nameEnd)
+		if i >= len(b) || b[i] != ':' {
+			return -1
+		}
+		i = SkipSpace(b, i+1)
+		end := ValueEnd(b, i)
+		if end < 0 {
+			return -1
+		}
+		m.ValueStart, m.ValueEnd, m.Value = i, end, b[i:end]
+		if !fn(m) {
+			return -1
+		}
+		i = SkipSpace(b, end)
+		if i >= len(b) {
+			return -1
+		}
+		switch b[i] {
+		case ',':
+			i = SkipSpace(b, i+1)
+		case '}':
+			return i + 1
+		default:
+			return -1
+		}
+	}
+}
+
 // Elements calls fn with each element of the array that starts at b's first
 // non-space byte, in order, while fn returns true. It reports whether the
 // array was delimited to its end; like ValueEnd it balances, not validates.

@@ -31,6 +31,27 @@ func TestValueEnd(t *testing.T) {
 	require.Equal(t, 3, jsonscan.SkipSpace([]byte(" \t\nx"), 0))
 }
 
+func TestMembers(t *testing.T) {
+	b := []byte(` {"a": 1, "b\"c" :{"x":[1]} ,"d":"e"} tail`)
+	var got []string
+	end := jsonscan.Members(b, func(m jsonscan.Member) bool {
+		require.Equal(t, m.Value, b[m.ValueStart:m.ValueEnd])
+		require.Equal(t, byte('"'), b[m.Start])
+		got = append(got, string(m.Name)+"="+string(m.Value))
+		return true
+	})
+	require.Equal(t, []string{`"a"=1`, `"b\"c"={"x":[1]}`, `"d"="e"`}, got)
+	require.Equal(t, " tail", string(b[end:]), "the index after the closing brace")
+
+	n := 0
+	require.Equal(t, -1, jsonscan.Members(b, func(jsonscan.Member) bool { n++; return false }), "stopped")
+	require.Equal(t, 1, n)
+	require.Equal(t, 2, jsonscan.Members([]byte(`{}`), func(jsonscan.Member) bool { t.Fatal("no members"); return true }))
+	for _, bad := range []string{`{"a":1`, `{"a" 1}`, `{"a":1 "b":2}`, `{a:1}`, `[1]`, ``} {
+		require.Equal(t, -1, jsonscan.Members([]byte(bad), func(jsonscan.Member) bool { return true }), bad)
+	}
+}
+
 // FuzzValueEnd: whatever ValueEnd accepts as a whole document is valid JSON
 // when it is a scalar or a string, and never runs past the input.
 func FuzzValueEnd(f *testing.F) {

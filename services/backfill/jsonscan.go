@@ -20,82 +20,29 @@ import (
 
 var errScan = errors.New("malformed JSON")
 
-func skipSpace(b []byte, i int) int { return jsonscan.SkipSpace(b, i) }
-
-// skipString returns the index after the string starting at b[i] ('"').
-func skipString(b []byte, i int) (int, error) {
-	if end := jsonscan.StringEnd(b, i); end >= 0 {
-		return end, nil
-	}
-	return 0, errScan
-}
-
-// skipValue returns the index after the value starting at b[i].
-func skipValue(b []byte, i int) (int, error) {
-	if end := jsonscan.ValueEnd(b, i); end >= 0 {
-		return end, nil
-	}
-	return 0, errScan
-}
-
 // span is a member of an object: its name (raw, between the quotes), where
 // the member starts (its name's quote) and its value.
 type span struct {
-	name       []byte
-	start      int
-	valStart   int
-	valEnd     int
-	value      []byte
-	afterValue int
+	name     []byte
+	start    int
+	valStart int
+	valEnd   int
+	value    []byte
 }
 
 // members calls fn for each member of the object b, in order; fn returning
 // false stops the walk.
 func members(b []byte, fn func(m span) bool) error {
-	i := skipSpace(b, 0)
-	if i >= len(b) || b[i] != '{' {
+	stopped := false
+	end := jsonscan.Members(b, func(m jsonscan.Member) bool {
+		stopped = !fn(span{name: m.Name[1 : len(m.Name)-1], start: m.Start,
+			valStart: m.ValueStart, valEnd: m.ValueEnd, value: m.Value})
+		return !stopped
+	})
+	if end < 0 && !stopped {
 		return errScan
 	}
-	i = skipSpace(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		return nil
-	}
-	for {
-		if i >= len(b) || b[i] != '"' {
-			return errScan
-		}
-		nameEnd, err := skipString(b, i)
-		if err != nil {
-			return err
-		}
-		m := span{name: b[i+1 : nameEnd-1], start: i}
-		i = skipSpace(b, nameEnd)
-		if i >= len(b) || b[i] != ':' {
-			return errScan
-		}
-		i = skipSpace(b, i+1)
-		end, err := skipValue(b, i)
-		if err != nil {
-			return err
-		}
-		m.valStart, m.valEnd, m.value = i, end, b[i:end]
-		i = skipSpace(b, end)
-		m.afterValue = i
-		if !fn(m) {
-			return nil
-		}
-		if i >= len(b) {
-			return errScan
-		}
-		switch b[i] {
-		case ',':
-			i = skipSpace(b, i+1)
-		case '}':
-			return nil
-		default:
-			return errScan
-		}
-	}
+	return nil
 }
 
 // elements calls fn for each element of the array b.

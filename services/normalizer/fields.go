@@ -27,49 +27,15 @@ func topLevel(body []byte) map[string]json.RawMessage {
 // scanMembers calls fn with each member of a JSON object in order, or
 // reports false if b is not a well-formed object.
 func scanMembers(b []byte, fn func(key string, val []byte)) bool {
-	i := jsonscan.SkipSpace(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return false
-	}
-	i = jsonscan.SkipSpace(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		return jsonscan.SkipSpace(b, i+1) == len(b)
-	}
-	for {
-		if i >= len(b) || b[i] != '"' {
-			return false
-		}
-		kend := jsonscan.StringEnd(b, i)
-		if kend < 0 {
-			return false
-		}
-		key, plain := jsonscan.Unescaped(b[i:kend])
+	end := jsonscan.Members(b, func(m jsonscan.Member) bool {
+		key, plain := jsonscan.Unescaped(m.Name)
 		if !plain {
 			return false // escaped keys: leave them to encoding/json
 		}
-		i = jsonscan.SkipSpace(b, kend)
-		if i >= len(b) || b[i] != ':' {
-			return false
-		}
-		i = jsonscan.SkipSpace(b, i+1)
-		vend := jsonscan.ValueEnd(b, i)
-		if vend < 0 {
-			return false
-		}
-		fn(string(key), b[i:vend])
-		i = jsonscan.SkipSpace(b, vend)
-		if i >= len(b) {
-			return false
-		}
-		switch b[i] {
-		case ',':
-			i = jsonscan.SkipSpace(b, i+1)
-		case '}':
-			return jsonscan.SkipSpace(b, i+1) == len(b)
-		default:
-			return false
-		}
-	}
+		fn(string(key), m.Value)
+		return true
+	})
+	return end >= 0 && jsonscan.SkipSpace(b, end) == len(b)
 }
 
 // decodeSyncRecord reads a sync message's envelope. The record inside it is
