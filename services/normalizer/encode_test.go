@@ -91,9 +91,9 @@ func TestPreviousChangedMatchesFromBodyAndFromFields(t *testing.T) {
 	prev := []byte(`{"a":1,"b":"x","gone":true,"created_at":"2024-01-01T00:00:00Z","updated_at":"2024-01-01T00:00:00Z"}`)
 	next := []byte(`{"a":1,"b":"y","new":null,"created_at":"2024-01-01T00:00:00Z","updated_at":"2024-01-02T00:00:00Z"}`)
 	want := []string{"b", "gone", "new"}
-	require.Equal(t, want, previous{exists: true, body: prev}.changed(next))
-	require.Equal(t, want, previous{exists: true, fields: topLevel(prev)}.changed(next))
-	require.Nil(t, previous{}.changed(next), "a new object has no changed fields")
+	require.Equal(t, want, (&previous{exists: true, body: prev}).changed(next))
+	require.Equal(t, want, (&previous{exists: true, fields: topLevel(prev)}).changed(next))
+	require.Nil(t, (&previous{}).changed(next), "a new object has no changed fields")
 }
 
 func TestTombstoneDocKeepsTheLastBody(t *testing.T) {
@@ -118,7 +118,7 @@ func TestTombstoneDocKeepsTheLastBody(t *testing.T) {
 	user := &store.Document{Kind: itsm.KindUser, ID: "u", Body: json.RawMessage(`{"id":"u","status":"ACTIVE","active":true,"vendor_attributes":null}`)}
 	d, err = tombstoneDoc(user, 2, ReasonMissingFromFullSync, now)
 	require.NoError(t, err)
-	require.Equal(t, string(itsm.UserDeleted), d.Status)
+	require.Equal(t, string(itsm.ObjectDeleted), d.Status)
 	require.JSONEq(t, `{"id":"u","status":"DELETED","active":false,"vendor_attributes":{"deletion_reason":"missing_from_full_sync"},"updated_at":"2026-01-02T03:04:05Z"}`, string(d.Body))
 
 	comment := &store.Document{Kind: itsm.KindComment, ID: "c", TicketID: "t", Body: json.RawMessage(`{"id":"c","body":"hi","active":true}`)}

@@ -123,7 +123,7 @@ func fullSyncReconcile(t *testing.T, lostAfterLanding bool) {
 	e.tombstone(itsm.KindComment, commentID, version, ReasonTicketDeleted)
 	e.tombstone(itsm.KindAttachment, attachmentID, version, ReasonTicketDeleted)
 	u2 := e.tombstone(itsm.KindUser, itsm.ObjectID(testConn, itsm.KindUser, "u2"), version, ReasonMissingFromFullSync)
-	require.Equal(t, string(itsm.UserDeleted), u2.Status)
+	require.Equal(t, string(itsm.ObjectDeleted), u2.Status)
 
 	require.Equal(t, syncID, e.alive(itsm.KindTicket, ticketID("1")).SyncID)
 	require.Equal(t, syncID, e.alive(itsm.KindTicket, ticketID("2")).SyncID, "seen without a newer version")
