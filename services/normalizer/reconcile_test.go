@@ -144,13 +144,13 @@ func fullSyncReconcile(t *testing.T, lostAfterLanding bool) {
 	}
 	require.Len(t, deleted, 4, "ticket 3, its comment and attachment, and user u2")
 	if lostAfterLanding {
-		require.Equal(t, []string{"active", "status", "vendor_attributes"}, deleted[ticketID("3")].ChangedFields)
+		require.Equal(t, []string{"active", "status", "status_updated_at", "vendor_attributes"}, deleted[ticketID("3")].ChangedFields)
 	} else {
 		// Published by the redelivery, which no longer knows the body the
 		// tombstone replaced.
 		require.Empty(t, deleted[ticketID("3")].ChangedFields)
 	}
-	require.Equal(t, []string{"active", "vendor_attributes"}, deleted[commentID].ChangedFields)
+	require.Equal(t, []string{"active", "status", "status_updated_at", "vendor_attributes"}, deleted[commentID].ChangedFields)
 	require.GreaterOrEqual(t, e.metric("retried"), 1.0, "the marker was redelivered")
 
 	// The same marker again changes nothing and publishes nothing.
