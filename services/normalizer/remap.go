@@ -134,8 +134,14 @@ func (n *Normalizer) remapDoc(ctx context.Context, conn *store.Connection, mappi
 		return false, err
 	}
 	now := n.cfg.Now().UTC()
-	if t, ok := next.(*itsm.Ticket); ok && !cur.Deleted && mapping.Remap(t) && t.Status != base.(*itsm.Ticket).Status {
-		t.StatusUpdatedAt = &now
+	if t, ok := next.(*itsm.Ticket); ok && !cur.Deleted {
+		mapping.Remap(t)
+		if t.Status == "BACKLOG" { // no longer a status of the model
+			t.Status = itsm.StatusTodo
+		}
+		if t.Status != base.(*itsm.Ticket).Status {
+			t.StatusUpdatedAt = &now
+		}
 	}
 	rec := jira.Record{Kind: kind, ID: id, Version: time.UnixMilli(cur.Version + 1).UTC(), Deleted: cur.Deleted, Object: next}
 	createdAt, _ := timeField(fields, "created_at")
@@ -171,8 +177,8 @@ func (n *Normalizer) remapDoc(ctx context.Context, conn *store.Connection, mappi
 
 // upgrade decodes a stored body of any earlier model version into the
 // current object: renamed fields moved, lifecycle statuses derived from the
-// active flag, BACKLOG (no longer a status) as TODO, and a missing
-// status_updated_at set to the stored version's time.
+// active flag, and a missing status_updated_at set to the stored version's
+// time. Values stay as stored (remapDoc changes those, with an event).
 func upgrade(kind itsm.Kind, fields map[string]json.RawMessage, version int64, deleted bool) (any, error) {
 	if fields == nil {
 		return nil, errors.New("stored body is not a JSON object")
@@ -220,10 +226,6 @@ func upgrade(kind itsm.Kind, fields map[string]json.RawMessage, version int64, d
 		_ = json.Unmarshal(v, &active)
 	}
 	switch o := obj.(type) {
-	case *itsm.Ticket:
-		if o.Status == "BACKLOG" {
-			o.Status = itsm.StatusTodo
-		}
 	case *itsm.Project:
 		if o.Status == "" {
 			o.Status = lifecycleOf(active, deleted)
