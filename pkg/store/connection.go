@@ -38,7 +38,7 @@ type Connection struct {
 
 // ConnectionOptions are the customer's choices that shape mapping and sync.
 type ConnectionOptions struct {
-	ProjectKeysFilter []string                 `json:"project_keys_filter,omitempty"`
+	ProjectKeysFilter []string               `json:"project_keys_filter,omitempty"`
 	PriorityMapping   NameMap[itsm.Priority] `json:"priority_mapping,omitempty"`
 	StatusMapping     NameMap[itsm.Status]   `json:"status_mapping,omitempty"`
 	// SiteURL names the site to use when a grant covers several.

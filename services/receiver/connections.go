@@ -22,6 +22,7 @@ type ConnectionService interface {
 	Delete(ctx context.Context, orgID, id string, purge bool) error
 	Authorize(ctx context.Context, orgID, id string) (string, error)
 	Callback(ctx context.Context, code, state string) (*store.Connection, error)
+	Mappings(ctx context.Context, orgID, id string) (*connections.MappingReport, error)
 }
 
 // SyncRequester starts an on-demand sync of a connection.
@@ -92,6 +93,13 @@ func (s *Server) MountConnections(svc ConnectionService, syncs SyncRequester) {
 			return err
 		}
 		return c.NoContent(http.StatusNoContent)
+	})
+	g.GET("/:id/mappings", func(c echo.Context) error {
+		report, err := svc.Mappings(c.Request().Context(), OrganizationID(c), c.Param("id"))
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, report)
 	})
 	g.POST("/:id/authorize", func(c echo.Context) error {
 		url, err := svc.Authorize(c.Request().Context(), OrganizationID(c), c.Param("id"))
