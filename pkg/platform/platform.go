@@ -105,7 +105,7 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		broker.NewCollector(p.js, normalizer.ConsumerName))
+		broker.NewCollector(p.js, normalizer.Consumers...))
 	runCtx, cancel := context.WithCancel(ctx)
 	p.cancel = cancel
 	g, gctx := errgroup.WithContext(runCtx)
