@@ -25,6 +25,10 @@ type Mapping struct {
 	Status map[string]itsm.Status
 	// Priority is a custom priority mapping, matched the same way.
 	Priority map[string]itsm.Priority
+	// PriorityScheme is the site's priority names as Jira lists them,
+	// highest first: MapPriority's fallback for names without a keyword
+	// (their rank). Optional.
+	PriorityScheme []string
 	// SiteURL (https://x.atlassian.net), when set, is the base of browse
 	// links. Optional, but OAuth (3LO) REST responses only carry
 	// api.atlassian.com gateway self links, from which the site cannot be
@@ -347,7 +351,8 @@ func (m *Mapping) mapIssueOnly(is *issueJSON, deleted bool, deletedAt time.Time)
 	category := f.Status.StatusCategory.Key.String()
 	priorityName := f.Priority.Name.String()
 
-	status := m.MapStatus(statusName, category)
+	status, _ := m.MapStatus(statusName, category)
+	priority, _ := m.MapPriority(priorityName)
 	if deleted {
 		status = itsm.StatusDeleted
 	}
@@ -382,7 +387,7 @@ func (m *Mapping) mapIssueOnly(is *issueJSON, deleted bool, deletedAt time.Time)
 		Type:             f.IssueType.Name.String(),
 		Active:           !deleted,
 		Status:           status,
-		Priority:         m.MapPriority(priorityName),
+		Priority:         priority,
 		ParentTicketID:   itsm.RefID(conn, itsm.KindTicket, f.Parent.ID.String()),
 		ProjectID:        itsm.RefID(conn, itsm.KindProject, f.Project.ID.String()),
 		AssignedUserID:   itsm.RefID(conn, itsm.KindUser, f.Assignee.vendorID()),

@@ -308,7 +308,10 @@ func (r *run) statuses(ctx context.Context) error {
 				Key string `json:"key"`
 			} `json:"statusCategory"`
 		}
-		if json.Unmarshal(raw, &s) == nil && s.Name != "" && m.MapStatus(s.Name, s.Category.Key) == itsm.StatusUnknown {
+		if json.Unmarshal(raw, &s) != nil || s.Name == "" {
+			continue
+		}
+		if st, _ := m.MapStatus(s.Name, s.Category.Key); st == itsm.StatusUnknown {
 			unmapped = append(unmapped, "status:"+s.Name)
 		}
 	}
@@ -324,7 +327,10 @@ func (r *run) statuses(ctx context.Context) error {
 			var pr struct {
 				Name string `json:"name"`
 			}
-			if json.Unmarshal(raw, &pr) == nil && pr.Name != "" && m.MapPriority(pr.Name) == itsm.PriorityUnknown {
+			if json.Unmarshal(raw, &pr) != nil || pr.Name == "" {
+				continue
+			}
+			if p, _ := m.MapPriority(pr.Name); p == itsm.PriorityUnknown {
 				unmapped = append(unmapped, "priority:"+pr.Name)
 			}
 		}

@@ -1,0 +1,121 @@
+package jira_test
+
+import (
+	"bufio"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/itsmhub/itsm/pkg/itsm"
+	"github.com/itsmhub/itsm/pkg/jira"
+)
+
+// corpusRow is one line of testdata/mapping_corpus/*.txt: fields separated
+// by '|', '#' starts a comment line.
+type corpusRow struct {
+	line   int
+	fields []string
+}
+
+func readCorpus(t *testing.T, name string, fields int) []corpusRow {
+	t.Helper()
+	f, err := os.Open("testdata/mapping_corpus/" + name)
+	require.NoError(t, err)
+	defer f.Close()
+	var rows []corpusRow
+	seen := map[string]int{}
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		parts := strings.Split(line, "|")
+		require.Len(t, parts, fields, "%s:%d: %q", name, n, line)
+		for i := range parts {
+			parts[i] = strings.TrimSpace(parts[i])
+		}
+		key := strings.ToLower(parts[0])
+		require.NotEmpty(t, key, "%s:%d", name, n)
+		if prev, dup := seen[key]; dup {
+			t.Fatalf("%s:%d: %q repeats line %d", name, n, parts[0], prev)
+		}
+		seen[key] = n
+		rows = append(rows, corpusRow{line: n, fields: parts})
+	}
+	require.NoError(t, sc.Err())
+	return rows
+}
+
+func parseAllowed[T any](t *testing.T, where, list string, parse func(string) (T, error)) []T {
+	t.Helper()
+	var out []T
+	for _, s := range strings.Split(list, ",") {
+		v, err := parse(strings.TrimSpace(s))
+		require.NoError(t, err, where)
+		out = append(out, v)
+	}
+	require.NotEmpty(t, out, where)
+	return out
+}
+
+// TestMappingCorpus maps every name of the corpus without a custom mapping
+// and checks the value is one the model's definitions allow for it, and
+// that it was decided the way the corpus says: a keyword of the name (then
+// the name alone, without its category, maps the same) or the category.
+func TestMappingCorpus(t *testing.T) {
+	statuses := readCorpus(t, "statuses.txt", 5)
+	priorities := readCorpus(t, "priorities.txt", 4)
+	t.Logf("corpus: %d statuses, %d priorities", len(statuses), len(priorities))
+	require.GreaterOrEqual(t, len(statuses), 150, "status corpus too small")
+	require.GreaterOrEqual(t, len(priorities), 80, "priority corpus too small")
+
+	m := &jira.Mapping{}
+	langs := map[string]bool{}
+	for _, r := range statuses {
+		name, category, src := r.fields[0], r.fields[1], r.fields[4]
+		where := "statuses.txt:" + strconv.Itoa(r.line) + " " + name
+		allowed := parseAllowed(t, where, r.fields[2], itsm.ParseStatus)
+		require.NotContains(t, allowed, itsm.StatusDeleted, where)
+		want := jira.Decision(r.fields[3])
+		require.Contains(t, []jira.Decision{jira.DecidedKeyword, jira.DecidedCategory}, want, where)
+		langs[lang(src)] = true
+
+		got, how := m.MapStatus(name, category)
+		if !slices.Contains(allowed, got) || how != want {
+			t.Errorf("%s (category %q): got %s by %s, want one of %v by %s", where, category, got, how, allowed, want)
+			continue
+		}
+		if want == jira.DecidedKeyword {
+			alone, how := m.MapStatus(name, "")
+			require.Equal(t, got, alone, "%s: the keyword decides, not the category", where)
+			require.Equal(t, jira.DecidedKeyword, how, where)
+		}
+	}
+	for _, r := range priorities {
+		name, src := r.fields[0], r.fields[3]
+		where := "priorities.txt:" + strconv.Itoa(r.line) + " " + name
+		allowed := parseAllowed(t, where, r.fields[1], itsm.ParsePriority)
+		want := jira.Decision(r.fields[2])
+		langs[lang(src)] = true
+		got, how := m.MapPriority(name)
+		if !slices.Contains(allowed, got) || how != want {
+			t.Errorf("%s: got %s by %s, want one of %v by %s", where, got, how, allowed, want)
+		}
+	}
+	t.Logf("languages: %d", len(langs))
+	require.GreaterOrEqual(t, len(langs), 6, "languages in the corpus: %v", langs)
+}
+
+// lang reads the language from a source tag: "l10n-de", "common-de" → de;
+// untagged sources are English.
+func lang(src string) string {
+	if i := strings.Index(src, "-"); i >= 0 && (strings.HasPrefix(src, "l10n-") || strings.HasPrefix(src, "common-")) {
+		return src[i+1:]
+	}
+	return "en"
+}
