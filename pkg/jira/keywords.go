@@ -42,6 +42,13 @@ var statusRules = [...]statusRule{
 		"esperando por soporte", "aguardando suporte", "ожидает поддержки",
 		"サポート待ち", "等待支持", "等待技术支持",
 	}},
+	// Rework after a failed review or test: the work goes on, nothing is
+	// cancelled.
+	{itsm.StatusInProgress, []string{
+		"review rejected", "rejected by review", "qa rejected", "rejected by qa", "qa failed",
+		"failed qa", "test failed", "tests failed", "failed testing", "changes requested",
+		"rework", "needs rework", "in rework", "nacharbeit", "retrabalho", "доработк*",
+	}},
 	// CANCELLED: cancelled, rejected, or won't be done.
 	{itsm.StatusCancelled, []string{
 		"cancel*", "reject*", "declin*", "abandon*", "won't", "wont", "will not",
@@ -67,13 +74,21 @@ var statusRules = [...]statusRule{
 		"レビュー", "査読", "品質保証",
 		"审核", "審核", "评审", "評審", "审查", "審查", "复核", "複核", "质检", "質檢", "质量保证",
 	}},
+	// A status that says it is closed is not awaiting closure: "Closed -
+	// Fixed" is CLOSED. Only the closed words themselves: "Ready to close"
+	// is RESOLVED, "Готово к тестированию" PENDING.
+	{itsm.StatusClosed, []string{
+		"closed", "geschlossen", "ferme", "fermee", "clos", "cloture*", "cerrado", "cerrada",
+		"fechado", "fechada", "закрыт", "закрыта", "закрыто", "已关闭", "已關閉", "クローズ済",
+	}},
 	// RESOLVED: resolved or fixed, awaiting closure.
 	{itsm.StatusResolved, []string{
 		"resolved", "fixed", "verified", "solved", "merged",
 		"ready for release", "ready to release", "ready for deploy*", "ready to deploy",
 		"ready for prod*", "ready to close", "ready for closure", "awaiting release",
 		"awaiting deploy*", "pending release", "pending deploy*", "pending closure",
-		"awaiting closure", "dev done", "dev complete", "development done",
+		"awaiting closure", "waiting for deploy*", "waiting for release", "scheduled for release",
+		"development finished", "dev finished", "dev done", "dev complete", "development done",
 		"development complete", "code complete",
 		"gelost", "behoben", "resolu*", "corrige*",
 		"resuelt*", "solucionad*", "corregid*", "arreglad*", "listo para despliegue",

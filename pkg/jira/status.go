@@ -15,7 +15,7 @@ type Decision string
 const (
 	// DecidedCustom: the connection's own status_mapping / priority_mapping.
 	DecidedCustom Decision = "custom"
-	// DecidedKeyword: a keyword of the name (keywordTables).
+	// DecidedKeyword: a keyword of the name (keywords.go).
 	DecidedKeyword Decision = "keyword"
 	// DecidedRank: the name's place in the site's priority scheme.
 	DecidedRank Decision = "rank"
