@@ -175,9 +175,9 @@ var statusRules = [...]statusRule{
 	{itsm.StatusClosed, []string{
 		"done", "close*", "complete*", "finish*", "delivered", "released", "deployed",
 		"shipped", "published", "archived",
-		"fertig*", "erledigt", "geschlossen", "abgeschlossen", "ausgeliefert", "erfullt",
+		"fertig*", "erledigt", "abgeschlossen", "ausgeliefert", "erfullt",
 		"beendet", "umgesetzt", "veroffentlicht",
-		"termin*", "ferme*", "clos", "clotur*", "fait", "acheve*", "livre*", "deploye*",
+		"termin*", "ferme*", "clotur*", "fait", "acheve*", "livre*", "deploye*",
 		"realise*",
 		"hecho", "listo", "cerrad*", "finalizad*", "completad*", "entregad*",
 		"desplegad*", "realizad*", "concluid*",

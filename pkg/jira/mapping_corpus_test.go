@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 
@@ -118,4 +119,43 @@ func lang(src string) string {
 		return src[i+1:]
 	}
 	return "en"
+}
+
+// FuzzMapNames checks what must hold for any name, seeded with the corpus:
+// results are model values (never DELETED or BACKLOG), UNKNOWN exactly when
+// nothing decided, a keyword decides regardless of the category, and case
+// does not matter.
+func FuzzMapNames(f *testing.F) {
+	for _, file := range []string{"statuses.txt", "priorities.txt"} {
+		b, err := os.ReadFile("testdata/mapping_corpus/" + file)
+		require.NoError(f, err)
+		for _, line := range strings.Split(string(b), "\n") {
+			if name, _, ok := strings.Cut(line, "|"); ok && !strings.HasPrefix(line, "#") {
+				f.Add(strings.TrimSpace(name), "indeterminate")
+			}
+		}
+	}
+	m := &jira.Mapping{PriorityScheme: []string{"Rot", "Gelb", "Grün"}}
+	f.Fuzz(func(t *testing.T, name, category string) {
+		s, how := m.MapStatus(name, category)
+		require.Contains(t, itsm.Statuses, s)
+		require.NotEqual(t, itsm.StatusDeleted, s)
+		require.NotEqual(t, itsm.Status("BACKLOG"), s)
+		require.Equal(t, s == itsm.StatusUnknown, how == jira.DecidedNone, "%s by %s", s, how)
+		if how == jira.DecidedKeyword {
+			alone, _ := m.MapStatus(name, "")
+			require.Equal(t, s, alone)
+		}
+		p, how := m.MapPriority(name)
+		require.Contains(t, itsm.Priorities, p)
+		require.Equal(t, p == itsm.PriorityUnknown, how == jira.DecidedNone, "%s by %s", p, how)
+
+		upper := strings.ToUpper(name)
+		if utf8.ValidString(name) && strings.ToLower(upper) == strings.ToLower(name) {
+			us, _ := m.MapStatus(upper, category)
+			require.Equal(t, s, us, "upper case %q", upper)
+			up, _ := m.MapPriority(upper)
+			require.Equal(t, p, up, "upper case %q", upper)
+		}
+	})
 }
