@@ -54,7 +54,7 @@ var statusRules = [...]statusRule{
 		"cancel*", "reject*", "declin*", "abandon*", "won't", "wont", "will not",
 		"not doing", "not do", "withdraw*", "discard*", "obsolete", "invalid", "duplicate*",
 		"not a bug", "cannot reproduce", "can't reproduce", "out of scope", "dropped", "void",
-		"denied", "refused", "annulled",
+		"denied", "refused", "annulled", "wontfix",
 		"abgebrochen", "abgelehnt", "storniert", "verworfen", "nicht zu erledigen",
 		"wird nicht*", "zuruckgezogen", "abgesagt", "annulliert",
 		"annul*", "rejet*", "refus*", "ne sera pas*", "sans suite",
@@ -83,7 +83,7 @@ var statusRules = [...]statusRule{
 	}},
 	// RESOLVED: resolved or fixed, awaiting closure.
 	{itsm.StatusResolved, []string{
-		"resolved", "fixed", "verified", "solved", "merged",
+		"resolved", "fixed", "verified", "solved", "merged", "mitigated",
 		"ready for release", "ready to release", "ready for deploy*", "ready to deploy",
 		"ready for prod*", "ready to close", "ready for closure", "awaiting release",
 		"awaiting deploy*", "pending release", "pending deploy*", "pending closure",
@@ -114,7 +114,8 @@ var statusRules = [...]statusRule{
 		"pending", "waiting", "wait", "awaiting", "await", "test*", "uat",
 		"user acceptance", "acceptance", "validat*", "verif*", "approval", "feedback",
 		"needs info*", "more info*", "info needed", "information needed",
-		"clarification", "on customer", "third party", "external",
+		"clarification", "on customer", "third party", "external", "with customer", "with vendor",
+		"action required", "monitoring",
 		"wartet*", "warten*", "ausstehend", "abnahme", "validierung", "verifizierung", "freigabe",
 		"attente*", "recette", "validation", "a valider", "verification", "approbation",
 		"pendiente*", "esperando", "prueba*", "validacion", "verificacion", "aprobacion",
@@ -137,7 +138,8 @@ var statusRules = [...]statusRule{
 	// TODO: in backlog or planned for work.
 	{itsm.StatusTodo, []string{
 		"to do", "todo", "backlog", "selected for development", "selected", "ready",
-		"ready for dev*", "ready for work", "ready to start", "plan*", "scheduled",
+		"ready for dev*", "ready for work", "ready to start", "approved for dev*", "plan*", "scheduled",
+		"grooming", "refinement", "in refinement", "estimation", "queue", "up next", "next up",
 		"prioritized", "prioritised", "groomed", "refined", "icebox", "queued", "in queue",
 		"zu erledigen", "zu tun", "geplant", "planung", "ausgewahlt*", "bereit",
 		"a faire", "planifi*", "selectionne*", "pret", "prete",
@@ -153,7 +155,8 @@ var statusRules = [...]statusRule{
 		"in progress", "progress*", "in work", "work in progress", "wip", "doing", "working",
 		"started", "in development", "development", "in dev", "developing", "implement*",
 		"investigat*", "analys*", "analyz*", "in design", "escalat*", "active", "ongoing",
-		"underway", "fixing", "in fix", "processing", "deploying", "in process",
+		"underway", "fixing", "in fix", "processing", "deploying", "in process", "identified",
+		"building", "in build",
 		"in arbeit", "in bearbeitung", "bearbeitung", "wird bearbeitet", "in entwicklung",
 		"entwicklung", "umsetzung", "in umsetzung", "analyse", "untersuchung", "eskaliert",
 		"begonnen", "gestartet", "aktiv",
@@ -200,7 +203,9 @@ var priorityRules = [...]priorityRule{
 	// Negated urgency, before CRITICAL's "urgent" and "critical" see it.
 	{itsm.PriorityLow, []string{
 		"not urgent", "non urgent", "nonurgent", "not critical", "non critical",
-		"nicht dringend", "nicht kritisch", "pas urgent*", "no urgente", "nao urgente",
+		"not important", "unimportant", "nicht dringend", "nicht kritisch", "nicht wichtig",
+		"pas urgent*", "pas important*", "no urgente", "no importante", "nao urgente",
+		"nao importante", "неважн*", "не важн*",
 		"не срочн*", "несрочн*", "некритич*", "не критич*",
 		"非紧急", "非緊急", "不紧急", "不緊急",
 	}},
@@ -209,7 +214,8 @@ var priorityRules = [...]priorityRule{
 		"highest", "blocker", "blocking", "critical", "crit", "urgent", "emergency",
 		"showstopper", "show stopper", "p0", "p1", "sev0", "sev1", "sev 0", "sev 1",
 		"severity 0", "severity 1", "s0", "s1", "prio 0", "prio 1", "priority 0", "priority 1",
-		"very high", "extremely high", "top", "immediate", "asap", "catastrophic",
+		"very high", "extremely high", "top", "immediate", "asap", "catastrophic", "fatal",
+		"extreme", "must have",
 		"hochste", "sehr hoch", "kritisch", "dringend", "notfall", "blockierend", "akut", "sofort",
 		"la plus haute", "plus haute", "tres haute", "la plus elevee", "plus elevee",
 		"tres elevee", "critique", "bloquant*", "urgen*", "maximale",
@@ -225,7 +231,7 @@ var priorityRules = [...]priorityRule{
 	{itsm.PriorityInformational, []string{
 		"lowest", "trivial", "informational", "info", "information", "p5", "sev5", "sev 5",
 		"s5", "severity 5", "prio 5", "priority 5", "planning", "very low", "cosmetic",
-		"wishlist", "nice to have", "someday", "fyi", "negligible",
+		"wishlist", "nice to have", "someday", "fyi", "negligible", "won't have", "wont have",
 		"niedrigste", "sehr niedrig", "unwesentlich", "informativ",
 		"la plus basse", "plus basse", "tres basse", "triviale",
 		"mas baja", "muy baja", "informativa", "informativo", "bajisima",
@@ -238,7 +244,7 @@ var priorityRules = [...]priorityRule{
 	// HIGH: high priority or major issues.
 	{itsm.PriorityHigh, []string{
 		"high", "higher", "major", "important", "p2", "sev2", "sev 2", "s2", "severity 2",
-		"prio 2", "priority 2", "elevated", "serious",
+		"prio 2", "priority 2", "elevated", "serious", "severe", "should have",
 		"hoch", "hohe", "wichtig", "schwerwiegend",
 		"haute", "haut", "elevee", "eleve", "majeur*", "importante",
 		"alta", "alto", "mayor", "grave",
@@ -249,7 +255,7 @@ var priorityRules = [...]priorityRule{
 	}},
 	// LOW: low priority or minor issues.
 	{itsm.PriorityLow, []string{
-		"low", "lower", "minor", "p4", "sev4", "sev 4", "s4", "severity 4", "prio 4", "priority 4",
+		"low", "lower", "minor", "minimal", "could have", "p4", "sev4", "sev 4", "s4", "severity 4", "prio 4", "priority 4",
 		"niedrig", "gering", "geringfugig",
 		"basse", "bas", "faible", "mineur*",
 		"baja", "bajo", "menor",
