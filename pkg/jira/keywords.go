@@ -14,8 +14,9 @@ import "github.com/itsmhub/itsm/pkg/itsm"
 // rule with a keyword anywhere in the name wins. So the specific states
 // come first: "Closed - Won't Fix" is CANCELLED, "Ready for Review"
 // IN_REVIEW, "Готово к разработке" (ready for development) TODO, and
-// "Not started" or "未完成" is not IN_PROGRESS or CLOSED. The corpus in
-// mapping_corpus_test.go holds the names these tables are judged by.
+// "Not started" or "未完成" is not IN_PROGRESS or CLOSED. MAPPING.md
+// explains the order; the corpus in testdata/mapping_corpus holds the
+// names these tables are judged by (TestMappingCorpus).
 
 type statusRule struct {
 	status itsm.Status
