@@ -275,6 +275,8 @@ func TestMapPriorityRank(t *testing.T) {
 		{[]string{"Gold", "Silber", "Bronze", "Eisen"}, []itsm.Priority{C, H, L, I}},
 		{[]string{"A", "B", "C", "D", "E"}, []itsm.Priority{C, H, M, L, I}},
 		{[]string{"Alpha", "Beta", "Gamma", "Delta", "Epsilon", "Zeta", "Eta"}, []itsm.Priority{C, H, H, M, L, L, I}},
+		// Cyrillic names without a keyword (colours), matched case-insensitively.
+		{[]string{"Красный", "Оранжевый", "Жёлтый", "Зелёный", "Синий"}, []itsm.Priority{C, H, M, L, I}},
 	} {
 		m := &jira.Mapping{PriorityScheme: tc.scheme}
 		for i, name := range tc.scheme {
