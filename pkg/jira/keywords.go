@@ -95,7 +95,7 @@ var statusRules = [...]statusRule{
 		"resuelt*", "solucionad*", "corregid*", "arreglad*", "listo para despliegue",
 		"listo para produccion", "resolvid*", "corrigid*", "pronto para deploy",
 		"pronto para producao",
-		"решен*", "исправлен*", "готово к релизу", "готов к релизу",
+		"решен*", "исправлен*", "проверен*", "готово к релизу", "готов к релизу",
 		"解決済", "修正済", "処理済", "対応済", "已解决", "已解決", "已修复", "已修復",
 	}},
 	// BLOCKED: blocked, waiting, or on hold (stopped by something).
@@ -121,7 +121,7 @@ var statusRules = [...]statusRule{
 		"attente*", "recette", "validation", "a valider", "verification", "approbation",
 		"pendiente*", "esperando", "prueba*", "validacion", "verificacion", "aprobacion",
 		"aguardando", "pendente*", "homologacao", "validacao", "verificacao", "aprovacao",
-		"ожида*", "тестир*", "в тесте", "согласован*", "валидац*", "верификац*",
+		"ожида*", "тестир*", "в тесте", "согласован*", "валидац*", "верификац*", "уточнен*",
 		"待ち", "テスト", "検証", "確認待", "承認待",
 		"等待", "待审批", "待審批", "审批", "審批", "测试", "測試", "验证", "驗證",
 		"待确认", "待確認", "待定",
