@@ -2,6 +2,7 @@ package jira_test
 
 import (
 	"bufio"
+	"bytes"
 	"os"
 	"slices"
 	"strconv"
@@ -158,4 +159,35 @@ func FuzzMapNames(f *testing.F) {
 			require.Equal(t, p, up, "upper case %q", upper)
 		}
 	})
+}
+
+// TestWebhookMapsByDefinitions: a delivery's status and priority go through
+// the same steps, the connection's priority scheme included.
+func TestWebhookMapsByDefinitions(t *testing.T) {
+	body := fixture(t, "webhooks/issue_updated_status_change_01.json")
+	for _, tc := range []struct {
+		status, priority string
+		m                *jira.Mapping
+		want             itsm.Status
+		wantP            itsm.Priority
+	}{
+		{"In QA", "Критический", &jira.Mapping{}, itsm.StatusInReview, itsm.PriorityCritical},
+		{"Backlog", "Sev 1", &jira.Mapping{}, itsm.StatusTodo, itsm.PriorityCritical},
+		{"Declined", "3 - Moderate", &jira.Mapping{}, itsm.StatusCancelled, itsm.PriorityMedium},
+		{"Phase 3", "Gelb", &jira.Mapping{PriorityScheme: []string{"Rot", "Gelb", "Grün"}}, itsm.StatusInProgress, itsm.PriorityMedium},
+		{"Phase 3", "Gelb", &jira.Mapping{}, itsm.StatusInProgress, itsm.PriorityUnknown},
+		{"Phase 3", "Gelb", &jira.Mapping{
+			Status:   map[string]itsm.Status{"PHASE 3": itsm.StatusPending},
+			Priority: map[string]itsm.Priority{"gelb": itsm.PriorityLow},
+		}, itsm.StatusPending, itsm.PriorityLow},
+	} {
+		b := bytes.ReplaceAll(body, []byte(`"name": "In Progress"`), []byte(`"name": "`+tc.status+`"`))
+		b = bytes.ReplaceAll(b, []byte(`"name": "Medium"`), []byte(`"name": "`+tc.priority+`"`))
+		tc.m.ConnectionID = conn
+		_, tk := oneTicket(t)(tc.m.MapWebhook(b))
+		require.Equal(t, tc.want, tk.Status, "%s/%s", tc.status, tc.priority)
+		require.Equal(t, tc.wantP, tk.Priority, "%s/%s", tc.status, tc.priority)
+		require.Equal(t, tc.status, tk.VendorAttributes["status"], "the vendor's own value is kept")
+		require.Equal(t, tc.priority, tk.VendorAttributes["priority"])
+	}
 }
