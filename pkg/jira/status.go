@@ -1,6 +1,7 @@
 package jira
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"unicode"
@@ -159,14 +160,17 @@ func lookupFold[V any](m map[string]V, name string) (V, bool) {
 	return val, found
 }
 
-// normalizeName appends s to dst lower-cased, with Latin diacritics and
-// Cyrillic ё folded ("Résolu" is "resolu", "Отменён" "отменен") and every
+// normalizeName appends s to dst lower-cased, with fullwidth forms, Latin
+// diacritics and Cyrillic ё folded ("Résolu" is "resolu", "Отменён" "отменен") and every
 // run of punctuation or space turned into one space, so that "To-Do",
 // "to_do" and "To Do" compare equal. Apostrophes survive for "won't",
 // typographic ones included. Keywords are written in this form.
 func normalizeName(dst []byte, s string) []byte {
 	space := true
 	for _, r := range s {
+		if r >= 0xFF01 && r <= 0xFF5E { // fullwidth ASCII, as CJK input methods type it
+			r -= 0xFEE0
+		}
 		// Fast paths first (the unicode tables cost more than the
 		// matching): ASCII, basic Cyrillic, kana and CJK ideographs.
 		switch {
@@ -275,6 +279,9 @@ type keywordIndex struct {
 func bucket(a, b byte) int { return (int(a)*131 + int(b)) & (keywordBuckets - 1) }
 
 func (x *keywordIndex) build(kws []keyword) {
+	if len(kws) > math.MaxUint16 {
+		panic("jira: too many keywords")
+	}
 	slices.SortStableFunc(kws, func(a, b keyword) int {
 		return bucket(a.text[0], a.text[1]) - bucket(b.text[0], b.text[1])
 	})
@@ -335,7 +342,7 @@ func (km *keywordMatcher) match(s []byte) (int, bool) {
 		if c&0xC0 == 0x80 { // inside a multi-byte rune
 			continue
 		}
-		if i == 0 || s[i-1] == ' ' {
+		if wordStart(s, i) {
 			best = try(km.atWord.at(s, i), s, i, best)
 		}
 		if c >= utf8.RuneSelf {
@@ -354,10 +361,40 @@ func try(ks []keyword, s []byte, i, best int) int {
 		if end > len(s) || string(s[i:end]) != k.text {
 			continue
 		}
-		if k.whole && end < len(s) && s[end] != ' ' {
+		if k.whole && !wordEnd(s, end) {
 			continue
 		}
 		best = k.rule
 	}
 	return best
+}
+
+// Words end at spaces and where CJK text begins or ends: "ＱＡ中" holds the
+// word "qa".
+func wordStart(s []byte, i int) bool {
+	if i == 0 || s[i-1] == ' ' {
+		return true
+	}
+	if s[i-1] < utf8.RuneSelf && s[i] < utf8.RuneSelf {
+		return false
+	}
+	r, _ := utf8.DecodeLastRune(s[:i])
+	return cjkText(r)
+}
+
+func wordEnd(s []byte, end int) bool {
+	if end == len(s) || s[end] == ' ' {
+		return true
+	}
+	if s[end] < utf8.RuneSelf {
+		return false
+	}
+	r, _ := utf8.DecodeRune(s[end:])
+	return cjkText(r)
+}
+
+// cjkText: kana, CJK ideographs and Hangul syllables, scripts written
+// without spaces.
+func cjkText(r rune) bool {
+	return r >= 0x3040 && r <= 0x9FFF || r >= 0xAC00 && r <= 0xD7AF
 }

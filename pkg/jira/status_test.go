@@ -179,6 +179,7 @@ func TestMapStatusKeywordPrecedence(t *testing.T) {
 		{"Résolu", itsm.StatusResolved},
 		{"RESOLU", itsm.StatusResolved},
 		{"Отменён", itsm.StatusCancelled},
+		{"ＱＡ中", itsm.StatusInReview},
 		// Keywords only at word starts or as whole words.
 		{"Threshold reached", itsm.StatusUnknown},
 		{"Renewal", itsm.StatusUnknown},
