@@ -146,7 +146,7 @@ func TestMappingChangeRemapsStoredTickets(t *testing.T) {
 	e := newEnv(t)
 	e.start(Config{RemapEvery: 20 * time.Millisecond, ConnectionTTL: time.Millisecond}, nil, nil)
 	issue := restPage(t, "rest/search_v3_epic_adf_airbyte_01.json", "issues")[0]
-	e.publishSync(SyncRecord{Type: "issue", ObservedAt: time.Now(), Record: issueVersion(t, issue, "Selected for Development", "new", "2024-01-01T10:00:00.000+0000")})
+	e.publishSync(SyncRecord{Type: "issue", ObservedAt: time.Now(), Record: issueVersion(t, issue, "Gate 7", "new", "2024-01-01T10:00:00.000+0000")})
 	other := edit(t, issue, func(m map[string]any) { m["id"], m["key"] = "20001", "AB-2" })
 	e.publishSync(SyncRecord{Type: "issue", ObservedAt: time.Now(), Record: other})
 	e.waitIdle(10 * time.Second)
@@ -160,7 +160,7 @@ func TestMappingChangeRemapsStoredTickets(t *testing.T) {
 	ctx := context.Background()
 	c, err := e.st.LookupConnection(ctx, testConn)
 	require.NoError(t, err)
-	c.Options.StatusMapping = store.NameMap[itsm.Status]{{Name: "selected for development", Value: itsm.StatusInProgress}}
+	c.Options.StatusMapping = store.NameMap[itsm.Status]{{Name: "gate 7", Value: itsm.StatusInProgress}}
 	c.Detail.MappingRevision++
 	c.Detail.ModelVersion = itsm.ModelVersion
 	c.UpdatedAt = time.Now().Add(-time.Minute)
@@ -183,7 +183,7 @@ func TestMappingChangeRemapsStoredTickets(t *testing.T) {
 	checkEvent(t, e, ev, itsm.KindTicket, itsm.ChangeUpdated)
 
 	// The same Jira version from the next sync is not newer: no event.
-	e.publishSync(SyncRecord{Type: "issue", ObservedAt: time.Now(), Record: issueVersion(t, issue, "Selected for Development", "new", "2024-01-01T10:00:00.000+0000")})
+	e.publishSync(SyncRecord{Type: "issue", ObservedAt: time.Now(), Record: issueVersion(t, issue, "Gate 7", "new", "2024-01-01T10:00:00.000+0000")})
 	e.waitIdle(10 * time.Second)
 	require.Len(t, e.events(), 3)
 }
