@@ -161,13 +161,16 @@ func taskBase(b *builder, states []Choice) *builder {
 		v(kInt, "sys_mod_count").
 		v(kString, "sys_class_name")
 	b.c(kString, "activity_due", "additional_assignee_list", "approval=not requested", "approval_history", "approval_set",
-		"business_duration", "business_service", "calendar_duration", "cmdb_ci", "company", "contact_type", "contract",
+		"business_duration", "calendar_duration", "contact_type", "contract",
 		"correlation_display", "correlation_id", "delivery_plan", "delivery_task", "escalation=0", "expected_start",
-		"follow_up", "group_list", "knowledge=false", "location", "made_sla=true", "order", "reassignment_count=0",
-		"rejection_goto", "service_offering", "sla_due", "sys_domain_path=/", "sys_tags", "time_worked",
+		"follow_up", "group_list", "knowledge=false", "made_sla=true", "order", "reassignment_count=0",
+		"rejection_goto", "sla_due", "sys_domain_path=/", "sys_tags", "time_worked",
 		"universal_request", "upon_approval=proceed", "upon_reject=cancel", "user_input", "watch_list", "wf_activity",
 		"work_end", "work_notes_list", "work_start")
 	b.cref("sys_user_group", "sys_domain", "global")
+	// References the simulator leaves empty (tables it does not serve).
+	b.cref("cmdb_ci", "cmdb_ci", "").cref("core_company", "company", "").cref("cmn_location", "location", "").
+		cref("cmdb_ci_service", "business_service", "").cref("service_offering", "service_offering", "")
 	b.add("comments", kJournal, "", nil, true, "")
 	b.add("work_notes", kJournal, "", nil, true, "")
 	b.add("comments_and_work_notes", kJournal, "", nil, true, "")
@@ -194,8 +197,8 @@ func schemas(extra map[string][]Choice) map[string]*schema {
 		choice("category", categories).
 		v(kString, "subcategory", "close_code").
 		v(kInt, "child_incidents", "reopen_count").
-		c(kString, "caused_by", "business_stc", "calendar_stc", "notify=1", "reopened_by", "reopened_time", "rfc",
-			"route_reason", "severity=3").
+		c(kString, "business_stc", "calendar_stc", "notify=1", "reopened_time", "route_reason", "severity=3").
+		cref("change_request", "caused_by", "").cref("change_request", "rfc", "").cref("sys_user", "reopened_by", "").
 		v(kString, "task_effective_number")
 	put(inc)
 
@@ -269,12 +272,13 @@ func schemas(extra map[string][]Choice) map[string]*schema {
 		v(kDateTime, "sys_created_on", "sys_updated_on", "last_login_time").
 		v(kString, "sys_created_by", "sys_updated_by").
 		v(kInt, "sys_mod_count").
-		c(kString, "avatar", "building", "calendar_integration=1", "city", "company", "cost_center", "country",
+		c(kString, "avatar", "building", "calendar_integration=1", "city", "country",
 			"date_format", "default_perspective", "enable_multifactor_authn=false", "failed_attempts", "home_phone",
-			"introduction", "last_login", "ldap_server", "location", "middle_name", "notification=2",
+			"introduction", "last_login", "ldap_server", "middle_name", "notification=2",
 			"password_needs_reset=false", "photo", "preferred_language=en", "roles", "schedule", "source", "state",
 			"street", "sys_class_name=sys_user", "sys_domain_path=/", "sys_tags", "time_format", "user_password", "zip")
-	usr.cref("sys_user_group", "sys_domain", "global")
+	usr.cref("sys_user_group", "sys_domain", "global").cref("core_company", "company", "").
+		cref("cmn_cost_center", "cost_center", "").cref("cmn_location", "location", "")
 	put(usr)
 
 	grp := newSchema("sys_user_group", "name").
