@@ -134,11 +134,12 @@ func (in *Inst) handleList(w http.ResponseWriter, r *http.Request, p *principal,
 	}
 	lp := parseParams(r.URL.Query(), 10000)
 	q := in.parseQuery(t.sc, lp.query, p.tz)
-	page, total := in.find(t, q, lp.offset, lp.limit)
+	page, total, more := in.find(t, q, lp.query+"|"+p.tz.String(), lp.offset, lp.limit, !lp.noCount)
 	raw := len(page)
 	rd := &renderer{in: in, mode: lp.mode, excludeLink: lp.excludeLink, fields: in.fieldsOf(t.sc, lp.fields), tz: p.tz}
-	b := make([]byte, 0, 64+len(page)*1024)
-	b = append(b, `{"result":[`...)
+	buf := in.getBuffer()
+	defer in.putBuffer(buf)
+	b := append((*buf)[:0], `{"result":[`...)
 	n := 0
 	for _, rec := range page {
 		// ACLs run on the page sysparm_limit cut, so a page can be short
@@ -153,6 +154,7 @@ func (in *Inst) handleList(w http.ResponseWriter, r *http.Request, p *principal,
 		n++
 	}
 	b = append(b, "]}"...)
+	*buf = b
 	in.mu.RUnlock()
 
 	if raw == 0 && !v2 {
@@ -164,7 +166,7 @@ func (in *Inst) handleList(w http.ResponseWriter, r *http.Request, p *principal,
 		h.Set("X-Total-Count", strconv.Itoa(total))
 	}
 	if !lp.suppressPaginationHeader {
-		if link := linkHeader(r, lp, total, raw); link != "" {
+		if link := linkHeader(r, lp, total, more); link != "" {
 			h.Set("Link", link)
 		}
 	}
@@ -175,8 +177,8 @@ func (in *Inst) handleList(w http.ResponseWriter, r *http.Request, p *principal,
 
 // linkHeader renders first/prev/next/last links against the host the
 // client called, so they can be followed. Without a count (sysparm_no_count)
-// next is given when the page was full, and last is left out.
-func linkHeader(r *http.Request, lp listParams, total, raw int) string {
+// last is left out.
+func linkHeader(r *http.Request, lp listParams, total int, more bool) string {
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
@@ -191,10 +193,6 @@ func linkHeader(r *http.Request, lp listParams, total, raw int) string {
 	if lp.offset > 0 {
 		links = append(links, at(max(0, lp.offset-lp.limit), "prev"))
 	}
-	more := lp.offset+lp.limit < total
-	if lp.noCount {
-		more = raw == lp.limit
-	}
 	if more {
 		links = append(links, at(lp.offset+lp.limit, "next"))
 	}
@@ -202,6 +200,22 @@ func linkHeader(r *http.Request, lp listParams, total, raw int) string {
 		links = append(links, at((total-1)/lp.limit*lp.limit, "last"))
 	}
 	return strings.Join(links, ",")
+}
+
+// getBuffer returns a page buffer from the instance's pool.
+func (in *Inst) getBuffer() *[]byte {
+	if b, ok := in.bufs.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 0, 64<<10)
+	return &b
+}
+
+// putBuffer returns a page buffer; very large ones are left to the GC.
+func (in *Inst) putBuffer(b *[]byte) {
+	if cap(*b) <= 16<<20 {
+		in.bufs.Put(b)
+	}
 }
 
 // handleGet is GET /api/now/table/{table}/{sys_id}.
@@ -256,7 +270,7 @@ func (in *Inst) handleAttachments(w http.ResponseWriter, r *http.Request, p *pri
 	in.mu.RLock()
 	t := in.d.tbl("sys_attachment")
 	q := in.parseQuery(t.sc, lp.query, p.tz)
-	page, total := in.find(t, q, lp.offset, lp.limit)
+	page, total, more := in.find(t, q, lp.query+"|"+p.tz.String(), lp.offset, lp.limit, true)
 	b := append(make([]byte, 0, 64+len(page)*700), `{"result":[`...)
 	n := 0
 	for _, rec := range page {
@@ -273,7 +287,7 @@ func (in *Inst) handleAttachments(w http.ResponseWriter, r *http.Request, p *pri
 	b = append(b, "]}"...)
 	h := w.Header()
 	h.Set("X-Total-Count", strconv.Itoa(total))
-	if link := linkHeader(r, lp, total, len(page)); link != "" {
+	if link := linkHeader(r, lp, total, more); link != "" {
 		h.Set("Link", link)
 	}
 	h.Set("Content-Type", "application/json;charset=UTF-8")

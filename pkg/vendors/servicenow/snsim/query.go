@@ -48,6 +48,7 @@ var ops = []struct {
 
 // term is one condition, resolved against the schema.
 type term struct {
+	raw  string    // the part as written, for the counting fast path
 	path []*column // dot-walk: every column but the last is a reference
 	op   op
 	val  string
@@ -142,7 +143,7 @@ func (in *Inst) parseTerm(sc *schema, raw string, tz *time.Location) (term, bool
 		if !ok {
 			continue
 		}
-		t := term{path: path, op: o.op, val: v}
+		t := term{raw: raw, path: path, op: o.op, val: v}
 		last := path[len(path)-1]
 		if last.kind == kDateTime {
 			if m := dateGenerate.FindStringSubmatch(v); m != nil {
@@ -414,21 +415,208 @@ func (q *query) start(in *Inst, rows []*record, os []order) int {
 	return i
 }
 
-// find returns the rows matching q in its order: all of them (for
-// X-Total-Count) as a count, and the page [offset, offset+limit).
-func (in *Inst) find(t *table, q query, offset, limit int) (page []*record, total int) {
+// find returns the page [offset, offset+limit) of the rows matching q in
+// its order. With count it also returns the number of matches (for
+// X-Total-Count): a first page of a keyset-shaped query is counted with
+// prefix sums (fastCount); otherwise the match list is built once and kept,
+// so paging one query by offset (following Link) scans once. Without count
+// (sysparm_no_count) it stops after the page and reports whether more rows
+// match. key identifies the query (its text and the caller's zone). Caller
+// holds in.mu.
+func (in *Inst) find(t *table, q query, key string, offset, limit int, count bool) (page []*record, total int, more bool) {
 	if q.invalid && in.cfg.InvalidQueryReturnsNoRows {
-		return nil, 0
+		return nil, 0, false
 	}
 	rows := in.ordered(t, q.orders)
-	for _, r := range rows[q.start(in, rows, q.orders):] {
+	start := q.start(in, rows, q.orders)
+	if count {
+		all := in.cachedMatches(t, key)
+		if all == nil && offset == 0 {
+			if n, ok := in.fastCount(t, q, key, rows, start); ok {
+				page, _ = in.scan(q, rows[start:], 0, limit)
+				return page, n, limit < n
+			}
+		}
+		if all == nil {
+			all = []*record{}
+			for _, r := range rows[start:] {
+				if q.match(in, r) {
+					all = append(all, r)
+				}
+			}
+			in.keepMatches(t, key, all)
+		}
+		if offset < len(all) {
+			page = all[offset:min(len(all), offset+limit)]
+		}
+		return page, len(all), offset+limit < len(all)
+	}
+	page, more = in.scan(q, rows[start:], offset, limit)
+	return page, -1, more
+}
+
+// scan collects matches [offset, offset+limit) and reports whether more
+// rows match after them.
+func (in *Inst) scan(q query, rows []*record, offset, limit int) ([]*record, bool) {
+	var page []*record
+	seen := 0
+	for _, r := range rows {
 		if !q.match(in, r) {
 			continue
 		}
-		if total >= offset && len(page) < limit {
+		if seen >= offset {
+			if len(page) == limit {
+				return page, true
+			}
 			page = append(page, r)
 		}
-		total++
+		seen++
 	}
-	return page, total
+	return page, false
+}
+
+// fastCount counts the matches of a keyset-shaped query without scanning
+// the whole table: every ^NQ group is the same residual filter R plus
+// bounds on the first order column K (and any other terms), and one group
+// is R plus only a lower bound on K. Past that bound's position p1 a row
+// matches exactly when it matches R, which prefix sums of R over the
+// sorted rows answer; rows in [start, p1) are evaluated one by one. This
+// is what keeps a counted keyset sync over 100,000 records linear.
+func (in *Inst) fastCount(t *table, q query, key string, rows []*record, start int) (int, bool) {
+	if len(q.orders) == 0 || q.orders[0].desc || len(q.orders[0].path) != 1 || len(q.groups) == 0 {
+		return 0, false
+	}
+	k := q.orders[0].path[0]
+	isBound := func(c []term) bool {
+		return len(c) == 1 && len(c[0].path) == 1 && (c[0].path[0] == k || c[0].path[0].name == "sys_id")
+	}
+	residual := ""
+	var residualChains [][]term
+	p1 := -1
+	for i, g := range q.groups {
+		var texts []string
+		var chains [][]term
+		lower, onlyLower := -1, true
+		for _, c := range g {
+			if isBound(c) {
+				if c[0].path[0] == k && (c[0].op == opGt || c[0].op == opGe) {
+					pos := bound(rows, k, c[0].val, c[0].op == opGt)
+					lower = max(lower, pos)
+				} else {
+					onlyLower = false
+				}
+				continue
+			}
+			raws := make([]string, len(c))
+			for j, tm := range c {
+				raws[j] = tm.raw
+			}
+			texts = append(texts, strings.Join(raws, "^OR"))
+			chains = append(chains, c)
+		}
+		slices.Sort(texts)
+		r := strings.Join(texts, "^")
+		if i == 0 {
+			residual, residualChains = r, chains
+		} else if r != residual {
+			return 0, false
+		}
+		if onlyLower && lower >= 0 && (p1 < 0 || lower < p1) {
+			p1 = lower
+		}
+	}
+	if p1 < 0 {
+		return 0, false
+	}
+	p1 = max(p1, start)
+	n := 0
+	for _, r := range rows[start:p1] {
+		if q.match(in, r) {
+			n++
+		}
+	}
+	prefix := in.prefixCounts(t, orderKey(q.orders)+"|"+residual+"|"+key[strings.LastIndexByte(key, '|')+1:], rows, residualChains)
+	if prefix == nil {
+		return n + len(rows) - p1, true
+	}
+	return n + int(prefix[len(rows)]-prefix[p1]), true
+}
+
+// bound is the first position of rows (sorted by column k) whose value is
+// above v (strict) or at least v.
+func bound(rows []*record, k *column, v string, strict bool) int {
+	i, _ := slices.BinarySearchFunc(rows, v, func(r *record, b string) int {
+		c := compare(k.kind, r.get(k), b)
+		if c < 0 || strict && c == 0 {
+			return -1
+		}
+		return 1
+	})
+	return i
+}
+
+type prefixCache struct {
+	version uint64
+	key     string
+	sums    []int32
+}
+
+// prefixCounts returns prefix sums of the residual filter over the sorted
+// rows (nil for an empty filter), kept until the table changes.
+func (in *Inst) prefixCounts(t *table, key string, rows []*record, chains [][]term) []int32 {
+	if len(chains) == 0 {
+		return nil
+	}
+	in.sortMu.Lock()
+	for _, p := range t.prefixes {
+		if p.key == key && p.version == t.version {
+			in.sortMu.Unlock()
+			return p.sums
+		}
+	}
+	in.sortMu.Unlock()
+	g := group(chains)
+	sums := make([]int32, len(rows)+1)
+	for i, r := range rows {
+		sums[i+1] = sums[i]
+		if g.match(in, r) {
+			sums[i+1]++
+		}
+	}
+	in.sortMu.Lock()
+	defer in.sortMu.Unlock()
+	t.prefixes = append(t.prefixes, &prefixCache{version: t.version, key: key, sums: sums})
+	if len(t.prefixes) > keptMatchLists {
+		t.prefixes = t.prefixes[1:]
+	}
+	return sums
+}
+
+// matchCache keeps the match lists of a table's latest queries.
+type matchCache struct {
+	version uint64
+	key     string
+	rows    []*record
+}
+
+const keptMatchLists = 4
+
+func (in *Inst) cachedMatches(t *table, key string) []*record {
+	in.sortMu.Lock()
+	defer in.sortMu.Unlock()
+	for _, m := range t.matches {
+		if m.key == key && m.version == t.version {
+			return m.rows
+		}
+	}
+	return nil
+}
+
+func (in *Inst) keepMatches(t *table, key string, rows []*record) {
+	in.sortMu.Lock()
+	defer in.sortMu.Unlock()
+	t.matches = append(t.matches, &matchCache{version: t.version, key: key, rows: rows})
+	if len(t.matches) > keptMatchLists {
+		t.matches = t.matches[1:]
+	}
 }

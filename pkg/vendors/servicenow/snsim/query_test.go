@@ -3,6 +3,7 @@ package snsim
 import (
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -149,4 +150,63 @@ func TestKeysetPagingFindsEveryRecordOnce(t *testing.T) {
 		last, lastID = page[len(page)-1]["sys_updated_on"].(string), page[len(page)-1]["sys_id"].(string)
 	}
 	require.Len(t, seen, 300)
+}
+
+// TestCountsOfKeysetQueries holds X-Total-Count (counted with prefix sums
+// for keyset-shaped queries) to a brute-force count.
+func TestCountsOfKeysetQueries(t *testing.T) {
+	s, _ := testSim(t, func(o *Options) { o.Instances = []Instance{{Sizes: Sizes{Incidents: 300}}} })
+	all := mustRecords(t, s.Default(), "incident")
+	mid := all[150]
+	cases := []struct {
+		query string
+		want  func(Record) bool
+	}{
+		{"sys_updated_on>=" + mid["sys_updated_on"] + "^ORDERBYsys_updated_on^ORDERBYsys_id",
+			func(r Record) bool { return r["sys_updated_on"] >= mid["sys_updated_on"] }},
+		{"sys_updated_on>" + mid["sys_updated_on"] + "^NQsys_updated_on=" + mid["sys_updated_on"] + "^sys_id>" + mid["sys_id"] + "^ORDERBYsys_updated_on^ORDERBYsys_id",
+			func(r Record) bool {
+				return r["sys_updated_on"] > mid["sys_updated_on"] || r["sys_updated_on"] == mid["sys_updated_on"] && r["sys_id"] > mid["sys_id"]
+			}},
+		{"active=true^sys_updated_on>" + mid["sys_updated_on"] + "^NQactive=true^sys_updated_on=" + mid["sys_updated_on"] + "^sys_id>" + mid["sys_id"] + "^ORDERBYsys_updated_on^ORDERBYsys_id",
+			func(r Record) bool {
+				return r["active"] == "true" && (r["sys_updated_on"] > mid["sys_updated_on"] || r["sys_updated_on"] == mid["sys_updated_on"] && r["sys_id"] > mid["sys_id"])
+			}},
+		{"stateIN1,2^ORpriority=1^sys_updated_on>=" + mid["sys_updated_on"] + "^ORDERBYsys_updated_on",
+			func(r Record) bool {
+				return (r["state"] == "1" || r["state"] == "2" || r["priority"] == "1") && r["sys_updated_on"] >= mid["sys_updated_on"]
+			}},
+		{"active=true^sys_updated_on>" + mid["sys_updated_on"] + "^NQactive=false^sys_updated_on>" + mid["sys_updated_on"] + "^ORDERBYsys_updated_on",
+			func(r Record) bool { return r["sys_updated_on"] > mid["sys_updated_on"] }},
+	}
+	for _, c := range cases {
+		want := 0
+		for _, r := range all {
+			if c.want(r) {
+				want++
+			}
+		}
+		require.Positive(t, want)
+		for _, limit := range []string{"1", "7", "1000"} {
+			v := url.Values{"sysparm_query": {c.query}, "sysparm_limit": {limit}}
+			_, h := list(t, s, asAdmin, "/api/now/v2/table/incident?"+v.Encode())
+			require.Equal(t, strconv.Itoa(want), h.Get("X-Total-Count"), c.query)
+			v.Set("sysparm_offset", "3")
+			_, h = list(t, s, asAdmin, "/api/now/v2/table/incident?"+v.Encode())
+			require.Equal(t, strconv.Itoa(want), h.Get("X-Total-Count"), c.query)
+		}
+	}
+	// A write invalidates the kept counts.
+	_, err := s.Default().Update("incident", all[0]["sys_id"], Record{"state": "2"}, WriteOptions{})
+	require.NoError(t, err)
+	v := url.Values{"sysparm_query": {cases[0].query}, "sysparm_limit": {"1"}}
+	_, h := list(t, s, asAdmin, "/api/now/v2/table/incident?"+v.Encode())
+	got, _ := strconv.Atoi(h.Get("X-Total-Count"))
+	want := 0
+	for _, r := range mustRecords(t, s.Default(), "incident") {
+		if cases[0].want(r) {
+			want++
+		}
+	}
+	require.Equal(t, want, got)
 }

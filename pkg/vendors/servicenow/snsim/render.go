@@ -101,9 +101,14 @@ func (in *Inst) walk(r *record, path []*column) (*record, string) {
 	return nil, ""
 }
 
+// link appends "link":"<instance>/api/now/table/<table>/<sys_id>" without
+// building the URL string: references are most of a page's allocations.
 func (rd *renderer) link(b []byte, c *column, v string) []byte {
 	b = append(b, `"link":`...)
-	return quote(b, rd.in.cfg.URL+"/api/now/table/"+c.ref+"/"+v)
+	b = append(b, rd.in.refPrefix[c.ref]...)
+	start := len(b) // append the quoted value, then drop its opening quote
+	b = quote(b, v)
+	return append(b[:start], b[start+1:]...)
 }
 
 // value appends one field's value; r is the record holding column c (nil

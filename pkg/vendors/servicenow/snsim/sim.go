@@ -44,6 +44,10 @@ type Inst struct {
 	log        *requestLog
 	subs       *subscriptions
 	mux        *http.ServeMux
+	bufs       sync.Pool // page buffers
+	// refPrefix is `"<instance>/api/now/table/<table>/` (JSON-quoted, open)
+	// per referenced table.
+	refPrefix map[string]string
 }
 
 // New builds the simulator and generates every instance's data.
@@ -59,8 +63,15 @@ func New(opts Options) (*Sim, error) {
 		in.limits = newLimiter(in, cfg.RateRules)
 		in.faults = newAPIFaulter(opts.APIFaults, seededRand(uint64(opts.Seed), uint64(i)+0xfa17))
 		in.d = data{tables: map[string]*table{}, journal: map[string][]*record{}, attach: map[string][]byte{}}
+		in.refPrefix = map[string]string{}
 		for name, sc := range schemas(cfg.ExtraStates) {
 			in.d.tables[name] = &table{sc: sc, byID: map[string]*record{}, sorted: map[string]*sortedRows{}}
+			for _, c := range sc.cols {
+				if c.kind == kRef {
+					q := quote(nil, cfg.URL+"/api/now/table/"+c.ref+"/")
+					in.refPrefix[c.ref] = string(q[:len(q)-1])
+				}
+			}
 		}
 		in.generate()
 		in.routes()

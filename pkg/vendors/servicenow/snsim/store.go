@@ -49,12 +49,14 @@ func (r *record) clone() *record {
 // table holds a table's rows in insertion order (the order of a query
 // without ORDERBY) and caches sorted orders until the next write.
 type table struct {
-	sc      *schema
-	rows    []*record
-	byID    map[string]*record
-	nextNum int
-	version uint64
-	sorted  map[string]*sortedRows
+	sc       *schema
+	rows     []*record
+	byID     map[string]*record
+	nextNum  int
+	version  uint64
+	sorted   map[string]*sortedRows
+	matches  []*matchCache  // guarded by Inst.sortMu
+	prefixes []*prefixCache // guarded by Inst.sortMu
 }
 
 type sortedRows struct {

@@ -38,6 +38,13 @@ func TestListPagingHeaders(t *testing.T) {
 	}
 	require.Len(t, seen, n)
 
+	_, h = list(t, s, asAdmin, "/api/now/table/incident?sysparm_limit=5&sysparm_no_count=true")
+	require.Empty(t, h.Get("X-Total-Count"))
+	links = parseLinks(t, h.Get("Link"))
+	require.Equal(t, "5", links["next"].Get("sysparm_offset"))
+	require.NotContains(t, links, "last", "no count, no last page")
+	_, h = list(t, s, asAdmin, "/api/now/table/incident?sysparm_limit=5&sysparm_no_count=true&sysparm_offset="+strconv.Itoa(n-5))
+	require.NotContains(t, parseLinks(t, h.Get("Link")), "next")
 	_, h = list(t, s, asAdmin, "/api/now/table/incident?sysparm_limit=5&sysparm_no_count=true&sysparm_suppress_pagination_header=true")
 	require.Empty(t, h.Get("X-Total-Count"))
 	require.Empty(t, h.Get("Link"))
