@@ -207,6 +207,8 @@ func TestWritesFillSystemFields(t *testing.T) {
 	require.ErrorIs(t, err, ErrNotFound)
 	_, err = in.AddJournal("incident", rec["sys_id"], "notes", "x", WriteOptions{})
 	require.Error(t, err)
+	_, err = in.Update("sys_journal_field", j["sys_id"], Record{"value": "edited"}, WriteOptions{})
+	require.ErrorContains(t, err, "immutable")
 
 	require.NoError(t, in.Delete("incident", rec["sys_id"], WriteOptions{}))
 	_, err = in.Get("incident", rec["sys_id"])

@@ -194,6 +194,9 @@ func (in *Inst) Insert(tableName string, fields Record, o WriteOptions) (Record,
 // active to false. The record gets a new sys_updated_on (the sim clock, to
 // the second) and sys_mod_count + 1 unless o.SkipSysFields.
 func (in *Inst) Update(tableName, sysID string, fields Record, o WriteOptions) (Record, error) {
+	if tableName == "sys_journal_field" {
+		return nil, errors.New("snsim: journal entries are immutable")
+	}
 	in.mu.Lock()
 	t, r, err := in.lookup(tableName, sysID)
 	if err != nil {
