@@ -138,6 +138,8 @@ func TestCrossCheckDisplayValueRecords(t *testing.T) {
 		"department": "the WorkArena record shows a plain string where the instance has a reference (SOURCES.md: probably post-processed)",
 	})
 	require.Equal(t, "display_value,link", shapeOf(sim["department"]))
+	require.Equal(t, real["sys_class_name"], sim["sys_class_name"], "display values are labels")
+	require.Equal(t, real["sys_domain"].(map[string]any)["display_value"], sim["sys_domain"].(map[string]any)["display_value"])
 
 	realRoles := fixtureJSON[listBody](t, "sndocs_dotwalk_sys_user_has_role_dv_true.json")
 	fields := []string{}

@@ -141,7 +141,9 @@ var (
 	catalogStates = []Choice{{"-5", "Pending"}, {"1", "Open"}, {"2", "Work in Progress"}, {"3", "Closed Complete"}, {"4", "Closed Incomplete"}, {"7", "Closed Skipped"}}
 	changeTypes   = []Choice{{"standard", "Standard"}, {"normal", "Normal"}, {"emergency", "Emergency"}}
 	changeRisks   = []Choice{{"2", "High"}, {"3", "Moderate"}, {"4", "Low"}}
-	categories    = []Choice{{"inquiry", "Inquiry / Help"}, {"software", "Software"}, {"hardware", "Hardware"}, {"network", "Network"}, {"database", "Database"}}
+	taskClasses   = []Choice{{"incident", "Incident"}, {"problem", "Problem"}, {"change_request", "Change Request"},
+		{"sc_req_item", "Requested Item"}, {"sc_task", "Catalog Task"}}
+	categories = []Choice{{"inquiry", "Inquiry / Help"}, {"software", "Software"}, {"hardware", "Hardware"}, {"network", "Network"}, {"database", "Database"}}
 )
 
 // taskBase adds the task columns every task table shares, in the order of a
@@ -159,7 +161,7 @@ func taskBase(b *builder, states []Choice) *builder {
 		v(kDateTime, "sys_created_on", "sys_updated_on").
 		v(kString, "sys_created_by", "sys_updated_by").
 		v(kInt, "sys_mod_count").
-		v(kString, "sys_class_name")
+		choice("sys_class_name", taskClasses)
 	b.c(kString, "activity_due", "additional_assignee_list", "approval=not requested", "approval_history", "approval_set",
 		"business_duration", "calendar_duration", "contact_type", "contract",
 		"correlation_display", "correlation_id", "delivery_plan", "delivery_task", "escalation=0", "expected_start",
@@ -276,7 +278,8 @@ func schemas(extra map[string][]Choice) map[string]*schema {
 			"date_format", "default_perspective", "enable_multifactor_authn=false", "failed_attempts", "home_phone",
 			"introduction", "last_login", "ldap_server", "middle_name", "notification=2",
 			"password_needs_reset=false", "photo", "preferred_language=en", "roles", "schedule", "source", "state",
-			"street", "sys_class_name=sys_user", "sys_domain_path=/", "sys_tags", "time_format", "user_password", "zip")
+			"street", "sys_domain_path=/", "sys_tags", "time_format", "user_password", "zip")
+	usr.cchoice("sys_class_name", []Choice{{"sys_user", "User"}}, "sys_user")
 	usr.cref("sys_user_group", "sys_domain", "global").cref("core_company", "company", "").
 		cref("cmn_cost_center", "cost_center", "").cref("cmn_location", "location", "")
 	put(usr)
