@@ -45,6 +45,7 @@ func run(ctx context.Context, args []string, out io.Writer, ready func(addrs []s
 		instances  = fs.Int("instances", 1, "number of simulated instances (dev10001, dev10002, ...)")
 		verbose    = fs.Bool("v", false, "log every push")
 		ratePerH   = fs.Int("rate-per-hour", 0, "rate-limit rule for everyone: requests per user per hour; 0 = off")
+		rateWindow = fs.Duration("rate-window", time.Hour, "rate-limit counting window (real instances: 1h)")
 		errNth     = fs.Int("error-every-nth", 0, "answer every Nth REST call with -error-status; 0 = off")
 		errStatus  = fs.Int("error-status", 503, "status of injected REST errors (500: JSON body; 502/503/504: HTML page)")
 		latency    = fs.Duration("latency", 0, "extra latency of every REST call")
@@ -94,7 +95,7 @@ func run(ctx context.Context, args []string, out io.Writer, ready func(addrs []s
 		return fmt.Errorf("-addr: port %q is not a number", portStr)
 	}
 	for i := 0; i < *instances; i++ {
-		in := snsim.Instance{Sizes: z}
+		in := snsim.Instance{Sizes: z, RateWindow: *rateWindow}
 		if *ratePerH > 0 {
 			in.RateRules = []snsim.RateRule{{Limit: *ratePerH}}
 		}

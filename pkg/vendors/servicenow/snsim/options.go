@@ -105,6 +105,10 @@ type Instance struct {
 	OAuthClients []OAuthClient
 	// RateRules; nil = no rate limiting.
 	RateRules []RateRule
+	// RateWindow is the counting window of RateRules. Real instances count
+	// per clock hour (the default); a test on the real clock can shorten it
+	// so that a client honouring Retry-After does not wait an hour.
+	RateWindow time.Duration
 	// InvalidQueryReturnsNoRows mimics glide.invalid_query.returns_no_rows:
 	// a query with an invalid part returns nothing instead of ignoring it.
 	InvalidQueryReturnsNoRows bool
@@ -230,6 +234,9 @@ func (o *Options) applyDefaults() error {
 		}
 		if in.OAuthClients == nil {
 			in.OAuthClients = []OAuthClient{{ClientID: "snsim-client", ClientSecret: "snsim-secret"}}
+		}
+		if in.RateWindow <= 0 {
+			in.RateWindow = time.Hour
 		}
 		for _, r := range in.RateRules {
 			if r.Limit <= 0 {

@@ -14,7 +14,8 @@ import (
 )
 
 // Rate limits (SERVICENOW.md §2): rules count requests per user per clock
-// hour (the sim clock, so tests cross an hour with Advance). Each answer a
+// hour (the sim clock, so tests cross an hour with Advance; RateWindow
+// shortens the hour for tests on the real clock). Each answer a
 // rule covers carries X-RateLimit-Limit, X-RateLimit-Reset (unix seconds of
 // the hour's end) and X-RateLimit-Rule (the rule's sys_id); a request over
 // the limit gets 429 with Retry-After in seconds.
@@ -86,8 +87,9 @@ func (l *limiter) allow(w http.ResponseWriter, p *principal, path string) bool {
 		return true
 	}
 	now := l.in.sim.Now()
-	hour := now.Truncate(time.Hour)
-	reset := hour.Add(time.Hour)
+	window := l.in.cfg.RateWindow
+	hour := now.Truncate(window)
+	reset := hour.Add(window)
 	key := r.ID + "|" + p.userName + "|" + strconv.FormatInt(hour.Unix(), 10)
 	l.counts[key]++
 	h := w.Header()

@@ -74,3 +74,22 @@ func TestAPIFaults(t *testing.T) {
 	in.SetAPIFaults(APIFaults{})
 	require.Equal(t, APIFaults{}, in.APIFaults())
 }
+
+func TestShortRateWindowOnTheRealClock(t *testing.T) {
+	s, _ := testSim(t, func(o *Options) {
+		o.Clock = RealClock{}
+		o.Instances = []Instance{{RateRules: []RateRule{{Limit: 1}}, RateWindow: 2 * time.Second}}
+	})
+	require.Equal(t, 200, call(t, s, asITIL, "/api/now/table/incident?sysparm_limit=1").status)
+	r := call(t, s, asITIL, "/api/now/table/incident?sysparm_limit=1")
+	if r.status == 200 {
+		// The window turned between the two calls; the next one is refused.
+		r = call(t, s, asITIL, "/api/now/table/incident?sysparm_limit=1")
+	}
+	require.Equal(t, http.StatusTooManyRequests, r.status)
+	wait, err := strconv.Atoi(r.header.Get("Retry-After"))
+	require.NoError(t, err)
+	require.LessOrEqual(t, wait, 2)
+	time.Sleep(time.Duration(wait) * time.Second)
+	require.Equal(t, 200, call(t, s, asITIL, "/api/now/table/incident?sysparm_limit=1").status)
+}
