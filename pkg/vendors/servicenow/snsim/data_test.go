@@ -179,7 +179,7 @@ func TestWritesFillSystemFields(t *testing.T) {
 	require.Equal(t, "0", rec["sys_mod_count"])
 	require.Equal(t, "itsm.integration", rec["sys_created_by"])
 	require.Equal(t, fmtTime(testStart), rec["sys_created_on"])
-	require.True(t, strings.HasPrefix(rec["number"], "INC"))
+	require.Equal(t, "INC0010061", rec["number"], "numbers continue after the 60 generated incidents")
 
 	clk.Advance(90 * time.Second)
 	up, err := in.Update("incident", rec["sys_id"], Record{"urgency": "3", "state": "7"}, WriteOptions{})

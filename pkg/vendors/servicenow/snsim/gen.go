@@ -335,7 +335,7 @@ func (g *generator) tasks(table string, n int, parents []*record) []*record {
 			"sys_created_on", fmtTime(created), "sys_updated_on", upd, "sys_created_by", "admin", "sys_updated_by", by,
 			"sys_mod_count", strconv.Itoa(1 + r.IntN(9)), "sys_class_name", table}
 		t.nextNum++
-		num := fmt.Sprintf("%s%07d", sc.prefix, 10000+t.nextNum)
+		num := fmt.Sprintf("%s%07d", sc.prefix, numberBase+t.nextNum)
 		kv = append(kv, "number", num, "task_effective_number", num)
 		if closedState(table, state) {
 			kv = append(kv, "closed_at", upd, "closed_by", pick(r, g.live).id, "close_notes", pick(r, []string{"", "Fixed.", "Behoben durch Neustart.", "updated firmware"}))

@@ -210,9 +210,7 @@ func (o *Options) applyDefaults() error {
 			in.URL = "https://" + in.Name + ".service-now.com"
 		}
 		in.URL = strings.TrimRight(in.URL, "/")
-		if err := in.Sizes.applyDefaults(); err != nil {
-			return err
-		}
+		in.Sizes.applyDefaults()
 		if in.ExtraStates == nil {
 			in.ExtraStates = map[string][]Choice{
 				"incident":       {{"18", "Awaiting Customer Feedback"}},
@@ -268,7 +266,7 @@ func (o *Options) applyDefaults() error {
 	return nil
 }
 
-func (z *Sizes) applyDefaults() error {
+func (z *Sizes) applyDefaults() {
 	def := func(p *int, v int) {
 		if *p == 0 {
 			*p = v
@@ -297,5 +295,4 @@ func (z *Sizes) applyDefaults() error {
 	if z.Groups < 1 {
 		z.Groups = 1
 	}
-	return nil
 }

@@ -10,6 +10,9 @@ import (
 	"strings"
 )
 
+// numberBase starts task numbers where a fresh instance's do: INC0010001.
+const numberBase = 10000
+
 // ErrNotFound is returned by the Go API for an unknown table or record.
 var ErrNotFound = errors.New("snsim: not found")
 
@@ -167,7 +170,7 @@ func (in *Inst) Insert(tableName string, fields Record, o WriteOptions) (Record,
 	setIf("sys_mod_count", "0")
 	if t.sc.task {
 		t.nextNum++
-		setIf("number", fmt.Sprintf("%s%07d", t.sc.prefix, t.nextNum))
+		setIf("number", fmt.Sprintf("%s%07d", t.sc.prefix, numberBase+t.nextNum))
 		setIf("task_effective_number", r.get(t.sc.col("number")))
 		setIf("sys_class_name", tableName)
 		setIf("opened_at", now)
@@ -282,6 +285,7 @@ func (in *Inst) Delete(tableName, sysID string, o WriteOptions) error {
 			for _, x := range slices.Clone(dt.rows) {
 				if x.get(c) == r.id {
 					dt.remove(x)
+					delete(in.d.attach, x.id)
 				}
 			}
 		}
