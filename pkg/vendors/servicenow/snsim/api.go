@@ -343,3 +343,172 @@ func (in *Inst) handleAttachmentFile(w http.ResponseWriter, r *http.Request, p *
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(content)
 }
+
+// --- Table API writes ----------------------------------------------------
+
+// canWrite: admin writes every table, itil the task tables; nobody writes
+// the journal, attachments or the delete log through the Table API.
+func (in *Inst) canWrite(p *principal, table string) bool {
+	switch table {
+	case "sys_journal_field", "sys_attachment", "sys_audit_delete":
+		return false
+	}
+	if p.roles["admin"] {
+		return true
+	}
+	return isTaskTable(table) && p.has("itil")
+}
+
+// writeBody reads a JSON object of field values; numbers and booleans are
+// taken as their text, fields the table does not have are ignored (as the
+// platform does), and comments / work_notes become journal entries.
+func (in *Inst) writeBody(w http.ResponseWriter, r *http.Request, sc *schema) (Record, map[string]string, bool) {
+	var raw map[string]any
+	if err := decodeBody(r, &raw); err != nil {
+		snError(w, http.StatusBadRequest, "Exception while reading request", "The payload is not valid JSON.")
+		return nil, nil, false
+	}
+	fields, journal := Record{}, map[string]string{}
+	for k, v := range raw {
+		var s string
+		switch v := v.(type) {
+		case string:
+			s = v
+		case float64:
+			s = strconv.FormatFloat(v, 'f', -1, 64)
+		case bool:
+			s = strconv.FormatBool(v)
+		case nil:
+		default:
+			continue
+		}
+		c := sc.col(k)
+		switch {
+		case c == nil || k == "sys_id":
+		case c.kind == kJournal && k != "comments_and_work_notes":
+			if s != "" {
+				journal[k] = s
+			}
+		case c.kind != kJournal:
+			fields[k] = s
+		}
+	}
+	return fields, journal, true
+}
+
+func (in *Inst) writable(w http.ResponseWriter, r *http.Request, p *principal) *schema {
+	name := r.PathValue("table")
+	t := in.d.tbl(name)
+	if t == nil {
+		snError(w, http.StatusBadRequest, "Invalid table "+name, "")
+		return nil
+	}
+	if !in.canWrite(p, name) {
+		snError(w, http.StatusForbidden, "Operation Failed", "ACL restricts the record write")
+		return nil
+	}
+	return t.sc
+}
+
+// respondRecord renders one record with the request's display parameters.
+func (in *Inst) respondRecord(w http.ResponseWriter, r *http.Request, p *principal, sc *schema, sysID string, status int) {
+	lp := parseParams(r.URL.Query(), 1)
+	in.mu.RLock()
+	rec := in.d.tbl(sc.name).byID[sysID]
+	if rec == nil {
+		in.mu.RUnlock()
+		noRecord(w)
+		return
+	}
+	rd := &renderer{in: in, mode: lp.mode, excludeLink: lp.excludeLink, fields: in.fieldsOf(sc, lp.fields), tz: p.tz}
+	b := append([]byte(`{"result":`), rd.record(nil, sc, rec)...)
+	in.mu.RUnlock()
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '}'))
+}
+
+// handleCreate is POST /api/now/table/{table}: business rules run, so
+// subscribed tables push.
+func (in *Inst) handleCreate(w http.ResponseWriter, r *http.Request, p *principal) {
+	sc := in.writable(w, r, p)
+	if sc == nil {
+		return
+	}
+	fields, journal, ok := in.writeBody(w, r, sc)
+	if !ok {
+		return
+	}
+	rec, err := in.Insert(sc.name, fields, WriteOptions{As: p.userName})
+	if err != nil {
+		snError(w, http.StatusBadRequest, "Operation Failed", err.Error())
+		return
+	}
+	for _, el := range []string{"comments", "work_notes"} {
+		if v, ok := journal[el]; ok && sc.task {
+			if _, err := in.AddJournal(sc.name, rec["sys_id"], el, v, WriteOptions{As: p.userName}); err != nil {
+				snError(w, http.StatusBadRequest, "Operation Failed", err.Error())
+				return
+			}
+		}
+	}
+	in.respondRecord(w, r, p, sc, rec["sys_id"], http.StatusCreated)
+}
+
+// handleUpdate is PUT and PATCH /api/now/table/{table}/{sys_id}.
+func (in *Inst) handleUpdate(w http.ResponseWriter, r *http.Request, p *principal) {
+	sc := in.writable(w, r, p)
+	if sc == nil {
+		return
+	}
+	id := r.PathValue("sys_id")
+	in.mu.RLock()
+	rec := in.d.tbl(sc.name).byID[id]
+	visible := rec != nil && in.canRead(p, sc.name, rec)
+	in.mu.RUnlock()
+	if !visible {
+		noRecord(w)
+		return
+	}
+	fields, journal, ok := in.writeBody(w, r, sc)
+	if !ok {
+		return
+	}
+	if len(fields) > 0 || len(journal) == 0 {
+		if _, err := in.Update(sc.name, id, fields, WriteOptions{As: p.userName}); err != nil {
+			snError(w, http.StatusBadRequest, "Operation Failed", err.Error())
+			return
+		}
+	}
+	for _, el := range []string{"comments", "work_notes"} {
+		if v, ok := journal[el]; ok && sc.task {
+			if _, err := in.AddJournal(sc.name, id, el, v, WriteOptions{As: p.userName}); err != nil {
+				snError(w, http.StatusBadRequest, "Operation Failed", err.Error())
+				return
+			}
+		}
+	}
+	in.respondRecord(w, r, p, sc, id, http.StatusOK)
+}
+
+// handleDelete is DELETE /api/now/table/{table}/{sys_id}: 204, no body.
+func (in *Inst) handleDelete(w http.ResponseWriter, r *http.Request, p *principal) {
+	sc := in.writable(w, r, p)
+	if sc == nil {
+		return
+	}
+	id := r.PathValue("sys_id")
+	in.mu.RLock()
+	rec := in.d.tbl(sc.name).byID[id]
+	visible := rec != nil && in.canRead(p, sc.name, rec)
+	in.mu.RUnlock()
+	if !visible {
+		noRecord(w)
+		return
+	}
+	if err := in.Delete(sc.name, id, WriteOptions{As: p.userName}); err != nil {
+		noRecord(w)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -29,7 +29,10 @@
 //     sysparm_display_value false|true|all, sysparm_exclude_reference_link,
 //     sysparm_no_count, sysparm_suppress_pagination_header; X-Total-Count
 //     and Link (first, prev, next, last). v1 answers 404 "No Record found"
-//     where v2 answers 200 with an empty result.
+//     where v2 answers 200 with an empty result. Writes: POST {table}, PUT
+//     and PATCH {table}/{sys_id} (comments / work_notes become journal
+//     entries, unknown fields are ignored), DELETE {table}/{sys_id}; itil
+//     writes task tables, admin every table; business rules run.
 //   - Tables: incident, problem, change_request, sc_req_item, sc_task (task
 //     tables with per-table state codes plus Instance.ExtraStates),
 //     sys_journal_field, sys_attachment, sys_user, sys_user_group,

@@ -171,6 +171,10 @@ func (in *Inst) routes() {
 			in.handleList(w, r, p, v2)
 		}))
 		m.HandleFunc("GET "+prefix+"{table}/{sys_id}", in.api(in.handleGet))
+		m.HandleFunc("POST "+prefix+"{table}", in.api(in.handleCreate))
+		m.HandleFunc("PUT "+prefix+"{table}/{sys_id}", in.api(in.handleUpdate))
+		m.HandleFunc("PATCH "+prefix+"{table}/{sys_id}", in.api(in.handleUpdate))
+		m.HandleFunc("DELETE "+prefix+"{table}/{sys_id}", in.api(in.handleDelete))
 	}
 	m.HandleFunc("GET /api/now/attachment", in.api(in.handleAttachments))
 	m.HandleFunc("GET /api/now/attachment/{sys_id}", in.api(in.handleAttachment))
