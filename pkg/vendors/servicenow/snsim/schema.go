@@ -51,19 +51,6 @@ type schema struct {
 
 func (sc *schema) col(name string) *column { return sc.byName[name] }
 
-func (sc *schema) choice(field, value string) (string, bool) {
-	c := sc.byName[field]
-	if c == nil {
-		return "", false
-	}
-	for _, ch := range c.choices {
-		if ch.Value == value {
-			return ch.Label, true
-		}
-	}
-	return "", false
-}
-
 // builder collects columns in rendering order.
 type builder struct{ sc *schema }
 

@@ -45,10 +45,6 @@ func (r *record) set(c *column, v string) {
 	r.extra[c.name] = v
 }
 
-func (r *record) clone() *record {
-	return &record{id: r.id, vals: slices.Clone(r.vals), extra: maps.Clone(r.extra)}
-}
-
 // table holds a table's rows in insertion order (the order of a query
 // without ORDERBY) and caches sorted orders until the next write.
 type table struct {
