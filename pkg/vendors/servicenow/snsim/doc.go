@@ -68,7 +68,8 @@
 // <hex> is the lower-case hex HMAC-SHA256 of the raw body bytes, keyed with
 // the UTF-8 bytes of Subscription.Secret (Sign computes it); verify it over
 // the bytes received, before parsing. Members come in that order;
-// sys_updated_on is UTC (for a delete, the time of the deletion). "record"
+// sys_updated_on is UTC (for a delete, the time of the deletion; for a
+// journal entry, which has none, its sys_created_on). "record"
 // is present only with Subscription.IncludeRecord: every field in the Table
 // API's default shape (display_value=false, all strings, references
 // {"link","value"} or ""), as it was after the write (before it, for a
@@ -78,7 +79,8 @@
 // (setWorkflow(false)) send none; SkipSysFields (autoSysFields(false))
 // keeps sys_updated_on, so only a full sync sees such a change. Adding a
 // journal entry updates its task (operation "update"); attachments and tags
-// do not.
+// do not. Subscriptions may name any table: sys_journal_field,
+// sys_attachment and label_entry get an "insert" per entry, file or tag.
 //
 // # Choices
 //

@@ -194,3 +194,27 @@ func TestSubscribeValidates(t *testing.T) {
 	// The widely published HMAC-SHA256 example (key "key", the quick brown fox).
 	require.Equal(t, "sha256=f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8", Sign("key", []byte("The quick brown fox jumps over the lazy dog")))
 }
+
+func TestPushesOfJournalAttachmentsAndTags(t *testing.T) {
+	s, _ := testSim(t, nil)
+	in := s.Default()
+	rc := newReceiver(t)
+	_, err := in.Subscribe(Subscription{Tables: []string{"sys_journal_field", "sys_attachment", "label_entry"}, URL: rc.URL, Secret: "k", IncludeRecord: true})
+	require.NoError(t, err)
+	inc := mustRecords(t, in, "incident")[0]
+	j, err := in.AddJournal("incident", inc["sys_id"], "comments", "hi", WriteOptions{})
+	require.NoError(t, err)
+	a, err := in.AddAttachment("incident", inc["sys_id"], "x.txt", "text/plain", []byte("x"), WriteOptions{})
+	require.NoError(t, err)
+	l, err := in.AddTag("incident", inc["sys_id"], "vip", WriteOptions{})
+	require.NoError(t, err)
+	waitIdle(t, s)
+	got := map[string]string{}
+	for _, r := range rc.all() {
+		b := verify(t, "k", r)
+		require.Equal(t, "insert", b.Operation)
+		require.Equal(t, b.SysID, b.Record["sys_id"])
+		got[b.Table] = b.SysID
+	}
+	require.Equal(t, map[string]string{"sys_journal_field": j["sys_id"], "sys_attachment": a["sys_id"], "label_entry": l["sys_id"]}, got)
+}

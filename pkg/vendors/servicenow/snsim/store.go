@@ -297,7 +297,8 @@ func (in *Inst) Delete(tableName, sysID string, o WriteOptions) error {
 
 // AddJournal adds a comment (element "comments") or work note
 // ("work_notes") to a task; like the platform it updates the task (new
-// sys_updated_on, sys_mod_count + 1), which business rules see as an update.
+// sys_updated_on, sys_mod_count + 1), which business rules see as an update
+// (and subscribers of sys_journal_field as an insert).
 func (in *Inst) AddJournal(tableName, sysID, element, value string, o WriteOptions) (Record, error) {
 	if element != "comments" && element != "work_notes" {
 		return nil, fmt.Errorf("snsim: journal element %q: want comments or work_notes", element)
@@ -322,19 +323,21 @@ func (in *Inst) AddJournal(tableName, sysID, element, value string, o WriteOptio
 	in.indexInsert("sys_journal_field", j)
 	in.touch(t, r, o)
 	t.version++
+	chJ := in.changeLocked(jt, j, "insert", o)
 	ch := in.changeLocked(t, r, "update", o)
 	out := toRecord(jt.sc, j)
 	in.mu.Unlock()
+	in.sim.push.notify(in, chJ)
 	in.sim.push.notify(in, ch)
 	return out, nil
 }
 
 // AddAttachment attaches a file to a record (Attachment API). It does not
-// change the record itself.
+// change the record itself; subscribers of sys_attachment get an insert.
 func (in *Inst) AddAttachment(tableName, sysID, fileName, contentType string, content []byte, o WriteOptions) (Record, error) {
 	in.mu.Lock()
-	defer in.mu.Unlock()
 	if _, _, err := in.lookup(tableName, sysID); err != nil {
+		in.mu.Unlock()
 		return nil, err
 	}
 	at := in.d.tbl("sys_attachment")
@@ -348,16 +351,20 @@ func (in *Inst) AddAttachment(tableName, sysID, fileName, contentType string, co
 	}
 	at.insert(a)
 	in.d.attach[a.id] = slices.Clone(content)
-	return toRecord(at.sc, a), nil
+	ch := in.changeLocked(at, a, "insert", o)
+	in.mu.Unlock()
+	in.sim.push.notify(in, ch)
+	return ch.rec, nil
 }
 
 // AddTag tags a record: a label_entry row for the label of this name
-// (created if needed). Tags do not change the record.
+// (created if needed). Tags do not change the record; subscribers of
+// label_entry get an insert.
 func (in *Inst) AddTag(tableName, sysID, label string, o WriteOptions) (Record, error) {
 	in.mu.Lock()
-	defer in.mu.Unlock()
 	t, r, err := in.lookup(tableName, sysID)
 	if err != nil {
+		in.mu.Unlock()
 		return nil, err
 	}
 	lt := in.d.tbl("label")
@@ -376,7 +383,11 @@ func (in *Inst) AddTag(tableName, sysID, label string, o WriteOptions) (Record, 
 		}
 		lt.insert(lab)
 	}
-	return toRecord(in.d.tbl("label_entry").sc, in.labelEntry(lab, t, r, now, o.actor())), nil
+	e := in.labelEntry(lab, t, r, now, o.actor())
+	ch := in.changeLocked(in.d.tbl("label_entry"), e, "insert", o)
+	in.mu.Unlock()
+	in.sim.push.notify(in, ch)
+	return ch.rec, nil
 }
 
 func (in *Inst) labelEntry(lab *record, t *table, r *record, now, actor string) *record {
@@ -512,9 +523,13 @@ func xmlEscape(s string) string {
 }
 
 // changeLocked builds the push notice of a write (caller holds in.mu).
+// Journal entries have no sys_updated_on: their sys_created_on stands in.
 func (in *Inst) changeLocked(t *table, r *record, op string, o WriteOptions) change {
-	return change{table: t.sc.name, sysID: r.id, op: op, updatedOn: r.get(t.sc.col("sys_updated_on")),
-		rec: toRecord(t.sc, r), skip: o.SkipWorkflow}
+	c := t.sc.col("sys_updated_on")
+	if c == nil {
+		c = t.sc.col("sys_created_on")
+	}
+	return change{table: t.sc.name, sysID: r.id, op: op, updatedOn: r.get(c), rec: toRecord(t.sc, r), skip: o.SkipWorkflow}
 }
 
 // closedState reports whether a state code ends a task (active = false).
