@@ -44,14 +44,19 @@ func quote(b []byte, s string) []byte {
 }
 
 // fieldsOf resolves sysparm_fields; unknown fields are left out, as the
-// platform does.
+// platform does, and a field named twice comes once.
 func (in *Inst) fieldsOf(sc *schema, list string) []field {
 	if strings.TrimSpace(list) == "" {
 		return nil
 	}
 	out := []field{}
+	seen := map[string]bool{}
 	for _, f := range strings.Split(list, ",") {
 		f = strings.TrimSpace(f)
+		if seen[f] {
+			continue
+		}
+		seen[f] = true
 		if p := in.resolvePath(sc, f); p != nil {
 			out = append(out, field{key: f, path: p})
 		}
