@@ -82,6 +82,9 @@ func insufficientRights(w http.ResponseWriter) {
 	snError(w, http.StatusForbidden, "Insufficient rights", "Insufficient rights to query records")
 }
 
+// noRecord is the fixture's 404 body (rapid7_error_404_no_record_found.json,
+// one record). UNCONFIRMED: a v1 list without results may carry another
+// detail; the message and shape are the same.
 func noRecord(w http.ResponseWriter) {
 	snError(w, http.StatusNotFound, "No Record found", "Record doesn't exist or ACL restricts the record retrieval")
 }
