@@ -18,12 +18,16 @@ run:
 build:
 	mkdir -p bin && $(GO) build -o bin/ ./cmd/...
 
-## test: formatting, vet, schema freshness and every test (real NATS, real SQLite)
+## test: formatting, vet, schema freshness and every test (real NATS, real SQLite),
+## then the wiretest module's: the MongoDB store on an embedded wire-protocol server
+## (FerretDB), its own module so production binaries do not carry it.
 test: fmt-check vet proto-check
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	cd wiretest && $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 vet:
 	$(GO) vet ./...
+	cd wiretest && $(GO) vet ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
