@@ -126,7 +126,9 @@ func (s *Server) Stop() {
 // came back.
 func (s *Server) Restart() (*Server, error) {
 	s.Stop()
-	return Start(s.cfg)
+	cfg := s.cfg
+	cfg.Addr = s.addr
+	return Start(cfg)
 }
 
 // StartTest starts a server for one test on a free loopback port and a temp
