@@ -128,13 +128,15 @@ func nextEvent(t *testing.T, sub *nats.Subscription) (*nats.Msg, itsm.Event) {
 	return msg, ev
 }
 
-// withUpdated is the fixture with fields.updated replaced: one real
-// payload plays several versions of the issue.
+// withUpdated is the fixture at another version, with a summary of its own
+// (a version that changes nothing publishes no event): one real payload
+// plays several versions of the issue.
 func withUpdated(t *testing.T, body []byte, updated string) []byte {
 	t.Helper()
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(body, &m))
-	m["issue"].(map[string]any)["fields"].(map[string]any)["updated"] = updated
+	fields := m["issue"].(map[string]any)["fields"].(map[string]any)
+	fields["updated"], fields["summary"] = updated, "Fix That at "+updated
 	out, err := json.Marshal(m)
 	require.NoError(t, err)
 	return out
