@@ -259,3 +259,30 @@ func TestObjectsOfAnOlderModelAreUpgraded(t *testing.T) {
 	require.Equal(t, itsm.KindTicket, evs[0].Object)
 	require.Contains(t, evs[0].ChangedFields, "status")
 }
+
+// A stored body that is not an object of its kind is skipped (and logged),
+// not retried forever, and does not hold back the connection's others.
+func TestUpgradeSkipsAnUnreadableBody(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	for id, body := range map[string]string{"bad": `[1,2]`, "good": `{"id":"good","name":"G","active":true,"member_user_ids":[],
+		"created_at":"2020-01-01T00:00:00Z","updated_at":"2020-01-01T00:00:00Z"}`} {
+		_, err := e.st.Put(ctx, &store.Document{Kind: itsm.KindGroup, ID: id, OrganizationID: testOrg, ConnectionID: testConn,
+			Version: 1000, UpdatedAt: now.Add(-time.Hour), Body: json.RawMessage(body)})
+		require.NoError(t, err)
+	}
+	c, err := e.st.LookupConnection(ctx, testConn)
+	require.NoError(t, err)
+	c.UpdatedAt = now.Add(-time.Hour)
+	require.NoError(t, e.st.UpdateConnection(ctx, c))
+	e.start(Config{RemapEvery: 20 * time.Millisecond, ConnectionTTL: time.Millisecond}, nil, nil)
+	require.Eventually(t, func() bool {
+		c, err := e.st.LookupConnection(ctx, testConn)
+		return err == nil && c.Detail.ModelVersion == itsm.ModelVersion
+	}, 10*time.Second, 20*time.Millisecond)
+	var g map[string]any
+	require.NoError(t, json.Unmarshal(e.get(itsm.KindGroup, "good").Body, &g))
+	require.Equal(t, "ACTIVE", g["status"])
+	require.JSONEq(t, `[1,2]`, string(e.get(itsm.KindGroup, "bad").Body))
+}
