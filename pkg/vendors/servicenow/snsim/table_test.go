@@ -331,3 +331,19 @@ func TestTagsAndMembers(t *testing.T) {
 		require.Equal(t, grp["name"], m["group.name"])
 	}
 }
+
+// The choice lists (with the instance's own states) are readable, so a
+// connector can map unknown codes by their labels.
+func TestChoicesAreServed(t *testing.T) {
+	s, _ := testSim(t, nil)
+	rs, _ := list(t, s, asITIL, "/api/now/table/sys_choice?sysparm_query=name=incident^element=state^ORDERBYsequence&sysparm_fields=value,label")
+	got := map[string]string{}
+	for _, r := range rs {
+		got[r["value"].(string)] = r["label"].(string)
+	}
+	require.Equal(t, map[string]string{"1": "New", "2": "In Progress", "3": "On Hold", "6": "Resolved", "7": "Closed",
+		"8": "Canceled", "18": "Awaiting Customer Feedback"}, got)
+	rs, _ = list(t, s, asITIL, "/api/now/table/sys_choice?sysparm_query=name=change_request^element=state^value=-5")
+	require.Len(t, rs, 1)
+	require.Equal(t, "New", rs[0]["label"])
+}
