@@ -190,7 +190,8 @@ func (in *Inst) Insert(tableName string, fields Record, o WriteOptions) (Record,
 
 // Update changes fields of a record. Changing impact or urgency of a task
 // recomputes priority unless priority is given too; a closing state sets
-// active to false. The record gets a new sys_updated_on (the sim clock, to
+// active to false and stamps closed_at / closed_by (resolved_at / _by too
+// for incidents and problems) unless the write sets them. The record gets a new sys_updated_on (the sim clock, to
 // the second) and sys_mod_count + 1 unless o.SkipSysFields.
 func (in *Inst) Update(tableName, sysID string, fields Record, o WriteOptions) (Record, error) {
 	if tableName == "sys_journal_field" {
