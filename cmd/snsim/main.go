@@ -46,6 +46,7 @@ func run(ctx context.Context, args []string, out io.Writer, ready func(addrs []s
 		verbose    = fs.Bool("v", false, "log every push")
 		ratePerH   = fs.Int("rate-per-hour", 0, "rate-limit rule for everyone: requests per user per hour; 0 = off")
 		rateWindow = fs.Duration("rate-window", time.Hour, "rate-limit counting window (real instances: 1h)")
+		localLinks = fs.Bool("links-from-request", false, "render reference and download links against the called host instead of https://<name>.service-now.com")
 		errNth     = fs.Int("error-every-nth", 0, "answer every Nth REST call with -error-status; 0 = off")
 		errStatus  = fs.Int("error-status", 503, "status of injected REST errors (500: JSON body; 502/503/504: HTML page)")
 		latency    = fs.Duration("latency", 0, "extra latency of every REST call")
@@ -95,7 +96,7 @@ func run(ctx context.Context, args []string, out io.Writer, ready func(addrs []s
 		return fmt.Errorf("-addr: port %q is not a number", portStr)
 	}
 	for i := 0; i < *instances; i++ {
-		in := snsim.Instance{Sizes: z, RateWindow: *rateWindow}
+		in := snsim.Instance{Sizes: z, RateWindow: *rateWindow, LinksFromRequest: *localLinks}
 		if *ratePerH > 0 {
 			in.RateRules = []snsim.RateRule{{Limit: *ratePerH}}
 		}

@@ -139,7 +139,7 @@ func (in *Inst) handleList(w http.ResponseWriter, r *http.Request, p *principal,
 	q := in.parseQuery(t.sc, lp.query, p.tz)
 	page, total, more := in.find(t, q, lp.query+"|"+p.tz.String(), lp.offset, lp.limit, !lp.noCount)
 	raw := len(page)
-	rd := &renderer{in: in, mode: lp.mode, excludeLink: lp.excludeLink, fields: in.fieldsOf(t.sc, lp.fields), tz: p.tz}
+	rd := &renderer{in: in, mode: lp.mode, excludeLink: lp.excludeLink, fields: in.fieldsOf(t.sc, lp.fields), tz: p.tz, base: in.linkBase(r)}
 	buf := in.getBuffer()
 	defer in.putBuffer(buf)
 	b := append((*buf)[:0], `{"result":[`...)
@@ -243,7 +243,7 @@ func (in *Inst) handleGet(w http.ResponseWriter, r *http.Request, p *principal) 
 		return
 	}
 	lp := parseParams(r.URL.Query(), 1)
-	rd := &renderer{in: in, mode: lp.mode, excludeLink: lp.excludeLink, fields: in.fieldsOf(t.sc, lp.fields), tz: p.tz}
+	rd := &renderer{in: in, mode: lp.mode, excludeLink: lp.excludeLink, fields: in.fieldsOf(t.sc, lp.fields), tz: p.tz, base: in.linkBase(r)}
 	b := append([]byte(`{"result":`), rd.record(nil, t.sc, rec)...)
 	in.mu.RUnlock()
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
@@ -253,17 +253,33 @@ func (in *Inst) handleGet(w http.ResponseWriter, r *http.Request, p *principal) 
 
 // --- Attachment API ------------------------------------------------------
 
-func (in *Inst) downloadLink(sysID string) string {
-	return in.cfg.URL + "/api/now/attachment/" + sysID + "/file"
+// linkBase is the base of rendered links for this request: "" (the
+// instance URL) unless Instance.LinksFromRequest.
+func (in *Inst) linkBase(r *http.Request) string {
+	if !in.cfg.LinksFromRequest {
+		return ""
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+func (in *Inst) downloadLink(base, sysID string) string {
+	if base == "" {
+		base = in.cfg.URL
+	}
+	return base + "/api/now/attachment/" + sysID + "/file"
 }
 
 // attachmentJSON is an attachment's metadata: its sys_attachment fields
 // (display_value=false) plus download_link.
-func (in *Inst) attachmentJSON(b []byte, rec *record) []byte {
-	rd := &renderer{in: in}
+func (in *Inst) attachmentJSON(b []byte, rec *record, base string) []byte {
+	rd := &renderer{in: in, base: base}
 	b = rd.record(b, in.d.tbl("sys_attachment").sc, rec)
 	b = append(b[:len(b)-1], `,"download_link":`...)
-	return append(quote(b, in.downloadLink(rec.id)), '}')
+	return append(quote(b, in.downloadLink(base, rec.id)), '}')
 }
 
 // handleAttachments is GET /api/now/attachment: sysparm_query over
@@ -283,7 +299,7 @@ func (in *Inst) handleAttachments(w http.ResponseWriter, r *http.Request, p *pri
 		if n > 0 {
 			b = append(b, ',')
 		}
-		b = in.attachmentJSON(b, rec)
+		b = in.attachmentJSON(b, rec, in.linkBase(r))
 		n++
 	}
 	in.mu.RUnlock()
@@ -316,7 +332,7 @@ func (in *Inst) handleAttachment(w http.ResponseWriter, r *http.Request, p *prin
 		in.mu.RUnlock()
 		return
 	}
-	b := in.attachmentJSON([]byte(`{"result":`), rec)
+	b := in.attachmentJSON([]byte(`{"result":`), rec, in.linkBase(r))
 	in.mu.RUnlock()
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 	w.WriteHeader(http.StatusOK)
@@ -339,7 +355,7 @@ func (in *Inst) handleAttachmentFile(w http.ResponseWriter, r *http.Request, p *
 		content = genContent(rec.get(sc.col("table_sys_id")), rec.get(sc.col("file_name")), size)
 	}
 	ctype, _, _ := strings.Cut(rec.get(sc.col("content_type")), " (")
-	meta := in.attachmentJSON(nil, rec)
+	meta := in.attachmentJSON(nil, rec, in.linkBase(r))
 	in.mu.RUnlock()
 	w.Header().Set("Content-Type", ctype)
 	w.Header().Set("X-Attachment-Metadata", string(meta))
@@ -423,7 +439,7 @@ func (in *Inst) respondRecord(w http.ResponseWriter, r *http.Request, p *princip
 		noRecord(w)
 		return
 	}
-	rd := &renderer{in: in, mode: lp.mode, excludeLink: lp.excludeLink, fields: in.fieldsOf(sc, lp.fields), tz: p.tz}
+	rd := &renderer{in: in, mode: lp.mode, excludeLink: lp.excludeLink, fields: in.fieldsOf(sc, lp.fields), tz: p.tz, base: in.linkBase(r)}
 	b := append([]byte(`{"result":`), rd.record(nil, sc, rec)...)
 	in.mu.RUnlock()
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")

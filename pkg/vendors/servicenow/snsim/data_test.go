@@ -187,6 +187,9 @@ func TestWritesFillSystemFields(t *testing.T) {
 	require.Equal(t, "3", up["priority"])
 	require.Equal(t, "false", up["active"])
 	require.Equal(t, "7", up["incident_state"])
+	require.Equal(t, fmtTime(testStart.Add(90*time.Second)), up["closed_at"], "closing stamps closed_at and resolved_at")
+	require.Equal(t, up["closed_at"], up["resolved_at"])
+	require.Equal(t, mustRecords(t, in, "sys_user")[0]["sys_id"], up["closed_by"], "the admin closed it")
 	require.Equal(t, "1", up["sys_mod_count"])
 	require.Equal(t, fmtTime(testStart.Add(90*time.Second)), up["sys_updated_on"])
 

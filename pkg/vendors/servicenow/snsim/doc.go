@@ -18,7 +18,8 @@
 // Each instance listens on its own port (Server) or is served by
 // Inst.Handler(); cmd/snsim serves them for demos. Rendered links (references,
 // download_link) name the instance URL, https://<name>.service-now.com by
-// default; the Link header names the host the client called, so it can be
+// default, or the host the client called with Instance.LinksFromRequest;
+// the Link header always names the host the client called, so it can be
 // followed.
 //
 // # Surface

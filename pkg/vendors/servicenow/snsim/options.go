@@ -91,6 +91,10 @@ type Instance struct {
 	// URL is the instance URL rendered in references and download links.
 	// Default https://<Name>.service-now.com.
 	URL string
+	// LinksFromRequest renders references and download links against the
+	// host the client called (as a real instance does: it is that host), so
+	// a client may follow them to the simulator. Pushes keep URL.
+	LinksFromRequest bool
 	// Sizes of the generated data.
 	Sizes Sizes
 	// ExtraStates are instance-specific states appended to a table's state

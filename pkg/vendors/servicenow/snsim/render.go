@@ -36,6 +36,8 @@ type renderer struct {
 	excludeLink bool
 	fields      []field // nil = every column of the table
 	tz          *time.Location
+	base        string            // links' base when not the instance URL (LinksFromRequest)
+	prefixes    map[string]string // link prefixes for base, by table
 }
 
 func quote(b []byte, s string) []byte {
@@ -110,7 +112,20 @@ func (in *Inst) walk(r *record, path []*column) (*record, string) {
 // building the URL string: references are most of a page's allocations.
 func (rd *renderer) link(b []byte, c *column, v string) []byte {
 	b = append(b, `"link":`...)
-	b = append(b, rd.in.refPrefix[c.ref]...)
+	if rd.base == "" {
+		b = append(b, rd.in.refPrefix[c.ref]...)
+	} else {
+		p, ok := rd.prefixes[c.ref]
+		if !ok {
+			q := quote(nil, rd.base+"/api/now/table/"+c.ref+"/")
+			p = string(q[:len(q)-1])
+			if rd.prefixes == nil {
+				rd.prefixes = map[string]string{}
+			}
+			rd.prefixes[c.ref] = p
+		}
+		b = append(b, p...)
+	}
 	start := len(b) // append the quoted value, then drop its opening quote
 	b = quote(b, v)
 	return append(b[:start], b[start+1:]...)

@@ -190,7 +190,8 @@ func (in *Inst) Insert(tableName string, fields Record, o WriteOptions) (Record,
 
 // Update changes fields of a record. Changing impact or urgency of a task
 // recomputes priority unless priority is given too; a closing state sets
-// active to false. The record gets a new sys_updated_on (the sim clock, to
+// active to false and stamps closed_at / closed_by (resolved_at / _by too
+// for incidents and problems) unless the write sets them. The record gets a new sys_updated_on (the sim clock, to
 // the second) and sys_mod_count + 1 unless o.SkipSysFields.
 func (in *Inst) Update(tableName, sysID string, fields Record, o WriteOptions) (Record, error) {
 	if tableName == "sys_journal_field" {
@@ -231,6 +232,7 @@ func (in *Inst) Update(tableName, sysID string, fields Record, o WriteOptions) (
 			if _, set := fields["active"]; !set {
 				r.set(t.sc.col("active"), strconv.FormatBool(!closedState(tableName, st)))
 			}
+			in.stampClosure(t, r, st, fields, o)
 		}
 	}
 	in.touch(t, r, o)
@@ -240,6 +242,41 @@ func (in *Inst) Update(tableName, sysID string, fields Record, o WriteOptions) (
 	in.mu.Unlock()
 	in.sim.push.notify(in, ch)
 	return out, nil
+}
+
+// stampClosure fills what the platform's business rules fill when a task
+// closes or resolves: closed_at / closed_by, resolved_at / resolved_by
+// (incident and problem), unless the write sets them.
+func (in *Inst) stampClosure(t *table, r *record, state string, fields Record, o WriteOptions) {
+	now, by := fmtTime(in.sim.Now()), in.userID(o.actor())
+	stamp := func(at, who string) {
+		if _, set := fields[at]; !set && t.sc.col(at) != nil && r.get(t.sc.col(at)) == "" {
+			r.set(t.sc.col(at), now)
+			if _, set := fields[who]; !set && t.sc.col(who) != nil {
+				r.set(t.sc.col(who), by)
+			}
+		}
+	}
+	resolved := map[string]string{"incident": "6", "problem": "106"}[t.sc.name]
+	if closedState(t.sc.name, state) && state != resolved {
+		stamp("closed_at", "closed_by")
+	}
+	if resolved != "" && (state == resolved || closedState(t.sc.name, state)) {
+		stamp("resolved_at", "resolved_by")
+	}
+}
+
+// userID is the sys_id of the user with this user_name ("" if none).
+// Caller holds in.mu.
+func (in *Inst) userID(userName string) string {
+	t := in.d.tbl("sys_user")
+	c := t.sc.col("user_name")
+	for _, u := range t.rows {
+		if u.get(c) == userName {
+			return u.id
+		}
+	}
+	return ""
 }
 
 // touch sets the system fields of an update.

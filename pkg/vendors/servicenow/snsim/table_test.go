@@ -331,3 +331,36 @@ func TestTagsAndMembers(t *testing.T) {
 		require.Equal(t, grp["name"], m["group.name"])
 	}
 }
+
+// The choice lists (with the instance's own states) are readable, so a
+// connector can map unknown codes by their labels.
+func TestChoicesAreServed(t *testing.T) {
+	s, _ := testSim(t, nil)
+	rs, _ := list(t, s, asITIL, "/api/now/table/sys_choice?sysparm_query=name=incident^element=state^ORDERBYsequence&sysparm_fields=value,label")
+	got := map[string]string{}
+	for _, r := range rs {
+		got[r["value"].(string)] = r["label"].(string)
+	}
+	require.Equal(t, map[string]string{"1": "New", "2": "In Progress", "3": "On Hold", "6": "Resolved", "7": "Closed",
+		"8": "Canceled", "18": "Awaiting Customer Feedback"}, got)
+	rs, _ = list(t, s, asITIL, "/api/now/table/sys_choice?sysparm_query=name=change_request^element=state^value=-5")
+	require.Len(t, rs, 1)
+	require.Equal(t, "New", rs[0]["label"])
+}
+
+func TestLinksFromRequest(t *testing.T) {
+	s, _ := testSim(t, func(o *Options) { o.Instances = []Instance{{LinksFromRequest: true}} })
+	in := s.Default()
+	inc := mustRecords(t, in, "incident")[0]
+	got := decode[struct{ Result map[string]any }](t, call(t, s, asITIL, "/api/now/table/incident/"+inc["sys_id"]+"?sysparm_fields=assignment_group").body).Result
+	link := got["assignment_group"].(map[string]any)["link"].(string)
+	require.Equal(t, s.BaseURL("")+"/api/now/table/sys_user_group/"+inc["assignment_group"], link)
+	grp := decode[struct{ Result map[string]any }](t, callURL(t, asITIL, link).body).Result
+	require.Equal(t, inc["assignment_group"], grp["sys_id"], "the link can be followed")
+
+	rs, _ := list(t, s, asITIL, "/api/now/attachment?sysparm_query=table_sys_id="+inc["sys_id"])
+	require.NotEmpty(t, rs)
+	f := callURL(t, asITIL, rs[0]["download_link"].(string))
+	require.Equal(t, 200, f.status)
+	require.Equal(t, rs[0]["size_bytes"], strconv.Itoa(len(f.body)))
+}
