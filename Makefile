@@ -5,7 +5,7 @@ GO ?= go
 DEV_API_KEYS ?= dev-org:dev-api-key-0123456789
 TEST_TIMEOUT ?= 8m
 
-.PHONY: run run-mongo test vet fmt-check proto proto-check bench bench-receiver test-faults soak jirasim snsim demo build clean
+.PHONY: run run-mongo test vet fmt-check proto proto-check bench bench-receiver test-faults soak jirasim snsim snowsim demo build clean
 
 ## run: the whole platform on embedded defaults (NATS JetStream + SQLite under ./data)
 # Built then exec'd (not `go run`) so that Ctrl-C reaches the platform and its
@@ -78,6 +78,9 @@ jirasim:
 ## snsim: the ServiceNow simulator on 127.0.0.1:9091 (flags: go run ./cmd/snsim -h; SNSIM_FLAGS passes them)
 snsim:
 	$(GO) run ./cmd/snsim $(SNSIM_FLAGS)
+
+## snowsim: the same, by the name the ServiceNow issue gave it
+snowsim: snsim
 
 clean:
 	rm -rf bin data
