@@ -8,11 +8,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
 	"go.uber.org/zap"
 
+	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/config"
 )
 
@@ -46,6 +48,12 @@ func Main(comps Components, stderr io.Writer) int {
 		return 1
 	}
 	log.Info("started", zap.String("http", p.HTTPAddr()), zap.String("nats", p.NATSURL()), zap.Bool("dev", cfg.Dev))
+	if cfg.Dev && cfg.NATSURL == "" {
+		// Dev mode only: the read-only user's password is printed so that an
+		// outside subscriber can connect with no set-up.
+		fmt.Fprintf(stderr, "\nOutside subscribers connect as the read-only NATS user %q (passwords: %s):\n  nats sub 'itsm.>' --server %s\n\n",
+			broker.UserSubscriber, filepath.Join(cfg.DataDir, DevNATSFile), p.NATSURLAs(broker.UserSubscriber))
+	}
 	if err := p.Wait(); err != nil {
 		log.Error("stopped with error", zap.Error(err))
 		return 1

@@ -47,6 +47,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/jiracloud"
 	"github.com/itsmhub/itsm/pkg/lease"
 	"github.com/itsmhub/itsm/pkg/store"
@@ -70,7 +71,7 @@ const (
 // LeaseTTL the lease life a worker renews every third of: a dead worker's
 // syncs are resumed by another within about this long.
 const (
-	LeaseBucket = "itsm_sync_leases"
+	LeaseBucket = broker.KVSyncLeases
 	LeaseTTL    = 30 * time.Second
 )
 

@@ -10,12 +10,14 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
+
+	"github.com/itsmhub/itsm/pkg/broker"
 )
 
 // RequestBucket is the KV bucket of on-demand sync requests: key = connection
 // id, value = kind. Every worker watches it; the one that starts (or is
 // already running) a sync covering a request deletes it.
-const RequestBucket = "itsm_sync_requests"
+const RequestBucket = broker.KVSyncRequests
 
 // requestTTL drops requests nobody took (a connection deleted meanwhile).
 const requestTTL = 24 * time.Hour

@@ -21,7 +21,7 @@ import (
 )
 
 // ConsumerName is the durable consumer shared by all normalizer replicas.
-const ConsumerName = "normalizer"
+const ConsumerName = broker.ConsumerNormalizer
 
 // Store is what the normalizer needs from the store.
 type Store interface {

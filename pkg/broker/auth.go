@@ -1,0 +1,208 @@
+package broker
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// NATS users (contract: deployments configure them, README "NATS users").
+// Each service connects as its own user, allowed only the subjects it needs,
+// so that a compromised or misbehaving process (or any other client on the
+// network) cannot publish into another tenant's RAW subjects or read ITSM
+// events it was not given.
+const (
+	// UserAdmin is for operators (the itsm CLI): every subject.
+	UserAdmin = "admin"
+	// UserReceiver publishes webhook deliveries: raw.*.*.webhook.
+	UserReceiver = "receiver"
+	// UserNormalizer consumes RAW, publishes itsm.> and dlq.>, and owns the
+	// three streams' configuration.
+	UserNormalizer = "normalizer"
+	// UserBackfill publishes sync records: raw.*.*.sync.
+	UserBackfill = "backfill"
+	// UserSubscriber is for outside consumers of ITSM events: read-only.
+	UserSubscriber = "subscriber"
+)
+
+// AllUsers lists every user, services first.
+var AllUsers = []string{UserReceiver, UserNormalizer, UserBackfill, UserSubscriber, UserAdmin}
+
+// KV buckets the services keep state in (their streams are KV_<bucket>).
+const (
+	// KVLeases serializes token refreshes and webhook upkeep.
+	KVLeases = "itsm_leases"
+	// KVSyncLeases holds one sync lease per connection.
+	KVSyncLeases = "itsm_sync_leases"
+	// KVSyncRequests holds on-demand sync requests.
+	KVSyncRequests = "itsm_sync_requests"
+)
+
+// ConsumerNormalizer is the normalizer's durable pull consumer on RAW.
+const ConsumerNormalizer = "normalizer"
+
+// MinPasswordLen bounds how weak a configured NATS password may be.
+const MinPasswordLen = 16
+
+// Users maps a NATS user name to its password.
+type Users map[string]string
+
+// NewUsers gives every user a random password (dev mode and tests).
+func NewUsers() Users {
+	u := Users{}
+	for _, name := range AllUsers {
+		u[name] = NewPassword()
+	}
+	return u
+}
+
+// NewPassword is 32 random bytes, URL-safe base64 (no characters that need
+// quoting in a URL, a shell or a NATS config).
+func NewPassword() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// PasswordEnv names the variable that carries a user's password.
+func PasswordEnv(user string) string {
+	return "ITSM_NATS_" + strings.ToUpper(user) + "_PASSWORD"
+}
+
+// Validate refuses unknown users and weak passwords; errors never echo a
+// password.
+func (u Users) Validate() error {
+	var errs []error
+	for name, pw := range u {
+		if !slices.Contains(AllUsers, name) {
+			errs = append(errs, fmt.Errorf("unknown NATS user %q", name))
+			continue
+		}
+		if len(pw) < MinPasswordLen {
+			errs = append(errs, fmt.Errorf("%s: want at least %d characters", PasswordEnv(name), MinPasswordLen))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// InboxPrefix is where a user's request replies arrive. A prefix per user
+// keeps one user from reading another's replies (publish acks, KV values).
+func InboxPrefix(user string) string {
+	if user == UserSubscriber {
+		// Outside clients use their library's default.
+		return "_INBOX"
+	}
+	return "_INBOX_" + user
+}
+
+// ClientOptions are the connect options for a user: its credentials and its
+// inbox prefix.
+func ClientOptions(user, password string) []nats.Option {
+	opts := []nats.Option{nats.UserInfo(user, password)}
+	if p := InboxPrefix(user); p != "_INBOX" {
+		opts = append(opts, nats.CustomInboxPrefix(p))
+	}
+	return opts
+}
+
+// ServerUsers are the nats-server users for the given passwords, each with
+// its permissions.
+func ServerUsers(u Users) []*server.User {
+	var out []*server.User
+	for _, name := range AllUsers {
+		pw, ok := u[name]
+		if !ok {
+			continue
+		}
+		out = append(out, &server.User{Username: name, Password: pw, Permissions: Permissions(name)})
+	}
+	return out
+}
+
+// Permissions of a user. Publish permissions name every JetStream API call
+// the user's service makes (found in the code and proven by the tests of
+// this package): publishing to a stream, its acks, the stream and consumer
+// information the metrics read, and the KV buckets it keeps state in.
+func Permissions(user string) *server.Permissions {
+	if user == UserAdmin {
+		return &server.Permissions{
+			Publish:   &server.SubjectPermission{Allow: []string{">"}},
+			Subscribe: &server.SubjectPermission{Allow: []string{">"}},
+		}
+	}
+	var pub []string
+	sub := []string{InboxPrefix(user) + ".>"}
+	// Every service reads the streams' and the normalizer's consumer's state
+	// (readiness, metrics, the backfill's barrier).
+	common := []string{
+		"$JS.API.INFO",
+		"$JS.API.STREAM.INFO." + StreamRaw, "$JS.API.STREAM.INFO." + StreamITSM, "$JS.API.STREAM.INFO." + StreamDLQ,
+		"$JS.API.CONSUMER.INFO." + StreamRaw + "." + ConsumerNormalizer,
+	}
+	switch user {
+	case UserReceiver:
+		pub = slices.Concat(common, []string{"raw.*.*." + SourceWebhook})
+		pub = append(pub, kvSubjects(KVLeases, false)...)
+		pub = append(pub, kvSubjects(KVSyncRequests, false)...)
+	case UserBackfill:
+		pub = slices.Concat(common, []string{"raw.*.*." + SourceSync})
+		pub = append(pub, kvSubjects(KVLeases, false)...)
+		pub = append(pub, kvSubjects(KVSyncLeases, false)...)
+		pub = append(pub, kvSubjects(KVSyncRequests, true)...)
+	case UserNormalizer:
+		pub = append(slices.Clone(common), "itsm.>", "dlq.>",
+			"$JS.API.CONSUMER.CREATE."+StreamRaw+"."+ConsumerNormalizer,
+			"$JS.API.CONSUMER.CREATE."+StreamRaw+"."+ConsumerNormalizer+".>",
+			"$JS.API.CONSUMER.DURABLE.CREATE."+StreamRaw+"."+ConsumerNormalizer,
+			"$JS.API.CONSUMER.MSG.NEXT."+StreamRaw+"."+ConsumerNormalizer,
+			"$JS.ACK."+StreamRaw+"."+ConsumerNormalizer+".>")
+		for _, s := range []string{StreamRaw, StreamITSM, StreamDLQ} {
+			pub = append(pub, "$JS.API.STREAM.CREATE."+s, "$JS.API.STREAM.UPDATE."+s)
+		}
+	case UserSubscriber:
+		// Read-only: live events, and pulling from (not creating) durable
+		// consumers an operator made on ITSM. Creating consumers is left out
+		// on purpose: a push consumer's deliver subject is not checked
+		// against the creator's permissions.
+		sub = append(sub, "itsm.>")
+		pub = []string{"$JS.API.INFO", "$JS.API.STREAM.INFO." + StreamITSM,
+			"$JS.API.CONSUMER.INFO." + StreamITSM + ".*",
+			"$JS.API.CONSUMER.MSG.NEXT." + StreamITSM + ".*",
+			"$JS.ACK." + StreamITSM + ".>"}
+	default:
+		// An unknown user may do nothing.
+		return &server.Permissions{
+			Publish:   &server.SubjectPermission{Deny: []string{">"}},
+			Subscribe: &server.SubjectPermission{Deny: []string{">"}},
+		}
+	}
+	return &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: pub},
+		Subscribe: &server.SubjectPermission{Allow: sub},
+	}
+}
+
+// kvSubjects allow a KV bucket's use: create or bind it, read, write and
+// delete keys, and with consumers also list and watch them (which creates
+// ephemeral consumers on the bucket's stream).
+func kvSubjects(bucket string, consumers bool) []string {
+	s := "KV_" + bucket
+	out := []string{
+		"$JS.API.STREAM.CREATE." + s, "$JS.API.STREAM.UPDATE." + s, "$JS.API.STREAM.INFO." + s,
+		"$JS.API.STREAM.MSG.GET." + s, "$JS.API.DIRECT.GET." + s, "$JS.API.DIRECT.GET." + s + ".>",
+		"$KV." + bucket + ".>",
+	}
+	if consumers {
+		out = append(out,
+			"$JS.API.CONSUMER.CREATE."+s, "$JS.API.CONSUMER.CREATE."+s+".>",
+			"$JS.API.CONSUMER.DELETE."+s+".>", "$JS.API.CONSUMER.INFO."+s+".>",
+			"$JS.FC."+s+".>")
+	}
+	return out
+}
