@@ -62,12 +62,12 @@ func NewUsers() Users {
 	return u
 }
 
-// NewPassword is 32 random bytes, URL-safe base64 (no characters that need
-// quoting in a URL, a shell or a NATS config).
+// NewPassword is 32 random bytes in URL-safe base64 behind a letter (see
+// Validate), so that it needs no quoting in a URL, a shell or a NATS config.
 func NewPassword() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
+	return "p" + base64.RawURLEncoding.EncodeToString(b)
 }
 
 // PasswordEnv names the variable that carries a user's password.
@@ -84,11 +84,24 @@ func (u Users) Validate() error {
 			errs = append(errs, fmt.Errorf("unknown NATS user %q", name))
 			continue
 		}
-		if len(pw) < MinPasswordLen {
-			errs = append(errs, fmt.Errorf("%s: want at least %d characters", PasswordEnv(name), MinPasswordLen))
+		if len(pw) < MinPasswordLen || !validPassword(pw) {
+			errs = append(errs, fmt.Errorf("%s: want at least %d letters, digits, - or _, starting with a letter (generate one with: echo p$(openssl rand -hex 24))", PasswordEnv(name), MinPasswordLen))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validPassword: a NATS config file reads an environment variable's value as
+// a value of its own syntax, so a password starting with a digit or a dash
+// would be read as a number, and one with spaces or braces would not parse.
+func validPassword(pw string) bool {
+	for i, r := range pw {
+		letter := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z'
+		if i == 0 && !letter || !letter && !(r >= '0' && r <= '9') && r != '-' && r != '_' {
+			return false
+		}
+	}
+	return true
 }
 
 // InboxPrefix is where a user's request replies arrive. A prefix per user
@@ -205,4 +218,32 @@ func kvSubjects(bucket string, consumers bool) []string {
 			"$JS.FC."+s+".>")
 	}
 	return out
+}
+
+// ServerConfig is the part of a nats-server configuration file that makes a
+// cluster enforce the same users, permissions and max_payload as the
+// embedded server. Passwords are read from the server's environment
+// (ITSM_NATS_<USER>_PASSWORD). deploy/nats/nats.conf is this text; a test
+// keeps it current.
+func ServerConfig() string {
+	var b strings.Builder
+	b.WriteString("# Generated from pkg/broker (broker.ServerConfig): users, permissions and\n")
+	b.WriteString("# max_payload of the ITSM platform. deploy/deploytest keeps it current.\n")
+	fmt.Fprintf(&b, "max_payload: %d\n\nauthorization {\n  users = [\n", MaxPayload)
+	list := func(kind string, subjects []string) {
+		fmt.Fprintf(&b, "        %s: {\n          allow: [\n", kind)
+		for _, s := range subjects {
+			fmt.Fprintf(&b, "            %q\n", s)
+		}
+		b.WriteString("          ]\n        }\n")
+	}
+	for _, name := range AllUsers {
+		p := Permissions(name)
+		fmt.Fprintf(&b, "    {\n      user: %s\n      password: $%s\n      permissions: {\n", name, PasswordEnv(name))
+		list("publish", p.Publish.Allow)
+		list("subscribe", p.Subscribe.Allow)
+		b.WriteString("      }\n    }\n")
+	}
+	b.WriteString("  ]\n}\n")
+	return b.String()
 }

@@ -73,6 +73,11 @@ func refuseTemplateSecrets(cfg config.Config) error {
 	if bytes.Equal(cfg.EncryptionKey, make([]byte, 32)) {
 		errs = append(errs, errors.New("ITSM_ENCRYPTION_KEY: still the all-zero example key; generate one with: head -c 32 /dev/urandom | base64"))
 	}
+	for user, pw := range cfg.NATSUsers {
+		if strings.HasPrefix(pw, "replace-with-") {
+			errs = append(errs, fmt.Errorf("%s: still the example placeholder; generate one with: echo p$(openssl rand -hex 24)", broker.PasswordEnv(user)))
+		}
+	}
 	for name, v := range map[string]string{"ITSM_JIRA_CLIENT_ID": cfg.JiraClientID, "ITSM_JIRA_CLIENT_SECRET": cfg.JiraClientSecret} {
 		if strings.HasPrefix(v, "replace-with-") {
 			errs = append(errs, fmt.Errorf("%s: still the example placeholder", name))
