@@ -181,6 +181,9 @@ func load(getenv Getenv, service bool) (Config, error) {
 		}
 	} else if !strings.HasPrefix(c.NATSURL, "nats://") && !strings.HasPrefix(c.NATSURL, "tls://") {
 		errs = append(errs, errors.New("ITSM_NATS_URL: want a nats:// or tls:// URL"))
+	} else if strings.Contains(c.NATSURL, "@") {
+		// The URL is logged; passwords have variables of their own.
+		errs = append(errs, errors.New("ITSM_NATS_URL: no credentials in the URL; set ITSM_NATS_<USER>_PASSWORD"))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

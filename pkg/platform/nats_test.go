@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/itsmhub/itsm/pkg/broker"
+	"github.com/itsmhub/itsm/pkg/broker/brokertest"
 	"github.com/itsmhub/itsm/pkg/config"
 	"github.com/itsmhub/itsm/pkg/itsm"
 	"github.com/itsmhub/itsm/pkg/platform"
@@ -104,4 +106,32 @@ func TestNATSPasswordsComeFromTheEnvironment(t *testing.T) {
 	require.ErrorContains(t, err, "ITSM_NATS_ADMIN_PASSWORD")
 	require.NotContains(t, err.Error(), "short")
 	require.Equal(t, pw, cfg.NATSUsers[broker.UserSubscriber])
+}
+
+// TestServiceConnectsOverTLS runs a normalizer alone against a NATS server
+// that requires TLS with client certificates, as ITSM_NATS_TLS_* configure.
+func TestServiceConnectsOverTLS(t *testing.T) {
+	files := brokertest.TLSFiles(t)
+	users := broker.NewUsers()
+	srv, err := broker.StartEmbedded(broker.EmbeddedConfig{Addr: "127.0.0.1:0", StoreDir: t.TempDir(), Users: users, TLS: files})
+	require.NoError(t, err)
+	t.Cleanup(srv.Shutdown)
+
+	cfg := platformtest.StartWith(t, nil).Config
+	cfg.NATSURL = strings.Replace(srv.ClientURL(), "nats://", "tls://", 1)
+	cfg.DataDir = t.TempDir()
+	cfg.Store = filepath.Join(cfg.DataDir, "itsm.db")
+	cfg.NATSUsers = broker.Users{broker.UserNormalizer: users[broker.UserNormalizer]}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err = platform.Start(ctx, cfg, platform.Components{Normalizer: true}, zaptest.NewLogger(t))
+	require.Error(t, err, "without the CA the server's certificate is not trusted")
+
+	cfg.NATSTLS = files
+	p, err := platform.Start(ctx, cfg, platform.Components{Normalizer: true}, zaptest.NewLogger(t))
+	require.NoError(t, err)
+	_, err = p.JetStream().Stream(ctx, broker.StreamRaw)
+	require.NoError(t, err, "the normalizer created the streams over TLS")
+	cancel()
+	require.NoError(t, p.Wait())
 }
