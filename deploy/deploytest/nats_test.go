@@ -214,7 +214,11 @@ func TestKubernetesNATSRequiresCredentials(t *testing.T) {
 			} `yaml:"env"`
 		} `yaml:"container"`
 	}
-	if err := yaml.Unmarshal(readFile(t, filepath.Join(root, "deploy", "k8s", "values-nats.yaml")), &values); err != nil {
+	valuesPath := filepath.Join(root, "deploy", "k8s", "values-nats.yaml")
+	if os.Getenv("ITSM_UPDATE_NATS_CONF") != "" {
+		updateChartUsers(t, valuesPath)
+	}
+	if err := yaml.Unmarshal(readFile(t, valuesPath), &values); err != nil {
 		t.Fatalf("values-nats.yaml: %v", err)
 	}
 	m := values.Config.Merge
@@ -230,7 +234,7 @@ func TestKubernetesNATSRequiresCredentials(t *testing.T) {
 		}
 		want := broker.Permissions(u.User)
 		if !slices.Equal(u.Permissions.Publish.Allow, want.Publish.Allow) || !slices.Equal(u.Permissions.Subscribe.Allow, want.Subscribe.Allow) {
-			t.Errorf("values-nats.yaml: user %s: permissions differ from broker.Permissions", u.User)
+			t.Errorf("values-nats.yaml: user %s: permissions differ from broker.Permissions; regenerate with\n  ITSM_UPDATE_NATS_CONF=1 go test ./deploy/deploytest -run NATS", u.User)
 		}
 		if ref := values.Container.Env[v].ValueFrom.SecretKeyRef; ref.Name != "itsm-nats" || ref.Key != v {
 			t.Errorf("values-nats.yaml: container.env.%s must come from Secret itsm-nats key %s", v, v)
@@ -238,5 +242,40 @@ func TestKubernetesNATSRequiresCredentials(t *testing.T) {
 	}
 	if !slices.Equal(users, broker.AllUsers) {
 		t.Errorf("values-nats.yaml: users %v, want %v", users, broker.AllUsers)
+	}
+}
+
+// updateChartUsers rewrites the users list of values-nats.yaml (the lines
+// under "      users:") from broker.Permissions.
+func updateChartUsers(t *testing.T, path string) {
+	t.Helper()
+	var b strings.Builder
+	for _, u := range broker.AllUsers {
+		p := broker.Permissions(u)
+		b.WriteString("        - user: " + u + "\n          password: << $" + broker.PasswordEnv(u) + " >>\n          permissions:\n")
+		for _, kind := range []struct {
+			name  string
+			allow []string
+		}{{"publish", p.Publish.Allow}, {"subscribe", p.Subscribe.Allow}} {
+			b.WriteString("            " + kind.name + ":\n              allow:\n")
+			for _, subj := range kind.allow {
+				b.WriteString("                - \"" + subj + "\"\n")
+			}
+		}
+	}
+	lines := strings.SplitAfter(string(readFile(t, path)), "\n")
+	var out strings.Builder
+	for i := 0; i < len(lines); i++ {
+		out.WriteString(lines[i])
+		if lines[i] != "      users:\n" {
+			continue
+		}
+		out.WriteString(b.String())
+		for i+1 < len(lines) && strings.HasPrefix(lines[i+1], "        ") {
+			i++
+		}
+	}
+	if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,15 +1,18 @@
 package broker
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // NATS users (contract: deployments configure them, README "NATS users").
@@ -43,6 +46,36 @@ const (
 	// KVSyncRequests holds on-demand sync requests.
 	KVSyncRequests = "itsm_sync_requests"
 )
+
+// Lives of the buckets' keys: a lease expires this long after its holder
+// stopped renewing it; a sync request nobody took (its connection deleted
+// meanwhile) is dropped after a day.
+const (
+	LeaseTTL       = 30 * time.Second
+	SyncLeaseTTL   = 30 * time.Second
+	SyncRequestTTL = 24 * time.Hour
+)
+
+// KVConfigs are the buckets the normalizer's user creates at start with the
+// streams, so the receiver and backfill users need only read and write
+// keys, never create or reconfigure a stream.
+func KVConfigs(replicas int) []jetstream.KeyValueConfig {
+	return []jetstream.KeyValueConfig{
+		{Bucket: KVLeases, TTL: LeaseTTL, History: 1, Replicas: replicas, Storage: jetstream.FileStorage},
+		{Bucket: KVSyncLeases, TTL: SyncLeaseTTL, History: 1, Replicas: replicas, Storage: jetstream.FileStorage},
+		{Bucket: KVSyncRequests, TTL: SyncRequestTTL, History: 1, Storage: jetstream.FileStorage},
+	}
+}
+
+// EnsureBuckets creates or updates the KV buckets of KVConfigs.
+func EnsureBuckets(ctx context.Context, js jetstream.JetStream, replicas int) error {
+	for _, cfg := range KVConfigs(replicas) {
+		if _, err := js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
+			return fmt.Errorf("ensure KV bucket %s: %w", cfg.Bucket, err)
+		}
+	}
+	return nil
+}
 
 // ConsumerNormalizer is the normalizer's durable pull consumer on RAW.
 const ConsumerNormalizer = "normalizer"
@@ -152,11 +185,12 @@ func Permissions(user string) *server.Permissions {
 	var pub []string
 	sub := []string{InboxPrefix(user) + ".>"}
 	// Every service reads the streams' and the normalizer's consumer's state
-	// (readiness, metrics, the backfill's barrier).
+	// (readiness, metrics, the backfill's barrier) and binds the KV buckets.
 	common := []string{
 		"$JS.API.INFO",
 		"$JS.API.STREAM.INFO." + StreamRaw, "$JS.API.STREAM.INFO." + StreamITSM, "$JS.API.STREAM.INFO." + StreamDLQ,
 		"$JS.API.CONSUMER.INFO." + StreamRaw + "." + ConsumerNormalizer,
+		"$JS.API.STREAM.INFO.KV_" + KVLeases, "$JS.API.STREAM.INFO.KV_" + KVSyncLeases, "$JS.API.STREAM.INFO.KV_" + KVSyncRequests,
 	}
 	switch user {
 	case UserReceiver:
@@ -175,7 +209,7 @@ func Permissions(user string) *server.Permissions {
 			"$JS.API.CONSUMER.DURABLE.CREATE."+StreamRaw+"."+ConsumerNormalizer,
 			"$JS.API.CONSUMER.MSG.NEXT."+StreamRaw+"."+ConsumerNormalizer,
 			"$JS.ACK."+StreamRaw+"."+ConsumerNormalizer+".>")
-		for _, s := range []string{StreamRaw, StreamITSM, StreamDLQ} {
+		for _, s := range []string{StreamRaw, StreamITSM, StreamDLQ, "KV_" + KVLeases, "KV_" + KVSyncLeases, "KV_" + KVSyncRequests} {
 			pub = append(pub, "$JS.API.STREAM.CREATE."+s, "$JS.API.STREAM.UPDATE."+s)
 		}
 	case UserSubscriber:
@@ -201,13 +235,13 @@ func Permissions(user string) *server.Permissions {
 	}
 }
 
-// kvSubjects allow a KV bucket's use: create or bind it, read, write and
-// delete keys, and with consumers also list and watch them (which creates
-// ephemeral consumers on the bucket's stream).
+// kvSubjects allow a KV bucket's use: bind it, read, write and delete keys,
+// and with consumers also list and watch them (which creates ephemeral
+// consumers on the bucket's stream). Creating the bucket is the
+// normalizer's.
 func kvSubjects(bucket string, consumers bool) []string {
 	s := "KV_" + bucket
 	out := []string{
-		"$JS.API.STREAM.CREATE." + s, "$JS.API.STREAM.UPDATE." + s, "$JS.API.STREAM.INFO." + s,
 		"$JS.API.STREAM.MSG.GET." + s, "$JS.API.DIRECT.GET." + s, "$JS.API.DIRECT.GET." + s + ".>",
 		"$KV." + bucket + ".>",
 	}

@@ -128,15 +128,18 @@ func TestReceiverUserPublishesWebhooksOnly(t *testing.T) {
 	ctx, cancel := short()
 	defer cancel()
 
-	// What the receiver process does besides publishing works: its leases
-	// and the sync requests it records, stream information for readiness.
+	// What the receiver process does besides publishing works, once the
+	// normalizer made the buckets: its leases and the sync requests it
+	// records, stream information for readiness.
+	require.NoError(t, broker.EnsureBuckets(ctx, b.JetStreamAs(broker.UserNormalizer), 1))
 	fresh := dial(t, b, broker.UserReceiver)
-	leases, err := lease.Open(ctx, fresh.js, broker.KVLeases, "test", 30*time.Second, 1)
+	require.NoError(t, broker.CheckStreams(ctx, fresh.js))
+	leases, err := lease.Open(ctx, fresh.js, broker.KVLeases, "test", broker.LeaseTTL, 1)
 	require.NoError(t, err)
 	le, err := leases.Acquire(ctx, "refresh-c1")
 	require.NoError(t, err)
 	require.NoError(t, le.Release(ctx))
-	kv, err := fresh.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: broker.KVSyncRequests, History: 1})
+	kv, err := fresh.js.KeyValue(ctx, broker.KVSyncRequests)
 	require.NoError(t, err)
 	_, err = kv.PutString(ctx, "c1", "full")
 	require.NoError(t, err)
@@ -145,6 +148,13 @@ func TestReceiverUserPublishesWebhooksOnly(t *testing.T) {
 	_, err = fresh.js.Stream(ctx, broker.StreamRaw)
 	require.NoError(t, err)
 	fresh.noViolations(t)
+
+	// It cannot reconfigure a stream, not even its own buckets'.
+	denied2, stop2 := context.WithTimeout(context.Background(), time.Second)
+	defer stop2()
+	_, err = c.js.UpdateKeyValue(denied2, jetstream.KeyValueConfig{Bucket: broker.KVLeases, TTL: time.Hour})
+	require.Error(t, err)
+	c.violation(t, "publish", "$JS.API.STREAM.UPDATE.KV_"+broker.KVLeases)
 }
 
 func TestBackfillUserPublishesSyncRecordsOnly(t *testing.T) {
@@ -156,11 +166,12 @@ func TestBackfillUserPublishesSyncRecordsOnly(t *testing.T) {
 		c.violation(t, "publish", subj)
 	}
 
-	// Its buckets: sync leases, token leases, and the requests it lists,
-	// watches and deletes.
-	fresh := dial(t, b, broker.UserBackfill)
+	// Its buckets, which the normalizer made: sync leases, token leases, and
+	// the requests it lists, watches and deletes.
 	ctx, cancel := short()
 	defer cancel()
+	require.NoError(t, broker.EnsureBuckets(ctx, b.JetStreamAs(broker.UserNormalizer), 1))
+	fresh := dial(t, b, broker.UserBackfill)
 	for _, bucket := range []string{broker.KVSyncLeases, broker.KVLeases} {
 		leases, err := lease.Open(ctx, fresh.js, bucket, "test", 30*time.Second, 1)
 		require.NoError(t, err)
@@ -168,7 +179,7 @@ func TestBackfillUserPublishesSyncRecordsOnly(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, le.Renew(ctx))
 	}
-	kv, err := fresh.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: broker.KVSyncRequests, History: 1})
+	kv, err := fresh.js.KeyValue(ctx, broker.KVSyncRequests)
 	require.NoError(t, err)
 	w, err := kv.WatchAll(ctx, jetstream.UpdatesOnly(), jetstream.IgnoreDeletes())
 	require.NoError(t, err)
@@ -202,6 +213,8 @@ func TestNormalizerUserConsumesRawAndPublishesEvents(t *testing.T) {
 	ctx, cancel := short()
 	defer cancel()
 	require.NoError(t, broker.EnsureStreams(ctx, c.js, 1), "it owns the streams' configuration")
+	require.NoError(t, broker.EnsureBuckets(ctx, c.js, 1), "and the KV buckets'")
+	require.NoError(t, broker.EnsureBuckets(ctx, c.js, 1), "every start")
 	cons, err := c.js.CreateOrUpdateConsumer(ctx, broker.StreamRaw, jetstream.ConsumerConfig{
 		Durable: broker.ConsumerNormalizer, AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: "raw.>", MaxDeliver: -1})
 	require.NoError(t, err)

@@ -93,15 +93,22 @@ const (
 	MaxRecord  = 1 << 20
 )
 
-// CheckStreams verifies the three streams exist, for services whose NATS
-// user may not create them (the normalizer's does).
+// CheckStreams verifies the three streams and the KV buckets exist, for
+// services whose NATS user may not create them (the normalizer's does).
 func CheckStreams(ctx context.Context, js jetstream.JetStream) error {
+	var names []string
 	for _, cfg := range StreamConfigs(1) {
-		if _, err := js.Stream(ctx, cfg.Name); err != nil {
+		names = append(names, cfg.Name)
+	}
+	for _, cfg := range KVConfigs(1) {
+		names = append(names, "KV_"+cfg.Bucket)
+	}
+	for _, name := range names {
+		if _, err := js.Stream(ctx, name); err != nil {
 			if errors.Is(err, jetstream.ErrStreamNotFound) {
-				return fmt.Errorf("stream %s does not exist yet: the normalizer creates it at start", cfg.Name)
+				return fmt.Errorf("stream %s does not exist yet: the normalizer creates it at start", name)
 			}
-			return fmt.Errorf("stream %s: %w", cfg.Name, err)
+			return fmt.Errorf("stream %s: %w", name, err)
 		}
 	}
 	return nil

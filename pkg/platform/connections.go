@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,7 +36,7 @@ func (p *Platform) connectionManager(ctx context.Context, js jetstream.JetStream
 	if err != nil {
 		return nil, err
 	}
-	leases, err := lease.Open(ctx, js, LeaseBucket, owner(), 30*time.Second, p.cfg.NATSReplicas)
+	leases, err := lease.Open(ctx, js, LeaseBucket, owner(), broker.LeaseTTL, p.cfg.NATSReplicas)
 	if err != nil {
 		return nil, err
 	}

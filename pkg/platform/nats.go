@@ -205,7 +205,10 @@ func (p *Platform) connectNATS(ctx context.Context, comps Components) error {
 		return errors.New("no component selected")
 	}
 	if comps.Normalizer {
-		return broker.EnsureStreams(ctx, p.jss[broker.UserNormalizer], cfg.NATSReplicas)
+		if err := broker.EnsureStreams(ctx, p.jss[broker.UserNormalizer], cfg.NATSReplicas); err != nil {
+			return err
+		}
+		return broker.EnsureBuckets(ctx, p.jss[broker.UserNormalizer], cfg.NATSReplicas)
 	}
 	// Services started beside the normalizer (compose, k8s) wait for it to
 	// create the streams rather than fail.

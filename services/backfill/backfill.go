@@ -72,7 +72,7 @@ const (
 // syncs are resumed by another within about this long.
 const (
 	LeaseBucket = broker.KVSyncLeases
-	LeaseTTL    = 30 * time.Second
+	LeaseTTL    = broker.SyncLeaseTTL
 )
 
 // Defaults of a connection that does not set its own intervals (the seed's).

@@ -42,9 +42,11 @@ func TestNormalizerKilledMidStream(t *testing.T) {
 	t.Cleanup(nsrv.Shutdown)
 	natsURL := nsrv.ClientURL()
 	storePath := filepath.Join(dir, "itsm.db")
-	// The receiver waits for the normalizer's streams; the test makes them.
+	// The receiver waits for the normalizer's streams and buckets; the test
+	// makes them.
 	js := connect(t, natsURL)
 	require.NoError(t, broker.EnsureStreams(context.Background(), js, 1))
+	require.NoError(t, broker.EnsureBuckets(context.Background(), js, 1))
 	p := startPlatform(t, devConfig(t, natsURL, storePath), platform.Components{Receiver: true}, logger(t))
 	addConnection(t, p.Store())
 
