@@ -15,10 +15,10 @@ import (
 )
 
 func TestEnsureStreamsIsIdempotentAndDedupes(t *testing.T) {
-	e, err := broker.StartEmbedded(broker.EmbeddedConfig{Addr: "127.0.0.1:0", StoreDir: t.TempDir()})
+	e, err := broker.StartEmbedded(broker.EmbeddedConfig{Addr: "127.0.0.1:0", StoreDir: t.TempDir(), Users: broker.NewUsers()})
 	require.NoError(t, err)
 	t.Cleanup(e.Shutdown)
-	nc, err := e.Connect("test")
+	nc, err := e.Connect(broker.UserAdmin, "test")
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)
@@ -51,10 +51,10 @@ func TestEnsureStreamsIsIdempotentAndDedupes(t *testing.T) {
 }
 
 func TestCollectorReportsStreamsAndBacklog(t *testing.T) {
-	e, err := broker.StartEmbedded(broker.EmbeddedConfig{Addr: "127.0.0.1:0", StoreDir: t.TempDir()})
+	e, err := broker.StartEmbedded(broker.EmbeddedConfig{Addr: "127.0.0.1:0", StoreDir: t.TempDir(), Users: broker.NewUsers()})
 	require.NoError(t, err)
 	t.Cleanup(e.Shutdown)
-	nc, err := e.Connect("test")
+	nc, err := e.Connect(broker.UserAdmin, "test")
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/vault"
 )
 
@@ -26,6 +27,13 @@ type Config struct {
 	// NATSListen is where the embedded server accepts outside clients.
 	NATSListen   string
 	NATSReplicas int
+	// NATSUsers holds the passwords of the NATS users this process knows
+	// (ITSM_NATS_<USER>_PASSWORD): a service needs its own; the embedded
+	// server needs every service's. Dev mode generates the missing ones.
+	NATSUsers broker.Users
+	// NATSTLS: client TLS towards ITSM_NATS_URL, or the embedded server's
+	// TLS for outside clients (ITSM_NATS_TLS_CERT, _KEY, _CA).
+	NATSTLS broker.TLSFiles
 	// Store is a SQLite file path or a mongodb:// URI.
 	Store   string
 	DataDir string
@@ -110,6 +118,19 @@ func load(getenv Getenv, service bool) (Config, error) {
 	str("ITSM_NATS_URL", &c.NATSURL)
 	str("ITSM_NATS_LISTEN", &c.NATSListen)
 	num("ITSM_NATS_REPLICAS", &c.NATSReplicas, 1, 5)
+	c.NATSUsers = broker.Users{}
+	for _, u := range broker.AllUsers {
+		if v, ok := getenv(broker.PasswordEnv(u)); ok && v != "" {
+			c.NATSUsers[u] = v
+		}
+	}
+	errs = appendErr(errs, c.NATSUsers.Validate())
+	str("ITSM_NATS_TLS_CERT", &c.NATSTLS.Cert)
+	str("ITSM_NATS_TLS_KEY", &c.NATSTLS.Key)
+	str("ITSM_NATS_TLS_CA", &c.NATSTLS.CA)
+	if (c.NATSTLS.Cert == "") != (c.NATSTLS.Key == "") {
+		errs = append(errs, errors.New("ITSM_NATS_TLS_CERT and ITSM_NATS_TLS_KEY: set both or neither"))
+	}
 	str("ITSM_DATA_DIR", &c.DataDir)
 	str("ITSM_STORE", &c.Store)
 	str("ITSM_JIRA_CLIENT_ID", &c.JiraClientID)
@@ -160,6 +181,9 @@ func load(getenv Getenv, service bool) (Config, error) {
 		}
 	} else if !strings.HasPrefix(c.NATSURL, "nats://") && !strings.HasPrefix(c.NATSURL, "tls://") {
 		errs = append(errs, errors.New("ITSM_NATS_URL: want a nats:// or tls:// URL"))
+	} else if strings.Contains(c.NATSURL, "@") {
+		// The URL is logged; passwords have variables of their own.
+		errs = append(errs, errors.New("ITSM_NATS_URL: no credentials in the URL; set ITSM_NATS_<USER>_PASSWORD"))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

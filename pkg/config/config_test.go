@@ -95,3 +95,17 @@ func TestTuningSettings(t *testing.T) {
 		require.ErrorContains(t, err, v)
 	}
 }
+
+func TestNATSCredentialsAreVariablesOfTheirOwn(t *testing.T) {
+	_, err := config.Load(env(map[string]string{"ITSM_DEV": "1", "ITSM_NATS_URL": "nats://receiver:s3cret-password-value@n1:4222"}))
+	require.ErrorContains(t, err, "ITSM_NATS_URL")
+	require.NotContains(t, err.Error(), "s3cret")
+	_, err = config.Load(env(map[string]string{"ITSM_DEV": "1", "ITSM_NATS_RECEIVER_PASSWORD": "1234567890123456789"}))
+	require.ErrorContains(t, err, "ITSM_NATS_RECEIVER_PASSWORD", "a password a NATS config file would read as a number")
+	_, err = config.Load(env(map[string]string{"ITSM_DEV": "1", "ITSM_NATS_TLS_CERT": "/c.pem"}))
+	require.ErrorContains(t, err, "ITSM_NATS_TLS_KEY")
+	c, err := config.Load(env(map[string]string{"ITSM_DEV": "1", "ITSM_NATS_BACKFILL_PASSWORD": "pA1b2c3d4e5f6g7h8i9", "ITSM_NATS_TLS_CA": "/ca.pem"}))
+	require.NoError(t, err)
+	require.Equal(t, "pA1b2c3d4e5f6g7h8i9", c.NATSUsers["backfill"])
+	require.Equal(t, "/ca.pem", c.NATSTLS.CA)
+}

@@ -57,7 +57,7 @@ func TestWebhookToTicketEndToEnd(t *testing.T) {
 	env := platformtest.Start(t, map[string]string{keyA: "org-a", keyB: "org-b"})
 	env.AddConnection(t, "conn-1", "org-a", "https://zulipp.atlassian.net")
 
-	nc, err := nats.Connect(env.NATSURL())
+	nc, err := nats.Connect(env.NATSURLAs(broker.UserSubscriber))
 	require.NoError(t, err)
 	defer nc.Close()
 	sub, err := nc.SubscribeSync(itsm.KindTicket.Subject())

@@ -268,7 +268,7 @@ func startPlatform(b testing.TB) *platformEnv {
 	if err := p.Store().CreateConnection(ctx, newConnection("conn-1", "org-a")); err != nil {
 		b.Fatal(err)
 	}
-	return &platformEnv{url: "http://" + p.HTTPAddr(), natsURL: p.NATSURL(), cancel: cancel, p: p}
+	return &platformEnv{url: "http://" + p.HTTPAddr(), natsURL: p.NATSURLAs(broker.UserSubscriber), cancel: cancel, p: p}
 }
 
 func envFloat(b *testing.B, key string, def float64) float64 {

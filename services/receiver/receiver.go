@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/itsm"
 	"github.com/itsmhub/itsm/pkg/store"
 )
@@ -46,7 +47,9 @@ type Config struct {
 	// ClientSecret of the OAuth app: Jira signs dynamic-webhook deliveries
 	// with it.
 	ClientSecret []byte
-	// MaxBody bounds a delivery; Jira's bodies are far smaller.
+	// MaxBody bounds a delivery (default broker.MaxRecord, far below NATS's
+	// max_payload, so a larger body is a 413, never a failed publish);
+	// Jira's bodies are far smaller.
 	MaxBody        int64
 	PublishTimeout time.Duration
 	// Ready reports whether the broker connection is usable.
@@ -73,7 +76,7 @@ type Server struct {
 // packages through Echo() before Run.
 func New(cfg Config, pub Publisher, st Store, auth Authenticator, log *zap.Logger, reg Registerer) (*Server, error) {
 	if cfg.MaxBody <= 0 {
-		cfg.MaxBody = 1 << 20
+		cfg.MaxBody = broker.MaxRecord
 	}
 	if cfg.PublishTimeout <= 0 {
 		cfg.PublishTimeout = 5 * time.Second

@@ -86,6 +86,7 @@ func devConfig(t *testing.T, natsURL, storePath string) config.Config {
 	})
 	require.NoError(t, err)
 	cfg.HTTPAddr, cfg.NATSURL, cfg.DataDir, cfg.Store = "127.0.0.1:0", natsURL, t.TempDir(), storePath
+	cfg.NATSUsers = testUsers()
 	cfg.ShutdownTimeout = 10 * time.Second
 	return cfg
 }
@@ -117,11 +118,21 @@ func addConnection(t *testing.T, st store.Connections) {
 		CreatedAt: now, UpdatedAt: now}))
 }
 
+// testUsers are the NATS users of every server and process of these tests.
+func testUsers() broker.Users {
+	u := broker.Users{}
+	for _, name := range broker.AllUsers {
+		u[name] = "faults-test-password-" + name
+	}
+	return u
+}
+
 // connect is the test's own client: it reconnects forever, like the
 // services, so it survives the faults it watches.
 func connect(t *testing.T, url string) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.Name("faults-test"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
+	nc, err := nats.Connect(url, nats.Name("faults-test"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond),
+		nats.UserInfo(broker.UserAdmin, testUsers()[broker.UserAdmin]))
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)
