@@ -362,7 +362,9 @@ func (m *Mapping) mapIssueOnly(is *issueJSON, deleted bool, at time.Time) (Recor
 		version = v
 	} else {
 		v, ok := parseTime(f.Updated.String())
-		if !ok && !at.IsZero() && f.Updated.String() == "" {
+		// Jira Server omits fields.updated; the delivery's time versions
+		// such an update, but only of an issue that has fields at all.
+		if !ok && !at.IsZero() && f.Updated.String() == "" && isObject(is.Fields) {
 			v, ok = at, true
 		}
 		if !ok {
