@@ -86,6 +86,7 @@ func devConfig(t *testing.T, natsURL, storePath string) config.Config {
 	})
 	require.NoError(t, err)
 	cfg.HTTPAddr, cfg.NATSURL, cfg.DataDir, cfg.Store = "127.0.0.1:0", natsURL, t.TempDir(), storePath
+	cfg.MetricsAddr = "127.0.0.1:0"
 	cfg.ShutdownTimeout = 10 * time.Second
 	return cfg
 }
