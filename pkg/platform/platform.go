@@ -51,13 +51,14 @@ type Platform struct {
 	js       jetstream.JetStream
 	store    store.Store
 	ln       net.Listener
+	group    *errgroup.Group
+	cancel   context.CancelFunc
+	now      func() time.Time
+	mgr      *connections.Manager
+	echo     *echo.Echo
+
 	// metricsLn serves /metrics apart from the public listener.
 	metricsLn net.Listener
-	group     *errgroup.Group
-	cancel    context.CancelFunc
-	now       func() time.Time
-	mgr       *connections.Manager
-	echo      *echo.Echo
 }
 
 // Option changes how a platform starts; tests use them.
@@ -158,7 +159,7 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 	// and webhooks.
 	var e *echo.Echo
 	if comps.Receiver {
-		r, err := receiver.New(receiver.Config{ClientSecret: []byte(cfg.JiraClientSecret), Ready: p.natsReady},
+		r, err := receiver.New(receiver.Config{ClientSecret: []byte(cfg.JiraClientSecret), Ready: p.natsReady, Quotas: cfg.Quotas},
 			p.js, p.store, apikey.NewAuthenticator(p.store, cfg.APIKeys), log.Named("receiver"), reg)
 		if err != nil {
 			return nil, err

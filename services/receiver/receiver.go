@@ -10,11 +10,13 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/labstack/echo/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/itsmhub/itsm/pkg/config"
 	"github.com/itsmhub/itsm/pkg/itsm"
 	"github.com/itsmhub/itsm/pkg/store"
 )
@@ -28,6 +30,8 @@ type Publisher interface {
 type Store interface {
 	LookupConnection(ctx context.Context, id string) (*store.Connection, error)
 	FindConnections(ctx context.Context, q store.ConnectionQuery) ([]*store.Connection, error)
+	PageConnections(ctx context.Context, q store.ConnectionPageQuery) (store.ConnectionPage, error)
+	CountConnections(ctx context.Context, orgID string) (int, error)
 	Get(ctx context.Context, orgID string, kind itsm.Kind, id string) (*store.Document, error)
 	GetByIdentifier(ctx context.Context, orgID string, kind itsm.Kind, identifier string) (*store.Document, error)
 	List(ctx context.Context, f store.Filter) (store.Page, error)
@@ -54,6 +58,11 @@ type Config struct {
 	// ConnectionTTL bounds how long a connection change (a deletion) takes
 	// to reach webhook routing.
 	ConnectionTTL time.Duration
+	// MaxTokenLifetime bounds how far ahead a delivery token's exp may lie.
+	MaxTokenLifetime time.Duration
+	// Quotas are the API's per-organization limits; zero means the
+	// defaults.
+	Quotas config.Quotas
 }
 
 // Server is the receiver.
@@ -67,6 +76,8 @@ type Server struct {
 	log   *zap.Logger
 	m     *metrics
 	echo  *echo.Echo
+	jwt   *jwt.Parser
+	rates *orgLimiters
 }
 
 // New builds the receiver and its routes. Routes may be added by other
@@ -81,6 +92,12 @@ func New(cfg Config, pub Publisher, st Store, auth Authenticator, log *zap.Logge
 	if cfg.ConnectionTTL <= 0 {
 		cfg.ConnectionTTL = 5 * time.Second
 	}
+	if cfg.MaxTokenLifetime <= 0 {
+		cfg.MaxTokenLifetime = time.Hour
+	}
+	if cfg.Quotas == (config.Quotas{}) {
+		cfg.Quotas = config.DefaultQuotas()
+	}
 	if len(cfg.ClientSecret) == 0 {
 		return nil, errors.New("receiver: a client secret is required to verify webhooks")
 	}
@@ -90,10 +107,14 @@ func New(cfg Config, pub Publisher, st Store, auth Authenticator, log *zap.Logge
 	}
 	s := &Server{cfg: cfg, pub: pub, store: st, auth: auth, log: log, m: m,
 		conns: store.NewConnectionCache(st.LookupConnection, cfg.ConnectionTTL, nil),
-		sites: store.NewSiteCache(st.FindConnections, cfg.ConnectionTTL, nil)}
+		sites: store.NewSiteCache(st.FindConnections, cfg.ConnectionTTL, nil),
+		jwt: jwt.NewParser(jwt.WithValidMethods([]string{"HS256", "HS384", "HS512"}), jwt.WithLeeway(jwtLeeway),
+			jwt.WithExpirationRequired()),
+		rates: newOrgLimiters(cfg.Quotas.APIRate, cfg.Quotas.APIBurst)}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
+	e.Use(s.edge)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/openapi.json", s.openapi)
