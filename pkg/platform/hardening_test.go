@@ -1,12 +1,13 @@
 package platform_test
 
 import (
-	"bytes"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	json "github.com/go-json-experiment/json/v1"
 	"github.com/stretchr/testify/require"
@@ -63,9 +64,21 @@ func TestEnvironmentAPIKeysRefusedOutsideDevMode(t *testing.T) {
 	} {
 		t.Setenv(k, v)
 	}
-	var stderr bytes.Buffer
-	code := platform.Main(platform.All, &stderr)
-	require.Equal(t, 2, code)
+	t.Setenv("ITSM_HTTP_ADDR", "127.0.0.1:0")
+	t.Setenv("ITSM_NATS_LISTEN", "127.0.0.1:0")
+	t.Setenv("ITSM_METRICS_ADDR", "127.0.0.1:0")
+	var stderr platformtest.SyncBuffer
+	done := make(chan int, 1)
+	go func() { done <- platform.Main(platform.All, &stderr) }()
+	select {
+	case code := <-done:
+		require.Equal(t, 2, code)
+	case <-time.After(10 * time.Second):
+		// It started: stop it the way an operator would, then fail.
+		require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGINT))
+		<-done
+		t.Fatal("the process started with ITSM_API_KEYS outside dev mode")
+	}
 	require.Contains(t, stderr.String(), "ITSM_API_KEYS: only allowed in dev mode")
 	require.NotContains(t, stderr.String(), "aaaaaaaaaaaaaaaaaaaa")
 }
@@ -122,7 +135,10 @@ func TestConnectionQuotasAndPaging(t *testing.T) {
 
 	// The list is paged: 6 connections (one DELETED) in pages of 4.
 	type page struct {
-		Items      []struct{ ID, OrganizationID string }
+		Items []struct {
+			ID             string `json:"id"`
+			OrganizationID string `json:"organization_id"`
+		}
 		NextCursor *string `json:"next_cursor"`
 	}
 	var p1, p2 page
@@ -133,10 +149,14 @@ func TestConnectionQuotasAndPaging(t *testing.T) {
 	require.Len(t, p2.Items, 2)
 	require.Nil(t, p2.NextCursor)
 	// Another organization's cursor shows only the caller's own.
-	var cross page
+	var own, cross page
+	require.Equal(t, http.StatusOK, env.GetJSON(t, keyB, "/v1/connections", &own))
+	require.Len(t, own.Items, 1)
+	require.Equal(t, "org-b", own.Items[0].OrganizationID)
 	require.Equal(t, http.StatusOK, env.GetJSON(t, keyB, "/v1/connections?cursor="+*p1.NextCursor, &cross))
+	require.LessOrEqual(t, len(cross.Items), 1)
 	for _, c := range cross.Items {
-		require.Equal(t, "org-b", c.OrganizationID)
+		require.Equal(t, own.Items[0].ID, c.ID)
 	}
 	for _, q := range []string{"limit=0", "limit=101", "limit=x", "cursor=!!", "sort=id"} {
 		status, body := env.Call(t, http.MethodGet, keyA, "/v1/connections?"+q, nil)
