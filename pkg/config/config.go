@@ -58,6 +58,11 @@ type Config struct {
 	MetricsAddr string
 	// Quotas bound what one organization can make the shared process hold.
 	Quotas Quotas
+	// WebhookTokenSite is "required" (a delivery token must name the
+	// connection's site in context.cloudId) or "if-present" (a token naming
+	// none leaves the site to the body's self URLs): Jira's claims are
+	// undocumented, so operators can relax it without a release.
+	WebhookTokenSite string
 }
 
 // Quotas are per-organization limits; the defaults are far above what a
@@ -107,7 +112,7 @@ func load(getenv Getenv, service bool) (Config, error) {
 		DataDir: "./data", NormalizerWorkers: 256, NormalizerMaxDeliver: 5, NormalizerAckWait: 30 * time.Second,
 		BackfillIncrementalEvery: 5 * time.Minute, BackfillMaxSyncs: 4,
 		ShutdownTimeout: 20 * time.Second, LogLevel: "info", MetricsAddr: "127.0.0.1:9102", Quotas: DefaultQuotas(),
-		JiraAuthURL: "https://auth.atlassian.com", JiraAPIURL: "https://api.atlassian.com",
+		JiraAuthURL: "https://auth.atlassian.com", JiraAPIURL: "https://api.atlassian.com", WebhookTokenSite: "required",
 	}
 	var errs []error
 	str := func(key string, dst *string) {
@@ -147,6 +152,10 @@ func load(getenv Getenv, service bool) (Config, error) {
 	num("ITSM_BACKFILL_MAX_SYNCS", &c.BackfillMaxSyncs, 1, 64)
 	str("ITSM_LOG_LEVEL", &c.LogLevel)
 	str("ITSM_METRICS_ADDR", &c.MetricsAddr)
+	str("ITSM_WEBHOOK_TOKEN_SITE", &c.WebhookTokenSite)
+	if c.WebhookTokenSite != "required" && c.WebhookTokenSite != "if-present" {
+		errs = append(errs, fmt.Errorf("ITSM_WEBHOOK_TOKEN_SITE=%q: want required or if-present", c.WebhookTokenSite))
+	}
 	num("ITSM_QUOTA_CONNECTIONS", &c.Quotas.ConnectionsPerOrg, 1, 1_000_000)
 	num("ITSM_QUOTA_PROJECT_KEYS", &c.Quotas.ProjectKeys, 1, 100_000)
 	num("ITSM_QUOTA_MAPPING_ENTRIES", &c.Quotas.MappingEntries, 1, 100_000)

@@ -134,9 +134,14 @@ func TestMetricsAddrAndQuotas(t *testing.T) {
 	require.Equal(t, "0.0.0.0:9200", c.MetricsAddr)
 	require.Equal(t, config.Quotas{ConnectionsPerOrg: 5, ProjectKeys: 6, MappingEntries: 7, APIRate: 8, APIBurst: 9}, c.Quotas)
 
+	require.Equal(t, "required", c.WebhookTokenSite)
+	c, err = config.Load(env(map[string]string{"ITSM_DEV": "1", "ITSM_WEBHOOK_TOKEN_SITE": "if-present"}))
+	require.NoError(t, err)
+	require.Equal(t, "if-present", c.WebhookTokenSite)
+
 	_, err = config.Load(env(map[string]string{"ITSM_DEV": "1", "ITSM_METRICS_ADDR": "127.0.0.1:8080",
-		"ITSM_QUOTA_CONNECTIONS": "0", "ITSM_API_RATE": "x"}))
-	for _, v := range []string{"ITSM_METRICS_ADDR", "ITSM_QUOTA_CONNECTIONS", "ITSM_API_RATE"} {
+		"ITSM_QUOTA_CONNECTIONS": "0", "ITSM_API_RATE": "x", "ITSM_WEBHOOK_TOKEN_SITE": "never"}))
+	for _, v := range []string{"ITSM_METRICS_ADDR", "ITSM_QUOTA_CONNECTIONS", "ITSM_API_RATE", "ITSM_WEBHOOK_TOKEN_SITE"} {
 		require.ErrorContains(t, err, v)
 	}
 }

@@ -354,3 +354,35 @@ func TestAPIRateLimitPerOrganization(t *testing.T) {
 	status, resp2 := f.deliver(t, delivery{conn: "conn-1", authz: authz, ctype: "application/json", body: []byte(goodBody)})
 	require.Equal(t, http.StatusAccepted, status, resp2)
 }
+
+// Jira's token claims are undocumented: an operator may accept tokens that
+// name no site, which then leave the site to the body's self URLs. A token
+// naming another site is refused either way.
+func TestDeliveryTokenSiteOptional(t *testing.T) {
+	ctx := context.Background()
+	js := brokertest.Start(t).JetStream()
+	st, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "s.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	now := time.Now()
+	require.NoError(t, st.CreateConnection(ctx, &store.Connection{ID: "conn-cloud", OrganizationID: "org-a", Vendor: "JIRA",
+		State: store.StateActive, SiteURL: "https://acme.atlassian.net", CloudID: cloudAcme, CreatedAt: now, UpdatedAt: now}))
+	srv, err := receiver.New(receiver.Config{ClientSecret: []byte(secret), PublishTimeout: time.Second, TokenSiteOptional: true},
+		js, st, apikey.NewAuthenticator(st, nil), zaptest.NewLogger(t), nil)
+	require.NoError(t, err)
+	ts := httptest.NewServer(srv.Echo())
+	t.Cleanup(ts.Close)
+	f := &edgeFixture{fixture: &fixture{srv: srv, js: js, url: ts.URL}}
+	exp := now.Add(time.Minute).Unix()
+
+	status, resp := f.deliver(t, delivery{conn: "conn-cloud", authz: signed(t, jwt.MapClaims{"exp": exp}), ctype: "application/json", body: []byte(goodBody), id: "no-site"})
+	require.Equal(t, http.StatusAccepted, status, resp)
+	status, resp = f.deliver(t, delivery{conn: "conn-cloud", authz: signed(t, jwt.MapClaims{"exp": exp}), ctype: "application/json",
+		body: []byte(`{"webhookEvent":"comment_created","comment":{"id":"5"}}`), id: "no-site-no-self"})
+	require.Equal(t, http.StatusForbidden, status, resp)
+	require.Contains(t, resp, "names no site")
+	status, resp = f.deliver(t, delivery{conn: "conn-cloud", authz: signed(t, jwt.MapClaims{"exp": exp, "context": map[string]any{"cloudId": "other"}}),
+		ctype: "application/json", body: []byte(goodBody), id: "other-site"})
+	require.Equal(t, http.StatusForbidden, status, resp)
+	require.EqualValues(t, 1, f.rawCount(t))
+}

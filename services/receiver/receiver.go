@@ -60,6 +60,10 @@ type Config struct {
 	ConnectionTTL time.Duration
 	// MaxTokenLifetime bounds how far ahead a delivery token's exp may lie.
 	MaxTokenLifetime time.Duration
+	// TokenSiteOptional accepts a delivery token that names no site
+	// (context.cloudId) and leaves the site to the body's self URLs; a
+	// token naming another site is refused either way.
+	TokenSiteOptional bool
 	// Quotas are the API's per-organization limits; zero means the
 	// defaults.
 	Quotas config.Quotas

@@ -77,7 +77,7 @@ func (s *Server) jiraWebhook(c echo.Context) error {
 		c.Response().Header().Set("Retry-After", "5")
 		return fail(http.StatusServiceUnavailable, "unavailable", "could not check the connection; retry later")
 	}
-	tokenSite, err := claims.site(conn)
+	tokenSite, err := claims.site(conn, s.cfg.TokenSiteOptional)
 	if err != nil {
 		return reject(http.StatusForbidden, "wrong_site", err.Error())
 	}
@@ -263,11 +263,14 @@ type deliveryClaims struct {
 
 // site tells whether the token proves the delivery's site: it must name
 // the connection's, so that a token one site sent cannot carry a delivery
-// into another site's connection. A connection whose cloud id is not known
-// leaves the check to the body's self URLs.
-func (t *deliveryClaims) site(conn *store.Connection) (proved bool, err error) {
+// into another site's connection. A connection whose cloud id is not known,
+// or with optional set a token naming no site, leaves the check to the
+// body's self URLs.
+func (t *deliveryClaims) site(conn *store.Connection, optional bool) (proved bool, err error) {
 	switch {
 	case conn.CloudID == "":
+		return false, nil
+	case t.Context.CloudID == "" && optional:
 		return false, nil
 	case t.Context.CloudID == "":
 		return false, errors.New("token names no site (context.cloudId)")
