@@ -160,7 +160,7 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 	var e *echo.Echo
 	if comps.Receiver {
 		r, err := receiver.New(receiver.Config{ClientSecret: []byte(cfg.JiraClientSecret), Ready: p.natsReady, Quotas: cfg.Quotas,
-			TokenSiteOptional: cfg.WebhookTokenSite == "if-present"},
+			TokenSiteOptional: cfg.WebhookTokenSite == "if-present", Now: p.now},
 			p.js, p.store, apikey.NewAuthenticator(p.store, cfg.APIKeys), log.Named("receiver"), reg)
 		if err != nil {
 			return nil, err

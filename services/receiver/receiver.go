@@ -60,6 +60,9 @@ type Config struct {
 	ConnectionTTL time.Duration
 	// MaxTokenLifetime bounds how far ahead a delivery token's exp may lie.
 	MaxTokenLifetime time.Duration
+	// Now is the clock delivery tokens are checked against (time.Now when
+	// nil); tests share the Jira simulator's.
+	Now func() time.Time
 	// TokenSiteOptional accepts a delivery token that names no site
 	// (context.cloudId) and leaves the site to the body's self URLs; a
 	// token naming another site is refused either way.
@@ -96,6 +99,9 @@ func New(cfg Config, pub Publisher, st Store, auth Authenticator, log *zap.Logge
 	if cfg.ConnectionTTL <= 0 {
 		cfg.ConnectionTTL = 5 * time.Second
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	if cfg.MaxTokenLifetime <= 0 {
 		cfg.MaxTokenLifetime = time.Hour
 	}
@@ -113,7 +119,7 @@ func New(cfg Config, pub Publisher, st Store, auth Authenticator, log *zap.Logge
 		conns: store.NewConnectionCache(st.LookupConnection, cfg.ConnectionTTL, nil),
 		sites: store.NewSiteCache(st.FindConnections, cfg.ConnectionTTL, nil),
 		jwt: jwt.NewParser(jwt.WithValidMethods([]string{"HS256", "HS384", "HS512"}), jwt.WithLeeway(jwtLeeway),
-			jwt.WithExpirationRequired()),
+			jwt.WithExpirationRequired(), jwt.WithTimeFunc(cfg.Now)),
 		rates: newOrgLimiters(cfg.Quotas.APIRate, cfg.Quotas.APIBurst)}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true

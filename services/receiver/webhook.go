@@ -63,7 +63,7 @@ func (s *Server) jiraWebhook(c echo.Context) error {
 	}
 	// Verify the signature before reading the body or touching the store, so
 	// unsigned traffic costs us as little as possible.
-	claims, err := s.verifyJWT(req.Header.Get("Authorization"), start)
+	claims, err := s.verifyJWT(req.Header.Get("Authorization"), s.cfg.Now())
 	if err != nil {
 		return reject(http.StatusUnauthorized, "unauthorized", err.Error())
 	}
