@@ -178,7 +178,7 @@ func TestReadyzAndMetrics(t *testing.T) {
 	// A rejected delivery, so that the webhook counter has a series.
 	status, _ := env.PostWebhook(t, "no-such-connection", "d", []byte(`{}`))
 	require.Equal(t, http.StatusNotFound, status)
-	resp, err = http.Get(env.URL + "/metrics")
+	resp, err = http.Get("http://" + env.MetricsAddr() + "/metrics")
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)

@@ -60,6 +60,9 @@ type Platform struct {
 	now    func() time.Time
 	mgr    *connections.Manager
 	echo   *echo.Echo
+
+	// metricsLn serves /metrics apart from the public listener.
+	metricsLn net.Listener
 }
 
 // Option changes how a platform starts; tests use them.
@@ -80,10 +83,14 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 	started := p
 	defer func() {
 		if err != nil {
+			if started.cancel != nil {
+				started.cancel()
+			}
 			started.closeInfra()
 		}
 	}()
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+	// The data dir holds every tenant's data and the dev encryption key.
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
 	}
 	if err := p.connectNATS(ctx, comps); err != nil {
@@ -136,18 +143,21 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 			Log: log.Named("backfill"), Registerer: reg, Now: p.now})
 		g.Go(func() error { return w.Run(gctx) })
 	}
-	// Every process serves health and metrics; only the receiver serves the
-	// public API and webhooks.
+	if err := p.serveMetrics(gctx, g, reg); err != nil {
+		return nil, err
+	}
+	// Every process serves health; only the receiver serves the public API
+	// and webhooks.
 	var e *echo.Echo
 	if comps.Receiver {
-		r, err := receiver.New(receiver.Config{ClientSecret: []byte(cfg.JiraClientSecret), Ready: p.natsReady},
+		r, err := receiver.New(receiver.Config{ClientSecret: []byte(cfg.JiraClientSecret), Ready: p.natsReady, Quotas: cfg.Quotas,
+			TokenSiteOptional: cfg.WebhookTokenSite == "if-present", Now: p.now},
 			p.jss[broker.UserReceiver], p.store, apikey.NewAuthenticator(p.store, cfg.APIKeys), log.Named("receiver"), reg)
 		if err != nil {
 			return nil, err
 		}
 		r.MountConnections(p.mgr, requester)
 		e = r.Echo()
-		e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
 		p.echo = e
 		g.Go(func() error { return r.Run(gctx, p.ln, cfg.ShutdownTimeout) })
 		// Webhook upkeep runs where webhooks arrive.
@@ -163,7 +173,6 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 			}
 			return c.String(http.StatusOK, "ready")
 		})
-		e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
 		p.echo = e
 		srv := &http.Server{Handler: e, ReadHeaderTimeout: 5e9}
 		g.Go(func() error {
@@ -175,6 +184,28 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 		})
 	}
 	return p, nil
+}
+
+// serveMetrics serves /metrics on ITSM_METRICS_ADDR, a listener of its own
+// so that the public one never exposes the platform's internals.
+func (p *Platform) serveMetrics(ctx context.Context, g *errgroup.Group, reg *prometheus.Registry) error {
+	ln, err := net.Listen("tcp", p.cfg.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("listen on ITSM_METRICS_ADDR %s: %w", p.cfg.MetricsAddr, err)
+	}
+	p.metricsLn = ln
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
+	g.Go(func() error {
+		go func() { <-ctx.Done(); _ = srv.Close() }()
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		return nil
+	})
+	p.log.Info("metrics listening", zap.String("addr", ln.Addr().String()))
+	return nil
 }
 
 func (p *Platform) natsReady() error {
@@ -211,6 +242,9 @@ func (p *Platform) closeInfra() {
 
 // HTTPAddr is the bound HTTP address (useful with port 0).
 func (p *Platform) HTTPAddr() string { return p.ln.Addr().String() }
+
+// MetricsAddr is the bound address of the /metrics listener.
+func (p *Platform) MetricsAddr() string { return p.metricsLn.Addr().String() }
 
 // NATSURL is the URL outside clients use to reach this process's broker.
 func (p *Platform) NATSURL() string {

@@ -257,6 +257,7 @@ func startPlatform(b testing.TB) *platformEnv {
 	}
 	dir := b.TempDir()
 	cfg.HTTPAddr, cfg.NATSListen, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", dir
+	cfg.MetricsAddr = "127.0.0.1:0"
 	cfg.Store = filepath.Join(dir, "itsm.db")
 	cfg.ShutdownTimeout = 10 * time.Second
 	ctx, cancel := context.WithCancel(context.Background())

@@ -53,7 +53,7 @@ func TestNormalizerKilledMidStream(t *testing.T) {
 	bin := buildNormalizer(t)
 	env := []string{"ITSM_DEV=true", "ITSM_NATS_URL=" + natsURL,
 		broker.PasswordEnv(broker.UserNormalizer) + "=" + testUsers()[broker.UserNormalizer], "ITSM_STORE=" + storePath,
-		"ITSM_HTTP_ADDR=127.0.0.1:0", "ITSM_DATA_DIR=" + filepath.Join(dir, "normalizer"), "ITSM_LOG_LEVEL=warn"}
+		"ITSM_HTTP_ADDR=127.0.0.1:0", "ITSM_METRICS_ADDR=127.0.0.1:0", "ITSM_DATA_DIR=" + filepath.Join(dir, "normalizer"), "ITSM_LOG_LEVEL=warn"}
 	logPath := filepath.Join(reportDir, t.Name()+".normalizer.log")
 	_ = os.Remove(logPath)
 	norm := startNormalizerProc(t, bin, env, logPath)

@@ -87,6 +87,7 @@ func devConfig(t *testing.T, natsURL, storePath string) config.Config {
 	require.NoError(t, err)
 	cfg.HTTPAddr, cfg.NATSURL, cfg.DataDir, cfg.Store = "127.0.0.1:0", natsURL, t.TempDir(), storePath
 	cfg.NATSUsers = testUsers()
+	cfg.MetricsAddr = "127.0.0.1:0"
 	cfg.ShutdownTimeout = 10 * time.Second
 	return cfg
 }
@@ -169,10 +170,7 @@ func drain(t *testing.T, js jetstream.JetStream, within time.Duration) {
 			settled = 0
 		}
 		if time.Now().After(deadline) {
-			if ci != nil {
-				t.Fatalf("normalizer not drained within %v: %d pending, %d unacked (last error %v)", within, ci.NumPending, ci.NumAckPending, err)
-			}
-			t.Fatalf("normalizer not drained within %v: %v", within, err)
+			t.Fatalf("normalizer not drained within %v (idle %v, last error %v)", within, idle, err)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}

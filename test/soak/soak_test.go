@@ -88,6 +88,7 @@ func TestSoak(t *testing.T) {
 	require.NoError(t, err)
 	cfg.HTTPAddr, cfg.NATSURL, cfg.DataDir, cfg.Store = "127.0.0.1:0", natsURL, dir, filepath.Join(dir, "itsm.db")
 	cfg.NATSUsers = users
+	cfg.MetricsAddr = "127.0.0.1:0"
 	logf, err := os.Create(filepath.Join(dir, "platform.log"))
 	require.NoError(t, err)
 	defer logf.Close()
