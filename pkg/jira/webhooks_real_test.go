@@ -103,6 +103,17 @@ var realCases = map[string]realCase{
 		url: "https://some-instance-test.atlassian.net/browse/TES-41", tags: []string{"test-label"},
 		created: ms("2019-02-16T03:01:52.971Z"),
 	}},
+	"issue_updated_server_labels_quotes_mm.json": {ticket: &wantTicket{
+		id: "10400", key: "HEY-15", name: "ddgdg", description: "", typ: "Task",
+		status: itsm.StatusTodo, priority: itsm.PriorityCritical,
+		vendorStatus: "To Do", vendorPriority: "Highest", statusCategory: "new",
+		statusBy: jira.DecidedKeyword, priorityBy: jira.DecidedKeyword,
+		version: ms("2019-09-03T06:03:39.155Z"), assignee: "mickmister", creator: "mickmister", project: "10000",
+		url: "http://localhost:8080/browse/HEY-15",
+		// Labels are kept exactly, quotes included.
+		tags:    []string{`"oh`, "dc", "ee", "h", `yeah"`},
+		created: ms("2019-08-12T22:38:31.604Z"),
+	}},
 	"issue_created_server_context_path_jenkins.json": {ticket: &wantTicket{
 		id: "10003", key: "TEST-4", name: "a", description: "", typ: "Task",
 		status: itsm.StatusTodo, priority: itsm.PriorityMedium,
