@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	json "github.com/go-json-experiment/json/v1"
 	"github.com/stretchr/testify/require"
 
 	"github.com/itsmhub/itsm/pkg/itsm"
@@ -434,5 +435,51 @@ func TestRealWebhookTruncatedIsMalformed(t *testing.T) {
 			require.ErrorIs(t, err, jira.ErrMalformed, "%s cut at %d", name, n)
 			require.Empty(t, recs)
 		}
+	}
+}
+
+// The issue and comment inside a real delivery are the REST (v2) shapes,
+// so a backfill reading the same state maps it to the same object: only
+// what the delivery alone knows differs (the changelog's status time, a
+// comment's browse link built from the delivery's issue key).
+func TestRealWebhookBodiesMapAlikeThroughREST(t *testing.T) {
+	for name, c := range realCases {
+		if c.err != nil || (c.ticket != nil && c.ticket.deleted) || (c.comment != nil && c.comment.deleted) {
+			continue
+		}
+		t.Run(strings.TrimSuffix(name, ".json"), func(t *testing.T) {
+			body := realWebhook(t, name)
+			var env struct {
+				Issue   json.RawMessage `json:"issue"`
+				Comment json.RawMessage `json:"comment"`
+			}
+			require.NoError(t, json.Unmarshal(body, &env))
+			hooked, err := mapping().MapWebhook(body)
+			require.NoError(t, err)
+
+			if c.ticket != nil {
+				rest, err := mapping().MapREST("issue", "", env.Issue)
+				require.NoError(t, err)
+				require.Len(t, rest, 1)
+				want := *hooked[0].Object.(*itsm.Ticket)
+				got := *rest[0].Object.(*itsm.Ticket)
+				if !hooked[0].StatusChangedAt.IsZero() {
+					want.StatusUpdatedAt, got.StatusUpdatedAt = nil, nil
+				}
+				require.Equal(t, want, got)
+				require.Equal(t, hooked[0].Version, rest[0].Version)
+				return
+			}
+			rest, err := mapping().MapREST("comment", "", env.Comment)
+			require.NoError(t, err)
+			require.Len(t, rest, 1)
+			want := *hooked[0].Object.(*itsm.Comment)
+			got := *rest[0].Object.(*itsm.Comment)
+			require.Equal(t, "", got.URL, "REST comments carry no issue key")
+			want.URL = ""
+			delete(want.VendorAttributes, "issue_key")
+			require.Equal(t, want, got)
+			require.Equal(t, hooked[0].Version, rest[0].Version)
+		})
 	}
 }
