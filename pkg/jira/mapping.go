@@ -45,14 +45,22 @@ type envelope struct {
 
 type changelogJSON struct {
 	Items []struct {
-		Field flexString `json:"field"`
+		Field   flexString `json:"field"`
+		FieldID flexString `json:"fieldId"`
 	} `json:"items"`
 }
 
 // changesStatus reports whether a changelog records a status change.
+// Jira localizes an item's field name ("Статус" on a Russian site) but not
+// its fieldId, so the id decides when there is one; older Server items
+// have only the name.
 func (c *changelogJSON) changesStatus() bool {
 	for _, it := range c.Items {
-		if strings.EqualFold(it.Field.String(), "status") {
+		name := it.FieldID.String()
+		if name == "" {
+			name = it.Field.String()
+		}
+		if strings.EqualFold(name, "status") {
 			return true
 		}
 	}
