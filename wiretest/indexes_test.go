@@ -22,7 +22,7 @@ var wantIndexes = map[string][]string{
 	"documents": {
 		"_id_ _id",
 		"documents_identifier organization_id,kind,identifier",
-		"documents_list organization_id,kind,updated_at,_id",
+		"documents_list organization_id,kind,updated_at,_id", "documents_name organization_id,kind,name",
 		"documents_project organization_id,kind,project_id",
 		"documents_ticket organization_id,kind,ticket_id",
 	},

@@ -3,7 +3,9 @@ package platform_test
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -148,6 +150,13 @@ func TestFullSyncGivesTheModel(t *testing.T) {
 	require.Len(t, byEmail, 1)
 	require.Equal(t, users[i]["id"], byEmail[0]["id"])
 	require.Empty(t, listAll(t, env, keyB, "/v1/itsm/users?email="+email), "another organization's users stay hidden")
+	name := users[i]["name"].(string)
+	byName := listAll(t, env, keyA, "/v1/itsm/users?name="+url.QueryEscape(upper(name)))
+	require.NotEmpty(t, byName)
+	for _, u := range byName {
+		require.True(t, strings.EqualFold(name, u["name"].(string)), "%v", u)
+	}
+	require.Empty(t, listAll(t, env, keyB, "/v1/itsm/users?name="+url.QueryEscape(name)))
 	st, _ = env.Call(t, http.MethodGet, keyA, "/v1/itsm/users?status=OPEN", nil)
 	require.Equal(t, http.StatusBadRequest, st, "users have lifecycle statuses")
 	_ = sim

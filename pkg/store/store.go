@@ -42,6 +42,9 @@ type Document struct {
 	ProjectID      string
 	TicketID       string
 	AssignedUserID string
+	// Name is a lower-cased name to filter on, where the kind is looked up
+	// by name (users).
+	Name string
 	// UpdatedAt is when the platform last changed its record: the order of
 	// List and the meaning of Filter.UpdatedSince.
 	UpdatedAt time.Time
@@ -84,7 +87,9 @@ type Filter struct {
 	TicketID       string
 	AssignedUserID string
 	Identifier     string
-	UpdatedSince   time.Time
+	// Name matches Document.Name.
+	Name         string
+	UpdatedSince time.Time
 	// UpdatedBefore keeps documents the platform last changed before it.
 	UpdatedBefore time.Time
 	// NotSeenBy keeps documents whose SyncID differs: what a sync missed.

@@ -568,6 +568,7 @@ func document(conn *store.Connection, rec jira.Record, createdAt, updatedAt time
 			// case-insensitively.
 			d.Identifier = strings.ToLower(*o.Email)
 		}
+		d.Name = strings.ToLower(o.Name)
 	case *itsm.Group:
 		o.CreatedAt, o.UpdatedAt = createdAt, updatedAt
 		d.Status = string(o.Status)

@@ -56,7 +56,7 @@ var filtersByKind = map[itsm.Kind][]string{
 	itsm.KindProject:    {"status", "identifier", "connection_id", "updated_since"},
 	itsm.KindComment:    {"status", "ticket_id", "connection_id", "updated_since"},
 	itsm.KindAttachment: {"status", "ticket_id", "connection_id", "updated_since"},
-	itsm.KindUser:       {"status", "email", "connection_id", "updated_since"},
+	itsm.KindUser:       {"status", "email", "name", "connection_id", "updated_since"},
 	itsm.KindGroup:      {"status", "connection_id", "updated_since"},
 }
 
@@ -97,6 +97,10 @@ func (s *Server) listHandler(kind itsm.Kind) echo.HandlerFunc {
 				return fail(http.StatusBadRequest, "invalid_filter", "status: "+err.Error())
 			}
 			f.Status = st
+		}
+		if v := q.Get("name"); v != "" {
+			// Names compare case-insensitively, whole.
+			f.Name = strings.ToLower(v)
 		}
 		if v := q.Get("email"); v != "" {
 			// Users' identifier is their lower-cased email address.

@@ -40,6 +40,7 @@ type docRecord struct {
 	ProjectID      string `bson:"project_id"`
 	TicketID       string `bson:"ticket_id"`
 	AssignedUserID string `bson:"assigned_user_id"`
+	Name           string `bson:"name"`
 	UpdatedAt      int64  `bson:"updated_at"`
 	SyncID         string `bson:"sync_id"`
 	Body           string `bson:"body"`
@@ -50,7 +51,7 @@ func (r *docRecord) document() *store.Document {
 		Kind: itsm.Kind(r.Kind), ID: r.ID, OrganizationID: r.OrganizationID, ConnectionID: r.ConnectionID,
 		Version: r.Version, Deleted: r.Deleted, Identifier: r.Identifier,
 		Status: r.Status, Priority: r.Priority, ProjectID: r.ProjectID, TicketID: r.TicketID,
-		AssignedUserID: r.AssignedUserID, UpdatedAt: nanosTime(r.UpdatedAt), SyncID: r.SyncID,
+		AssignedUserID: r.AssignedUserID, Name: r.Name, UpdatedAt: nanosTime(r.UpdatedAt), SyncID: r.SyncID,
 		Body: json.RawMessage(r.Body),
 	}
 }
@@ -94,6 +95,7 @@ func indexModels() []collectionIndexes {
 		idx("documents_identifier", "organization_id", "kind", "identifier"),
 		idx("documents_ticket", "organization_id", "kind", "ticket_id"),
 		idx("documents_project", "organization_id", "kind", "project_id"),
+		idx("documents_name", "organization_id", "kind", "name"),
 	}
 	connections := []mongo.IndexModel{
 		idx("connections_org", "organization_id", "_id"),
@@ -162,6 +164,7 @@ func docFields(d *store.Document) bson.D {
 		{Key: "project_id", Value: d.ProjectID},
 		{Key: "ticket_id", Value: d.TicketID},
 		{Key: "assigned_user_id", Value: d.AssignedUserID},
+		{Key: "name", Value: d.Name},
 		{Key: "updated_at", Value: d.UpdatedAt.UnixNano()},
 		{Key: "body", Value: string(d.Body)},
 	}
@@ -258,6 +261,7 @@ func listFilter(f store.Filter) (bson.D, error) {
 	eq("ticket_id", f.TicketID)
 	eq("assigned_user_id", f.AssignedUserID)
 	eq("identifier", f.Identifier)
+	eq("name", f.Name)
 	// Both bounds go in one sub-document: a repeated key in a filter is not
 	// an AND (drivers and servers keep only one of them).
 	var updated bson.D

@@ -111,6 +111,7 @@ func TestIndexModels(t *testing.T) {
 		`documents documents_identifier {"organization_id":{"$numberInt":"1"},"kind":{"$numberInt":"1"},"identifier":{"$numberInt":"1"}}`,
 		`documents documents_ticket {"organization_id":{"$numberInt":"1"},"kind":{"$numberInt":"1"},"ticket_id":{"$numberInt":"1"}}`,
 		`documents documents_project {"organization_id":{"$numberInt":"1"},"kind":{"$numberInt":"1"},"project_id":{"$numberInt":"1"}}`,
+		`documents documents_name {"organization_id":{"$numberInt":"1"},"kind":{"$numberInt":"1"},"name":{"$numberInt":"1"}}`,
 		`connections connections_org {"organization_id":{"$numberInt":"1"},"_id":{"$numberInt":"1"}}`,
 		// The only unique key besides _id (which MongoDB always indexes).
 		`api_keys api_keys_hash {"hash":{"$numberInt":"1"}} unique=true`,
@@ -128,7 +129,7 @@ func TestPutUpdate(t *testing.T) {
 	d := fullDoc()
 	fields := `"kind":"ticket","id":"id-1","organization_id":"org-a","connection_id":"conn-1",` +
 		`"version":{"$numberLong":"1767322800000"},"deleted":true,"identifier":"PROJ-1","status":"OPEN","priority":"HIGH",` +
-		`"project_id":"p1","ticket_id":"t1","assigned_user_id":"u1","updated_at":{"$numberLong":"` + atNano + `"},` +
+		`"project_id":"p1","ticket_id":"t1","assigned_user_id":"u1","name":"","updated_at":{"$numberLong":"` + atNano + `"},` +
 		`"body":` + mustJSONString(t, string(d.Body))
 	// A sync's write records the sync.
 	require.Equal(t, `{"$set":{`+fields+`,"sync_id":"sync-1"}}`, extJSON(t, putUpdate(d)))

@@ -76,7 +76,8 @@ CREATE TABLE IF NOT EXISTS documents (
 	assigned_user_id TEXT NOT NULL,
 	updated_at INTEGER NOT NULL,
 	sync_id TEXT NOT NULL DEFAULT '',
-	body BLOB NOT NULL
+	body BLOB NOT NULL,
+	name TEXT NOT NULL DEFAULT ''
 );
 CREATE UNIQUE INDEX IF NOT EXISTS documents_key ON documents (kind, id);
 CREATE INDEX IF NOT EXISTS documents_list ON documents (organization_id, kind, updated_at, id);
@@ -86,6 +87,7 @@ DROP INDEX IF EXISTS documents_project;
 CREATE INDEX IF NOT EXISTS documents_identifier_set ON documents (organization_id, kind, identifier, updated_at, id) WHERE identifier != '';
 CREATE INDEX IF NOT EXISTS documents_ticket_set ON documents (organization_id, kind, ticket_id, updated_at, id) WHERE ticket_id != '';
 CREATE INDEX IF NOT EXISTS documents_project_set ON documents (organization_id, kind, project_id, updated_at, id) WHERE project_id != '';
+CREATE INDEX IF NOT EXISTS documents_name_set ON documents (organization_id, kind, name, updated_at, id) WHERE name != '';
 CREATE TABLE IF NOT EXISTS connections (
 	id TEXT PRIMARY KEY,
 	organization_id TEXT NOT NULL,
@@ -145,6 +147,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("migrate sqlite schema in %s: %w", path, err)
 	}
+	if err := addColumns(ctx, w); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("add columns to the sqlite schema in %s: %w", path, err)
+	}
 	if _, err := w.ExecContext(ctx, schema); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("create sqlite schema in %s: %w", path, err)
@@ -193,7 +199,7 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		`DROP INDEX IF EXISTS documents_list`, `DROP INDEX IF EXISTS documents_identifier`,
 		`DROP INDEX IF EXISTS documents_ticket`, `DROP INDEX IF EXISTS documents_project`,
 		schema,
-		`INSERT INTO documents (` + docColumns + `) SELECT ` + docColumns + ` FROM documents_without_rowid`,
+		`INSERT INTO documents (` + rowidLayoutColumns + `) SELECT ` + rowidLayoutColumns + ` FROM documents_without_rowid`,
 		`DROP TABLE documents_without_rowid`,
 	} {
 		if _, err := tx.ExecContext(ctx, stmt); err != nil {
@@ -201,6 +207,37 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		}
 	}
 	return tx.Commit()
+}
+
+// rowidLayoutColumns are the columns the WITHOUT ROWID layout had.
+const rowidLayoutColumns = `kind, id, organization_id, connection_id, version, deleted, identifier,
+	status, priority, project_id, ticket_id, assigned_user_id, updated_at, sync_id, body`
+
+// addColumns adds the columns later versions brought to a documents table
+// an earlier one created; their defaults fill the stored rows, and the
+// normalizer's upgrade of stored objects (itsm.ModelVersion) sets them.
+func addColumns(ctx context.Context, db *sql.DB) error {
+	rows, err := db.QueryContext(ctx, `SELECT name FROM pragma_table_info('documents')`)
+	if err != nil {
+		return err
+	}
+	have := map[string]bool{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return err
+		}
+		have[name] = true
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return err
+	}
+	if len(have) == 0 || have["name"] {
+		return nil // no table yet (schema creates it), or current
+	}
+	_, err = db.ExecContext(ctx, `ALTER TABLE documents ADD COLUMN name TEXT NOT NULL DEFAULT ''`)
+	return err
 }
 
 func (s *Store) Close() error {
@@ -224,8 +261,8 @@ func (s *Store) Ping(ctx context.Context) error {
 // what a stored document does.
 const insertDocSQL = `
 INSERT INTO documents (kind, id, organization_id, connection_id, version, deleted, identifier,
-	status, priority, project_id, ticket_id, assigned_user_id, updated_at, sync_id, body)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	status, priority, project_id, ticket_id, assigned_user_id, updated_at, sync_id, body, name)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 `
 
 const putSQL = insertDocSQL + `ON CONFLICT (kind, id) DO UPDATE SET
@@ -233,6 +270,7 @@ const putSQL = insertDocSQL + `ON CONFLICT (kind, id) DO UPDATE SET
 	identifier = excluded.identifier, status = excluded.status, priority = excluded.priority,
 	project_id = excluded.project_id, ticket_id = excluded.ticket_id,
 	assigned_user_id = excluded.assigned_user_id, updated_at = excluded.updated_at, body = excluded.body,
+	name = excluded.name,
 	sync_id = CASE WHEN excluded.sync_id != '' THEN excluded.sync_id ELSE documents.sync_id END
 WHERE excluded.version > documents.version AND excluded.organization_id = documents.organization_id`
 
@@ -253,7 +291,7 @@ func (s *Store) Put(ctx context.Context, d *store.Document) (store.Outcome, erro
 func (s *Store) write1(ctx context.Context, stmt *sql.Stmt, op string, d *store.Document) (store.Outcome, error) {
 	n, err := s.commits.exec(ctx, stmt,
 		string(d.Kind), d.ID, d.OrganizationID, d.ConnectionID, d.Version, d.Deleted, d.Identifier,
-		d.Status, d.Priority, d.ProjectID, d.TicketID, d.AssignedUserID, d.UpdatedAt.UnixNano(), d.SyncID, []byte(d.Body))
+		d.Status, d.Priority, d.ProjectID, d.TicketID, d.AssignedUserID, d.UpdatedAt.UnixNano(), d.SyncID, []byte(d.Body), d.Name)
 	if err != nil {
 		return 0, fmt.Errorf("%s %s %s: %w", op, d.Kind, d.ID, err)
 	}
@@ -264,7 +302,7 @@ func (s *Store) write1(ctx context.Context, stmt *sql.Stmt, op string, d *store.
 }
 
 const docColumns = `kind, id, organization_id, connection_id, version, deleted, identifier,
-	status, priority, project_id, ticket_id, assigned_user_id, updated_at, sync_id, body`
+	status, priority, project_id, ticket_id, assigned_user_id, updated_at, sync_id, body, name`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -274,7 +312,7 @@ func scanDoc(row scanner) (*store.Document, error) {
 	var updated int64
 	var body []byte
 	err := row.Scan(&kind, &d.ID, &d.OrganizationID, &d.ConnectionID, &d.Version, &d.Deleted, &d.Identifier,
-		&d.Status, &d.Priority, &d.ProjectID, &d.TicketID, &d.AssignedUserID, &updated, &d.SyncID, &body)
+		&d.Status, &d.Priority, &d.ProjectID, &d.TicketID, &d.AssignedUserID, &updated, &d.SyncID, &body, &d.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -372,6 +410,7 @@ func listQuery(f store.Filter) (string, []any, error) {
 	setEq("ticket_id", f.TicketID)
 	eq("assigned_user_id", f.AssignedUserID)
 	setEq("identifier", f.Identifier)
+	setEq("name", f.Name)
 	if !f.UpdatedSince.IsZero() {
 		where = append(where, "updated_at >= ?")
 		args = append(args, f.UpdatedSince.UnixNano())

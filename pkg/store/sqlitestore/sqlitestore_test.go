@@ -174,7 +174,7 @@ INSERT INTO documents VALUES ('ticket', 't1', 'org', 'c', 5, 0, 'P-1', 'TODO', '
 	require.NotContains(t, ddl, "WITHOUT ROWID")
 	var n int
 	require.NoError(t, db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'documents' AND sql IS NOT NULL`).Scan(&n))
-	require.Equal(t, 5, n, "the key and the four filter indexes")
+	require.Equal(t, 6, n, "the key and the five filter indexes")
 }
 
 // The identifier, ticket and project indexes are partial. A file made with
@@ -209,7 +209,7 @@ CREATE INDEX documents_ticket ON documents (organization_id, kind, ticket_id);`)
 		}
 		return names
 	}
-	require.Equal(t, []string{"documents_identifier_set", "documents_key", "documents_list", "documents_project_set", "documents_ticket_set"}, indexes())
+	require.Equal(t, []string{"documents_identifier_set", "documents_key", "documents_list", "documents_name_set", "documents_project_set", "documents_ticket_set"}, indexes())
 
 	// Documents of every shape, so that the filters have something to find.
 	for i, d := range []store.Document{
@@ -251,6 +251,7 @@ CREATE INDEX documents_ticket ON documents (organization_id, kind, ticket_id);`)
 		{Kind: itsm.KindComment, TicketID: "t1"}:   "documents_ticket_set",
 		{Kind: itsm.KindTicket, ProjectID: "p1"}:   "documents_project_set",
 		{Kind: itsm.KindTicket, Identifier: "P-1"}: "documents_identifier_set",
+		{Kind: itsm.KindUser, Name: "ada"}:         "documents_name_set",
 	} {
 		f.OrganizationID = "org"
 		q, args, err := sqlitestore.ListQuery(f)
@@ -258,6 +259,41 @@ CREATE INDEX documents_ticket ON documents (organization_id, kind, ticket_id);`)
 		require.Contains(t, plan(q, args...), "USING INDEX "+index, q)
 	}
 	require.Contains(t, plan(sqlitestore.GetByIdentifierSQL, "org", "ticket", "P-1"), "USING INDEX documents_identifier_set")
+}
+
+// A documents table of an earlier version, without the name column, gets
+// it when opened; its rows are kept and read back with an empty name.
+func TestAddsTheNameColumn(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "itsm.db")
+	old, err := sql.Open("sqlite", "file:"+path)
+	require.NoError(t, err)
+	_, err = old.ExecContext(ctx, `CREATE TABLE documents (
+	kind TEXT NOT NULL, id TEXT NOT NULL, organization_id TEXT NOT NULL, connection_id TEXT NOT NULL,
+	version INTEGER NOT NULL, deleted INTEGER NOT NULL, identifier TEXT NOT NULL, status TEXT NOT NULL,
+	priority TEXT NOT NULL, project_id TEXT NOT NULL, ticket_id TEXT NOT NULL, assigned_user_id TEXT NOT NULL,
+	updated_at INTEGER NOT NULL, sync_id TEXT NOT NULL DEFAULT '', body BLOB NOT NULL);
+CREATE UNIQUE INDEX documents_key ON documents (kind, id);
+INSERT INTO documents VALUES ('user', 'u1', 'org', 'c', 5, 0, '', 'ACTIVE', '', '', '', '', 7, 's', '{"name":"Ada"}');`)
+	require.NoError(t, err)
+	require.NoError(t, old.Close())
+
+	s, err := sqlitestore.Open(ctx, path)
+	require.NoError(t, err)
+	d, err := s.Get(ctx, "org", itsm.KindUser, "u1")
+	require.NoError(t, err)
+	require.Empty(t, d.Name)
+	require.JSONEq(t, `{"name":"Ada"}`, string(d.Body))
+	d.Version, d.Name = 6, "ada"
+	_, err = s.Put(ctx, d)
+	require.NoError(t, err)
+	p, err := s.List(ctx, store.Filter{OrganizationID: "org", Kind: itsm.KindUser, Name: "ada"})
+	require.NoError(t, err)
+	require.Len(t, p.Docs, 1)
+	require.NoError(t, s.Close())
+	s2, err := sqlitestore.Open(ctx, path)
+	require.NoError(t, err, "opening a current file again adds nothing")
+	require.NoError(t, s2.Close())
 }
 
 // The database holds every tenant's data: its files are the owner's only,

@@ -216,6 +216,23 @@ func testListFilters(t *testing.T, s store.Store) {
 	require.Equal(t, []string{b.ID}, listIDs(t, s, f(func(x *store.Filter) { x.Identifier = "PROJ-2" })))
 	require.Equal(t, []string{b.ID, c.ID}, listIDs(t, s, f(func(x *store.Filter) { x.UpdatedSince = b.UpdatedAt })))
 	require.Equal(t, []string{cm.ID}, listIDs(t, s, store.Filter{OrganizationID: "org-a", Kind: itsm.KindComment, TicketID: a.ID}))
+	ada := &store.Document{Kind: itsm.KindUser, ID: "u-ada", OrganizationID: "org-a", ConnectionID: "c1", Version: 1,
+		Name: "ada lovelace", Identifier: "ada@example.com", UpdatedAt: base, Body: json.RawMessage(`{}`)}
+	bob := &store.Document{Kind: itsm.KindUser, ID: "u-bob", OrganizationID: "org-a", ConnectionID: "c1", Version: 1,
+		Name: "bob", UpdatedAt: base, Body: json.RawMessage(`{}`)}
+	mustPut(t, s, ada, store.Written)
+	mustPut(t, s, bob, store.Written)
+	users := store.Filter{OrganizationID: "org-a", Kind: itsm.KindUser}
+	users.Name = "ada lovelace"
+	require.Equal(t, []string{ada.ID}, listIDs(t, s, users))
+	got, err := s.Get(ctx(t), "org-a", itsm.KindUser, ada.ID)
+	require.NoError(t, err)
+	require.Equal(t, "ada lovelace", got.Name)
+	users.Name = ""
+	users.Identifier = "ada@example.com"
+	require.Equal(t, []string{ada.ID}, listIDs(t, s, users))
+	users.OrganizationID = "org-b"
+	require.Empty(t, listIDs(t, s, users))
 	require.Empty(t, listIDs(t, s, store.Filter{OrganizationID: "org-a", Kind: itsm.KindComment, TicketID: b.ID}))
 }
 
