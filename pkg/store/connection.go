@@ -60,6 +60,25 @@ type ConnectionDetail struct {
 	// Sites records every site the grant covers when the customer chose
 	// none (JIRA.md §1: one grant may cover several).
 	Sites []Site `json:"sites,omitempty"`
+	// Consent is a completed OAuth exchange waiting for the administrator
+	// to confirm it on the consent page; nil when none is pending.
+	Consent *PendingConsent `json:"pending_consent,omitempty"`
+}
+
+// PendingConsent holds what Jira granted until the administrator confirms
+// (or declines, or it expires and is discarded).
+type PendingConsent struct {
+	CloudID  string `json:"cloud_id"`
+	SiteURL  string `json:"site_url"`
+	SiteName string `json:"site_name,omitempty"`
+	// Sites lists every site of the grant when it covers several.
+	Sites []Site `json:"sites,omitempty"`
+	// Secret is the granted tokens, sealed like Connection.Secret but
+	// under their own associated data, so they cannot pass for active ones.
+	Secret []byte `json:"secret"`
+	// NonceHash is the hash of the confirmation form's single-use nonce.
+	NonceHash string    `json:"nonce_hash"`
+	ExpiresAt time.Time `json:"expires_at"`
 }
 
 // Health says whether the connection works and who must act if not.
