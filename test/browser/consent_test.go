@@ -1,0 +1,226 @@
+package browser_test
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+	json "github.com/go-json-experiment/json/v1"
+	"github.com/stretchr/testify/require"
+
+	"github.com/itsmhub/itsm/pkg/config"
+	"github.com/itsmhub/itsm/pkg/connections"
+	"github.com/itsmhub/itsm/pkg/jirasim"
+	"github.com/itsmhub/itsm/pkg/platform/platformtest"
+)
+
+const apiKey = "key-browser-org-0123456789"
+
+// chromiumPath finds the browser: ITSM_CHROMIUM, else Debian's chromium or
+// another Chromium-family binary on PATH.
+func chromiumPath() string {
+	if p := os.Getenv("ITSM_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// browser starts a fresh headless Chromium (own profile, no background
+// traffic) for one test.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	path := chromiumPath()
+	if path == "" {
+		t.Skip("browser tier skipped: no Chromium binary found (apt-get install chromium, or set ITSM_CHROMIUM)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
+	actx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(path),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()),
+	)
+	t.Cleanup(cancelAlloc)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	t.Cleanup(cancelBrowser)
+	// Start the browser now, so a broken installation fails here, clearly.
+	require.NoError(t, chromedp.Do(bctx, chromedp.Navigate("about:blank")), "starting %s", path)
+	return bctx
+}
+
+func start(t *testing.T) (*platformtest.Env, *jirasim.Server) {
+	t.Helper()
+	sim := jirasim.NewTestServer(t, jirasim.Options{Seed: 11, Projects: 1, IssuesPerProject: 2})
+	env := platformtest.StartWith(t, func(c *config.Config) {
+		c.APIKeys = map[string]string{apiKey: "acme-org"}
+		c.JiraAuthURL, c.JiraAPIURL = sim.URL(), sim.URL()
+		c.JiraClientID, c.JiraClientSecret = sim.ClientID(), sim.ClientSecret()
+	})
+	return env, sim
+}
+
+func create(t *testing.T, env *platformtest.Env, options map[string]any) connections.View {
+	t.Helper()
+	body := map[string]any{"vendor": "JIRA"}
+	if options != nil {
+		body["options"] = options
+	}
+	st, resp := env.Call(t, http.MethodPost, apiKey, "/v1/connections", body)
+	require.Equal(t, http.StatusCreated, st, resp)
+	var v connections.View
+	require.NoError(t, json.Unmarshal([]byte(resp), &v))
+	return v
+}
+
+func connection(t *testing.T, env *platformtest.Env, id string) connections.View {
+	t.Helper()
+	var v connections.View
+	require.Equal(t, http.StatusOK, env.GetJSON(t, apiKey, "/v1/connections/"+id, &v))
+	return v
+}
+
+func text(t *testing.T, ctx context.Context, id string) string {
+	t.Helper()
+	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID(id)))
+	require.NoError(t, err, "#%s", id)
+	return strings.TrimSpace(s)
+}
+
+func eval[T any](t *testing.T, ctx context.Context, js string) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
+	require.NoError(t, err, js)
+	return v
+}
+
+// The administrator's whole journey in a real browser: the authorize URL,
+// Jira's consent (the simulator's), the platform's confirmation page naming
+// the organization and the site, Confirm, the success page, and the
+// connection ACTIVE through the API.
+func TestBrowserConsentConfirmFlow(t *testing.T) {
+	ctx := browser(t)
+	env, sim := start(t)
+	site := sim.Default().Info()
+	created := create(t, env, map[string]any{"site_url": site.URL})
+
+	resp, err := chromedp.Run(ctx, chromedp.NavigateResponse(created.OAuth2AuthorizeURL))
+	require.NoError(t, err)
+	require.EqualValues(t, http.StatusOK, resp.Status)
+	require.True(t, strings.HasPrefix(resp.URL, env.URL+"/oauth/callback?"), "landed on the callback: %s", resp.URL)
+	callback := resp.URL
+	require.Contains(t, resp.Headers["Content-Security-Policy"], "frame-ancestors 'none'")
+	require.Equal(t, "DENY", resp.Headers["X-Frame-Options"])
+	require.Equal(t, "no-store", resp.Headers["Cache-Control"])
+
+	require.NoError(t, chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("confirm"))))
+	require.Equal(t, "Confirm the Jira connection · ITSM platform", eval[string](t, ctx, "document.title"))
+	require.Equal(t, "en", eval[string](t, ctx, "document.documentElement.lang"))
+	require.Equal(t, "Confirm the Jira connection", eval[string](t, ctx, "document.querySelector('h1').textContent"))
+	require.Equal(t, "acme-org", text(t, ctx, "organization"))
+	require.Equal(t, site.Name+" ("+site.URL+")", text(t, ctx, "site"))
+	require.Equal(t, created.ID, text(t, ctx, "connection"))
+	require.Contains(t, eval[string](t, ctx, "document.querySelector('legend').textContent"), "to organization acme-org")
+	require.Equal(t, "Confirm and connect", text(t, ctx, "confirm"))
+	require.Equal(t, "Decline", text(t, ctx, "decline"))
+	require.Zero(t, eval[int](t, ctx, "document.scripts.length"), "no script")
+	// The page's one inline style passed the CSP (a wrong hash would block it).
+	require.Equal(t, "640px", eval[string](t, ctx, "getComputedStyle(document.body).maxWidth"))
+
+	cookies, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{env.URL + "/oauth/confirm"}})
+	require.NoError(t, err)
+	require.Len(t, cookies.Cookies, 1)
+	ck := cookies.Cookies[0]
+	require.Equal(t, "itsm_consent", ck.Name)
+	require.True(t, ck.HTTPOnly)
+	require.Equal(t, network.CookieSameSiteStrict, ck.SameSite)
+	require.Equal(t, "/oauth/confirm", ck.Path)
+
+	require.Equal(t, "PENDING", connection(t, env, created.ID).State, "nothing is active before Confirm")
+
+	resp, err = chromedp.RunResponse(ctx, chromedp.Click(chromedp.ID("confirm")))
+	require.NoError(t, err)
+	require.EqualValues(t, http.StatusOK, resp.Status)
+	require.Equal(t, env.URL+"/oauth/confirm", resp.URL)
+	require.NoError(t, chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("state"))))
+	require.Equal(t, "Jira connected · ITSM platform", eval[string](t, ctx, "document.title"))
+	require.Equal(t, "ACTIVE", text(t, ctx, "state"))
+	require.Equal(t, "acme-org", text(t, ctx, "organization"))
+	require.Equal(t, site.URL, text(t, ctx, "site"))
+
+	v := connection(t, env, created.ID)
+	require.Equal(t, "ACTIVE", v.State)
+	require.Equal(t, site.URL, v.SiteURL)
+	require.Equal(t, "HEALTHY", v.Health.Status)
+	require.Len(t, v.Webhooks, 1)
+
+	// Opening the confirmation page's address again shows an error page,
+	// not a form: the state was spent.
+	resp, err = chromedp.Run(ctx, chromedp.NavigateResponse(callback))
+	require.NoError(t, err)
+	require.EqualValues(t, http.StatusConflict, resp.Status)
+	require.Equal(t, "This authorization link was already used", eval[string](t, ctx, "document.querySelector('h1').textContent"))
+	require.Zero(t, eval[int](t, ctx, "document.forms.length"))
+}
+
+// The error flows in a real browser: a site other than the declared one
+// leaves the connection PENDING with the reason on the page and in the API;
+// a replayed callback and a declined consent show their own pages.
+func TestBrowserConsentErrorFlows(t *testing.T) {
+	ctx := browser(t)
+	env, sim := start(t)
+	declared := "https://acme-prod.atlassian.net"
+	created := create(t, env, map[string]any{"site_url": declared})
+
+	resp, err := chromedp.Run(ctx, chromedp.NavigateResponse(created.OAuth2AuthorizeURL))
+	require.NoError(t, err)
+	require.EqualValues(t, http.StatusConflict, resp.Status)
+	callback := resp.URL
+	require.Equal(t, "Wrong Jira site · ITSM platform", eval[string](t, ctx, "document.title"))
+	lead := text(t, ctx, "lead")
+	require.Contains(t, lead, sim.Default().Info().URL)
+	require.Contains(t, lead, "stays PENDING")
+	require.NotContains(t, eval[string](t, ctx, "document.body.textContent"), declared)
+	require.Zero(t, eval[int](t, ctx, "document.forms.length"), "nothing to confirm")
+
+	v := connection(t, env, created.ID)
+	require.Equal(t, "PENDING", v.State)
+	require.Equal(t, "FAILED", v.Health.Status)
+	require.Contains(t, v.Health.Description, declared)
+	require.Nil(t, v.PendingConsent)
+
+	// The same callback again: the state was spent.
+	resp, err = chromedp.Run(ctx, chromedp.NavigateResponse(callback))
+	require.NoError(t, err)
+	require.EqualValues(t, http.StatusConflict, resp.Status)
+	require.Equal(t, "This authorization link was already used", eval[string](t, ctx, "document.querySelector('h1').textContent"))
+
+	// Declining on the confirmation page.
+	other := create(t, env, nil)
+	_, err = chromedp.Run(ctx, chromedp.NavigateResponse(other.OAuth2AuthorizeURL))
+	require.NoError(t, err)
+	require.NoError(t, chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("decline"))))
+	resp, err = chromedp.RunResponse(ctx, chromedp.Click(chromedp.ID("decline")))
+	require.NoError(t, err)
+	require.EqualValues(t, http.StatusOK, resp.Status)
+	require.Equal(t, "Connection declined", eval[string](t, ctx, "document.querySelector('h1').textContent"))
+	v = connection(t, env, other.ID)
+	require.Equal(t, "PENDING", v.State)
+	require.Nil(t, v.PendingConsent)
+	require.Empty(t, sim.Default().Webhooks())
+}
