@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/oauth2"
 
+	"github.com/itsmhub/itsm/pkg/itsm"
 	"github.com/itsmhub/itsm/pkg/jiracloud"
 	"github.com/itsmhub/itsm/pkg/lease"
 	"github.com/itsmhub/itsm/pkg/store"
@@ -214,7 +215,8 @@ func (m *Manager) Create(ctx context.Context, orgID string, req CreateRequest) (
 		ID: uuid.NewString(), OrganizationID: orgID, Vendor: "JIRA", State: store.StatePending, Options: opts,
 		RefreshIntervalSecs: DefaultRefreshIntervalSecs, TimeoutSecs: DefaultTimeoutSecs,
 		Detail: store.ConnectionDetail{Health: store.Health{Status: HealthDegraded, ResolutionOwner: OwnerCustomer,
-			Description: "waiting for the customer to authorize access to Jira", UpdatedAt: now}},
+			Description: "waiting for the customer to authorize access to Jira", UpdatedAt: now},
+			ModelVersion: itsm.ModelVersion},
 		CreatedAt: now, UpdatedAt: now,
 	}
 	if err := intervals(req.RefreshIntervalSecs, req.TimeoutSecs, c); err != nil {
@@ -278,6 +280,10 @@ func (m *Manager) Patch(ctx context.Context, orgID, id string, req PatchRequest)
 				return err
 			}
 			filterChanged = !slices.Equal(opts.ProjectKeysFilter, c.Options.ProjectKeysFilter)
+			if !slices.Equal(opts.StatusMapping, c.Options.StatusMapping) || !slices.Equal(opts.PriorityMapping, c.Options.PriorityMapping) {
+				// Stored tickets are re-mapped by the normalizer.
+				c.Detail.MappingRevision++
+			}
 			c.Options = opts
 		}
 		if req.State != nil {

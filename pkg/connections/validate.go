@@ -53,9 +53,6 @@ func (o Options) toStore() (store.ConnectionOptions, error) {
 			out.ProjectKeysFilter = append(out.ProjectKeysFilter, k)
 		}
 	}
-	if len(o.PriorityMapping) > 0 {
-		out.PriorityMapping = map[string]itsm.Priority{}
-	}
 	for i, entry := range o.PriorityMapping {
 		field := fmt.Sprintf("options.priority_mapping[%d]", i)
 		name, value, err := single(field, entry)
@@ -66,10 +63,7 @@ func (o Options) toStore() (store.ConnectionOptions, error) {
 		if err != nil {
 			return out, invalid(field, "%v", err)
 		}
-		out.PriorityMapping[name] = p
-	}
-	if len(o.StatusMapping) > 0 {
-		out.StatusMapping = map[string]itsm.Status{}
+		out.PriorityMapping = append(out.PriorityMapping, store.NameEntry[itsm.Priority]{Name: name, Value: p})
 	}
 	for i, entry := range o.StatusMapping {
 		field := fmt.Sprintf("options.status_mapping[%d]", i)
@@ -81,7 +75,7 @@ func (o Options) toStore() (store.ConnectionOptions, error) {
 		if err != nil || st == itsm.StatusDeleted {
 			return out, invalid(field, "unknown status %q (DELETED is reserved for deletions)", value)
 		}
-		out.StatusMapping[name] = st
+		out.StatusMapping = append(out.StatusMapping, store.NameEntry[itsm.Status]{Name: name, Value: st})
 	}
 	if o.SiteURL != "" {
 		u, err := url.Parse(o.SiteURL)
@@ -106,14 +100,15 @@ func single(field string, entry map[string]string) (string, string, error) {
 	panic("unreachable")
 }
 
-// fromStore renders stored options in wire form, sorted for stable output.
+// fromStore renders stored options in wire form, mappings in the order the
+// customer gave them.
 func fromStore(o store.ConnectionOptions) Options {
 	out := Options{ProjectKeysFilter: o.ProjectKeysFilter, SiteURL: o.SiteURL}
-	for _, k := range sortedKeys(o.PriorityMapping) {
-		out.PriorityMapping = append(out.PriorityMapping, map[string]string{k: string(o.PriorityMapping[k])})
+	for _, e := range o.PriorityMapping {
+		out.PriorityMapping = append(out.PriorityMapping, map[string]string{e.Name: string(e.Value)})
 	}
-	for _, k := range sortedKeys(o.StatusMapping) {
-		out.StatusMapping = append(out.StatusMapping, map[string]string{k: string(o.StatusMapping[k])})
+	for _, e := range o.StatusMapping {
+		out.StatusMapping = append(out.StatusMapping, map[string]string{e.Name: string(e.Value)})
 	}
 	return out
 }

@@ -11,7 +11,6 @@ type Status string
 const (
 	StatusOpen       Status = "OPEN"
 	StatusTodo       Status = "TODO"
-	StatusBacklog    Status = "BACKLOG"
 	StatusInProgress Status = "IN_PROGRESS"
 	StatusInReview   Status = "IN_REVIEW"
 	StatusBlocked    Status = "BLOCKED"
@@ -25,7 +24,7 @@ const (
 )
 
 // Statuses lists every valid Status, in a stable order.
-var Statuses = []Status{StatusOpen, StatusTodo, StatusBacklog, StatusInProgress, StatusInReview,
+var Statuses = []Status{StatusOpen, StatusTodo, StatusInProgress, StatusInReview,
 	StatusBlocked, StatusPending, StatusResolved, StatusClosed, StatusCancelled, StatusDeleted, StatusUnknown}
 
 // ParseStatus accepts a status name case-insensitively.
@@ -64,14 +63,41 @@ func ParsePriority(s string) (Priority, error) {
 	return "", fmt.Errorf("unknown priority %q (want one of %s)", s, joinEnum(Priorities))
 }
 
-// UserStatus is the normalized state of a user account.
-type UserStatus string
+// ObjectStatus is the lifecycle of every object but a Ticket: ACTIVE,
+// INACTIVE (a deactivated user, an archived project) or DELETED (gone from
+// the vendor).
+type ObjectStatus string
 
 const (
-	UserActive   UserStatus = "ACTIVE"
-	UserInactive UserStatus = "INACTIVE"
-	UserDeleted  UserStatus = "DELETED"
+	ObjectActive   ObjectStatus = "ACTIVE"
+	ObjectInactive ObjectStatus = "INACTIVE"
+	ObjectDeleted  ObjectStatus = "DELETED"
 )
+
+// ObjectStatuses lists every valid ObjectStatus, in a stable order.
+var ObjectStatuses = []ObjectStatus{ObjectActive, ObjectInactive, ObjectDeleted}
+
+// ParseObjectStatus accepts an object status name case-insensitively.
+func ParseObjectStatus(s string) (ObjectStatus, error) {
+	for _, v := range ObjectStatuses {
+		if strings.EqualFold(string(v), s) {
+			return v, nil
+		}
+	}
+	return "", fmt.Errorf("unknown status %q (want one of %s)", s, joinEnum(ObjectStatuses))
+}
+
+// MappingTargets are the statuses a mapping may name: every Status but
+// DELETED, which only the platform's tombstones carry.
+func MappingTargets() []Status {
+	out := make([]Status, 0, len(Statuses)-1)
+	for _, s := range Statuses {
+		if s != StatusDeleted {
+			out = append(out, s)
+		}
+	}
+	return out
+}
 
 func joinEnum[T ~string](vs []T) string {
 	parts := make([]string, len(vs))

@@ -86,7 +86,8 @@ func contractCases() []contractCase {
 		{"zero", itsm.KindTicket, itsm.Ticket{}},
 
 		{"full", itsm.KindProject, itsm.Project{
-			ID: "proj-1", Name: "Operations", Description: "Ops desk", Type: "service_desk", Active: true,
+			ID: "proj-1", Name: "Operations", Description: "Ops desk", Category: ptr("IT"), Type: "service_desk",
+			Status: itsm.ObjectInactive, StatusUpdatedAt: ptr(tCET), Active: true,
 			Identifier: "OPS", URL: "https://acme.atlassian.net/browse/OPS", LeadUserID: ptr("u-1"),
 			VendorAttributes: vendorAttrs(), CreatedAt: tUTC, UpdatedAt: tCET,
 		}},
@@ -94,7 +95,7 @@ func contractCases() []contractCase {
 
 		{"full", itsm.KindComment, itsm.Comment{
 			ID: "c-1", TicketID: "t-1", Body: "Tried turning it off and on", Active: true,
-			CreatedByUserID: ptr("u-1"), UpdatedByUserID: ptr("u-2"), CommentCreatedAt: ptr(tNeg), CommentUpdatedAt: ptr(tCET),
+			Status: itsm.ObjectActive, StatusUpdatedAt: ptr(tNeg), AuthorID: ptr("u-1"), UpdatedByUserID: ptr("u-2"), CommentCreatedAt: ptr(tNeg), CommentUpdatedAt: ptr(tCET),
 			URL: "https://acme.atlassian.net/browse/OPS-7?focusedCommentId=10001", VendorAttributes: vendorAttrs(),
 			CreatedAt: tUTC, UpdatedAt: tCET,
 		}},
@@ -104,19 +105,22 @@ func contractCases() []contractCase {
 			ID: "a-1", TicketID: "t-1", Name: "smoke.png", MimeType: "image/png",
 			Size:   1<<53 + 1, // beyond a double's exact range: must survive as int64
 			Active: true, URL: "https://acme.atlassian.net/rest/api/3/attachment/content/10000",
-			CreatedByUserID: ptr("u-1"), AttachmentCreatedAt: ptr(tCET), VendorAttributes: vendorAttrs(),
+			UploadedByUserID: ptr("u-1"), Status: itsm.ObjectDeleted, StatusUpdatedAt: ptr(tUTC),
+			AttachmentCreatedAt: ptr(tCET), VendorAttributes: vendorAttrs(),
 			CreatedAt: tUTC, UpdatedAt: tCET,
 		}},
 		{"nil_pointers", itsm.KindAttachment, itsm.Attachment{ID: "a-2", Size: 0, CreatedAt: tUTC, UpdatedAt: tUTC}},
 
 		{"full", itsm.KindUser, itsm.User{
-			ID: "u-1", Name: "Ada Lovelace", Email: ptr("ada@example.com"), Status: itsm.UserActive, Active: true,
+			ID: "u-1", Name: "Ada Lovelace", Email: ptr("ada@example.com"), Status: itsm.ObjectActive, Active: true,
+			StatusUpdatedAt: ptr(tCET),
 			VendorAttributes: vendorAttrs(), CreatedAt: tUTC, UpdatedAt: tCET,
 		}},
-		{"nil_pointers", itsm.KindUser, itsm.User{ID: "u-2", Name: "Hidden", Status: itsm.UserInactive, CreatedAt: tUTC, UpdatedAt: tUTC}},
+		{"nil_pointers", itsm.KindUser, itsm.User{ID: "u-2", Name: "Hidden", Status: itsm.ObjectInactive, CreatedAt: tUTC, UpdatedAt: tUTC}},
 
 		{"full", itsm.KindGroup, itsm.Group{
-			ID: "g-1", Name: "ops-team", Description: "Operations", Active: true, MemberUserIDs: []string{"u-1", "u-2"},
+			ID: "g-1", Name: "ops-team", Description: "Operations", Status: itsm.ObjectActive, StatusUpdatedAt: ptr(tUTC),
+			Active: true, MemberUserIDs: []string{"u-1", "u-2"},
 			VendorAttributes: vendorAttrs(), CreatedAt: tUTC, UpdatedAt: tCET,
 		}},
 		{"nil_pointers", itsm.KindGroup, itsm.Group{ID: "g-2", Name: "empty", CreatedAt: tUTC, UpdatedAt: tUTC}},
@@ -417,7 +421,11 @@ func TestProtoCommentsListEnumValues(t *testing.T) {
 	}{
 		{"objects.proto", "Ticket", "status", strs(itsm.Statuses), true},
 		{"objects.proto", "Ticket", "priority", strs(itsm.Priorities), true},
-		{"objects.proto", "User", "status", strs([]itsm.UserStatus{itsm.UserActive, itsm.UserInactive, itsm.UserDeleted}), true},
+		{"objects.proto", "User", "status", strs(itsm.ObjectStatuses), true},
+		{"objects.proto", "Project", "status", strs(itsm.ObjectStatuses), true},
+		{"objects.proto", "Comment", "status", strs(itsm.ObjectStatuses), true},
+		{"objects.proto", "Attachment", "status", strs(itsm.ObjectStatuses), true},
+		{"objects.proto", "Group", "status", strs(itsm.ObjectStatuses), true},
 		{"events.proto", "ObjectEvent", "object", strs(itsm.Kinds), false},
 		{"events.proto", "ObjectEvent", "change", strs([]itsm.Change{itsm.ChangeCreated, itsm.ChangeUpdated, itsm.ChangeDeleted}), false},
 	} {

@@ -53,13 +53,13 @@ func checkIssueAttachments(t *testing.T, recs []jira.Record, issueID string) {
 	require.Equal(t, "text/plain", a.MimeType)
 	require.Equal(t, int64(4096), a.Size)
 	require.Equal(t, "https://airbyteio.atlassian.net/rest/api/3/attachment/content/10100", a.URL)
-	require.Equal(t, ref(itsm.KindUser, "5fc9e78d2730d800760becc4"), a.CreatedByUserID)
+	require.Equal(t, ref(itsm.KindUser, "5fc9e78d2730d800760becc4"), a.UploadedByUserID)
 	require.Equal(t, issueID, a.VendorAttributes["issue_id"])
 
 	b := recs[2].Object.(*itsm.Attachment)
 	require.Equal(t, itsm.ObjectID(conn, itsm.KindAttachment, "10101"), b.ID)
 	require.Equal(t, int64(12), b.Size)
-	require.Nil(t, b.CreatedByUserID)
+	require.Nil(t, b.UploadedByUserID)
 }
 
 func TestRESTIssueEmitsAttachments(t *testing.T) {

@@ -25,6 +25,9 @@ type Mapping struct {
 	Status map[string]itsm.Status
 	// Priority is a custom priority mapping, matched the same way.
 	Priority map[string]itsm.Priority
+	// PriorityScheme is the site's priority names as Jira lists them,
+	// highest first: a name no keyword maps is ranked in it.
+	PriorityScheme []string
 	// SiteURL (https://x.atlassian.net), when set, is the base of browse
 	// links. Optional, but OAuth (3LO) REST responses only carry
 	// api.atlassian.com gateway self links, from which the site cannot be
@@ -33,10 +36,27 @@ type Mapping struct {
 }
 
 type envelope struct {
-	Timestamp    flexString   `json:"timestamp"`
-	WebhookEvent flexString   `json:"webhookEvent"`
-	Issue        *issueJSON   `json:"issue"`
-	Comment      *commentJSON `json:"comment"`
+	Timestamp    flexString    `json:"timestamp"`
+	WebhookEvent flexString    `json:"webhookEvent"`
+	Issue        *issueJSON    `json:"issue"`
+	Comment      *commentJSON  `json:"comment"`
+	Changelog    changelogJSON `json:"changelog"`
+}
+
+type changelogJSON struct {
+	Items []struct {
+		Field flexString `json:"field"`
+	} `json:"items"`
+}
+
+// changesStatus reports whether a changelog records a status change.
+func (c *changelogJSON) changesStatus() bool {
+	for _, it := range c.Items {
+		if strings.EqualFold(it.Field.String(), "status") {
+			return true
+		}
+	}
+	return false
 }
 
 type issueJSON struct {
@@ -85,6 +105,7 @@ type projectJSON struct {
 	ProjectTypeKey flexString      `json:"projectTypeKey"`
 	Style          flexString      `json:"style"`
 	Lead           userJSON        `json:"lead"`
+	Category       named           `json:"projectCategory"`
 	Archived       optBool         `json:"archived"`
 	Deleted        optBool         `json:"deleted"`
 }
@@ -142,13 +163,18 @@ func (m *Mapping) webhookIssue(env *envelope, deleted bool) ([]Record, error) {
 	if env.Issue == nil {
 		return nil, fmt.Errorf("%w: issue event without issue", ErrMalformed)
 	}
-	var deletedAt time.Time
-	if deleted {
-		deletedAt, _ = parseTime(env.Timestamp.String())
-	}
-	rec, atts, err := m.mapIssue(env.Issue, deleted, deletedAt)
+	// The delivery's timestamp versions a deletion, and an update whose
+	// issue lacks fields.updated (Jira Server payloads omit it).
+	at, _ := parseTime(env.Timestamp.String())
+	rec, atts, err := m.mapIssue(env.Issue, deleted, at)
 	if err != nil {
 		return nil, err
+	}
+	if !deleted && !at.IsZero() && env.Changelog.changesStatus() {
+		rec.StatusChangedAt = at
+		if t, ok := rec.Object.(*itsm.Ticket); ok {
+			t.StatusUpdatedAt = &at
+		}
 	}
 	return checked(append([]Record{rec}, atts...)...)
 }
@@ -300,11 +326,12 @@ func deletionVersion(deletedAt time.Time, updated flexString) (time.Time, bool) 
 
 // mapIssue maps an issue, and the attachments listed in fields.attachment
 // (REST search results and webhook issues both carry them, so attachments
-// need no requests of their own). deletedAt is the deletion time for
-// tombstones, whose attachments follow the ticket through the normalizer's
-// cascade rather than being mapped from the deletion.
-func (m *Mapping) mapIssue(is *issueJSON, deleted bool, deletedAt time.Time) (Record, []Record, error) {
-	rec, f, err := m.mapIssueOnly(is, deleted, deletedAt)
+// need no requests of their own). at is the webhook delivery's time, zero
+// for REST records: the version of a tombstone (whose attachments follow
+// the ticket through the normalizer's cascade rather than being mapped from
+// the deletion), and of an update without fields.updated.
+func (m *Mapping) mapIssue(is *issueJSON, deleted bool, at time.Time) (Record, []Record, error) {
+	rec, f, err := m.mapIssueOnly(is, deleted, at)
 	if err != nil || deleted {
 		return rec, nil, err
 	}
@@ -319,7 +346,7 @@ func (m *Mapping) mapIssue(is *issueJSON, deleted bool, deletedAt time.Time) (Re
 	return rec, atts, nil
 }
 
-func (m *Mapping) mapIssueOnly(is *issueJSON, deleted bool, deletedAt time.Time) (Record, *fieldsJSON, error) {
+func (m *Mapping) mapIssueOnly(is *issueJSON, deleted bool, at time.Time) (Record, *fieldsJSON, error) {
 	id := is.ID.String()
 	if id == "" {
 		return Record{}, nil, fmt.Errorf("%w: issue without id", ErrMalformed)
@@ -328,13 +355,16 @@ func (m *Mapping) mapIssueOnly(is *issueJSON, deleted bool, deletedAt time.Time)
 
 	var version time.Time
 	if deleted {
-		v, ok := deletionVersion(deletedAt, f.Updated)
+		v, ok := deletionVersion(at, f.Updated)
 		if !ok {
 			return Record{}, nil, fmt.Errorf("%w: deleted issue %s without timestamp or fields.updated", ErrMalformed, id)
 		}
 		version = v
 	} else {
 		v, ok := parseTime(f.Updated.String())
+		if !ok && !at.IsZero() && f.Updated.String() == "" {
+			v, ok = at, true
+		}
 		if !ok {
 			return Record{}, nil, fmt.Errorf("%w: issue %s: missing or unparseable fields.updated %q", ErrMalformed, id, f.Updated.String())
 		}
@@ -347,10 +377,11 @@ func (m *Mapping) mapIssueOnly(is *issueJSON, deleted bool, deletedAt time.Time)
 	category := f.Status.StatusCategory.Key.String()
 	priorityName := f.Priority.Name.String()
 
-	status := m.MapStatus(statusName, category)
+	status, statusBy := m.MapStatus(statusName, category)
 	if deleted {
 		status = itsm.StatusDeleted
 	}
+	priority, priorityBy := m.MapPriority(priorityName)
 	creator := f.Creator.vendorID()
 	if creator == "" {
 		creator = f.Reporter.vendorID()
@@ -367,7 +398,11 @@ func (m *Mapping) mapIssueOnly(is *issueJSON, deleted bool, deletedAt time.Time)
 		"status":          statusName,
 		"status_category": category,
 		"priority":        priorityName,
-		"issue_type":      f.IssueType.Name.String(),
+		// How the ITSM values were decided: custom, keyword, rank,
+		// category or none.
+		"status_mapped_by":   string(statusBy),
+		"priority_mapped_by": string(priorityBy),
+		"issue_type":         f.IssueType.Name.String(),
 		"custom_fields":   custom,
 	}
 	adf, description := richText(f.Description)
@@ -382,7 +417,7 @@ func (m *Mapping) mapIssueOnly(is *issueJSON, deleted bool, deletedAt time.Time)
 		Type:             f.IssueType.Name.String(),
 		Active:           !deleted,
 		Status:           status,
-		Priority:         m.MapPriority(priorityName),
+		Priority:         priority,
 		ParentTicketID:   itsm.RefID(conn, itsm.KindTicket, f.Parent.ID.String()),
 		ProjectID:        itsm.RefID(conn, itsm.KindProject, f.Project.ID.String()),
 		AssignedUserID:   itsm.RefID(conn, itsm.KindUser, f.Assignee.vendorID()),
@@ -390,6 +425,9 @@ func (m *Mapping) mapIssueOnly(is *issueJSON, deleted bool, deletedAt time.Time)
 		TicketCreatedAt:  timePtr(f.Created),
 		DueDate:          timePtr(f.DueDate),
 		ClosedAt:         timePtr(f.ResolutionDate),
+		// The normalizer replaces this unless the ticket is new to it: the
+		// vendor's category change date is only a first guess of when the
+		// ITSM status last changed.
 		StatusUpdatedAt:  timePtr(f.StatusCategoryChangeDate),
 		Tags:             tags,
 		URL:              browseURL(m.site(is.Self.String()), key),
@@ -449,9 +487,10 @@ func (m *Mapping) mapComment(c *commentJSON, issueID, key, site string, deleted 
 	cm := &itsm.Comment{
 		ID:               itsm.ObjectID(conn, itsm.KindComment, id),
 		TicketID:         itsm.ObjectID(conn, itsm.KindTicket, issueID),
+		AuthorID:         itsm.RefID(conn, itsm.KindUser, c.Author.vendorID()),
 		Body:             body,
+		Status:           lifecycle(true, deleted),
 		Active:           !deleted,
-		CreatedByUserID:  itsm.RefID(conn, itsm.KindUser, c.Author.vendorID()),
 		UpdatedByUserID:  itsm.RefID(conn, itsm.KindUser, c.UpdateAuthor.vendorID()),
 		CommentCreatedAt: timePtr(c.Created),
 		CommentUpdatedAt: timePtr(c.Updated),
@@ -479,12 +518,22 @@ func (m *Mapping) mapProject(p *projectJSON, observed time.Time) (Record, error)
 	if adf != nil {
 		attrs["description_adf"] = adf
 	}
+	var category *string
+	if c := p.Category.Name.String(); c != "" {
+		category = &c
+		attrs["category_id"] = p.Category.ID.String()
+	}
+	// A project in Jira's trash is gone for users of the site, as deleted
+	// as it gets before the purge removes it from the API altogether.
+	status := lifecycle(!p.Archived.val, p.Deleted.val)
 	pr := &itsm.Project{
 		ID:               itsm.ObjectID(conn, itsm.KindProject, id),
 		Name:             p.Name.String(),
 		Description:      description,
+		Category:         category,
 		Type:             p.ProjectTypeKey.String(),
-		Active:           !p.Archived.val && !p.Deleted.val,
+		Status:           status,
+		Active:           status == itsm.ObjectActive,
 		Identifier:       key,
 		URL:              browseURL(m.site(p.Self.String()), key),
 		LeadUserID:       itsm.RefID(conn, itsm.KindUser, p.Lead.vendorID()),
@@ -505,10 +554,7 @@ func (m *Mapping) mapUser(u *userJSON, observed time.Time) (Record, error) {
 	// An absent flag is read as active: Jira lists deleted and deactivated
 	// accounts with an explicit false.
 	active := !u.Active.set || u.Active.val
-	status := itsm.UserActive
-	if !active {
-		status = itsm.UserInactive
-	}
+	status := lifecycle(active, false)
 	name := u.DisplayName.String()
 	if name == "" {
 		name = u.Name.String()
@@ -551,6 +597,7 @@ func (m *Mapping) mapGroup(g *groupJSON, observed time.Time) (Record, error) {
 	gr := &itsm.Group{
 		ID:            itsm.ObjectID(conn, itsm.KindGroup, vid),
 		Name:          g.Name.String(),
+		Status:        itsm.ObjectActive,
 		Active:        true,
 		MemberUserIDs: members,
 		VendorAttributes: itsm.VendorAttributes{
@@ -580,9 +627,10 @@ func (m *Mapping) mapAttachment(a *attachmentJSON, issueID string) (Record, erro
 		Name:                a.Filename.String(),
 		MimeType:            a.MimeType.String(),
 		Size:                parseInt64(a.Size.String()),
+		UploadedByUserID:    itsm.RefID(conn, itsm.KindUser, a.Author.vendorID()),
+		Status:              itsm.ObjectActive,
 		Active:              true,
 		URL:                 a.Content.String(),
-		CreatedByUserID:     itsm.RefID(conn, itsm.KindUser, a.Author.vendorID()),
 		AttachmentCreatedAt: &created,
 		VendorAttributes: itsm.VendorAttributes{
 			"id":        id,
@@ -592,6 +640,17 @@ func (m *Mapping) mapAttachment(a *attachmentJSON, issueID string) (Record, erro
 		},
 	}
 	return Record{Kind: itsm.KindAttachment, ID: at.ID, Version: created, Object: at}, nil
+}
+
+// lifecycle is the status of an object other than a ticket.
+func lifecycle(active, deleted bool) itsm.ObjectStatus {
+	switch {
+	case deleted:
+		return itsm.ObjectDeleted
+	case !active:
+		return itsm.ObjectInactive
+	}
+	return itsm.ObjectActive
 }
 
 // customFields keeps every non-null customfield_* value as decoded JSON so

@@ -19,6 +19,10 @@ type Record struct {
 	Version time.Time
 	// Deleted marks a tombstone.
 	Deleted bool
+	// StatusChangedAt, when set, is when the vendor says the status changed
+	// (a webhook's changelog): the object's status_updated_at if its ITSM
+	// status differs from the stored one's.
+	StatusChangedAt time.Time
 	// Object is a pointer to one of itsm.Ticket, itsm.Project, itsm.Comment,
 	// itsm.Attachment, itsm.User, itsm.Group.
 	Object any

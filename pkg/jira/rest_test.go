@@ -90,7 +90,7 @@ func TestRESTComments(t *testing.T) {
 	require.Equal(t, ms("2022-05-17T11:06:55.076Z"), recs[0].Version)
 	require.Equal(t, "Closed", cm.Body)
 	require.JSONEq(t, string(member(t, comments[0], "body")), encoded(t, cm.VendorAttributes["body_adf"]))
-	require.Equal(t, ref(itsm.KindUser, "5fc9e78d2730d800760becc4"), cm.CreatedByUserID)
+	require.Equal(t, ref(itsm.KindUser, "5fc9e78d2730d800760becc4"), cm.AuthorID)
 	require.Equal(t, ref(itsm.KindUser, "5fc9e78d2730d800760becc4"), cm.UpdatedByUserID)
 	require.Empty(t, cm.URL, "REST comments do not carry the issue key")
 	require.True(t, cm.Active)
@@ -151,7 +151,7 @@ func TestRESTUser(t *testing.T) {
 	require.Equal(t, observed.Truncate(time.Millisecond), recs[0].Version)
 	require.Equal(t, "Example User", u.Name)
 	require.Equal(t, "user@example.com", *u.Email)
-	require.Equal(t, itsm.UserActive, u.Status)
+	require.Equal(t, itsm.ObjectActive, u.Status)
 	require.True(t, u.Active)
 	require.Equal(t, "atlassian", u.VendorAttributes["account_type"])
 	require.Equal(t, "America/Detroit", u.VendorAttributes["time_zone"])
@@ -165,7 +165,7 @@ func TestRESTUser(t *testing.T) {
 		require.NoError(t, err, body)
 		u = recs[0].Object.(*itsm.User)
 		require.Nil(t, u.Email, body)
-		require.Equal(t, itsm.UserInactive, u.Status, body)
+		require.Equal(t, itsm.ObjectInactive, u.Status, body)
 		require.False(t, u.Active, body)
 	}
 }
@@ -217,7 +217,7 @@ func TestRESTAttachment(t *testing.T) {
 	require.Equal(t, "text/plain", a.MimeType)
 	require.Equal(t, int64(2048), a.Size)
 	require.Equal(t, "https://x.atlassian.net/rest/api/3/attachment/content/10001", a.URL)
-	require.Equal(t, ref(itsm.KindUser, "u1"), a.CreatedByUserID)
+	require.Equal(t, ref(itsm.KindUser, "u1"), a.UploadedByUserID)
 
 	_, err = mapping().MapREST("attachment", "", body)
 	require.ErrorIs(t, err, jira.ErrMalformed)

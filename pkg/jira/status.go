@@ -21,7 +21,7 @@ var statusKeywords = [...]struct {
 	{itsm.StatusCancelled, []string{"cancel", "reject", "won't", "wont"}},
 	{itsm.StatusResolved, []string{"resolve", "fixed"}},
 	{itsm.StatusPending, []string{"pending", "waiting", "testing"}},
-	{itsm.StatusBacklog, []string{"backlog"}},
+	{itsm.StatusTodo, []string{"backlog"}},
 	{itsm.StatusOpen, []string{"reopen", "open"}},
 	{itsm.StatusTodo, []string{"to do", "todo", "new"}},
 	{itsm.StatusInProgress, []string{"in progress"}},
@@ -52,40 +52,51 @@ var priorityKeywords = [...]struct {
 	{itsm.PriorityInformational, []string{"lowest", "trivial", "p5"}},
 }
 
+// Decision says how a mapped value was decided; recorded in vendor_attributes.
+type Decision string
+
+const (
+	DecidedCustom   Decision = "custom"
+	DecidedKeyword  Decision = "keyword"
+	DecidedRank     Decision = "rank"
+	DecidedCategory Decision = "category"
+	DecidedNone     Decision = "none"
+)
+
 // MapStatus maps a Jira status name and its status category key: the
 // connection's custom mapping first, then keywords in the name, then the
 // category, else UNKNOWN.
-func (m *Mapping) MapStatus(name, categoryKey string) itsm.Status {
+func (m *Mapping) MapStatus(name, categoryKey string) (itsm.Status, Decision) {
 	name = strings.TrimSpace(name)
 	if m != nil {
 		if s, ok := lookupFold(m.Status, name); ok && s != "" {
-			return s
+			return s, DecidedCustom
 		}
 	}
 	norm := normalizeName(name)
 	for _, rule := range statusKeywords {
 		for _, w := range rule.words {
 			if hasWordPrefix(norm, w) {
-				return rule.status
+				return rule.status, DecidedKeyword
 			}
 		}
 	}
 	categoryKey = strings.TrimSpace(categoryKey)
 	for _, c := range statusCategories {
 		if strings.EqualFold(c.key, categoryKey) {
-			return c.status
+			return c.status, DecidedCategory
 		}
 	}
-	return itsm.StatusUnknown
+	return itsm.StatusUnknown, DecidedNone
 }
 
 // MapPriority maps a Jira priority name: the connection's custom mapping
 // first, then keywords, else UNKNOWN (also for an empty name: no priority).
-func (m *Mapping) MapPriority(name string) itsm.Priority {
+func (m *Mapping) MapPriority(name string) (itsm.Priority, Decision) {
 	name = strings.TrimSpace(name)
 	if m != nil {
 		if p, ok := lookupFold(m.Priority, name); ok && p != "" {
-			return p
+			return p, DecidedCustom
 		}
 	}
 	words := strings.Fields(normalizeName(name))
@@ -93,12 +104,12 @@ func (m *Mapping) MapPriority(name string) itsm.Priority {
 		for _, kw := range rule.words {
 			for _, w := range words {
 				if w == kw {
-					return rule.priority
+					return rule.priority, DecidedKeyword
 				}
 			}
 		}
 	}
-	return itsm.PriorityUnknown
+	return itsm.PriorityUnknown, DecidedNone
 }
 
 // lookupFold finds name in a custom mapping case-insensitively. When several
@@ -159,4 +170,24 @@ func hasWordPrefix(s, w string) bool {
 		i += j + 1
 	}
 	return false
+}
+
+// Remap maps a stored ticket's vendor status and priority (kept in its
+// vendor_attributes) again, after the connection's mapping or the site's
+// priority order changed. It reports whether status or priority changed.
+func (m *Mapping) Remap(t *itsm.Ticket) bool {
+	attr := func(k string) string {
+		s, _ := t.VendorAttributes[k].(string)
+		return s
+	}
+	if t.VendorAttributes == nil || t.Status == itsm.StatusDeleted {
+		return false
+	}
+	status, statusBy := m.MapStatus(attr("status"), attr("status_category"))
+	priority, priorityBy := m.MapPriority(attr("priority"))
+	t.VendorAttributes["status_mapped_by"] = string(statusBy)
+	t.VendorAttributes["priority_mapped_by"] = string(priorityBy)
+	changed := status != t.Status || priority != t.Priority
+	t.Status, t.Priority = status, priority
+	return changed
 }

@@ -72,7 +72,8 @@ func TestWebhookIssueUpdatedStatusChange(t *testing.T) {
 	require.Equal(t, ms("2017-01-30T17:30:41.962Z"), *tk.TicketCreatedAt)
 	require.Nil(t, tk.DueDate)
 	require.Nil(t, tk.ClosedAt)
-	require.Nil(t, tk.StatusUpdatedAt)
+	// The changelog moved the status: the delivery's time is when.
+	require.Equal(t, ms("2017-01-30T17:32:14.721Z"), *tk.StatusUpdatedAt)
 	require.NotNil(t, tk.Tags)
 	require.Empty(t, tk.Tags)
 
@@ -186,7 +187,7 @@ func TestWebhookCommentCreated(t *testing.T) {
 	require.False(t, rec.Deleted)
 	require.True(t, cm.Active)
 	require.Equal(t, "Leaving a comment here! :)", cm.Body)
-	require.Equal(t, ref(itsm.KindUser, "5a1b0e47748e770ed11f338c"), cm.CreatedByUserID)
+	require.Equal(t, ref(itsm.KindUser, "5a1b0e47748e770ed11f338c"), cm.AuthorID)
 	require.Equal(t, ref(itsm.KindUser, "5a1b0e47748e770ed11f338c"), cm.UpdatedByUserID)
 	require.Equal(t, ms("2019-01-07T20:25:51.184Z"), *cm.CommentCreatedAt)
 	require.Equal(t, "https://zulipintegrations.atlassian.net/browse/ZUL-1?focusedCommentId=10000", cm.URL)

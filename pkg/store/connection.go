@@ -38,9 +38,9 @@ type Connection struct {
 
 // ConnectionOptions are the customer's choices that shape mapping and sync.
 type ConnectionOptions struct {
-	ProjectKeysFilter []string                 `json:"project_keys_filter,omitempty"`
-	PriorityMapping   map[string]itsm.Priority `json:"priority_mapping,omitempty"`
-	StatusMapping     map[string]itsm.Status   `json:"status_mapping,omitempty"`
+	ProjectKeysFilter []string               `json:"project_keys_filter,omitempty"`
+	PriorityMapping   NameMap[itsm.Priority] `json:"priority_mapping,omitempty"`
+	StatusMapping     NameMap[itsm.Status]   `json:"status_mapping,omitempty"`
 	// SiteURL names the site to use when a grant covers several.
 	SiteURL string `json:"site_url,omitempty"`
 }
@@ -58,11 +58,42 @@ type ConnectionDetail struct {
 	// Watermark is where the next incremental sync starts.
 	Watermark *time.Time `json:"watermark,omitempty"`
 	// Sites records every site the grant covers when the customer chose
-	// none (JIRA.md §1: one grant may cover several).
+	// none (one grant may cover several).
 	Sites []Site `json:"sites,omitempty"`
+	// Catalog is the site's statuses and priorities as the last full sync
+	// read them: its priority order ranks priorities that no keyword maps.
+	Catalog *Catalog `json:"catalog,omitempty"`
+	// MappingRevision counts the changes that can change mapped values (a
+	// custom mapping, the site's priority order); RemappedRevision is the
+	// last one whose re-mapping of stored tickets completed, and
+	// ModelVersion the object model (itsm.ModelVersion) stored objects
+	// were last upgraded to. The normalizer re-maps while they differ.
+	MappingRevision  int64 `json:"mapping_revision,omitempty"`
+	RemappedRevision int64 `json:"remapped_revision,omitempty"`
+	ModelVersion     int   `json:"model_version,omitempty"`
 	// Consent is a completed OAuth exchange waiting for the administrator
 	// to confirm it on the consent page; nil when none is pending.
 	Consent *PendingConsent `json:"pending_consent,omitempty"`
+}
+
+// RemapDue reports whether stored objects of the connection must be
+// re-mapped or upgraded.
+func (d *ConnectionDetail) RemapDue(model int) bool {
+	return d.RemappedRevision < d.MappingRevision || d.ModelVersion < model
+}
+
+// Catalog is what a vendor site defines for mapping: its statuses and its
+// priorities, highest first (the order Jira lists them in).
+type Catalog struct {
+	Statuses   []CatalogStatus `json:"statuses"`
+	Priorities []string        `json:"priorities"`
+	ReadAt     time.Time       `json:"read_at"`
+}
+
+// CatalogStatus is one vendor status and its category.
+type CatalogStatus struct {
+	Name     string `json:"name"`
+	Category string `json:"category,omitempty"`
 }
 
 // PendingConsent holds what Jira granted until the administrator confirms

@@ -288,12 +288,14 @@ func (r *run) projectDeleted(ctx context.Context, key string) (bool, error) {
 	return false, nil
 }
 
-// statuses reads the site's statuses and priorities and records those the
-// connection's mapping (custom, automatic, or by category) leaves UNKNOWN,
-// so operators see what to add to status_mapping / priority_mapping.
+// statuses reads the site's statuses and priorities: the catalog that
+// mapping needs (the priority order ranks priorities no keyword maps), kept
+// on the connection, and a bump of its mapping revision when the priority
+// order changed, so that stored tickets are re-mapped. Those the
+// connection's mapping leaves UNKNOWN are logged and shown in the sync's
+// progress, so operators see what to add to the custom mappings.
 func (r *run) statuses(ctx context.Context) error {
-	m := jira.Mapping{Status: r.conn.Options.StatusMapping, Priority: r.conn.Options.PriorityMapping}
-	var unmapped []string
+	cat := store.Catalog{ReadAt: r.w.d.Now().UTC()}
 	var sts []json.RawMessage
 	if err := r.call(ctx, func(ctx context.Context) (err error) {
 		sts, err = r.client.Statuses(ctx)
@@ -308,8 +310,8 @@ func (r *run) statuses(ctx context.Context) error {
 				Key string `json:"key"`
 			} `json:"statusCategory"`
 		}
-		if json.Unmarshal(raw, &s) == nil && s.Name != "" && m.MapStatus(s.Name, s.Category.Key) == itsm.StatusUnknown {
-			unmapped = append(unmapped, "status:"+s.Name)
+		if json.Unmarshal(raw, &s) == nil && s.Name != "" {
+			cat.Statuses = append(cat.Statuses, store.CatalogStatus{Name: s.Name, Category: s.Category.Key})
 		}
 	}
 	for start := 0; ; {
@@ -324,17 +326,38 @@ func (r *run) statuses(ctx context.Context) error {
 			var pr struct {
 				Name string `json:"name"`
 			}
-			if json.Unmarshal(raw, &pr) == nil && pr.Name != "" && m.MapPriority(pr.Name) == itsm.PriorityUnknown {
-				unmapped = append(unmapped, "priority:"+pr.Name)
+			if json.Unmarshal(raw, &pr) == nil && pr.Name != "" {
+				cat.Priorities = append(cat.Priorities, pr.Name)
 			}
 		}
-		if p.Last() {
+		if p.Last() || len(p.Values) == 0 {
 			break
 		}
 		start += len(p.Values)
 	}
+	m := jira.Mapping{Status: r.conn.Options.StatusMapping.Map(), Priority: r.conn.Options.PriorityMapping.Map(), PriorityScheme: cat.Priorities}
+	var unmapped []string
+	for _, s := range cat.Statuses {
+		if st, _ := m.MapStatus(s.Name, s.Category); st == itsm.StatusUnknown {
+			unmapped = append(unmapped, "status:"+s.Name)
+		}
+	}
+	for _, name := range cat.Priorities {
+		if p, _ := m.MapPriority(name); p == itsm.PriorityUnknown {
+			unmapped = append(unmapped, "priority:"+name)
+		}
+	}
 	if len(unmapped) > 0 {
 		r.log.Info("Jira statuses or priorities map to UNKNOWN; add them to the connection's mappings", zap.Strings("values", unmapped))
+	}
+	if _, err := r.w.updateConn(ctx, r.conn.ID, func(c *store.Connection) error {
+		if old := c.Detail.Catalog; old == nil || !slices.Equal(old.Priorities, cat.Priorities) {
+			c.Detail.MappingRevision++
+		}
+		c.Detail.Catalog = &cat
+		return nil
+	}); err != nil {
+		return err
 	}
 	r.saveMu.Lock()
 	r.cp.Unmapped = unmapped

@@ -91,9 +91,9 @@ func TestPreviousChangedMatchesFromBodyAndFromFields(t *testing.T) {
 	prev := []byte(`{"a":1,"b":"x","gone":true,"created_at":"2024-01-01T00:00:00Z","updated_at":"2024-01-01T00:00:00Z"}`)
 	next := []byte(`{"a":1,"b":"y","new":null,"created_at":"2024-01-01T00:00:00Z","updated_at":"2024-01-02T00:00:00Z"}`)
 	want := []string{"b", "gone", "new"}
-	require.Equal(t, want, previous{exists: true, body: prev}.changed(next))
-	require.Equal(t, want, previous{exists: true, fields: topLevel(prev)}.changed(next))
-	require.Nil(t, previous{}.changed(next), "a new object has no changed fields")
+	require.Equal(t, want, (&previous{exists: true, body: prev}).changed(next))
+	require.Equal(t, want, (&previous{exists: true, fields: topLevel(prev)}).changed(next))
+	require.Nil(t, (&previous{}).changed(next), "a new object has no changed fields")
 }
 
 func TestTombstoneDocKeepsTheLastBody(t *testing.T) {
@@ -109,7 +109,7 @@ func TestTombstoneDocKeepsTheLastBody(t *testing.T) {
 	require.Equal(t, "P-1", d.Identifier)
 	require.Empty(t, d.SyncID, "an empty sync id keeps the stored one")
 	require.Equal(t, now, d.UpdatedAt)
-	require.JSONEq(t, `{"id":"t","name":"n","status":"DELETED","active":false,"custom":12345678901234567890,
+	require.JSONEq(t, `{"id":"t","name":"n","status":"DELETED","status_updated_at":"1970-01-01T00:00:00.02Z","active":false,"custom":12345678901234567890,
 		"vendor_attributes":{"key":"P-1","deletion_reason":"missing_from_full_sync"},
 		"created_at":"2020-01-01T00:00:00Z","updated_at":"2026-01-02T03:04:05Z"}`, string(d.Body))
 	require.Contains(t, string(d.Body), "12345678901234567890", "numbers are kept verbatim")
@@ -118,13 +118,13 @@ func TestTombstoneDocKeepsTheLastBody(t *testing.T) {
 	user := &store.Document{Kind: itsm.KindUser, ID: "u", Body: json.RawMessage(`{"id":"u","status":"ACTIVE","active":true,"vendor_attributes":null}`)}
 	d, err = tombstoneDoc(user, 2, ReasonMissingFromFullSync, now)
 	require.NoError(t, err)
-	require.Equal(t, string(itsm.UserDeleted), d.Status)
-	require.JSONEq(t, `{"id":"u","status":"DELETED","active":false,"vendor_attributes":{"deletion_reason":"missing_from_full_sync"},"updated_at":"2026-01-02T03:04:05Z"}`, string(d.Body))
+	require.Equal(t, string(itsm.ObjectDeleted), d.Status)
+	require.JSONEq(t, `{"id":"u","status":"DELETED","status_updated_at":"1970-01-01T00:00:00.002Z","active":false,"vendor_attributes":{"deletion_reason":"missing_from_full_sync"},"updated_at":"2026-01-02T03:04:05Z"}`, string(d.Body))
 
 	comment := &store.Document{Kind: itsm.KindComment, ID: "c", TicketID: "t", Body: json.RawMessage(`{"id":"c","body":"hi","active":true}`)}
 	d, err = tombstoneDoc(comment, 2, ReasonTicketDeleted, now)
 	require.NoError(t, err)
-	require.Empty(t, d.Status)
+	require.Equal(t, string(itsm.ObjectDeleted), d.Status, "every kind's status tells a tombstone")
 	require.Equal(t, "t", d.TicketID)
 	require.Equal(t, []string{"active", "updated_at", "vendor_attributes"}[0], diffFields(topLevel(comment.Body), topLevel(d.Body))[0])
 

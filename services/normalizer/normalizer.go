@@ -31,6 +31,9 @@ type Store interface {
 	List(ctx context.Context, f store.Filter) (store.Page, error)
 	MarkSeen(ctx context.Context, orgID string, kind itsm.Kind, id, syncID string) error
 	LookupConnection(ctx context.Context, id string) (*store.Connection, error)
+	// For re-mapping stored objects after a mapping change.
+	FindConnections(ctx context.Context, q store.ConnectionQuery) ([]*store.Connection, error)
+	UpdateConnection(ctx context.Context, c *store.Connection) error
 }
 
 // Config of the normalizer.
@@ -55,6 +58,9 @@ type Config struct {
 	MessageTimeout time.Duration
 	// ConnectionTTL bounds how stale a cached connection (its mappings) may be.
 	ConnectionTTL time.Duration
+	// RemapEvery is how often connections are checked for a mapping change
+	// that needs their stored tickets re-mapped.
+	RemapEvery time.Duration
 	// RetryDelay is the first retry's delay after a transient failure; it
 	// doubles per delivery up to MaxRetryDelay.
 	RetryDelay    time.Duration
@@ -88,6 +94,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MessageTimeout == 0 {
 		c.MessageTimeout = c.AckWait
+	}
+	if c.RemapEvery <= 0 {
+		c.RemapEvery = 5 * time.Second
 	}
 	if c.ConnectionTTL <= 0 {
 		c.ConnectionTTL = 10 * time.Second
@@ -189,7 +198,13 @@ func (n *Normalizer) Run(ctx context.Context) error {
 		}
 		return fmt.Errorf("normalizer consume: %w", err)
 	}
+	remapped := make(chan struct{})
+	go func() {
+		defer close(remapped)
+		n.remapLoop(ctx)
+	}()
 	<-ctx.Done()
+	<-remapped
 	cc.Drain()
 	<-cc.Closed()
 	close(msgs)

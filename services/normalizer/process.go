@@ -40,7 +40,7 @@ func (n *Normalizer) process(ctx context.Context, msg jetstream.Msg, meta *jetst
 		// its data back, least of all after a purge.
 		return result{result: "connection_deleted"}
 	}
-	mapping := jira.Mapping{ConnectionID: conn.ID, SiteURL: conn.SiteURL, Status: conn.Options.StatusMapping, Priority: conn.Options.PriorityMapping}
+	mapping := mappingOf(conn)
 	w := write{conn: conn, redelivered: meta.NumDelivered > 1}
 	var recs []jira.Record
 	switch source {
@@ -81,6 +81,16 @@ func (n *Normalizer) process(ctx context.Context, msg jetstream.Msg, meta *jetst
 		}
 	}
 	return result{result: outcome}
+}
+
+// mappingOf is the mapping a connection's records get.
+func mappingOf(conn *store.Connection) jira.Mapping {
+	m := jira.Mapping{ConnectionID: conn.ID, SiteURL: conn.SiteURL,
+		Status: conn.Options.StatusMapping.Map(), Priority: conn.Options.PriorityMapping.Map()}
+	if c := conn.Detail.Catalog; c != nil {
+		m.PriorityScheme = c.Priorities
+	}
+	return m
 }
 
 // SyncRecord is the body of a raw.<vendor>.<connection>.sync message: one
@@ -202,22 +212,62 @@ type previous struct {
 	body   []byte
 }
 
+// top returns the previous body's top-level fields, splitting a cached body
+// on first use.
+func (p *previous) top() map[string]json.RawMessage {
+	if p.fields == nil && p.exists {
+		p.fields = topLevel(p.body)
+	}
+	return p.fields
+}
+
 // changed names the fields next changes from the previous version.
-func (p previous) changed(next []byte) []string {
+func (p *previous) changed(next []byte) []string {
 	if !p.exists {
 		return nil
 	}
-	fields := p.fields
-	if fields == nil {
-		fields = topLevel(p.body)
+	return diffFields(p.top(), topLevel(next))
+}
+
+// trackStatus sets the object's status_updated_at to when its status last
+// changed: kept from the previous version while the status stays, else the
+// vendor's time of the change (a changelog), else the version that brought
+// it. A new object keeps what the mapping knew (the vendor's own status
+// change date), else gets its version's time.
+func trackStatus(rec *jira.Record, prev *previous) {
+	obj, ok := rec.Object.(itsm.Lifecycle)
+	if !ok {
+		return
 	}
-	return diffFields(fields, topLevel(next))
+	at := obj.StatusTime()
+	if !prev.exists {
+		if *at == nil {
+			v := rec.Version.UTC()
+			*at = &v
+		}
+		return
+	}
+	fields := prev.top()
+	var old string
+	if raw, ok := fields["status"]; ok && json.Unmarshal(raw, &old) == nil && old == obj.StatusValue() {
+		if t, ok := timeField(fields, "status_updated_at"); ok {
+			*at = &t
+			return
+		}
+	}
+	v := rec.StatusChangedAt
+	if v.IsZero() {
+		v = rec.Version
+	}
+	v = v.UTC()
+	*at = &v
 }
 
 // insert stores a record expected to be new without reading first (see
 // novelty), and publishes its event. inserted is false, with nothing
 // written, when the object is stored already.
 func (n *Normalizer) insert(ctx context.Context, w write, rec jira.Record) (res applied, inserted bool, err error) {
+	trackStatus(&rec, &previous{})
 	doc, createdAt, err := n.document(w, rec, time.Time{})
 	if err != nil {
 		return applied{}, false, err
@@ -231,16 +281,26 @@ func (n *Normalizer) insert(ctx context.Context, w write, rec jira.Record) (res 
 	if outcome == store.NotNewer {
 		return applied{}, false, nil
 	}
-	res, err = n.written(ctx, w, doc, createdAt, previous{})
+	res, err = n.written(ctx, w, doc, createdAt, nil)
 	return res, true, err
 }
 
 // write stores a record that is newer than what the caller saw, and
-// publishes its event.
+// publishes its event. A version that changes nothing of the object is
+// stored (the version guard must know it) without an event, and without
+// moving the object's updated_at.
 func (n *Normalizer) write(ctx context.Context, w write, rec jira.Record, prev previous) (applied, error) {
+	trackStatus(&rec, &prev)
 	doc, createdAt, err := n.document(w, rec, prev.createdAt)
 	if err != nil {
 		return applied{}, err
+	}
+	var changed []string
+	if prev.exists {
+		changed = prev.changed(doc.Body)
+		if len(changed) == 0 && !doc.Deleted {
+			return n.writeSilently(ctx, w, rec, &prev, doc, createdAt)
+		}
 	}
 	outcome, err := n.store.Put(ctx, doc)
 	if err != nil {
@@ -253,7 +313,38 @@ func (n *Normalizer) write(ctx context.Context, w write, rec jira.Record, prev p
 		n.cache.forget(rec.Kind, rec.ID)
 		return applied{}, n.markSeen(ctx, w, rec)
 	}
-	return n.written(ctx, w, doc, createdAt, prev)
+	if !prev.exists {
+		changed = nil
+	} else if changed == nil {
+		changed = []string{}
+	}
+	return n.written(ctx, w, doc, createdAt, changed)
+}
+
+// writeSilently stores a newer version whose object is the previous one's,
+// keeping the previous updated_at so that nothing looks changed to readers
+// either, and publishes nothing.
+func (n *Normalizer) writeSilently(ctx context.Context, w write, rec jira.Record, prev *previous, doc *store.Document, createdAt time.Time) (applied, error) {
+	if updatedAt, ok := timeField(prev.top(), "updated_at"); ok {
+		again, err := document(w.conn, rec, createdAt, updatedAt)
+		if err != nil {
+			return applied{}, err
+		}
+		again.SyncID = doc.SyncID
+		doc = again
+	}
+	outcome, err := n.store.Put(ctx, doc)
+	if err != nil {
+		n.cache.forget(rec.Kind, rec.ID)
+		return applied{}, fmt.Errorf("write %s %s: %w", rec.Kind, rec.ID, err)
+	}
+	if outcome == store.NotNewer {
+		n.cache.forget(rec.Kind, rec.ID)
+		return applied{}, n.markSeen(ctx, w, rec)
+	}
+	n.cache.put(doc, createdAt)
+	n.m.silent.Inc()
+	return applied{}, nil
 }
 
 // document renders a record for the store as of now; createdAt is the
@@ -272,15 +363,14 @@ func (n *Normalizer) document(w write, rec jira.Record, createdAt time.Time) (*s
 	return doc, createdAt, nil
 }
 
-// written publishes the event of a document just stored over prev, and
-// caches it with its createdAt.
-func (n *Normalizer) written(ctx context.Context, w write, doc *store.Document, createdAt time.Time, prev previous) (applied, error) {
-	changed := prev.changed(doc.Body)
+// written publishes the event of a document just stored, and caches it with
+// its createdAt. changed is nil for a new object.
+func (n *Normalizer) written(ctx context.Context, w write, doc *store.Document, createdAt time.Time, changed []string) (applied, error) {
 	change := itsm.ChangeUpdated
 	switch {
 	case doc.Deleted:
 		change = itsm.ChangeDeleted
-	case !prev.exists:
+	case changed == nil:
 		change = itsm.ChangeCreated
 	}
 	if err := n.publish(ctx, w.conn, doc, change, changed); err != nil {
@@ -462,18 +552,19 @@ func document(conn *store.Connection, rec jira.Record, createdAt, updatedAt time
 		d.ProjectID, d.AssignedUserID = deref(o.ProjectID), deref(o.AssignedUserID)
 	case *itsm.Project:
 		o.CreatedAt, o.UpdatedAt = createdAt, updatedAt
-		d.Identifier = o.Identifier
+		d.Identifier, d.Status = o.Identifier, string(o.Status)
 	case *itsm.Comment:
 		o.CreatedAt, o.UpdatedAt = createdAt, updatedAt
-		d.TicketID = o.TicketID
+		d.TicketID, d.Status = o.TicketID, string(o.Status)
 	case *itsm.Attachment:
 		o.CreatedAt, o.UpdatedAt = createdAt, updatedAt
-		d.TicketID = o.TicketID
+		d.TicketID, d.Status = o.TicketID, string(o.Status)
 	case *itsm.User:
 		o.CreatedAt, o.UpdatedAt = createdAt, updatedAt
 		d.Status = string(o.Status)
 	case *itsm.Group:
 		o.CreatedAt, o.UpdatedAt = createdAt, updatedAt
+		d.Status = string(o.Status)
 	default:
 		return nil, fmt.Errorf("record %s %s: unexpected object type %T", rec.Kind, rec.ID, rec.Object)
 	}

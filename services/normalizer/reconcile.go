@@ -205,14 +205,11 @@ func tombstoneDoc(cur *store.Document, version int64, reason string, now time.Ti
 	set(body, "active", false)
 	set(body, "updated_at", now)
 	d := *cur
-	switch cur.Kind {
-	case itsm.KindTicket:
-		set(body, "status", itsm.StatusDeleted)
-		d.Status = string(itsm.StatusDeleted)
-	case itsm.KindUser:
-		set(body, "status", itsm.UserDeleted)
-		d.Status = string(itsm.UserDeleted)
-	}
+	// Both enums spell deletion alike; the status changes now, when the
+	// platform learns of the deletion.
+	d.Status = string(itsm.StatusDeleted)
+	set(body, "status", d.Status)
+	set(body, "status_updated_at", time.UnixMilli(version).UTC())
 	out, err := json.Marshal(body)
 	if err != nil {
 		return nil, fmt.Errorf("encode tombstone of %s %s: %w", cur.Kind, cur.ID, err)

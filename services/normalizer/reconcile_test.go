@@ -123,7 +123,7 @@ func fullSyncReconcile(t *testing.T, lostAfterLanding bool) {
 	e.tombstone(itsm.KindComment, commentID, version, ReasonTicketDeleted)
 	e.tombstone(itsm.KindAttachment, attachmentID, version, ReasonTicketDeleted)
 	u2 := e.tombstone(itsm.KindUser, itsm.ObjectID(testConn, itsm.KindUser, "u2"), version, ReasonMissingFromFullSync)
-	require.Equal(t, string(itsm.UserDeleted), u2.Status)
+	require.Equal(t, string(itsm.ObjectDeleted), u2.Status)
 
 	require.Equal(t, syncID, e.alive(itsm.KindTicket, ticketID("1")).SyncID)
 	require.Equal(t, syncID, e.alive(itsm.KindTicket, ticketID("2")).SyncID, "seen without a newer version")
@@ -144,13 +144,13 @@ func fullSyncReconcile(t *testing.T, lostAfterLanding bool) {
 	}
 	require.Len(t, deleted, 4, "ticket 3, its comment and attachment, and user u2")
 	if lostAfterLanding {
-		require.Equal(t, []string{"active", "status", "vendor_attributes"}, deleted[ticketID("3")].ChangedFields)
+		require.Equal(t, []string{"active", "status", "status_updated_at", "vendor_attributes"}, deleted[ticketID("3")].ChangedFields)
 	} else {
 		// Published by the redelivery, which no longer knows the body the
 		// tombstone replaced.
 		require.Empty(t, deleted[ticketID("3")].ChangedFields)
 	}
-	require.Equal(t, []string{"active", "vendor_attributes"}, deleted[commentID].ChangedFields)
+	require.Equal(t, []string{"active", "status", "status_updated_at", "vendor_attributes"}, deleted[commentID].ChangedFields)
 	require.GreaterOrEqual(t, e.metric("retried"), 1.0, "the marker was redelivered")
 
 	// The same marker again changes nothing and publishes nothing.

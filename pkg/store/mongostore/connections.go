@@ -2,8 +2,6 @@ package mongostore
 
 import (
 	"fmt"
-	"maps"
-	"slices"
 	"time"
 
 	json "github.com/go-json-experiment/json/v1"
@@ -98,23 +96,24 @@ func (o optionsRecord) options() store.ConnectionOptions {
 	return out
 }
 
-func pairsMap[V ~string](pairs []mappingRecord) map[string]V {
+// pairsMap reads pairs in their stored order: the customer's, since
+// mappings kept it (pairs stored earlier are in name order).
+func pairsMap[V ~string](pairs []mappingRecord) store.NameMap[V] {
 	if len(pairs) == 0 {
 		return nil
 	}
-	m := make(map[string]V, len(pairs))
+	m := make(store.NameMap[V], 0, len(pairs))
 	for _, p := range pairs {
-		m[p.Vendor] = V(p.Value)
+		m = append(m, store.NameEntry[V]{Name: p.Vendor, Value: V(p.Value)})
 	}
 	return m
 }
 
-// mapPairs sorts by vendor name so that the stored document does not depend
-// on Go's map order.
-func mapPairs[V ~string](m map[string]V) bson.A {
+// mapPairs keeps the customer's order.
+func mapPairs[V ~string](m store.NameMap[V]) bson.A {
 	out := bson.A{}
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		out = append(out, bson.D{{Key: "vendor", Value: k}, {Key: "value", Value: string(m[k])}})
+	for _, e := range m {
+		out = append(out, bson.D{{Key: "vendor", Value: e.Name}, {Key: "value", Value: string(e.Value)}})
 	}
 	return out
 }

@@ -591,8 +591,8 @@ func fullConn() *store.Connection {
 		SiteURL: "https://acme.atlassian.net", CloudID: "cloud-1",
 		Options: store.ConnectionOptions{
 			ProjectKeysFilter: []string{"ABC", "DEF"},
-			PriorityMapping:   map[string]itsm.Priority{"Urgent": itsm.PriorityCritical, "P1.a": itsm.PriorityHigh},
-			StatusMapping:     map[string]itsm.Status{"$Triage": itsm.StatusOpen},
+			PriorityMapping:   store.NameMap[itsm.Priority]{{Name: "Urgent", Value: itsm.PriorityCritical}, {Name: "P1.a", Value: itsm.PriorityHigh}},
+			StatusMapping:     store.NameMap[itsm.Status]{{Name: "$Triage", Value: itsm.StatusOpen}},
 			SiteURL:           "https://acme.atlassian.net",
 		},
 		RefreshIntervalSecs: 21600, TimeoutSecs: 1800, Secret: []byte{1, 2, 3}, Revision: 4,
@@ -656,7 +656,7 @@ func TestConnInsert(t *testing.T) {
 	require.Equal(t, `{"_id":"conn-1","organization_id":"org-a","vendor":"JIRA","state":"ACTIVE",`+
 		`"site_url":"https://acme.atlassian.net","cloud_id":"cloud-1",`+
 		`"options":{"project_keys_filter":["ABC","DEF"],`+
-		`"priority_mapping":[{"vendor":"P1.a","value":"HIGH"},{"vendor":"Urgent","value":"CRITICAL"}],`+
+		`"priority_mapping":[{"vendor":"Urgent","value":"CRITICAL"},{"vendor":"P1.a","value":"HIGH"}],`+
 		`"status_mapping":[{"vendor":"$Triage","value":"OPEN"}],"site_url":"https://acme.atlassian.net"},`+
 		`"refresh_interval_secs":{"$numberLong":"21600"},"timeout_secs":{"$numberLong":"1800"},`+
 		`"secret":{"$binary":{"base64":"AQID","subType":"00"}},"detail_json":`+fullDetailJSON(t)+`,`+
@@ -695,7 +695,7 @@ func TestConnRoundTrip(t *testing.T) {
 	// Empty but non-nil options and detail lists read back as nil, like the
 	// SQLite store's JSON with omitempty.
 	c := &store.Connection{ID: "e", Options: store.ConnectionOptions{ProjectKeysFilter: []string{},
-		PriorityMapping: map[string]itsm.Priority{}, StatusMapping: map[string]itsm.Status{}},
+		PriorityMapping: store.NameMap[itsm.Priority]{}, StatusMapping: store.NameMap[itsm.Status]{}},
 		Detail:    store.ConnectionDetail{Webhooks: []store.WebhookRegistration{}, Sites: []store.Site{}},
 		CreatedAt: at, UpdatedAt: at}
 	got, err := decodeConn(t, mustConnInsert(t, c))
@@ -736,7 +736,7 @@ func TestConnFilters(t *testing.T) {
 		extJSON(t, connUpdateFilter(c)))
 	require.Equal(t, `{"$set":{"state":"ACTIVE","site_url":"https://acme.atlassian.net","cloud_id":"cloud-1",`+
 		`"options":{"project_keys_filter":["ABC","DEF"],`+
-		`"priority_mapping":[{"vendor":"P1.a","value":"HIGH"},{"vendor":"Urgent","value":"CRITICAL"}],`+
+		`"priority_mapping":[{"vendor":"Urgent","value":"CRITICAL"},{"vendor":"P1.a","value":"HIGH"}],`+
 		`"status_mapping":[{"vendor":"$Triage","value":"OPEN"}],"site_url":"https://acme.atlassian.net"},`+
 		`"refresh_interval_secs":{"$numberLong":"21600"},"timeout_secs":{"$numberLong":"1800"},`+
 		`"secret":{"$binary":{"base64":"AQID","subType":"00"}},"detail_json":`+fullDetailJSON(t)+`,`+

@@ -282,8 +282,8 @@ func testConnections(t *testing.T, s store.Store) {
 		RefreshIntervalSecs: 21600, TimeoutSecs: 1800, Secret: []byte{1, 2, 3},
 		Options: store.ConnectionOptions{
 			ProjectKeysFilter: []string{"ABC"},
-			PriorityMapping:   map[string]itsm.Priority{"Urgent": itsm.PriorityCritical},
-			StatusMapping:     map[string]itsm.Status{"Triage": itsm.StatusOpen},
+			PriorityMapping:   store.NameMap[itsm.Priority]{{Name: "Urgent", Value: itsm.PriorityCritical}, {Name: "Blocker", Value: itsm.PriorityCritical}, {Name: "A.b", Value: itsm.PriorityLow}},
+			StatusMapping:     store.NameMap[itsm.Status]{{Name: "Triage", Value: itsm.StatusOpen}, {Name: "$weird", Value: itsm.StatusTodo}, {Name: "Backlog", Value: itsm.StatusTodo}},
 		},
 		CreatedAt: base, UpdatedAt: base,
 	}

@@ -58,17 +58,20 @@ type Ticket struct {
 	Type string `protobuf:"bytes,4,opt,name=type,proto3" json:"type,omitempty"`
 	// False when the ticket is deleted at the vendor (a tombstone).
 	Active bool `protobuf:"varint,5,opt,name=active,proto3" json:"active,omitempty"`
-	// Normalized status. One of: OPEN, TODO, BACKLOG, IN_PROGRESS, IN_REVIEW,
-	// BLOCKED, PENDING, RESOLVED, CLOSED, CANCELLED, DELETED (tombstone: the
-	// vendor deleted the record), UNKNOWN. The vendor's own status is kept in
-	// vendor_attributes.
+	// Normalized status. One of: OPEN, TODO, IN_PROGRESS, IN_REVIEW, BLOCKED,
+	// PENDING, RESOLVED, CLOSED, CANCELLED, DELETED (tombstone: the vendor
+	// deleted the record), UNKNOWN. The vendor's own status is kept in
+	// vendor_attributes, with how it was mapped (status_mapped_by: custom,
+	// keyword, category or none).
 	Status string `protobuf:"bytes,6,opt,name=status,proto3" json:"status,omitempty"`
 	// Normalized priority. One of: CRITICAL, HIGH, MEDIUM, LOW, INFORMATIONAL,
-	// UNKNOWN. The vendor's own priority is kept in vendor_attributes.
+	// UNKNOWN. The vendor's own priority is kept in vendor_attributes, with how
+	// it was mapped (priority_mapped_by: custom, keyword, rank or none).
 	Priority string `protobuf:"bytes,7,opt,name=priority,proto3" json:"priority,omitempty"`
 	// Platform id of the parent ticket, or null for a top-level ticket.
 	ParentTicketId *string `protobuf:"bytes,8,opt,name=parent_ticket_id,json=parentTicketId,proto3,oneof" json:"parent_ticket_id,omitempty"`
-	// Platform id of the ticket's project, or null.
+	// Platform id of the ticket's project, or null (always null for vendors
+	// without projects, such as ServiceNow).
 	ProjectId *string `protobuf:"bytes,9,opt,name=project_id,json=projectId,proto3,oneof" json:"project_id,omitempty"`
 	// Platform id of the assignee (a User), or null if unassigned.
 	AssignedUserId *string `protobuf:"bytes,10,opt,name=assigned_user_id,json=assignedUserId,proto3,oneof" json:"assigned_user_id,omitempty"`
@@ -80,7 +83,9 @@ type Ticket struct {
 	DueDate *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=due_date,json=dueDate,proto3" json:"due_date,omitempty"`
 	// When the ticket was closed/resolved at the vendor; null while open.
 	ClosedAt *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=closed_at,json=closedAt,proto3" json:"closed_at,omitempty"`
-	// When the vendor status last changed; null if unknown.
+	// When the normalized status (not the vendor's) last changed: the time of
+	// the change in a webhook's changelog, else the vendor update that first
+	// brought the new status.
 	StatusUpdatedAt *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=status_updated_at,json=statusUpdatedAt,proto3" json:"status_updated_at,omitempty"`
 	// Labels; null or empty when none.
 	Tags []string `protobuf:"bytes,16,rep,name=tags,proto3" json:"tags,omitempty"`
@@ -302,9 +307,16 @@ type Project struct {
 	// When the platform first stored this project.
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// When the platform last changed its stored copy of this project.
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// The vendor's project category (Jira projectCategory name), or null.
+	Category *string `protobuf:"bytes,12,opt,name=category,proto3,oneof" json:"category,omitempty"`
+	// Lifecycle. One of: ACTIVE, INACTIVE (archived), DELETED (gone from the
+	// vendor, or in its trash).
+	Status string `protobuf:"bytes,13,opt,name=status,proto3" json:"status,omitempty"`
+	// When status last changed.
+	StatusUpdatedAt *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=status_updated_at,json=statusUpdatedAt,proto3" json:"status_updated_at,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Project) Reset() {
@@ -414,6 +426,27 @@ func (x *Project) GetUpdatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Project) GetCategory() string {
+	if x != nil && x.Category != nil {
+		return *x.Category
+	}
+	return ""
+}
+
+func (x *Project) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *Project) GetStatusUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StatusUpdatedAt
+	}
+	return nil
+}
+
 // A normalized comment on a ticket.
 type Comment struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -427,7 +460,7 @@ type Comment struct {
 	// False when the comment is deleted at the vendor (a tombstone).
 	Active bool `protobuf:"varint,4,opt,name=active,proto3" json:"active,omitempty"`
 	// Platform id of the author (a User), or null if unknown.
-	CreatedByUserId *string `protobuf:"bytes,5,opt,name=created_by_user_id,json=createdByUserId,proto3,oneof" json:"created_by_user_id,omitempty"`
+	AuthorId *string `protobuf:"bytes,5,opt,name=author_id,json=authorId,proto3,oneof" json:"author_id,omitempty"`
 	// Platform id of the last editor (a User), or null if unknown.
 	UpdatedByUserId *string `protobuf:"bytes,6,opt,name=updated_by_user_id,json=updatedByUserId,proto3,oneof" json:"updated_by_user_id,omitempty"`
 	// When the comment was created at the vendor; null if unknown.
@@ -441,9 +474,14 @@ type Comment struct {
 	// When the platform first stored this comment.
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// When the platform last changed its stored copy of this comment.
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// Lifecycle. One of: ACTIVE, INACTIVE, DELETED (deleted at the vendor,
+	// or with its ticket).
+	Status string `protobuf:"bytes,13,opt,name=status,proto3" json:"status,omitempty"`
+	// When status last changed.
+	StatusUpdatedAt *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=status_updated_at,json=statusUpdatedAt,proto3" json:"status_updated_at,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Comment) Reset() {
@@ -504,9 +542,9 @@ func (x *Comment) GetActive() bool {
 	return false
 }
 
-func (x *Comment) GetCreatedByUserId() string {
-	if x != nil && x.CreatedByUserId != nil {
-		return *x.CreatedByUserId
+func (x *Comment) GetAuthorId() string {
+	if x != nil && x.AuthorId != nil {
+		return *x.AuthorId
 	}
 	return ""
 }
@@ -560,6 +598,20 @@ func (x *Comment) GetUpdatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Comment) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *Comment) GetStatusUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StatusUpdatedAt
+	}
+	return nil
+}
+
 // A normalized attachment's metadata (never its bytes).
 type Attachment struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -579,7 +631,7 @@ type Attachment struct {
 	// authorization to download).
 	Url string `protobuf:"bytes,7,opt,name=url,proto3" json:"url,omitempty"`
 	// Platform id of the uploader (a User), or null if unknown.
-	CreatedByUserId *string `protobuf:"bytes,8,opt,name=created_by_user_id,json=createdByUserId,proto3,oneof" json:"created_by_user_id,omitempty"`
+	UploadedByUserId *string `protobuf:"bytes,8,opt,name=uploaded_by_user_id,json=uploadedByUserId,proto3,oneof" json:"uploaded_by_user_id,omitempty"`
 	// When the attachment was uploaded at the vendor; null if unknown.
 	AttachmentCreatedAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=attachment_created_at,json=attachmentCreatedAt,proto3" json:"attachment_created_at,omitempty"`
 	// Vendor values the unified model has no field for; null when empty.
@@ -587,9 +639,14 @@ type Attachment struct {
 	// When the platform first stored this attachment.
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// When the platform last changed its stored copy of this attachment.
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// Lifecycle. One of: ACTIVE, INACTIVE, DELETED (deleted at the vendor,
+	// or with its ticket).
+	Status string `protobuf:"bytes,13,opt,name=status,proto3" json:"status,omitempty"`
+	// When status last changed.
+	StatusUpdatedAt *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=status_updated_at,json=statusUpdatedAt,proto3" json:"status_updated_at,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Attachment) Reset() {
@@ -671,9 +728,9 @@ func (x *Attachment) GetUrl() string {
 	return ""
 }
 
-func (x *Attachment) GetCreatedByUserId() string {
-	if x != nil && x.CreatedByUserId != nil {
-		return *x.CreatedByUserId
+func (x *Attachment) GetUploadedByUserId() string {
+	if x != nil && x.UploadedByUserId != nil {
+		return *x.UploadedByUserId
 	}
 	return ""
 }
@@ -706,6 +763,20 @@ func (x *Attachment) GetUpdatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Attachment) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *Attachment) GetStatusUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StatusUpdatedAt
+	}
+	return nil
+}
+
 // A normalized user account.
 type User struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -725,9 +796,11 @@ type User struct {
 	// When the platform first stored this user.
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// When the platform last changed its stored copy of this user.
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// When status last changed.
+	StatusUpdatedAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=status_updated_at,json=statusUpdatedAt,proto3" json:"status_updated_at,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *User) Reset() {
@@ -816,6 +889,13 @@ func (x *User) GetUpdatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *User) GetStatusUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StatusUpdatedAt
+	}
+	return nil
+}
+
 // A normalized user group with its members.
 type Group struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -834,9 +914,13 @@ type Group struct {
 	// When the platform first stored this group.
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// When the platform last changed its stored copy of this group.
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// Lifecycle. One of: ACTIVE, INACTIVE, DELETED (gone from the vendor).
+	Status string `protobuf:"bytes,9,opt,name=status,proto3" json:"status,omitempty"`
+	// When status last changed.
+	StatusUpdatedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=status_updated_at,json=statusUpdatedAt,proto3" json:"status_updated_at,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Group) Reset() {
@@ -925,6 +1009,20 @@ func (x *Group) GetUpdatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Group) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *Group) GetStatusUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StatusUpdatedAt
+	}
+	return nil
+}
+
 var File_itsm_v1_objects_proto protoreflect.FileDescriptor
 
 const file_itsm_v1_objects_proto_rawDesc = "" +
@@ -961,7 +1059,7 @@ const file_itsm_v1_objects_proto_rawDesc = "" +
 	"\x11_parent_ticket_idB\r\n" +
 	"\v_project_idB\x13\n" +
 	"\x11_assigned_user_idB\x15\n" +
-	"\x13_created_by_user_id\"\xa1\x03\n" +
+	"\x13_created_by_user_id\"\xaf\x04\n" +
 	"\aProject\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
@@ -979,14 +1077,18 @@ const file_itsm_v1_objects_proto_rawDesc = "" +
 	"created_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAtB\x0f\n" +
-	"\r_lead_user_id\"\xd6\x04\n" +
+	"updated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1f\n" +
+	"\bcategory\x18\f \x01(\tH\x01R\bcategory\x88\x01\x01\x12\x16\n" +
+	"\x06status\x18\r \x01(\tR\x06status\x12F\n" +
+	"\x11status_updated_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\x0fstatusUpdatedAtB\x0f\n" +
+	"\r_lead_user_idB\v\n" +
+	"\t_category\"\x9d\x05\n" +
 	"\aComment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tticket_id\x18\x02 \x01(\tR\bticketId\x12\x12\n" +
 	"\x04body\x18\x03 \x01(\tR\x04body\x12\x16\n" +
-	"\x06active\x18\x04 \x01(\bR\x06active\x120\n" +
-	"\x12created_by_user_id\x18\x05 \x01(\tH\x00R\x0fcreatedByUserId\x88\x01\x01\x120\n" +
+	"\x06active\x18\x04 \x01(\bR\x06active\x12 \n" +
+	"\tauthor_id\x18\x05 \x01(\tH\x00R\bauthorId\x88\x01\x01\x120\n" +
 	"\x12updated_by_user_id\x18\x06 \x01(\tH\x01R\x0fupdatedByUserId\x88\x01\x01\x12H\n" +
 	"\x12comment_created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x10commentCreatedAt\x12H\n" +
 	"\x12comment_updated_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x10commentUpdatedAt\x12\x10\n" +
@@ -996,9 +1098,12 @@ const file_itsm_v1_objects_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAtB\x15\n" +
-	"\x13_created_by_user_idB\x15\n" +
-	"\x13_updated_by_user_id\"\xfd\x03\n" +
+	"updated_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x16\n" +
+	"\x06status\x18\r \x01(\tR\x06status\x12F\n" +
+	"\x11status_updated_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\x0fstatusUpdatedAtB\f\n" +
+	"\n" +
+	"_author_idB\x15\n" +
+	"\x13_updated_by_user_id\"\xe0\x04\n" +
 	"\n" +
 	"Attachment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
@@ -1007,16 +1112,18 @@ const file_itsm_v1_objects_proto_rawDesc = "" +
 	"\tmime_type\x18\x04 \x01(\tR\bmimeType\x12\x12\n" +
 	"\x04size\x18\x05 \x01(\x03R\x04size\x12\x16\n" +
 	"\x06active\x18\x06 \x01(\bR\x06active\x12\x10\n" +
-	"\x03url\x18\a \x01(\tR\x03url\x120\n" +
-	"\x12created_by_user_id\x18\b \x01(\tH\x00R\x0fcreatedByUserId\x88\x01\x01\x12N\n" +
+	"\x03url\x18\a \x01(\tR\x03url\x122\n" +
+	"\x13uploaded_by_user_id\x18\b \x01(\tH\x00R\x10uploadedByUserId\x88\x01\x01\x12N\n" +
 	"\x15attachment_created_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x13attachmentCreatedAt\x12D\n" +
 	"\x11vendor_attributes\x18\n" +
 	" \x01(\v2\x17.google.protobuf.StructR\x10vendorAttributes\x129\n" +
 	"\n" +
 	"created_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAtB\x15\n" +
-	"\x13_created_by_user_id\"\xbb\x02\n" +
+	"updated_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x16\n" +
+	"\x06status\x18\r \x01(\tR\x06status\x12F\n" +
+	"\x11status_updated_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\x0fstatusUpdatedAtB\x16\n" +
+	"\x14_uploaded_by_user_id\"\x83\x03\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x19\n" +
@@ -1027,8 +1134,9 @@ const file_itsm_v1_objects_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAtB\b\n" +
-	"\x06_email\"\xc9\x02\n" +
+	"updated_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12F\n" +
+	"\x11status_updated_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x0fstatusUpdatedAtB\b\n" +
+	"\x06_email\"\xa9\x03\n" +
 	"\x05Group\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
@@ -1039,7 +1147,10 @@ const file_itsm_v1_objects_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAtB5Z3github.com/itsmhub/itsm/proto/gen/go/itsm/v1;itsmv1b\x06proto3"
+	"updated_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x16\n" +
+	"\x06status\x18\t \x01(\tR\x06status\x12F\n" +
+	"\x11status_updated_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\x0fstatusUpdatedAtB5Z3github.com/itsmhub/itsm/proto/gen/go/itsm/v1;itsmv1b\x06proto3"
 
 var (
 	file_itsm_v1_objects_proto_rawDescOnce sync.Once
@@ -1075,26 +1186,31 @@ var file_itsm_v1_objects_proto_depIdxs = []int32{
 	7,  // 7: itsm.v1.Project.vendor_attributes:type_name -> google.protobuf.Struct
 	6,  // 8: itsm.v1.Project.created_at:type_name -> google.protobuf.Timestamp
 	6,  // 9: itsm.v1.Project.updated_at:type_name -> google.protobuf.Timestamp
-	6,  // 10: itsm.v1.Comment.comment_created_at:type_name -> google.protobuf.Timestamp
-	6,  // 11: itsm.v1.Comment.comment_updated_at:type_name -> google.protobuf.Timestamp
-	7,  // 12: itsm.v1.Comment.vendor_attributes:type_name -> google.protobuf.Struct
-	6,  // 13: itsm.v1.Comment.created_at:type_name -> google.protobuf.Timestamp
-	6,  // 14: itsm.v1.Comment.updated_at:type_name -> google.protobuf.Timestamp
-	6,  // 15: itsm.v1.Attachment.attachment_created_at:type_name -> google.protobuf.Timestamp
-	7,  // 16: itsm.v1.Attachment.vendor_attributes:type_name -> google.protobuf.Struct
-	6,  // 17: itsm.v1.Attachment.created_at:type_name -> google.protobuf.Timestamp
-	6,  // 18: itsm.v1.Attachment.updated_at:type_name -> google.protobuf.Timestamp
-	7,  // 19: itsm.v1.User.vendor_attributes:type_name -> google.protobuf.Struct
-	6,  // 20: itsm.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	6,  // 21: itsm.v1.User.updated_at:type_name -> google.protobuf.Timestamp
-	7,  // 22: itsm.v1.Group.vendor_attributes:type_name -> google.protobuf.Struct
-	6,  // 23: itsm.v1.Group.created_at:type_name -> google.protobuf.Timestamp
-	6,  // 24: itsm.v1.Group.updated_at:type_name -> google.protobuf.Timestamp
-	25, // [25:25] is the sub-list for method output_type
-	25, // [25:25] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	6,  // 10: itsm.v1.Project.status_updated_at:type_name -> google.protobuf.Timestamp
+	6,  // 11: itsm.v1.Comment.comment_created_at:type_name -> google.protobuf.Timestamp
+	6,  // 12: itsm.v1.Comment.comment_updated_at:type_name -> google.protobuf.Timestamp
+	7,  // 13: itsm.v1.Comment.vendor_attributes:type_name -> google.protobuf.Struct
+	6,  // 14: itsm.v1.Comment.created_at:type_name -> google.protobuf.Timestamp
+	6,  // 15: itsm.v1.Comment.updated_at:type_name -> google.protobuf.Timestamp
+	6,  // 16: itsm.v1.Comment.status_updated_at:type_name -> google.protobuf.Timestamp
+	6,  // 17: itsm.v1.Attachment.attachment_created_at:type_name -> google.protobuf.Timestamp
+	7,  // 18: itsm.v1.Attachment.vendor_attributes:type_name -> google.protobuf.Struct
+	6,  // 19: itsm.v1.Attachment.created_at:type_name -> google.protobuf.Timestamp
+	6,  // 20: itsm.v1.Attachment.updated_at:type_name -> google.protobuf.Timestamp
+	6,  // 21: itsm.v1.Attachment.status_updated_at:type_name -> google.protobuf.Timestamp
+	7,  // 22: itsm.v1.User.vendor_attributes:type_name -> google.protobuf.Struct
+	6,  // 23: itsm.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	6,  // 24: itsm.v1.User.updated_at:type_name -> google.protobuf.Timestamp
+	6,  // 25: itsm.v1.User.status_updated_at:type_name -> google.protobuf.Timestamp
+	7,  // 26: itsm.v1.Group.vendor_attributes:type_name -> google.protobuf.Struct
+	6,  // 27: itsm.v1.Group.created_at:type_name -> google.protobuf.Timestamp
+	6,  // 28: itsm.v1.Group.updated_at:type_name -> google.protobuf.Timestamp
+	6,  // 29: itsm.v1.Group.status_updated_at:type_name -> google.protobuf.Timestamp
+	30, // [30:30] is the sub-list for method output_type
+	30, // [30:30] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_itsm_v1_objects_proto_init() }

@@ -1,0 +1,265 @@
+package normalizer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	json "github.com/go-json-experiment/json/v1"
+	"go.uber.org/zap"
+
+	"github.com/itsmhub/itsm/pkg/itsm"
+	"github.com/itsmhub/itsm/pkg/jira"
+	"github.com/itsmhub/itsm/pkg/store"
+)
+
+// remapLoop re-maps the stored tickets of connections whose mapping changed
+// (a custom mapping, the site's priority order) and upgrades objects stored
+// in an older shape of the model (itsm.ModelVersion), until ctx ends. Each
+// object that changes gets a version one millisecond past its stored one,
+// so that its event has an id of its own; an object whose values stay is
+// left alone, and a shape-only upgrade is stored without an event.
+func (n *Normalizer) remapLoop(ctx context.Context) {
+	t := time.NewTicker(n.cfg.RemapEvery)
+	defer t.Stop()
+	for {
+		if err := n.remapDue(ctx); err != nil && ctx.Err() == nil {
+			n.log.Warn("re-mapping stored objects", zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// remapDue re-maps every connection that needs it.
+func (n *Normalizer) remapDue(ctx context.Context) error {
+	conns, err := n.store.FindConnections(ctx, store.ConnectionQuery{})
+	if err != nil {
+		return fmt.Errorf("list connections: %w", err)
+	}
+	now := n.cfg.Now()
+	for _, c := range conns {
+		if c.State == store.StateDeleted || !c.Detail.RemapDue(itsm.ModelVersion) {
+			continue
+		}
+		// Records mapped with the previous mapping may still be in flight
+		// from a cached connection: wait until every cache has the change.
+		if now.Sub(c.UpdatedAt) < n.cfg.ConnectionTTL {
+			continue
+		}
+		if err := n.remap(ctx, c); err != nil {
+			return fmt.Errorf("connection %s: %w", c.ID, err)
+		}
+	}
+	return nil
+}
+
+// remap re-maps and upgrades one connection's stored objects, then records
+// that it did.
+func (n *Normalizer) remap(ctx context.Context, conn *store.Connection) error {
+	rev, started := conn.Detail.MappingRevision, n.cfg.Now().UTC()
+	mapping := mappingOf(conn)
+	changed := 0
+	for _, kind := range itsm.Kinds {
+		f := store.Filter{OrganizationID: conn.OrganizationID, Kind: kind, ConnectionID: conn.ID,
+			UpdatedBefore: started.Add(time.Nanosecond), Limit: store.MaxLimit}
+		for {
+			page, err := n.store.List(ctx, f)
+			if err != nil {
+				return fmt.Errorf("list %ss: %w", kind, err)
+			}
+			for _, d := range page.Docs {
+				ok, err := n.remapDoc(ctx, conn, &mapping, d.Kind, d.ID)
+				if err != nil {
+					return err
+				}
+				if ok {
+					changed++
+				}
+			}
+			if page.NextCursor == "" {
+				break
+			}
+			f.Cursor = page.NextCursor
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		c, err := n.store.LookupConnection(ctx, conn.ID)
+		if err != nil {
+			return fmt.Errorf("read connection: %w", err)
+		}
+		c.Detail.RemappedRevision = max(c.Detail.RemappedRevision, rev)
+		c.Detail.ModelVersion = itsm.ModelVersion
+		err = n.store.UpdateConnection(ctx, c)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, store.ErrConflict) || attempt >= 20 {
+			return fmt.Errorf("record re-mapping: %w", err)
+		}
+	}
+	n.log.Info("re-mapped stored objects", zap.String("organization_id", conn.OrganizationID),
+		zap.String("connection_id", conn.ID), zap.Int64("mapping_revision", rev), zap.Int("changed", changed))
+	return nil
+}
+
+// remapDoc upgrades one stored object to the current model and, for a live
+// ticket, maps its vendor status and priority again. It reports whether a
+// value changed (and an event was published).
+func (n *Normalizer) remapDoc(ctx context.Context, conn *store.Connection, mapping *jira.Mapping, kind itsm.Kind, id string) (bool, error) {
+	unlock := n.locks.lock(id)
+	defer unlock()
+	cur, err := n.store.Get(ctx, conn.OrganizationID, kind, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read %s %s: %w", kind, id, err)
+	}
+	fields := topLevel(cur.Body)
+	base, err := upgrade(kind, fields, cur.Version, cur.Deleted)
+	if err != nil {
+		return false, fmt.Errorf("upgrade %s %s: %w", kind, id, err)
+	}
+	baseBody, err := json.Marshal(base)
+	if err != nil {
+		return false, fmt.Errorf("encode %s %s: %w", kind, id, err)
+	}
+	next, err := upgrade(kind, fields, cur.Version, cur.Deleted)
+	if err != nil {
+		return false, err
+	}
+	now := n.cfg.Now().UTC()
+	if t, ok := next.(*itsm.Ticket); ok && !cur.Deleted {
+		mapping.Remap(t)
+		if t.Status == "BACKLOG" { // no longer a status of the model
+			t.Status = itsm.StatusTodo
+		}
+		if t.Status != base.(*itsm.Ticket).Status {
+			t.StatusUpdatedAt = &now
+		}
+	}
+	rec := jira.Record{Kind: kind, ID: id, Version: time.UnixMilli(cur.Version + 1).UTC(), Deleted: cur.Deleted, Object: next}
+	createdAt, _ := timeField(fields, "created_at")
+	updatedAt, ok := timeField(fields, "updated_at")
+	if !ok {
+		updatedAt = now
+	}
+	doc, err := document(conn, rec, createdAt, updatedAt)
+	if err != nil {
+		return false, err
+	}
+	changed := diffFields(topLevel(baseBody), topLevel(doc.Body))
+	if len(changed) > 0 {
+		if doc, err = document(conn, rec, createdAt, now); err != nil {
+			return false, err
+		}
+	} else if string(doc.Body) == string(cur.Body) {
+		return false, nil // already current
+	}
+	n.cache.forget(kind, id)
+	outcome, err := n.store.Put(ctx, doc)
+	if err != nil {
+		return false, fmt.Errorf("write %s %s: %w", kind, id, err)
+	}
+	if outcome != store.Written || len(changed) == 0 {
+		return false, nil
+	}
+	if err := n.publish(ctx, conn, doc, itsm.ChangeUpdated, changed); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// upgrade decodes a stored body of any earlier model version into the
+// current object: renamed fields moved, lifecycle statuses derived from the
+// active flag, and a missing status_updated_at set to the stored version's
+// time. Values stay as stored (remapDoc changes those, with an event).
+func upgrade(kind itsm.Kind, fields map[string]json.RawMessage, version int64, deleted bool) (any, error) {
+	if fields == nil {
+		return nil, errors.New("stored body is not a JSON object")
+	}
+	moved := make(map[string]json.RawMessage, len(fields)+2)
+	for k, v := range fields {
+		moved[k] = v
+	}
+	rename := func(from, to string) {
+		if v, ok := moved[from]; ok {
+			if _, has := moved[to]; !has {
+				moved[to] = v
+			}
+			delete(moved, from)
+		}
+	}
+	var obj itsm.Lifecycle
+	switch kind {
+	case itsm.KindTicket:
+		obj = &itsm.Ticket{}
+	case itsm.KindProject:
+		obj = &itsm.Project{}
+	case itsm.KindComment:
+		rename("created_by_user_id", "author_id")
+		obj = &itsm.Comment{}
+	case itsm.KindAttachment:
+		rename("created_by_user_id", "uploaded_by_user_id")
+		obj = &itsm.Attachment{}
+	case itsm.KindUser:
+		obj = &itsm.User{}
+	case itsm.KindGroup:
+		obj = &itsm.Group{}
+	default:
+		return nil, fmt.Errorf("unknown kind %q", kind)
+	}
+	raw, err := json.Marshal(moved)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(raw, obj); err != nil {
+		return nil, err
+	}
+	var active bool
+	if v, ok := moved["active"]; ok {
+		_ = json.Unmarshal(v, &active)
+	}
+	switch o := obj.(type) {
+	case *itsm.Project:
+		if o.Status == "" {
+			o.Status = lifecycleOf(active, deleted)
+		}
+	case *itsm.Comment:
+		if o.Status == "" {
+			o.Status = lifecycleOf(true, deleted || !active)
+		}
+	case *itsm.Attachment:
+		if o.Status == "" {
+			o.Status = lifecycleOf(true, deleted || !active)
+		}
+	case *itsm.User:
+		if o.Status == "" {
+			o.Status = lifecycleOf(active, deleted)
+		}
+	case *itsm.Group:
+		if o.Status == "" {
+			o.Status = lifecycleOf(true, deleted || !active)
+		}
+	}
+	if at := obj.StatusTime(); *at == nil {
+		t := time.UnixMilli(version).UTC()
+		*at = &t
+	}
+	return obj, nil
+}
+
+func lifecycleOf(active, deleted bool) itsm.ObjectStatus {
+	switch {
+	case deleted:
+		return itsm.ObjectDeleted
+	case !active:
+		return itsm.ObjectInactive
+	}
+	return itsm.ObjectActive
+}
