@@ -36,14 +36,22 @@ func chromiumPath() string {
 	return ""
 }
 
-// browser starts a fresh headless Chromium (own profile, no background
-// traffic) for one test.
-func browser(t *testing.T) context.Context {
+// needChromium skips the test, saying why, when no browser is installed.
+func needChromium(t *testing.T) string {
 	t.Helper()
 	path := chromiumPath()
 	if path == "" {
 		t.Skip("browser tier skipped: no Chromium binary found (apt-get install chromium, or set ITSM_CHROMIUM)")
 	}
+	return path
+}
+
+// browser starts a fresh headless Chromium (own profile, no background
+// traffic) for one test. Start it after the platform: cleanups run in
+// reverse, so the browser and its open connections go first and the
+// platform's graceful shutdown does not wait for them.
+func browser(t *testing.T, path string) context.Context {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	t.Cleanup(cancel)
 	actx, cancelAlloc := chromedp.NewExecAllocator(ctx,
@@ -66,7 +74,9 @@ func browser(t *testing.T) context.Context {
 
 func start(t *testing.T) (*platformtest.Env, *jirasim.Server) {
 	t.Helper()
-	sim := jirasim.NewTestServer(t, jirasim.Options{Seed: 11, Projects: 1, IssuesPerProject: 2})
+	// Two sites and Atlassian's consent step, where the browser picks one.
+	sim := jirasim.NewTestServer(t, jirasim.Options{Seed: 11, Projects: 1, IssuesPerProject: 2,
+		Sites: []jirasim.Site{{}, {}}, ConsentScreen: true})
 	env := platformtest.StartWith(t, func(c *config.Config) {
 		c.APIKeys = map[string]string{apiKey: "acme-org"}
 		c.JiraAuthURL, c.JiraAPIURL = sim.URL(), sim.URL()
@@ -95,6 +105,21 @@ func connection(t *testing.T, env *platformtest.Env, id string) connections.View
 	return v
 }
 
+// jiraConsent opens the authorize URL, and on the simulator's consent
+// screen picks the site (its radio button's id) and clicks accept or deny;
+// it returns the response the browser lands on (the platform's page).
+func jiraConsent(t *testing.T, ctx context.Context, authorizeURL, siteRadio, button string) *network.Response {
+	t.Helper()
+	resp, err := chromedp.Run(ctx, chromedp.NavigateResponse(authorizeURL))
+	require.NoError(t, err)
+	require.EqualValues(t, http.StatusOK, resp.Status)
+	require.Contains(t, eval[string](t, ctx, "document.querySelector('h1').textContent"), "is requesting access to your Atlassian account")
+	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.ID(siteRadio))))
+	resp, err = chromedp.RunResponse(ctx, chromedp.Click(chromedp.ID(button)))
+	require.NoError(t, err)
+	return resp
+}
+
 func text(t *testing.T, ctx context.Context, id string) string {
 	t.Helper()
 	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID(id)))
@@ -114,13 +139,13 @@ func eval[T any](t *testing.T, ctx context.Context, js string) T {
 // the organization and the site, Confirm, the success page, and the
 // connection ACTIVE through the API.
 func TestBrowserConsentConfirmFlow(t *testing.T) {
-	ctx := browser(t)
+	chromium := needChromium(t)
 	env, sim := start(t)
-	site := sim.Default().Info()
+	ctx := browser(t, chromium)
+	site := sim.Sites()[1]
 	created := create(t, env, map[string]any{"site_url": site.URL})
 
-	resp, err := chromedp.Run(ctx, chromedp.NavigateResponse(created.OAuth2AuthorizeURL))
-	require.NoError(t, err)
+	resp := jiraConsent(t, ctx, created.OAuth2AuthorizeURL, "site-1", "accept")
 	require.EqualValues(t, http.StatusOK, resp.Status)
 	require.True(t, strings.HasPrefix(resp.URL, env.URL+"/oauth/callback?"), "landed on the callback: %s", resp.URL)
 	callback := resp.URL
@@ -168,6 +193,7 @@ func TestBrowserConsentConfirmFlow(t *testing.T) {
 	require.Equal(t, site.URL, v.SiteURL)
 	require.Equal(t, "HEALTHY", v.Health.Status)
 	require.Len(t, v.Webhooks, 1)
+	require.Len(t, sim.Site(site.ID).Webhooks(), 1, "registered on the chosen site")
 
 	// Opening the confirmation page's address again shows an error page,
 	// not a form: the state was spent.
@@ -182,18 +208,19 @@ func TestBrowserConsentConfirmFlow(t *testing.T) {
 // leaves the connection PENDING with the reason on the page and in the API;
 // a replayed callback and a declined consent show their own pages.
 func TestBrowserConsentErrorFlows(t *testing.T) {
-	ctx := browser(t)
+	chromium := needChromium(t)
 	env, sim := start(t)
-	declared := "https://acme-prod.atlassian.net"
+	ctx := browser(t, chromium)
+	declared := sim.Sites()[0].URL
 	created := create(t, env, map[string]any{"site_url": declared})
 
-	resp, err := chromedp.Run(ctx, chromedp.NavigateResponse(created.OAuth2AuthorizeURL))
-	require.NoError(t, err)
+	// At Jira the administrator picks the other site.
+	resp := jiraConsent(t, ctx, created.OAuth2AuthorizeURL, "site-1", "accept")
 	require.EqualValues(t, http.StatusConflict, resp.Status)
 	callback := resp.URL
 	require.Equal(t, "Wrong Jira site · ITSM platform", eval[string](t, ctx, "document.title"))
 	lead := text(t, ctx, "lead")
-	require.Contains(t, lead, sim.Default().Info().URL)
+	require.Contains(t, lead, sim.Sites()[1].URL)
 	require.Contains(t, lead, "stays PENDING")
 	require.NotContains(t, eval[string](t, ctx, "document.body.textContent"), declared)
 	require.Zero(t, eval[int](t, ctx, "document.forms.length"), "nothing to confirm")
@@ -205,15 +232,23 @@ func TestBrowserConsentErrorFlows(t *testing.T) {
 	require.Nil(t, v.PendingConsent)
 
 	// The same callback again: the state was spent.
-	resp, err = chromedp.Run(ctx, chromedp.NavigateResponse(callback))
+	resp, err := chromedp.Run(ctx, chromedp.NavigateResponse(callback))
 	require.NoError(t, err)
 	require.EqualValues(t, http.StatusConflict, resp.Status)
 	require.Equal(t, "This authorization link was already used", eval[string](t, ctx, "document.querySelector('h1').textContent"))
 
+	// Denying at Jira.
+	denied := create(t, env, nil)
+	resp = jiraConsent(t, ctx, denied.OAuth2AuthorizeURL, "site-0", "deny")
+	require.EqualValues(t, http.StatusBadRequest, resp.Status)
+	require.Equal(t, "Jira access was not granted", eval[string](t, ctx, "document.querySelector('h1').textContent"))
+	require.Contains(t, text(t, ctx, "lead"), "access_denied")
+	require.Equal(t, "PENDING", connection(t, env, denied.ID).State)
+
 	// Declining on the confirmation page.
 	other := create(t, env, nil)
-	_, err = chromedp.Run(ctx, chromedp.NavigateResponse(other.OAuth2AuthorizeURL))
-	require.NoError(t, err)
+	resp = jiraConsent(t, ctx, other.OAuth2AuthorizeURL, "site-0", "accept")
+	require.EqualValues(t, http.StatusOK, resp.Status)
 	require.NoError(t, chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("decline"))))
 	resp, err = chromedp.RunResponse(ctx, chromedp.Click(chromedp.ID("decline")))
 	require.NoError(t, err)
@@ -222,5 +257,7 @@ func TestBrowserConsentErrorFlows(t *testing.T) {
 	v = connection(t, env, other.ID)
 	require.Equal(t, "PENDING", v.State)
 	require.Nil(t, v.PendingConsent)
-	require.Empty(t, sim.Default().Webhooks())
+	for _, s := range sim.Sites() {
+		require.Empty(t, sim.Site(s.ID).Webhooks())
+	}
 }
