@@ -52,6 +52,8 @@ var (
 	ErrReauthorize = errors.New("the customer must reconnect the Jira site")
 	// ErrNotActive: the connection has no working grant yet.
 	ErrNotActive = errors.New("connection is not active")
+	// ErrVendor: the vendor failed a call made on the caller's behalf.
+	ErrVendor = errors.New("vendor call failed")
 	// ErrBadState: the OAuth state is forged or names no connection of its
 	// organization; ErrStateExpired and ErrStateUsed are kinds of it.
 	ErrBadState = errors.New("invalid OAuth state")

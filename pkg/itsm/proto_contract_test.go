@@ -113,7 +113,7 @@ func contractCases() []contractCase {
 
 		{"full", itsm.KindUser, itsm.User{
 			ID: "u-1", Name: "Ada Lovelace", Email: ptr("ada@example.com"), Status: itsm.ObjectActive, Active: true,
-			StatusUpdatedAt: ptr(tCET),
+			StatusUpdatedAt:  ptr(tCET),
 			VendorAttributes: vendorAttrs(), CreatedAt: tUTC, UpdatedAt: tCET,
 		}},
 		{"nil_pointers", itsm.KindUser, itsm.User{ID: "u-2", Name: "Hidden", Status: itsm.ObjectInactive, CreatedAt: tUTC, UpdatedAt: tUTC}},

@@ -403,7 +403,7 @@ func (m *Mapping) mapIssueOnly(is *issueJSON, deleted bool, at time.Time) (Recor
 		"status_mapped_by":   string(statusBy),
 		"priority_mapped_by": string(priorityBy),
 		"issue_type":         f.IssueType.Name.String(),
-		"custom_fields":   custom,
+		"custom_fields":      custom,
 	}
 	adf, description := richText(f.Description)
 	if adf != nil {
@@ -411,20 +411,20 @@ func (m *Mapping) mapIssueOnly(is *issueJSON, deleted bool, at time.Time) (Recor
 	}
 
 	t := &itsm.Ticket{
-		ID:               itsm.ObjectID(conn, itsm.KindTicket, id),
-		Name:             f.Summary.String(),
-		Description:      description,
-		Type:             f.IssueType.Name.String(),
-		Active:           !deleted,
-		Status:           status,
-		Priority:         priority,
-		ParentTicketID:   itsm.RefID(conn, itsm.KindTicket, f.Parent.ID.String()),
-		ProjectID:        itsm.RefID(conn, itsm.KindProject, f.Project.ID.String()),
-		AssignedUserID:   itsm.RefID(conn, itsm.KindUser, f.Assignee.vendorID()),
-		CreatedByUserID:  itsm.RefID(conn, itsm.KindUser, creator),
-		TicketCreatedAt:  timePtr(f.Created),
-		DueDate:          timePtr(f.DueDate),
-		ClosedAt:         timePtr(f.ResolutionDate),
+		ID:              itsm.ObjectID(conn, itsm.KindTicket, id),
+		Name:            f.Summary.String(),
+		Description:     description,
+		Type:            f.IssueType.Name.String(),
+		Active:          !deleted,
+		Status:          status,
+		Priority:        priority,
+		ParentTicketID:  itsm.RefID(conn, itsm.KindTicket, f.Parent.ID.String()),
+		ProjectID:       itsm.RefID(conn, itsm.KindProject, f.Project.ID.String()),
+		AssignedUserID:  itsm.RefID(conn, itsm.KindUser, f.Assignee.vendorID()),
+		CreatedByUserID: itsm.RefID(conn, itsm.KindUser, creator),
+		TicketCreatedAt: timePtr(f.Created),
+		DueDate:         timePtr(f.DueDate),
+		ClosedAt:        timePtr(f.ResolutionDate),
 		// The normalizer replaces this unless the ticket is new to it: the
 		// vendor's category change date is only a first guess of when the
 		// ITSM status last changed.

@@ -347,3 +347,26 @@ func TestIDsDependOnConnection(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, a[0].ID, again[0].ID)
 }
+
+// Jira Server deliveries omit fields.updated: the delivery's timestamp
+// versions the update instead of dead-lettering it.
+func TestWebhookUpdateWithoutFieldsUpdatedUsesTheTimestamp(t *testing.T) {
+	m := &jira.Mapping{ConnectionID: "c"}
+	body := []byte(`{"webhookEvent":"jira:issue_updated","timestamp":1700000000123,
+		"issue":{"id":"10001","key":"OPS-1","fields":{"summary":"s","status":{"name":"Done","statusCategory":{"key":"done"}}}},
+		"changelog":{"items":[{"field":"status","fromString":"To Do","toString":"Done"}]}}`)
+	recs, err := m.MapWebhook(body)
+	require.NoError(t, err)
+	require.Len(t, recs, 1)
+	require.Equal(t, int64(1700000000123), recs[0].Version.UnixMilli())
+	tk := recs[0].Object.(*itsm.Ticket)
+	require.Equal(t, itsm.StatusClosed, tk.Status)
+	require.Equal(t, int64(1700000000123), tk.StatusUpdatedAt.UnixMilli())
+
+	// Without a timestamp either, nothing versions it: still malformed.
+	_, err = m.MapWebhook([]byte(`{"webhookEvent":"jira:issue_updated","issue":{"id":"10001","fields":{"summary":"s"}}}`))
+	require.ErrorIs(t, err, jira.ErrMalformed)
+	// A present but unparseable fields.updated is not papered over.
+	_, err = m.MapWebhook([]byte(`{"webhookEvent":"jira:issue_updated","timestamp":1700000000123,"issue":{"id":"10001","fields":{"updated":"yesterday"}}}`))
+	require.ErrorIs(t, err, jira.ErrMalformed)
+}

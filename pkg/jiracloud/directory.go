@@ -5,8 +5,11 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	json "github.com/go-json-experiment/json/v1"
+
+	"github.com/itsmhub/itsm/pkg/store"
 )
 
 // PageBean is Jira's generic offset page (group/bulk, group/member,
@@ -111,4 +114,43 @@ func (c *Client) Priorities(ctx context.Context, startAt int) (*PageBean, error)
 		return nil, err
 	}
 	return &p, nil
+}
+
+// Catalog reads what the site defines for mapping: its statuses with their
+// categories, and its priorities in Jira's order (highest first).
+func (c *Client) Catalog(ctx context.Context, now time.Time) (*store.Catalog, error) {
+	cat := &store.Catalog{ReadAt: now}
+	sts, err := c.Statuses(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, raw := range sts {
+		var s struct {
+			Name     string `json:"name"`
+			Category struct {
+				Key string `json:"key"`
+			} `json:"statusCategory"`
+		}
+		if json.Unmarshal(raw, &s) == nil && s.Name != "" {
+			cat.Statuses = append(cat.Statuses, store.CatalogStatus{Name: s.Name, Category: s.Category.Key})
+		}
+	}
+	for start := 0; ; {
+		p, err := c.Priorities(ctx, start)
+		if err != nil {
+			return nil, err
+		}
+		for _, raw := range p.Values {
+			var pr struct {
+				Name string `json:"name"`
+			}
+			if json.Unmarshal(raw, &pr) == nil && pr.Name != "" {
+				cat.Priorities = append(cat.Priorities, pr.Name)
+			}
+		}
+		if p.Last() || len(p.Values) == 0 {
+			return cat, nil
+		}
+		start += len(p.Values)
+	}
 }

@@ -3,6 +3,7 @@ package platform_test
 import (
 	"io"
 	"net/http"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	json "github.com/go-json-experiment/json/v1"
 	"github.com/stretchr/testify/require"
 
+	"github.com/itsmhub/itsm/pkg/itsm"
 	"github.com/itsmhub/itsm/pkg/platform/platformtest"
 	"github.com/itsmhub/itsm/services/receiver"
 )
@@ -54,4 +56,47 @@ func keys(m map[string]bool) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// TestOpenAPISchemasMatchTheModel: each object's schema lists exactly the
+// JSON fields of its Go type, and the enums are the Go values.
+func TestOpenAPISchemasMatchTheModel(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]json.RawMessage `json:"properties"`
+				Enum       []string                   `json:"enum"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	require.NoError(t, json.Unmarshal(receiver.OpenAPI, &doc))
+	for name, obj := range map[string]any{"Ticket": itsm.Ticket{}, "Project": itsm.Project{}, "Comment": itsm.Comment{},
+		"Attachment": itsm.Attachment{}, "User": itsm.User{}, "Group": itsm.Group{}} {
+		var fields []string
+		rt := reflect.TypeOf(obj)
+		for i := range rt.NumField() {
+			tag, _, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ",")
+			fields = append(fields, tag)
+		}
+		var documented []string
+		for k := range doc.Components.Schemas[name].Properties {
+			documented = append(documented, k)
+		}
+		sort.Strings(fields)
+		sort.Strings(documented)
+		require.Equal(t, fields, documented, "schema %s", name)
+	}
+	var statuses, objStatuses, priorities []string
+	for _, s := range itsm.Statuses {
+		statuses = append(statuses, string(s))
+	}
+	for _, s := range itsm.ObjectStatuses {
+		objStatuses = append(objStatuses, string(s))
+	}
+	for _, p := range itsm.Priorities {
+		priorities = append(priorities, string(p))
+	}
+	require.Equal(t, statuses, doc.Components.Schemas["Status"].Enum)
+	require.Equal(t, objStatuses, doc.Components.Schemas["ObjectStatus"].Enum)
+	require.Equal(t, priorities, doc.Components.Schemas["Priority"].Enum)
 }

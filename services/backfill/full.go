@@ -295,45 +295,12 @@ func (r *run) projectDeleted(ctx context.Context, key string) (bool, error) {
 // connection's mapping leaves UNKNOWN are logged and shown in the sync's
 // progress, so operators see what to add to the custom mappings.
 func (r *run) statuses(ctx context.Context) error {
-	cat := store.Catalog{ReadAt: r.w.d.Now().UTC()}
-	var sts []json.RawMessage
+	var cat *store.Catalog
 	if err := r.call(ctx, func(ctx context.Context) (err error) {
-		sts, err = r.client.Statuses(ctx)
+		cat, err = r.client.Catalog(ctx, r.w.d.Now().UTC())
 		return err
 	}); err != nil {
 		return err
-	}
-	for _, raw := range sts {
-		var s struct {
-			Name     string `json:"name"`
-			Category struct {
-				Key string `json:"key"`
-			} `json:"statusCategory"`
-		}
-		if json.Unmarshal(raw, &s) == nil && s.Name != "" {
-			cat.Statuses = append(cat.Statuses, store.CatalogStatus{Name: s.Name, Category: s.Category.Key})
-		}
-	}
-	for start := 0; ; {
-		var p *jiracloud.PageBean
-		if err := r.call(ctx, func(ctx context.Context) (err error) {
-			p, err = r.client.Priorities(ctx, start)
-			return err
-		}); err != nil {
-			return err
-		}
-		for _, raw := range p.Values {
-			var pr struct {
-				Name string `json:"name"`
-			}
-			if json.Unmarshal(raw, &pr) == nil && pr.Name != "" {
-				cat.Priorities = append(cat.Priorities, pr.Name)
-			}
-		}
-		if p.Last() || len(p.Values) == 0 {
-			break
-		}
-		start += len(p.Values)
 	}
 	m := jira.Mapping{Status: r.conn.Options.StatusMapping.Map(), Priority: r.conn.Options.PriorityMapping.Map(), PriorityScheme: cat.Priorities}
 	var unmapped []string
@@ -354,7 +321,7 @@ func (r *run) statuses(ctx context.Context) error {
 		if old := c.Detail.Catalog; old == nil || !slices.Equal(old.Priorities, cat.Priorities) {
 			c.Detail.MappingRevision++
 		}
-		c.Detail.Catalog = &cat
+		c.Detail.Catalog = cat
 		return nil
 	}); err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	json "github.com/go-json-experiment/json/v1"
@@ -562,6 +563,11 @@ func document(conn *store.Connection, rec jira.Record, createdAt, updatedAt time
 	case *itsm.User:
 		o.CreatedAt, o.UpdatedAt = createdAt, updatedAt
 		d.Status = string(o.Status)
+		if o.Email != nil {
+			// A user's human key, for the email filter; addresses compare
+			// case-insensitively.
+			d.Identifier = strings.ToLower(*o.Email)
+		}
 	case *itsm.Group:
 		o.CreatedAt, o.UpdatedAt = createdAt, updatedAt
 		d.Status = string(o.Status)

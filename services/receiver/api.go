@@ -2,8 +2,10 @@ package receiver
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	json "github.com/go-json-experiment/json/v1"
@@ -48,11 +50,11 @@ var collections = map[string]itsm.Kind{
 // silently ignored, so a typo never looks like an empty result.
 var filtersByKind = map[itsm.Kind][]string{
 	itsm.KindTicket:     {"status", "priority", "project_id", "assigned_user_id", "identifier", "connection_id", "updated_since"},
-	itsm.KindProject:    {"identifier", "connection_id", "updated_since"},
-	itsm.KindComment:    {"ticket_id", "connection_id", "updated_since"},
-	itsm.KindAttachment: {"ticket_id", "connection_id", "updated_since"},
-	itsm.KindUser:       {"status", "connection_id", "updated_since"},
-	itsm.KindGroup:      {"connection_id", "updated_since"},
+	itsm.KindProject:    {"status", "identifier", "connection_id", "updated_since"},
+	itsm.KindComment:    {"status", "ticket_id", "connection_id", "updated_since"},
+	itsm.KindAttachment: {"status", "ticket_id", "connection_id", "updated_since"},
+	itsm.KindUser:       {"status", "email", "connection_id", "updated_since"},
+	itsm.KindGroup:      {"status", "connection_id", "updated_since"},
 }
 
 func (s *Server) routeReadAPI(g *echo.Group) {
@@ -86,12 +88,16 @@ func (s *Server) listHandler(kind itsm.Kind) echo.HandlerFunc {
 			ProjectID: q.Get("project_id"), TicketID: q.Get("ticket_id"), AssignedUserID: q.Get("assigned_user_id"),
 			Identifier: q.Get("identifier"), Cursor: q.Get("cursor"),
 		}
-		if v := q.Get("status"); v != "" && kind == itsm.KindTicket {
-			st, err := itsm.ParseStatus(v)
+		if v := q.Get("status"); v != "" {
+			st, err := parseStatusFilter(kind, v)
 			if err != nil {
 				return fail(http.StatusBadRequest, "invalid_filter", "status: "+err.Error())
 			}
-			f.Status = string(st)
+			f.Status = st
+		}
+		if v := q.Get("email"); v != "" {
+			// Users' identifier is their lower-cased email address.
+			f.Identifier = strings.ToLower(v)
 		}
 		if v := q.Get("priority"); v != "" {
 			p, err := itsm.ParsePriority(v)
@@ -142,8 +148,37 @@ func (s *Server) getHandler(kind itsm.Kind) echo.HandlerFunc {
 	}
 }
 
+// parseStatusFilter checks a status filter against the kind's enum.
+func parseStatusFilter(kind itsm.Kind, v string) (string, error) {
+	if kind == itsm.KindTicket {
+		st, err := itsm.ParseStatus(v)
+		return string(st), err
+	}
+	st, err := itsm.ParseObjectStatus(v)
+	return string(st), err
+}
+
+// getByIdentifier answers the ticket with a human key; keys are unique only
+// per connection, so connection_id picks the connection's one.
 func (s *Server) getByIdentifier(c echo.Context) error {
-	d, err := s.store.GetByIdentifier(c.Request().Context(), OrganizationID(c), itsm.KindTicket, c.Param("identifier"))
+	q := c.QueryParams()
+	for k := range q {
+		if k != "connection_id" {
+			return fail(http.StatusBadRequest, "invalid_filter", "unknown query parameter "+strconv.Quote(k)+" for tickets/by-identifier")
+		}
+	}
+	ctx, org, key := c.Request().Context(), OrganizationID(c), c.Param("identifier")
+	if conn := q.Get("connection_id"); conn != "" {
+		page, err := s.store.List(ctx, store.Filter{OrganizationID: org, Kind: itsm.KindTicket, ConnectionID: conn, Identifier: key, Limit: 1})
+		if err != nil {
+			return err
+		}
+		if len(page.Docs) == 0 {
+			return fmt.Errorf("ticket %s of connection %s: %w", key, conn, store.ErrNotFound)
+		}
+		return c.JSONBlob(http.StatusOK, page.Docs[0].Body)
+	}
+	d, err := s.store.GetByIdentifier(ctx, org, itsm.KindTicket, key)
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ type ConnectionService interface {
 	Patch(ctx context.Context, orgID, id string, req connections.PatchRequest) (*store.Connection, error)
 	Delete(ctx context.Context, orgID, id string, purge bool) error
 	Authorize(ctx context.Context, orgID, id string) (string, error)
+	Mappings(ctx context.Context, orgID, id string) (*connections.MappingReport, error)
 	ConsentService
 }
 
@@ -92,6 +93,13 @@ func (s *Server) MountConnections(svc ConnectionService, syncs SyncRequester) {
 			return err
 		}
 		return c.NoContent(http.StatusNoContent)
+	})
+	g.GET("/:id/mappings", func(c echo.Context) error {
+		report, err := svc.Mappings(c.Request().Context(), OrganizationID(c), c.Param("id"))
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, report)
 	})
 	g.POST("/:id/authorize", func(c echo.Context) error {
 		url, err := svc.Authorize(c.Request().Context(), OrganizationID(c), c.Param("id"))

@@ -39,6 +39,10 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		ae = &apiError{Status: http.StatusBadRequest, Code: "invalid_" + fieldCode(ve.Field), Message: ve.Error()}
 	case errors.Is(err, connections.ErrBadState):
 		ae = &apiError{Status: http.StatusBadRequest, Code: "invalid_state", Message: "invalid, expired or already used OAuth state; start the authorization again"}
+	case errors.Is(err, connections.ErrNotActive):
+		ae = &apiError{Status: http.StatusConflict, Code: "not_active", Message: "the connection has no working grant yet; authorize it first"}
+	case errors.Is(err, connections.ErrVendor):
+		ae = &apiError{Status: http.StatusBadGateway, Code: "vendor_unavailable", Message: "the vendor did not answer as expected; try again later"}
 	case errors.Is(err, store.ErrConflict):
 		ae = &apiError{Status: http.StatusConflict, Code: "conflict", Message: "the resource changed concurrently; retry"}
 	case errors.Is(err, store.ErrNotFound):

@@ -1,0 +1,88 @@
+package connections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/itsmhub/itsm/pkg/itsm"
+	"github.com/itsmhub/itsm/pkg/jira"
+	"github.com/itsmhub/itsm/pkg/store"
+)
+
+// MappingReport is every status and priority a connection's site defines,
+// with the ITSM value each maps to and why, so that an admin can check (and
+// fix with a PATCH of the mappings) before data flows.
+type MappingReport struct {
+	// Source is "vendor" when read from the site just now, "last_sync"
+	// when the site could not be asked and the last full sync's catalog
+	// answers instead.
+	Source     string           `json:"source"`
+	ReadAt     time.Time        `json:"read_at"`
+	Statuses   []MappedStatus   `json:"statuses"`
+	Priorities []MappedPriority `json:"priorities"`
+}
+
+// MappedStatus is one vendor status and its ITSM status.
+type MappedStatus struct {
+	Name     string        `json:"name"`
+	Category string        `json:"category,omitempty"`
+	Status   itsm.Status   `json:"status"`
+	MappedBy jira.Decision `json:"mapped_by"`
+}
+
+// MappedPriority is one vendor priority (in the site's order, highest
+// first) and its ITSM priority.
+type MappedPriority struct {
+	Name     string        `json:"name"`
+	Priority itsm.Priority `json:"priority"`
+	MappedBy jira.Decision `json:"mapped_by"`
+}
+
+// Mappings reports how the connection maps its site's statuses and
+// priorities with its current options.
+func (m *Manager) Mappings(ctx context.Context, orgID, id string) (*MappingReport, error) {
+	c, err := m.store.GetConnection(ctx, orgID, id)
+	if err != nil {
+		return nil, err
+	}
+	if c.State == store.StateDeleted {
+		return nil, fmt.Errorf("connection %s: %w", id, store.ErrNotFound)
+	}
+	report := &MappingReport{Source: "vendor", ReadAt: m.cfg.Now().UTC()}
+	cat, err := m.readCatalog(ctx, c)
+	if err != nil {
+		if c.Detail.Catalog == nil {
+			if errors.Is(err, ErrNotActive) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w: read the site's statuses and priorities: %w", ErrVendor, err)
+		}
+		cat, report.Source, report.ReadAt = c.Detail.Catalog, "last_sync", c.Detail.Catalog.ReadAt
+	}
+	mp := jira.Mapping{Status: c.Options.StatusMapping.Map(), Priority: c.Options.PriorityMapping.Map(), PriorityScheme: cat.Priorities}
+	report.Statuses = make([]MappedStatus, 0, len(cat.Statuses))
+	for _, s := range cat.Statuses {
+		st, by := mp.MapStatus(s.Name, s.Category)
+		report.Statuses = append(report.Statuses, MappedStatus{Name: s.Name, Category: s.Category, Status: st, MappedBy: by})
+	}
+	report.Priorities = make([]MappedPriority, 0, len(cat.Priorities))
+	for _, name := range cat.Priorities {
+		p, by := mp.MapPriority(name)
+		report.Priorities = append(report.Priorities, MappedPriority{Name: name, Priority: p, MappedBy: by})
+	}
+	return report, nil
+}
+
+// readCatalog asks the site for its statuses and priorities.
+func (m *Manager) readCatalog(ctx context.Context, c *store.Connection) (*store.Catalog, error) {
+	if c.State != store.StateActive && c.State != store.StatePaused {
+		return nil, fmt.Errorf("connection %s is %s: %w", c.ID, c.State, ErrNotActive)
+	}
+	client, err := m.Client(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return client.Catalog(ctx, m.cfg.Now().UTC())
+}
