@@ -319,3 +319,72 @@ func platformtestWithOrg(t *testing.T, sim *jirasim.Server, clock *jirasim.Manua
 		c.JiraClientID, c.JiraClientSecret = sim.ClientID(), sim.ClientSecret()
 	}, platform.WithClock(clock.Now))
 }
+
+// Two confirmations of one form at once: exactly one activates.
+func TestConsentConcurrentConfirmationsActivateOnce(t *testing.T) {
+	env, _, _ := startWithSim(t, jirasim.Options{Seed: 3, Projects: 1, IssuesPerProject: 1})
+	created := createConnection(t, env, keyA, nil)
+	page := platformtest.Consent(t, created.OAuth2AuthorizeURL)
+	require.Equal(t, http.StatusOK, page.Status, page.Body)
+	form := url.Values{"consent_token": {page.Token}, "decision": {"confirm"}}.Encode()
+	statuses := make(chan int, 4)
+	for range 4 {
+		go func() {
+			req, _ := http.NewRequest(http.MethodPost, env.URL+"/oauth/confirm", strings.NewReader(form))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.AddCookie(&http.Cookie{Name: page.Cookie.Name, Value: page.Cookie.Value})
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				statuses <- 0
+				return
+			}
+			resp.Body.Close()
+			statuses <- resp.StatusCode
+		}()
+	}
+	ok := 0
+	for range 4 {
+		if st := <-statuses; st == http.StatusOK {
+			ok++
+		} else {
+			require.Equal(t, http.StatusConflict, st)
+		}
+	}
+	require.Equal(t, 1, ok)
+	require.Equal(t, "ACTIVE", getConnection(t, env, keyA, created.ID).State)
+}
+
+// A grant covering several sites: the declared one is used, on the page and
+// after confirmation.
+func TestConsentPicksTheDeclaredSiteOfSeveral(t *testing.T) {
+	env, sim, _ := startWithSim(t, jirasim.Options{Seed: 3, Projects: 1, IssuesPerProject: 1, Sites: []jirasim.Site{{}, {}}})
+	second := sim.Sites()[1]
+	created := createConnection(t, env, keyA, map[string]any{"site_url": second.URL})
+	page := platformtest.Consent(t, created.OAuth2AuthorizeURL)
+	require.Equal(t, http.StatusOK, page.Status, page.Body)
+	require.Contains(t, page.Body, `<dd id="site">`+second.Name+" ("+second.URL+")</dd>")
+	st, body := page.Submit(t, "confirm")
+	require.Equal(t, http.StatusOK, st, body)
+	v := getConnection(t, env, keyA, created.ID)
+	require.Equal(t, "ACTIVE", v.State)
+	require.Equal(t, second.URL, v.SiteURL)
+	require.Len(t, v.Sites, 2, "the grant's sites are recorded")
+}
+
+// The declared site changed between the callback and the confirmation:
+// the confirmation checks again and activates nothing.
+func TestConsentConfirmationChecksTheSiteAgain(t *testing.T) {
+	env, sim, _ := startWithSim(t, jirasim.Options{Seed: 3, Projects: 1, IssuesPerProject: 1})
+	created := createConnection(t, env, keyA, nil)
+	page := platformtest.Consent(t, created.OAuth2AuthorizeURL)
+	require.Equal(t, http.StatusOK, page.Status, page.Body)
+	st, body := env.Call(t, http.MethodPatch, keyA, "/v1/connections/"+created.ID,
+		map[string]any{"options": map[string]any{"site_url": "https://elsewhere.atlassian.net"}})
+	require.Equal(t, http.StatusOK, st, body)
+	st, body = page.Submit(t, "confirm")
+	requireErrorPage(t, st, body, http.StatusConflict, "Wrong Jira site")
+	v := requireNotConnected(t, env, sim, keyA, created.ID)
+	require.Nil(t, v.PendingConsent)
+	require.Equal(t, "FAILED", v.Health.Status)
+	require.Contains(t, v.Health.Description, "https://elsewhere.atlassian.net")
+}
