@@ -157,23 +157,14 @@ func (m *Manager) consentFailed(ctx context.Context, c *store.Connection, desc s
 	}
 }
 
-// ConsentTarget reads which connection a form token is for, without
-// spending it, so that a page can name the organization; forged or
-// expired tokens are errors.
-func (m *Manager) ConsentTarget(formToken string) (orgID, connID string, err error) {
-	f, err := m.verifyConsent(formToken)
-	if err != nil {
-		return "", "", err
-	}
-	return f[0], f[1], nil
-}
-
 func (m *Manager) verifyConsent(formToken string) ([]string, error) {
 	if formToken == "" {
 		return nil, ErrConsentMissing
 	}
 	f, err := verifyToken(m.cfg.StateKey, purposeConsent, formToken, 4, m.cfg.Now())
 	switch {
+	case err == nil && (f[0] == "" || f[1] == ""):
+		return nil, ErrConsentForged
 	case errors.Is(err, errTokenExpired):
 		return f, ErrConsentExpired
 	case err != nil:

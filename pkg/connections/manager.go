@@ -231,7 +231,8 @@ func (m *Manager) Create(ctx context.Context, orgID string, req CreateRequest) (
 	return c, authURL, nil
 }
 
-// Authorize issues a new consent URL (the previous state stops working).
+// Authorize issues a new consent URL: the previous state stops working and
+// a consent still waiting for confirmation is discarded.
 func (m *Manager) Authorize(ctx context.Context, orgID, id string) (string, error) {
 	var url string
 	_, err := m.update(ctx, orgID, id, func(c *store.Connection) error {
@@ -239,6 +240,7 @@ func (m *Manager) Authorize(ctx context.Context, orgID, id string) (string, erro
 			return fmt.Errorf("connection %s: %w", id, store.ErrNotFound)
 		}
 		url = m.issueState(c)
+		c.Detail.Consent = nil
 		return nil
 	})
 	return url, err

@@ -104,7 +104,8 @@ func verifyState(key []byte, state string, now time.Time) (orgID, connID, nonceH
 	switch {
 	case errors.Is(err, errTokenExpired):
 		return "", "", "", ErrStateExpired
-	case err != nil:
+	case err != nil, f[0] == "", f[1] == "":
+		// An empty organization would make the lookup unscoped.
 		return "", "", "", ErrBadState
 	}
 	return f[0], f[1], hashNonce(f[2]), nil

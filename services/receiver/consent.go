@@ -71,16 +71,11 @@ type page struct {
 
 type fact struct{ ID, Term, Value string }
 
-type confirmForm struct{ Token, OrganizationID, SiteURL string }
+type confirmForm struct{ Action, Token, OrganizationID, SiteURL string }
 
 // mountConsent adds the OAuth callback and the confirmation.
 func (s *Server) mountConsent(svc ConsentService) {
-	public, _ := url.Parse(svc.PublicURL())
-	secure := public != nil && public.Scheme == "https"
-	origin := ""
-	if public != nil {
-		origin = public.Scheme + "://" + public.Host
-	}
+	origin, confirmPath, secure := publicEndpoints(svc.PublicURL())
 	s.echo.GET("/oauth/callback", func(c echo.Context) error {
 		if e := c.QueryParam("error"); e != "" {
 			// Only an OAuth error code is echoed: free text in a link must
@@ -102,7 +97,7 @@ func (s *Server) mountConsent(svc ConsentService) {
 		if err != nil {
 			return s.consentError(c, err)
 		}
-		http.SetCookie(c.Response(), &http.Cookie{Name: consentCookie, Value: consent.BrowserKey, Path: "/oauth/confirm",
+		http.SetCookie(c.Response(), &http.Cookie{Name: consentCookie, Value: consent.BrowserKey, Path: confirmPath,
 			Expires: consent.ExpiresAt, HttpOnly: true, Secure: secure, SameSite: http.SameSiteStrictMode})
 		site := consent.SiteURL
 		if consent.SiteName != "" {
@@ -113,12 +108,12 @@ func (s *Server) mountConsent(svc ConsentService) {
 			Facts: []fact{{"organization", "Organization", consent.OrganizationID}, {"site", "Jira site", site},
 				{"connection", "Connection", consent.ConnectionID},
 				{"expires", "Confirm before", consent.ExpiresAt.UTC().Format("2006-01-02 15:04:05 UTC")}},
-			Form: &confirmForm{Token: consent.FormToken, OrganizationID: consent.OrganizationID, SiteURL: consent.SiteURL}})
+			Form: &confirmForm{Action: confirmPath, Token: consent.FormToken, OrganizationID: consent.OrganizationID, SiteURL: consent.SiteURL}})
 	})
 	s.echo.POST("/oauth/confirm", func(c echo.Context) error {
 		r := c.Request()
 		// The cookie is spent whatever the outcome.
-		http.SetCookie(c.Response(), &http.Cookie{Name: consentCookie, Value: "", Path: "/oauth/confirm", MaxAge: -1,
+		http.SetCookie(c.Response(), &http.Cookie{Name: consentCookie, Value: "", Path: confirmPath, MaxAge: -1,
 			HttpOnly: true, Secure: secure, SameSite: http.SameSiteStrictMode})
 		if o := r.Header.Get("Origin"); o != "" && o != origin {
 			return s.consentError(c, connections.ErrConsentBrowser)
@@ -153,6 +148,23 @@ func (s *Server) mountConsent(svc ConsentService) {
 			Lead: "The Jira site is connected to the organization. Its webhook is registered and the first full sync has been requested.",
 			Next: "You can close this page. The connection's health and sync progress are in GET /v1/connections/" + conn.ID + "."})
 	})
+}
+
+// publicEndpoints derives from the public URL the Origin a browser sends
+// (no default port), the confirm path (behind a proxy that mounts the
+// service under a path, the form and the cookie follow it) and whether
+// the cookie must be Secure.
+func publicEndpoints(publicURL string) (origin, confirmPath string, secure bool) {
+	u, err := url.Parse(publicURL)
+	if err != nil {
+		u = &url.URL{}
+	}
+	secure = u.Scheme == "https"
+	host := u.Host
+	if p := u.Port(); (secure && p == "443") || (u.Scheme == "http" && p == "80") {
+		host = strings.TrimSuffix(host, ":"+p)
+	}
+	return u.Scheme + "://" + host, strings.TrimRight(u.Path, "/") + "/oauth/confirm", secure
 }
 
 // consentError renders the error page of a refused consent step: a title
