@@ -2,14 +2,20 @@ package browser_test
 
 import (
 	"context"
+	"fmt"
+	"html"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	json "github.com/go-json-experiment/json/v1"
 	"github.com/stretchr/testify/require"
@@ -260,4 +266,48 @@ func TestBrowserConsentErrorFlows(t *testing.T) {
 	for _, s := range sim.Sites() {
 		require.Empty(t, sim.Site(s.ID).Webhooks())
 	}
+}
+
+// The pages refuse to be framed (clickjacking the Confirm button): a page
+// of another origin that frames one gets Chromium's error document, while
+// the simulator's consent page, which sets no such header, loads framed.
+func TestBrowserConsentPagesRefuseFraming(t *testing.T) {
+	chromium := needChromium(t)
+	env, _ := start(t)
+	ctx := browser(t, chromium)
+	created := create(t, env, nil)
+
+	// The other site: a page of another origin that frames its ?src=.
+	framer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><title>framer</title><iframe src="%s"></iframe>`, html.EscapeString(r.URL.Query().Get("src")))
+	}))
+	t.Cleanup(framer.Close)
+	// framed loads src in an iframe of the other site's page and returns
+	// what the frame committed: its URL, and the URL that could not be
+	// shown when Chromium refused it.
+	framed := func(src string) (committed, unreachable string) {
+		t.Helper()
+		tab, closeTab := chromedp.NewContext(ctx)
+		defer closeTab()
+		require.NoError(t, chromedp.Do(tab, chromedp.Navigate(framer.URL+"/?src="+url.QueryEscape(src))))
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			require.True(t, time.Now().Before(deadline), "the frame of %s never committed", src)
+			tree, err := chromedp.Call(tab, page.GetFrameTree, cdp.Empty{})
+			require.NoError(t, err)
+			if kids := tree.FrameTree.ChildFrames; len(kids) == 1 {
+				if f := kids[0].Frame; f.URL != "" && f.URL != "about:blank" {
+					return f.URL, f.UnreachableURL
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	committed, unreachable := framed(env.URL + "/oauth/callback?error=access_denied")
+	require.True(t, strings.HasPrefix(committed, "chrome-error://"), "the platform's page was shown in a frame: %s", committed)
+	require.Equal(t, env.URL+"/oauth/callback?error=access_denied", unreachable)
+	committed, unreachable = framed(created.OAuth2AuthorizeURL)
+	require.Equal(t, created.OAuth2AuthorizeURL, committed, "the control page loads framed")
+	require.Empty(t, unreachable)
 }
