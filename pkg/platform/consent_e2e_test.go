@@ -388,3 +388,19 @@ func TestConsentConfirmationChecksTheSiteAgain(t *testing.T) {
 	require.Equal(t, "FAILED", v.Health.Status)
 	require.Contains(t, v.Health.Description, "https://elsewhere.atlassian.net")
 }
+
+// Asking for a new authorize URL abandons a consent waiting for
+// confirmation: its tokens are discarded and its form is refused.
+func TestConsentNewAuthorizationDiscardsThePendingOne(t *testing.T) {
+	env, sim, _ := startWithSim(t, jirasim.Options{Seed: 3, Projects: 1, IssuesPerProject: 1})
+	created := createConnection(t, env, keyA, nil)
+	page := platformtest.Consent(t, created.OAuth2AuthorizeURL)
+	require.Equal(t, http.StatusOK, page.Status, page.Body)
+	require.NotNil(t, getConnection(t, env, keyA, created.ID).PendingConsent)
+	st, body := env.Call(t, http.MethodPost, keyA, "/v1/connections/"+created.ID+"/authorize", nil)
+	require.Equal(t, http.StatusOK, st, body)
+	v := requireNotConnected(t, env, sim, keyA, created.ID)
+	require.Nil(t, v.PendingConsent)
+	st, body = page.Submit(t, "confirm")
+	requireErrorPage(t, st, body, http.StatusConflict, "This confirmation was already used")
+}
