@@ -209,6 +209,7 @@ func TestConsentConfirmationIsCSRFProtected(t *testing.T) {
 		require.NoError(t, err)
 		resp.Body.Close()
 		require.Equal(t, http.StatusForbidden, resp.StatusCode)
+		require.Empty(t, resp.Cookies(), "a forged post cannot clear the administrator's cookie")
 		requireNotConnected(t, env, sim, keyA, created.ID)
 	})
 

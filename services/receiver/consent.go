@@ -112,9 +112,6 @@ func (s *Server) mountConsent(svc ConsentService) {
 	})
 	s.echo.POST("/oauth/confirm", func(c echo.Context) error {
 		r := c.Request()
-		// The cookie is spent whatever the outcome.
-		http.SetCookie(c.Response(), &http.Cookie{Name: consentCookie, Value: "", Path: confirmPath, MaxAge: -1,
-			HttpOnly: true, Secure: secure, SameSite: http.SameSiteStrictMode})
 		if o := r.Header.Get("Origin"); o != "" && o != origin {
 			return s.consentError(c, connections.ErrConsentBrowser)
 		}
@@ -134,6 +131,13 @@ func (s *Server) mountConsent(svc ConsentService) {
 			key = ck.Value
 		}
 		conn, err := svc.Confirm(r.Context(), r.PostForm.Get("consent_token"), key, decision == "confirm")
+		var mismatch *connections.SiteMismatchError
+		if err == nil || errors.Is(err, connections.ErrConsentUsed) || errors.Is(err, connections.ErrConsentExpired) || errors.As(err, &mismatch) {
+			// The consent is spent, so is the cookie. Not before: a forged
+			// post from another site must not be able to clear it.
+			http.SetCookie(c.Response(), &http.Cookie{Name: consentCookie, Value: "", Path: confirmPath, MaxAge: -1,
+				HttpOnly: true, Secure: secure, SameSite: http.SameSiteStrictMode})
+		}
 		if err != nil {
 			return s.consentError(c, err)
 		}

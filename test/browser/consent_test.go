@@ -191,6 +191,9 @@ func TestBrowserConsentConfirmFlow(t *testing.T) {
 	require.NoError(t, chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("state"))))
 	require.Equal(t, "Jira connected · ITSM platform", eval[string](t, ctx, "document.title"))
 	require.Equal(t, "ACTIVE", text(t, ctx, "state"))
+	cookies, err = chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{env.URL + "/oauth/confirm"}})
+	require.NoError(t, err)
+	require.Empty(t, cookies.Cookies, "the spent consent's cookie is cleared")
 	require.Equal(t, "acme-org", text(t, ctx, "organization"))
 	require.Equal(t, site.URL, text(t, ctx, "site"))
 
