@@ -5,7 +5,7 @@ GO ?= go
 DEV_API_KEYS ?= dev-org:dev-api-key-0123456789
 TEST_TIMEOUT ?= 8m
 
-.PHONY: run test vet fmt-check proto proto-check bench bench-receiver test-faults soak jirasim demo build clean
+.PHONY: run run-mongo test vet fmt-check proto proto-check bench bench-receiver test-faults soak jirasim snsim snowsim demo build clean
 
 ## run: the whole platform on embedded defaults (NATS JetStream + SQLite under ./data)
 # Built then exec'd (not `go run`) so that Ctrl-C reaches the platform and its
@@ -14,16 +14,28 @@ run:
 	mkdir -p bin && $(GO) build -o bin/itsm ./cmd/itsm
 	ITSM_DEV=true ITSM_API_KEYS="$${ITSM_API_KEYS:-$(DEV_API_KEYS)}" exec bin/itsm run
 
+## run-mongo: `make run` on the production MongoDB store, against a MongoDB
+## wire-protocol server embedded in the binary (FerretDB on SQLite files under
+## ./data/ferretdb, listening on 127.0.0.1:27017). For seeing that code path
+## work, not for production: FerretDB is not MongoDB (docs/mongodb.md).
+run-mongo:
+	mkdir -p bin && cd wiretest && $(GO) build -o ../bin/itsm-wire ./cmd/itsm-wire
+	ITSM_DEV=true ITSM_API_KEYS="$${ITSM_API_KEYS:-$(DEV_API_KEYS)}" exec bin/itsm-wire
+
 ## build: every binary into ./bin
 build:
 	mkdir -p bin && $(GO) build -o bin/ ./cmd/...
 
-## test: formatting, vet, schema freshness and every test (real NATS, real SQLite)
+## test: formatting, vet, schema freshness and every test (real NATS, real SQLite),
+## then the wiretest module's: the MongoDB store on an embedded wire-protocol server
+## (FerretDB), its own module so production binaries do not carry it.
 test: fmt-check vet proto-check
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	cd wiretest && $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 vet:
 	$(GO) vet ./...
+	cd wiretest && $(GO) vet ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -62,6 +74,13 @@ demo:
 ## jirasim: the Jira Cloud simulator on 127.0.0.1:9090
 jirasim:
 	$(GO) run ./cmd/jirasim
+
+## snsim: the ServiceNow simulator on 127.0.0.1:9091 (flags: go run ./cmd/snsim -h; SNSIM_FLAGS passes them)
+snsim:
+	$(GO) run ./cmd/snsim $(SNSIM_FLAGS)
+
+## snowsim: the same, by the name the ServiceNow issue gave it
+snowsim: snsim
 
 clean:
 	rm -rf bin data

@@ -265,17 +265,19 @@ func runStream(ctx context.Context, env *cliEnv, args []string) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	c, err := js.Consumer(ctx, broker.StreamRaw, normalizer.ConsumerName)
-	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		fmt.Fprintln(env.stdout, "\nnormalizer: no consumer yet (no normalizer has started)")
-		return nil
-	} else if err != nil {
-		return err
+	for _, name := range normalizer.Consumers {
+		c, err := js.Consumer(ctx, broker.StreamRaw, name)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			fmt.Fprintf(env.stdout, "\n%s: no consumer yet (no normalizer has started)\n", name)
+			continue
+		} else if err != nil {
+			return err
+		}
+		ci, err := c.Info(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stdout, "\n%s (%s): %d pending, %d unacknowledged, %d redelivered\n", name, ci.Config.FilterSubject, ci.NumPending, ci.NumAckPending, ci.NumRedelivered)
 	}
-	ci, err := c.Info(ctx)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(env.stdout, "\nnormalizer: %d pending, %d unacknowledged, %d redelivered\n", ci.NumPending, ci.NumAckPending, ci.NumRedelivered)
 	return nil
 }

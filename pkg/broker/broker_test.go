@@ -61,7 +61,11 @@ func TestCollectorReportsStreamsAndBacklog(t *testing.T) {
 	require.NoError(t, err)
 	ctx := context.Background()
 	require.NoError(t, broker.EnsureStreams(ctx, js, 1))
-	_, err = js.CreateOrUpdateConsumer(ctx, broker.StreamRaw, jetstream.ConsumerConfig{Durable: "n", AckPolicy: jetstream.AckExplicitPolicy})
+	_, err = js.CreateOrUpdateConsumer(ctx, broker.StreamRaw, jetstream.ConsumerConfig{Durable: "n", AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: "raw.*.*.sync"})
+	require.NoError(t, err)
+	_, err = js.CreateOrUpdateConsumer(ctx, broker.StreamRaw, jetstream.ConsumerConfig{Durable: "live", AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: "raw.*.*.webhook"})
+	require.NoError(t, err)
+	_, err = js.Publish(ctx, broker.RawSubject("jira", "c", "webhook"), []byte(`{}`))
 	require.NoError(t, err)
 	for range 3 {
 		_, err = js.Publish(ctx, broker.RawSubject("jira", "c", "sync"), []byte(`{}`))
@@ -71,13 +75,14 @@ func TestCollectorReportsStreamsAndBacklog(t *testing.T) {
 	require.NoError(t, err)
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(broker.NewCollector(js, "n"))
+	reg.MustRegister(broker.NewCollector(js, "live", "n", "missing"))
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
 # HELP itsm_dlq_messages Messages in the dead-letter stream.
 # TYPE itsm_dlq_messages gauge
 itsm_dlq_messages 1
-# HELP itsm_normalizer_pending RAW messages not yet delivered to the normalizer (its lag).
+# HELP itsm_normalizer_pending RAW messages not yet delivered to the normalizer (its lag), by consumer (lane).
 # TYPE itsm_normalizer_pending gauge
-itsm_normalizer_pending 3
+itsm_normalizer_pending{consumer="live"} 1
+itsm_normalizer_pending{consumer="n"} 3
 `), "itsm_dlq_messages", "itsm_normalizer_pending"))
 }

@@ -11,22 +11,23 @@ import (
 // Collector reports the streams' state at scrape time, so the figures are
 // the broker's own (shared by every replica) rather than per-process counts.
 type Collector struct {
-	js       jetstream.JetStream
-	consumer string
-	msgs     *prometheus.Desc
-	dlq      *prometheus.Desc
-	pending  *prometheus.Desc
-	ackPend  *prometheus.Desc
+	js        jetstream.JetStream
+	consumers []string
+	msgs      *prometheus.Desc
+	dlq       *prometheus.Desc
+	pending   *prometheus.Desc
+	ackPend   *prometheus.Desc
 }
 
-// NewCollector reports the streams and the named RAW consumer's backlog.
-func NewCollector(js jetstream.JetStream, rawConsumer string) *Collector {
+// NewCollector reports the streams and the named RAW consumers' backlogs,
+// labelled by consumer.
+func NewCollector(js jetstream.JetStream, rawConsumers ...string) *Collector {
 	return &Collector{
-		js: js, consumer: rawConsumer,
+		js: js, consumers: rawConsumers,
 		msgs:    prometheus.NewDesc("itsm_stream_messages", "Messages held by a JetStream stream.", []string{"stream"}, nil),
 		dlq:     prometheus.NewDesc("itsm_dlq_messages", "Messages in the dead-letter stream.", nil, nil),
-		pending: prometheus.NewDesc("itsm_normalizer_pending", "RAW messages not yet delivered to the normalizer (its lag).", nil, nil),
-		ackPend: prometheus.NewDesc("itsm_normalizer_ack_pending", "RAW messages delivered to the normalizer and not yet acknowledged.", nil, nil),
+		pending: prometheus.NewDesc("itsm_normalizer_pending", "RAW messages not yet delivered to the normalizer (its lag), by consumer (lane).", []string{"consumer"}, nil),
+		ackPend: prometheus.NewDesc("itsm_normalizer_ack_pending", "RAW messages delivered to the normalizer and not yet acknowledged, by consumer (lane).", []string{"consumer"}, nil),
 	}
 }
 
@@ -55,14 +56,16 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.dlq, prometheus.GaugeValue, float64(info.State.Msgs))
 		}
 	}
-	cons, err := c.js.Consumer(ctx, StreamRaw, c.consumer)
-	if err != nil {
-		return
+	for _, name := range c.consumers {
+		cons, err := c.js.Consumer(ctx, StreamRaw, name)
+		if err != nil {
+			continue
+		}
+		ci, err := cons.Info(ctx)
+		if err != nil {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(ci.NumPending), name)
+		ch <- prometheus.MustNewConstMetric(c.ackPend, prometheus.GaugeValue, float64(ci.NumAckPending), name)
 	}
-	ci, err := cons.Info(ctx)
-	if err != nil {
-		return
-	}
-	ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(ci.NumPending))
-	ch <- prometheus.MustNewConstMetric(c.ackPend, prometheus.GaugeValue, float64(ci.NumAckPending))
 }

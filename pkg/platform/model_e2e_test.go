@@ -1,6 +1,7 @@
 package platform_test
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/itsmhub/itsm/pkg/itsm"
 	"github.com/itsmhub/itsm/pkg/jirasim"
 	"github.com/itsmhub/itsm/pkg/platform/platformtest"
+	"github.com/itsmhub/itsm/services/normalizer"
 )
 
 // modelFields are the published model's fields of each object: every one
@@ -88,6 +90,12 @@ func TestFullSyncGivesTheModel(t *testing.T) {
 		var v connections.View
 		return env.GetJSON(t, keyA, "/v1/connections/"+created.ID, &v) == http.StatusOK &&
 			v.LastSync != nil && v.LastSync.Kind == "full" && v.LastSync.Status == "COMPLETED"
+	})
+	// COMPLETED means published; the records are stored once the
+	// normalizer has taken them all.
+	platformtest.Eventually(t, 60*time.Second, "the normalizer is idle", func() bool {
+		idle, err := normalizer.Idle(context.Background(), env.JetStream())
+		return err == nil && idle
 	})
 
 	filled := map[string]map[string]bool{}

@@ -105,7 +105,7 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		broker.NewCollector(p.js, normalizer.ConsumerName))
+		broker.NewCollector(p.js, normalizer.Consumers...))
 	runCtx, cancel := context.WithCancel(ctx)
 	p.cancel = cancel
 	g, gctx := errgroup.WithContext(runCtx)
@@ -141,7 +141,8 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 		if err != nil {
 			return nil, err
 		}
-		w := backfill.New(backfill.Config{IncrementalEvery: cfg.BackfillIncrementalEvery, MaxConcurrentSyncs: cfg.BackfillMaxSyncs}, backfill.Deps{JS: p.js, Store: p.store, Clients: p.mgr, Leases: leases,
+		w := backfill.New(backfill.Config{IncrementalEvery: cfg.BackfillIncrementalEvery, MaxConcurrentSyncs: cfg.BackfillMaxSyncs,
+			BacklogConsumer: normalizer.ConsumerName}, backfill.Deps{JS: p.js, Store: p.store, Clients: p.mgr, Leases: leases,
 			Log: log.Named("backfill"), Registerer: reg, Now: p.now})
 		g.Go(func() error { return w.Run(gctx) })
 	}

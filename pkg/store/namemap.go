@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"strings"
 
 	json "github.com/go-json-experiment/json/v1"
 )
@@ -19,15 +20,17 @@ type NameEntry[V ~string] struct {
 	Value V
 }
 
-// Map is the mapping as a lookup table; a name given twice keeps its first
-// value.
+// Map is the mapping as a lookup table. Names match case-insensitively, so
+// of the entries whose names differ only by case the first one is kept.
 func (m NameMap[V]) Map() map[string]V {
 	if len(m) == 0 {
 		return nil
 	}
 	out := make(map[string]V, len(m))
+	seen := make(map[string]bool, len(m))
 	for _, e := range m {
-		if _, ok := out[e.Name]; !ok {
+		if k := strings.ToLower(strings.TrimSpace(e.Name)); !seen[k] {
+			seen[k] = true
 			out[e.Name] = e.Value
 		}
 	}

@@ -145,6 +145,16 @@ type Config struct {
 	// until every earlier RAW message is acked, and waiting here would let
 	// normalizer lag run a sync into its timeout (and so skip deletions).
 	BarrierConsumer string
+	// BacklogConsumer (normalizer.ConsumerName) and MaxBacklog pace every
+	// sync by the normalizer: a sync publishes only while its records are
+	// at most MaxBacklog RAW messages ahead of that consumer's ack floor.
+	// Syncs running at once then share the normalizer evenly (a small
+	// tenant's sync no longer waits behind a large one's whole backlog),
+	// and RAW holds a bounded backlog rather than a whole tenant.
+	BacklogConsumer string
+	// MaxBacklog defaults to 4,096: enough to keep the normalizer's sync
+	// workers busy, small against any sync worth pacing.
+	MaxBacklog int
 	// LeaseRenewEvery defaults to a third of the lease TTL.
 	LeaseRenewEvery time.Duration
 }
@@ -180,6 +190,9 @@ func (c *Config) setDefaults(ttl time.Duration) {
 		// fields the mapping never reads and that only fatten every record.
 		c.IssueFields = []string{"*all", "-worklog", "-watches", "-votes", "-timetracking", "-progress",
 			"-aggregateprogress", "-issuerestriction", "-lastViewed", "-workratio"}
+	}
+	if c.MaxBacklog <= 0 {
+		c.MaxBacklog = 4096
 	}
 	if c.MaxPendingAcks <= 0 {
 		c.MaxPendingAcks = 512

@@ -211,15 +211,19 @@ func (h *harness) sqlCount(c *store.Connection, kind itsm.Kind) int {
 
 // lag is the number of RAW messages the normalizer has not acknowledged.
 func (h *harness) lag() uint64 {
-	cons, err := h.js.Consumer(h.ctx, broker.StreamRaw, normalizer.ConsumerName)
-	if err != nil {
-		return 0
+	var lag uint64
+	for _, name := range normalizer.Consumers {
+		cons, err := h.js.Consumer(h.ctx, broker.StreamRaw, name)
+		if err != nil {
+			continue
+		}
+		info, err := cons.Info(h.ctx)
+		if err != nil {
+			continue
+		}
+		lag += info.NumPending + uint64(info.NumAckPending)
 	}
-	info, err := cons.Info(h.ctx)
-	if err != nil {
-		return 0
-	}
-	return info.NumPending + uint64(info.NumAckPending)
+	return lag
 }
 
 // cpuTime is the CPU (user and system) used by this process and by its

@@ -247,12 +247,8 @@ func (h *harness) drained(within time.Duration) {
 	h.t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		cons, err := h.js.Consumer(h.ctx, broker.StreamRaw, normalizer.ConsumerName)
-		if err == nil {
-			info, err := cons.Info(h.ctx)
-			if err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
-				return
-			}
+		if idle, err := normalizer.Idle(h.ctx, h.js); err == nil && idle {
+			return
 		}
 		if time.Now().After(deadline) {
 			h.t.Fatalf("normalizer not drained within %v", within)

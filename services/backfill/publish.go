@@ -3,6 +3,7 @@ package backfill
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"sync"
@@ -29,6 +30,10 @@ type publisher struct {
 	subject string
 	conn    *store.Connection
 	max     int
+	// pace, when set, holds publishing back while this sync is too far
+	// ahead of the normalizer (see Config.MaxBacklog).
+	pace *pacer
+	sent int
 
 	mu      sync.Mutex
 	pending []jetstream.PubAckFuture
@@ -75,6 +80,13 @@ func (p *publisher) record(ctx context.Context, rec *normalizer.SyncRecord, id s
 func (p *publisher) publish(ctx context.Context, m *nats.Msg) error {
 	if err := p.reserve(ctx); err != nil {
 		return err
+	}
+	if p.pace != nil {
+		if p.sent++; p.sent%pacingEvery == 0 {
+			if err := p.pace.wait(ctx, p.last()); err != nil {
+				return err
+			}
+		}
 	}
 	f, err := p.js.PublishMsgAsync(m, jetstream.WithExpectStream(broker.StreamRaw))
 	if err != nil {
@@ -168,6 +180,42 @@ func (p *publisher) last() uint64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.lastSeq
+}
+
+// pacingEvery is how many records a sync publishes between looks at the
+// normalizer's ack floor: a look is a JetStream API call.
+const pacingEvery = 256
+
+// pacer keeps a sync within a backlog of the normalizer's sync consumer.
+type pacer struct {
+	js       jetstream.JetStream
+	consumer string
+	max      uint64
+	poll     time.Duration
+}
+
+// wait returns once seq, the sync's latest acknowledged RAW sequence, is at
+// most max messages beyond the consumer's ack floor. Without the consumer
+// (no normalizer has started) it does not wait: syncs must not depend on
+// the normalizer to finish publishing.
+func (pc *pacer) wait(ctx context.Context, seq uint64) error {
+	for {
+		c, err := pc.js.Consumer(ctx, broker.StreamRaw, pc.consumer)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return nil
+		}
+		if err != nil {
+			return &infraError{fmt.Errorf("read the normalizer's ack floor: %w", err)}
+		}
+		if floor := c.CachedInfo().AckFloor.Stream; seq <= floor+pc.max {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pc.poll):
+		}
+	}
 }
 
 // infraError marks failures of the platform's own infrastructure (NATS,

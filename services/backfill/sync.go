@@ -147,6 +147,9 @@ func (r *run) start(ctx context.Context, p plan, now time.Time) error {
 		}
 	}
 	r.pub = newPublisher(r.w.d.JS, r.conn, r.w.cfg.MaxPendingAcks)
+	if name := r.w.cfg.BacklogConsumer; name != "" {
+		r.pub.pace = &pacer{js: r.w.d.JS, consumer: name, max: uint64(r.w.cfg.MaxBacklog), poll: 20 * time.Millisecond}
+	}
 	prevID, prevEpoch, prevStatus := "", 0, ""
 	if prev != nil {
 		prevID, prevEpoch, prevStatus = prev.ID, decodeCheckpoint(prev).Epoch, prev.Status

@@ -2,6 +2,8 @@ package normalizer
 
 import (
 	"context"
+	json "github.com/go-json-experiment/json/v1"
+	"strconv"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 
 	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/itsm"
+	"github.com/itsmhub/itsm/pkg/store"
 )
 
 // Deployments before this version created the consumer with the server
@@ -29,7 +32,44 @@ func TestStartUpdatesAnExistingConsumer(t *testing.T) {
 	c, err := e.js.Consumer(context.Background(), broker.StreamRaw, ConsumerName)
 	require.NoError(t, err)
 	require.Equal(t, -1, c.CachedInfo().Config.MaxDeliver)
+	require.Equal(t, syncFilter, c.CachedInfo().Config.FilterSubject, "the old consumer became the sync lane")
 	e.get(itsm.KindTicket, ticketID("1"))
+}
+
+// Upgrading from the single consumer: the live lane starts where the old
+// consumer's ack floor stood, so a webhook it had not taken yet is still
+// processed, and one it had finished is not taken again.
+func TestUpgradeFromOneConsumerLosesNoLiveDelivery(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	old, err := e.js.CreateOrUpdateConsumer(ctx, broker.StreamRaw, jetstream.ConsumerConfig{
+		Durable: ConsumerName, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxDeliver: -1,
+		FilterSubject: "raw.>", MaxAckPending: 8192})
+	require.NoError(t, err)
+	// The old normalizer finished the first delivery, then stopped.
+	e.publishWebhook(issueBody(t, "1", time.Now(), "done before the upgrade"))
+	batch, err := old.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	require.NoError(t, err)
+	for m := range batch.Messages() {
+		require.NoError(t, m.DoubleAck(ctx))
+	}
+	// Two more arrived while it was down.
+	e.publishWebhook(issueBody(t, "2", time.Now(), "after"))
+	var hook struct {
+		Issue json.RawMessage `json:"issue"`
+	}
+	require.NoError(t, json.Unmarshal(issueBody(t, "3", time.Now(), "sync"), &hook))
+	e.publishSync(SyncRecord{Type: "issue", ObservedAt: time.Now(), Record: hook.Issue})
+
+	e.start(Config{}, nil, nil)
+	e.waitIdle(10 * time.Second)
+	e.get(itsm.KindTicket, ticketID("2"))
+	e.get(itsm.KindTicket, ticketID("3"))
+	_, err = e.st.Get(ctx, testOrg, itsm.KindTicket, ticketID("1"))
+	require.ErrorIs(t, err, store.ErrNotFound, "what the old consumer acked is not delivered again")
+	live, err := e.js.Consumer(ctx, broker.StreamRaw, LiveConsumerName)
+	require.NoError(t, err)
+	require.Equal(t, liveFilter, live.CachedInfo().Config.FilterSubject)
 }
 
 // A shutdown that arrives while the consumer is still being created is a
@@ -47,4 +87,30 @@ func TestRunStoppedDuringStartIsClean(t *testing.T) {
 	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	require.ErrorContains(t, n.Run(ctx), "normalizer consumer")
+}
+
+// A live delivery does not queue behind a sync's backlog: with thousands of
+// sync records waiting for the one sync worker, the webhook's ticket is
+// stored while most of them still wait.
+func TestLiveDeliveriesOvertakeASyncBacklog(t *testing.T) {
+	e := newEnv(t)
+	user := fixture(t, "rest/user_cloud_v3_01.json")
+	const backlog = 3000
+	for i := range backlog {
+		rec := edit(t, user, func(m map[string]any) { m["accountId"] = "acc-" + strconv.Itoa(i) })
+		e.publishSync(SyncRecord{Type: "user", ObservedAt: time.Now(), Record: rec})
+	}
+	e.start(Config{Workers: 1, LiveWorkers: 1}, nil, nil)
+	e.publishWebhook(issueBody(t, "77", time.Now(), "live"))
+	ctx := context.Background()
+	require.Eventually(t, func() bool {
+		_, err := e.st.Get(ctx, testOrg, itsm.KindTicket, ticketID("77"))
+		return err == nil
+	}, 10*time.Second, 5*time.Millisecond)
+	c, err := e.js.Consumer(ctx, broker.StreamRaw, ConsumerName)
+	require.NoError(t, err)
+	info := c.CachedInfo()
+	require.Greater(t, info.NumPending+uint64(info.NumAckPending), uint64(backlog/2),
+		"the live delivery was stored before half the sync backlog")
+	e.waitIdle(60 * time.Second)
 }

@@ -164,12 +164,21 @@ func (e *env) waitIdle(within time.Duration) {
 	for {
 		si, err := raw.Info(ctx)
 		require.NoError(e.t, err)
-		ci, err := e.js.Consumer(ctx, broker.StreamRaw, ConsumerName)
-		if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		// Every message is in one lane; the lane holding the last one has
+		// its floor there once it is done.
+		idle, floor := true, uint64(0)
+		for _, name := range Consumers {
+			ci, err := e.js.Consumer(ctx, broker.StreamRaw, name)
+			if errors.Is(err, jetstream.ErrConsumerNotFound) {
+				idle = false
+				continue
+			}
 			require.NoError(e.t, err)
+			info := ci.CachedInfo()
+			idle = idle && info.NumPending == 0 && info.NumAckPending == 0
+			floor = max(floor, info.AckFloor.Stream)
 		}
-		if err == nil && ci.CachedInfo().NumPending == 0 && ci.CachedInfo().NumAckPending == 0 &&
-			ci.CachedInfo().AckFloor.Stream >= si.State.LastSeq {
+		if idle && floor >= si.State.LastSeq {
 			return
 		}
 		if time.Now().After(deadline) {

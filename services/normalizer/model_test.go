@@ -146,7 +146,7 @@ func TestMappingChangeRemapsStoredTickets(t *testing.T) {
 	e := newEnv(t)
 	e.start(Config{RemapEvery: 20 * time.Millisecond, ConnectionTTL: time.Millisecond}, nil, nil)
 	issue := restPage(t, "rest/search_v3_epic_adf_airbyte_01.json", "issues")[0]
-	e.publishSync(SyncRecord{Type: "issue", ObservedAt: time.Now(), Record: issueVersion(t, issue, "Selected for Development", "new", "2024-01-01T10:00:00.000+0000")})
+	e.publishSync(SyncRecord{Type: "issue", ObservedAt: time.Now(), Record: issueVersion(t, issue, "Gate 7", "new", "2024-01-01T10:00:00.000+0000")})
 	other := edit(t, issue, func(m map[string]any) { m["id"], m["key"] = "20001", "AB-2" })
 	e.publishSync(SyncRecord{Type: "issue", ObservedAt: time.Now(), Record: other})
 	e.waitIdle(10 * time.Second)
@@ -160,7 +160,7 @@ func TestMappingChangeRemapsStoredTickets(t *testing.T) {
 	ctx := context.Background()
 	c, err := e.st.LookupConnection(ctx, testConn)
 	require.NoError(t, err)
-	c.Options.StatusMapping = store.NameMap[itsm.Status]{{Name: "selected for development", Value: itsm.StatusInProgress}}
+	c.Options.StatusMapping = store.NameMap[itsm.Status]{{Name: "gate 7", Value: itsm.StatusInProgress}}
 	c.Detail.MappingRevision++
 	c.Detail.ModelVersion = itsm.ModelVersion
 	c.UpdatedAt = time.Now().Add(-time.Minute)
@@ -183,7 +183,7 @@ func TestMappingChangeRemapsStoredTickets(t *testing.T) {
 	checkEvent(t, e, ev, itsm.KindTicket, itsm.ChangeUpdated)
 
 	// The same Jira version from the next sync is not newer: no event.
-	e.publishSync(SyncRecord{Type: "issue", ObservedAt: time.Now(), Record: issueVersion(t, issue, "Selected for Development", "new", "2024-01-01T10:00:00.000+0000")})
+	e.publishSync(SyncRecord{Type: "issue", ObservedAt: time.Now(), Record: issueVersion(t, issue, "Gate 7", "new", "2024-01-01T10:00:00.000+0000")})
 	e.waitIdle(10 * time.Second)
 	require.Len(t, e.events(), 3)
 }
@@ -258,4 +258,31 @@ func TestObjectsOfAnOlderModelAreUpgraded(t *testing.T) {
 	require.Len(t, evs, 1, "only the ticket's values changed; the rest changed shape alone")
 	require.Equal(t, itsm.KindTicket, evs[0].Object)
 	require.Contains(t, evs[0].ChangedFields, "status")
+}
+
+// A stored body that is not an object of its kind is skipped (and logged),
+// not retried forever, and does not hold back the connection's others.
+func TestUpgradeSkipsAnUnreadableBody(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	for id, body := range map[string]string{"bad": `[1,2]`, "good": `{"id":"good","name":"G","active":true,"member_user_ids":[],
+		"created_at":"2020-01-01T00:00:00Z","updated_at":"2020-01-01T00:00:00Z"}`} {
+		_, err := e.st.Put(ctx, &store.Document{Kind: itsm.KindGroup, ID: id, OrganizationID: testOrg, ConnectionID: testConn,
+			Version: 1000, UpdatedAt: now.Add(-time.Hour), Body: json.RawMessage(body)})
+		require.NoError(t, err)
+	}
+	c, err := e.st.LookupConnection(ctx, testConn)
+	require.NoError(t, err)
+	c.UpdatedAt = now.Add(-time.Hour)
+	require.NoError(t, e.st.UpdateConnection(ctx, c))
+	e.start(Config{RemapEvery: 20 * time.Millisecond, ConnectionTTL: time.Millisecond}, nil, nil)
+	require.Eventually(t, func() bool {
+		c, err := e.st.LookupConnection(ctx, testConn)
+		return err == nil && c.Detail.ModelVersion == itsm.ModelVersion
+	}, 10*time.Second, 20*time.Millisecond)
+	var g map[string]any
+	require.NoError(t, json.Unmarshal(e.get(itsm.KindGroup, "good").Body, &g))
+	require.Equal(t, "ACTIVE", g["status"])
+	require.JSONEq(t, `[1,2]`, string(e.get(itsm.KindGroup, "bad").Body))
 }

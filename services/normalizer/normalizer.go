@@ -20,8 +20,26 @@ import (
 	"github.com/itsmhub/itsm/pkg/store"
 )
 
-// ConsumerName is the durable consumer shared by all normalizer replicas.
-const ConsumerName = "normalizer"
+// The normalizer's two lanes, each a durable consumer shared by all
+// replicas with workers of its own: live deliveries (webhooks, pushes)
+// never queue behind a sync's records, whoever's sync it is.
+const (
+	// ConsumerName takes sync records (raw.*.*.sync). It keeps the name of
+	// the single consumer earlier versions had, which it is migrated from.
+	ConsumerName = "normalizer"
+	// LiveConsumerName takes live deliveries (raw.*.*.webhook).
+	LiveConsumerName = "normalizer-live"
+)
+
+// Consumers are the lanes' consumer names, for tools that watch the
+// normalizer's backlog.
+var Consumers = []string{LiveConsumerName, ConsumerName}
+
+const (
+	syncFilter   = "raw.*.*." + broker.SourceSync
+	liveFilter   = "raw.*.*." + broker.SourceWebhook
+	legacyFilter = "raw.>"
+)
 
 // Store is what the normalizer needs from the store.
 type Store interface {
@@ -38,7 +56,10 @@ type Store interface {
 
 // Config of the normalizer.
 type Config struct {
-	// Workers process messages concurrently; ordering is not needed because
+	// LiveWorkers process live deliveries; few are needed, as live traffic
+	// comes in small amounts and must not wait for a worker.
+	LiveWorkers int
+	// Workers process sync records concurrently; ordering is not needed because
 	// the version guard makes any order converge (and objectLocks keeps one
 	// object's events in version order). Mostly they wait on the store
 	// and on JetStream acks, so there are many more than cores. On SQLite
@@ -86,6 +107,9 @@ func (c *Config) setDefaults() {
 	if c.Workers <= 0 {
 		c.Workers = 256
 	}
+	if c.LiveWorkers <= 0 {
+		c.LiveWorkers = 64
+	}
 	if c.MaxDeliver <= 0 {
 		c.MaxDeliver = 5
 	}
@@ -124,8 +148,8 @@ type Normalizer struct {
 	cache *docCache // nil when disabled
 	// novelty says when to insert without reading first.
 	novelty novelty
-	// cons is the durable consumer once Run created it; reconcile markers
-	// read its ack floor.
+	// cons is the sync lane's consumer once Run created it; reconcile
+	// markers read its ack floor.
 	cons jetstream.Consumer
 	// stopping is closed when Run is asked to stop: waits end early then.
 	stopping <-chan struct{}
@@ -146,57 +170,32 @@ func New(cfg Config, js jetstream.JetStream, st Store, log *zap.Logger, reg prom
 // Run consumes until ctx is cancelled, then drains: messages already fetched
 // are processed and acked before it returns.
 func (n *Normalizer) Run(ctx context.Context) error {
-	cons, err := n.js.CreateOrUpdateConsumer(ctx, broker.StreamRaw, jetstream.ConsumerConfig{
-		Durable:   ConsumerName,
-		AckPolicy: jetstream.AckExplicitPolicy,
-		AckWait:   n.cfg.AckWait,
-		// The server must never give up on a message by itself: that would
-		// drop it silently. The normalizer counts deliveries and moves a
-		// message to the DLQ after Config.MaxDeliver; if that publish fails
-		// too, the next delivery tries again.
-		MaxDeliver:    -1,
-		FilterSubject: "raw.>",
-		MaxAckPending: 8192,
-	})
+	live, syncs, err := n.consumers(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			// Stopped while starting: nothing was consumed, so nothing is
 			// left half-done. Like a stop after start, that is no error.
 			return nil
 		}
-		return fmt.Errorf("normalizer consumer: %w", err)
+		return err
 	}
-	n.cons, n.stopping = cons, ctx.Done()
-	msgs := make(chan jetstream.Msg, n.cfg.Workers*4)
-	var wg sync.WaitGroup
-	for range n.cfg.Workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for m := range msgs {
-				n.handle(m)
+	n.cons, n.stopping = syncs, ctx.Done()
+	var lanes []*laneRun
+	for _, l := range []struct {
+		cons    jetstream.Consumer
+		workers int
+	}{{live, n.cfg.LiveWorkers}, {syncs, n.cfg.Workers}} {
+		lr, err := n.startLane(l.cons, l.workers)
+		if err != nil {
+			for _, r := range lanes {
+				r.stop()
 			}
-		}()
-	}
-	cc, err := cons.Consume(func(m jetstream.Msg) { msgs <- m },
-		jetstream.PullMaxMessages(512),
-		// A pull the client and the server disagree about is only noticed
-		// when it expires (nats.go issue #1622). Two of fourteen
-		// 30,000-issue drains stood still for 30 s near their end: the
-		// default expiry, though also AckWait, so a stuck pull is one
-		// explanation, not a proven one. 5 s bounds such a stall, for one
-		// more pull request per 5 s when idle.
-		jetstream.PullExpiry(5*time.Second),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			n.log.Warn("normalizer consume", zap.Error(err))
-		}))
-	if err != nil {
-		close(msgs)
-		wg.Wait()
-		if ctx.Err() != nil {
-			return nil
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
 		}
-		return fmt.Errorf("normalizer consume: %w", err)
+		lanes = append(lanes, lr)
 	}
 	remapped := make(chan struct{})
 	go func() {
@@ -205,11 +204,130 @@ func (n *Normalizer) Run(ctx context.Context) error {
 	}()
 	<-ctx.Done()
 	<-remapped
-	cc.Drain()
-	<-cc.Closed()
-	close(msgs)
-	wg.Wait()
+	for _, r := range lanes {
+		r.stop()
+	}
 	return nil
+}
+
+// laneRun is one lane consuming: its subscription and its workers.
+type laneRun struct {
+	cc   jetstream.ConsumeContext
+	msgs chan jetstream.Msg
+	wg   sync.WaitGroup
+}
+
+// stop drains the subscription, then lets the workers finish what was
+// fetched.
+func (r *laneRun) stop() {
+	r.cc.Drain()
+	<-r.cc.Closed()
+	close(r.msgs)
+	r.wg.Wait()
+}
+
+func (n *Normalizer) startLane(cons jetstream.Consumer, workers int) (*laneRun, error) {
+	r := &laneRun{msgs: make(chan jetstream.Msg, workers*4)}
+	for range workers {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			for m := range r.msgs {
+				n.handle(m)
+			}
+		}()
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) { r.msgs <- m },
+		jetstream.PullMaxMessages(min(512, max(workers*2, 64))),
+		// A pull the client and the server disagree about is only noticed
+		// when it expires (nats.go issue #1622): 5 s bounds such a stall,
+		// for one more pull request per 5 s when idle.
+		jetstream.PullExpiry(5*time.Second),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			n.log.Warn("normalizer consume", zap.Error(err))
+		}))
+	if err != nil {
+		close(r.msgs)
+		r.wg.Wait()
+		return nil, fmt.Errorf("normalizer consume: %w", err)
+	}
+	r.cc = cc
+	return r, nil
+}
+
+// consumers creates or updates the two lanes' consumers. A consumer of an
+// earlier version (one lane for everything, raw.>) becomes the sync lane,
+// and the live lane starts where its ack floor stood, so no live delivery
+// it had not finished is skipped (one finished above the floor is seen
+// again, which the version guard makes harmless).
+func (n *Normalizer) consumers(ctx context.Context) (live, syncs jetstream.Consumer, err error) {
+	var liveStart uint64
+	if old, err := n.js.Consumer(ctx, broker.StreamRaw, ConsumerName); err == nil {
+		if info := old.CachedInfo(); info.Config.FilterSubject == legacyFilter {
+			liveStart = info.AckFloor.Stream + 1
+		}
+	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, nil, fmt.Errorf("normalizer consumer: %w", err)
+	}
+	live, err = n.ensureConsumer(ctx, LiveConsumerName, liveFilter, 4096, liveStart)
+	if err != nil {
+		return nil, nil, err
+	}
+	syncs, err = n.ensureConsumer(ctx, ConsumerName, syncFilter, 8192, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	return live, syncs, nil
+}
+
+// ensureConsumer creates a lane's consumer, starting at start (from the
+// stream's beginning when zero), or updates an existing one, keeping where
+// it starts (which the server does not let change).
+func (n *Normalizer) ensureConsumer(ctx context.Context, name, filter string, maxAckPending int, start uint64) (jetstream.Consumer, error) {
+	cfg := jetstream.ConsumerConfig{
+		Durable:   name,
+		AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait:   n.cfg.AckWait,
+		// The server must never give up on a message by itself: that would
+		// drop it silently. The normalizer counts deliveries and moves a
+		// message to the DLQ after Config.MaxDeliver; if that publish fails
+		// too, the next delivery tries again.
+		MaxDeliver:    -1,
+		FilterSubject: filter,
+		MaxAckPending: maxAckPending,
+	}
+	if start > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, start
+	}
+	if cur, err := n.js.Consumer(ctx, broker.StreamRaw, name); err == nil {
+		cfg.DeliverPolicy, cfg.OptStartSeq = cur.CachedInfo().Config.DeliverPolicy, cur.CachedInfo().Config.OptStartSeq
+	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, fmt.Errorf("normalizer consumer %s: %w", name, err)
+	}
+	cons, err := n.js.CreateOrUpdateConsumer(ctx, broker.StreamRaw, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("normalizer consumer %s: %w", name, err)
+	}
+	return cons, nil
+}
+
+// Idle reports whether both lanes have processed and acknowledged every RAW
+// message (a lane whose consumer does not exist yet is not idle).
+func Idle(ctx context.Context, js jetstream.JetStream) (bool, error) {
+	for _, name := range Consumers {
+		c, err := js.Consumer(ctx, broker.StreamRaw, name)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		info := c.CachedInfo()
+		if info.NumPending > 0 || info.NumAckPending > 0 {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // handle processes one RAW message to completion. It uses its own context:

@@ -120,7 +120,7 @@ func TestEveryFixtureMapsOrDeadLetters(t *testing.T) {
 func TestPoisonIsDeadLetteredAtOnceAndDoesNotBlock(t *testing.T) {
 	e := newEnv(t)
 	// One worker: if the poison blocked anything, it would block everything.
-	e.start(Config{Workers: 1, MaxDeliver: 5}, nil, nil)
+	e.start(Config{Workers: 1, LiveWorkers: 1, MaxDeliver: 5}, nil, nil)
 
 	anomalous := fixture(t, "webhooks/anomalous_no_webhookEvent_01.json")
 	poisonSeq := e.publishWebhook(anomalous)

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/itsm"
 	"github.com/itsmhub/itsm/pkg/jira"
 	"github.com/itsmhub/itsm/pkg/store"
@@ -37,7 +38,7 @@ func (n *Normalizer) reconcile(ctx context.Context, msg jetstream.Msg, meta *jet
 	// the marker first would tombstone what the sync did see. The consumer's
 	// ack floor is shared by all replicas: once it reaches the marker, every
 	// earlier RAW message has been applied (or dead-lettered).
-	ready, err := n.waitEarlierAcked(ctx, msg, meta.Sequence.Stream)
+	ready, err := n.waitEarlierAcked(ctx, msg, meta.Sequence.Stream, msg.Subject())
 	if err != nil {
 		return result{err: err}
 	}
@@ -220,6 +221,23 @@ func tombstoneDoc(cur *store.Document, version int64, reason string, now time.Ti
 	return &d, nil
 }
 
+// noneBefore reports whether the stream holds no message of subject from
+// sequence from up to (not including) seq.
+func (n *Normalizer) noneBefore(ctx context.Context, subject string, from, seq uint64) (bool, error) {
+	raw, err := n.js.Stream(ctx, broker.StreamRaw)
+	if err != nil {
+		return false, fmt.Errorf("read RAW: %w", err)
+	}
+	m, err := raw.GetMsg(ctx, from, jetstream.WithGetMsgSubject(subject))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read RAW after the ack floor: %w", err)
+	}
+	return m.Sequence >= seq, nil
+}
+
 func errOr(err error, msg string) error {
 	if err != nil {
 		return err
@@ -234,7 +252,11 @@ func errOr(err error, msg string) error {
 // otherwise use up MaxDeliver on waiting alone. Markers are rare (one per
 // full sync), so the worker they hold is affordable; when the wait runs out
 // the marker is sent back, freeing the worker.
-func (n *Normalizer) waitEarlierAcked(ctx context.Context, msg jetstream.Msg, seq uint64) (bool, error) {
+//
+// The sync lane's ack floor only moves over sync records, so live deliveries
+// between the floor and the marker do not hold it: once the floor has passed
+// every record of the marker's own subject before it, the marker is ready.
+func (n *Normalizer) waitEarlierAcked(ctx context.Context, msg jetstream.Msg, seq uint64, subject string) (bool, error) {
 	deadline := time.NewTimer(n.cfg.AckWait / 2)
 	defer deadline.Stop()
 	poll := time.NewTicker(min(n.cfg.RetryDelay, 100*time.Millisecond))
@@ -246,6 +268,9 @@ func (n *Normalizer) waitEarlierAcked(ctx context.Context, msg jetstream.Msg, se
 		}
 		if info.AckFloor.Stream+1 >= seq {
 			return true, nil
+		}
+		if ready, err := n.noneBefore(ctx, subject, info.AckFloor.Stream+1, seq); err != nil || ready {
+			return ready, err
 		}
 		_ = msg.InProgress()
 		select {

@@ -74,6 +74,15 @@ func (n *Normalizer) remap(ctx context.Context, conn *store.Connection) error {
 			}
 			for _, d := range page.Docs {
 				ok, err := n.remapDoc(ctx, conn, &mapping, d.Kind, d.ID)
+				var bad *badStoredError
+				if errors.As(err, &bad) {
+					// One unreadable body must not hold back the rest (nor
+					// be retried forever); the next vendor version
+					// replaces it.
+					n.log.Warn("stored object not re-mapped", zap.String("organization_id", conn.OrganizationID),
+						zap.String("connection_id", conn.ID), zap.Error(err))
+					continue
+				}
 				if err != nil {
 					return err
 				}
@@ -123,7 +132,7 @@ func (n *Normalizer) remapDoc(ctx context.Context, conn *store.Connection, mappi
 	fields := topLevel(cur.Body)
 	base, err := upgrade(kind, fields, cur.Version, cur.Deleted)
 	if err != nil {
-		return false, fmt.Errorf("upgrade %s %s: %w", kind, id, err)
+		return false, &badStoredError{fmt.Errorf("upgrade %s %s: %w", kind, id, err)}
 	}
 	baseBody, err := json.Marshal(base)
 	if err != nil {
@@ -174,6 +183,12 @@ func (n *Normalizer) remapDoc(ctx context.Context, conn *store.Connection, mappi
 	}
 	return true, nil
 }
+
+// badStoredError: a stored body that cannot be read as its kind.
+type badStoredError struct{ err error }
+
+func (e *badStoredError) Error() string { return e.err.Error() }
+func (e *badStoredError) Unwrap() error { return e.err }
 
 // upgrade decodes a stored body of any earlier model version into the
 // current object: renamed fields moved, lifecycle statuses derived from the

@@ -145,13 +145,9 @@ func drain(t *testing.T, js jetstream.JetStream, within time.Duration) {
 	settled := 0
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		info, err := js.Consumer(ctx, broker.StreamRaw, normalizer.ConsumerName)
-		var ci *jetstream.ConsumerInfo
-		if err == nil {
-			ci, err = info.Info(ctx)
-		}
+		idle, err := normalizer.Idle(ctx, js)
 		cancel()
-		if err == nil && ci.NumPending == 0 && ci.NumAckPending == 0 {
+		if err == nil && idle {
 			// Nak'd messages waiting for redelivery count as unacked, so
 			// zero means done; three readings in a row guard against a
 			// consumer that moved leader (cluster) and reports late.

@@ -320,3 +320,20 @@ func makePage(recs []docRecord, limit int) store.Page {
 	}
 	return page
 }
+
+// findCommand is the find command the driver sends for Find/FindOne on the
+// documents collection with filter, sort and limit.
+func findCommand(filter, sort bson.D, limit int64) bson.D {
+	return bson.D{
+		{Key: "find", Value: documentsCollection},
+		{Key: "filter", Value: filter},
+		{Key: "sort", Value: sort},
+		{Key: "limit", Value: limit},
+	}
+}
+
+// explainCommand asks for the plan the server would choose for find,
+// without running it.
+func explainCommand(find bson.D) bson.D {
+	return bson.D{{Key: "explain", Value: find}, {Key: "verbosity", Value: "queryPlanner"}}
+}
