@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 SIM=127.0.0.1:9090
 API=127.0.0.1:8080
+METRICS=127.0.0.1:9102
 KEY=demo-api-key-0123456789
 DATA=$(mktemp -d /tmp/itsm-demo.XXXXXX)
 LOGS=$DATA/logs
@@ -30,7 +31,7 @@ bin/jirasim -addr "$SIM" -seed 42 -projects 2 -issues 5 -client-id demo-client -
 pids+=($!)
 
 echo "== starting the platform on $API (data in $DATA)"
-ITSM_DEV=true ITSM_HTTP_ADDR=$API ITSM_NATS_LISTEN=127.0.0.1:0 ITSM_DATA_DIR="$DATA" \
+ITSM_DEV=true ITSM_HTTP_ADDR=$API ITSM_METRICS_ADDR=$METRICS ITSM_NATS_LISTEN=127.0.0.1:0 ITSM_DATA_DIR="$DATA" \
 ITSM_API_KEYS="demo-org:$KEY" ITSM_JIRA_CLIENT_ID=demo-client ITSM_JIRA_CLIENT_SECRET=demo-secret \
 ITSM_JIRA_AUTH_URL="http://$SIM" ITSM_JIRA_API_URL="http://$SIM" \
   bin/itsm run >"$LOGS/itsm.log" 2>&1 &
@@ -104,5 +105,5 @@ sleep 1; show_key
 echo "== connection status"
 curl -sf "http://$API/v1/connections/$conn" -H "X-API-Key: $KEY" | pretty
 echo "== metrics (excerpt)"
-curl -sf "http://$API/metrics" | grep -E '^itsm_(webhooks_total|events_published_total|normalizer_pending|dlq_messages)' || true
+curl -sf "http://$METRICS/metrics" | grep -E '^itsm_(webhooks_total|events_published_total|normalizer_pending|dlq_messages)' || true
 if [ "${DEMO_WAIT:-}" = 1 ]; then echo "== running; Ctrl-C to stop"; wait; fi

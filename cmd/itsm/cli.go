@@ -74,7 +74,7 @@ func (e *cliEnv) jetstream() (jetstream.JetStream, error) {
 		if err != nil {
 			return nil, err
 		}
-		if e.nc, err = platform.ConnectNATS(cfg, "itsm-cli"); err != nil {
+		if e.nc, err = platform.ConnectNATS(cfg, broker.UserAdmin, "itsm-cli"); err != nil {
 			return nil, err
 		}
 	}

@@ -31,6 +31,7 @@ Usage:
 
 Commands read the same environment as the services (see README.md):
   ITSM_STORE, ITSM_DATA_DIR, ITSM_NATS_URL, ITSM_NATS_LISTEN, ITSM_DEV, ...
+  NATS as user admin: ITSM_NATS_ADMIN_PASSWORD (after make run: ./data/dev-nats.env)
 `
 
 func main() {

@@ -110,7 +110,7 @@ func TestStreamInfo(t *testing.T) {
 	_, err := js.Publish(context.Background(), broker.RawSubject("jira", "c1", "webhook"), []byte(`{}`))
 	require.NoError(t, err)
 
-	c := cli{env: map[string]string{"ITSM_NATS_URL": b.ClientURL()}}
+	c := cli{env: map[string]string{"ITSM_NATS_URL": b.ClientURL(), broker.PasswordEnv(broker.UserAdmin): b.Users[broker.UserAdmin]}}
 	code, out, errs := c.run(t, "stream", "info")
 	require.Equal(t, 0, code, errs)
 	require.Regexp(t, `RAW\s+1\s`, out)
@@ -155,7 +155,7 @@ func TestDLQCommands(t *testing.T) {
 		_, err := js.PublishMsg(ctx, dlq.Message(orig, hdr, []byte(`{"n":`+string(rune('0'+i))+`}`), uint64(10+i), 5, errors.New("jira: not a webhook event")))
 		require.NoError(t, err)
 	}
-	c := cli{env: map[string]string{"ITSM_NATS_URL": b.ClientURL()}}
+	c := cli{env: map[string]string{"ITSM_NATS_URL": b.ClientURL(), broker.PasswordEnv(broker.UserAdmin): b.Users[broker.UserAdmin]}}
 
 	code, out, errs := c.run(t, "dlq", "list")
 	require.Equal(t, 0, code, errs)

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"io"
+	"net"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,9 +16,10 @@ import (
 )
 
 type k8sMeta struct {
-	Name      string            `yaml:"name"`
-	Namespace string            `yaml:"namespace"`
-	Labels    map[string]string `yaml:"labels"`
+	Name        string            `yaml:"name"`
+	Namespace   string            `yaml:"namespace"`
+	Labels      map[string]string `yaml:"labels"`
+	Annotations map[string]string `yaml:"annotations"`
 }
 
 type k8sObject struct {
@@ -341,6 +343,27 @@ func TestKubernetes(t *testing.T) {
 			}
 			if c.StartupProbe != nil && c.StartupProbe.HTTPGet != nil && resolvePort(c.StartupProbe.HTTPGet.Port, portNames) != httpPort {
 				t.Errorf("startupProbe: port %q, the server listens on %d", c.StartupProbe.HTTPGet.Port, httpPort)
+			}
+
+			// Prometheus scrapes the metrics listener, which is not the
+			// public one and is reachable from outside the pod.
+			metricsPort := addrPort(t, cfg.MetricsAddr)
+			if host, _, _ := net.SplitHostPort(cfg.MetricsAddr); host == "127.0.0.1" || host == "localhost" {
+				t.Errorf("ITSM_METRICS_ADDR=%q: Prometheus cannot reach a loopback address", cfg.MetricsAddr)
+			}
+			if metricsPort == httpPort {
+				t.Errorf("ITSM_METRICS_ADDR=%q: /metrics must not share the public port", cfg.MetricsAddr)
+			}
+			ann := spec.Template.Metadata.Annotations
+			if ann["prometheus.io/path"] != "/metrics" || ann["prometheus.io/port"] != strconv.Itoa(metricsPort) {
+				t.Errorf("prometheus.io annotations %v: want path /metrics on port %d (ITSM_METRICS_ADDR)", ann, metricsPort)
+			}
+			declared := false
+			for _, p := range c.Ports {
+				declared = declared || p.ContainerPort == metricsPort
+			}
+			if !declared {
+				t.Errorf("containerPort: ITSM_METRICS_ADDR listens on %d, which is not a declared container port", metricsPort)
 			}
 
 			// Shutdown drains inside the grace period; the data dir is writable.

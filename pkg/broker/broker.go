@@ -82,17 +82,64 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) er
 	return nil
 }
 
+// Message size bounds. NATS refuses a message larger than MaxPayload (body
+// and headers); a vendor record is at most MaxRecord, far below it, so a RAW
+// message with its headers, and its DLQ copy with more headers, always fit.
+// A record that cannot be stored must be refused at the edge (413), never
+// fail at publish time (503, which Jira retries for hours) or at dead-letter
+// time (redelivered forever).
+const (
+	MaxPayload = 8 << 20
+	MaxRecord  = 1 << 20
+)
+
+// CheckStreams verifies the three streams and the KV buckets exist, for
+// services whose NATS user may not create them (the normalizer's does).
+func CheckStreams(ctx context.Context, js jetstream.JetStream) error {
+	var names []string
+	for _, cfg := range StreamConfigs(1) {
+		names = append(names, cfg.Name)
+	}
+	for _, cfg := range KVConfigs(1) {
+		names = append(names, "KV_"+cfg.Bucket)
+	}
+	for _, name := range names {
+		if _, err := js.Stream(ctx, name); err != nil {
+			if errors.Is(err, jetstream.ErrStreamNotFound) {
+				return fmt.Errorf("stream %s does not exist yet: the normalizer creates it at start", name)
+			}
+			return fmt.Errorf("stream %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
 // EmbeddedConfig configures the in-process NATS server.
 type EmbeddedConfig struct {
 	// Addr is host:port for outside clients; port 0 picks a free one.
 	Addr string
 	// StoreDir holds JetStream's files.
 	StoreDir string
+	// Users and their passwords: the server refuses any other client.
+	Users Users
+	// TLS for outside clients, optional; in-process connections skip it.
+	TLS TLSFiles
 }
+
+// TLSFiles are PEM files. On a server, Cert and Key are its certificate and
+// CA, when set, verifies (and requires) client certificates. On a client,
+// CA verifies the server and Cert and Key are its client certificate.
+type TLSFiles struct {
+	Cert, Key, CA string
+}
+
+// Enabled tells whether any TLS file is set.
+func (f TLSFiles) Enabled() bool { return f.Cert != "" || f.Key != "" || f.CA != "" }
 
 // Embedded is a running in-process NATS server with JetStream.
 type Embedded struct {
-	srv *server.Server
+	srv   *server.Server
+	users Users
 }
 
 // StartEmbedded starts the server and waits until it accepts clients.
@@ -108,12 +155,32 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	if port == 0 {
 		port = server.RANDOM_PORT
 	}
-	srv, err := server.NewServer(&server.Options{
+	if len(cfg.Users) == 0 {
+		return nil, errors.New("embedded nats: no users: the server must require credentials")
+	}
+	if err := cfg.Users.Validate(); err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	opts := &server.Options{
 		Host: host, Port: port, JetStream: true, StoreDir: cfg.StoreDir,
 		// The process owns signals and logging; the embedded server must not.
 		NoSigs: true, NoLog: true,
 		ServerName: "itsm-embedded",
-	})
+		Users:      ServerUsers(cfg.Users),
+		MaxPayload: MaxPayload,
+	}
+	if cfg.TLS.Enabled() {
+		if cfg.TLS.Cert == "" || cfg.TLS.Key == "" {
+			return nil, errors.New("embedded nats TLS: a certificate and its key are both required")
+		}
+		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cfg.TLS.Cert, KeyFile: cfg.TLS.Key,
+			CaFile: cfg.TLS.CA, Verify: cfg.TLS.CA != ""})
+		if err != nil {
+			return nil, fmt.Errorf("embedded nats TLS: %w", err)
+		}
+		opts.TLSConfig, opts.TLSVerify, opts.TLSTimeout = tc, cfg.TLS.CA != "", 2
+	}
+	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
 	}
@@ -122,15 +189,20 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		srv.Shutdown()
 		return nil, errors.New("embedded nats: not ready after 15s (is the port in use?)")
 	}
-	return &Embedded{srv: srv}, nil
+	return &Embedded{srv: srv, users: cfg.Users}, nil
 }
 
 // ClientURL is the nats:// URL outside clients use.
 func (e *Embedded) ClientURL() string { return e.srv.ClientURL() }
 
-// Connect opens an in-process connection (no TCP on the hot path).
-func (e *Embedded) Connect(name string) (*nats.Conn, error) {
-	return nats.Connect("", nats.InProcessServer(e.srv), nats.Name(name), nats.MaxReconnects(-1))
+// Connect opens an in-process connection as user (no TCP on the hot path).
+func (e *Embedded) Connect(user, name string, extra ...nats.Option) (*nats.Conn, error) {
+	pw, ok := e.users[user]
+	if !ok {
+		return nil, fmt.Errorf("embedded nats: no password for user %s", user)
+	}
+	opts := append(ClientOptions(user, pw), nats.InProcessServer(e.srv), nats.Name(name), nats.MaxReconnects(-1))
+	return nats.Connect("", append(opts, extra...)...)
 }
 
 // Shutdown stops the server and waits for it; JetStream flushes its files.

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/vault"
 )
 
@@ -26,6 +27,13 @@ type Config struct {
 	// NATSListen is where the embedded server accepts outside clients.
 	NATSListen   string
 	NATSReplicas int
+	// NATSUsers holds the passwords of the NATS users this process knows
+	// (ITSM_NATS_<USER>_PASSWORD): a service needs its own; the embedded
+	// server needs every service's. Dev mode generates the missing ones.
+	NATSUsers broker.Users
+	// NATSTLS: client TLS towards ITSM_NATS_URL, or the embedded server's
+	// TLS for outside clients (ITSM_NATS_TLS_CERT, _KEY, _CA).
+	NATSTLS broker.TLSFiles
 	// Store is a SQLite file path or a mongodb:// URI.
 	Store   string
 	DataDir string
@@ -53,6 +61,37 @@ type Config struct {
 	BackfillMaxSyncs         int
 	ShutdownTimeout          time.Duration
 	LogLevel                 string
+	// MetricsAddr is where /metrics is served, apart from the public
+	// listener (ITSM_METRICS_ADDR).
+	MetricsAddr string
+	// Quotas bound what one organization can make the shared process hold.
+	Quotas Quotas
+	// WebhookTokenSite is "required" (a delivery token must name the
+	// connection's site in context.cloudId) or "if-present" (a token naming
+	// none leaves the site to the body's self URLs): Jira's claims are
+	// undocumented, so operators can relax it without a release.
+	WebhookTokenSite string
+}
+
+// Quotas are per-organization limits; the defaults are far above what a
+// real customer uses, so only abuse meets them.
+type Quotas struct {
+	// ConnectionsPerOrg counts connections that are not DELETED.
+	ConnectionsPerOrg int
+	// ProjectKeys bounds a connection's project_keys_filter entries.
+	ProjectKeys int
+	// MappingEntries bounds each of a connection's priority and status
+	// mappings.
+	MappingEntries int
+	// APIRate is the requests per second an organization may make to the
+	// API on average, APIBurst how many at once.
+	APIRate  int
+	APIBurst int
+}
+
+// DefaultQuotas are the quotas when nothing is configured.
+func DefaultQuotas() Quotas {
+	return Quotas{ConnectionsPerOrg: 200, ProjectKeys: 1000, MappingEntries: 500, APIRate: 200, APIBurst: 400}
 }
 
 // DevClientSecret signs and verifies webhooks in dev mode only, so that
@@ -80,8 +119,8 @@ func load(getenv Getenv, service bool) (Config, error) {
 		HTTPAddr: "127.0.0.1:8080", NATSListen: "127.0.0.1:4222", NATSReplicas: 1,
 		DataDir: "./data", NormalizerWorkers: 256, NormalizerMaxDeliver: 5, NormalizerAckWait: 30 * time.Second,
 		BackfillIncrementalEvery: 5 * time.Minute, BackfillMaxSyncs: 4,
-		ShutdownTimeout: 20 * time.Second, LogLevel: "info",
-		JiraAuthURL: "https://auth.atlassian.com", JiraAPIURL: "https://api.atlassian.com",
+		ShutdownTimeout: 20 * time.Second, LogLevel: "info", MetricsAddr: "127.0.0.1:9102", Quotas: DefaultQuotas(),
+		JiraAuthURL: "https://auth.atlassian.com", JiraAPIURL: "https://api.atlassian.com", WebhookTokenSite: "required",
 	}
 	var errs []error
 	str := func(key string, dst *string) {
@@ -110,6 +149,19 @@ func load(getenv Getenv, service bool) (Config, error) {
 	str("ITSM_NATS_URL", &c.NATSURL)
 	str("ITSM_NATS_LISTEN", &c.NATSListen)
 	num("ITSM_NATS_REPLICAS", &c.NATSReplicas, 1, 5)
+	c.NATSUsers = broker.Users{}
+	for _, u := range broker.AllUsers {
+		if v, ok := getenv(broker.PasswordEnv(u)); ok && v != "" {
+			c.NATSUsers[u] = v
+		}
+	}
+	errs = appendErr(errs, c.NATSUsers.Validate())
+	str("ITSM_NATS_TLS_CERT", &c.NATSTLS.Cert)
+	str("ITSM_NATS_TLS_KEY", &c.NATSTLS.Key)
+	str("ITSM_NATS_TLS_CA", &c.NATSTLS.CA)
+	if (c.NATSTLS.Cert == "") != (c.NATSTLS.Key == "") {
+		errs = append(errs, errors.New("ITSM_NATS_TLS_CERT and ITSM_NATS_TLS_KEY: set both or neither"))
+	}
 	str("ITSM_DATA_DIR", &c.DataDir)
 	str("ITSM_STORE", &c.Store)
 	str("ITSM_JIRA_CLIENT_ID", &c.JiraClientID)
@@ -120,6 +172,16 @@ func load(getenv Getenv, service bool) (Config, error) {
 	dur("ITSM_BACKFILL_INCREMENTAL_EVERY", &c.BackfillIncrementalEvery, 30*time.Second, 24*time.Hour)
 	num("ITSM_BACKFILL_MAX_SYNCS", &c.BackfillMaxSyncs, 1, 64)
 	str("ITSM_LOG_LEVEL", &c.LogLevel)
+	str("ITSM_METRICS_ADDR", &c.MetricsAddr)
+	str("ITSM_WEBHOOK_TOKEN_SITE", &c.WebhookTokenSite)
+	if c.WebhookTokenSite != "required" && c.WebhookTokenSite != "if-present" {
+		errs = append(errs, fmt.Errorf("ITSM_WEBHOOK_TOKEN_SITE=%q: want required or if-present", c.WebhookTokenSite))
+	}
+	num("ITSM_QUOTA_CONNECTIONS", &c.Quotas.ConnectionsPerOrg, 1, 1_000_000)
+	num("ITSM_QUOTA_PROJECT_KEYS", &c.Quotas.ProjectKeys, 1, 100_000)
+	num("ITSM_QUOTA_MAPPING_ENTRIES", &c.Quotas.MappingEntries, 1, 100_000)
+	num("ITSM_API_RATE", &c.Quotas.APIRate, 1, 1_000_000)
+	num("ITSM_API_BURST", &c.Quotas.APIBurst, 1, 1_000_000)
 	str("ITSM_JIRA_AUTH_URL", &c.JiraAuthURL)
 	str("ITSM_JIRA_API_URL", &c.JiraAPIURL)
 	str("ITSM_PUBLIC_URL", &c.PublicURL)
@@ -154,12 +216,20 @@ func load(getenv Getenv, service bool) (Config, error) {
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		errs = append(errs, fmt.Errorf("ITSM_HTTP_ADDR=%q: want host:port", c.HTTPAddr))
 	}
+	if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+		errs = append(errs, fmt.Errorf("ITSM_METRICS_ADDR=%q: want host:port", c.MetricsAddr))
+	} else if c.MetricsAddr == c.HTTPAddr && port != "0" {
+		errs = append(errs, fmt.Errorf("ITSM_METRICS_ADDR=%q: must differ from ITSM_HTTP_ADDR (metrics stay off the public listener)", c.MetricsAddr))
+	}
 	if c.NATSURL == "" {
 		if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
 			errs = append(errs, fmt.Errorf("ITSM_NATS_LISTEN=%q: want host:port", c.NATSListen))
 		}
 	} else if !strings.HasPrefix(c.NATSURL, "nats://") && !strings.HasPrefix(c.NATSURL, "tls://") {
 		errs = append(errs, errors.New("ITSM_NATS_URL: want a nats:// or tls:// URL"))
+	} else if strings.Contains(c.NATSURL, "@") {
+		// The URL is logged; passwords have variables of their own.
+		errs = append(errs, errors.New("ITSM_NATS_URL: no credentials in the URL; set ITSM_NATS_<USER>_PASSWORD"))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -168,10 +238,16 @@ func load(getenv Getenv, service bool) (Config, error) {
 	}
 	if v, ok := getenv("ITSM_API_KEYS"); ok && v != "" {
 		keys, err := parseAPIKeys(v)
-		if err != nil {
+		switch {
+		case !c.Dev && service:
+			// Environment keys cannot be revoked and show in the process
+			// environment: a convenience for dev mode only.
+			errs = append(errs, errors.New("ITSM_API_KEYS: only allowed in dev mode (ITSM_DEV=true); create revocable keys with: itsm apikey create --org ORG"))
+		case err != nil:
 			errs = append(errs, err)
+		default:
+			c.APIKeys = keys
 		}
-		c.APIKeys = keys
 	}
 	if c.JiraClientSecret == "" {
 		if c.Dev {

@@ -95,3 +95,67 @@ func TestTuningSettings(t *testing.T) {
 		require.ErrorContains(t, err, v)
 	}
 }
+
+func TestNATSCredentialsAreVariablesOfTheirOwn(t *testing.T) {
+	_, err := config.Load(env(map[string]string{"ITSM_DEV": "1", "ITSM_NATS_URL": "nats://receiver:s3cret-password-value@n1:4222"}))
+	require.ErrorContains(t, err, "ITSM_NATS_URL")
+	require.NotContains(t, err.Error(), "s3cret")
+	_, err = config.Load(env(map[string]string{"ITSM_DEV": "1", "ITSM_NATS_RECEIVER_PASSWORD": "1234567890123456789"}))
+	require.ErrorContains(t, err, "ITSM_NATS_RECEIVER_PASSWORD", "a password a NATS config file would read as a number")
+	_, err = config.Load(env(map[string]string{"ITSM_DEV": "1", "ITSM_NATS_TLS_CERT": "/c.pem"}))
+	require.ErrorContains(t, err, "ITSM_NATS_TLS_KEY")
+	c, err := config.Load(env(map[string]string{"ITSM_DEV": "1", "ITSM_NATS_BACKFILL_PASSWORD": "pA1b2c3d4e5f6g7h8i9", "ITSM_NATS_TLS_CA": "/ca.pem"}))
+	require.NoError(t, err)
+	require.Equal(t, "pA1b2c3d4e5f6g7h8i9", c.NATSUsers["backfill"])
+	require.Equal(t, "/ca.pem", c.NATSTLS.CA)
+}
+
+func prodEnv(extra map[string]string) config.Getenv {
+	m := map[string]string{
+		"ITSM_JIRA_CLIENT_SECRET": "s", "ITSM_JIRA_CLIENT_ID": "id", "ITSM_PUBLIC_URL": "https://itsm.example.com",
+		"ITSM_ENCRYPTION_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+	}
+	for k, v := range extra {
+		m[k] = v
+	}
+	return env(m)
+}
+
+// Environment API keys cannot be revoked: outside dev mode the process
+// refuses to start with them, naming the variable and not the key.
+func TestAPIKeysOnlyInDevMode(t *testing.T) {
+	_, err := config.Load(prodEnv(map[string]string{"ITSM_API_KEYS": "org-a:aaaaaaaaaaaaaaaaaaaa"}))
+	require.ErrorContains(t, err, "ITSM_API_KEYS: only allowed in dev mode")
+	require.NotContains(t, err.Error(), "aaaaaaaaaaaaaaaaaaaa")
+	c, err := config.Load(prodEnv(nil))
+	require.NoError(t, err)
+	require.Empty(t, c.APIKeys)
+	// Operator tools never serve the API; they may see the variable.
+	_, err = config.LoadTool(env(map[string]string{"ITSM_API_KEYS": "org-a:aaaaaaaaaaaaaaaaaaaa"}))
+	require.NoError(t, err)
+}
+
+func TestMetricsAddrAndQuotas(t *testing.T) {
+	c, err := config.Load(env(map[string]string{"ITSM_DEV": "1"}))
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1:9102", c.MetricsAddr)
+	require.Equal(t, config.DefaultQuotas(), c.Quotas)
+
+	c, err = config.Load(env(map[string]string{"ITSM_DEV": "1", "ITSM_METRICS_ADDR": "0.0.0.0:9200",
+		"ITSM_QUOTA_CONNECTIONS": "5", "ITSM_QUOTA_PROJECT_KEYS": "6", "ITSM_QUOTA_MAPPING_ENTRIES": "7",
+		"ITSM_API_RATE": "8", "ITSM_API_BURST": "9"}))
+	require.NoError(t, err)
+	require.Equal(t, "0.0.0.0:9200", c.MetricsAddr)
+	require.Equal(t, config.Quotas{ConnectionsPerOrg: 5, ProjectKeys: 6, MappingEntries: 7, APIRate: 8, APIBurst: 9}, c.Quotas)
+
+	require.Equal(t, "required", c.WebhookTokenSite)
+	c, err = config.Load(env(map[string]string{"ITSM_DEV": "1", "ITSM_WEBHOOK_TOKEN_SITE": "if-present"}))
+	require.NoError(t, err)
+	require.Equal(t, "if-present", c.WebhookTokenSite)
+
+	_, err = config.Load(env(map[string]string{"ITSM_DEV": "1", "ITSM_METRICS_ADDR": "127.0.0.1:8080",
+		"ITSM_QUOTA_CONNECTIONS": "0", "ITSM_API_RATE": "x", "ITSM_WEBHOOK_TOKEN_SITE": "never"}))
+	for _, v := range []string{"ITSM_METRICS_ADDR", "ITSM_QUOTA_CONNECTIONS", "ITSM_API_RATE", "ITSM_WEBHOOK_TOKEN_SITE"} {
+		require.ErrorContains(t, err, v)
+	}
+}

@@ -35,7 +35,18 @@ const (
 	// HeaderReplayedFrom marks a replayed message with the DLQ sequence it
 	// came from.
 	HeaderReplayedFrom = "Itsm-Replayed-From"
+	// HeaderTruncated is set, to the original body's length, on a copy whose
+	// body had to be cut to fit NATS's max_payload; it cannot be replayed.
+	HeaderTruncated = "Itsm-Truncated"
 )
+
+// ErrTruncated: the entry's body was cut to fit and cannot be replayed.
+var ErrTruncated = errors.New("body was truncated to fit the DLQ; replay it from its source")
+
+// maxCopy bounds a DLQ copy, body and headers, with room to spare below the
+// max_payload NATS refuses a message above: a copy that does not fit would
+// fail to publish, and its message would be redelivered forever.
+const maxCopy = broker.MaxPayload - 64<<10
 
 // maxErrorLen bounds the error header: headers travel with every delivery and
 // an error may quote a large part of a payload.
@@ -51,10 +62,14 @@ func Message(subject string, hdr nats.Header, data []byte, streamSeq, deliveries
 		if strings.HasPrefix(k, "Nats-") {
 			continue
 		}
-		out.Header[k] = append([]string(nil), vs...)
+		for _, v := range vs {
+			// Header values come from outside (a delivery's headers); bounded
+			// like the error, so the headers cannot crowd out the body.
+			out.Header.Add(k, headerValue(v))
+		}
 	}
 	if id := hdr.Get(jetstream.MsgIDHeader); id != "" {
-		out.Header.Set(HeaderOriginalMsgID, id)
+		out.Header.Set(HeaderOriginalMsgID, headerValue(id))
 	}
 	reason := "unknown error"
 	if cause != nil {
@@ -64,7 +79,25 @@ func Message(subject string, hdr nats.Header, data []byte, streamSeq, deliveries
 	out.Header.Set(HeaderOriginalSubject, subject)
 	out.Header.Set(HeaderOriginalSeq, strconv.FormatUint(streamSeq, 10))
 	out.Header.Set(HeaderDeliveries, strconv.FormatUint(deliveries, 10))
+	// Every body the platform accepts is at most broker.MaxRecord, so this
+	// never cuts one; it keeps the promise for any other writer of RAW.
+	if room := maxCopy - headerSize(out.Header); len(data) > room {
+		out.Header.Set(HeaderTruncated, strconv.Itoa(len(data)))
+		out.Data = data[:max(room-len(HeaderTruncated)-32, 0)]
+	}
 	return out
+}
+
+// headerSize is the encoded size of h ("Key: value\r\n" per value, plus
+// the version line and the blank line).
+func headerSize(h nats.Header) int {
+	n := len("NATS/1.0\r\n\r\n")
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
 }
 
 // MsgID is the Nats-Msg-Id of the DLQ copy of a RAW message: if the
@@ -249,6 +282,9 @@ func replayOne(ctx context.Context, js jetstream.JetStream, st jetstream.Stream,
 	}
 	if e.OriginalSubject == "" || strings.HasPrefix(e.OriginalSubject, broker.DLQSubject("")) {
 		return fmt.Errorf("dlq entry %d: no original subject to replay to", e.Seq)
+	}
+	if e.Headers.Get(HeaderTruncated) != "" {
+		return fmt.Errorf("dlq entry %d: %w", e.Seq, ErrTruncated)
 	}
 	if _, err := js.PublishMsg(ctx, ReplayMessage(e)); err != nil {
 		return fmt.Errorf("replay dlq entry %d to %s: %w", e.Seq, e.OriginalSubject, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -172,4 +173,34 @@ func TestMessageBoundsTheErrorHeader(t *testing.T) {
 	require.Empty(t, m.Header.Get("Nats-Expected-Stream"), "JetStream's own headers are not copied")
 	require.Equal(t, "x", m.Header.Get(dlq.HeaderOriginalMsgID))
 	require.Equal(t, "unknown error", dlq.Message("s", nats.Header{}, nil, 1, 1, nil).Header.Get(dlq.HeaderError))
+}
+
+// A DLQ copy must fit NATS's max_payload whatever the original carried, or
+// the poison would be redelivered forever.
+func TestMessageAlwaysFitsMaxPayload(t *testing.T) {
+	size := func(m *nats.Msg) int {
+		n := len("NATS/1.0\r\n\r\n") + len(m.Data)
+		for k, vs := range m.Header {
+			for _, v := range vs {
+				n += len(k) + len(v) + 4
+			}
+		}
+		return n
+	}
+	hdr := nats.Header{"Nats-Msg-Id": {strings.Repeat("i", 200_000)}, "X-Atlassian-Webhook-Retry": {strings.Repeat("r", 100_000)}}
+
+	// The largest body the receiver accepts is kept whole.
+	body := make([]byte, broker.MaxRecord)
+	m := dlq.Message("raw.jira.c.webhook", hdr, body, 7, 1, errors.New(strings.Repeat("e", 10_000)))
+	require.Equal(t, body, m.Data)
+	require.Empty(t, m.Header.Get(dlq.HeaderTruncated))
+	require.LessOrEqual(t, len(m.Header.Get(dlq.HeaderOriginalMsgID)), 1024+len("…"), "copied headers are bounded")
+	require.LessOrEqual(t, len(m.Header.Get("X-Atlassian-Webhook-Retry")), 1024+len("…"))
+
+	// A message as large as NATS takes is cut to fit, and says so.
+	body = make([]byte, broker.MaxPayload)
+	m = dlq.Message("raw.jira.c.webhook", hdr, body, 7, 1, errors.New("bad"))
+	require.LessOrEqual(t, size(m), broker.MaxPayload)
+	require.Equal(t, strconv.Itoa(broker.MaxPayload), m.Header.Get(dlq.HeaderTruncated))
+	require.Greater(t, len(m.Data), broker.MaxRecord, "only what does not fit is cut")
 }

@@ -229,6 +229,27 @@ func (u *userJSON) vendorID() string {
 			return s
 		}
 	}
+	return userIDFromSelf(u.Self.String())
+}
+
+// userIDFromSelf recovers the id of a user object that has only its self
+// link (published Server comment deliveries carry authors reduced to
+// .../user?username=NAME): Cloud links name the accountId, Server links the
+// key or the username, each the value its field above would have held.
+func userIDFromSelf(self string) string {
+	if self == "" {
+		return ""
+	}
+	u, err := url.Parse(self)
+	if err != nil || !strings.HasSuffix(u.Path, "/user") {
+		return ""
+	}
+	q := u.Query()
+	for _, k := range []string{"accountId", "key", "username"} {
+		if v := strings.TrimSpace(q.Get(k)); v != "" {
+			return v
+		}
+	}
 	return ""
 }
 

@@ -226,3 +226,25 @@ func FuzzRichTextMatchesPlainText(f *testing.F) {
 		}
 	})
 }
+
+func TestUserIDFromSelf(t *testing.T) {
+	for self, want := range map[string]string{
+		"https://x.atlassian.net/rest/api/2/user?accountId=5c5f880629be9642ba529340":        "5c5f880629be9642ba529340",
+		"https://api.atlassian.com/ex/jira/c1/rest/api/3/user?accountId=557058%3Aeb43b4a2":  "557058:eb43b4a2",
+		"https://jira.test-example.ru/jira/rest/api/2/user?username=jira_test":              "jira_test",
+		"http://jira.local:8080/rest/api/2/user?key=JIRAUSER10100&username=renamed":         "JIRAUSER10100",
+		"https://x.atlassian.net/rest/api/2/issue/10040?accountId=5c5f880629be9642ba529340": "",
+		"https://x.atlassian.net/rest/api/2/user":                                           "",
+		"::not a url": "",
+		"":            "",
+	} {
+		if got := userIDFromSelf(self); got != want {
+			t.Errorf("userIDFromSelf(%q) = %q, want %q", self, got, want)
+		}
+	}
+	// A user that names itself keeps that id whatever its link says.
+	u := userJSON{Self: "https://x/rest/api/2/user?username=old", Key: "k1"}
+	if got := u.vendorID(); got != "k1" {
+		t.Errorf("vendorID = %q, want k1", got)
+	}
+}

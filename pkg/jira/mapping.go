@@ -45,14 +45,22 @@ type envelope struct {
 
 type changelogJSON struct {
 	Items []struct {
-		Field flexString `json:"field"`
+		Field   flexString `json:"field"`
+		FieldID flexString `json:"fieldId"`
 	} `json:"items"`
 }
 
 // changesStatus reports whether a changelog records a status change.
+// Jira localizes an item's field name ("Статус" on a Russian site) but not
+// its fieldId, so the id decides when there is one; older Server items
+// have only the name.
 func (c *changelogJSON) changesStatus() bool {
 	for _, it := range c.Items {
-		if strings.EqualFold(it.Field.String(), "status") {
+		name := it.FieldID.String()
+		if name == "" {
+			name = it.Field.String()
+		}
+		if strings.EqualFold(name, "status") {
 			return true
 		}
 	}
@@ -362,7 +370,9 @@ func (m *Mapping) mapIssueOnly(is *issueJSON, deleted bool, at time.Time) (Recor
 		version = v
 	} else {
 		v, ok := parseTime(f.Updated.String())
-		if !ok && !at.IsZero() && f.Updated.String() == "" {
+		// Jira Server omits fields.updated; the delivery's time versions
+		// such an update, but only of an issue that has fields at all.
+		if !ok && !at.IsZero() && f.Updated.String() == "" && isObject(is.Fields) {
 			v, ok = at, true
 		}
 		if !ok {

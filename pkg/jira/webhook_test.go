@@ -370,3 +370,11 @@ func TestWebhookUpdateWithoutFieldsUpdatedUsesTheTimestamp(t *testing.T) {
 	_, err = m.MapWebhook([]byte(`{"webhookEvent":"jira:issue_updated","timestamp":1700000000123,"issue":{"id":"10001","fields":{"updated":"yesterday"}}}`))
 	require.ErrorIs(t, err, jira.ErrMalformed)
 }
+
+// The timestamp stands in for a missing fields.updated only: an issue whose
+// fields are not an object stays malformed (dead-lettered).
+func TestWebhookIssueWithoutFieldsStaysMalformed(t *testing.T) {
+	m := &jira.Mapping{ConnectionID: "c"}
+	_, err := m.MapWebhook([]byte(`{"webhookEvent":"jira:issue_updated","timestamp":1700000000123,"issue":{"id":"1","fields":"not an object"}}`))
+	require.ErrorIs(t, err, jira.ErrMalformed)
+}

@@ -26,9 +26,17 @@ type Leases struct {
 	ttl   time.Duration
 }
 
-// Open creates or binds the bucket. owner names this process in the lease
-// value, for operators looking at who holds what.
+// Open binds the bucket, or creates (or updates) it when it is missing or
+// its TTL is not ttl. Binding needs only read access to the bucket's stream:
+// the services' NATS users may not create streams (the normalizer's creates
+// the platform's buckets). owner names this process in the lease value, for
+// operators looking at who holds what.
 func Open(ctx context.Context, js jetstream.JetStream, bucket, owner string, ttl time.Duration, replicas int) (*Leases, error) {
+	if kv, err := js.KeyValue(ctx, bucket); err == nil {
+		if st, err := kv.Status(ctx); err == nil && st.TTL() == ttl {
+			return &Leases{kv: kv, owner: owner, ttl: ttl}, nil
+		}
+	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: bucket, TTL: ttl, History: 1, Replicas: replicas, Storage: jetstream.FileStorage,
 	})

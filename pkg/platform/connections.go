@@ -11,11 +11,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/connections"
 	"github.com/itsmhub/itsm/pkg/jiracloud"
 	"github.com/itsmhub/itsm/pkg/lease"
@@ -24,9 +25,9 @@ import (
 
 // LeaseBucket holds the short leases that serialize token refreshes and
 // webhook upkeep across replicas.
-const LeaseBucket = "itsm_leases"
+const LeaseBucket = broker.KVLeases
 
-func (p *Platform) connectionManager(ctx context.Context, log *zap.Logger, reg prometheus.Registerer) (*connections.Manager, error) {
+func (p *Platform) connectionManager(ctx context.Context, js jetstream.JetStream, log *zap.Logger, reg prometheus.Registerer) (*connections.Manager, error) {
 	key, err := p.encryptionKey()
 	if err != nil {
 		return nil, err
@@ -35,7 +36,7 @@ func (p *Platform) connectionManager(ctx context.Context, log *zap.Logger, reg p
 	if err != nil {
 		return nil, err
 	}
-	leases, err := lease.Open(ctx, p.js, LeaseBucket, owner(), 30*time.Second, p.cfg.NATSReplicas)
+	leases, err := lease.Open(ctx, js, LeaseBucket, owner(), broker.LeaseTTL, p.cfg.NATSReplicas)
 	if err != nil {
 		return nil, err
 	}

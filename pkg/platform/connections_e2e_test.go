@@ -78,7 +78,7 @@ func TestConnectionLifecycleAgainstSimulator(t *testing.T) {
 		require.Equal(t, http.StatusNotFound, st, "%s %s as another organization", c.method, c.path)
 	}
 	_, list := env.Call(t, http.MethodGet, keyB, "/v1/connections", nil)
-	require.JSONEq(t, `{"items":[]}`, list)
+	require.JSONEq(t, `{"items":[],"next_cursor":null}`, list)
 
 	// Consent and callback: a confirmation page; confirmed, ACTIVE with a
 	// registered webhook.
@@ -193,7 +193,7 @@ func TestConnectionBadInput(t *testing.T) {
 	st, body := env.Call(t, http.MethodPost, "", "/v1/connections", map[string]any{"vendor": "JIRA"})
 	require.Equal(t, http.StatusUnauthorized, st, body)
 	_, list := env.Call(t, http.MethodGet, keyA, "/v1/connections", nil)
-	require.JSONEq(t, `{"items":[]}`, list, "nothing was created by bad requests")
+	require.JSONEq(t, `{"items":[],"next_cursor":null}`, list, "nothing was created by bad requests")
 
 	// Forged or tampered OAuth states are refused.
 	st, _ = env.Call(t, http.MethodGet, "", "/oauth/callback?code=x&state=forged.state.123.sig", nil)

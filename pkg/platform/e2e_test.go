@@ -57,7 +57,7 @@ func TestWebhookToTicketEndToEnd(t *testing.T) {
 	env := platformtest.Start(t, map[string]string{keyA: "org-a", keyB: "org-b"})
 	env.AddConnection(t, "conn-1", "org-a", "https://zulipp.atlassian.net")
 
-	nc, err := nats.Connect(env.NATSURL())
+	nc, err := nats.Connect(env.NATSURLAs(broker.UserSubscriber))
 	require.NoError(t, err)
 	defer nc.Close()
 	sub, err := nc.SubscribeSync(itsm.KindTicket.Subject())
@@ -178,7 +178,7 @@ func TestReadyzAndMetrics(t *testing.T) {
 	// A rejected delivery, so that the webhook counter has a series.
 	status, _ := env.PostWebhook(t, "no-such-connection", "d", []byte(`{}`))
 	require.Equal(t, http.StatusNotFound, status)
-	resp, err = http.Get(env.URL + "/metrics")
+	resp, err = http.Get("http://" + env.MetricsAddr() + "/metrics")
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)

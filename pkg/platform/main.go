@@ -8,11 +8,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
 	"go.uber.org/zap"
 
+	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/config"
 )
 
@@ -46,6 +48,12 @@ func Main(comps Components, stderr io.Writer) int {
 		return 1
 	}
 	log.Info("started", zap.String("http", p.HTTPAddr()), zap.String("nats", p.NATSURL()), zap.Bool("dev", cfg.Dev))
+	if cfg.Dev && cfg.NATSURL == "" {
+		// Dev mode only: the read-only user's password is printed so that an
+		// outside subscriber can connect with no set-up.
+		fmt.Fprintf(stderr, "\nOutside subscribers connect as the read-only NATS user %q (passwords: %s):\n  nats sub 'itsm.>' --server %s\n\n",
+			broker.UserSubscriber, filepath.Join(cfg.DataDir, DevNATSFile), p.NATSURLAs(broker.UserSubscriber))
+	}
 	if err := p.Wait(); err != nil {
 		log.Error("stopped with error", zap.Error(err))
 		return 1
@@ -64,6 +72,11 @@ func refuseTemplateSecrets(cfg config.Config) error {
 	var errs []error
 	if bytes.Equal(cfg.EncryptionKey, make([]byte, 32)) {
 		errs = append(errs, errors.New("ITSM_ENCRYPTION_KEY: still the all-zero example key; generate one with: head -c 32 /dev/urandom | base64"))
+	}
+	for user, pw := range cfg.NATSUsers {
+		if strings.HasPrefix(pw, "replace-with-") {
+			errs = append(errs, fmt.Errorf("%s: still the example placeholder; generate one with: echo p$(openssl rand -hex 24)", broker.PasswordEnv(user)))
+		}
 	}
 	for name, v := range map[string]string{"ITSM_JIRA_CLIENT_ID": cfg.JiraClientID, "ITSM_JIRA_CLIENT_SECRET": cfg.JiraClientSecret} {
 		if strings.HasPrefix(v, "replace-with-") {

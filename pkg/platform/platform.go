@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -47,15 +46,23 @@ type Platform struct {
 	cfg      config.Config
 	log      *zap.Logger
 	embedded *broker.Embedded
-	nc       *nats.Conn
-	js       jetstream.JetStream
-	store    store.Store
-	ln       net.Listener
-	group    *errgroup.Group
-	cancel   context.CancelFunc
-	now      func() time.Time
-	mgr      *connections.Manager
-	echo     *echo.Echo
+	users    broker.Users
+	// One connection per component, each as the component's NATS user;
+	// nc and js are the first of them (readiness, metrics).
+	conns  map[string]*nats.Conn
+	jss    map[string]jetstream.JetStream
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	store  store.Store
+	ln     net.Listener
+	group  *errgroup.Group
+	cancel context.CancelFunc
+	now    func() time.Time
+	mgr    *connections.Manager
+	echo   *echo.Echo
+
+	// metricsLn serves /metrics apart from the public listener.
+	metricsLn net.Listener
 }
 
 // Option changes how a platform starts; tests use them.
@@ -72,31 +79,21 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 	for _, o := range opts {
 		o(p)
 	}
+	// Error returns set p to nil: close what was opened through its own copy.
+	started := p
 	defer func() {
 		if err != nil {
-			p.closeInfra()
+			if started.cancel != nil {
+				started.cancel()
+			}
+			started.closeInfra()
 		}
 	}()
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+	// The data dir holds every tenant's data and the dev encryption key.
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
 	}
-	if cfg.NATSURL == "" {
-		p.embedded, err = broker.StartEmbedded(broker.EmbeddedConfig{Addr: cfg.NATSListen, StoreDir: filepath.Join(cfg.DataDir, "nats")})
-		if err != nil {
-			return nil, err
-		}
-		p.nc, err = p.embedded.Connect("itsm")
-		log.Info("embedded NATS JetStream started", zap.String("url", p.embedded.ClientURL()))
-	} else {
-		p.nc, err = ConnectNATS(cfg, "itsm")
-	}
-	if err != nil {
-		return nil, fmt.Errorf("connect to NATS: %w", err)
-	}
-	if p.js, err = jetstream.New(p.nc); err != nil {
-		return nil, fmt.Errorf("jetstream: %w", err)
-	}
-	if err := broker.EnsureStreams(ctx, p.js, cfg.NATSReplicas); err != nil {
+	if err := p.connectNATS(ctx, comps); err != nil {
 		return nil, err
 	}
 	if p.store, err = OpenStore(ctx, cfg); err != nil {
@@ -118,7 +115,7 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 			ncfg = ncfg.Embedded()
 		}
 		n, err := normalizer.New(ncfg,
-			p.js, p.store, log.Named("normalizer"), reg)
+			p.jss[broker.UserNormalizer], p.store, log.Named("normalizer"), reg)
 		if err != nil {
 			return nil, err
 		}
@@ -129,35 +126,38 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 	}
 	// Sync requests go through a KV bucket, so any process can ask and any
 	// backfill worker can serve.
-	requester := backfill.NewRequester(p.js)
+	requester := backfill.NewRequester(p.stateJS(comps))
 	if comps.Receiver || comps.Backfill {
-		if p.mgr, err = p.connectionManager(ctx, log.Named("connections"), reg); err != nil {
+		if p.mgr, err = p.connectionManager(ctx, p.stateJS(comps), log.Named("connections"), reg); err != nil {
 			return nil, err
 		}
 		p.mgr.SetSyncRequester(requester)
 	}
 	if comps.Backfill {
-		leases, err := lease.Open(ctx, p.js, backfill.LeaseBucket, owner(), backfill.LeaseTTL, cfg.NATSReplicas)
+		leases, err := lease.Open(ctx, p.jss[broker.UserBackfill], backfill.LeaseBucket, owner(), backfill.LeaseTTL, cfg.NATSReplicas)
 		if err != nil {
 			return nil, err
 		}
 		w := backfill.New(backfill.Config{IncrementalEvery: cfg.BackfillIncrementalEvery, MaxConcurrentSyncs: cfg.BackfillMaxSyncs,
-			BacklogConsumer: normalizer.ConsumerName}, backfill.Deps{JS: p.js, Store: p.store, Clients: p.mgr, Leases: leases,
+			BacklogConsumer: normalizer.ConsumerName}, backfill.Deps{JS: p.jss[broker.UserBackfill], Store: p.store, Clients: p.mgr, Leases: leases,
 			Log: log.Named("backfill"), Registerer: reg, Now: p.now})
 		g.Go(func() error { return w.Run(gctx) })
 	}
-	// Every process serves health and metrics; only the receiver serves the
-	// public API and webhooks.
+	if err := p.serveMetrics(gctx, g, reg); err != nil {
+		return nil, err
+	}
+	// Every process serves health; only the receiver serves the public API
+	// and webhooks.
 	var e *echo.Echo
 	if comps.Receiver {
-		r, err := receiver.New(receiver.Config{ClientSecret: []byte(cfg.JiraClientSecret), Ready: p.natsReady},
-			p.js, p.store, apikey.NewAuthenticator(p.store, cfg.APIKeys), log.Named("receiver"), reg)
+		r, err := receiver.New(receiver.Config{ClientSecret: []byte(cfg.JiraClientSecret), Ready: p.natsReady, Quotas: cfg.Quotas,
+			TokenSiteOptional: cfg.WebhookTokenSite == "if-present", Now: p.now},
+			p.jss[broker.UserReceiver], p.store, apikey.NewAuthenticator(p.store, cfg.APIKeys), log.Named("receiver"), reg)
 		if err != nil {
 			return nil, err
 		}
 		r.MountConnections(p.mgr, requester)
 		e = r.Echo()
-		e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
 		p.echo = e
 		g.Go(func() error { return r.Run(gctx, p.ln, cfg.ShutdownTimeout) })
 		// Webhook upkeep runs where webhooks arrive.
@@ -173,7 +173,6 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 			}
 			return c.String(http.StatusOK, "ready")
 		})
-		e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
 		p.echo = e
 		srv := &http.Server{Handler: e, ReadHeaderTimeout: 5e9}
 		g.Go(func() error {
@@ -187,9 +186,33 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 	return p, nil
 }
 
+// serveMetrics serves /metrics on ITSM_METRICS_ADDR, a listener of its own
+// so that the public one never exposes the platform's internals.
+func (p *Platform) serveMetrics(ctx context.Context, g *errgroup.Group, reg *prometheus.Registry) error {
+	ln, err := net.Listen("tcp", p.cfg.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("listen on ITSM_METRICS_ADDR %s: %w", p.cfg.MetricsAddr, err)
+	}
+	p.metricsLn = ln
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
+	g.Go(func() error {
+		go func() { <-ctx.Done(); _ = srv.Close() }()
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		return nil
+	})
+	p.log.Info("metrics listening", zap.String("addr", ln.Addr().String()))
+	return nil
+}
+
 func (p *Platform) natsReady() error {
-	if !p.nc.IsConnected() {
-		return errors.New("not connected to NATS")
+	for _, nc := range p.conns {
+		if !nc.IsConnected() {
+			return errors.New("not connected to NATS")
+		}
 	}
 	return nil
 }
@@ -205,9 +228,9 @@ func (p *Platform) Wait() error {
 }
 
 func (p *Platform) closeInfra() {
-	if p.nc != nil {
-		_ = p.nc.Drain()
-		p.nc.Close()
+	for _, nc := range p.conns {
+		_ = nc.Drain()
+		nc.Close()
 	}
 	if p.embedded != nil {
 		p.embedded.Shutdown()
@@ -219,6 +242,9 @@ func (p *Platform) closeInfra() {
 
 // HTTPAddr is the bound HTTP address (useful with port 0).
 func (p *Platform) HTTPAddr() string { return p.ln.Addr().String() }
+
+// MetricsAddr is the bound address of the /metrics listener.
+func (p *Platform) MetricsAddr() string { return p.metricsLn.Addr().String() }
 
 // NATSURL is the URL outside clients use to reach this process's broker.
 func (p *Platform) NATSURL() string {
@@ -237,7 +263,12 @@ func (p *Platform) Connections() *connections.Manager { return p.mgr }
 // Store is the process's store (tests seed connections through it).
 func (p *Platform) Store() store.Store { return p.store }
 
-// JetStream is the process's JetStream handle.
+// NATSUsers are the NATS users and passwords this process knows (all of
+// them when it runs the embedded server).
+func (p *Platform) NATSUsers() broker.Users { return p.users }
+
+// JetStream is the process's JetStream handle, as the NATS user of its first
+// component (the normalizer's in the all-in-one process).
 func (p *Platform) JetStream() jetstream.JetStream { return p.js }
 
 // OpenStore opens the store ITSM_STORE names.
@@ -250,18 +281,4 @@ func OpenStore(ctx context.Context, cfg config.Config) (store.Store, error) {
 		return nil, fmt.Errorf("ITSM_STORE: %w", err)
 	}
 	return s, nil
-}
-
-// ConnectNATS connects to ITSM_NATS_URL or, when that is unset, to the
-// embedded server a local `itsm run` exposes on ITSM_NATS_LISTEN.
-func ConnectNATS(cfg config.Config, name string) (*nats.Conn, error) {
-	url := cfg.NATSURL
-	if url == "" {
-		url = "nats://" + cfg.NATSListen
-	}
-	nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1))
-	if err != nil {
-		return nil, fmt.Errorf("connect to NATS: %w", err)
-	}
-	return nc, nil
 }

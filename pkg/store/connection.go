@@ -150,3 +150,13 @@ type Site struct {
 	URL     string `json:"url"`
 	Name    string `json:"name"`
 }
+
+// MakeConnectionPage cuts a backend's limit+1 results to a page and its
+// cursor.
+func MakeConnectionPage(list []*Connection, limit int) ConnectionPage {
+	if len(list) <= limit {
+		return ConnectionPage{Connections: list}
+	}
+	list = list[:limit]
+	return ConnectionPage{Connections: list, NextCursor: EncodeConnectionCursor(list[limit-1].ID)}
+}

@@ -30,3 +30,26 @@ func DecodeCursor(c string) (updatedAt time.Time, id string, err error) {
 	}
 	return time.Unix(0, n).UTC(), id, nil
 }
+
+// connCursorPrefix tells a connection cursor from a document cursor, so that
+// one is never taken for the other.
+const connCursorPrefix = "conn|"
+
+// EncodeConnectionCursor makes the opaque cursor that resumes after the
+// connection with id.
+func EncodeConnectionCursor(id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(connCursorPrefix + id))
+}
+
+// DecodeConnectionCursor returns the connection id a cursor resumes after.
+func DecodeConnectionCursor(c string) (string, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(c)
+	id, ok := strings.CutPrefix(string(raw), connCursorPrefix)
+	if err != nil || !ok || id == "" {
+		return "", fmt.Errorf("%w: malformed cursor", ErrInvalid)
+	}
+	return id, nil
+}
+
+// EffectiveLimit applies the list defaults and bounds to q.Limit.
+func (q ConnectionPageQuery) EffectiveLimit() int { return Filter{Limit: q.Limit}.EffectiveLimit() }

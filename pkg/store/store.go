@@ -153,6 +153,12 @@ type Connections interface {
 	// paths (webhook routing, workers) where no organization is calling.
 	LookupConnection(ctx context.Context, id string) (*Connection, error)
 	ListConnections(ctx context.Context, orgID string) ([]*Connection, error)
+	// PageConnections is one page of the organization's connections in id
+	// order: what the API lists, so that no call holds them all at once.
+	PageConnections(ctx context.Context, q ConnectionPageQuery) (ConnectionPage, error)
+	// CountConnections counts the organization's connections that are not
+	// DELETED: what the per-organization quota limits.
+	CountConnections(ctx context.Context, orgID string) (int, error)
 	// UpdateConnection replaces the stored connection; Revision must match
 	// the stored one (optimistic concurrency) and is incremented.
 	UpdateConnection(ctx context.Context, c *Connection) error
@@ -166,6 +172,21 @@ type Connections interface {
 type ConnectionQuery struct {
 	State   string
 	CloudID string
+}
+
+// ConnectionPageQuery selects one page of an organization's connections.
+type ConnectionPageQuery struct {
+	OrganizationID string
+	// Cursor continues a previous page (ConnectionPage.NextCursor).
+	Cursor string
+	// Limit is clamped like Filter.Limit.
+	Limit int
+}
+
+// ConnectionPage is one page of PageConnections.
+type ConnectionPage struct {
+	Connections []*Connection
+	NextCursor  string
 }
 
 // APIKeys is the API-key half of the contract. Keys are stored as hashes

@@ -257,6 +257,7 @@ func startPlatform(b testing.TB) *platformEnv {
 	}
 	dir := b.TempDir()
 	cfg.HTTPAddr, cfg.NATSListen, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", dir
+	cfg.MetricsAddr = "127.0.0.1:0"
 	cfg.Store = filepath.Join(dir, "itsm.db")
 	cfg.ShutdownTimeout = 10 * time.Second
 	ctx, cancel := context.WithCancel(context.Background())
@@ -268,7 +269,7 @@ func startPlatform(b testing.TB) *platformEnv {
 	if err := p.Store().CreateConnection(ctx, newConnection("conn-1", "org-a")); err != nil {
 		b.Fatal(err)
 	}
-	return &platformEnv{url: "http://" + p.HTTPAddr(), natsURL: p.NATSURL(), cancel: cancel, p: p}
+	return &platformEnv{url: "http://" + p.HTTPAddr(), natsURL: p.NATSURLAs(broker.UserSubscriber), cancel: cancel, p: p}
 }
 
 func envFloat(b *testing.B, key string, def float64) float64 {

@@ -3,7 +3,7 @@
 // histogram and errors; with -probe it also measures how long each version
 // took to come out as an itsm.ticket.updated event.
 //
-//	go run ./scripts/loadgen -conn CONN -rate 1000 -duration 20s -probe nats://127.0.0.1:4222
+//	go run ./scripts/loadgen -conn CONN -rate 1000 -duration 20s -probe nats://subscriber:PASSWORD@127.0.0.1:4222
 //
 // It refuses any host but loopback. The connection must exist and its site
 // must be -site (the receiver refuses deliveries for another site).

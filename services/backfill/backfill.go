@@ -47,6 +47,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/jiracloud"
 	"github.com/itsmhub/itsm/pkg/lease"
 	"github.com/itsmhub/itsm/pkg/store"
@@ -70,8 +71,8 @@ const (
 // LeaseTTL the lease life a worker renews every third of: a dead worker's
 // syncs are resumed by another within about this long.
 const (
-	LeaseBucket = "itsm_sync_leases"
-	LeaseTTL    = 30 * time.Second
+	LeaseBucket = broker.KVSyncLeases
+	LeaseTTL    = broker.SyncLeaseTTL
 )
 
 // Defaults of a connection that does not set its own intervals (the seed's).

@@ -302,7 +302,7 @@ func TestBackfillWorkerProcess(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(raw), &cfg))
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer cancel()
-	nc, err := nats.Connect(cfg.NATSURL, nats.Name("backfill-bench"))
+	nc, err := nats.Connect(cfg.NATSURL, nats.Name("backfill-bench"), nats.CustomInboxPrefix(broker.InboxPrefix(broker.UserBackfill)))
 	require.NoError(t, err)
 	defer nc.Close()
 	js, err := jetstream.New(nc)

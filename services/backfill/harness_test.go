@@ -92,14 +92,19 @@ func newHarness(t testing.TB, opts jirasim.Options, mods ...func(h *harness)) *h
 	h.log = zaptest.NewLogger(t, zaptest.Level(lvl))
 
 	dir := t.TempDir()
-	ns, err := broker.StartEmbedded(broker.EmbeddedConfig{Addr: "127.0.0.1:0", StoreDir: filepath.Join(dir, "nats")})
+	users := broker.NewUsers()
+	ns, err := broker.StartEmbedded(broker.EmbeddedConfig{Addr: "127.0.0.1:0", StoreDir: filepath.Join(dir, "nats"), Users: users})
 	require.NoError(t, err)
-	nc, err := ns.Connect("backfill-test")
+	nc, err := ns.Connect(broker.UserAdmin, "backfill-test")
 	require.NoError(t, err)
 	h.js, err = jetstream.New(nc)
 	require.NoError(t, err)
 	require.NoError(t, broker.EnsureStreams(ctx, h.js, 1))
-	h.natsURL, h.dbPath = ns.ClientURL(), filepath.Join(dir, "itsm.db")
+	// The benchmark's worker process connects by URL, as the backfill user.
+	natsURL, err := url.Parse(ns.ClientURL())
+	require.NoError(t, err)
+	natsURL.User = url.UserPassword(broker.UserBackfill, users[broker.UserBackfill])
+	h.natsURL, h.dbPath = natsURL.String(), filepath.Join(dir, "itsm.db")
 	st, err := sqlitestore.Open(ctx, h.dbPath)
 	require.NoError(t, err)
 	h.st = st

@@ -10,15 +10,17 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
+
+	"github.com/itsmhub/itsm/pkg/broker"
 )
 
 // RequestBucket is the KV bucket of on-demand sync requests: key = connection
 // id, value = kind. Every worker watches it; the one that starts (or is
 // already running) a sync covering a request deletes it.
-const RequestBucket = "itsm_sync_requests"
+const RequestBucket = broker.KVSyncRequests
 
 // requestTTL drops requests nobody took (a connection deleted meanwhile).
-const requestTTL = 24 * time.Hour
+const requestTTL = broker.SyncRequestTTL
 
 // ErrInvalidKind: RequestSync takes "full" or "incremental".
 var ErrInvalidKind = errors.New("sync kind must be full or incremental")
@@ -45,9 +47,14 @@ func (r *Requester) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	if r.kv != nil {
 		return r.kv, nil
 	}
-	kv, err := r.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: RequestBucket, History: 1, TTL: requestTTL, Storage: jetstream.FileStorage,
-	})
+	// Bound when it exists: the services' NATS users may not create streams
+	// (the normalizer's creates the bucket at start).
+	kv, err := r.js.KeyValue(ctx, RequestBucket)
+	if err != nil {
+		kv, err = r.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: RequestBucket, History: 1, TTL: requestTTL, Storage: jetstream.FileStorage,
+		})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("sync request bucket: %w", err)
 	}

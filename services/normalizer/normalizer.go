@@ -26,9 +26,9 @@ import (
 const (
 	// ConsumerName takes sync records (raw.*.*.sync). It keeps the name of
 	// the single consumer earlier versions had, which it is migrated from.
-	ConsumerName = "normalizer"
+	ConsumerName = broker.ConsumerNormalizer
 	// LiveConsumerName takes live deliveries (raw.*.*.webhook).
-	LiveConsumerName = "normalizer-live"
+	LiveConsumerName = broker.ConsumerNormalizerLive
 )
 
 // Consumers are the lanes' consumer names, for tools that watch the

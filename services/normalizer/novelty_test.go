@@ -60,7 +60,7 @@ func (c *countingStore) counts() (gets, inserted, refused int) {
 func TestNewRecordsAreInsertedWithoutReading(t *testing.T) {
 	e := newEnv(t)
 	cs := &countingStore{Store: e.st}
-	e.start(Config{Workers: 1}, cs, nil)
+	e.start(Config{Workers: 1, LiveWorkers: 1}, cs, nil)
 	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
 
 	e.publishWebhook(issueBody(t, "old", t0, "before"))

@@ -35,6 +35,9 @@ func (s *Server) requireAPIKey(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
+		if err := s.rates.allow(c, org); err != nil {
+			return err
+		}
 		c.Set("organization_id", org)
 		return next(c)
 	}
@@ -114,9 +117,9 @@ func (s *Server) listHandler(kind itsm.Kind) echo.HandlerFunc {
 			f.Limit = n
 		}
 		if v := q.Get("updated_since"); v != "" {
-			t, err := time.Parse(time.RFC3339Nano, v)
+			t, err := parseSince("updated_since", v, time.Now())
 			if err != nil {
-				return fail(http.StatusBadRequest, "invalid_filter", "updated_since: want an RFC 3339 time like 2026-01-02T15:04:05Z")
+				return err
 			}
 			f.UpdatedSince = t
 		}

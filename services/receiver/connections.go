@@ -17,7 +17,6 @@ import (
 type ConnectionService interface {
 	Create(ctx context.Context, orgID string, req connections.CreateRequest) (*store.Connection, string, error)
 	Get(ctx context.Context, orgID, id string) (*store.Connection, error)
-	List(ctx context.Context, orgID string) ([]*store.Connection, error)
 	Patch(ctx context.Context, orgID, id string, req connections.PatchRequest) (*store.Connection, error)
 	Delete(ctx context.Context, orgID, id string, purge bool) error
 	Authorize(ctx context.Context, orgID, id string) (string, error)
@@ -34,6 +33,9 @@ type SyncRequester interface {
 func (s *Server) MountConnections(svc ConnectionService, syncs SyncRequester) {
 	g := s.echo.Group("/v1/connections", s.requireAPIKey)
 	g.POST("", func(c echo.Context) error {
+		if err := onlyParams(c); err != nil {
+			return err
+		}
 		body, err := readBody(c)
 		if err != nil {
 			return err
@@ -42,24 +44,23 @@ func (s *Server) MountConnections(svc ConnectionService, syncs SyncRequester) {
 		if err != nil {
 			return err
 		}
+		if err := s.checkOptions(&req.Options); err != nil {
+			return err
+		}
+		if err := s.checkConnectionQuota(c.Request().Context(), OrganizationID(c)); err != nil {
+			return err
+		}
 		conn, url, err := svc.Create(c.Request().Context(), OrganizationID(c), req)
 		if err != nil {
 			return err
 		}
 		return c.JSON(http.StatusCreated, connections.NewView(conn, url))
 	})
-	g.GET("", func(c echo.Context) error {
-		list, err := svc.List(c.Request().Context(), OrganizationID(c))
-		if err != nil {
+	g.GET("", s.listConnections)
+	g.GET("/:id", func(c echo.Context) error {
+		if err := onlyParams(c); err != nil {
 			return err
 		}
-		items := make([]connections.View, 0, len(list))
-		for _, conn := range list {
-			items = append(items, connections.NewView(conn, ""))
-		}
-		return c.JSON(http.StatusOK, map[string]any{"items": items})
-	})
-	g.GET("/:id", func(c echo.Context) error {
 		conn, err := svc.Get(c.Request().Context(), OrganizationID(c), c.Param("id"))
 		if err != nil {
 			return err
@@ -67,12 +68,18 @@ func (s *Server) MountConnections(svc ConnectionService, syncs SyncRequester) {
 		return c.JSON(http.StatusOK, connections.NewView(conn, ""))
 	})
 	g.PATCH("/:id", func(c echo.Context) error {
+		if err := onlyParams(c); err != nil {
+			return err
+		}
 		body, err := readBody(c)
 		if err != nil {
 			return err
 		}
 		var req connections.PatchRequest
 		if err := connections.DecodeStrict(body, &req); err != nil {
+			return err
+		}
+		if err := s.checkOptions(req.Options); err != nil {
 			return err
 		}
 		conn, err := svc.Patch(c.Request().Context(), OrganizationID(c), c.Param("id"), req)
@@ -82,6 +89,9 @@ func (s *Server) MountConnections(svc ConnectionService, syncs SyncRequester) {
 		return c.JSON(http.StatusOK, connections.NewView(conn, ""))
 	})
 	g.DELETE("/:id", func(c echo.Context) error {
+		if err := onlyParams(c, "purge"); err != nil {
+			return err
+		}
 		purge := false
 		if v := c.QueryParam("purge"); v != "" {
 			var err error
@@ -102,6 +112,9 @@ func (s *Server) MountConnections(svc ConnectionService, syncs SyncRequester) {
 		return c.JSON(http.StatusOK, report)
 	})
 	g.POST("/:id/authorize", func(c echo.Context) error {
+		if err := onlyParams(c); err != nil {
+			return err
+		}
 		url, err := svc.Authorize(c.Request().Context(), OrganizationID(c), c.Param("id"))
 		if err != nil {
 			return err
@@ -109,6 +122,9 @@ func (s *Server) MountConnections(svc ConnectionService, syncs SyncRequester) {
 		return c.JSON(http.StatusOK, map[string]string{"oauth2_authorize_url": url})
 	})
 	g.POST("/:id/sync", func(c echo.Context) error {
+		if err := onlyParams(c, "kind"); err != nil {
+			return err
+		}
 		conn, err := svc.Get(c.Request().Context(), OrganizationID(c), c.Param("id"))
 		if err != nil {
 			return err
@@ -134,8 +150,49 @@ func (s *Server) MountConnections(svc ConnectionService, syncs SyncRequester) {
 	s.mountConsent(svc)
 }
 
+// A connection's view is up to the API body limit in size, far larger than
+// a ticket's, so its pages are shorter than the read API's.
+const (
+	defaultConnectionPage = 50
+	maxConnectionPage     = 100
+)
+
+// listConnections pages the organization's connections like the other
+// lists: a cursor and a bounded limit, so no call holds them all.
+func (s *Server) listConnections(c echo.Context) error {
+	if err := onlyParams(c, "cursor", "limit"); err != nil {
+		return err
+	}
+	q := store.ConnectionPageQuery{OrganizationID: OrganizationID(c), Cursor: c.QueryParam("cursor"), Limit: defaultConnectionPage}
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxConnectionPage {
+			return fail(http.StatusBadRequest, "invalid_query", "limit: want an integer from 1 to "+strconv.Itoa(maxConnectionPage))
+		}
+		q.Limit = n
+	}
+	page, err := s.store.PageConnections(c.Request().Context(), q)
+	if errors.Is(err, store.ErrInvalid) {
+		return fail(http.StatusBadRequest, "invalid_cursor", "cursor: malformed or from another query")
+	}
+	if err != nil {
+		return err
+	}
+	resp := struct {
+		Items      []connections.View `json:"items"`
+		NextCursor *string            `json:"next_cursor"`
+	}{Items: make([]connections.View, 0, len(page.Connections))}
+	for _, conn := range page.Connections {
+		resp.Items = append(resp.Items, connections.NewView(conn, ""))
+	}
+	if page.NextCursor != "" {
+		resp.NextCursor = &page.NextCursor
+	}
+	return c.JSON(http.StatusOK, resp)
+}
+
 func readBody(c echo.Context) ([]byte, error) {
-	b, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, 64<<10))
+	b, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, maxAPIBody))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
 		return nil, fail(http.StatusRequestEntityTooLarge, "too_large", "body exceeds 64 KiB")

@@ -10,11 +10,14 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/labstack/echo/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/itsmhub/itsm/pkg/broker"
+	"github.com/itsmhub/itsm/pkg/config"
 	"github.com/itsmhub/itsm/pkg/itsm"
 	"github.com/itsmhub/itsm/pkg/store"
 )
@@ -28,6 +31,8 @@ type Publisher interface {
 type Store interface {
 	LookupConnection(ctx context.Context, id string) (*store.Connection, error)
 	FindConnections(ctx context.Context, q store.ConnectionQuery) ([]*store.Connection, error)
+	PageConnections(ctx context.Context, q store.ConnectionPageQuery) (store.ConnectionPage, error)
+	CountConnections(ctx context.Context, orgID string) (int, error)
 	Get(ctx context.Context, orgID string, kind itsm.Kind, id string) (*store.Document, error)
 	GetByIdentifier(ctx context.Context, orgID string, kind itsm.Kind, identifier string) (*store.Document, error)
 	List(ctx context.Context, f store.Filter) (store.Page, error)
@@ -46,7 +51,9 @@ type Config struct {
 	// ClientSecret of the OAuth app: Jira signs dynamic-webhook deliveries
 	// with it.
 	ClientSecret []byte
-	// MaxBody bounds a delivery; Jira's bodies are far smaller.
+	// MaxBody bounds a delivery (default broker.MaxRecord, far below NATS's
+	// max_payload, so a larger body is a 413, never a failed publish);
+	// Jira's bodies are far smaller.
 	MaxBody        int64
 	PublishTimeout time.Duration
 	// Ready reports whether the broker connection is usable.
@@ -54,6 +61,18 @@ type Config struct {
 	// ConnectionTTL bounds how long a connection change (a deletion) takes
 	// to reach webhook routing.
 	ConnectionTTL time.Duration
+	// MaxTokenLifetime bounds how far ahead a delivery token's exp may lie.
+	MaxTokenLifetime time.Duration
+	// Now is the clock delivery tokens are checked against (time.Now when
+	// nil); tests share the Jira simulator's.
+	Now func() time.Time
+	// TokenSiteOptional accepts a delivery token that names no site
+	// (context.cloudId) and leaves the site to the body's self URLs; a
+	// token naming another site is refused either way.
+	TokenSiteOptional bool
+	// Quotas are the API's per-organization limits; zero means the
+	// defaults.
+	Quotas config.Quotas
 }
 
 // Server is the receiver.
@@ -67,19 +86,30 @@ type Server struct {
 	log   *zap.Logger
 	m     *metrics
 	echo  *echo.Echo
+	jwt   *jwt.Parser
+	rates *orgLimiters
 }
 
 // New builds the receiver and its routes. Routes may be added by other
 // packages through Echo() before Run.
 func New(cfg Config, pub Publisher, st Store, auth Authenticator, log *zap.Logger, reg Registerer) (*Server, error) {
 	if cfg.MaxBody <= 0 {
-		cfg.MaxBody = 1 << 20
+		cfg.MaxBody = broker.MaxRecord
 	}
 	if cfg.PublishTimeout <= 0 {
 		cfg.PublishTimeout = 5 * time.Second
 	}
 	if cfg.ConnectionTTL <= 0 {
 		cfg.ConnectionTTL = 5 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxTokenLifetime <= 0 {
+		cfg.MaxTokenLifetime = time.Hour
+	}
+	if cfg.Quotas == (config.Quotas{}) {
+		cfg.Quotas = config.DefaultQuotas()
 	}
 	if len(cfg.ClientSecret) == 0 {
 		return nil, errors.New("receiver: a client secret is required to verify webhooks")
@@ -90,10 +120,14 @@ func New(cfg Config, pub Publisher, st Store, auth Authenticator, log *zap.Logge
 	}
 	s := &Server{cfg: cfg, pub: pub, store: st, auth: auth, log: log, m: m,
 		conns: store.NewConnectionCache(st.LookupConnection, cfg.ConnectionTTL, nil),
-		sites: store.NewSiteCache(st.FindConnections, cfg.ConnectionTTL, nil)}
+		sites: store.NewSiteCache(st.FindConnections, cfg.ConnectionTTL, nil),
+		jwt: jwt.NewParser(jwt.WithValidMethods([]string{"HS256", "HS384", "HS512"}), jwt.WithLeeway(jwtLeeway),
+			jwt.WithExpirationRequired(), jwt.WithTimeFunc(cfg.Now)),
+		rates: newOrgLimiters(cfg.Quotas.APIRate, cfg.Quotas.APIBurst)}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
+	e.Use(s.edge)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/openapi.json", s.openapi)

@@ -134,6 +134,7 @@ func TestOversizedChunkedBodyIsRejected(t *testing.T) {
 		struct{ *strings.Reader }{strings.NewReader(`{"a":"` + strings.Repeat("x", 70<<10) + `"}`)})
 	require.NoError(t, err)
 	req.ContentLength = -1
+	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+token(t, jwt.SigningMethodHS256, []byte(secret), time.Now().Add(time.Minute)))
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)

@@ -37,18 +37,23 @@ import (
 // publish is republished (the ITSM stream's dedupe drops a second copy).
 func TestNormalizerKilledMidStream(t *testing.T) {
 	dir := t.TempDir()
-	nsrv, err := broker.StartEmbedded(broker.EmbeddedConfig{Addr: "127.0.0.1:0", StoreDir: filepath.Join(dir, "nats")})
+	nsrv, err := broker.StartEmbedded(broker.EmbeddedConfig{Addr: "127.0.0.1:0", StoreDir: filepath.Join(dir, "nats"), Users: testUsers()})
 	require.NoError(t, err)
 	t.Cleanup(nsrv.Shutdown)
 	natsURL := nsrv.ClientURL()
 	storePath := filepath.Join(dir, "itsm.db")
+	// The receiver waits for the normalizer's streams and buckets; the test
+	// makes them.
+	js := connect(t, natsURL)
+	require.NoError(t, broker.EnsureStreams(context.Background(), js, 1))
+	require.NoError(t, broker.EnsureBuckets(context.Background(), js, 1))
 	p := startPlatform(t, devConfig(t, natsURL, storePath), platform.Components{Receiver: true}, logger(t))
 	addConnection(t, p.Store())
-	js := connect(t, natsURL)
 
 	bin := buildNormalizer(t)
-	env := []string{"ITSM_DEV=true", "ITSM_NATS_URL=" + natsURL, "ITSM_STORE=" + storePath,
-		"ITSM_HTTP_ADDR=127.0.0.1:0", "ITSM_DATA_DIR=" + filepath.Join(dir, "normalizer"), "ITSM_LOG_LEVEL=warn"}
+	env := []string{"ITSM_DEV=true", "ITSM_NATS_URL=" + natsURL,
+		broker.PasswordEnv(broker.UserNormalizer) + "=" + testUsers()[broker.UserNormalizer], "ITSM_STORE=" + storePath,
+		"ITSM_HTTP_ADDR=127.0.0.1:0", "ITSM_METRICS_ADDR=127.0.0.1:0", "ITSM_DATA_DIR=" + filepath.Join(dir, "normalizer"), "ITSM_LOG_LEVEL=warn"}
 	logPath := filepath.Join(reportDir, t.Name()+".normalizer.log")
 	_ = os.Remove(logPath)
 	norm := startNormalizerProc(t, bin, env, logPath)
@@ -75,7 +80,7 @@ func TestNormalizerKilledMidStream(t *testing.T) {
 // outage get 503 (Jira retries them); the services reconnect by themselves.
 func TestNATSRestartUnderLoad(t *testing.T) {
 	dir := t.TempDir()
-	ncfg := broker.EmbeddedConfig{Addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), StoreDir: filepath.Join(dir, "nats")}
+	ncfg := broker.EmbeddedConfig{Addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), StoreDir: filepath.Join(dir, "nats"), Users: testUsers()}
 	var mu sync.Mutex
 	nsrv, err := broker.StartEmbedded(ncfg)
 	require.NoError(t, err)
@@ -236,7 +241,7 @@ func storeOutage(t *testing.T) time.Duration {
 func TestStoreUnavailable(t *testing.T) {
 	outage := storeOutage(t)
 	dir := t.TempDir()
-	nsrv, err := broker.StartEmbedded(broker.EmbeddedConfig{Addr: "127.0.0.1:0", StoreDir: filepath.Join(dir, "nats")})
+	nsrv, err := broker.StartEmbedded(broker.EmbeddedConfig{Addr: "127.0.0.1:0", StoreDir: filepath.Join(dir, "nats"), Users: testUsers()})
 	require.NoError(t, err)
 	t.Cleanup(nsrv.Shutdown)
 	js := connect(t, nsrv.ClientURL())
@@ -349,6 +354,7 @@ func startCluster(t *testing.T, n int) []*server.Server {
 			JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
 			Cluster: server.ClusterOpts{Name: "itsm-faults", Host: "127.0.0.1", Port: ports[i]},
 			Routes:  server.RoutesFromStr(strings.Join(routes, ",")),
+			Users:   broker.ServerUsers(testUsers()), MaxPayload: broker.MaxPayload,
 		})
 		require.NoError(t, err)
 		s.Start()

@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/config"
 	"github.com/itsmhub/itsm/pkg/itsm"
 	"github.com/itsmhub/itsm/pkg/platform"
@@ -76,7 +77,8 @@ func TestSoak(t *testing.T) {
 	interval := max(duration/120, time.Second)
 
 	dir := t.TempDir()
-	natsURL, natsPID := startNATSProcess(t, dir)
+	users := broker.NewUsers()
+	natsURL, natsPID := startNATSProcess(t, dir, users)
 	cfg, err := config.Load(func(k string) (string, bool) {
 		if k == "ITSM_DEV" {
 			return "true", true
@@ -85,6 +87,8 @@ func TestSoak(t *testing.T) {
 	})
 	require.NoError(t, err)
 	cfg.HTTPAddr, cfg.NATSURL, cfg.DataDir, cfg.Store = "127.0.0.1:0", natsURL, dir, filepath.Join(dir, "itsm.db")
+	cfg.NATSUsers = users
+	cfg.MetricsAddr = "127.0.0.1:0"
 	logf, err := os.Create(filepath.Join(dir, "platform.log"))
 	require.NoError(t, err)
 	defer logf.Close()
@@ -237,8 +241,9 @@ func trend(s []sample, y func(sample) float64) (slope, mean float64) {
 }
 
 // startNATSProcess builds nats-server from the module cache (it is a
-// dependency already) and runs it with JetStream on a loopback port.
-func startNATSProcess(t *testing.T, dir string) (string, int) {
+// dependency already) and runs it with JetStream on a loopback port, with
+// the deployments' configuration file (users, permissions, max_payload).
+func startNATSProcess(t *testing.T, dir string, users broker.Users) (string, int) {
 	t.Helper()
 	bin := filepath.Join(dir, "nats-server")
 	out, err := exec.Command("go", "build", "-o", bin, "github.com/nats-io/nats-server/v2").CombinedOutput()
@@ -247,7 +252,13 @@ func startNATSProcess(t *testing.T, dir string) (string, int) {
 	require.NoError(t, err)
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	cmd := exec.Command(bin, "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-js", "-sd", filepath.Join(dir, "nats"))
+	conf, err := filepath.Abs(filepath.Join("..", "..", "deploy", "nats", "nats.conf"))
+	require.NoError(t, err)
+	cmd := exec.Command(bin, "-c", conf, "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-js", "-sd", filepath.Join(dir, "nats"))
+	cmd.Env = os.Environ()
+	for u, pw := range users {
+		cmd.Env = append(cmd.Env, broker.PasswordEnv(u)+"="+pw)
+	}
 	require.NoError(t, cmd.Start())
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
@@ -263,7 +274,7 @@ func startNATSProcess(t *testing.T, dir string) (string, int) {
 	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		nc, err := nats.Connect(url)
+		nc, err := nats.Connect(url, nats.UserInfo(broker.UserAdmin, users[broker.UserAdmin]))
 		if err == nil {
 			nc.Close()
 			return url, cmd.Process.Pid

@@ -6,7 +6,12 @@ package sweep_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -138,6 +143,8 @@ func TestBadInputSweep(t *testing.T) {
 		require.Contains(t, body, `"duplicate"`)
 	}
 
+	// Each case, the three replays and every slow-loris client is a probe.
+	t.Logf("bad-delivery sweep: %d probes run", len(cases)+3+slowLorisClients)
 	lorisResults := loris.wait(t)
 	stopGood()
 	good := <-goodDone
@@ -322,4 +329,251 @@ func maxDur(d []time.Duration) time.Duration {
 		m = max(m, x)
 	}
 	return m.Round(10 * time.Millisecond)
+}
+
+// probe is one request of the edge sweep and the answer it must get.
+type probe struct {
+	name     string
+	method   string
+	path     string
+	header   map[string]string
+	body     []byte
+	status   int
+	contains string
+	// check looks further at the answer.
+	check func(t *testing.T, resp *http.Response, body string)
+}
+
+// TestTenantAndEdgeSweep probes the platform as a stranger and as a
+// malicious tenant (issue 15): delivery tokens that never expire, name
+// another site or pick another algorithm; deliveries to connections that
+// must not ingest; bodies compressed, deeply nested or not UTF-8; method
+// confusion; queries Go's parser would partly drop; another organization's
+// ids and cursors; quotas. Each probe is a subtest; none may publish.
+func TestTenantAndEdgeSweep(t *testing.T) {
+	const keyA, keyB = "sweep-key-a-0123456789", "sweep-key-b-0123456789"
+	env := platformtest.StartWith(t, func(c *config.Config) {
+		c.APIKeys = map[string]string{keyA: "org-a", keyB: "org-b"}
+		c.Quotas.ConnectionsPerOrg = 8
+	})
+	ctx := context.Background()
+	secret := env.Config.JiraClientSecret
+	env.AddConnection(t, "conn-a", "org-a", siteA)
+	env.AddConnection(t, "conn-b", "org-b", siteB)
+	const cloudA = "aaaaaaaa-0000-0000-0000-00000000000a"
+	cloud := env.AddConnection(t, "conn-cloud", "org-a", siteA)
+	cloud.CloudID = cloudA
+	require.NoError(t, env.Store().UpdateConnection(ctx, cloud))
+	for id, state := range map[string]string{"conn-paused": store.StatePaused, "conn-pending": store.StatePending} {
+		c := env.AddConnection(t, id, "org-a", siteA)
+		c.State = state
+		require.NoError(t, env.Store().UpdateConnection(ctx, c))
+	}
+	raw, err := env.JetStream().Stream(ctx, broker.StreamRaw)
+	require.NoError(t, err)
+	rawBefore := streamMsgs(t, raw, "raw.>")
+
+	now := time.Now()
+	sign := func(claims jwt.MapClaims) string {
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(secret))
+		require.NoError(t, err)
+		return "Bearer " + tok
+	}
+	soon := now.Add(3 * time.Minute).Unix()
+	valid := sign(jwt.MapClaims{"exp": soon})
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	require.NoError(t, err)
+	rs256, err := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{"exp": soon}).SignedString(rsaKey)
+	require.NoError(t, err)
+	// HS256 keyed with the RSA public key: the classic confusion attack.
+	pub, err := x509.MarshalPKIXPublicKey(&rsaKey.PublicKey)
+	require.NoError(t, err)
+	confused, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"exp": soon}).SignedString(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}))
+	require.NoError(t, err)
+	noneTok, err := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{"exp": soon}).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	require.NoError(t, err)
+
+	body := func(issueBase int) []byte {
+		plan, err := load.Plan(load.Config{Conn: "conn-a", Secret: secret, Site: siteA, Issues: 1, IssueBase: issueBase}, 1)
+		require.NoError(t, err)
+		return plan[0].Body
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, err = zw.Write(body(910001))
+	require.NoError(t, err)
+	require.NoError(t, zw.Close())
+	deep := append([]byte(`{"issue":{"self":"`+siteA+`/rest/api/2/issue/1"},"x":`), bytes.Repeat([]byte("["), 200_000)...)
+	deep = append(deep, bytes.Repeat([]byte("]"), 200_000)...)
+	deep = append(deep, '}')
+	notUTF8 := bytes.Replace(body(910002), []byte(`"summary":"load`), []byte("\"summary\":\"\xff\xfe"), 1)
+
+	webhook := func(name, conn, authz, ctype string, b []byte, status int, contains string, extra ...string) probe {
+		h := map[string]string{"Content-Type": ctype, "X-Atlassian-Webhook-Identifier": "sweep2-" + strings.ReplaceAll(name, " ", "-")}
+		if authz != "" {
+			h["Authorization"] = authz
+		}
+		for i := 0; i+1 < len(extra); i += 2 {
+			h[extra[i]] = extra[i+1]
+		}
+		return probe{name: "webhook: " + name, method: http.MethodPost, path: "/webhooks/jira/" + conn, header: h, body: b, status: status, contains: contains}
+	}
+	probes := []probe{
+		webhook("token without exp", "conn-a", sign(jwt.MapClaims{"iat": now.Unix()}), "application/json", body(910003), 401, "token has no exp"),
+		webhook("token valid for a year", "conn-a", sign(jwt.MapClaims{"exp": now.Add(365 * 24 * time.Hour).Unix()}), "application/json", body(910004), 401, "expires more than"),
+		webhook("token not valid yet", "conn-a", sign(jwt.MapClaims{"exp": soon, "nbf": now.Add(10 * time.Minute).Unix()}), "application/json", body(910005), 401, "not valid yet"),
+		webhook("alg none", "conn-a", "Bearer "+noneTok, "application/json", body(910006), 401, "bad token signature"),
+		webhook("alg RS256", "conn-a", "Bearer "+rs256, "application/json", body(910007), 401, "bad token signature"),
+		webhook("HS256 keyed with the RSA public key", "conn-a", "Bearer "+confused, "application/json", body(910008), 401, "bad token signature"),
+		webhook("token of another site", "conn-cloud", sign(jwt.MapClaims{"exp": soon, "context": map[string]any{"cloudId": "bbbbbbbb-0000-0000-0000-00000000000b"}}), "application/json", body(910009), 403, "another site"),
+		webhook("token naming no site", "conn-cloud", valid, "application/json", body(910010), 403, "token names no site"),
+		webhook("body without self", "conn-a", valid, "application/json", []byte(`{"webhookEvent":"jira:issue_updated","issue":{"id":"910011","fields":{}}}`), 403, "names no site"),
+		webhook("paused connection", "conn-paused", valid, "application/json", body(910012), 202, `"dropped"`),
+		webhook("pending connection", "conn-pending", valid, "application/json", body(910013), 404, "no such connection"),
+		webhook("no content type", "conn-a", valid, "", body(910014), 415, "application/json"),
+		webhook("gzip body", "conn-a", valid, "application/json", gz.Bytes(), 415, "content encoding", "Content-Encoding", "gzip"),
+		webhook("deep nesting", "conn-a", valid, "application/json", deep, 400, "not valid JSON"),
+		webhook("invalid UTF-8", "conn-a", valid, "application/json", notUTF8, 400, "UTF-8"),
+		webhook("identifier of 1000 characters", "conn-a", valid, "application/json", body(910015), 400, "X-Atlassian-Webhook-Identifier exceeds", "X-Atlassian-Webhook-Identifier", strings.Repeat("i", 1000)),
+	}
+	for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodDelete, http.MethodPatch} {
+		probes = append(probes, probe{name: "method confusion: " + m + " webhook", method: m, path: "/webhooks/jira/conn-a",
+			header: map[string]string{"Authorization": valid, "Content-Type": "application/json"}, body: body(910016), status: 405})
+	}
+	// Echo answers a wrong method under an API group like a missing route.
+	notServed := func(t *testing.T, _ *http.Response, body string) { require.NotContains(t, body, "items") }
+	probes = append(probes,
+		probe{name: "method confusion: override header", method: http.MethodPost, path: "/v1/itsm/tickets",
+			header: map[string]string{"X-API-Key": keyA, "X-HTTP-Method-Override": "GET"}, status: 404, check: notServed},
+		probe{name: "method confusion: DELETE a collection", method: http.MethodDelete, path: "/v1/connections",
+			header: map[string]string{"X-API-Key": keyA}, status: 404, check: notServed},
+	)
+
+	// The read API: queries parsed strictly, times bounded, answers never
+	// sniffed nor cached, bodies bounded, metrics not public.
+	api := func(name, method, path, key string, b []byte, status int, contains string) probe {
+		return probe{name: "api: " + name, method: method, path: path, header: map[string]string{"X-API-Key": key}, body: b, status: status, contains: contains,
+			check: func(t *testing.T, resp *http.Response, _ string) {
+				require.Equal(t, "nosniff", resp.Header.Get("X-Content-Type-Options"))
+				require.Equal(t, "no-store", resp.Header.Get("Cache-Control"))
+			}}
+	}
+	probes = append(probes,
+		api("semicolon in a filter", http.MethodGet, "/v1/itsm/tickets?status=CLOSED;x", keyA, nil, 400, `status`),
+		api("repeated filter", http.MethodGet, "/v1/itsm/tickets?status=OPEN&status=CLOSED", keyA, nil, 400, "more than once"),
+		api("updated_since in 2300", http.MethodGet, "/v1/itsm/tickets?updated_since=2300-01-01T00:00:00Z", keyA, nil, 400, "updated_since"),
+		api("unknown parameter on a connection", http.MethodGet, "/v1/connections/conn-a?expand=secret", keyA, nil, 400, "expand"),
+		api("oversized body", http.MethodPost, "/v1/connections", keyA, bytes.Repeat([]byte(" "), 100<<10), 413, "body exceeds"),
+		probe{name: "api: gzip body", method: http.MethodPost, path: "/v1/connections", body: gz.Bytes(), status: 415, contains: "content encoding",
+			header: map[string]string{"X-API-Key": keyA, "Content-Encoding": "gzip", "Content-Type": "application/json"}},
+		api("deeply nested body", http.MethodPost, "/v1/connections", keyA, deep[:60_000], 400, "body"),
+		api("too many project keys", http.MethodPost, "/v1/connections", keyA, projectKeys(1001), 400, "project_keys_filter"),
+		probe{name: "metrics not on the public listener", method: http.MethodGet, path: "/metrics", status: 404},
+	)
+	// Another organization's ids answer 404 like missing ones, for every
+	// object kind and every connection operation.
+	for _, kind := range []itsm.Kind{itsm.KindTicket, itsm.KindProject, itsm.KindComment, itsm.KindAttachment, itsm.KindUser, itsm.KindGroup} {
+		id := itsm.ObjectID("conn-a", kind, "77")
+		_, err := env.Store().Put(ctx, &store.Document{Kind: kind, ID: id, OrganizationID: "org-a", ConnectionID: "conn-a", Version: 1,
+			Identifier: "OPS-77", UpdatedAt: now, Body: []byte(`{"id":"` + id + `"}`)})
+		require.NoError(t, err)
+		probes = append(probes,
+			api("own "+string(kind), http.MethodGet, "/v1/itsm/"+string(kind)+"s/"+id, keyA, nil, 200, id),
+			api("another organization's "+string(kind), http.MethodGet, "/v1/itsm/"+string(kind)+"s/"+id, keyB, nil, 404, "not found"))
+	}
+	probes = append(probes, api("another organization's ticket by identifier", http.MethodGet, "/v1/itsm/tickets/by-identifier/OPS-77", keyB, nil, 404, "not found"))
+	for _, op := range []struct{ method, path string }{
+		{http.MethodGet, ""}, {http.MethodPatch, ""}, {http.MethodDelete, ""}, {http.MethodPost, "/authorize"}, {http.MethodPost, "/sync"},
+	} {
+		var b []byte
+		if op.method == http.MethodPatch {
+			b = []byte(`{"state":"PAUSED"}`)
+		}
+		probes = append(probes, api("another organization's connection: "+op.method+" "+op.path, op.method, "/v1/connections/conn-a"+op.path, keyB, b, 404, "not found"))
+	}
+	// Another organization's cursors position a list; they never show the
+	// organization that issued them.
+	var ticketPage, connPage struct {
+		NextCursor *string `json:"next_cursor"`
+	}
+	require.Equal(t, 200, env.GetJSON(t, keyA, "/v1/itsm/tickets?limit=1", &ticketPage))
+	_, err = env.Store().Put(ctx, &store.Document{Kind: itsm.KindTicket, ID: itsm.ObjectID("conn-a", itsm.KindTicket, "78"), OrganizationID: "org-a",
+		ConnectionID: "conn-a", Version: 1, UpdatedAt: now.Add(time.Second), Body: []byte(`{"id":"org-a-ticket-78"}`)})
+	require.NoError(t, err)
+	require.Equal(t, 200, env.GetJSON(t, keyA, "/v1/itsm/tickets?limit=1", &ticketPage))
+	require.NotNil(t, ticketPage.NextCursor)
+	require.Equal(t, 200, env.GetJSON(t, keyA, "/v1/connections?limit=1", &connPage))
+	connCursor := "unpaged"
+	if connPage.NextCursor != nil {
+		connCursor = *connPage.NextCursor
+	} else {
+		t.Error("GET /v1/connections?limit=1 gave no next_cursor: the list is not paged")
+	}
+	notOrgA := func(t *testing.T, _ *http.Response, body string) {
+		require.NotContains(t, body, "org-a")
+		require.NotContains(t, body, "conn-a")
+	}
+	probes = append(probes,
+		probe{name: "api: another organization's ticket cursor", method: http.MethodGet, path: "/v1/itsm/tickets?cursor=" + *ticketPage.NextCursor,
+			header: map[string]string{"X-API-Key": keyB}, status: 200, contains: `"items":[]`, check: notOrgA},
+		probe{name: "api: another organization's connection cursor", method: http.MethodGet, path: "/v1/connections?cursor=" + connCursor,
+			header: map[string]string{"X-API-Key": keyB}, status: 200, contains: `"items"`, check: notOrgA},
+		probe{name: "api: a connection cursor for tickets", method: http.MethodGet, path: "/v1/itsm/tickets?cursor=" + connCursor,
+			header: map[string]string{"X-API-Key": keyA}, status: 400, contains: "cursor"},
+	)
+
+	for _, p := range probes {
+		t.Run(p.name, func(t *testing.T) {
+			resp, got := send(t, env.URL, p)
+			require.Equal(t, p.status, resp.StatusCode, got)
+			require.Contains(t, got, p.contains)
+			require.NotContains(t, got, secret)
+			if p.check != nil {
+				p.check(t, resp, got)
+			}
+		})
+	}
+
+	// The connection quota: org-a has 4 connections and may make 4 more.
+	quota := 0
+	for i := range 5 {
+		resp, got := send(t, env.URL, probe{method: http.MethodPost, path: "/v1/connections", header: map[string]string{"X-API-Key": keyA},
+			body: []byte(`{"vendor":"JIRA"}`)})
+		if i < 4 {
+			require.Equal(t, http.StatusCreated, resp.StatusCode, got)
+			continue
+		}
+		require.Equal(t, http.StatusForbidden, resp.StatusCode, got)
+		require.Contains(t, got, "quota_exceeded")
+		quota++
+	}
+	t.Logf("edge sweep: %d probes run (and %d past the connection quota)", len(probes), quota)
+
+	// Nothing a probe sent was published, the paused delivery included.
+	require.Equal(t, rawBefore, streamMsgs(t, raw, "raw.>"))
+}
+
+func projectKeys(n int) []byte {
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf(`"P%d"`, i)
+	}
+	return []byte(`{"vendor":"JIRA","options":{"project_keys_filter":[` + strings.Join(keys, ",") + `]}}`)
+}
+
+func send(t *testing.T, baseURL string, p probe) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(p.method, baseURL+p.path, bytes.NewReader(p.body))
+	require.NoError(t, err)
+	for k, v := range p.header {
+		if v != "" {
+			req.Header.Set(k, v)
+		}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp, string(b)
 }

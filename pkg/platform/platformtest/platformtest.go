@@ -86,6 +86,7 @@ func StartWith(t testing.TB, configure func(*config.Config), opts ...platform.Op
 	require.NoError(t, err)
 	dir := t.TempDir()
 	cfg.HTTPAddr, cfg.NATSListen, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", dir
+	cfg.MetricsAddr = "127.0.0.1:0"
 	cfg.Store = filepath.Join(dir, "itsm.db")
 	cfg.ShutdownTimeout = 5 * time.Second
 	if configure != nil {

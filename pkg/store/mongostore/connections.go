@@ -174,6 +174,25 @@ func connListFilter(orgID string) bson.D {
 	return bson.D{{Key: "organization_id", Value: orgID}}
 }
 
+// connPageFilter is PageConnections' query: the organization's connections
+// after the cursor's, in connListSort order.
+func connPageFilter(q store.ConnectionPageQuery) (bson.D, error) {
+	f := connListFilter(q.OrganizationID)
+	if q.Cursor != "" {
+		after, err := store.DecodeConnectionCursor(q.Cursor)
+		if err != nil {
+			return nil, err
+		}
+		f = append(f, bson.E{Key: "_id", Value: bson.D{{Key: "$gt", Value: after}}})
+	}
+	return f, nil
+}
+
+// connCountFilter is what the per-organization quota counts.
+func connCountFilter(orgID string) bson.D {
+	return bson.D{{Key: "organization_id", Value: orgID}, {Key: "state", Value: bson.D{{Key: "$ne", Value: store.StateDeleted}}}}
+}
+
 // connQueryFilter is FindConnections' query, across organizations; empty
 // fields do not filter.
 func connQueryFilter(q store.ConnectionQuery) bson.D {

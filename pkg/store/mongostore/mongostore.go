@@ -224,12 +224,34 @@ func (s *Store) ListConnections(ctx context.Context, orgID string) ([]*store.Con
 	return s.findConns(ctx, connListFilter(orgID))
 }
 
+func (s *Store) PageConnections(ctx context.Context, q store.ConnectionPageQuery) (store.ConnectionPage, error) {
+	filter, err := connPageFilter(q)
+	if err != nil {
+		return store.ConnectionPage{}, err
+	}
+	limit := q.EffectiveLimit()
+	// One more than the page tells whether another page follows.
+	list, err := s.findConns(ctx, filter, options.Find().SetLimit(int64(limit+1)))
+	if err != nil {
+		return store.ConnectionPage{}, err
+	}
+	return store.MakeConnectionPage(list, limit), nil
+}
+
+func (s *Store) CountConnections(ctx context.Context, orgID string) (int, error) {
+	n, err := s.conns.CountDocuments(ctx, connCountFilter(orgID))
+	if err != nil {
+		return 0, fmt.Errorf("count connections: %w", err)
+	}
+	return int(n), nil
+}
+
 func (s *Store) FindConnections(ctx context.Context, q store.ConnectionQuery) ([]*store.Connection, error) {
 	return s.findConns(ctx, connQueryFilter(q))
 }
 
-func (s *Store) findConns(ctx context.Context, filter bson.D) ([]*store.Connection, error) {
-	cur, err := s.conns.Find(ctx, filter, options.Find().SetSort(connListSort()))
+func (s *Store) findConns(ctx context.Context, filter bson.D, opts ...options.Lister[options.FindOptions]) ([]*store.Connection, error) {
+	cur, err := s.conns.Find(ctx, filter, append(opts, options.Find().SetSort(connListSort()))...)
 	if err != nil {
 		return nil, fmt.Errorf("list connections: %w", err)
 	}

@@ -7,7 +7,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -119,6 +121,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// what the normalizer's ack-after-write relies on; it may lose the last
 	// transactions on power loss, which is why production uses MongoDB.
 	// The committer sets how often the WAL is checkpointed (see commit.go).
+	if err := restrictFiles(path); err != nil {
+		return nil, err
+	}
 	q := url.Values{}
 	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)"} {
 		q.Add("_pragma", p)
@@ -396,6 +401,26 @@ func listQuery(f store.Filter) (string, []any, error) {
 		strings.Join(where, " AND ") + ` ORDER BY updated_at, id LIMIT ?`, args, nil
 }
 
+// restrictFiles creates the database file readable by its owner only, and
+// tightens one an earlier version created wider: it holds every tenant's
+// data. SQLite gives the WAL and shared-memory files the database file's
+// permissions when it creates them.
+func restrictFiles(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("restrict sqlite file %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
 const connColumns = `id, organization_id, vendor, state, site_url, cloud_id, options,
 	refresh_interval_secs, timeout_secs, secret, detail, revision, created_at, updated_at`
 
@@ -472,7 +497,35 @@ func (s *Store) LookupConnection(ctx context.Context, id string) (*store.Connect
 }
 
 func (s *Store) ListConnections(ctx context.Context, orgID string) ([]*store.Connection, error) {
-	return s.queryConns(ctx, `organization_id = ?`, orgID)
+	return s.queryConns(ctx, `organization_id = ? ORDER BY id`, orgID)
+}
+
+func (s *Store) PageConnections(ctx context.Context, q store.ConnectionPageQuery) (store.ConnectionPage, error) {
+	where, args := "organization_id = ?", []any{q.OrganizationID}
+	if q.Cursor != "" {
+		after, err := store.DecodeConnectionCursor(q.Cursor)
+		if err != nil {
+			return store.ConnectionPage{}, err
+		}
+		where, args = where+" AND id > ?", append(args, after)
+	}
+	limit := q.EffectiveLimit()
+	// One more than the page tells whether another page follows.
+	list, err := s.queryConns(ctx, where+" ORDER BY id LIMIT ?", append(args, limit+1)...)
+	if err != nil {
+		return store.ConnectionPage{}, err
+	}
+	return store.MakeConnectionPage(list, limit), nil
+}
+
+func (s *Store) CountConnections(ctx context.Context, orgID string) (int, error) {
+	var n int
+	err := s.read.QueryRowContext(ctx, `SELECT count(*) FROM connections WHERE organization_id = ? AND state != ?`,
+		orgID, store.StateDeleted).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count connections: %w", err)
+	}
+	return n, nil
 }
 
 func (s *Store) FindConnections(ctx context.Context, q store.ConnectionQuery) ([]*store.Connection, error) {
@@ -483,11 +536,11 @@ func (s *Store) FindConnections(ctx context.Context, q store.ConnectionQuery) ([
 	if q.CloudID != "" {
 		where, args = append(where, "cloud_id = ?"), append(args, q.CloudID)
 	}
-	return s.queryConns(ctx, strings.Join(where, " AND "), args...)
+	return s.queryConns(ctx, strings.Join(where, " AND ")+" ORDER BY id", args...)
 }
 
 func (s *Store) queryConns(ctx context.Context, where string, args ...any) ([]*store.Connection, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT `+connColumns+` FROM connections WHERE `+where+` ORDER BY id`, args...)
+	rows, err := s.read.QueryContext(ctx, `SELECT `+connColumns+` FROM connections WHERE `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list connections: %w", err)
 	}

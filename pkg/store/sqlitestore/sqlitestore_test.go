@@ -259,3 +259,31 @@ CREATE INDEX documents_ticket ON documents (organization_id, kind, ticket_id);`)
 	}
 	require.Contains(t, plan(sqlitestore.GetByIdentifierSQL, "org", "ticket", "P-1"), "USING INDEX documents_identifier_set")
 }
+
+// The database holds every tenant's data: its files are the owner's only,
+// also when an earlier version created them readable by others.
+func TestFilesOwnerOnly(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "itsm.db")
+	s, err := sqlitestore.Open(context.Background(), path)
+	require.NoError(t, err)
+	_, err = s.Put(context.Background(), &store.Document{Kind: itsm.KindTicket, ID: "t1", OrganizationID: "org-a",
+		ConnectionID: "c", Version: 1, UpdatedAt: time.Now(), Body: []byte(`{}`)})
+	require.NoError(t, err)
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		require.NoError(t, err)
+		require.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), p)
+	}
+	require.NoError(t, s.Close())
+
+	old := filepath.Join(dir, "old.db")
+	require.NoError(t, os.WriteFile(old, nil, 0o644))
+	require.NoError(t, os.Chmod(old, 0o644))
+	s, err = sqlitestore.Open(context.Background(), old)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	fi, err := os.Stat(old)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+}

@@ -64,6 +64,7 @@ func Run(t *testing.T, open Open, opts ...Option) {
 		{"InsertOnlyNew", testInsert},
 		{"APIKeys", testAPIKeys},
 		{"PurgeConnection", testPurge},
+		{"ConnectionPagesAndCount", testConnectionPages},
 	}
 	for name := range cfg.known {
 		if !slices.ContainsFunc(tests, func(tc testCase) bool { return tc.name == name }) {
@@ -514,4 +515,67 @@ func testPurge(t *testing.T, s store.Store) {
 	require.Empty(t, listIDs(t, s, store.Filter{OrganizationID: "org-a", Kind: itsm.KindTicket, ConnectionID: "c1"}))
 	require.Len(t, listIDs(t, s, store.Filter{OrganizationID: "org-a", Kind: itsm.KindTicket}), 1, "other connections keep theirs")
 	require.Len(t, listIDs(t, s, store.Filter{OrganizationID: "org-b", Kind: itsm.KindTicket}), 1)
+}
+
+// testConnectionPages pages an organization's connections in id order with
+// a bounded limit, never shows another organization's, and counts only the
+// connections that are not DELETED.
+func testConnectionPages(t *testing.T, s store.Store) {
+	for i := range 7 {
+		for _, org := range []string{"org-a", "org-b"} {
+			c := &store.Connection{ID: fmt.Sprintf("%s-conn-%02d", org, i), OrganizationID: org, Vendor: "JIRA",
+				State: store.StateActive, CreatedAt: base, UpdatedAt: base}
+			if i == 3 {
+				c.State = store.StateDeleted
+			}
+			require.NoError(t, s.CreateConnection(ctx(t), c))
+		}
+	}
+	var ids []string
+	cursor, pages := "", 0
+	for {
+		page, err := s.PageConnections(ctx(t), store.ConnectionPageQuery{OrganizationID: "org-a", Cursor: cursor, Limit: 3})
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(page.Connections), 3)
+		for _, c := range page.Connections {
+			require.Equal(t, "org-a", c.OrganizationID)
+			ids = append(ids, c.ID)
+		}
+		pages++
+		if page.NextCursor == "" {
+			break
+		}
+		cursor = page.NextCursor
+	}
+	require.Equal(t, 3, pages)
+	require.Len(t, ids, 7)
+	require.True(t, slices.IsSorted(ids), "connections are paged in id order: %v", ids)
+
+	// Another organization's cursor only positions: it reveals nothing of
+	// the organization that issued it.
+	first, err := s.PageConnections(ctx(t), store.ConnectionPageQuery{OrganizationID: "org-a", Limit: 2})
+	require.NoError(t, err)
+	cross, err := s.PageConnections(ctx(t), store.ConnectionPageQuery{OrganizationID: "org-b", Cursor: first.NextCursor, Limit: 100})
+	require.NoError(t, err)
+	for _, c := range cross.Connections {
+		require.Equal(t, "org-b", c.OrganizationID)
+	}
+
+	all, err := s.PageConnections(ctx(t), store.ConnectionPageQuery{OrganizationID: "org-a"})
+	require.NoError(t, err)
+	require.Len(t, all.Connections, 7)
+	require.Empty(t, all.NextCursor)
+
+	_, err = s.PageConnections(ctx(t), store.ConnectionPageQuery{OrganizationID: "org-a", Cursor: "!!not-a-cursor"})
+	require.ErrorIs(t, err, store.ErrInvalid)
+	doc := ticket("org-a", "conn-a", "1", 1)
+	_, err = s.PageConnections(ctx(t), store.ConnectionPageQuery{OrganizationID: "org-a", Cursor: store.EncodeCursor(doc)})
+	require.ErrorIs(t, err, store.ErrInvalid, "a document cursor is not a connection cursor")
+
+	n, err := s.CountConnections(ctx(t), "org-a")
+	require.NoError(t, err)
+	require.Equal(t, 6, n, "DELETED connections do not count")
+	n, err = s.CountConnections(ctx(t), "org-none")
+	require.NoError(t, err)
+	require.Zero(t, n)
 }

@@ -207,15 +207,12 @@ func send(ctx context.Context, cfg Config, next func() (Delivery, bool)) (*Resul
 		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
 		defer cancel()
 	}
-	// One token per run: signing per request would measure the generator,
-	// and Jira's tokens are long-lived enough for any run.
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"iss": "jira", "iat": time.Now().Unix(), "exp": time.Now().Add(24 * time.Hour).Unix(),
-	}).SignedString([]byte(cfg.Secret))
-	if err != nil {
+	// Signing per request would measure the generator: one token serves
+	// until it nears its hour (the receiver refuses longer-lived ones).
+	tokens := &signer{secret: []byte(cfg.Secret)}
+	if _, err := tokens.authz(); err != nil {
 		return nil, err
 	}
-	authz := "Bearer " + tok
 
 	jobs := make(chan Delivery)
 	results := make([][]Send, cfg.Concurrency)
@@ -227,6 +224,7 @@ func send(ctx context.Context, cfg Config, next func() (Delivery, bool)) (*Resul
 			for d := range jobs {
 				// Requests in flight when the run ends still complete: a
 				// delivery is only counted once its answer is known.
+				authz, _ := tokens.authz()
 				s := post(context.WithoutCancel(ctx), client, target, authz, d)
 				s.Body = nil
 				results[w] = append(results[w], s)
@@ -459,4 +457,31 @@ func (r *Result) AcceptedVersions() map[string]Send {
 		}
 	}
 	return out
+}
+
+// signer keeps a delivery token like Jira's: an hour at most, re-signed
+// when half of it is gone.
+type signer struct {
+	secret []byte
+	mu     sync.Mutex
+	tok    string
+	exp    time.Time
+}
+
+func (s *signer) authz() (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	if s.tok != "" && s.exp.Sub(now) > 30*time.Minute {
+		return s.tok, nil
+	}
+	exp := now.Add(time.Hour)
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"iss": "jira", "iat": now.Unix(), "exp": exp.Unix(),
+	}).SignedString(s.secret)
+	if err != nil {
+		return "", fmt.Errorf("sign delivery token: %w", err)
+	}
+	s.tok, s.exp = "Bearer "+tok, exp
+	return s.tok, nil
 }
