@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The demo: the Jira simulator and the platform side by side. It creates a
-# connection, completes OAuth the way a customer's browser would, then changes
+# connection, completes OAuth the way a customer's browser would (consent at
+# Jira, then Confirm on the platform's page), then changes
 # issues in the simulator and shows the normalized tickets arriving.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,7 +55,15 @@ authorize=$(echo "$created" | field oauth2_authorize_url | sed 's/\\u0026/\&/g')
 
 echo "== the customer consents (simulator auto-consents) and Jira redirects to our callback"
 callback=$(curl -s -o /dev/null -w '%{redirect_url}' "$authorize")
-curl -sf "$callback" | pretty
+jar=$DATA/consent-cookies
+page=$(curl -s -c "$jar" "$callback")
+echo "-- the confirmation page names the organization and the site:"
+echo "$page" | sed -n 's/.*<dd id="\(organization\|site\)">\([^<]*\)<.*/   \1: \2/p'
+token=$(echo "$page" | sed -n 's/.*name="consent_token" value="\([^"]*\)".*/\1/p')
+echo "== the administrator clicks Confirm (a form post with the page's token and cookie)"
+curl -s -b "$jar" -X POST "http://$API/oauth/confirm" --data-urlencode "consent_token=$token" -d decision=confirm |
+  sed -n 's/.*<h1>\([^<]*\)<.*/   \1/p'
+rm -f "$jar"
 
 show() {
   echo "-- tickets now:"

@@ -1,7 +1,6 @@
 package wiretest_test
 
 import (
-	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -90,19 +89,10 @@ func TestFullSyncReconciles(t *testing.T) {
 }
 
 // consent plays the customer's browser: the authorize URL redirects to the
-// platform's OAuth callback, which activates the connection.
+// platform's OAuth callback, whose confirmation page is confirmed.
 func consent(t *testing.T, authorizeURL string) {
 	t.Helper()
-	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := noRedirect.Get(authorizeURL)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusFound, resp.StatusCode)
-	cb, err := http.Get(resp.Header.Get("Location"))
-	require.NoError(t, err)
-	b, _ := io.ReadAll(cb.Body)
-	cb.Body.Close()
-	require.Equal(t, http.StatusOK, cb.StatusCode, string(b))
+	platformtest.Connect(t, authorizeURL)
 }
 
 // waitSync waits for the connection's last full sync other than notID to

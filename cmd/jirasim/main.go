@@ -65,6 +65,7 @@ func run(ctx context.Context, args []string, out io.Writer, ready func(addr stri
 	fs.IntVar(&o.MaxRetries, "max-retries", 5, "delivery retries (-1 = none)")
 	fs.DurationVar(&o.DeliveryTimeout, "delivery-timeout", 10*time.Second, "per-attempt delivery timeout")
 	fs.BoolVar(&o.DenyConsent, "deny-consent", false, "answer /authorize with error=access_denied")
+	fs.BoolVar(&o.ConsentScreen, "consent-screen", false, "show a consent page (choose the site, Accept or Deny) instead of consenting at once")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -36,6 +36,10 @@ const (
 	OwnerPlatform = "PLATFORM"
 )
 
+// MaxStateTTL bounds an authorize URL's and a pending consent's lifetime: a
+// leaked link must not stay usable for long.
+const MaxStateTTL = time.Hour
+
 // Defaults of a new connection (the seed's values).
 const (
 	DefaultRefreshIntervalSecs = 21600
@@ -50,8 +54,13 @@ var (
 	ErrNotActive = errors.New("connection is not active")
 	// ErrVendor: the vendor failed a call made on the caller's behalf.
 	ErrVendor = errors.New("vendor call failed")
-	// ErrBadState: the OAuth state is forged, expired, or already used.
-	ErrBadState = errors.New("invalid or expired OAuth state")
+	// ErrBadState: the OAuth state is forged or names no connection of its
+	// organization; ErrStateExpired and ErrStateUsed are kinds of it.
+	ErrBadState = errors.New("invalid OAuth state")
+	// ErrStateExpired: the state is genuine but older than StateTTL.
+	ErrStateExpired = fmt.Errorf("%w: it has expired", ErrBadState)
+	// ErrStateUsed: the state was already used, or a newer one replaced it.
+	ErrStateUsed = fmt.Errorf("%w: it was already used or replaced by a newer one", ErrBadState)
 )
 
 // Store is what the manager needs from the store.
@@ -77,9 +86,14 @@ type Config struct {
 	Endpoints    jiracloud.Endpoints
 	ClientID     string
 	ClientSecret string
-	// StateKey signs OAuth states.
+	// StateKey signs OAuth states and confirmation forms.
 	StateKey []byte
+	// StateTTL bounds how long an authorize URL works (at most MaxStateTTL).
 	StateTTL time.Duration
+	// ConsentTTL bounds how long granted tokens wait for the
+	// administrator's confirmation before they are discarded (at most
+	// MaxStateTTL).
+	ConsentTTL time.Duration
 	// WebhookRefreshBefore: refresh webhooks expiring within this window.
 	WebhookRefreshBefore time.Duration
 	// WebhookCheckEvery is how often Run checks the webhooks.
@@ -93,6 +107,9 @@ type Config struct {
 func (c *Config) setDefaults() {
 	if c.StateTTL <= 0 {
 		c.StateTTL = 15 * time.Minute
+	}
+	if c.ConsentTTL <= 0 {
+		c.ConsentTTL = 10 * time.Minute
 	}
 	if c.WebhookRefreshBefore <= 0 {
 		c.WebhookRefreshBefore = 7 * 24 * time.Hour
@@ -131,6 +148,9 @@ func New(cfg Config, st Store, v *vault.Vault, leases *lease.Leases, syncs SyncR
 	}
 	if cfg.PublicURL == "" {
 		return nil, errors.New("connections: ITSM_PUBLIC_URL is required for OAuth callbacks and webhooks")
+	}
+	if cfg.StateTTL > MaxStateTTL || cfg.ConsentTTL > MaxStateTTL {
+		return nil, fmt.Errorf("connections: OAuth states and pending consents must expire within %v", MaxStateTTL)
 	}
 	m := &Manager{cfg: cfg, store: st, vault: v, leases: leases, syncs: syncs, log: log,
 		oauth: jiracloud.OAuthConfig(cfg.Endpoints, cfg.ClientID, cfg.ClientSecret, cfg.PublicURL+"/oauth/callback"),
@@ -211,7 +231,8 @@ func (m *Manager) Create(ctx context.Context, orgID string, req CreateRequest) (
 	return c, authURL, nil
 }
 
-// Authorize issues a new consent URL (the previous state stops working).
+// Authorize issues a new consent URL: the previous state stops working and
+// a consent still waiting for confirmation is discarded.
 func (m *Manager) Authorize(ctx context.Context, orgID, id string) (string, error) {
 	var url string
 	_, err := m.update(ctx, orgID, id, func(c *store.Connection) error {
@@ -219,13 +240,14 @@ func (m *Manager) Authorize(ctx context.Context, orgID, id string) (string, erro
 			return fmt.Errorf("connection %s: %w", id, store.ErrNotFound)
 		}
 		url = m.issueState(c)
+		c.Detail.Consent = nil
 		return nil
 	})
 	return url, err
 }
 
 func (m *Manager) issueState(c *store.Connection) string {
-	state, hash := signState(m.cfg.StateKey, c.ID, m.cfg.Now().Add(m.cfg.StateTTL))
+	state, hash := signState(m.cfg.StateKey, c.OrganizationID, c.ID, m.cfg.Now().Add(m.cfg.StateTTL))
 	c.Detail.OAuthStateHash = hash
 	return jiracloud.AuthCodeURL(m.oauth, state)
 }
@@ -317,7 +339,7 @@ func (m *Manager) Delete(ctx context.Context, orgID, id string, purge bool) erro
 	}
 	_, err = m.update(ctx, orgID, id, func(c *store.Connection) error {
 		c.State, c.Secret = store.StateDeleted, nil
-		c.Detail.Webhooks, c.Detail.OAuthStateHash = nil, ""
+		c.Detail.Webhooks, c.Detail.OAuthStateHash, c.Detail.Consent = nil, "", nil
 		c.Detail.Health = store.Health{Status: HealthFailed, ResolutionOwner: OwnerCustomer,
 			Description: "connection deleted", UpdatedAt: m.cfg.Now().UTC()}
 		return nil

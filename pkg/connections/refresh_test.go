@@ -66,7 +66,9 @@ func activate(t *testing.T, m *connections.Manager) *store.Connection {
 	resp.Body.Close()
 	loc, err := url.Parse(resp.Header.Get("Location"))
 	require.NoError(t, err)
-	c, err = m.Callback(ctx, loc.Query().Get("code"), loc.Query().Get("state"))
+	consent, err := m.Callback(ctx, loc.Query().Get("code"), loc.Query().Get("state"))
+	require.NoError(t, err)
+	c, err = m.Confirm(ctx, consent.FormToken, consent.BrowserKey, true)
 	require.NoError(t, err)
 	require.Equal(t, store.StateActive, c.State)
 	return c

@@ -2,7 +2,6 @@ package connections
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/http"
@@ -27,108 +26,36 @@ type sealedTokens struct {
 }
 
 func (m *Manager) sealTokens(c *store.Connection, t *oauth2.Token) error {
+	b, err := m.seal(t, []byte(c.ID))
+	c.Secret = b
+	return err
+}
+
+func (m *Manager) seal(t *oauth2.Token, aad []byte) ([]byte, error) {
 	b, err := json.Marshal(sealedTokens{AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, Expiry: t.Expiry})
 	if err != nil {
-		return fmt.Errorf("encode tokens: %w", err)
+		return nil, fmt.Errorf("encode tokens: %w", err)
 	}
-	c.Secret = m.vault.Seal(b, []byte(c.ID))
-	return nil
+	return m.vault.Seal(b, aad), nil
 }
 
 func (m *Manager) openTokens(c *store.Connection) (*oauth2.Token, error) {
 	if len(c.Secret) == 0 {
 		return nil, fmt.Errorf("connection %s: %w", c.ID, ErrNotActive)
 	}
-	b, err := m.vault.Open(c.Secret, []byte(c.ID))
+	return m.open(c.ID, c.Secret, []byte(c.ID))
+}
+
+func (m *Manager) open(connID string, sealed, aad []byte) (*oauth2.Token, error) {
+	b, err := m.vault.Open(sealed, aad)
 	if err != nil {
-		return nil, fmt.Errorf("connection %s tokens: %w", c.ID, err)
+		return nil, fmt.Errorf("connection %s tokens: %w", connID, err)
 	}
 	var st sealedTokens
 	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, fmt.Errorf("connection %s tokens: %w", c.ID, err)
+		return nil, fmt.Errorf("connection %s tokens: %w", connID, err)
 	}
 	return &oauth2.Token{AccessToken: st.AccessToken, RefreshToken: st.RefreshToken, Expiry: st.Expiry, TokenType: "Bearer"}, nil
-}
-
-// Callback completes OAuth: it checks and consumes the state, exchanges the
-// code, resolves the site, stores the tokens encrypted, activates the
-// connection, registers its webhooks and asks for the first full sync.
-func (m *Manager) Callback(ctx context.Context, code, state string) (*store.Connection, error) {
-	connID, nonceHash, ok := verifyState(m.cfg.StateKey, state, m.cfg.Now())
-	if !ok {
-		return nil, ErrBadState
-	}
-	// Consuming the state first, under optimistic concurrency, makes it
-	// single-use even against two simultaneous callbacks.
-	c, err := m.update(ctx, "", connID, func(c *store.Connection) error {
-		if c.State == store.StateDeleted || c.Detail.OAuthStateHash == "" ||
-			subtle.ConstantTimeCompare([]byte(c.Detail.OAuthStateHash), []byte(nonceHash)) != 1 {
-			return ErrBadState
-		}
-		c.Detail.OAuthStateHash = ""
-		return nil
-	})
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, ErrBadState
-	}
-	if err != nil {
-		return nil, err
-	}
-	hctx := context.WithValue(ctx, oauth2.HTTPClient, m.cfg.HTTPClient)
-	tok, err := m.oauth.Exchange(hctx, code)
-	if err != nil {
-		m.setHealth(ctx, c.ID, HealthFailed, OwnerCustomer, "Jira refused the authorization code; start the authorization again")
-		return nil, fmt.Errorf("exchange code: %w", safeOAuthError(err))
-	}
-	m.stampExpiry(tok)
-	sites, err := jiracloud.AccessibleResources(ctx, m.cfg.Endpoints, m.oauth.Client(hctx, tok))
-	if err != nil {
-		return nil, fmt.Errorf("resolve Jira site: %w", err)
-	}
-	site, err := pickSite(sites, c.Options.SiteURL)
-	if err != nil {
-		m.setHealth(ctx, c.ID, HealthFailed, OwnerCustomer, err.Error())
-		return nil, err
-	}
-	c, err = m.update(ctx, "", c.ID, func(c *store.Connection) error {
-		c.CloudID, c.SiteURL, c.State = site.ID, site.URL, store.StateActive
-		c.Detail.Sites = nil
-		if len(sites) > 1 {
-			for _, s := range sites {
-				c.Detail.Sites = append(c.Detail.Sites, store.Site{CloudID: s.ID, URL: s.URL, Name: s.Name})
-			}
-		}
-		c.Detail.Health = store.Health{Status: HealthHealthy, UpdatedAt: m.cfg.Now().UTC()}
-		return m.sealTokens(c, tok)
-	})
-	if err != nil {
-		return nil, err
-	}
-	if err := m.replaceWebhooks(ctx, c.ID); err != nil {
-		// Syncs still keep data current; the upkeep loop retries.
-		m.log.Warn("registering webhooks", zap.String("connection_id", c.ID), zap.String("organization_id", c.OrganizationID), zap.Error(err))
-	}
-	if m.syncs != nil {
-		if err := m.syncs.RequestSync(ctx, c.ID, "full"); err != nil {
-			m.log.Warn("requesting the first sync", zap.String("connection_id", c.ID), zap.Error(err))
-		}
-	}
-	return m.store.LookupConnection(ctx, c.ID)
-}
-
-func pickSite(sites []jiracloud.Resource, want string) (jiracloud.Resource, error) {
-	if len(sites) == 0 {
-		return jiracloud.Resource{}, errors.New("the grant covers no Jira site")
-	}
-	if want == "" {
-		return sites[0], nil
-	}
-	for _, s := range sites {
-		if s.URL == want {
-			return s, nil
-		}
-	}
-	return jiracloud.Resource{}, fmt.Errorf("the grant does not cover the site %s named in the connection's options", want)
 }
 
 // safeOAuthError drops the token endpoint's response body, which

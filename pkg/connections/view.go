@@ -22,8 +22,18 @@ type View struct {
 	Sites               []store.Site     `json:"sites,omitempty"`
 	LastSync            *store.SyncState `json:"last_sync,omitempty"`
 	OAuth2AuthorizeURL  string           `json:"oauth2_authorize_url,omitempty"`
-	CreatedAt           time.Time        `json:"created_at"`
-	UpdatedAt           time.Time        `json:"updated_at"`
+	// PendingConsent is a Jira grant waiting for the administrator's
+	// confirmation on the consent page.
+	PendingConsent *PendingConsentView `json:"pending_consent,omitempty"`
+	CreatedAt      time.Time           `json:"created_at"`
+	UpdatedAt      time.Time           `json:"updated_at"`
+}
+
+// PendingConsentView is what a pending consent shows: never its tokens.
+type PendingConsentView struct {
+	SiteURL   string    `json:"site_url"`
+	SiteName  string    `json:"site_name,omitempty"`
+	ExpiresAt time.Time `json:"expires_at"`
 }
 
 // WebhookView is a registered webhook.
@@ -40,6 +50,9 @@ func NewView(c *store.Connection, authorizeURL string) View {
 		Options: fromStore(c.Options), SiteURL: c.SiteURL, Health: c.Detail.Health, Sites: c.Detail.Sites,
 		LastSync: publicSync(c.Detail.LastSync), OAuth2AuthorizeURL: authorizeURL, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 		Webhooks: []WebhookView{},
+	}
+	if p := c.Detail.Consent; p != nil {
+		v.PendingConsent = &PendingConsentView{SiteURL: p.SiteURL, SiteName: p.SiteName, ExpiresAt: p.ExpiresAt}
 	}
 	for _, w := range c.Detail.Webhooks {
 		v.Webhooks = append(v.Webhooks, WebhookView{ID: w.ID, ExpiresAt: w.ExpiresAt})

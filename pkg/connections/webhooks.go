@@ -184,11 +184,15 @@ func (m *Manager) maintain(ctx context.Context, connID string) error {
 	return err
 }
 
-// Run keeps webhooks alive until ctx ends.
+// Run keeps webhooks alive, and discards unconfirmed consents, until ctx
+// ends.
 func (m *Manager) Run(ctx context.Context) error {
 	t := time.NewTicker(m.cfg.WebhookCheckEvery)
 	defer t.Stop()
 	for {
+		if err := m.DiscardExpiredConsents(ctx); err != nil && ctx.Err() == nil {
+			m.log.Warn("discarding expired consents", zap.Error(err))
+		}
 		if err := m.MaintainWebhooks(ctx); err != nil && ctx.Err() == nil {
 			m.log.Warn("webhook upkeep pass had errors", zap.Error(err))
 		}

@@ -17,7 +17,9 @@
 // # Surface
 //
 //   - OAuth 2.0 (3LO) as auth.atlassian.com: GET /authorize (auto-consent,
-//     302 with code and state; error=access_denied when denied), POST
+//     302 with code and state; error=access_denied when denied; with
+//     Options.ConsentScreen a page to choose the site and Accept or Deny,
+//     answered by POST /authorize), POST
 //     /oauth/token (JSON or form; authorization_code, rotating refresh_token
 //     with a grace period, 401 invalid_client, 403 invalid_grant), GET
 //     /oauth/token/accessible-resources. A refresh token is only issued with

@@ -3,6 +3,7 @@ package jirasim
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"html/template"
 	"mime"
 	"net/http"
 	"net/url"
@@ -80,55 +81,161 @@ func redirectWith(w http.ResponseWriter, r *http.Request, target *url.URL, param
 // handleAuthorize consents immediately (no UI) unless consent is denied by
 // Options.DenyConsent, SetDenyConsent or ?jirasim_consent=deny. The optional
 // ?jirasim_user=<accountId> consents as that user instead of the site admin.
+// With Options.ConsentScreen it shows a consent page instead, where a
+// browser picks the site and accepts or denies (POST /authorize).
 func (a *authServer) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if q.Get("client_id") != a.s.opts.ClientID {
-		// Atlassian shows an error page rather than redirecting for an
-		// unknown client.
-		http.Error(w, "invalid client_id", http.StatusBadRequest)
-		return
-	}
-	target, err := url.Parse(q.Get("redirect_uri"))
-	if err != nil || !target.IsAbs() {
-		http.Error(w, "invalid redirect_uri", http.StatusBadRequest)
-		return
-	}
-	state := q.Get("state")
-	fail := func(code, desc string) {
-		redirectWith(w, r, target, url.Values{"error": {code}, "error_description": {desc}, "state": {state}})
-	}
-	if q.Get("response_type") != "code" {
-		fail("unsupported_response_type", "response_type must be code")
-		return
-	}
-	if aud := q.Get("audience"); aud != "" && aud != "api.atlassian.com" {
-		fail("invalid_request", "unknown audience")
-		return
-	}
-	scope := strings.Join(strings.Fields(q.Get("scope")), " ")
-	if scope == "" {
-		fail("invalid_scope", "scope is required")
+	req, ok := a.authorizeRequest(w, r, q)
+	if !ok {
 		return
 	}
 	a.s.mu.Lock()
 	deny := a.s.denyConsent
 	a.s.mu.Unlock()
 	if deny || q.Get("jirasim_consent") == "deny" {
-		fail("access_denied", "User did not authorize the request")
+		req.fail("access_denied", "User did not authorize the request")
 		return
 	}
-	g := &grant{scope: scope, scopes: map[string]bool{}, sites: make([]bool, len(a.s.tenants)), user: q.Get("jirasim_user")}
-	for _, sc := range strings.Fields(scope) {
+	if a.s.opts.ConsentScreen {
+		a.consentScreen(w, q)
+		return
+	}
+	a.grant(w, r, req, nil)
+}
+
+// handleConsent is the consent screen's answer: the site chosen and
+// accept or deny.
+func (a *authServer) handleConsent(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "unreadable form", http.StatusBadRequest)
+		return
+	}
+	req, ok := a.authorizeRequest(w, r, r.PostForm)
+	if !ok {
+		return
+	}
+	if r.PostForm.Get("decision") != "accept" {
+		req.fail("access_denied", "User did not authorize the request")
+		return
+	}
+	site := -1
+	for i, t := range a.s.tenants {
+		if t.info.ID == r.PostForm.Get("site") {
+			site = i
+		}
+	}
+	if site < 0 {
+		http.Error(w, "choose a site", http.StatusBadRequest)
+		return
+	}
+	a.grant(w, r, req, &site)
+}
+
+type authorizeReq struct {
+	q      url.Values
+	target *url.URL
+	scope  string
+	fail   func(code, desc string)
+}
+
+// authorizeRequest validates the authorize parameters; on failure it has
+// answered (an error page for a bad client or redirect URI, a redirect
+// with the error otherwise).
+func (a *authServer) authorizeRequest(w http.ResponseWriter, r *http.Request, q url.Values) (authorizeReq, bool) {
+	if q.Get("client_id") != a.s.opts.ClientID {
+		// Atlassian shows an error page rather than redirecting for an
+		// unknown client.
+		http.Error(w, "invalid client_id", http.StatusBadRequest)
+		return authorizeReq{}, false
+	}
+	target, err := url.Parse(q.Get("redirect_uri"))
+	if err != nil || !target.IsAbs() {
+		http.Error(w, "invalid redirect_uri", http.StatusBadRequest)
+		return authorizeReq{}, false
+	}
+	state := q.Get("state")
+	req := authorizeReq{q: q, target: target, fail: func(code, desc string) {
+		redirectWith(w, r, target, url.Values{"error": {code}, "error_description": {desc}, "state": {state}})
+	}}
+	if q.Get("response_type") != "code" {
+		req.fail("unsupported_response_type", "response_type must be code")
+		return req, false
+	}
+	if aud := q.Get("audience"); aud != "" && aud != "api.atlassian.com" {
+		req.fail("invalid_request", "unknown audience")
+		return req, false
+	}
+	req.scope = strings.Join(strings.Fields(q.Get("scope")), " ")
+	if req.scope == "" {
+		req.fail("invalid_scope", "scope is required")
+		return req, false
+	}
+	return req, true
+}
+
+// grant issues a code for every site, or only for *site.
+func (a *authServer) grant(w http.ResponseWriter, r *http.Request, req authorizeReq, site *int) {
+	g := &grant{scope: req.scope, scopes: map[string]bool{}, sites: make([]bool, len(a.s.tenants)), user: req.q.Get("jirasim_user")}
+	for _, sc := range strings.Fields(req.scope) {
 		g.scopes[sc] = true
 	}
 	for i := range g.sites {
-		g.sites[i] = true
+		g.sites[i] = site == nil || *site == i
 	}
 	code := randomToken("")
 	a.mu.Lock()
-	a.codes[code] = &authCode{grant: g, redirectURI: q.Get("redirect_uri"), expires: a.s.Now().Add(a.s.opts.AuthCodeTTL)}
+	a.codes[code] = &authCode{grant: g, redirectURI: req.q.Get("redirect_uri"), expires: a.s.Now().Add(a.s.opts.AuthCodeTTL)}
 	a.mu.Unlock()
-	redirectWith(w, r, target, url.Values{"code": {code}, "state": {state}})
+	redirectWith(w, r, req.target, url.Values{"code": {code}, "state": {req.q.Get("state")}})
+}
+
+var consentPage = template.Must(template.New("consent").Parse(`<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Authorize access · jirasim</title></head>
+<body>
+<main>
+<h1>{{.Client}} is requesting access to your Atlassian account</h1>
+<form method="post" action="/authorize">
+{{- range .Hidden}}
+<input type="hidden" name="{{.Name}}" value="{{.Value}}">
+{{- end}}
+<fieldset>
+<legend>Use app on</legend>
+{{- range $i, $s := .Sites}}
+<p><label><input type="radio" name="site" id="site-{{$i}}" value="{{$s.ID}}"{{if eq $i 0}} checked{{end}}> {{$s.Name}} ({{$s.URL}})</label></p>
+{{- end}}
+</fieldset>
+<p>Scopes: {{.Scope}}</p>
+<button type="submit" id="accept" name="decision" value="accept">Accept</button>
+<button type="submit" id="deny" name="decision" value="deny">Deny</button>
+</form>
+</main>
+</body>
+</html>
+`))
+
+// consentScreen renders Atlassian's consent step: the sites to choose
+// from and Accept or Deny; the form carries the authorize parameters.
+func (a *authServer) consentScreen(w http.ResponseWriter, q url.Values) {
+	type field struct{ Name, Value string }
+	data := struct {
+		Client, Scope string
+		Hidden        []field
+		Sites         []Site
+	}{Client: q.Get("client_id"), Scope: q.Get("scope")}
+	for _, k := range []string{"audience", "client_id", "scope", "redirect_uri", "state", "response_type", "prompt", "jirasim_user"} {
+		if v := q.Get(k); v != "" {
+			data.Hidden = append(data.Hidden, field{k, v})
+		}
+	}
+	for _, t := range a.s.tenants {
+		data.Sites = append(data.Sites, t.info)
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := consentPage.Execute(w, data); err != nil {
+		http.Error(w, "render consent page", http.StatusInternalServerError)
+	}
 }
 
 func oauthError(w http.ResponseWriter, status int, code, desc string) {

@@ -2,6 +2,7 @@ package jirasim
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -237,4 +238,62 @@ func TestAuthorizeRejectsUnknownClient(t *testing.T) {
 	rec := httptest.NewRecorder()
 	s.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/authorize?client_id=nope&redirect_uri="+url.QueryEscape(testRedirect)+"&response_type=code&scope=x", nil))
 	require.Equal(t, http.StatusBadRequest, rec.Code)
+}
+
+// The consent screen: the authorize parameters ride in the form, the grant
+// covers the chosen site only, Deny redirects with access_denied.
+func TestConsentScreen(t *testing.T) {
+	s, _ := testSim(t, func(o *Options) { o.ConsentScreen = true; o.Sites = []Site{{}, {}} })
+	q := url.Values{"audience": {"api.atlassian.com"}, "client_id": {s.ClientID()}, "scope": {allScopes},
+		"redirect_uri": {testRedirect}, "state": {"st-<9>"}, "response_type": {"code"}, "prompt": {"consent"}}
+	resp, err := noRedirect().Get(s.AuthURL() + "?" + q.Encode())
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	page := string(body)
+	second := s.Sites()[1]
+	require.Contains(t, page, `<form method="post" action="/authorize">`)
+	require.Contains(t, page, `value="`+second.ID+`"`)
+	require.Contains(t, page, second.URL)
+	require.Contains(t, page, `name="state" value="st-&lt;9&gt;"`, "escaped")
+
+	post := func(extra url.Values) *url.URL {
+		form := url.Values{}
+		for k, v := range q {
+			form[k] = v
+		}
+		for k, v := range extra {
+			form[k] = v
+		}
+		resp, err := noRedirect().PostForm(s.AuthURL(), form)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusFound, resp.StatusCode)
+		loc, err := url.Parse(resp.Header.Get("Location"))
+		require.NoError(t, err)
+		return loc
+	}
+	loc := post(url.Values{"decision": {"accept"}, "site": {second.ID}})
+	require.Equal(t, "st-<9>", loc.Query().Get("state"))
+	status, raw := tokenCall(t, s, map[string]string{"grant_type": "authorization_code", "client_id": s.ClientID(),
+		"client_secret": s.ClientSecret(), "code": loc.Query().Get("code"), "redirect_uri": testRedirect})
+	require.Equal(t, http.StatusOK, status, string(raw))
+	var tr tokenResp
+	require.NoError(t, json.Unmarshal(raw, &tr))
+	req, err := http.NewRequest(http.MethodGet, s.ResourcesURL(), nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+tr.AccessToken)
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	var sites []struct{ ID, URL string }
+	require.NoError(t, json.NewDecoder(res.Body).Decode(&sites))
+	res.Body.Close()
+	require.Len(t, sites, 1, "only the chosen site")
+	require.Equal(t, second.ID, sites[0].ID)
+
+	denied := post(url.Values{"decision": {"deny"}, "site": {second.ID}})
+	require.Equal(t, "access_denied", denied.Query().Get("error"))
+	require.Empty(t, denied.Query().Get("code"))
 }

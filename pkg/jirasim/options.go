@@ -84,6 +84,11 @@ type Options struct {
 	// DenyConsent makes /authorize answer error=access_denied (also per call
 	// with the query parameter jirasim_consent=deny, or SetDenyConsent).
 	DenyConsent bool
+	// ConsentScreen makes GET /authorize show a consent page (the site to
+	// grant, Accept and Deny) as Atlassian's does, for browser tests and
+	// demos; the grant then covers the chosen site only. Default: consent
+	// at once to every site.
+	ConsentScreen bool
 
 	// WebhookTTL: dynamic webhooks expire this long after registration or
 	// refresh. Default 30 days. MaxWebhooksPerUser: default 5 per app per

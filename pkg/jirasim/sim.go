@@ -156,6 +156,7 @@ const restPrefix = "/ex/jira/{cloudid}/rest/api/3/"
 func (s *Sim) routes() {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /authorize", s.auth.handleAuthorize)
+	m.HandleFunc("POST /authorize", s.auth.handleConsent)
 	m.HandleFunc("POST /oauth/token", s.auth.handleToken)
 	m.HandleFunc("GET /oauth/token/accessible-resources", s.auth.handleResources)
 

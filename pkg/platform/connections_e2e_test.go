@@ -34,34 +34,6 @@ func startWithSim(t *testing.T, opts jirasim.Options) (*platformtest.Env, *jiras
 	return env, sim, clock
 }
 
-var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-
-// consent plays the customer's browser: open the authorize URL, follow Jira's
-// redirect to our callback, return the callback's answer.
-func consent(t *testing.T, authorizeURL string) (int, string, string) {
-	t.Helper()
-	resp, err := noRedirect.Get(authorizeURL)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusFound, resp.StatusCode)
-	callback := resp.Header.Get("Location")
-	req, err := http.NewRequest(http.MethodGet, callback, nil)
-	require.NoError(t, err)
-	r2, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer r2.Body.Close()
-	var b strings.Builder
-	buf := make([]byte, 4096)
-	for {
-		n, err := r2.Body.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
-	return r2.StatusCode, b.String(), callback
-}
-
 func TestConnectionLifecycleAgainstSimulator(t *testing.T) {
 	env, sim, clock := startWithSim(t, jirasim.Options{Seed: 7, Projects: 2, IssuesPerProject: 3, CommentsPerIssue: 1})
 	keys := sim.Default().ProjectKeys()
@@ -108,11 +80,19 @@ func TestConnectionLifecycleAgainstSimulator(t *testing.T) {
 	_, list := env.Call(t, http.MethodGet, keyB, "/v1/connections", nil)
 	require.JSONEq(t, `{"items":[],"next_cursor":null}`, list)
 
-	// Consent and callback: ACTIVE with a registered webhook.
-	st, body, callback := consent(t, created.OAuth2AuthorizeURL)
+	// Consent and callback: a confirmation page; confirmed, ACTIVE with a
+	// registered webhook.
+	page := platformtest.Consent(t, created.OAuth2AuthorizeURL)
+	require.Equal(t, http.StatusOK, page.Status, page.Body)
+	require.Contains(t, page.Body, "org-a")
+	require.Contains(t, page.Body, sim.Default().Info().URL)
+	_, body = env.Call(t, http.MethodGet, keyA, "/v1/connections/"+created.ID, nil)
+	require.Contains(t, body, `"state":"PENDING"`, "not active before the confirmation")
+	st, body := page.Submit(t, "confirm")
 	require.Equal(t, http.StatusOK, st, body)
+	require.Contains(t, body, "Jira connected")
 	var active connections.View
-	require.NoError(t, json.Unmarshal([]byte(body), &active))
+	require.Equal(t, http.StatusOK, env.GetJSON(t, keyA, "/v1/connections/"+created.ID, &active))
 	require.Equal(t, "ACTIVE", active.State)
 	require.Equal(t, sim.Default().Info().URL, active.SiteURL)
 	require.Equal(t, "HEALTHY", active.Health.Status)
@@ -123,10 +103,9 @@ func TestConnectionLifecycleAgainstSimulator(t *testing.T) {
 	require.Contains(t, hooks[0].URL, "/webhooks/jira/"+created.ID)
 
 	// The state is single-use: replaying the callback fails and changes nothing.
-	r, err := http.Get(callback)
-	require.NoError(t, err)
-	r.Body.Close()
-	require.Equal(t, http.StatusBadRequest, r.StatusCode)
+	replay := platformtest.OpenCallback(t, page.CallbackURL)
+	require.Equal(t, http.StatusConflict, replay.Status)
+	require.Contains(t, replay.Body, "already used")
 
 	// A change in Jira arrives through the webhook, signed, and is normalized.
 	ref, err := sim.CreateIssue(jirasim.IssueInput{Project: project, Summary: "created in the simulator", Priority: "Highest"})
@@ -229,8 +208,7 @@ func TestDeleteWithPurgeRemovesTheData(t *testing.T) {
 	require.Equal(t, http.StatusCreated, status, body)
 	var created connections.View
 	require.NoError(t, json.Unmarshal([]byte(body), &created))
-	st, body, _ := consent(t, created.OAuth2AuthorizeURL)
-	require.Equal(t, http.StatusOK, st, body)
+	platformtest.Connect(t, created.OAuth2AuthorizeURL)
 
 	// The first full sync after OAuth brings the issues in.
 	var page struct {
@@ -241,7 +219,7 @@ func TestDeleteWithPurgeRemovesTheData(t *testing.T) {
 		return env.GetJSON(t, keyA, path, &page) == http.StatusOK && len(page.Items) == 3
 	})
 
-	st, body = env.Call(t, http.MethodDelete, keyA, "/v1/connections/"+created.ID+"?purge=maybe", nil)
+	st, body := env.Call(t, http.MethodDelete, keyA, "/v1/connections/"+created.ID+"?purge=maybe", nil)
 	require.Equal(t, http.StatusBadRequest, st, body)
 	st, body = env.Call(t, http.MethodDelete, keyB, "/v1/connections/"+created.ID+"?purge=true", nil)
 	require.Equal(t, http.StatusNotFound, st, "another organization cannot purge it")

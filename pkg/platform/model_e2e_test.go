@@ -62,8 +62,7 @@ func TestFullSyncGivesTheModel(t *testing.T) {
 		"vendor": "JIRA", "options": map[string]any{"status_mapping": []map[string]string{{"Backlog": "BACKLOG"}}}})
 	require.Equal(t, http.StatusBadRequest, st, "BACKLOG is not a status of the model")
 
-	st, body, _ = consent(t, created.OAuth2AuthorizeURL)
-	require.Equal(t, http.StatusOK, st, body)
+	platformtest.Connect(t, created.OAuth2AuthorizeURL)
 
 	// The mapping report: every status and priority of the site, and why.
 	var report connections.MappingReport

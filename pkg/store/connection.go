@@ -71,6 +71,9 @@ type ConnectionDetail struct {
 	MappingRevision  int64 `json:"mapping_revision,omitempty"`
 	RemappedRevision int64 `json:"remapped_revision,omitempty"`
 	ModelVersion     int   `json:"model_version,omitempty"`
+	// Consent is a completed OAuth exchange waiting for the administrator
+	// to confirm it on the consent page; nil when none is pending.
+	Consent *PendingConsent `json:"pending_consent,omitempty"`
 }
 
 // RemapDue reports whether stored objects of the connection must be
@@ -91,6 +94,22 @@ type Catalog struct {
 type CatalogStatus struct {
 	Name     string `json:"name"`
 	Category string `json:"category,omitempty"`
+}
+
+// PendingConsent holds what Jira granted until the administrator confirms
+// (or declines, or it expires and is discarded).
+type PendingConsent struct {
+	CloudID  string `json:"cloud_id"`
+	SiteURL  string `json:"site_url"`
+	SiteName string `json:"site_name,omitempty"`
+	// Sites lists every site of the grant when it covers several.
+	Sites []Site `json:"sites,omitempty"`
+	// Secret is the granted tokens, sealed like Connection.Secret but
+	// under their own associated data, so they cannot pass for active ones.
+	Secret []byte `json:"secret"`
+	// NonceHash is the hash of the confirmation form's single-use nonce.
+	NonceHash string    `json:"nonce_hash"`
+	ExpiresAt time.Time `json:"expires_at"`
 }
 
 // Health says whether the connection works and who must act if not.

@@ -156,7 +156,7 @@ func (h *harness) endpoints() jiracloud.Endpoints {
 }
 
 // connect creates a connection and completes OAuth like a customer would;
-// the callback requests the first full sync.
+// the confirmation requests the first full sync.
 func (h *harness) connect(org string, opts connections.Options) *store.Connection {
 	h.t.Helper()
 	c, authURL, err := h.mgr.Create(h.ctx, org, connections.CreateRequest{Vendor: "JIRA", Options: opts})
@@ -168,7 +168,9 @@ func (h *harness) connect(org string, opts connections.Options) *store.Connectio
 	require.Equal(h.t, http.StatusFound, resp.StatusCode)
 	loc, err := url.Parse(resp.Header.Get("Location"))
 	require.NoError(h.t, err)
-	c, err = h.mgr.Callback(h.ctx, loc.Query().Get("code"), loc.Query().Get("state"))
+	consent, err := h.mgr.Callback(h.ctx, loc.Query().Get("code"), loc.Query().Get("state"))
+	require.NoError(h.t, err)
+	c, err = h.mgr.Confirm(h.ctx, consent.FormToken, consent.BrowserKey, true)
 	require.NoError(h.t, err)
 	require.Equal(h.t, store.StateActive, c.State)
 	return c

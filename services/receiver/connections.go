@@ -20,8 +20,8 @@ type ConnectionService interface {
 	Patch(ctx context.Context, orgID, id string, req connections.PatchRequest) (*store.Connection, error)
 	Delete(ctx context.Context, orgID, id string, purge bool) error
 	Authorize(ctx context.Context, orgID, id string) (string, error)
-	Callback(ctx context.Context, code, state string) (*store.Connection, error)
 	Mappings(ctx context.Context, orgID, id string) (*connections.MappingReport, error)
+	ConsentService
 }
 
 // SyncRequester starts an on-demand sync of a connection.
@@ -29,7 +29,7 @@ type SyncRequester interface {
 	RequestSync(ctx context.Context, connectionID, kind string) error
 }
 
-// MountConnections adds the connections API and the OAuth callback.
+// MountConnections adds the connections API and the OAuth consent pages.
 func (s *Server) MountConnections(svc ConnectionService, syncs SyncRequester) {
 	g := s.echo.Group("/v1/connections", s.requireAPIKey)
 	g.POST("", func(c echo.Context) error {
@@ -147,20 +147,7 @@ func (s *Server) MountConnections(svc ConnectionService, syncs SyncRequester) {
 		}
 		return c.JSON(http.StatusAccepted, map[string]string{"status": "requested", "kind": kind})
 	})
-	s.echo.GET("/oauth/callback", func(c echo.Context) error {
-		if e := c.QueryParam("error"); e != "" {
-			return fail(http.StatusBadRequest, "authorization_denied", "Jira authorization was not granted: "+e)
-		}
-		code, state := c.QueryParam("code"), c.QueryParam("state")
-		if code == "" || state == "" {
-			return fail(http.StatusBadRequest, "invalid", "code and state are required")
-		}
-		conn, err := svc.Callback(c.Request().Context(), code, state)
-		if err != nil {
-			return err
-		}
-		return c.JSON(http.StatusOK, connections.NewView(conn, ""))
-	})
+	s.mountConsent(svc)
 }
 
 // A connection's view is up to the API body limit in size, far larger than
