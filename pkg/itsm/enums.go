@@ -74,6 +74,18 @@ const (
 	ObjectDeleted  ObjectStatus = "DELETED"
 )
 
+// ObjectStatusOf is the lifecycle of an object the vendor reports active
+// (or not) and deleted (or not).
+func ObjectStatusOf(active, deleted bool) ObjectStatus {
+	switch {
+	case deleted:
+		return ObjectDeleted
+	case !active:
+		return ObjectInactive
+	}
+	return ObjectActive
+}
+
 // ObjectStatuses lists every valid ObjectStatus, in a stable order.
 var ObjectStatuses = []ObjectStatus{ObjectActive, ObjectInactive, ObjectDeleted}
 

@@ -499,7 +499,7 @@ func (m *Mapping) mapComment(c *commentJSON, issueID, key, site string, deleted 
 		TicketID:         itsm.ObjectID(conn, itsm.KindTicket, issueID),
 		AuthorID:         itsm.RefID(conn, itsm.KindUser, c.Author.vendorID()),
 		Body:             body,
-		Status:           lifecycle(true, deleted),
+		Status:           itsm.ObjectStatusOf(true, deleted),
 		Active:           !deleted,
 		UpdatedByUserID:  itsm.RefID(conn, itsm.KindUser, c.UpdateAuthor.vendorID()),
 		CommentCreatedAt: timePtr(c.Created),
@@ -535,7 +535,7 @@ func (m *Mapping) mapProject(p *projectJSON, observed time.Time) (Record, error)
 	}
 	// A project in Jira's trash is gone for users of the site, as deleted
 	// as it gets before the purge removes it from the API altogether.
-	status := lifecycle(!p.Archived.val, p.Deleted.val)
+	status := itsm.ObjectStatusOf(!p.Archived.val, p.Deleted.val)
 	pr := &itsm.Project{
 		ID:               itsm.ObjectID(conn, itsm.KindProject, id),
 		Name:             p.Name.String(),
@@ -564,7 +564,7 @@ func (m *Mapping) mapUser(u *userJSON, observed time.Time) (Record, error) {
 	// An absent flag is read as active: Jira lists deleted and deactivated
 	// accounts with an explicit false.
 	active := !u.Active.set || u.Active.val
-	status := lifecycle(active, false)
+	status := itsm.ObjectStatusOf(active, false)
 	name := u.DisplayName.String()
 	if name == "" {
 		name = u.Name.String()
@@ -650,17 +650,6 @@ func (m *Mapping) mapAttachment(a *attachmentJSON, issueID string) (Record, erro
 		},
 	}
 	return Record{Kind: itsm.KindAttachment, ID: at.ID, Version: created, Object: at}, nil
-}
-
-// lifecycle is the status of an object other than a ticket.
-func lifecycle(active, deleted bool) itsm.ObjectStatus {
-	switch {
-	case deleted:
-		return itsm.ObjectDeleted
-	case !active:
-		return itsm.ObjectInactive
-	}
-	return itsm.ObjectActive
 }
 
 // customFields keeps every non-null customfield_* value as decoded JSON so

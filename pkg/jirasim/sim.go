@@ -14,13 +14,15 @@ import (
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 	json "github.com/go-json-experiment/json/v1"
+
+	"github.com/itsmhub/itsm/pkg/simclock"
 )
 
 // Sim is a simulated Jira Cloud: OAuth server, REST API of one or more sites,
 // webhook sender. Create with New; serve Handler(); Close when done.
 type Sim struct {
 	opts    Options
-	clock   *simClock
+	clock   *simclock.Offset
 	tenants []*Tenant
 	byCloud map[string]*Tenant
 	auth    *authServer
@@ -40,7 +42,7 @@ func New(opts Options) (*Sim, error) {
 	if err := opts.applyDefaults(); err != nil {
 		return nil, err
 	}
-	s := &Sim{opts: opts, clock: &simClock{base: opts.Clock}, byCloud: map[string]*Tenant{}, denyConsent: opts.DenyConsent}
+	s := &Sim{opts: opts, clock: &simclock.Offset{Base: opts.Clock}, byCloud: map[string]*Tenant{}, denyConsent: opts.DenyConsent}
 	for i, site := range opts.Sites {
 		t := newTenant(s, i, site)
 		if _, dup := s.byCloud[t.info.ID]; dup {
@@ -69,7 +71,7 @@ func (s *Sim) Close() error {
 func (s *Sim) Now() time.Time { return s.clock.Now() }
 
 // Advance moves the simulator's clock forward and returns the new time.
-func (s *Sim) Advance(d time.Duration) time.Time { return s.clock.advance(d) }
+func (s *Sim) Advance(d time.Duration) time.Time { return s.clock.Advance(d) }
 
 // ClientID is the simulated OAuth app's client id.
 func (s *Sim) ClientID() string { return s.opts.ClientID }

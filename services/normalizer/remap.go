@@ -243,23 +243,23 @@ func upgrade(kind itsm.Kind, fields map[string]json.RawMessage, version int64, d
 	switch o := obj.(type) {
 	case *itsm.Project:
 		if o.Status == "" {
-			o.Status = lifecycleOf(active, deleted)
+			o.Status = itsm.ObjectStatusOf(active, deleted)
 		}
 	case *itsm.Comment:
 		if o.Status == "" {
-			o.Status = lifecycleOf(true, deleted || !active)
+			o.Status = itsm.ObjectStatusOf(true, deleted || !active)
 		}
 	case *itsm.Attachment:
 		if o.Status == "" {
-			o.Status = lifecycleOf(true, deleted || !active)
+			o.Status = itsm.ObjectStatusOf(true, deleted || !active)
 		}
 	case *itsm.User:
 		if o.Status == "" {
-			o.Status = lifecycleOf(active, deleted)
+			o.Status = itsm.ObjectStatusOf(active, deleted)
 		}
 	case *itsm.Group:
 		if o.Status == "" {
-			o.Status = lifecycleOf(true, deleted || !active)
+			o.Status = itsm.ObjectStatusOf(true, deleted || !active)
 		}
 	}
 	if at := obj.StatusTime(); *at == nil {
@@ -267,14 +267,4 @@ func upgrade(kind itsm.Kind, fields map[string]json.RawMessage, version int64, d
 		*at = &t
 	}
 	return obj, nil
-}
-
-func lifecycleOf(active, deleted bool) itsm.ObjectStatus {
-	switch {
-	case deleted:
-		return itsm.ObjectDeleted
-	case !active:
-		return itsm.ObjectInactive
-	}
-	return itsm.ObjectActive
 }

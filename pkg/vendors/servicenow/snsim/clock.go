@@ -1,62 +1,20 @@
 package snsim
 
 import (
-	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/itsmhub/itsm/pkg/simclock"
 )
 
-// Clock supplies the instance's data time: sys_created_on / sys_updated_on of
-// writes, token expiry and the hourly rate-limit windows.
-type Clock interface {
-	Now() time.Time
-}
-
-// RealClock is the wall clock.
-type RealClock struct{}
-
-// Now returns time.Now().
-func (RealClock) Now() time.Time { return time.Now() }
-
-// ManualClock only moves when told to, so tests cross expiries and rate-limit
-// hours without sleeping.
-type ManualClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+// The simulator's clocks (see package simclock).
+type (
+	Clock       = simclock.Clock
+	RealClock   = simclock.Real
+	ManualClock = simclock.Manual
+)
 
 // NewManualClock returns a clock frozen at t.
-func NewManualClock(t time.Time) *ManualClock { return &ManualClock{now: t} }
-
-// Now returns the current manual time.
-func (c *ManualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// Advance moves the clock forward by d.
-func (c *ManualClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-// simClock adds an offset to a base clock so Sim.Advance works whatever clock
-// the caller supplied (including the real one, for the binary).
-type simClock struct {
-	base   Clock
-	offset atomic.Int64
-}
-
-func (c *simClock) Now() time.Time {
-	return c.base.Now().Add(time.Duration(c.offset.Load()))
-}
-
-func (c *simClock) advance(d time.Duration) time.Time {
-	c.offset.Add(int64(d))
-	return c.Now()
-}
+func NewManualClock(t time.Time) *ManualClock { return simclock.NewManual(t) }
 
 // snTime is the Table API's date-time layout (UTC with display_value=false).
 const snTime = "2006-01-02 15:04:05"

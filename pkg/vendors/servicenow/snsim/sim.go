@@ -16,13 +16,15 @@ import (
 	json "github.com/go-json-experiment/json/v1"
 
 	_ "time/tzdata" // users' time zones must load on any host
+
+	"github.com/itsmhub/itsm/pkg/simclock"
 )
 
 // Sim is a set of simulated ServiceNow instances sharing one clock and one
 // push sender. Create with New, serve each Inst.Handler(), Close when done.
 type Sim struct {
 	opts  Options
-	clock *simClock
+	clock *simclock.Offset
 	insts []*Inst
 	push  *pusher
 }
@@ -55,7 +57,7 @@ func New(opts Options) (*Sim, error) {
 	if err := opts.applyDefaults(); err != nil {
 		return nil, err
 	}
-	s := &Sim{opts: opts, clock: &simClock{base: opts.Clock}}
+	s := &Sim{opts: opts, clock: &simclock.Offset{Base: opts.Clock}}
 	for i, cfg := range opts.Instances {
 		in := &Inst{sim: s, idx: i, cfg: cfg, oauth: newOAuthState(), log: newRequestLog(10000),
 			rng:  seededRand(uint64(opts.Seed), uint64(i)+0x5eed),
@@ -91,7 +93,7 @@ func (s *Sim) Close() error {
 func (s *Sim) Now() time.Time { return s.clock.Now() }
 
 // Advance moves the clock forward and returns the new time.
-func (s *Sim) Advance(d time.Duration) time.Time { return s.clock.advance(d) }
+func (s *Sim) Advance(d time.Duration) time.Time { return s.clock.Advance(d) }
 
 // Instances lists the instances in Options order.
 func (s *Sim) Instances() []*Inst { return append([]*Inst(nil), s.insts...) }
