@@ -18,18 +18,18 @@ import (
 	"github.com/itsmhub/itsm/pkg/itsm"
 	"github.com/itsmhub/itsm/pkg/jira"
 	"github.com/itsmhub/itsm/pkg/jiracloud"
+	"github.com/itsmhub/itsm/pkg/raw"
 	"github.com/itsmhub/itsm/pkg/store"
-	"github.com/itsmhub/itsm/services/normalizer"
 )
 
-// Record types of the sync contract (normalizer.SyncRecord.Type).
+// Record types of the sync contract, as this package names them.
 const (
-	recIssue      = "issue"
-	recComment    = "comment"
-	recProject    = "project"
-	recUser       = "user"
-	recGroup      = "group"
-	recAttachment = "attachment"
+	recIssue      = raw.TypeIssue
+	recComment    = raw.TypeComment
+	recProject    = raw.TypeProject
+	recUser       = raw.TypeUser
+	recGroup      = raw.TypeGroup
+	recAttachment = raw.TypeAttachment
 )
 
 // maxKeysPerQuery bounds the project keys of one JQL (and of one
@@ -98,7 +98,7 @@ func (r *run) mergeIncomplete(have []string) []string {
 }
 
 // publish sends one record of this sync.
-func (r *run) publish(ctx context.Context, typ, issueID string, raw []byte, vendorID, version string) error {
+func (r *run) publish(ctx context.Context, typ, issueID string, body []byte, vendorID, version string) error {
 	var syncID, id string
 	if r.kind == KindFull {
 		// No message id: JetStream keeps one dedupe entry per id in server
@@ -113,7 +113,7 @@ func (r *run) publish(ctx context.Context, typ, issueID string, raw []byte, vend
 		// the id (the record's version) drops the re-reads of the overlap.
 		id = msgID("inc", r.conn.ID, typ, vendorID, version)
 	}
-	data := appendRecord(make([]byte, 0, len(raw)+192), typ, issueID, syncID, r.w.d.Now().UTC(), raw)
+	data := raw.AppendSyncRecord(make([]byte, 0, len(body)+192), typ, issueID, syncID, r.w.d.Now().UTC(), body)
 	if err := r.pub.publish(ctx, r.pub.message(data, id)); err != nil {
 		return err
 	}
@@ -452,9 +452,9 @@ func (r *run) reconcile(ctx context.Context) error {
 	if err := r.barrier(ctx); err != nil {
 		return err
 	}
-	marker := &normalizer.SyncRecord{Type: normalizer.SyncTypeReconcile, SyncID: r.state.ID, StartedAt: r.state.StartedAt,
+	marker := &raw.SyncRecord{Type: raw.TypeReconcile, SyncID: r.state.ID, StartedAt: r.state.StartedAt,
 		Kinds: kinds, ObservedAt: r.w.d.Now().UTC()}
-	if err := r.pub.record(ctx, marker, msgID(r.state.ID, normalizer.SyncTypeReconcile)); err != nil {
+	if err := r.pub.record(ctx, marker, msgID(r.state.ID, raw.TypeReconcile)); err != nil {
 		return err
 	}
 	if err := r.pub.flush(ctx); err != nil {

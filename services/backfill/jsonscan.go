@@ -3,7 +3,6 @@ package backfill
 import (
 	"errors"
 	"strconv"
-	"time"
 
 	json "github.com/go-json-experiment/json/v1"
 
@@ -213,44 +212,4 @@ func split(issue []byte) (*splitIssue, error) {
 	body = append(body, trimmed...)
 	s.body = append(body, issue[fields.valEnd:]...)
 	return s, nil
-}
-
-// appendRecord renders a normalizer.SyncRecord for a REST record by hand:
-// json.Marshal would re-validate and compact the (already compact, already
-// validated) record. The normalizer decodes it with encoding/json, and
-// TestAppendRecordMatchesMarshal keeps the two in step.
-func appendRecord(dst []byte, typ, issueID, syncID string, observed time.Time, record []byte) []byte {
-	dst = append(dst, `{"type":`...)
-	dst = appendString(dst, typ)
-	if issueID != "" {
-		dst = append(dst, `,"issue_id":`...)
-		dst = appendString(dst, issueID)
-	}
-	dst = append(dst, `,"observed_at":"`...)
-	dst = observed.AppendFormat(dst, time.RFC3339Nano)
-	dst = append(dst, '"')
-	if syncID != "" {
-		dst = append(dst, `,"sync_id":`...)
-		dst = appendString(dst, syncID)
-	}
-	dst = append(dst, `,"record":`...)
-	dst = append(dst, record...)
-	return append(dst, '}')
-}
-
-func appendString(dst []byte, s string) []byte {
-	simple := true
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f {
-			simple = false
-			break
-		}
-	}
-	if simple {
-		dst = append(dst, '"')
-		dst = append(dst, s...)
-		return append(dst, '"')
-	}
-	b, _ := json.Marshal(s)
-	return append(dst, b...)
 }

@@ -2,12 +2,9 @@ package backfill
 
 import (
 	"testing"
-	"time"
 
 	json "github.com/go-json-experiment/json/v1"
 	"github.com/stretchr/testify/require"
-
-	"github.com/itsmhub/itsm/services/normalizer"
 )
 
 // A body meant to trip a hand-written scanner: braces, brackets, quotes and
@@ -88,22 +85,5 @@ func TestSplitIssueRejectsMalformedInputWithoutPanicking(t *testing.T) {
 	for _, bad := range []string{``, `[]`, `{"id":}`, `{"id" "1"}`, `{"fields":{"comment":{"comments":[1,}}}`, `{"id":"1",}`, `{"fields":{}}`} {
 		_, err := split([]byte(bad))
 		require.Error(t, err, bad)
-	}
-}
-
-func TestAppendRecordMatchesMarshal(t *testing.T) {
-	at := time.Date(2026, 3, 4, 5, 6, 7, 891000000, time.UTC)
-	rec := []byte(`{"id":"7","body":{"type":"doc"}}`)
-	for _, c := range []struct{ typ, issue, sync string }{
-		{"comment", "10042", "5f0c7f9e-1b7b-4c3e-8a44-8d1f4b6f3c21"},
-		{"user", "", ""},
-		{"issue", "", "odd \"id\" ü"},
-	} {
-		var got, want normalizer.SyncRecord
-		require.NoError(t, json.Unmarshal(appendRecord(nil, c.typ, c.issue, c.sync, at, rec), &got))
-		b, err := json.Marshal(normalizer.SyncRecord{Type: c.typ, IssueID: c.issue, SyncID: c.sync, ObservedAt: at, Record: rec})
-		require.NoError(t, err)
-		require.NoError(t, json.Unmarshal(b, &want))
-		require.Equal(t, want, got)
 	}
 }

@@ -14,9 +14,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/itsmhub/itsm/pkg/broker"
-	"github.com/itsmhub/itsm/pkg/itsm"
+	"github.com/itsmhub/itsm/pkg/raw"
 	"github.com/itsmhub/itsm/pkg/store"
-	"github.com/itsmhub/itsm/services/normalizer"
 )
 
 const vendorJira = "jira"
@@ -59,9 +58,7 @@ func msgID(parts ...string) string {
 func (p *publisher) message(data []byte, id string) *nats.Msg {
 	m := nats.NewMsg(p.subject)
 	m.Data = data
-	m.Header.Set(itsm.HeaderOrganization, p.conn.OrganizationID)
-	m.Header.Set(itsm.HeaderConnection, p.conn.ID)
-	m.Header.Set(itsm.HeaderVendor, "JIRA")
+	raw.SetHeaders(m.Header, p.conn.OrganizationID, p.conn.ID, p.conn.Vendor)
 	if id != "" {
 		m.Header.Set(jetstream.MsgIDHeader, id)
 	}
@@ -69,7 +66,7 @@ func (p *publisher) message(data []byte, id string) *nats.Msg {
 }
 
 // record publishes one SyncRecord.
-func (p *publisher) record(ctx context.Context, rec *normalizer.SyncRecord, id string) error {
+func (p *publisher) record(ctx context.Context, rec *raw.SyncRecord, id string) error {
 	data, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("encode %s record: %w", rec.Type, err)

@@ -17,6 +17,7 @@ import (
 	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/itsm"
 	"github.com/itsmhub/itsm/pkg/jira"
+	"github.com/itsmhub/itsm/pkg/raw"
 	"github.com/itsmhub/itsm/pkg/store"
 )
 
@@ -48,7 +49,7 @@ func (n *Normalizer) process(ctx context.Context, msg jetstream.Msg, meta *jetst
 	case broker.SourceWebhook:
 		recs, err = mapping.MapWebhook(msg.Data())
 	case broker.SourceSync:
-		sr, err := decodeSyncRecord(msg.Data())
+		sr, err := raw.DecodeSyncRecord(msg.Data())
 		if err != nil {
 			return permanent(fmt.Errorf("%w: sync envelope: %v", jira.ErrMalformed, err))
 		}
@@ -94,33 +95,12 @@ func mappingOf(conn *store.Connection) jira.Mapping {
 	return m
 }
 
-// SyncRecord is the body of a raw.<vendor>.<connection>.sync message: one
-// REST record as the backfill worker fetched it, or a reconcile marker.
-// It is the contract between the backfill worker and the normalizer.
-type SyncRecord struct {
-	// Type is the record type MapREST takes (issue, comment, project, user,
-	// group, attachment), or SyncTypeReconcile.
-	Type string `json:"type"`
-	// IssueID is the parent issue of a comment or attachment.
-	IssueID string `json:"issue_id,omitempty"`
-	// ObservedAt versions records that carry no modification time, and is
-	// the time of a reconcile marker's tombstones.
-	ObservedAt time.Time `json:"observed_at"`
-	// SyncID is set on every record of a FULL sync (never on incremental
-	// ones): the normalizer records that the sync saw the object.
-	SyncID string          `json:"sync_id,omitempty"`
-	Record json.RawMessage `json:"record,omitempty"`
-
-	// Reconcile marker only: the sync that COMPLETED, when it started, and
-	// the object kinds it covered completely. Objects of those kinds of the
-	// connection that the sync did not see, and that nothing changed since
-	// it started, are tombstoned.
-	StartedAt time.Time   `json:"started_at,omitempty"`
-	Kinds     []itsm.Kind `json:"kinds,omitempty"`
-}
+// SyncRecord is the sync envelope (package raw); the normalizer's tests and
+// tools name it here too.
+type SyncRecord = raw.SyncRecord
 
 // SyncTypeReconcile marks the end of a complete full sync.
-const SyncTypeReconcile = "reconcile"
+const SyncTypeReconcile = raw.TypeReconcile
 
 // write is what every write of one RAW message shares.
 type write struct {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/itsm"
+	"github.com/itsmhub/itsm/pkg/raw"
 	"github.com/itsmhub/itsm/pkg/store"
 )
 
@@ -129,9 +130,7 @@ func (s *Server) jiraWebhook(c echo.Context) error {
 	for _, t := range targets {
 		msg := nats.NewMsg(broker.RawSubject(vendorJira, t.ID, broker.SourceWebhook))
 		msg.Data = body
-		msg.Header.Set(itsm.HeaderOrganization, t.OrganizationID)
-		msg.Header.Set(itsm.HeaderConnection, t.ID)
-		msg.Header.Set(itsm.HeaderVendor, "JIRA")
+		raw.SetHeaders(msg.Header, t.OrganizationID, t.ID, t.Vendor)
 		msg.Header.Set(itsm.HeaderReceivedAt, fmt.Sprint(start.UnixNano()))
 		if r := req.Header.Get(headerWebhookRetry); r != "" {
 			msg.Header.Set(headerWebhookRetry, r)
