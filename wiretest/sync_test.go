@@ -91,7 +91,7 @@ func TestFullSyncReconciles(t *testing.T) {
 
 // consent plays the customer's browser: the authorize URL redirects to the
 // platform's OAuth callback, which activates the connection.
-func consent(t *testing.T, authorizeURL string) {
+func consent(t testing.TB, authorizeURL string) {
 	t.Helper()
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := noRedirect.Get(authorizeURL)
