@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/config"
 	"github.com/itsmhub/itsm/pkg/itsm"
 	"github.com/itsmhub/itsm/pkg/platform"
@@ -54,7 +55,7 @@ type ticketPage struct {
 func TestWebhookToTicketEndToEnd(t *testing.T) {
 	env := startOnWire(t, wiretest.StartTest(t), nil)
 	env.AddConnection(t, "conn-1", "org-a", "https://zulipp.atlassian.net")
-	nc, err := nats.Connect(env.NATSURL())
+	nc, err := nats.Connect(env.NATSURLAs(broker.UserSubscriber))
 	require.NoError(t, err)
 	defer nc.Close()
 	sub, err := nc.SubscribeSync(itsm.KindTicket.Subject())
