@@ -66,8 +66,18 @@ func TestStoreOutage(t *testing.T) {
 	current.Stop()
 	down := time.Now()
 	require.Equal(t, http.StatusServiceUnavailable, readyz(env), "/readyz while the store is down")
+	events := func() uint64 {
+		st, err := env.JetStream().Stream(ctx, broker.StreamITSM)
+		require.NoError(t, err)
+		info, err := st.Info(ctx)
+		require.NoError(t, err)
+		return info.State.Msgs
+	}
+	before := events()
 	post(deliveries[issues : 2*issues])
 	time.Sleep(3*time.Second - time.Since(down))
+	// The outage is real: nothing is written, so nothing is published.
+	require.Equal(t, before, events(), "events published while the store was down")
 	current, err = srv.Restart()
 	require.NoError(t, err)
 	require.Equal(t, srv.Addr(), current.Addr())
