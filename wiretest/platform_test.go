@@ -1,7 +1,6 @@
 package wiretest_test
 
 import (
-	"fmt"
 	"net/http"
 	"strconv"
 	"testing"
@@ -11,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/config"
 	"github.com/itsmhub/itsm/pkg/itsm"
 	"github.com/itsmhub/itsm/pkg/platform"
@@ -55,7 +55,7 @@ type ticketPage struct {
 func TestWebhookToTicketEndToEnd(t *testing.T) {
 	env := startOnWire(t, wiretest.StartTest(t), nil)
 	env.AddConnection(t, "conn-1", "org-a", "https://zulipp.atlassian.net")
-	nc, err := nats.Connect(env.NATSURL())
+	nc, err := nats.Connect(env.NATSURLAs(broker.UserSubscriber))
 	require.NoError(t, err)
 	defer nc.Close()
 	sub, err := nc.SubscribeSync(itsm.KindTicket.Subject())
@@ -96,19 +96,22 @@ func TestWebhookToTicketEndToEnd(t *testing.T) {
 	require.Contains(t, resp, `"duplicate"`)
 	status, _ = env.PostWebhook(t, "conn-1", "delivery-1b", body)
 	require.Equal(t, http.StatusAccepted, status)
-	// An older version after a newer one is ignored: events arrive in
-	// order, so the next one proves the two above and the older one
-	// published nothing.
+	// A newer version is published; an older one after it is ignored.
+	// Each waits for the one before it to be processed: deliveries in
+	// flight together may be processed in any order.
 	newer := withUpdated(t, body, "2017-01-31T09:00:00.000+0100")
 	older := withUpdated(t, body, "2017-01-30T20:00:00.000+0100")
 	newest := withUpdated(t, body, "2017-02-01T09:00:00.000+0100")
-	for i, b := range [][]byte{newer, older, newest} {
-		status, _ = env.PostWebhook(t, "conn-1", fmt.Sprintf("delivery-%d", i+2), b)
-		require.Equal(t, http.StatusAccepted, status)
-	}
+	status, _ = env.PostWebhook(t, "conn-1", "delivery-2", newer)
+	require.Equal(t, http.StatusAccepted, status)
 	_, ev = nextEvent(t, sub)
 	require.Equal(t, itsm.ChangeUpdated, ev.Change)
 	require.Equal(t, strconv.FormatInt(time.Date(2017, 1, 31, 8, 0, 0, 0, time.UTC).UnixMilli(), 10), ev.Version)
+	status, _ = env.PostWebhook(t, "conn-1", "delivery-3", older)
+	require.Equal(t, http.StatusAccepted, status)
+	waitIdle(t, env)
+	status, _ = env.PostWebhook(t, "conn-1", "delivery-4", newest)
+	require.Equal(t, http.StatusAccepted, status)
 	_, ev = nextEvent(t, sub)
 	require.Equal(t, strconv.FormatInt(time.Date(2017, 2, 1, 8, 0, 0, 0, time.UTC).UnixMilli(), 10), ev.Version,
 		"the older delivery must not have produced an event")
@@ -140,4 +143,10 @@ func withUpdated(t *testing.T, body []byte, updated string) []byte {
 	out, err := json.Marshal(m)
 	require.NoError(t, err)
 	return out
+}
+
+// waitIdle waits until the normalizer has acknowledged every RAW message.
+func waitIdle(t *testing.T, env *platformtest.Env) {
+	t.Helper()
+	waitDrained(t, env.JetStream(), 30*time.Second)
 }

@@ -83,6 +83,7 @@ func Start(cfg Config) (*Server, error) {
 	s.addr, err = hostPort(fdb.MongoDBURI())
 	if err != nil {
 		cancel()
+		_ = fdb.Run(ctx) // with ctx done: closes the listener and the backend
 		return nil, err
 	}
 	go func() {

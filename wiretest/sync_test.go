@@ -90,7 +90,7 @@ func TestFullSyncReconciles(t *testing.T) {
 
 // consent plays the customer's browser: the authorize URL redirects to the
 // platform's OAuth callback, whose confirmation page is confirmed.
-func consent(t *testing.T, authorizeURL string) {
+func consent(t testing.TB, authorizeURL string) {
 	t.Helper()
 	platformtest.Connect(t, authorizeURL)
 }

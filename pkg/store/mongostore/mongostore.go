@@ -1,12 +1,14 @@
 // Package mongostore is the production store: MongoDB (a replica set) through
 // the official v2 driver.
 //
-// No MongoDB server is available where this code is developed, so everything
-// the server sees (filters, updates, sorts, indexes) is built by the small pure
-// functions in documents.go, connections.go and apikeys.go, which the unit
-// tests pin down exactly; the methods here only ship those documents to the
-// driver. The shared conformance suite runs against a real server when
-// ITSM_TEST_MONGODB_URI is set.
+// Everything the server sees (filters, updates, sorts, indexes) is built by
+// the small pure functions in documents.go, connections.go and apikeys.go,
+// which the unit tests pin down exactly; the methods here only ship those
+// documents to the driver. The shared conformance suite runs against a
+// MongoDB wire-protocol server embedded in the wiretest module (FerretDB) in
+// every make test, and against a real MongoDB when ITSM_TEST_MONGODB_URI is
+// set. The store is written for MongoDB's behaviour where the two differ
+// (docs/mongodb.md).
 package mongostore
 
 import (

@@ -23,17 +23,18 @@ import (
 	"github.com/itsmhub/itsm/pkg/store/storetest"
 )
 
-// No MongoDB server is available in development, so these tests pin down the
-// exact documents the store sends; the conformance suite below checks the
-// behaviour when ITSM_TEST_MONGODB_URI points at a server.
+// These tests pin down the exact documents the store sends. The behaviour is
+// checked by the conformance suite: on an embedded wire-protocol server in the
+// wiretest module (every make test), and below when ITSM_TEST_MONGODB_URI
+// points at a MongoDB.
 
 // TestConformance runs the shared store suite, each subtest on a fresh
 // database that is dropped afterwards.
 func TestConformance(t *testing.T) {
 	uri := os.Getenv("ITSM_TEST_MONGODB_URI")
 	if uri == "" {
-		t.Skip("ITSM_TEST_MONGODB_URI is unset: the MongoDB conformance suite needs a server; " +
-			"the BSON unit tests in this package still run")
+		t.Skip("ITSM_TEST_MONGODB_URI is unset: the wiretest module runs this suite on an embedded " +
+			"wire-protocol server (make test); the BSON unit tests in this package still run")
 	}
 	storetest.Run(t, func(t *testing.T) store.Store {
 		name := "itsmtest_" + randomHex(t)
