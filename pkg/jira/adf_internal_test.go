@@ -22,7 +22,7 @@ func plainTextMap(b []byte) string {
 // adfAttribute equal to decoding into maps: the same text, and the same
 // JSON in a document's vendor attributes.
 func FuzzADFMatchesMapDecode(f *testing.F) {
-	for _, b := range fixtures(f) {
+	for _, b := range fixtureBodies(f) {
 		f.Add(b)
 	}
 	for _, s := range []string{

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	json "github.com/go-json-experiment/json/v1"
+
+	"github.com/itsmhub/itsm/pkg/fixtures"
 )
 
 // customFieldsByMap is the straightforward implementation customFields
@@ -30,10 +32,10 @@ func customFieldsByMap(raw json.RawMessage) map[string]any {
 	return out
 }
 
-// fixtures are the bodies of every Jira fixture, as fuzz seeds.
-func fixtures(tb testing.TB) [][]byte {
+// fixtureBodies are the bodies of every Jira fixture, as fuzz seeds.
+func fixtureBodies(tb testing.TB) [][]byte {
 	tb.Helper()
-	files, err := filepath.Glob(filepath.Join("..", "..", "..", "shared", "fixtures", "jira", "*", "*.json"))
+	files, err := filepath.Glob(filepath.Join(fixtures.JiraDir(), "*", "*.json"))
 	if err != nil || len(files) == 0 {
 		tb.Fatalf("no fixtures: %v", err)
 	}
@@ -49,7 +51,7 @@ func fixtures(tb testing.TB) [][]byte {
 }
 
 func FuzzCustomFieldsMatchesMapDecode(f *testing.F) {
-	for _, b := range fixtures(f) {
+	for _, b := range fixtureBodies(f) {
 		f.Add(b)
 		var v struct {
 			Issue struct {
@@ -168,7 +170,7 @@ func FuzzReferencesMatchJSONUnmarshal(f *testing.F) {
 // issue's fields equal to json.Unmarshal into fieldsJSON plus the custom
 // fields of a map decode, on any valid JSON.
 func FuzzDecodeFieldsMatchesJSONUnmarshal(f *testing.F) {
-	for _, b := range fixtures(f) {
+	for _, b := range fixtureBodies(f) {
 		var v struct {
 			Issue struct {
 				Fields json.RawMessage `json:"fields"`

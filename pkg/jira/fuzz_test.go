@@ -6,12 +6,13 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/itsmhub/itsm/pkg/fixtures"
 	"github.com/itsmhub/itsm/pkg/jira"
 )
 
 func FuzzMapWebhook(f *testing.F) {
 	for _, dir := range []string{"webhooks", "rest"} {
-		files, err := filepath.Glob(filepath.Join(fixtureRoot, dir, "*.json"))
+		files, err := filepath.Glob(filepath.Join(fixtures.JiraDir(), dir, "*.json"))
 		if err != nil || len(files) == 0 {
 			f.Fatalf("no fixtures in %s: %v", dir, err)
 		}

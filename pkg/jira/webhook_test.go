@@ -1,27 +1,21 @@
 package jira_test
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/itsmhub/itsm/pkg/fixtures"
 	"github.com/itsmhub/itsm/pkg/itsm"
 	"github.com/itsmhub/itsm/pkg/jira"
 )
 
-const (
-	conn        = "conn-1"
-	fixtureRoot = "../../../shared/fixtures/jira"
-)
+const conn = "conn-1"
 
 func fixture(t testing.TB, rel string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(fixtureRoot, rel))
-	require.NoError(t, err)
-	return b
+	return fixtures.Jira(t, rel)
 }
 
 func ms(s string) time.Time {

@@ -1,33 +1,20 @@
 package jirasim
 
 import (
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	json "github.com/go-json-experiment/json/v1"
 	"github.com/stretchr/testify/require"
+
+	"github.com/itsmhub/itsm/pkg/fixtures"
 )
 
-// fixtureDir locates /work/shared/fixtures/jira (real Jira payloads).
-func fixtureDir(t *testing.T) string {
-	t.Helper()
-	for _, d := range []string{"../../../shared/fixtures/jira", "/work/shared/fixtures/jira"} {
-		if st, err := os.Stat(d); err == nil && st.IsDir() {
-			return d
-		}
-	}
-	t.Skip("fixtures/jira not found")
-	return ""
-}
-
+// readFixture reads a real Jira payload, unedited.
 func readFixture(t *testing.T, rel string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(fixtureDir(t), rel))
-	require.NoError(t, err)
-	return b
+	return fixtures.Jira(t, rel)
 }
 
 // platformView is what the platform reads from a webhook body.

@@ -1,7 +1,7 @@
 // Package jirasim is an in-process Jira Cloud simulator for tests, demos and
 // benchmarks of the ITSM ingestion platform. It follows
-// /work/shared/JIRA.md (the behaviour contract) and the real payloads in
-// /work/shared/fixtures/jira, not memories of Jira.
+// Jira Cloud's documented behaviour and the real payloads in the repository's
+// testdata/fixtures/jira, not memories of Jira.
 //
 // # Use
 //

@@ -3,7 +3,6 @@ package normalizer
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/broker/brokertest"
+	"github.com/itsmhub/itsm/pkg/fixtures"
 	"github.com/itsmhub/itsm/pkg/itsm"
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/store/sqlitestore"
@@ -32,10 +32,9 @@ import (
 // those real parts, never by replacing them.
 
 const (
-	testOrg    = "org-a"
-	testConn   = "conn-1"
-	testSite   = "https://zulipp.atlassian.net"
-	fixtureDir = "../../../shared/fixtures/jira"
+	testOrg  = "org-a"
+	testConn = "conn-1"
+	testSite = "https://zulipp.atlassian.net"
 )
 
 type env struct {
@@ -245,9 +244,7 @@ func (e *env) get(kind itsm.Kind, id string) *store.Document {
 
 func fixture(t testing.TB, rel string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(fixtureDir, rel))
-	require.NoError(t, err, "fixtures live in ../shared beside the project root")
-	return b
+	return fixtures.Jira(t, rel)
 }
 
 // restPage splits a trimmed REST page fixture into its records.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/dlq"
+	"github.com/itsmhub/itsm/pkg/fixtures"
 	"github.com/itsmhub/itsm/pkg/itsm"
 	"github.com/itsmhub/itsm/pkg/jira"
 	"github.com/itsmhub/itsm/pkg/store"
@@ -46,7 +47,7 @@ func TestEveryFixtureMapsOrDeadLetters(t *testing.T) {
 	e.start(Config{}, nil, nil)
 	m := jira.Mapping{ConnectionID: testConn, SiteURL: testSite}
 
-	webhooks, err := filepath.Glob(filepath.Join(fixtureDir, "webhooks", "*.json"))
+	webhooks, err := filepath.Glob(filepath.Join(fixtures.JiraDir(), "webhooks", "*.json"))
 	require.NoError(t, err)
 	require.NotEmpty(t, webhooks)
 	type sent struct {

@@ -8,9 +8,7 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -24,6 +22,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/itsmhub/itsm/pkg/config"
+	"github.com/itsmhub/itsm/pkg/fixtures"
 	"github.com/itsmhub/itsm/pkg/platform"
 	"github.com/itsmhub/itsm/pkg/store"
 )
@@ -204,12 +203,9 @@ func do(t testing.TB, req *http.Request) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// Fixture reads a file of ../shared/fixtures/jira, unedited.
+// Fixture reads a real Jira payload of the repository's
+// testdata/fixtures/jira, unedited.
 func Fixture(t testing.TB, rel string) []byte {
 	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..", "..", "..", "shared", "fixtures", "jira")
-	b, err := os.ReadFile(filepath.Join(root, rel))
-	require.NoError(t, err, "fixtures live in ../shared beside the project root")
-	return b
+	return fixtures.Jira(t, rel)
 }
