@@ -168,7 +168,11 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 		e.HideBanner, e.HidePort = true, true
 		e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok") })
 		e.GET("/readyz", func(c echo.Context) error {
-			if err := errors.Join(p.natsReady(), p.store.Ping(c.Request().Context())); err != nil {
+			// Bounded like the receiver's: an unreachable store must answer
+			// 503 within a probe's timeout, not hang it.
+			ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+			defer cancel()
+			if err := errors.Join(p.natsReady(), p.store.Ping(ctx)); err != nil {
 				return c.String(http.StatusServiceUnavailable, "unavailable")
 			}
 			return c.String(http.StatusOK, "ready")
