@@ -48,6 +48,10 @@ bench ./services/normalizer BenchmarkNormalizerVsRawUpsert 1x "$count"
 ITSM_BENCH_ISSUES=${ITSM_BENCH_ISSUES:-20000} bench ./services/backfill BenchmarkFullSync 1x 1
 # End to end at 1,000 events/s: webhook sent → itsm.ticket.updated received.
 bench ./scripts/loadgen BenchmarkEndToEnd 1x "${E2E_COUNT:-3}"
+# Live webhooks (200/s, two organizations) during a full sync, against the
+# same load with nothing syncing; a small tenant's sync alone and during it.
+ITSM_BENCH_ISSUES=${ITSM_BENCH_ISSUES:-20000} E2E_RATE=${LANES_RATE:-200} E2E_DURATION=${LANES_DURATION:-20s} \
+	bench ./scripts/loadgen BenchmarkLiveDuringFullSync 1x "${LANES_COUNT:-3}"
 
 echo
 echo "== medians (raw output in $out)"
