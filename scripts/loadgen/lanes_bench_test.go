@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"testing"
@@ -65,6 +67,12 @@ const (
 // -benchtime 1x:
 //
 //	ITSM_BENCH_ISSUES=20000 go test ./scripts/loadgen -run '^$' -bench LiveDuringFullSync -benchtime 1x -timeout 30m
+//
+// Diagnostics: LANES_TIMELINE=1 logs the during phase's latencies per 2 s
+// window (run with -v: a benchmark's log is cut short otherwise);
+// LANES_PROFILE=dir writes CPU and block profiles of the during phase.
+// Platform settings come from the environment as for `make run`
+// (ITSM_NORMALIZER_WORKERS, for instance).
 //
 // The small tenant's issues are one project of the big site (the simulator
 // generates the same size on every site, so the big site has
@@ -146,7 +154,14 @@ func startLanesPlatform(b *testing.B, projects, perProject int) *lanesPlatform {
 		"ITSM_JIRA_CLIENT_ID":     sim.ClientID(),
 		"ITSM_JIRA_CLIENT_SECRET": sim.ClientSecret(),
 	}
-	cfg, err := config.Load(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	// Other settings come from the environment, as for `make run`
+	// (ITSM_NORMALIZER_WORKERS, for instance).
+	cfg, err := config.Load(func(k string) (string, bool) {
+		if v, ok := env[k]; ok {
+			return v, true
+		}
+		return os.LookupEnv(k)
+	})
 	if err != nil {
 		sim.Close()
 		b.Fatal(err)
@@ -378,6 +393,30 @@ func sentBefore(r *load.Result, t time.Time) *load.Result {
 	return out
 }
 
+// sentBetween is the part of a run whose requests started in [from, to).
+func sentBetween(r *load.Result, from, to time.Time) *load.Result {
+	out := &load.Result{Config: r.Config, Start: r.Start, End: r.End}
+	for _, s := range r.Sends {
+		if !s.Start.Before(from) && s.Start.Before(to) {
+			out.Sends = append(out.Sends, s)
+		}
+	}
+	return out
+}
+
+// logTimeline logs the latencies of each window of the run (LANES_TIMELINE=1),
+// to tell a steady delay from stalls.
+func logTimeline(b *testing.B, probe *load.Probe, run webhookRun, window time.Duration) {
+	start := run.syncConn.Start
+	for from := start; from.Before(run.syncConn.End); from = from.Add(window) {
+		to := from.Add(window)
+		big := probe.Measure(sentBetween(run.syncConn, from, to), 0)
+		other := probe.Measure(sentBetween(run.otherOrg, from, to), 0)
+		b.Logf("t=%5.1fs org-big p50 %7.1fms p99 %7.1fms max %7.1fms | org-other p50 %7.1fms p99 %7.1fms max %7.1fms",
+			from.Sub(start).Seconds(), msf(big.P50), msf(big.P99), msf(big.Max), msf(other.P50), msf(other.P99), msf(other.Max))
+	}
+}
+
 func (lp *lanesPlatform) addOther(b *testing.B) {
 	c := newConnection("conn-other", orgOther)
 	c.SiteURL = otherSite
@@ -534,6 +573,9 @@ func (lb lanesBench) during(b *testing.B, iter int) duringFigures {
 		b.Fatal(err)
 	}
 	defer probe.Close()
+	if dir := os.Getenv("LANES_PROFILE"); dir != "" {
+		defer profileDuring(b, dir)()
+	}
 	bigID, bigStart, err := lp.connect(keyBig, nil)
 	if err != nil {
 		b.Fatal(err)
@@ -584,7 +626,37 @@ func (lb lanesBench) during(b *testing.B, iter int) duringFigures {
 	}
 	b.Logf("during: org-big p50 %v p99 %v (whole run p99 %v), org-other p50 %v p99 %v, overlap %.2f, lost %d; small sync %v; big sync %v, stored %v",
 		f.syncConn.P50, f.syncConn.P99, f.wholeRun.P99, f.otherOrg.P50, f.otherOrg.P99, f.overlap, f.lost, f.small, f.bigSync, f.bigStored)
+	if os.Getenv("LANES_TIMELINE") != "" {
+		logTimeline(b, probe, run, 2*time.Second)
+	}
 	return f
+}
+
+// profileDuring writes CPU and block profiles of the during phase to dir
+// (LANES_PROFILE=dir): the live lane's delay is mostly waiting, which only
+// the block profile shows.
+func profileDuring(b *testing.B, dir string) (stop func()) {
+	f, err := os.Create(filepath.Join(dir, "lanes-cpu.pprof"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	runtime.SetBlockProfileRate(int(100 * time.Microsecond))
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+		bf, err := os.Create(filepath.Join(dir, "lanes-block.pprof"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer bf.Close()
+		if err := pprof.Lookup("block").WriteTo(bf, 0); err != nil {
+			b.Fatal(err)
+		}
+		runtime.SetBlockProfileRate(0)
+	}
 }
 
 func envInt(b *testing.B, key string, def int) int {
