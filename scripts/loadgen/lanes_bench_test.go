@@ -60,7 +60,8 @@ const (
 //
 // Latency is webhook sent → itsm.ticket.updated received (load.StartProbe).
 // The during figures (sync_conn_*, other_org_*) count only the webhooks
-// sent before the big sync's records were all stored; overlap is that share
+// sent before the big sync's records were all stored (but
+// sync_conn_whole_run_e2e_p99_ms, which counts all); overlap is that share
 // of the run's webhooks, and small_big_busy is 1 when the small sync ended
 // before the big one's records were all stored. lost counts final versions
 // with no event and deliveries not answered 2xx, over every phase. Run with
@@ -102,7 +103,7 @@ func BenchmarkLiveDuringFullSync(b *testing.B) {
 		b.ReportMetric(msf(during.syncConn.P99), "sync_conn_e2e_p99_ms")
 		b.ReportMetric(msf(during.otherOrg.P50), "other_org_e2e_p50_ms")
 		b.ReportMetric(msf(during.otherOrg.P99), "other_org_e2e_p99_ms")
-		b.ReportMetric(msf(during.wholeRun.P99), "during_all_e2e_p99_ms")
+		b.ReportMetric(msf(during.wholeRun.P99), "sync_conn_whole_run_e2e_p99_ms")
 		worst := max(during.syncConn.P99, during.otherOrg.P99)
 		b.ReportMetric(float64(worst)/float64(100*time.Millisecond), "p99/target")
 		b.ReportMetric(float64(base.lost+during.lost), "lost")
