@@ -9,6 +9,8 @@
 #   BENCH_COUNT      runs per benchmark for the medians (default 5; e2e 3)
 #   E2E_RATE, E2E_DURATION   the end-to-end run (default 1000/s for 20s)
 #   ITSM_BENCH_ISSUES        backfill size (default here 20000)
+#   LANES_RATE, LANES_DURATION, LANES_COUNT   webhooks during a full sync
+#                            (default 200/s for 20s, 3 runs; size ITSM_BENCH_ISSUES)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
