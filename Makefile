@@ -84,3 +84,11 @@ snowsim: snsim
 
 clean:
 	rm -rf bin data
+
+## bench-lanes: webhooks at 200/s of two organizations while one of them runs a full
+## sync (ITSM_BENCH_ISSUES, default here 20000), against the same load with nothing
+## syncing; a 1,000-issue tenant's full sync alone and during it. LANES_COUNT runs.
+.PHONY: bench-lanes
+bench-lanes:
+	ITSM_BENCH_ISSUES=$${ITSM_BENCH_ISSUES:-20000} $(GO) test -run '^$$' -bench '^BenchmarkLiveDuringFullSync$$' -benchtime 1x -count $${LANES_COUNT:-3} -timeout 60m ./scripts/loadgen/ | tee /tmp/itsm-bench-lanes.txt; exit $${PIPESTATUS[0]}
+	$(GO) run ./scripts/benchsummary < /tmp/itsm-bench-lanes.txt

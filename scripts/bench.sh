@@ -9,6 +9,8 @@
 #   BENCH_COUNT      runs per benchmark for the medians (default 5; e2e 3)
 #   E2E_RATE, E2E_DURATION   the end-to-end run (default 1000/s for 20s)
 #   ITSM_BENCH_ISSUES        backfill size (default here 20000)
+#   LANES_RATE, LANES_DURATION, LANES_COUNT   webhooks during a full sync
+#                            (default 200/s for 20s, 3 runs; size ITSM_BENCH_ISSUES)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
@@ -48,6 +50,10 @@ bench ./services/normalizer BenchmarkNormalizerVsRawUpsert 1x "$count"
 ITSM_BENCH_ISSUES=${ITSM_BENCH_ISSUES:-20000} bench ./services/backfill BenchmarkFullSync 1x 1
 # End to end at 1,000 events/s: webhook sent → itsm.ticket.updated received.
 bench ./scripts/loadgen BenchmarkEndToEnd 1x "${E2E_COUNT:-3}"
+# Live webhooks (200/s, two organizations) during a full sync, against the
+# same load with nothing syncing; a small tenant's sync alone and during it.
+ITSM_BENCH_ISSUES=${ITSM_BENCH_ISSUES:-20000} E2E_RATE=${LANES_RATE:-200} E2E_DURATION=${LANES_DURATION:-20s} \
+	bench ./scripts/loadgen BenchmarkLiveDuringFullSync 1x "${LANES_COUNT:-3}"
 
 echo
 echo "== medians (raw output in $out)"
