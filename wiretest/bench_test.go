@@ -196,8 +196,8 @@ func benchFullSync(b *testing.B, kind string, issues int) (syncDone, stored time
 			LastSync *store.SyncState `json:"last_sync"`
 		}
 		if call(tb, http.MethodGet, base+"/v1/connections/"+conn.ID, "", &v) == http.StatusOK && v.LastSync != nil &&
-			v.LastSync.Kind == "full" && v.LastSync.Status != "RUNNING" {
-			require.Equal(b, "COMPLETED", v.LastSync.Status, v.LastSync.LastError)
+			v.LastSync.Kind == store.SyncFull && v.LastSync.Status != store.SyncRunning {
+			require.Equal(b, store.SyncCompleted, v.LastSync.Status, v.LastSync.LastError)
 			records = int(v.LastSync.Objects)
 			break
 		}

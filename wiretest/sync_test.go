@@ -38,7 +38,7 @@ func TestFullSyncReconciles(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(body), &conn))
 	consent(t, conn.OAuth2AuthorizeURL)
 	first := waitSync(t, env, conn.ID, "", 60*time.Second)
-	require.Equal(t, "COMPLETED", first.Status, first.LastError)
+	require.Equal(t, store.SyncCompleted, first.Status, first.LastError)
 
 	path := "/v1/itsm/tickets?limit=100&connection_id=" + conn.ID
 	var page ticketPage
@@ -71,7 +71,7 @@ func TestFullSyncReconciles(t *testing.T) {
 	status, body = env.Call(t, http.MethodPost, keyA, "/v1/connections/"+conn.ID+"/sync?kind=full", nil)
 	require.Equal(t, http.StatusAccepted, status, body)
 	second := waitSync(t, env, conn.ID, first.ID, 60*time.Second)
-	require.Equal(t, "COMPLETED", second.Status, second.LastError)
+	require.Equal(t, store.SyncCompleted, second.Status, second.LastError)
 	platformtest.Eventually(t, 60*time.Second, "the deleted issue's ticket tombstoned", func() bool {
 		var tk itsm.Ticket
 		return env.GetJSON(t, keyA, "/v1/itsm/tickets/"+victim.ID, &tk) == http.StatusOK && tk.Status == itsm.StatusDeleted
@@ -108,7 +108,7 @@ func waitSync(t *testing.T, env *platformtest.Env, connID, notID string, within 
 			return false
 		}
 		last = *v.LastSync
-		return last.ID != notID && last.Kind == "full" && last.Status != "RUNNING"
+		return last.ID != notID && last.Kind == store.SyncFull && last.Status != store.SyncRunning
 	})
 	return last
 }

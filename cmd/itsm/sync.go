@@ -20,12 +20,13 @@ const syncHelp = `Usage:
 func runSync(ctx context.Context, env *cliEnv, args []string) error {
 	fs := flag.NewFlagSet("sync", flag.ContinueOnError)
 	conn := fs.String("connection", "", "connection id")
-	kind := fs.String("kind", backfill.KindFull, "full or incremental")
+	kindFlag := fs.String("kind", string(store.SyncFull), "full or incremental")
 	follow := fs.Bool("follow", false, "show progress until the sync ends")
 	if err := parse(fs, args, "connection"); err != nil {
 		return err
 	}
-	if *kind != backfill.KindFull && *kind != backfill.KindIncremental {
+	kind := store.SyncKind(*kindFlag)
+	if !kind.Valid() {
 		return usagef("--kind: want full or incremental")
 	}
 	st, err := env.store(ctx)
@@ -49,10 +50,10 @@ func runSync(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := backfill.NewRequester(js).RequestSync(ctx, c.ID, *kind); err != nil {
+	if err := backfill.NewRequester(js).RequestSync(ctx, c.ID, kind); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.stdout, "requested a %s sync of %s\n", *kind, c.ID)
+	fmt.Fprintf(env.stdout, "requested a %s sync of %s\n", kind, c.ID)
 	if !*follow {
 		return nil
 	}
@@ -60,7 +61,7 @@ func runSync(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	if p.Status != backfill.StatusCompleted {
+	if p.Status != store.SyncCompleted {
 		return fmt.Errorf("sync %s ended %s: %s", p.SyncID, p.Status, p.LastError)
 	}
 	return nil

@@ -130,7 +130,7 @@ func (m *Manager) Callback(ctx context.Context, code, state string) (*Consent, e
 		}
 		c.Detail.Consent = pending
 		if c.State == store.StatePending {
-			c.Detail.Health = store.Health{Status: HealthDegraded, ResolutionOwner: OwnerCustomer, UpdatedAt: m.cfg.Now().UTC(),
+			c.Detail.Health = store.Health{Status: store.HealthDegraded, ResolutionOwner: store.OwnerCustomer, UpdatedAt: m.cfg.Now().UTC(),
 				Description: fmt.Sprintf("Jira access to %s was granted; waiting for the administrator to confirm it on the consent page before %s",
 					site.URL, exp.Format(time.RFC3339))}
 		}
@@ -153,7 +153,7 @@ func pendingAAD(connID string) []byte { return []byte(connID + "/pending-consent
 // working yet; a working connection keeps its health and its grant.
 func (m *Manager) consentFailed(ctx context.Context, c *store.Connection, desc string) {
 	if c.State == store.StatePending {
-		m.setHealth(ctx, c.ID, HealthFailed, OwnerCustomer, desc)
+		m.setHealth(ctx, c.ID, store.HealthFailed, store.OwnerCustomer, desc)
 	}
 }
 
@@ -206,16 +206,16 @@ func (m *Manager) Confirm(ctx context.Context, formToken, browserKey string, acc
 			return nil
 		case !now.Before(p.ExpiresAt):
 			outcome = ErrConsentExpired
-			m.pendingHealth(c, HealthDegraded, "the confirmation of the Jira site "+p.SiteURL+" expired; authorize again")
+			m.pendingHealth(c, store.HealthDegraded, "the confirmation of the Jira site "+p.SiteURL+" expired; authorize again")
 			return nil
 		case !accept:
-			m.pendingHealth(c, HealthDegraded, "the administrator declined the Jira site "+p.SiteURL+"; authorize again to connect")
+			m.pendingHealth(c, store.HealthDegraded, "the administrator declined the Jira site "+p.SiteURL+"; authorize again to connect")
 			return nil
 		}
 		// Options may have changed since the callback.
 		if want := wantSite(c); want != "" && !sameSite(want, p.SiteURL, p.CloudID, c) {
 			outcome = &SiteMismatchError{Consented: []string{p.SiteURL}, Want: want}
-			m.pendingHealth(c, HealthFailed, outcome.Error())
+			m.pendingHealth(c, store.HealthFailed, outcome.Error())
 			return nil
 		}
 		tok, err := m.open(c.ID, p.Secret, pendingAAD(c.ID))
@@ -229,7 +229,7 @@ func (m *Manager) Confirm(ctx context.Context, formToken, browserKey string, acc
 		if c.State == store.StatePending {
 			c.State = store.StateActive
 		}
-		c.Detail.Health = store.Health{Status: HealthHealthy, UpdatedAt: now}
+		c.Detail.Health = store.Health{Status: store.HealthHealthy, UpdatedAt: now}
 		activated = true
 		return nil
 	})
@@ -250,7 +250,7 @@ func (m *Manager) Confirm(ctx context.Context, formToken, browserKey string, acc
 		m.log.Warn("registering webhooks", zap.String("connection_id", c.ID), zap.String("organization_id", c.OrganizationID), zap.Error(err))
 	}
 	if m.syncs != nil {
-		if err := m.syncs.RequestSync(ctx, c.ID, "full"); err != nil {
+		if err := m.syncs.RequestSync(ctx, c.ID, store.SyncFull); err != nil {
 			m.log.Warn("requesting the first sync", zap.String("connection_id", c.ID), zap.Error(err))
 		}
 	}
@@ -259,9 +259,9 @@ func (m *Manager) Confirm(ctx context.Context, formToken, browserKey string, acc
 
 // pendingHealth records the outcome of a consent on a connection that is
 // not working yet.
-func (m *Manager) pendingHealth(c *store.Connection, status, desc string) {
+func (m *Manager) pendingHealth(c *store.Connection, status store.HealthStatus, desc string) {
 	if c.State == store.StatePending {
-		c.Detail.Health = store.Health{Status: status, ResolutionOwner: OwnerCustomer, Description: desc, UpdatedAt: m.cfg.Now().UTC()}
+		c.Detail.Health = store.Health{Status: status, ResolutionOwner: store.OwnerCustomer, Description: desc, UpdatedAt: m.cfg.Now().UTC()}
 	}
 }
 
@@ -274,7 +274,7 @@ func (m *Manager) discardConsent(ctx context.Context, orgID, connID, nonceHash, 
 			return errNothingToDo
 		}
 		c.Detail.Consent = nil
-		m.pendingHealth(c, HealthDegraded, why+" for the Jira site "+p.SiteURL+"; authorize again")
+		m.pendingHealth(c, store.HealthDegraded, why+" for the Jira site "+p.SiteURL+"; authorize again")
 		return nil
 	})
 	if err != nil && !errors.Is(err, errNothingToDo) && !errors.Is(err, store.ErrNotFound) {
@@ -288,7 +288,7 @@ var errNothingToDo = errors.New("nothing to do")
 // time (Run calls it with each upkeep pass; Confirm also refuses them).
 func (m *Manager) DiscardExpiredConsents(ctx context.Context) error {
 	now := m.cfg.Now()
-	for _, state := range []string{store.StatePending, store.StateActive, store.StatePaused} {
+	for _, state := range []store.ConnectionState{store.StatePending, store.StateActive, store.StatePaused} {
 		conns, err := m.store.FindConnections(ctx, store.ConnectionQuery{State: state})
 		if err != nil {
 			return err

@@ -162,5 +162,5 @@ func TestReauthorizationKeepsTheSite(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, store.StateActive, after.State)
 	require.Equal(t, before.Secret, after.Secret, "the working grant is untouched")
-	require.Equal(t, HealthHealthy, after.Detail.Health.Status)
+	require.Equal(t, store.HealthHealthy, after.Detail.Health.Status)
 }

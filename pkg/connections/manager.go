@@ -25,17 +25,6 @@ import (
 	"github.com/itsmhub/itsm/pkg/vault"
 )
 
-// Health values and who must act.
-const (
-	HealthHealthy  = "HEALTHY"
-	HealthDegraded = "DEGRADED"
-	HealthFailed   = "FAILED"
-
-	OwnerCustomer = "CUSTOMER"
-	OwnerVendor   = "VENDOR"
-	OwnerPlatform = "PLATFORM"
-)
-
 // MaxStateTTL bounds an authorize URL's and a pending consent's lifetime: a
 // leaked link must not stay usable for long.
 const MaxStateTTL = time.Hour
@@ -76,7 +65,7 @@ type Store interface {
 
 // SyncRequester starts syncs; the backfill worker provides it.
 type SyncRequester interface {
-	RequestSync(ctx context.Context, connectionID, kind string) error
+	RequestSync(ctx context.Context, connectionID string, kind store.SyncKind) error
 }
 
 // Config of the manager.
@@ -216,7 +205,7 @@ func (m *Manager) Create(ctx context.Context, orgID string, req CreateRequest) (
 	c := &store.Connection{
 		ID: uuid.NewString(), OrganizationID: orgID, Vendor: "JIRA", State: store.StatePending, Options: opts,
 		RefreshIntervalSecs: DefaultRefreshIntervalSecs, TimeoutSecs: DefaultTimeoutSecs,
-		Detail: store.ConnectionDetail{Health: store.Health{Status: HealthDegraded, ResolutionOwner: OwnerCustomer,
+		Detail: store.ConnectionDetail{Health: store.Health{Status: store.HealthDegraded, ResolutionOwner: store.OwnerCustomer,
 			Description: "waiting for the customer to authorize access to Jira", UpdatedAt: now},
 			ModelVersion: itsm.ModelVersion},
 		CreatedAt: now, UpdatedAt: now,
@@ -268,7 +257,7 @@ type PatchRequest struct {
 	RefreshIntervalSecs *int     `json:"refresh_interval_secs,omitempty"`
 	TimeoutSecs         *int     `json:"timeout_secs,omitempty"`
 	// State pauses (PAUSED) or resumes (ACTIVE) a connection.
-	State *string `json:"state,omitempty"`
+	State *store.ConnectionState `json:"state,omitempty"`
 }
 
 // Patch changes options; a changed project filter re-registers webhooks.
@@ -340,7 +329,7 @@ func (m *Manager) Delete(ctx context.Context, orgID, id string, purge bool) erro
 	_, err = m.update(ctx, orgID, id, func(c *store.Connection) error {
 		c.State, c.Secret = store.StateDeleted, nil
 		c.Detail.Webhooks, c.Detail.OAuthStateHash, c.Detail.Consent = nil, "", nil
-		c.Detail.Health = store.Health{Status: HealthFailed, ResolutionOwner: OwnerCustomer,
+		c.Detail.Health = store.Health{Status: store.HealthFailed, ResolutionOwner: store.OwnerCustomer,
 			Description: "connection deleted", UpdatedAt: m.cfg.Now().UTC()}
 		return nil
 	})
@@ -385,7 +374,7 @@ func (m *Manager) update(ctx context.Context, orgID, id string, fn func(c *store
 	}
 }
 
-func (m *Manager) setHealth(ctx context.Context, id, status, owner, desc string) {
+func (m *Manager) setHealth(ctx context.Context, id string, status store.HealthStatus, owner store.ResolutionOwner, desc string) {
 	_, err := m.update(ctx, "", id, func(c *store.Connection) error {
 		c.Detail.Health = store.Health{Status: status, ResolutionOwner: owner, Description: desc, UpdatedAt: m.cfg.Now().UTC()}
 		return nil

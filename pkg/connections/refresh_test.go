@@ -149,7 +149,7 @@ func TestRevokedGrantAsksTheCustomer(t *testing.T) {
 	require.ErrorIs(t, err, connections.ErrReauthorize)
 	got, err := st.GetConnection(context.Background(), "org-a", c.ID)
 	require.NoError(t, err)
-	require.Equal(t, connections.HealthFailed, got.Detail.Health.Status)
-	require.Equal(t, connections.OwnerCustomer, got.Detail.Health.ResolutionOwner)
+	require.Equal(t, store.HealthFailed, got.Detail.Health.Status)
+	require.Equal(t, store.OwnerCustomer, got.Detail.Health.ResolutionOwner)
 	require.EqualValues(t, 1, refreshes(rs, "invalid_grant"))
 }

@@ -120,7 +120,7 @@ func (m *Manager) Token(ctx context.Context, connID string, stale string) (*oaut
 	next, err := m.oauth.TokenSource(hctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
 	if isInvalidGrant(err) {
 		m.refreshes.WithLabelValues("invalid_grant").Inc()
-		m.setHealth(ctx, connID, HealthFailed, OwnerCustomer, "Jira no longer accepts this connection's grant; the customer must reconnect")
+		m.setHealth(ctx, connID, store.HealthFailed, store.OwnerCustomer, "Jira no longer accepts this connection's grant; the customer must reconnect")
 		return nil, fmt.Errorf("connection %s: %w", connID, ErrReauthorize)
 	}
 	if err != nil {

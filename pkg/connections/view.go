@@ -8,20 +8,20 @@ import (
 
 // View is a connection as the API shows it: never its secrets.
 type View struct {
-	ID                  string           `json:"id"`
-	Vendor              string           `json:"vendor"`
-	OrganizationID      string           `json:"organization_id"`
-	State               string           `json:"state"`
-	IsActive            bool             `json:"is_active"`
-	RefreshIntervalSecs int              `json:"refresh_interval_secs"`
-	TimeoutSecs         int              `json:"timeout_secs"`
-	Options             Options          `json:"options"`
-	SiteURL             string           `json:"site_url,omitempty"`
-	Health              store.Health     `json:"health"`
-	Webhooks            []WebhookView    `json:"webhooks"`
-	Sites               []store.Site     `json:"sites,omitempty"`
-	LastSync            *store.SyncState `json:"last_sync,omitempty"`
-	OAuth2AuthorizeURL  string           `json:"oauth2_authorize_url,omitempty"`
+	ID                  string                `json:"id"`
+	Vendor              string                `json:"vendor"`
+	OrganizationID      string                `json:"organization_id"`
+	State               store.ConnectionState `json:"state"`
+	IsActive            bool                  `json:"is_active"`
+	RefreshIntervalSecs int                   `json:"refresh_interval_secs"`
+	TimeoutSecs         int                   `json:"timeout_secs"`
+	Options             Options               `json:"options"`
+	SiteURL             string                `json:"site_url,omitempty"`
+	Health              store.Health          `json:"health"`
+	Webhooks            []WebhookView         `json:"webhooks"`
+	Sites               []store.Site          `json:"sites,omitempty"`
+	LastSync            *store.SyncState      `json:"last_sync,omitempty"`
+	OAuth2AuthorizeURL  string                `json:"oauth2_authorize_url,omitempty"`
 	// PendingConsent is a Jira grant waiting for the administrator's
 	// confirmation on the consent page.
 	PendingConsent *PendingConsentView `json:"pending_consent,omitempty"`

@@ -86,11 +86,11 @@ func (m *Manager) register(ctx context.Context, client *jiracloud.Client, c *sto
 	}
 	res, err := client.RegisterWebhooks(ctx, url, []jiracloud.WebhookSpec{{Events: jiracloud.DynamicEvents, JQLFilter: jql}})
 	if err != nil {
-		m.setHealth(ctx, c.ID, HealthDegraded, OwnerPlatform, "webhook registration failed; changes arrive by incremental sync only")
+		m.setHealth(ctx, c.ID, store.HealthDegraded, store.OwnerPlatform, "webhook registration failed; changes arrive by incremental sync only")
 		return fmt.Errorf("register webhooks: %w", err)
 	}
 	if len(res[0].Errors) > 0 {
-		m.setHealth(ctx, c.ID, HealthDegraded, OwnerPlatform,
+		m.setHealth(ctx, c.ID, store.HealthDegraded, store.OwnerPlatform,
 			"Jira refused the webhook ("+strings.Join(res[0].Errors, "; ")+"); changes arrive by incremental sync only")
 		return fmt.Errorf("register webhooks: %s", strings.Join(res[0].Errors, "; "))
 	}
@@ -105,8 +105,8 @@ func (m *Manager) register(ctx context.Context, client *jiracloud.Client, c *sto
 	_, err = m.update(ctx, "", c.ID, func(c *store.Connection) error {
 		c.Detail.WebhookURL = url
 		c.Detail.Webhooks = []store.WebhookRegistration{{ID: res[0].CreatedWebhookID, Events: jiracloud.DynamicEvents, JQL: jql, ExpiresAt: expires}}
-		if c.Detail.Health.Status != HealthFailed {
-			c.Detail.Health = store.Health{Status: HealthHealthy, UpdatedAt: m.cfg.Now().UTC()}
+		if c.Detail.Health.Status != store.HealthFailed {
+			c.Detail.Health = store.Health{Status: store.HealthHealthy, UpdatedAt: m.cfg.Now().UTC()}
 		}
 		return nil
 	})

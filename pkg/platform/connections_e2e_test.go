@@ -19,6 +19,7 @@ import (
 	"github.com/itsmhub/itsm/pkg/jirasim"
 	"github.com/itsmhub/itsm/pkg/platform"
 	"github.com/itsmhub/itsm/pkg/platform/platformtest"
+	"github.com/itsmhub/itsm/pkg/store"
 )
 
 // startWithSim runs the platform against a simulator that shares its clock.
@@ -51,7 +52,7 @@ func TestConnectionLifecycleAgainstSimulator(t *testing.T) {
 	require.Equal(t, http.StatusCreated, status, body)
 	var created connections.View
 	require.NoError(t, json.Unmarshal([]byte(body), &created))
-	require.Equal(t, "PENDING", created.State)
+	require.Equal(t, store.StatePending, created.State)
 	require.Equal(t, "org-a", created.OrganizationID)
 	require.Equal(t, 21600, created.RefreshIntervalSecs)
 	require.Equal(t, 1800, created.TimeoutSecs)
@@ -93,9 +94,9 @@ func TestConnectionLifecycleAgainstSimulator(t *testing.T) {
 	require.Contains(t, body, "Jira connected")
 	var active connections.View
 	require.Equal(t, http.StatusOK, env.GetJSON(t, keyA, "/v1/connections/"+created.ID, &active))
-	require.Equal(t, "ACTIVE", active.State)
+	require.Equal(t, store.StateActive, active.State)
 	require.Equal(t, sim.Default().Info().URL, active.SiteURL)
-	require.Equal(t, "HEALTHY", active.Health.Status)
+	require.Equal(t, store.HealthHealthy, active.Health.Status)
 	require.Len(t, active.Webhooks, 1)
 	require.WithinDuration(t, clock.Now().Add(30*24*time.Hour), active.Webhooks[0].ExpiresAt, time.Minute)
 	hooks := sim.Default().Webhooks()

@@ -16,6 +16,7 @@ import (
 	"github.com/itsmhub/itsm/pkg/jirasim"
 	"github.com/itsmhub/itsm/pkg/platform"
 	"github.com/itsmhub/itsm/pkg/platform/platformtest"
+	"github.com/itsmhub/itsm/pkg/store"
 )
 
 // createConnection creates a connection as the API key's organization and
@@ -45,7 +46,7 @@ func getConnection(t *testing.T, env *platformtest.Env, key, id string) connecti
 func requireNotConnected(t *testing.T, env *platformtest.Env, sim *jirasim.Server, key, id string) connections.View {
 	t.Helper()
 	v := getConnection(t, env, key, id)
-	require.Equal(t, "PENDING", v.State)
+	require.Equal(t, store.StatePending, v.State)
 	require.False(t, v.IsActive)
 	_, err := env.Connections().Token(context.Background(), id, "")
 	require.ErrorIs(t, err, connections.ErrNotActive, "no active tokens")
@@ -116,7 +117,7 @@ func TestConsentStateExpires(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal([]byte(body), &fresh))
 	platformtest.Connect(t, fresh.URL)
-	require.Equal(t, "ACTIVE", getConnection(t, env, keyA, created.ID).State)
+	require.Equal(t, store.StateActive, getConnection(t, env, keyA, created.ID).State)
 }
 
 func TestConsentStateIsSingleUse(t *testing.T) {
@@ -151,7 +152,7 @@ func TestConsentStateIsSingleUse(t *testing.T) {
 	// flow that used them.
 	st, body = page.Submit(t, "confirm")
 	require.Equal(t, http.StatusOK, st, body)
-	require.Equal(t, "ACTIVE", getConnection(t, env, keyA, created.ID).State)
+	require.Equal(t, store.StateActive, getConnection(t, env, keyA, created.ID).State)
 }
 
 func TestConsentConfirmationIsCSRFProtected(t *testing.T) {
@@ -217,7 +218,7 @@ func TestConsentConfirmationIsCSRFProtected(t *testing.T) {
 	st, body := page.Submit(t, "confirm")
 	require.Equal(t, http.StatusOK, st, body)
 	require.Contains(t, body, "Jira connected")
-	require.Equal(t, "ACTIVE", getConnection(t, env, keyA, created.ID).State)
+	require.Equal(t, store.StateActive, getConnection(t, env, keyA, created.ID).State)
 	st, body = page.Submit(t, "confirm")
 	requireErrorPage(t, st, body, http.StatusConflict, "This confirmation was already used")
 
@@ -227,7 +228,7 @@ func TestConsentConfirmationIsCSRFProtected(t *testing.T) {
 	st, body = otherPage.Submit(t, "confirm")
 	requireErrorPage(t, st, body, http.StatusBadRequest, "This confirmation has expired")
 	v := getConnection(t, env, keyA, other.ID)
-	require.Equal(t, "PENDING", v.State)
+	require.Equal(t, store.StatePending, v.State)
 	require.Nil(t, v.PendingConsent)
 	require.Contains(t, v.Health.Description, "expired")
 }
@@ -258,8 +259,8 @@ func TestConsentSiteMustMatchTheDeclaredSite(t *testing.T) {
 
 	v := requireNotConnected(t, env, sim, keyA, created.ID)
 	require.Nil(t, v.PendingConsent, "the granted tokens were not kept")
-	require.Equal(t, "FAILED", v.Health.Status)
-	require.Equal(t, "CUSTOMER", v.Health.ResolutionOwner)
+	require.Equal(t, store.HealthFailed, v.Health.Status)
+	require.Equal(t, store.OwnerCustomer, v.Health.ResolutionOwner)
 	require.Contains(t, v.Health.Description, declared)
 	require.Contains(t, v.Health.Description, sim.Default().Info().URL)
 }
@@ -352,7 +353,7 @@ func TestConsentConcurrentConfirmationsActivateOnce(t *testing.T) {
 		}
 	}
 	require.Equal(t, 1, ok)
-	require.Equal(t, "ACTIVE", getConnection(t, env, keyA, created.ID).State)
+	require.Equal(t, store.StateActive, getConnection(t, env, keyA, created.ID).State)
 }
 
 // A grant covering several sites: the declared one is used, on the page and
@@ -367,7 +368,7 @@ func TestConsentPicksTheDeclaredSiteOfSeveral(t *testing.T) {
 	st, body := page.Submit(t, "confirm")
 	require.Equal(t, http.StatusOK, st, body)
 	v := getConnection(t, env, keyA, created.ID)
-	require.Equal(t, "ACTIVE", v.State)
+	require.Equal(t, store.StateActive, v.State)
 	require.Equal(t, second.URL, v.SiteURL)
 	require.Len(t, v.Sites, 2, "the grant's sites are recorded")
 }
@@ -386,7 +387,7 @@ func TestConsentConfirmationChecksTheSiteAgain(t *testing.T) {
 	requireErrorPage(t, st, body, http.StatusConflict, "Wrong Jira site")
 	v := requireNotConnected(t, env, sim, keyA, created.ID)
 	require.Nil(t, v.PendingConsent)
-	require.Equal(t, "FAILED", v.Health.Status)
+	require.Equal(t, store.HealthFailed, v.Health.Status)
 	require.Contains(t, v.Health.Description, "https://elsewhere.atlassian.net")
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/itsmhub/itsm/pkg/itsm"
 	"github.com/itsmhub/itsm/pkg/jirasim"
 	"github.com/itsmhub/itsm/pkg/platform/platformtest"
+	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/services/normalizer"
 )
 
@@ -91,7 +92,7 @@ func TestFullSyncGivesTheModel(t *testing.T) {
 	platformtest.Eventually(t, 60*time.Second, "the full sync completes", func() bool {
 		var v connections.View
 		return env.GetJSON(t, keyA, "/v1/connections/"+created.ID, &v) == http.StatusOK &&
-			v.LastSync != nil && v.LastSync.Kind == "full" && v.LastSync.Status == "COMPLETED"
+			v.LastSync != nil && v.LastSync.Kind == store.SyncFull && v.LastSync.Status == store.SyncCompleted
 	})
 	// COMPLETED means published; the records are stored once the
 	// normalizer has taken them all.

@@ -6,20 +6,12 @@ import (
 	"github.com/itsmhub/itsm/pkg/itsm"
 )
 
-// Connection states.
-const (
-	StatePending = "PENDING"
-	StateActive  = "ACTIVE"
-	StatePaused  = "PAUSED"
-	StateDeleted = "DELETED"
-)
-
 // Connection is a customer's link to one vendor site.
 type Connection struct {
 	ID             string
 	OrganizationID string
 	Vendor         string
-	State          string
+	State          ConnectionState
 	// SiteURL is the vendor site (https://acme.atlassian.net) once known;
 	// webhook deliveries are checked against it.
 	SiteURL             string
@@ -114,11 +106,11 @@ type PendingConsent struct {
 
 // Health says whether the connection works and who must act if not.
 type Health struct {
-	Status string `json:"status"` // HEALTHY, DEGRADED, FAILED
-	// ResolutionOwner is who must act: CUSTOMER, VENDOR or PLATFORM.
-	ResolutionOwner string    `json:"resolution_owner,omitempty"`
-	Description     string    `json:"description,omitempty"`
-	UpdatedAt       time.Time `json:"updated_at"`
+	Status HealthStatus `json:"status"`
+	// ResolutionOwner is who must act; empty while healthy.
+	ResolutionOwner ResolutionOwner `json:"resolution_owner,omitempty"`
+	Description     string          `json:"description,omitempty"`
+	UpdatedAt       time.Time       `json:"updated_at"`
 }
 
 // WebhookRegistration is one webhook registered at the vendor.
@@ -132,9 +124,9 @@ type WebhookRegistration struct {
 // SyncState is the progress of one sync.
 type SyncState struct {
 	ID        string     `json:"id"`
-	Kind      string     `json:"kind"` // full, incremental
+	Kind      SyncKind   `json:"kind"`
 	Phase     string     `json:"phase"`
-	Status    string     `json:"status"` // RUNNING, COMPLETED, FAILED, TIMED_OUT
+	Status    SyncStatus `json:"status"`
 	Objects   int64      `json:"objects"`
 	Errors    int64      `json:"errors"`
 	LastError string     `json:"last_error,omitempty"`

@@ -175,7 +175,7 @@ type Connections interface {
 // ConnectionQuery selects connections across organizations. Empty fields do
 // not filter.
 type ConnectionQuery struct {
-	State   string
+	State   ConnectionState
 	CloudID string
 }
 

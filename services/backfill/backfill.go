@@ -53,20 +53,6 @@ import (
 	"github.com/itsmhub/itsm/pkg/store"
 )
 
-// Sync kinds (the values RequestSync takes and SyncState.Kind shows).
-const (
-	KindFull        = "full"
-	KindIncremental = "incremental"
-)
-
-// Sync statuses (store.SyncState.Status).
-const (
-	StatusRunning   = "RUNNING"
-	StatusCompleted = "COMPLETED"
-	StatusFailed    = "FAILED"
-	StatusTimedOut  = "TIMED_OUT"
-)
-
 // LeaseBucket is the KV bucket of sync leases (one key per connection), and
 // LeaseTTL the lease life a worker renews every third of: a dead worker's
 // syncs are resumed by another within about this long.
@@ -224,7 +210,7 @@ type Worker struct {
 	slots    chan struct{}
 
 	mu      sync.Mutex
-	running map[string]string // connection id -> kind, syncs of this worker
+	running map[string]store.SyncKind // connection id -> kind, syncs of this worker
 	pacers  map[string]*pacerRef
 
 	// bufs recycles bulkfetch answers: records are copied out of them.
@@ -236,7 +222,7 @@ type Worker struct {
 // testHooks let tests observe syncs and stop a worker the way a crash
 // would; all nil in production.
 type testHooks struct {
-	syncStart, syncEnd func(connID, kind string)
+	syncStart, syncEnd func(connID string, kind store.SyncKind)
 	checkpoint         func(connID string, cp *checkpoint)
 }
 
@@ -260,7 +246,7 @@ func New(cfg Config, deps Deps) *Worker {
 	}
 	w := &Worker{cfg: cfg, d: deps, log: deps.Log, m: newMetrics(deps.Registerer, deps.Log),
 		requests: NewRequester(deps.JS), slots: make(chan struct{}, cfg.MaxConcurrentSyncs),
-		running: map[string]string{}, pacers: map[string]*pacerRef{}}
+		running: map[string]store.SyncKind{}, pacers: map[string]*pacerRef{}}
 	w.bufs.New = func() any {
 		b := make([]byte, 0, 256<<10)
 		return &b
@@ -371,7 +357,7 @@ func (w *Worker) schedule(ctx context.Context, wg *sync.WaitGroup) error {
 // nothing: the request waits for the next pass.
 func (w *Worker) coalesce(ctx context.Context, c *store.Connection, req request) {
 	ls := c.Detail.LastSync
-	if req.kind == "" || ls == nil || ls.Status != StatusRunning || (ls.Kind != KindFull && req.kind == KindFull) {
+	if req.kind == "" || ls == nil || ls.Status != store.SyncRunning || (ls.Kind != store.SyncFull && req.kind == store.SyncFull) {
 		return
 	}
 	if err := w.requests.done(ctx, c.ID, req.rev); err != nil {
@@ -406,7 +392,7 @@ func (w *Worker) runLeased(ctx context.Context, connID string, req request, l *l
 	if !ok {
 		return
 	}
-	if req.kind != "" && (p.kind == KindFull || req.kind == p.kind) {
+	if req.kind != "" && (p.kind == store.SyncFull || req.kind == p.kind) {
 		if err := w.requests.done(ctx, connID, req.rev); err != nil {
 			w.log.Debug("consuming sync request", zap.String("connection_id", connID), zap.Error(err))
 		}

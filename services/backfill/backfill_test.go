@@ -35,7 +35,7 @@ func TestFirstFullSyncAfterOAuth(t *testing.T) {
 	w, _ := h.startWorker("w1", 5*time.Second, testConfig())
 
 	ls := h.waitFull(c.ID, "", 30*time.Second)
-	require.Equal(t, StatusCompleted, ls.Status, ls.LastError)
+	require.Equal(t, store.SyncCompleted, ls.Status, ls.LastError)
 	h.drained(30 * time.Second)
 
 	p := ProgressOf(ls)
@@ -80,7 +80,7 @@ func TestIncrementalRepairsDroppedWebhooks(t *testing.T) {
 	cfg := testConfig()
 	h.startWorker("w1", 5*time.Second, cfg)
 	first := h.waitFull(c.ID, "", 30*time.Second)
-	require.Equal(t, StatusCompleted, first.Status, first.LastError)
+	require.Equal(t, store.SyncCompleted, first.Status, first.LastError)
 	h.drained(10 * time.Second)
 	require.Equal(t, 20, h.count(c, itsm.KindTicket, false), "only the filtered project")
 
@@ -103,9 +103,9 @@ func TestIncrementalRepairsDroppedWebhooks(t *testing.T) {
 		// The sync that the interval made due: one that started before the
 		// changes (a scheduling pass racing the test) may not hold them.
 		ls := h.waitSync(c.ID, 20*time.Second, "an incremental sync", func(ls *store.SyncState) bool {
-			return ls.ID != before && ls.Kind == KindIncremental && ls.Status != StatusRunning && !ls.StartedAt.Before(due)
+			return ls.ID != before && ls.Kind == store.SyncIncremental && ls.Status != store.SyncRunning && !ls.StartedAt.Before(due)
 		})
-		require.Equal(t, StatusCompleted, ls.Status, ls.LastError)
+		require.Equal(t, store.SyncCompleted, ls.Status, ls.LastError)
 		h.drained(10 * time.Second)
 
 		tk := h.doc(c, itsm.KindTicket, ref.ID)
@@ -128,7 +128,7 @@ func TestDeletionsOnlyAfterACompleteFullSync(t *testing.T) {
 	c := h.connect("org-a", connections.Options{})
 	h.startWorker("w1", 5*time.Second, testConfig())
 	first := h.waitFull(c.ID, "", 30*time.Second)
-	require.Equal(t, StatusCompleted, first.Status, first.LastError)
+	require.Equal(t, store.SyncCompleted, first.Status, first.LastError)
 	h.drained(10 * time.Second)
 	require.Equal(t, 30, h.count(c, itsm.KindTicket, false))
 
@@ -141,9 +141,9 @@ func TestDeletionsOnlyAfterACompleteFullSync(t *testing.T) {
 	// with Retry-After: 1s, longer than the 1s timeout.
 	h.update(c.ID, func(c *store.Connection) { c.TimeoutSecs = 1 })
 	h.sim.SetRateLimit(&jirasim.RateLimit{EveryNth: 2})
-	require.NoError(t, h.reqs.RequestSync(h.ctx, c.ID, KindFull))
+	require.NoError(t, h.reqs.RequestSync(h.ctx, c.ID, store.SyncFull))
 	cut := h.waitFull(c.ID, first.ID, 30*time.Second)
-	require.Equal(t, StatusTimedOut, cut.Status)
+	require.Equal(t, store.SyncTimedOut, cut.Status)
 	h.drained(10 * time.Second)
 	require.False(t, h.get(victim).Deleted, "a sync that was cut short never deletes anything")
 	require.Zero(t, h.count(c, itsm.KindTicket, true))
@@ -151,9 +151,9 @@ func TestDeletionsOnlyAfterACompleteFullSync(t *testing.T) {
 	h.sim.SetRateLimit(nil)
 	h.update(c.ID, func(c *store.Connection) { c.TimeoutSecs = 1800 })
 	h.clock.Advance(time.Minute)
-	require.NoError(t, h.reqs.RequestSync(h.ctx, c.ID, KindFull))
+	require.NoError(t, h.reqs.RequestSync(h.ctx, c.ID, store.SyncFull))
 	done := h.waitFull(c.ID, cut.ID, 30*time.Second)
-	require.Equal(t, StatusCompleted, done.Status, done.LastError)
+	require.Equal(t, store.SyncCompleted, done.Status, done.LastError)
 	h.drained(10 * time.Second)
 
 	tk := h.get(victim)
@@ -173,21 +173,21 @@ func TestLostProjectHoldsBackTicketTombstones(t *testing.T) {
 	c := h.connect("org-a", connections.Options{ProjectKeysFilter: []string{keys[0], "GONE"}})
 	h.startWorker("w1", 5*time.Second, testConfig())
 	first := h.waitFull(c.ID, "", 30*time.Second)
-	require.Equal(t, StatusCompleted, first.Status)
+	require.Equal(t, store.SyncCompleted, first.Status)
 	require.Contains(t, first.LastError, "lost access to project(s) GONE")
 	require.Equal(t, []string{"GONE"}, ProgressOf(first).LostProjects)
 	health := h.conn(c.ID).Detail.Health
-	require.Equal(t, connections.HealthDegraded, health.Status)
-	require.Equal(t, connections.OwnerCustomer, health.ResolutionOwner)
+	require.Equal(t, store.HealthDegraded, health.Status)
+	require.Equal(t, store.OwnerCustomer, health.ResolutionOwner)
 	require.Contains(t, health.Description, "GONE")
 	h.drained(10 * time.Second)
 
 	victim := h.ticketByKey(c, keys[0]+"-2")
 	require.NoError(t, h.sim.DeleteIssue(keys[0]+"-2"))
 	h.clock.Advance(time.Minute)
-	require.NoError(t, h.reqs.RequestSync(h.ctx, c.ID, KindFull))
+	require.NoError(t, h.reqs.RequestSync(h.ctx, c.ID, store.SyncFull))
 	second := h.waitFull(c.ID, first.ID, 30*time.Second)
-	require.Equal(t, StatusCompleted, second.Status)
+	require.Equal(t, store.SyncCompleted, second.Status)
 	h.drained(10 * time.Second)
 	require.False(t, h.get(victim).Deleted, "not tombstoned while a project in scope is unaccounted for")
 
@@ -196,13 +196,13 @@ func TestLostProjectHoldsBackTicketTombstones(t *testing.T) {
 	_, err := h.mgr.Patch(h.ctx, "org-a", c.ID, connections.PatchRequest{Options: &connections.Options{ProjectKeysFilter: []string{keys[0]}}})
 	require.NoError(t, err)
 	h.clock.Advance(time.Minute)
-	require.NoError(t, h.reqs.RequestSync(h.ctx, c.ID, KindFull))
+	require.NoError(t, h.reqs.RequestSync(h.ctx, c.ID, store.SyncFull))
 	third := h.waitFull(c.ID, second.ID, 30*time.Second)
-	require.Equal(t, StatusCompleted, third.Status, third.LastError)
+	require.Equal(t, store.SyncCompleted, third.Status, third.LastError)
 	require.Empty(t, third.LastError)
 	h.drained(10 * time.Second)
 	require.True(t, h.get(victim).Deleted)
-	require.Equal(t, connections.HealthHealthy, h.conn(c.ID).Detail.Health.Status)
+	require.Equal(t, store.HealthHealthy, h.conn(c.ID).Detail.Health.Status)
 }
 
 // Done (3): with 429s switched on the sync still completes.
@@ -212,7 +212,7 @@ func TestFullSyncCompletesUnderRateLimiting(t *testing.T) {
 	c := h.connect("org-a", connections.Options{})
 	w, _ := h.startWorker("w1", 5*time.Second, testConfig())
 	ls := h.waitFull(c.ID, "", 60*time.Second)
-	require.Equal(t, StatusCompleted, ls.Status, ls.LastError)
+	require.Equal(t, store.SyncCompleted, ls.Status, ls.LastError)
 	h.drained(10 * time.Second)
 	require.Equal(t, 40, h.count(c, itsm.KindTicket, false))
 	require.Equal(t, 40, h.count(c, itsm.KindComment, false))
@@ -241,17 +241,17 @@ func TestQuotaPauseDoesNotStarveOtherTenants(t *testing.T) {
 
 	slow := h.connect("org-a", connections.Options{SiteURL: sites[0].URL})
 	parked := h.waitSync(slow.ID, 10*time.Second, "the throttled sync parks", func(ls *store.SyncState) bool {
-		return ls.Status == StatusRunning && decodeCheckpoint(ls).NotBefore != nil
+		return ls.Status == store.SyncRunning && decodeCheckpoint(ls).NotBefore != nil
 	})
 	// The worker's only slot is free again: another tenant syncs meanwhile.
 	fast := h.connect("org-b", connections.Options{SiteURL: sites[1].URL})
 	ls := h.waitFull(fast.ID, "", 30*time.Second)
-	require.Equal(t, StatusCompleted, ls.Status, ls.LastError)
+	require.Equal(t, store.SyncCompleted, ls.Status, ls.LastError)
 
 	cp := decodeCheckpoint(parked)
 	require.True(t, cp.NotBefore.After(h.clock.Now().Add(time.Second)), "resumes when the quota resets: %v", cp.NotBefore)
 	require.Contains(t, parked.LastError, "quota")
-	require.Equal(t, StatusRunning, h.conn(slow.ID).Detail.LastSync.Status, "parked, not failed")
+	require.Equal(t, store.SyncRunning, h.conn(slow.ID).Detail.LastSync.Status, "parked, not failed")
 	holder, err := h.leases(5*time.Second).Holder(h.ctx, leaseKey(slow.ID))
 	require.NoError(t, err)
 	require.Empty(t, holder, "its lease was given back")
@@ -262,13 +262,13 @@ func TestQuotaPauseDoesNotStarveOtherTenants(t *testing.T) {
 	for deadline := time.Now().Add(30 * time.Second); done == nil; {
 		require.True(t, time.Now().Before(deadline), "the parked sync resumes")
 		h.clock.Advance(time.Second) // the worker's clock passes NotBefore
-		if ls := h.conn(slow.ID).Detail.LastSync; ls.Status != StatusRunning {
+		if ls := h.conn(slow.ID).Detail.LastSync; ls.Status != store.SyncRunning {
 			done = ls
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	require.Equal(t, parked.ID, done.ID)
-	require.Equal(t, StatusCompleted, done.Status, done.LastError)
+	require.Equal(t, store.SyncCompleted, done.Status, done.LastError)
 }
 
 // Done (4a): two workers never sync one connection at once.
@@ -283,13 +283,13 @@ func TestTwoWorkersNeverSyncOneConnectionAtOnce(t *testing.T) {
 	maxActive := 0
 	syncs := map[string]int{}
 	hk := testHooks{
-		syncStart: func(connID, _ string) {
+		syncStart: func(connID string, _ store.SyncKind) {
 			mu.Lock()
 			defer mu.Unlock()
 			active[connID]++
 			maxActive = max(maxActive, active[connID])
 		},
-		syncEnd: func(connID, _ string) {
+		syncEnd: func(connID string, _ store.SyncKind) {
 			mu.Lock()
 			defer mu.Unlock()
 			active[connID]--
@@ -309,10 +309,10 @@ func TestTwoWorkersNeverSyncOneConnectionAtOnce(t *testing.T) {
 			}
 			if round > 0 {
 				h.clock.Advance(time.Second)
-				require.NoError(t, h.reqs.RequestSync(h.ctx, c.ID, KindFull))
+				require.NoError(t, h.reqs.RequestSync(h.ctx, c.ID, store.SyncFull))
 			}
 			ls := h.waitFull(c.ID, prev, 30*time.Second)
-			require.Equal(t, StatusCompleted, ls.Status, ls.LastError)
+			require.Equal(t, store.SyncCompleted, ls.Status, ls.LastError)
 		}
 	}
 	mu.Lock()
@@ -354,7 +354,7 @@ func TestKilledWorkerIsResumedFromCheckpoint(t *testing.T) {
 	})
 	stopA(errHalt)
 	running := h.conn(c.ID).Detail.LastSync
-	require.Equal(t, StatusRunning, running.Status, "a crashed worker leaves its sync RUNNING")
+	require.Equal(t, store.SyncRunning, running.Status, "a crashed worker leaves its sync RUNNING")
 	holder, err := h.leases(time.Second).Holder(h.ctx, leaseKey(c.ID))
 	require.NoError(t, err)
 	if time.Since(time.Unix(0, haltedAt.Load())) < 500*time.Millisecond { // else it may have expired already (a loaded machine)
@@ -363,7 +363,7 @@ func TestKilledWorkerIsResumedFromCheckpoint(t *testing.T) {
 
 	wB, _ := h.startWorker("wB", time.Second, cfg)
 	done := h.waitFull(c.ID, "", 30*time.Second)
-	require.Equal(t, StatusCompleted, done.Status, done.LastError)
+	require.Equal(t, store.SyncCompleted, done.Status, done.LastError)
 	require.Equal(t, running.ID, done.ID, "the same sync, resumed")
 	p := ProgressOf(done)
 	require.GreaterOrEqual(t, p.Resumes, 1)
@@ -399,61 +399,61 @@ func TestRequestsAndScheduling(t *testing.T) {
 	c := &store.Connection{RefreshIntervalSecs: 3600}
 	p, ok := w.plan(c, "", now)
 	require.True(t, ok)
-	require.Equal(t, plan{kind: KindFull}, p, "never synced: full")
-	p, _ = w.plan(c, KindIncremental, now)
-	require.Equal(t, KindFull, p.kind, "no watermark yet: the incremental becomes full")
+	require.Equal(t, plan{kind: store.SyncFull}, p, "never synced: full")
+	p, _ = w.plan(c, store.SyncIncremental, now)
+	require.Equal(t, store.SyncFull, p.kind, "no watermark yet: the incremental becomes full")
 
 	end := now.Add(time.Minute)
 	wm := now
-	c.Detail.LastSync = &store.SyncState{ID: "s1", Kind: KindFull, Status: StatusCompleted, StartedAt: now, EndedAt: &end}
+	c.Detail.LastSync = &store.SyncState{ID: "s1", Kind: store.SyncFull, Status: store.SyncCompleted, StartedAt: now, EndedAt: &end}
 	c.Detail.Watermark = &wm
 	_, ok = w.plan(c, "", now.Add(4*time.Minute))
 	require.False(t, ok, "nothing due yet")
 	p, _ = w.plan(c, "", now.Add(5*time.Minute))
-	require.Equal(t, KindIncremental, p.kind)
+	require.Equal(t, store.SyncIncremental, p.kind)
 	p, _ = w.plan(c, "", now.Add(time.Hour))
-	require.Equal(t, KindFull, p.kind, "refresh interval passed")
+	require.Equal(t, store.SyncFull, p.kind, "refresh interval passed")
 
 	// Incrementals do not hide when the last full sync ran.
 	cp := checkpoint{Epoch: 1, LastFull: lastFull(c)}
-	c.Detail.LastSync = &store.SyncState{ID: "s2", Kind: KindIncremental, Status: StatusCompleted, StartedAt: now.Add(30 * time.Minute), Checkpoint: cp.encode()}
+	c.Detail.LastSync = &store.SyncState{ID: "s2", Kind: store.SyncIncremental, Status: store.SyncCompleted, StartedAt: now.Add(30 * time.Minute), Checkpoint: cp.encode()}
 	p, _ = w.plan(c, "", now.Add(time.Hour))
-	require.Equal(t, KindFull, p.kind)
+	require.Equal(t, store.SyncFull, p.kind)
 
 	// A failed full sync is retried sooner; a timed-out one is not.
-	c.Detail.LastSync = &store.SyncState{ID: "s3", Kind: KindFull, Status: StatusFailed, StartedAt: now, EndedAt: &end}
+	c.Detail.LastSync = &store.SyncState{ID: "s3", Kind: store.SyncFull, Status: store.SyncFailed, StartedAt: now, EndedAt: &end}
 	p, _ = w.plan(c, "", now.Add(16*time.Minute))
-	require.Equal(t, KindFull, p.kind)
-	c.Detail.LastSync.Status = StatusTimedOut
+	require.Equal(t, store.SyncFull, p.kind)
+	c.Detail.LastSync.Status = store.SyncTimedOut
 	p, _ = w.plan(c, "", now.Add(16*time.Minute))
-	require.Equal(t, KindIncremental, p.kind)
+	require.Equal(t, store.SyncIncremental, p.kind)
 
 	// A RUNNING sync is resumed (if its lease is free), unless parked.
 	later := now.Add(time.Hour)
 	cp = checkpoint{Epoch: 1, NotBefore: &later}
-	c.Detail.LastSync = &store.SyncState{ID: "s4", Kind: KindFull, Status: StatusRunning, StartedAt: now, Checkpoint: cp.encode()}
-	_, ok = w.plan(c, KindFull, now.Add(time.Minute))
+	c.Detail.LastSync = &store.SyncState{ID: "s4", Kind: store.SyncFull, Status: store.SyncRunning, StartedAt: now, Checkpoint: cp.encode()}
+	_, ok = w.plan(c, store.SyncFull, now.Add(time.Minute))
 	require.False(t, ok, "parked")
 	p, _ = w.plan(c, "", now.Add(2*time.Hour))
-	require.Equal(t, plan{kind: KindFull, resume: true}, p)
+	require.Equal(t, plan{kind: store.SyncFull, resume: true}, p)
 }
 
 func TestRequesterCoalescesRequests(t *testing.T) {
 	h := newHarness(t, jirasim.Options{Seed: 19, Projects: 1, IssuesPerProject: 1})
 	ctx := h.ctx
 	require.ErrorIs(t, h.reqs.RequestSync(ctx, "c1", "partial"), ErrInvalidKind)
-	require.Error(t, h.reqs.RequestSync(ctx, "c.1>", KindFull), "ids that are not KV keys")
-	require.NoError(t, h.reqs.RequestSync(ctx, "c1", KindIncremental))
-	require.NoError(t, h.reqs.RequestSync(ctx, "c1", KindFull))
-	require.NoError(t, h.reqs.RequestSync(ctx, "c1", KindIncremental), "never downgrades a pending full request")
-	require.NoError(t, h.reqs.RequestSync(ctx, "c2", KindIncremental))
+	require.Error(t, h.reqs.RequestSync(ctx, "c.1>", store.SyncFull), "ids that are not KV keys")
+	require.NoError(t, h.reqs.RequestSync(ctx, "c1", store.SyncIncremental))
+	require.NoError(t, h.reqs.RequestSync(ctx, "c1", store.SyncFull))
+	require.NoError(t, h.reqs.RequestSync(ctx, "c1", store.SyncIncremental), "never downgrades a pending full request")
+	require.NoError(t, h.reqs.RequestSync(ctx, "c2", store.SyncIncremental))
 	pending, err := h.reqs.pending(ctx)
 	require.NoError(t, err)
-	require.Equal(t, KindFull, pending["c1"].kind)
-	require.Equal(t, KindIncremental, pending["c2"].kind)
+	require.Equal(t, store.SyncFull, pending["c1"].kind)
+	require.Equal(t, store.SyncIncremental, pending["c2"].kind)
 
 	// A request renewed after it was read survives its consumption.
-	require.NoError(t, h.reqs.RequestSync(ctx, "c1", KindFull))
+	require.NoError(t, h.reqs.RequestSync(ctx, "c1", store.SyncFull))
 	require.NoError(t, h.reqs.done(ctx, "c1", pending["c1"].rev))
 	require.NoError(t, h.reqs.done(ctx, "c2", pending["c2"].rev))
 	after, err := h.reqs.pending(ctx)
@@ -465,14 +465,14 @@ func TestRequesterCoalescesRequests(t *testing.T) {
 func TestProgressRendering(t *testing.T) {
 	start := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	cp := checkpoint{Epoch: 2, IssuesEstimate: 200, Live: map[string]int64{recIssue: 50, recComment: 150}}
-	p := ProgressOf(&store.SyncState{ID: "s", Kind: KindFull, Phase: PhaseIssues, Status: StatusRunning, Objects: 200,
+	p := ProgressOf(&store.SyncState{ID: "s", Kind: store.SyncFull, Phase: PhaseIssues, Status: store.SyncRunning, Objects: 200,
 		StartedAt: start, Checkpoint: cp.encode()})
 	f, ok := p.Fraction()
 	require.True(t, ok)
 	require.InDelta(t, 0.25, f, 1e-9)
 	line := p.Render(start.Add(90*time.Second), 20)
 	require.Equal(t, "[#####...............]  25% full running issues · issues 50/200 · 200 objects (comment 150, issue 50) · 1m30s · resumed 1×", line)
-	require.True(t, slices.Contains([]string{StatusRunning}, p.Status))
+	require.True(t, slices.Contains([]store.SyncStatus{store.SyncRunning}, p.Status))
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
@@ -498,18 +498,18 @@ func TestFollowShowsTheRequestedSyncToTheEnd(t *testing.T) {
 	end := start.Add(time.Minute)
 	running := func(phase string, issues int64) *store.SyncState {
 		cp := checkpoint{Epoch: 1, IssuesEstimate: 100, Live: map[string]int64{recIssue: issues}}
-		return &store.SyncState{ID: "new", Kind: KindFull, Phase: phase, Status: StatusRunning, Objects: issues, StartedAt: start, Checkpoint: cp.encode()}
+		return &store.SyncState{ID: "new", Kind: store.SyncFull, Phase: phase, Status: store.SyncRunning, Objects: issues, StartedAt: start, Checkpoint: cp.encode()}
 	}
-	old := &store.SyncState{ID: "old", Kind: KindFull, Status: StatusCompleted, StartedAt: start.Add(-time.Hour), EndedAt: &start}
+	old := &store.SyncState{ID: "old", Kind: store.SyncFull, Status: store.SyncCompleted, StartedAt: start.Add(-time.Hour), EndedAt: &start}
 	final := running(PhaseDone, 100)
-	final.Status, final.EndedAt = StatusCompleted, &end
+	final.Status, final.EndedAt = store.SyncCompleted, &end
 	src := &fakeSource{states: []*store.SyncState{old, old, running(PhaseUsers, 0), running(PhaseIssues, 50), final}}
 
 	var out strings.Builder
 	p, err := Follow(context.Background(), src, "c1", "old", &out, FollowOptions{Poll: time.Millisecond, Now: func() time.Time { return end }})
 	require.NoError(t, err)
 	require.Equal(t, "new", p.SyncID)
-	require.Equal(t, StatusCompleted, p.Status)
+	require.Equal(t, store.SyncCompleted, p.Status)
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	require.Equal(t, "waiting for a worker to start the sync…", lines[0])
 	require.Contains(t, lines[2], "[###############...............]  50% full running issues · issues 50/100")

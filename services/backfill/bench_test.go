@@ -123,10 +123,10 @@ func benchFullSync(b *testing.B, projects, perProject int, inProcess bool) {
 	}()
 
 	ls := h.waitSync(c.ID, 25*time.Minute, "the full sync completes", func(ls *store.SyncState) bool {
-		return ls.Kind == KindFull && ls.Status != StatusRunning
+		return ls.Kind == store.SyncFull && ls.Status != store.SyncRunning
 	})
 	syncDone := time.Since(start)
-	require.Equal(b, StatusCompleted, ls.Status, ls.LastError)
+	require.Equal(b, store.SyncCompleted, ls.Status, ls.LastError)
 	mu.Lock()
 	lagAtSyncEnd = h.lag()
 	mu.Unlock()

@@ -68,7 +68,7 @@ type checkpoint struct {
 
 type fullSummary struct {
 	ID        string               `json:"id"`
-	Status    string               `json:"status"`
+	Status    store.SyncStatus     `json:"status"`
 	StartedAt time.Time            `json:"started_at"`
 	EndedAt   *time.Time           `json:"ended_at,omitempty"`
 	Missing   map[string]time.Time `json:"missing_projects,omitempty"`
@@ -122,7 +122,7 @@ func lastFull(c *store.Connection) *fullSummary {
 		return nil
 	}
 	cp := decodeCheckpoint(ls)
-	if ls.Kind == KindFull {
+	if ls.Kind == store.SyncFull {
 		return &fullSummary{ID: ls.ID, Status: ls.Status, StartedAt: ls.StartedAt, EndedAt: ls.EndedAt, Missing: cp.Missing}
 	}
 	return cp.LastFull
@@ -130,32 +130,32 @@ func lastFull(c *store.Connection) *fullSummary {
 
 // plan is the sync a worker should run for a connection now.
 type plan struct {
-	kind   string
+	kind   store.SyncKind
 	resume bool
 }
 
 // plan decides what, if anything, to run: first a RUNNING sync whose worker
 // is gone (the lease tells), then a request, then a due full sync, then a
 // due incremental one.
-func (w *Worker) plan(c *store.Connection, requested string, now time.Time) (plan, bool) {
-	if ls := c.Detail.LastSync; ls != nil && ls.Status == StatusRunning {
+func (w *Worker) plan(c *store.Connection, requested store.SyncKind, now time.Time) (plan, bool) {
+	if ls := c.Detail.LastSync; ls != nil && ls.Status == store.SyncRunning {
 		cp := decodeCheckpoint(ls)
 		if cp.NotBefore != nil && now.Before(*cp.NotBefore) {
 			return plan{}, false
 		}
 		return plan{kind: ls.Kind, resume: true}, true
 	}
-	if requested == KindFull || requested == KindIncremental {
-		if requested == KindIncremental && c.Detail.Watermark == nil {
-			requested = KindFull // nothing to be incremental to yet
+	if requested.Valid() {
+		if requested == store.SyncIncremental && c.Detail.Watermark == nil {
+			requested = store.SyncFull // nothing to be incremental to yet
 		}
 		return plan{kind: requested}, true
 	}
 	if w.fullDue(c, now) {
-		return plan{kind: KindFull}, true
+		return plan{kind: store.SyncFull}, true
 	}
 	if w.incrementalDue(c, now) {
-		return plan{kind: KindIncremental}, true
+		return plan{kind: store.SyncIncremental}, true
 	}
 	return plan{}, false
 }
@@ -180,7 +180,7 @@ func (w *Worker) fullDue(c *store.Connection, now time.Time) bool {
 		return true
 	}
 	next := lf.StartedAt.Add(refreshInterval(c))
-	if lf.Status == StatusFailed && lf.EndedAt != nil {
+	if lf.Status == store.SyncFailed && lf.EndedAt != nil {
 		// A failure is retried sooner; a timeout is not (it would only time
 		// out again), it waits for the regular interval.
 		if retry := lf.EndedAt.Add(w.cfg.RetryFailedAfter); retry.Before(next) {

@@ -14,7 +14,6 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/itsmhub/itsm/pkg/connections"
 	"github.com/itsmhub/itsm/pkg/itsm"
 	"github.com/itsmhub/itsm/pkg/jira"
 	"github.com/itsmhub/itsm/pkg/jiracloud"
@@ -100,7 +99,7 @@ func (r *run) mergeIncomplete(have []string) []string {
 // publish sends one record of this sync.
 func (r *run) publish(ctx context.Context, typ, issueID string, body []byte, vendorID, version string) error {
 	var syncID, id string
-	if r.kind == KindFull {
+	if r.kind == store.SyncFull {
 		// No message id: JetStream keeps one dedupe entry per id in server
 		// memory for the whole duplicate window (two hours on RAW), some
 		// 50 MB per 100,000 issues with their comments. What a resumed sync
@@ -465,17 +464,17 @@ func (r *run) reconcile(ctx context.Context) error {
 		lastErr = "not reconciled for tickets: " + strings.Join(incomplete, "; ")
 	}
 	now := r.w.d.Now().UTC()
-	return r.complete(ctx, StatusCompleted, lastErr, func(c *store.Connection) {
+	return r.complete(ctx, store.SyncCompleted, lastErr, func(c *store.Connection) {
 		r.advanceWatermark(c)
 		h := &c.Detail.Health
 		switch {
-		case len(lost) > 0 && (h.Status == connections.HealthHealthy || strings.HasPrefix(h.Description, lostAccessPrefix)):
-			*h = store.Health{Status: connections.HealthDegraded, ResolutionOwner: connections.OwnerCustomer,
+		case len(lost) > 0 && (h.Status == store.HealthHealthy || strings.HasPrefix(h.Description, lostAccessPrefix)):
+			*h = store.Health{Status: store.HealthDegraded, ResolutionOwner: store.OwnerCustomer,
 				Description: lostAccessPrefix + "(s) " + strings.Join(lost, ", ") +
 					" to this connection: restore the grant's access, or remove them from project_keys_filter; their tickets are kept meanwhile",
 				UpdatedAt: now}
 		case len(lost) == 0 && strings.HasPrefix(h.Description, lostAccessPrefix):
-			*h = store.Health{Status: connections.HealthHealthy, UpdatedAt: now}
+			*h = store.Health{Status: store.HealthHealthy, UpdatedAt: now}
 		}
 	})
 }

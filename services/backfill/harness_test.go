@@ -243,7 +243,7 @@ func (h *harness) waitSync(id string, within time.Duration, what string, cond fu
 func (h *harness) waitFull(id, notID string, within time.Duration) *store.SyncState {
 	h.t.Helper()
 	return h.waitSync(id, within, "a full sync ends", func(ls *store.SyncState) bool {
-		return ls.Kind == KindFull && ls.ID != notID && ls.Status != StatusRunning
+		return ls.Kind == store.SyncFull && ls.ID != notID && ls.Status != store.SyncRunning
 	})
 }
 

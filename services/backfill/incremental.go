@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/itsmhub/itsm/pkg/jiracloud"
+	"github.com/itsmhub/itsm/pkg/store"
 )
 
 // incremental reads the issues updated since the watermark (minus the
@@ -26,7 +27,7 @@ func (r *run) incremental(ctx context.Context) error {
 		r.cp.ProjectKeys = keys
 		r.saveMu.Unlock()
 		if len(keys) == 0 {
-			return r.complete(ctx, StatusCompleted, "", r.advanceWatermark)
+			return r.complete(ctx, store.SyncCompleted, "", r.advanceWatermark)
 		}
 	}
 	if err := r.loadZone(ctx); err != nil {
@@ -38,7 +39,7 @@ func (r *run) incremental(ctx context.Context) error {
 	if err := r.pub.flush(ctx); err != nil {
 		return err
 	}
-	return r.complete(ctx, StatusCompleted, "", r.advanceWatermark)
+	return r.complete(ctx, store.SyncCompleted, "", r.advanceWatermark)
 }
 
 func (r *run) visibleFilterKeys(ctx context.Context) ([]string, error) {

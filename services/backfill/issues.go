@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/itsmhub/itsm/pkg/jiracloud"
+	"github.com/itsmhub/itsm/pkg/store"
 )
 
 // issueQueries are the JQL restrictions of the issue phase, one per chunk
@@ -18,14 +19,14 @@ import (
 func (r *run) issueQueries() []string {
 	var base []string
 	keys := r.cp.ProjectKeys
-	if r.kind == KindIncremental && len(r.conn.Options.ProjectKeysFilter) == 0 {
+	if r.kind == store.SyncIncremental && len(r.conn.Options.ProjectKeysFilter) == 0 {
 		base = []string{""} // the date bound alone is a bounded query
 	} else {
 		for chunk := range slices.Chunk(keys, maxKeysPerQuery) {
 			base = append(base, "project IN ("+quoteKeys(chunk)+")")
 		}
 	}
-	if r.kind != KindIncremental {
+	if r.kind != store.SyncIncremental {
 		return base
 	}
 	date := fmt.Sprintf(`updated >= "%s"`, r.jqlDate(*r.cp.From))
@@ -44,7 +45,7 @@ func (r *run) issueQueries() []string {
 // attachments and its comments. It checkpoints after every page.
 func (r *run) issues(ctx context.Context) error {
 	queries := r.issueQueries()
-	if r.kind == KindFull && r.cp.Chunk == 0 && r.cp.NextPageToken == "" && r.cp.AfterID == "" && len(queries) > 0 {
+	if r.kind == store.SyncFull && r.cp.Chunk == 0 && r.cp.NextPageToken == "" && r.cp.AfterID == "" && len(queries) > 0 {
 		r.estimate(ctx, queries)
 	}
 	for ci := r.cp.Chunk; ci < len(queries); ci++ {

@@ -10,6 +10,7 @@ import (
 	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/connections"
 	"github.com/itsmhub/itsm/pkg/jirasim"
+	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/services/normalizer"
 )
 
@@ -48,7 +49,7 @@ func TestSyncStaysWithinTheNormalizersBacklog(t *testing.T) {
 	h.startWorker("w1", 5*time.Second, cfg)
 	ls := h.waitFull(c.ID, "", 60*time.Second)
 	close(done)
-	require.Equal(t, StatusCompleted, ls.Status, ls.LastError)
+	require.Equal(t, store.SyncCompleted, ls.Status, ls.LastError)
 	h.drained(60 * time.Second)
 	require.Equal(t, 120, h.count(c, "ticket", false))
 	require.Equal(t, 120*12, h.count(c, "comment", false))

@@ -14,9 +14,9 @@ import (
 // Progress is a sync's state as people read it.
 type Progress struct {
 	SyncID    string
-	Kind      string
+	Kind      store.SyncKind
 	Phase     string
-	Status    string
+	Status    store.SyncStatus
 	Objects   int64
 	Errors    int64
 	LastError string
@@ -53,10 +53,10 @@ func ProgressOf(ls *store.SyncState) *Progress {
 // estimate; ok is false otherwise.
 func (p *Progress) Fraction() (float64, bool) {
 	switch {
-	case p.Status == StatusCompleted:
+	case p.Status == store.SyncCompleted:
 		return 1, true
 	case p.Phase == PhaseReconcile || p.Phase == PhaseDone:
-		return 1, p.Status != StatusRunning || p.Phase == PhaseReconcile
+		return 1, p.Status != store.SyncRunning || p.Phase == PhaseReconcile
 	case p.IssuesEstimate <= 0:
 		return 0, false
 	}
@@ -71,7 +71,7 @@ func (p *Progress) Render(now time.Time, width int) string {
 		b.WriteString("[" + strings.Repeat("#", n) + strings.Repeat(".", width-n) + "] ")
 		fmt.Fprintf(&b, "%3.0f%% ", f*100)
 	}
-	fmt.Fprintf(&b, "%s %s %s", p.Kind, strings.ToLower(p.Status), p.Phase)
+	fmt.Fprintf(&b, "%s %s %s", p.Kind, strings.ToLower(string(p.Status)), p.Phase)
 	if p.IssuesEstimate > 0 {
 		fmt.Fprintf(&b, " · issues %d/%d", p.Counts[recIssue], p.IssuesEstimate)
 	}
@@ -151,7 +151,7 @@ func Follow(ctx context.Context, src ConnectionSource, connectionID, afterSyncID
 		}
 		ls := c.Detail.LastSync
 		switch {
-		case ls == nil || (ls.ID == afterSyncID && ls.Status != StatusRunning):
+		case ls == nil || (ls.ID == afterSyncID && ls.Status != store.SyncRunning):
 			if !waiting {
 				fmt.Fprintln(out, "waiting for a worker to start the sync…")
 				waiting = true
@@ -162,12 +162,12 @@ func Follow(ctx context.Context, src ConnectionSource, connectionID, afterSyncID
 			switch {
 			case o.Interactive:
 				fmt.Fprintf(out, "\r\033[K%s", line)
-			case p.Phase != lastPhase || o.Now().Sub(lastLine) >= o.LineEvery || p.Status != StatusRunning:
+			case p.Phase != lastPhase || o.Now().Sub(lastLine) >= o.LineEvery || p.Status != store.SyncRunning:
 				fmt.Fprintln(out, line)
 				lastLine = o.Now()
 			}
 			lastPhase = p.Phase
-			if p.Status != StatusRunning {
+			if p.Status != store.SyncRunning {
 				if o.Interactive {
 					fmt.Fprintln(out)
 				}

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/itsmhub/itsm/pkg/broker"
+	"github.com/itsmhub/itsm/pkg/store"
 )
 
 // RequestBucket is the KV bucket of on-demand sync requests: key = connection
@@ -65,8 +66,8 @@ func (r *Requester) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 // RequestSync asks for a sync of the connection. A full request replaces a
 // pending incremental one; an incremental request never downgrades a
 // pending full one.
-func (r *Requester) RequestSync(ctx context.Context, connectionID, kind string) error {
-	if kind != KindFull && kind != KindIncremental {
+func (r *Requester) RequestSync(ctx context.Context, connectionID string, kind store.SyncKind) error {
+	if !kind.Valid() {
 		return fmt.Errorf("%w: %q", ErrInvalidKind, kind)
 	}
 	if !validKey.MatchString(connectionID) {
@@ -76,8 +77,8 @@ func (r *Requester) RequestSync(ctx context.Context, connectionID, kind string) 
 	if err != nil {
 		return err
 	}
-	if kind == KindFull {
-		_, err = kv.PutString(ctx, connectionID, kind)
+	if kind == store.SyncFull {
+		_, err = kv.PutString(ctx, connectionID, string(kind))
 	} else if _, err = kv.Create(ctx, connectionID, []byte(kind)); errors.Is(err, jetstream.ErrKeyExists) {
 		err = nil // a pending request of either kind already covers it
 	}
@@ -89,7 +90,7 @@ func (r *Requester) RequestSync(ctx context.Context, connectionID, kind string) 
 
 // request is a pending request as a worker read it.
 type request struct {
-	kind string
+	kind store.SyncKind
 	rev  uint64
 }
 
@@ -115,7 +116,7 @@ func (r *Requester) pending(ctx context.Context) (map[string]request, error) {
 		if err != nil {
 			return out, err
 		}
-		out[k] = request{kind: string(e.Value()), rev: e.Revision()}
+		out[k] = request{kind: store.SyncKind(e.Value()), rev: e.Revision()}
 	}
 	return out, nil
 }

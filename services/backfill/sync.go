@@ -34,7 +34,7 @@ var (
 type run struct {
 	w        *Worker
 	conn     *store.Connection // as read when the sync (re)started
-	kind     string
+	kind     store.SyncKind
 	log      *zap.Logger
 	client   *jiracloud.Client
 	pacer    *jiracloud.Pacer
@@ -65,7 +65,7 @@ type run struct {
 // crashed one would not.
 func (w *Worker) runSync(parent context.Context, conn *store.Connection, p plan, l *lease.Lease) bool {
 	log := w.log.With(zap.String("connection_id", conn.ID), zap.String("organization_id", conn.OrganizationID),
-		zap.String("kind", p.kind))
+		zap.String("kind", string(p.kind)))
 	r := &run{w: w, conn: conn, kind: p.kind, log: log, counts: map[string]int64{}}
 	now := w.d.Now()
 	if err := r.start(parent, p, now); err != nil {
@@ -81,8 +81,8 @@ func (w *Worker) runSync(parent context.Context, conn *store.Connection, p plan,
 	if w.hooks.syncEnd != nil {
 		defer w.hooks.syncEnd(conn.ID, p.kind)
 	}
-	w.m.running.WithLabelValues(p.kind).Inc()
-	defer w.m.running.WithLabelValues(p.kind).Dec()
+	w.m.running.WithLabelValues(string(p.kind)).Inc()
+	defer w.m.running.WithLabelValues(string(p.kind)).Dec()
 
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
@@ -129,15 +129,15 @@ func (r *run) start(ctx context.Context, p plan, now time.Time) error {
 		r.log.Info("resuming sync from its checkpoint", zap.String("sync_id", prev.ID), zap.String("phase", r.cp.Phase),
 			zap.Int("search_pages_done", r.cp.SearchPages))
 	} else {
-		r.state = store.SyncState{ID: uuid.NewString(), Kind: r.kind, Phase: PhaseStarting, Status: StatusRunning, StartedAt: now.UTC()}
+		r.state = store.SyncState{ID: uuid.NewString(), Kind: r.kind, Phase: PhaseStarting, Status: store.SyncRunning, StartedAt: now.UTC()}
 		r.cp = checkpoint{Epoch: 1, Phase: firstPhase(r.kind), LastFull: lastFull(r.conn)}
 		if r.cp.LastFull != nil {
 			r.cp.Missing = r.cp.LastFull.Missing
 		}
-		if r.kind == KindFull {
+		if r.kind == store.SyncFull {
 			r.cp.LastFull = nil // this sync is the last full one from now on
 		}
-		if r.kind == KindIncremental {
+		if r.kind == store.SyncIncremental {
 			wm := now
 			if r.conn.Detail.Watermark != nil {
 				wm = *r.conn.Detail.Watermark
@@ -150,11 +150,11 @@ func (r *run) start(ctx context.Context, p plan, now time.Time) error {
 	if name := r.w.cfg.BacklogConsumer; name != "" {
 		r.pub.pace = &pacer{js: r.w.d.JS, consumer: name, max: uint64(r.w.cfg.MaxBacklog), poll: 20 * time.Millisecond}
 	}
-	prevID, prevEpoch, prevStatus := "", 0, ""
+	prevID, prevEpoch, prevStatus := "", 0, store.SyncStatus("")
 	if prev != nil {
 		prevID, prevEpoch, prevStatus = prev.ID, decodeCheckpoint(prev).Epoch, prev.Status
 	}
-	r.state.Status, r.state.EndedAt = StatusRunning, nil
+	r.state.Status, r.state.EndedAt = store.SyncRunning, nil
 	r.state.Checkpoint = r.cp.encode()
 	_, err := r.w.updateConn(ctx, r.conn.ID, func(c *store.Connection) error {
 		ls := c.Detail.LastSync
@@ -174,8 +174,8 @@ func (r *run) start(ctx context.Context, p plan, now time.Time) error {
 	return err
 }
 
-func firstPhase(kind string) string {
-	if kind == KindIncremental {
+func firstPhase(kind store.SyncKind) string {
+	if kind == store.SyncIncremental {
 		return PhaseIssues
 	}
 	return fullPhases[0]
@@ -294,7 +294,7 @@ func (r *run) save(ctx context.Context, mutate func(cp *checkpoint)) error {
 
 func (r *run) fence(c *store.Connection) error {
 	ls := c.Detail.LastSync
-	if ls == nil || ls.ID != r.state.ID || ls.Status != StatusRunning || decodeCheckpoint(ls).Epoch != r.cp.Epoch {
+	if ls == nil || ls.ID != r.state.ID || ls.Status != store.SyncRunning || decodeCheckpoint(ls).Epoch != r.cp.Epoch {
 		return errFenced
 	}
 	return nil
@@ -360,7 +360,7 @@ func (r *run) body(ctx context.Context) error {
 		}
 		pacer.Observe(info)
 	})
-	if r.kind == KindIncremental {
+	if r.kind == store.SyncIncremental {
 		return r.incremental(ctx)
 	}
 	return r.full(ctx)
@@ -387,7 +387,7 @@ func (r *run) finish(parent, ctx context.Context, err error) bool {
 		r.log.Info("sync continues under another worker")
 		return true
 	case errors.Is(err, errTimedOut) || cause == errTimedOut:
-		r.end(parent, StatusTimedOut, errTimedOut)
+		r.end(parent, store.SyncTimedOut, errTimedOut)
 		return true
 	case parent.Err() != nil:
 		// Shutdown: keep RUNNING with its checkpoint; the lease is released
@@ -402,7 +402,7 @@ func (r *run) finish(parent, ctx context.Context, err error) bool {
 		r.park(parent, r.w.d.Now().Add(30*time.Second), err)
 		return true
 	}
-	r.end(parent, StatusFailed, err)
+	r.end(parent, store.SyncFailed, err)
 	return true
 }
 
@@ -422,8 +422,8 @@ func (r *run) park(ctx context.Context, until time.Time, cause error) {
 }
 
 // end records a final status other than COMPLETED.
-func (r *run) end(ctx context.Context, status string, cause error) {
-	r.log.Warn("sync ended", zap.String("status", status), zap.Error(cause))
+func (r *run) end(ctx context.Context, status store.SyncStatus, cause error) {
+	r.log.Warn("sync ended", zap.String("status", string(status)), zap.Error(cause))
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := r.complete(wctx, status, cause.Error(), nil); err != nil && !errors.Is(err, errFenced) {
@@ -433,7 +433,7 @@ func (r *run) end(ctx context.Context, status string, cause error) {
 
 // complete writes the final state; extra changes the connection in the same
 // write (watermark, health).
-func (r *run) complete(ctx context.Context, status, lastErr string, extra func(c *store.Connection)) error {
+func (r *run) complete(ctx context.Context, status store.SyncStatus, lastErr string, extra func(c *store.Connection)) error {
 	r.saveMu.Lock()
 	defer r.saveMu.Unlock()
 	counts, total := r.liveCounts()
@@ -456,8 +456,8 @@ func (r *run) complete(ctx context.Context, status, lastErr string, extra func(c
 		return nil
 	})
 	if err == nil {
-		r.w.m.duration.WithLabelValues(r.kind, status).Observe(end.Sub(r.state.StartedAt).Seconds())
-		r.log.Info("sync finished", zap.String("status", status), zap.Int64("objects", total),
+		r.w.m.duration.WithLabelValues(string(r.kind), string(status)).Observe(end.Sub(r.state.StartedAt).Seconds())
+		r.log.Info("sync finished", zap.String("status", string(status)), zap.Int64("objects", total),
 			zap.Int64("errors", r.state.Errors), zap.Duration("took", end.Sub(r.state.StartedAt)))
 	}
 	return err

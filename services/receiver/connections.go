@@ -26,7 +26,7 @@ type ConnectionService interface {
 
 // SyncRequester starts an on-demand sync of a connection.
 type SyncRequester interface {
-	RequestSync(ctx context.Context, connectionID, kind string) error
+	RequestSync(ctx context.Context, connectionID string, kind store.SyncKind) error
 }
 
 // MountConnections adds the connections API and the OAuth consent pages.
@@ -130,13 +130,13 @@ func (s *Server) MountConnections(svc ConnectionService, syncs SyncRequester) {
 			return err
 		}
 		if conn.State != store.StateActive {
-			return fail(http.StatusConflict, "not_active", "the connection is "+conn.State+"; only ACTIVE connections sync")
+			return fail(http.StatusConflict, "not_active", "the connection is "+string(conn.State)+"; only ACTIVE connections sync")
 		}
-		kind := c.QueryParam("kind")
+		kind := store.SyncKind(c.QueryParam("kind"))
 		if kind == "" {
-			kind = "full"
+			kind = store.SyncFull
 		}
-		if kind != "full" && kind != "incremental" {
+		if !kind.Valid() {
 			return fail(http.StatusBadRequest, "invalid", "kind: want full or incremental")
 		}
 		if syncs == nil {
@@ -145,7 +145,7 @@ func (s *Server) MountConnections(svc ConnectionService, syncs SyncRequester) {
 		if err := syncs.RequestSync(c.Request().Context(), conn.ID, kind); err != nil {
 			return err
 		}
-		return c.JSON(http.StatusAccepted, map[string]string{"status": "requested", "kind": kind})
+		return c.JSON(http.StatusAccepted, map[string]string{"status": "requested", "kind": string(kind)})
 	})
 	s.mountConsent(svc)
 }

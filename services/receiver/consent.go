@@ -147,7 +147,7 @@ func (s *Server) mountConsent(svc ConsentService) {
 				Lead: "Nothing was connected, and the access Jira granted was discarded.",
 				Next: "If this was a mistake, ask for a new authorization link (POST /v1/connections/" + conn.ID + "/authorize)."})
 		}
-		facts = append(facts, fact{"site", "Jira site", conn.SiteURL}, fact{"state", "State", conn.State})
+		facts = append(facts, fact{"site", "Jira site", conn.SiteURL}, fact{"state", "State", string(conn.State)})
 		return s.renderPage(c, page{Status: http.StatusOK, Title: "Jira connected", Facts: facts,
 			Lead: "The Jira site is connected to the organization. Its webhook is registered and the first full sync has been requested.",
 			Next: "You can close this page. The connection's health and sync progress are in GET /v1/connections/" + conn.ID + "."})

@@ -24,6 +24,7 @@ import (
 	"github.com/itsmhub/itsm/pkg/connections"
 	"github.com/itsmhub/itsm/pkg/jirasim"
 	"github.com/itsmhub/itsm/pkg/platform/platformtest"
+	"github.com/itsmhub/itsm/pkg/store"
 )
 
 const apiKey = "key-browser-org-0123456789"
@@ -182,7 +183,7 @@ func TestBrowserConsentConfirmFlow(t *testing.T) {
 	require.Equal(t, network.CookieSameSiteStrict, ck.SameSite)
 	require.Equal(t, "/oauth/confirm", ck.Path)
 
-	require.Equal(t, "PENDING", connection(t, env, created.ID).State, "nothing is active before Confirm")
+	require.Equal(t, store.StatePending, connection(t, env, created.ID).State, "nothing is active before Confirm")
 
 	resp, err = chromedp.RunResponse(ctx, chromedp.Click(chromedp.ID("confirm")))
 	require.NoError(t, err)
@@ -198,9 +199,9 @@ func TestBrowserConsentConfirmFlow(t *testing.T) {
 	require.Equal(t, site.URL, text(t, ctx, "site"))
 
 	v := connection(t, env, created.ID)
-	require.Equal(t, "ACTIVE", v.State)
+	require.Equal(t, store.StateActive, v.State)
 	require.Equal(t, site.URL, v.SiteURL)
-	require.Equal(t, "HEALTHY", v.Health.Status)
+	require.Equal(t, store.HealthHealthy, v.Health.Status)
 	require.Len(t, v.Webhooks, 1)
 	require.Len(t, sim.Site(site.ID).Webhooks(), 1, "registered on the chosen site")
 
@@ -235,8 +236,8 @@ func TestBrowserConsentErrorFlows(t *testing.T) {
 	require.Zero(t, eval[int](t, ctx, "document.forms.length"), "nothing to confirm")
 
 	v := connection(t, env, created.ID)
-	require.Equal(t, "PENDING", v.State)
-	require.Equal(t, "FAILED", v.Health.Status)
+	require.Equal(t, store.StatePending, v.State)
+	require.Equal(t, store.HealthFailed, v.Health.Status)
 	require.Contains(t, v.Health.Description, declared)
 	require.Nil(t, v.PendingConsent)
 
@@ -252,7 +253,7 @@ func TestBrowserConsentErrorFlows(t *testing.T) {
 	require.EqualValues(t, http.StatusBadRequest, resp.Status)
 	require.Equal(t, "Jira access was not granted", eval[string](t, ctx, "document.querySelector('h1').textContent"))
 	require.Contains(t, text(t, ctx, "lead"), "access_denied")
-	require.Equal(t, "PENDING", connection(t, env, denied.ID).State)
+	require.Equal(t, store.StatePending, connection(t, env, denied.ID).State)
 
 	// Declining on the confirmation page.
 	other := create(t, env, nil)
@@ -264,7 +265,7 @@ func TestBrowserConsentErrorFlows(t *testing.T) {
 	require.EqualValues(t, http.StatusOK, resp.Status)
 	require.Equal(t, "Connection declined", eval[string](t, ctx, "document.querySelector('h1').textContent"))
 	v = connection(t, env, other.ID)
-	require.Equal(t, "PENDING", v.State)
+	require.Equal(t, store.StatePending, v.State)
 	require.Nil(t, v.PendingConsent)
 	for _, s := range sim.Sites() {
 		require.Empty(t, sim.Site(s.ID).Webhooks())

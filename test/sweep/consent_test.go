@@ -17,6 +17,7 @@ import (
 	"github.com/itsmhub/itsm/pkg/jirasim"
 	"github.com/itsmhub/itsm/pkg/platform"
 	"github.com/itsmhub/itsm/pkg/platform/platformtest"
+	"github.com/itsmhub/itsm/pkg/store"
 )
 
 // consentProbe is one attempt at the OAuth consent flow that must not
@@ -182,7 +183,7 @@ func TestConsentSweep(t *testing.T) {
 		key, id, _ := strings.Cut(kc, " ")
 		var v connections.View
 		require.Equal(t, http.StatusOK, env.GetJSON(t, key, "/v1/connections/"+id, &v))
-		require.Equal(t, "PENDING", v.State, "%s after the probes", id)
+		require.Equal(t, store.StatePending, v.State, "%s after the probes", id)
 		_, err := env.Connections().Token(context.Background(), id, "")
 		require.ErrorIs(t, err, connections.ErrNotActive)
 	}
@@ -208,7 +209,7 @@ func TestConsentSweep(t *testing.T) {
 	require.Equal(t, http.StatusConflict, st, "reused confirmation: %s", body)
 	var v connections.View
 	require.Equal(t, http.StatusOK, env.GetJSON(t, keyA, "/v1/connections/"+target.ID, &v))
-	require.Equal(t, "ACTIVE", v.State)
+	require.Equal(t, store.StateActive, v.State)
 	require.Equal(t, victimSite.URL, v.SiteURL)
 	t.Logf("consent sweep: %d probes, none connected anything", len(probes)+1)
 }

@@ -364,7 +364,7 @@ func TestTenantAndEdgeSweep(t *testing.T) {
 	cloud := env.AddConnection(t, "conn-cloud", "org-a", siteA)
 	cloud.CloudID = cloudA
 	require.NoError(t, env.Store().UpdateConnection(ctx, cloud))
-	for id, state := range map[string]string{"conn-paused": store.StatePaused, "conn-pending": store.StatePending} {
+	for id, state := range map[string]store.ConnectionState{"conn-paused": store.StatePaused, "conn-pending": store.StatePending} {
 		c := env.AddConnection(t, id, "org-a", siteA)
 		c.State = state
 		require.NoError(t, env.Store().UpdateConnection(ctx, c))

@@ -25,20 +25,20 @@ import (
 // Connections stored before the field existed have none and decode to the
 // zero detail.
 type connRecord struct {
-	ID                  string        `bson:"_id"`
-	OrganizationID      string        `bson:"organization_id"`
-	Vendor              string        `bson:"vendor"`
-	State               string        `bson:"state"`
-	SiteURL             string        `bson:"site_url"`
-	CloudID             string        `bson:"cloud_id"`
-	Options             optionsRecord `bson:"options"`
-	RefreshIntervalSecs int64         `bson:"refresh_interval_secs"`
-	TimeoutSecs         int64         `bson:"timeout_secs"`
-	Secret              []byte        `bson:"secret"`
-	DetailJSON          string        `bson:"detail_json"`
-	Revision            int64         `bson:"revision"`
-	CreatedAt           int64         `bson:"created_at"`
-	UpdatedAt           int64         `bson:"updated_at"`
+	ID                  string                `bson:"_id"`
+	OrganizationID      string                `bson:"organization_id"`
+	Vendor              string                `bson:"vendor"`
+	State               store.ConnectionState `bson:"state"`
+	SiteURL             string                `bson:"site_url"`
+	CloudID             string                `bson:"cloud_id"`
+	Options             optionsRecord         `bson:"options"`
+	RefreshIntervalSecs int64                 `bson:"refresh_interval_secs"`
+	TimeoutSecs         int64                 `bson:"timeout_secs"`
+	Secret              []byte                `bson:"secret"`
+	DetailJSON          string                `bson:"detail_json"`
+	Revision            int64                 `bson:"revision"`
+	CreatedAt           int64                 `bson:"created_at"`
+	UpdatedAt           int64                 `bson:"updated_at"`
 }
 
 // optionsRecord is store.ConnectionOptions as a subdocument. The mappings are

@@ -323,3 +323,41 @@ func TestFilesOwnerOnly(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
 }
+
+// A connection row as the platform wrote it before the connection
+// vocabulary had types reads back, is found by its state and is written
+// back unchanged.
+func TestReadsStoredConnectionRow(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "itsm.db")
+	s, err := sqlitestore.Open(ctx, path)
+	require.NoError(t, err)
+	defer s.Close()
+	const detail = `{"health":{"status":"FAILED","resolution_owner":"PLATFORM","updated_at":"2026-01-02T03:04:05Z"},` +
+		`"last_sync":{"id":"s1","kind":"full","phase":"done","status":"COMPLETED","objects":7,"errors":0,` +
+		`"started_at":"2026-01-02T03:04:05Z"}}`
+	raw, err := sql.Open("sqlite", "file:"+path)
+	require.NoError(t, err)
+	defer raw.Close()
+	_, err = raw.ExecContext(ctx, `INSERT INTO connections (id, organization_id, vendor, state, site_url, cloud_id, options,
+	refresh_interval_secs, timeout_secs, secret, detail, revision, created_at, updated_at)
+	VALUES ('c1', 'org', 'JIRA', 'PAUSED', 'https://acme.atlassian.net', 'cloud', '{}', 60, 30, x'01', ?, 1, 5, 6)`, detail)
+	require.NoError(t, err)
+
+	c, err := s.LookupConnection(ctx, "c1")
+	require.NoError(t, err)
+	require.Equal(t, store.StatePaused, c.State)
+	require.Equal(t, store.HealthFailed, c.Detail.Health.Status)
+	require.Equal(t, store.OwnerPlatform, c.Detail.Health.ResolutionOwner)
+	require.Equal(t, store.SyncFull, c.Detail.LastSync.Kind)
+	require.Equal(t, store.SyncCompleted, c.Detail.LastSync.Status)
+	found, err := s.FindConnections(ctx, store.ConnectionQuery{State: store.StatePaused})
+	require.NoError(t, err)
+	require.Len(t, found, 1)
+
+	require.NoError(t, s.UpdateConnection(ctx, c))
+	var state, stored string
+	require.NoError(t, raw.QueryRowContext(ctx, `SELECT state, detail FROM connections WHERE id = 'c1'`).Scan(&state, &stored))
+	require.Equal(t, "PAUSED", state)
+	require.Equal(t, detail, stored)
+}

@@ -382,7 +382,7 @@ func testConnectionDetail(t *testing.T, s store.Store) {
 
 	got, err := s.GetConnection(ctx(t), "org-a", "c1")
 	require.NoError(t, err)
-	require.Equal(t, "FAILED", got.Detail.Health.Status)
+	require.Equal(t, store.HealthFailed, got.Detail.Health.Status)
 	require.Equal(t, int64(7), got.Detail.Webhooks[0].ID)
 	require.True(t, exp.Equal(got.Detail.Webhooks[0].ExpiresAt))
 	require.Equal(t, int64(42), got.Detail.LastSync.Objects)
