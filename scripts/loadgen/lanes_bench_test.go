@@ -279,7 +279,7 @@ func (lp *lanesPlatform) lastSync(org, id string) (string, error) {
 	if c.Detail.LastSync == nil {
 		return "", nil
 	}
-	return c.Detail.LastSync.Status, nil
+	return string(c.Detail.LastSync.Status), nil
 }
 
 // counts are a connection's live tickets (the webhook load's excluded) and
