@@ -55,6 +55,17 @@ type Document struct {
 	Body   json.RawMessage
 }
 
+type urgentKey struct{}
+
+// Urgent marks the writes made with ctx as live traffic, which a backend
+// that queues writes serves before bulk ones (a sync's): a live change must
+// not wait behind a sync's backlog in the store either. A hint: backends
+// that do not queue ignore it.
+func Urgent(ctx context.Context) context.Context { return context.WithValue(ctx, urgentKey{}, true) }
+
+// IsUrgent reports whether ctx was marked by Urgent.
+func IsUrgent(ctx context.Context) bool { v, _ := ctx.Value(urgentKey{}).(bool); return v }
+
 // Outcome tells what Put did.
 type Outcome int
 

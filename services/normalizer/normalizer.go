@@ -184,8 +184,9 @@ func (n *Normalizer) Run(ctx context.Context) error {
 	for _, l := range []struct {
 		cons    jetstream.Consumer
 		workers int
-	}{{live, n.cfg.LiveWorkers}, {syncs, n.cfg.Workers}} {
-		lr, err := n.startLane(l.cons, l.workers)
+		live    bool
+	}{{live, n.cfg.LiveWorkers, true}, {syncs, n.cfg.Workers, false}} {
+		lr, err := n.startLane(l.cons, l.workers, l.live)
 		if err != nil {
 			for _, r := range lanes {
 				r.stop()
@@ -226,14 +227,14 @@ func (r *laneRun) stop() {
 	r.wg.Wait()
 }
 
-func (n *Normalizer) startLane(cons jetstream.Consumer, workers int) (*laneRun, error) {
+func (n *Normalizer) startLane(cons jetstream.Consumer, workers int, live bool) (*laneRun, error) {
 	r := &laneRun{msgs: make(chan jetstream.Msg, workers*4)}
 	for range workers {
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
 			for m := range r.msgs {
-				n.handle(m)
+				n.handle(m, live)
 			}
 		}()
 	}
@@ -333,7 +334,7 @@ func Idle(ctx context.Context, js jetstream.JetStream) (bool, error) {
 // handle processes one RAW message to completion. It uses its own context:
 // a shutdown must let in-flight messages finish and ack, not abandon them
 // half-written.
-func (n *Normalizer) handle(msg jetstream.Msg) {
+func (n *Normalizer) handle(msg jetstream.Msg, live bool) {
 	start := n.cfg.Now()
 	meta, err := msg.Metadata()
 	if err != nil {
@@ -343,6 +344,10 @@ func (n *Normalizer) handle(msg jetstream.Msg) {
 		return
 	}
 	ctx := context.Background()
+	if live {
+		// Live writes go ahead of a sync's in the store's queue.
+		ctx = store.Urgent(ctx)
+	}
 	if n.cfg.MessageTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, n.cfg.MessageTimeout)

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+
+	"github.com/itsmhub/itsm/pkg/store"
 )
 
 // Group commit. Every document write (Put, MarkSeen) is queued to one
@@ -63,10 +65,13 @@ type opResult struct {
 }
 
 type committer struct {
-	db   *sql.DB
-	ops  chan *op
-	stop chan struct{}
-	done chan struct{}
+	db  *sql.DB
+	ops chan *op
+	// urgent queues live writes (store.Urgent): they go into the next
+	// transaction, alone, ahead of whatever bulk writes wait in ops.
+	urgent chan *op
+	stop   chan struct{}
+	done   chan struct{}
 	// checkpointAt is the write connection's wal_autocheckpoint.
 	checkpointAt int
 }
@@ -74,7 +79,8 @@ type committer struct {
 // newCommitter runs db's writes; db must have one connection, whose
 // wal_autocheckpoint the committer sets.
 func newCommitter(ctx context.Context, db *sql.DB) (*committer, error) {
-	c := &committer{db: db, ops: make(chan *op, maxBatch), stop: make(chan struct{}), done: make(chan struct{})}
+	c := &committer{db: db, ops: make(chan *op, maxBatch), urgent: make(chan *op, maxBatch),
+		stop: make(chan struct{}), done: make(chan struct{})}
 	if err := c.checkpointEvery(ctx, checkpointPages); err != nil {
 		return nil, err
 	}
@@ -95,8 +101,12 @@ func (c *committer) checkpointEvery(ctx context.Context, pages int) error {
 // then committed would believe a stored version was never written.
 func (c *committer) exec(ctx context.Context, stmt *sql.Stmt, args ...any) (int64, error) {
 	o := &op{ctx: ctx, stmt: stmt, args: args, done: make(chan opResult, 1)}
+	queue := c.ops
+	if store.IsUrgent(ctx) {
+		queue = c.urgent
+	}
 	select {
-	case c.ops <- o:
+	case queue <- o:
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	case <-c.stop:
@@ -121,14 +131,33 @@ func (c *committer) run() {
 	batch := make([]*op, 0, maxBatch)
 	for {
 		select {
-		case o := <-c.ops:
+		case o := <-c.urgent:
 			batch = append(batch[:0], o)
-		case <-c.stop:
-			c.failQueued()
-			return
+		default:
+			select {
+			case o := <-c.urgent:
+				batch = append(batch[:0], o)
+			case o := <-c.ops:
+				batch = append(batch[:0], o)
+			case <-c.stop:
+				c.failQueued()
+				return
+			}
+		}
+		urgent := len(c.urgent) > 0 || store.IsUrgent(batch[0].ctx)
+	drainUrgent:
+		for len(batch) < maxBatch {
+			select {
+			case o := <-c.urgent:
+				batch = append(batch, o)
+			default:
+				break drainUrgent
+			}
 		}
 	drain:
-		for len(batch) < maxBatch {
+		// Live writes commit in a transaction of their own, without the
+		// bulk writes that would make theirs take longer.
+		for !urgent && len(batch) < maxBatch {
 			select {
 			case o := <-c.ops:
 				batch = append(batch, o)
@@ -224,6 +253,8 @@ func (c *committer) tx(ops []*op) ([]int64, error) {
 func (c *committer) failQueued() {
 	for {
 		select {
+		case o := <-c.urgent:
+			o.done <- opResult{err: errClosed}
 		case o := <-c.ops:
 			o.done <- opResult{err: errClosed}
 		default:

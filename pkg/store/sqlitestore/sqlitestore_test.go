@@ -8,10 +8,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	json "github.com/go-json-experiment/json/v1"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/itsmhub/itsm/pkg/itsm"
@@ -360,4 +362,55 @@ func TestReadsStoredConnectionRow(t *testing.T) {
 	require.NoError(t, raw.QueryRowContext(ctx, `SELECT state, detail FROM connections WHERE id = 'c1'`).Scan(&state, &stored))
 	require.Equal(t, "PAUSED", state)
 	require.Equal(t, detail, stored)
+}
+
+// A live write (store.Urgent) queued behind a backlog of bulk writes goes
+// into the next transaction, ahead of the backlog.
+func TestUrgentWritesGoAheadOfABacklog(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "itsm.db")
+	s, err := sqlitestore.Open(ctx, path)
+	require.NoError(t, err)
+	defer s.Close()
+
+	// Another connection holds the write lock, so the committer's next
+	// transaction waits while the backlog builds up.
+	other, err := sql.Open("sqlite", "file:"+path)
+	require.NoError(t, err)
+	defer other.Close()
+	conn, err := other.Conn(ctx)
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = conn.ExecContext(ctx, "BEGIN IMMEDIATE")
+	require.NoError(t, err)
+
+	put := func(ctx context.Context, id string) error {
+		_, err := s.Put(ctx, &store.Document{Kind: itsm.KindTicket, ID: id, OrganizationID: "org",
+			ConnectionID: "c", Version: 1, UpdatedAt: time.Now(), Body: json.RawMessage(`{}`)})
+		return err
+	}
+	const bulk = 700
+	var done atomic.Int64
+	var wg sync.WaitGroup
+	for i := range bulk {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			assert.NoError(t, put(ctx, fmt.Sprintf("bulk-%d", i)))
+			done.Add(1)
+		}()
+	}
+	time.Sleep(300 * time.Millisecond) // the backlog queues up
+	urgentDone := make(chan int64, 1)
+	go func() {
+		assert.NoError(t, put(store.Urgent(ctx), "live"))
+		urgentDone <- done.Load()
+	}()
+	time.Sleep(100 * time.Millisecond)
+	_, err = conn.ExecContext(ctx, "ROLLBACK")
+	require.NoError(t, err)
+	before := <-urgentDone
+	wg.Wait()
+	t.Logf("%d of %d bulk writes were done before the live one", before, bulk)
+	require.LessOrEqual(t, before, int64(256), "the live write waited at most for the transaction already under way")
 }
