@@ -5,13 +5,17 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -179,7 +183,7 @@ func startLanesPlatform(b *testing.B, projects, perProject int) *lanesPlatform {
 		b.Fatal(err)
 	}
 	return &lanesPlatform{sim: sim, dbPath: cfg.Store, client: &http.Client{Timeout: 30 * time.Second},
-		env: &platformEnv{url: "http://" + p.HTTPAddr(), natsURL: p.NATSURL(), cancel: cancel, p: p}}
+		env: &platformEnv{url: "http://" + p.HTTPAddr(), natsURL: p.NATSURLAs(broker.UserSubscriber), cancel: cancel, p: p}}
 }
 
 func (lp *lanesPlatform) stop(b *testing.B) {
@@ -241,10 +245,10 @@ func (lp *lanesPlatform) connect(apiKey string, projectKeys []string) (string, t
 	return created.ID, sent, nil
 }
 
-// consent plays the customer's browser, as the platform's connection test
-// does: open the authorize URL, follow Jira's redirect to the callback, and
-// expect the callback to answer 200. It returns when the callback was sent:
-// the callback is what requests the first full sync.
+// consent plays the customer's browser: open the authorize URL, follow
+// Jira's redirect to the callback, and confirm on the confirmation page (its
+// form token and its cookie). It returns when the confirmation was sent: the
+// confirmation is what requests the first full sync.
 func consent(hc *http.Client, authorizeURL string) (time.Time, error) {
 	noRedirect := *hc
 	noRedirect.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -257,18 +261,46 @@ func consent(hc *http.Client, authorizeURL string) (time.Time, error) {
 	if resp.StatusCode != http.StatusFound || callback == "" {
 		return time.Time{}, fmt.Errorf("authorize: %d, want a redirect to the callback", resp.StatusCode)
 	}
-	sent := time.Now()
-	resp, err = hc.Get(callback)
+	resp, err = noRedirect.Get(callback)
 	if err != nil {
 		return time.Time{}, err
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return time.Time{}, fmt.Errorf("callback: %d %s", resp.StatusCode, body)
+		return time.Time{}, fmt.Errorf("callback: %d %s", resp.StatusCode, page)
+	}
+	m := consentToken.FindSubmatch(page)
+	if m == nil {
+		return time.Time{}, fmt.Errorf("callback: no confirmation form in %s", page)
+	}
+	u, err := url.Parse(callback)
+	if err != nil {
+		return time.Time{}, err
+	}
+	form := url.Values{"consent_token": {html.UnescapeString(string(m[1]))}, "decision": {"confirm"}}
+	req, err := http.NewRequest(http.MethodPost, u.Scheme+"://"+u.Host+"/oauth/confirm", strings.NewReader(form.Encode()))
+	if err != nil {
+		return time.Time{}, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for _, c := range resp.Cookies() {
+		req.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
+	}
+	sent := time.Now()
+	resp, err = noRedirect.Do(req)
+	if err != nil {
+		return time.Time{}, err
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return time.Time{}, fmt.Errorf("confirm: %d %s", resp.StatusCode, body)
 	}
 	return sent, nil
 }
+
+var consentToken = regexp.MustCompile(`name="consent_token" value="([^"]*)"`)
 
 // lastSync is the status of the connection's last sync ("" before one).
 func (lp *lanesPlatform) lastSync(org, id string) (string, error) {
@@ -343,8 +375,8 @@ type webhookRun struct {
 	syncConn, otherOrg *load.Result
 }
 
-func (lb lanesBench) loadConfig(url, secret, conn, site string, seed int64) load.Config {
-	return load.Config{URL: url, Conn: conn, Secret: secret, Site: site, Rate: lb.rate / 2,
+func (lb lanesBench) loadConfig(url, secret, conn, site, cloudID string, seed int64) load.Config {
+	return load.Config{URL: url, Conn: conn, Secret: secret, Site: site, CloudID: cloudID, Rate: lb.rate / 2,
 		Concurrency: benchClients / 2, Duration: lb.dur, Issues: 5000, IssueBase: webhookIssueBase,
 		Project: webhookProject, DupProb: 0.02, ReorderWindow: 8, Seed: seed,
 		RunID: conn + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)}
@@ -353,8 +385,8 @@ func (lb lanesBench) loadConfig(url, secret, conn, site string, seed int64) load
 // sendWebhooks runs both loads at once, half the rate each.
 func (lb lanesBench) sendWebhooks(b *testing.B, lp *lanesPlatform, bigConn string, seed int64) webhookRun {
 	cfgs := []load.Config{
-		lb.loadConfig(lp.env.url, lp.sim.ClientSecret(), bigConn, lp.sim.Default().Info().URL, seed),
-		lb.loadConfig(lp.env.url, lp.sim.ClientSecret(), "conn-other", otherSite, seed+1000),
+		lb.loadConfig(lp.env.url, lp.sim.ClientSecret(), bigConn, lp.sim.Default().Info().URL, lp.sim.Default().Info().ID, seed),
+		lb.loadConfig(lp.env.url, lp.sim.ClientSecret(), "conn-other", otherSite, "", seed+1000),
 	}
 	res := make([]*load.Result, len(cfgs))
 	errs := make([]error, len(cfgs))

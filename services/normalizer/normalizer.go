@@ -148,9 +148,9 @@ type Normalizer struct {
 	cache *docCache // nil when disabled
 	// novelty says when to insert without reading first.
 	novelty novelty
-	// cons is the sync lane's consumer once Run created it; reconcile
-	// markers read its ack floor.
-	cons jetstream.Consumer
+	// cons and liveCons are the lanes' consumers once Run created them;
+	// reconcile markers read their ack floors.
+	cons, liveCons jetstream.Consumer
 	// stopping is closed when Run is asked to stop: waits end early then.
 	stopping <-chan struct{}
 }
@@ -179,7 +179,7 @@ func (n *Normalizer) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	n.cons, n.stopping = syncs, ctx.Done()
+	n.cons, n.liveCons, n.stopping = syncs, live, ctx.Done()
 	var lanes []*laneRun
 	for _, l := range []struct {
 		cons    jetstream.Consumer

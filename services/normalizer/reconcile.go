@@ -253,24 +253,45 @@ func errOr(err error, msg string) error {
 // full sync), so the worker they hold is affordable; when the wait runs out
 // the marker is sent back, freeing the worker.
 //
-// The sync lane's ack floor only moves over sync records, so live deliveries
-// between the floor and the marker do not hold it: once the floor has passed
-// every record of the marker's own subject before it, the marker is ready.
+// Each lane's ack floor only moves over its own subjects, so other
+// connections' messages between a floor and the marker do not hold it: the
+// marker is ready once each lane's floor has passed every message of the
+// marker's connection before it (its sync records, and the live deliveries
+// that may have changed what the sync saw).
 func (n *Normalizer) waitEarlierAcked(ctx context.Context, msg jetstream.Msg, seq uint64, subject string) (bool, error) {
 	deadline := time.NewTimer(n.cfg.AckWait / 2)
 	defer deadline.Stop()
 	poll := time.NewTicker(min(n.cfg.RetryDelay, 100*time.Millisecond))
 	defer poll.Stop()
+	vendor, conn, _, err := broker.ParseRawSubject(subject)
+	if err != nil {
+		return false, err
+	}
+	lanes := []struct {
+		cons    jetstream.Consumer
+		subject string
+	}{{n.cons, subject}, {n.liveCons, broker.RawSubject(vendor, conn, broker.SourceWebhook)}}
 	for {
-		info, err := n.cons.Info(ctx)
-		if err != nil {
-			return false, fmt.Errorf("read consumer ack floor: %w", err)
+		ready := true
+		for _, l := range lanes {
+			if l.cons == nil {
+				continue
+			}
+			info, err := l.cons.Info(ctx)
+			if err != nil {
+				return false, fmt.Errorf("read consumer ack floor: %w", err)
+			}
+			if info.AckFloor.Stream+1 >= seq {
+				continue
+			}
+			none, err := n.noneBefore(ctx, l.subject, info.AckFloor.Stream+1, seq)
+			if err != nil {
+				return false, err
+			}
+			ready = ready && none
 		}
-		if info.AckFloor.Stream+1 >= seq {
+		if ready {
 			return true, nil
-		}
-		if ready, err := n.noneBefore(ctx, subject, info.AckFloor.Stream+1, seq); err != nil || ready {
-			return ready, err
 		}
 		_ = msg.InProgress()
 		select {

@@ -40,6 +40,9 @@ type Config struct {
 	// Site is the connection's Jira site; the issues' self URLs point at it
 	// (the receiver refuses deliveries for another site).
 	Site string
+	// CloudID, when set, is the token's context.cloudId: the receiver
+	// requires it for connections whose site it knows from OAuth.
+	CloudID string
 	// Rate in deliveries per second (duplicates included); 0 sends as fast
 	// as Concurrency allows.
 	Rate        float64
@@ -209,7 +212,7 @@ func send(ctx context.Context, cfg Config, next func() (Delivery, bool)) (*Resul
 	}
 	// Signing per request would measure the generator: one token serves
 	// until it nears its hour (the receiver refuses longer-lived ones).
-	tokens := &signer{secret: []byte(cfg.Secret)}
+	tokens := &signer{secret: []byte(cfg.Secret), cloudID: cfg.CloudID}
 	if _, err := tokens.authz(); err != nil {
 		return nil, err
 	}
@@ -462,10 +465,11 @@ func (r *Result) AcceptedVersions() map[string]Send {
 // signer keeps a delivery token like Jira's: an hour at most, re-signed
 // when half of it is gone.
 type signer struct {
-	secret []byte
-	mu     sync.Mutex
-	tok    string
-	exp    time.Time
+	secret  []byte
+	cloudID string
+	mu      sync.Mutex
+	tok     string
+	exp     time.Time
 }
 
 func (s *signer) authz() (string, error) {
@@ -476,9 +480,11 @@ func (s *signer) authz() (string, error) {
 		return s.tok, nil
 	}
 	exp := now.Add(time.Hour)
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"iss": "jira", "iat": now.Unix(), "exp": exp.Unix(),
-	}).SignedString(s.secret)
+	claims := jwt.MapClaims{"iss": "jira", "iat": now.Unix(), "exp": exp.Unix()}
+	if s.cloudID != "" {
+		claims["context"] = map[string]any{"cloudId": s.cloudID}
+	}
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(s.secret)
 	if err != nil {
 		return "", fmt.Errorf("sign delivery token: %w", err)
 	}
