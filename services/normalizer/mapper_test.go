@@ -88,3 +88,29 @@ func (c *countingMapper) MapWebhook(conn *store.Connection, body []byte) ([]itsm
 	c.webhooks.Add(1)
 	return c.Mapper.MapWebhook(conn, body)
 }
+
+// A connection of a vendor no mapper maps is left for a process that maps
+// it: the other connections are still re-mapped.
+func TestRemapSkipsConnectionsOfUnmappedVendors(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	old := time.Now().UTC().Add(-time.Minute)
+	sn := &store.Connection{ID: "conn-0", OrganizationID: testOrg, Vendor: "SERVICENOW", State: store.StateActive,
+		RefreshIntervalSecs: 21600, TimeoutSecs: 1800, CreatedAt: old, UpdatedAt: old}
+	sn.Detail.MappingRevision = 1
+	require.NoError(t, e.st.CreateConnection(ctx, sn))
+	c, err := e.st.LookupConnection(ctx, testConn)
+	require.NoError(t, err)
+	c.Detail.MappingRevision++
+	c.UpdatedAt = old
+	require.NoError(t, e.st.UpdateConnection(ctx, c))
+
+	e.start(Config{RemapEvery: 20 * time.Millisecond, ConnectionTTL: time.Millisecond}, nil, nil)
+	require.Eventually(t, func() bool {
+		c, err := e.st.LookupConnection(ctx, testConn)
+		return err == nil && c.Detail.RemappedRevision == c.Detail.MappingRevision
+	}, 10*time.Second, 20*time.Millisecond)
+	sn, err = e.st.LookupConnection(ctx, sn.ID)
+	require.NoError(t, err)
+	require.Zero(t, sn.Detail.RemappedRevision, "no mapper re-mapped it")
+}
