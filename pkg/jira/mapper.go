@@ -39,7 +39,7 @@ func (Mapper) MapWebhook(conn *store.Connection, body []byte) ([]itsm.Record, er
 
 // MapSync maps one record a sync fetched from the Jira REST API (not a
 // reconcile marker: the normalizer handles those itself).
-func (Mapper) MapSync(conn *store.Connection, sr *raw.SyncRecord) ([]itsm.Record, error) {
+func (Mapper) MapSync(conn *store.Connection, sr raw.SyncRecord) ([]itsm.Record, error) {
 	m := MappingOf(conn)
 	recs, err := m.MapRESTAt(sr.Type, sr.IssueID, sr.Record, sr.ObservedAt)
 	if err != nil {

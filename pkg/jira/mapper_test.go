@@ -24,7 +24,7 @@ func TestMapperReadsTheConnection(t *testing.T) {
 
 	sr := raw.SyncRecord{Type: raw.TypeUser, ObservedAt: time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC),
 		Record: fixture(t, "rest/user_cloud_v3_01.json")}
-	recs, err := jira.Mapper{}.MapSync(c, &sr)
+	recs, err := jira.Mapper{}.MapSync(c, sr)
 	require.NoError(t, err)
 	require.Len(t, recs, 1)
 	require.Equal(t, itsm.KindUser, recs[0].Kind)
@@ -52,7 +52,7 @@ func TestMapperErrorsNameTheVendor(t *testing.T) {
 	require.ErrorIs(t, err, itsm.ErrUnsupportedEvent)
 
 	sr := raw.SyncRecord{Type: "sprint", Record: []byte(`{"id":"1"}`)}
-	_, err = jira.Mapper{}.MapSync(c, &sr)
+	_, err = jira.Mapper{}.MapSync(c, sr)
 	require.ErrorIs(t, err, itsm.ErrMalformed)
 	require.EqualError(t, err, `jira: malformed record: unknown REST record type "sprint"`)
 }

@@ -64,7 +64,7 @@ type Mapper interface {
 	// MapWebhook maps a live delivery (raw.<vendor>.<connection>.webhook).
 	MapWebhook(conn *store.Connection, body []byte) ([]itsm.Record, error)
 	// MapSync maps a record a sync fetched; never a reconcile marker.
-	MapSync(conn *store.Connection, sr *raw.SyncRecord) ([]itsm.Record, error)
+	MapSync(conn *store.Connection, sr raw.SyncRecord) ([]itsm.Record, error)
 	// Remap maps a stored live ticket's vendor values (its vendor
 	// attributes) again with conn's current mapping and reports whether its
 	// status or priority changed.

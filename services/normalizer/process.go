@@ -59,7 +59,7 @@ func (n *Normalizer) process(ctx context.Context, msg jetstream.Msg, meta *jetst
 			return n.reconcile(ctx, msg, meta, w, &sr)
 		}
 		w.syncID = sr.SyncID
-		recs, err = mapper.MapSync(conn, &sr)
+		recs, err = mapper.MapSync(conn, sr)
 	default:
 		return permanent(fmt.Errorf("unknown raw source %q", source))
 	}

@@ -76,7 +76,7 @@ func TestEveryFixtureMapsOrDeadLetters(t *testing.T) {
 	for typ, recs := range restRecords {
 		for i, rec := range recs {
 			sr := SyncRecord{Type: typ, ObservedAt: observed, Record: rec}
-			mapped, err := m.MapSync(conn, &sr)
+			mapped, err := m.MapSync(conn, sr)
 			seq := e.publishSync(sr)
 			all = append(all, sent{fmt.Sprintf("rest %s #%d", typ, i), seq, mapped, err})
 		}
