@@ -46,6 +46,11 @@ func RawSubject(vendor, connectionID, source string) string {
 	return "raw." + vendor + "." + connectionID + "." + source
 }
 
+// VendorToken is a vendor's <vendor> token in RAW subjects, made from a
+// connection's vendor name (store.Connection.Vendor): "JIRA" is "jira".
+// Publishers and the normalizer's choice of mapper agree through it.
+func VendorToken(vendor string) string { return strings.ToLower(vendor) }
+
 // ParseRawSubject splits raw.<vendor>.<connection>.<source>.
 func ParseRawSubject(subj string) (vendor, connectionID, source string, err error) {
 	parts := strings.Split(subj, ".")

@@ -7,7 +7,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/itsmhub/itsm/pkg/itsm"
-	"github.com/itsmhub/itsm/pkg/jira"
 )
 
 // Attachment entries as Jira lists them in fields.attachment: one complete,
@@ -36,7 +35,7 @@ func withAttachments(t *testing.T, issue []byte, atts string) []byte {
 	return out
 }
 
-func checkIssueAttachments(t *testing.T, recs []jira.Record, issueID string) {
+func checkIssueAttachments(t *testing.T, recs []itsm.Record, issueID string) {
 	t.Helper()
 	require.Len(t, recs, 3, "the ticket and its two mappable attachments")
 	require.Equal(t, itsm.KindTicket, recs[0].Kind)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/itsmhub/itsm/pkg/fixtures"
+	"github.com/itsmhub/itsm/pkg/itsm"
 	"github.com/itsmhub/itsm/pkg/jira"
 )
 
@@ -31,7 +32,7 @@ func FuzzMapWebhook(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		recs, err := m.MapWebhook(body)
 		if err != nil {
-			if !errors.Is(err, jira.ErrMalformed) && !errors.Is(err, jira.ErrNotAnEvent) && !errors.Is(err, jira.ErrUnsupportedEvent) {
+			if !errors.Is(err, itsm.ErrMalformed) && !errors.Is(err, itsm.ErrNotAnEvent) && !errors.Is(err, itsm.ErrUnsupportedEvent) {
 				t.Fatalf("error outside the contract: %v", err)
 			}
 			if recs != nil {

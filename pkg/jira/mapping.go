@@ -15,7 +15,9 @@ import (
 	"github.com/itsmhub/itsm/pkg/jsonscan"
 )
 
-const vendorName = "JIRA"
+// VendorName is Jira's name as connections (store.Connection.Vendor) and
+// vendor attributes carry it; broker.VendorToken makes its RAW subject token.
+const VendorName = "JIRA"
 
 // Mapping holds the options of one connection that affect mapping.
 type Mapping struct {
@@ -137,11 +139,11 @@ type attachmentJSON struct {
 }
 
 // MapWebhook maps one Jira webhook body (API v2 shapes, possibly with ADF)
-// to records. Errors wrap ErrMalformed, ErrNotAnEvent or ErrUnsupportedEvent.
-func (m *Mapping) MapWebhook(body []byte) ([]Record, error) {
+// to records. Errors wrap itsm.ErrMalformed, itsm.ErrNotAnEvent or itsm.ErrUnsupportedEvent.
+func (m *Mapping) MapWebhook(body []byte) ([]itsm.Record, error) {
 	var env envelope
 	if err := decodeLenient(body, &env); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: %w", itsm.ErrMalformed, err)
 	}
 	switch event := env.WebhookEvent.String(); event {
 	case "jira:issue_created", "jira:issue_updated":
@@ -159,17 +161,17 @@ func (m *Mapping) MapWebhook(body []byte) ([]Record, error) {
 			return m.webhookIssue(&env, false)
 		}
 		if !isObject(body) {
-			return nil, fmt.Errorf("%w: body is not a JSON object", ErrNotAnEvent)
+			return nil, fmt.Errorf("%w: body is not a JSON object", itsm.ErrNotAnEvent)
 		}
-		return nil, fmt.Errorf("%w: no webhookEvent and no issue", ErrNotAnEvent)
+		return nil, fmt.Errorf("%w: no webhookEvent and no issue", itsm.ErrNotAnEvent)
 	default:
-		return nil, fmt.Errorf("%w: %q", ErrUnsupportedEvent, event)
+		return nil, fmt.Errorf("%w: %q", itsm.ErrUnsupportedEvent, event)
 	}
 }
 
-func (m *Mapping) webhookIssue(env *envelope, deleted bool) ([]Record, error) {
+func (m *Mapping) webhookIssue(env *envelope, deleted bool) ([]itsm.Record, error) {
 	if env.Issue == nil {
-		return nil, fmt.Errorf("%w: issue event without issue", ErrMalformed)
+		return nil, fmt.Errorf("%w: issue event without issue", itsm.ErrMalformed)
 	}
 	// The delivery's timestamp versions a deletion, and an update whose
 	// issue lacks fields.updated (Jira Server payloads omit it).
@@ -184,12 +186,12 @@ func (m *Mapping) webhookIssue(env *envelope, deleted bool) ([]Record, error) {
 			t.StatusUpdatedAt = &at
 		}
 	}
-	return checked(append([]Record{rec}, atts...)...)
+	return checked(append([]itsm.Record{rec}, atts...)...)
 }
 
-func (m *Mapping) webhookComment(env *envelope, deleted bool) ([]Record, error) {
+func (m *Mapping) webhookComment(env *envelope, deleted bool) ([]itsm.Record, error) {
 	if env.Comment == nil {
-		return nil, fmt.Errorf("%w: comment event without comment", ErrMalformed)
+		return nil, fmt.Errorf("%w: comment event without comment", itsm.ErrMalformed)
 	}
 	var issueID, key, site string
 	if env.Issue != nil {
@@ -210,18 +212,18 @@ func (m *Mapping) webhookComment(env *envelope, deleted bool) ([]Record, error) 
 // "project", "user", "group", "attachment") to records; comments and
 // attachments need the issue id. Records without a vendor timestamp are
 // versioned at the current time.
-func (m *Mapping) MapREST(typ string, issueID string, body []byte) ([]Record, error) {
+func (m *Mapping) MapREST(typ string, issueID string, body []byte) ([]itsm.Record, error) {
 	return m.MapRESTAt(typ, issueID, body, time.Now())
 }
 
 // MapRESTAt is MapREST with the time the record was observed, which versions
 // projects, users and groups: Jira keeps no last-modified time for them.
-func (m *Mapping) MapRESTAt(typ, issueID string, body []byte, observed time.Time) ([]Record, error) {
+func (m *Mapping) MapRESTAt(typ, issueID string, body []byte, observed time.Time) ([]itsm.Record, error) {
 	// Each record is decoded once, into its own type: that decode is also
 	// the syntax check (type mismatches are tolerated, see decodeLenient).
 	// A separate validating pass over the body cost as much as the mapping.
 	if !isObject(body) {
-		return nil, fmt.Errorf("%w: %s record is not a JSON object", ErrMalformed, typ)
+		return nil, fmt.Errorf("%w: %s record is not a JSON object", itsm.ErrMalformed, typ)
 	}
 	if observed.IsZero() {
 		observed = time.Now()
@@ -230,13 +232,13 @@ func (m *Mapping) MapRESTAt(typ, issueID string, body []byte, observed time.Time
 	issueID = strings.TrimSpace(issueID)
 
 	var (
-		rec  Record
-		more []Record
+		rec  itsm.Record
+		more []itsm.Record
 		err  error
 	)
 	decode := func(v any) error {
 		if err := decodeLenient(body, v); err != nil {
-			return fmt.Errorf("%w: %w", ErrMalformed, err)
+			return fmt.Errorf("%w: %w", itsm.ErrMalformed, err)
 		}
 		return nil
 	}
@@ -279,20 +281,20 @@ func (m *Mapping) MapRESTAt(typ, issueID string, body []byte, observed time.Time
 		}
 		rec, err = m.mapAttachment(&a, issueID)
 	default:
-		return nil, fmt.Errorf("%w: unknown REST record type %q", ErrMalformed, typ)
+		return nil, fmt.Errorf("%w: unknown REST record type %q", itsm.ErrMalformed, typ)
 	}
 	if err != nil {
 		return nil, err
 	}
-	return checked(append([]Record{rec}, more...)...)
+	return checked(append([]itsm.Record{rec}, more...)...)
 }
 
 // checked is the last line of defence for the version guard: a record
 // without id or version would be stored wrongly forever.
-func checked(recs ...Record) ([]Record, error) {
+func checked(recs ...itsm.Record) ([]itsm.Record, error) {
 	for _, r := range recs {
 		if r.ID == "" || r.Version.IsZero() {
-			return nil, fmt.Errorf("%w: %s record without id or version", ErrMalformed, r.Kind)
+			return nil, fmt.Errorf("%w: %s record without id or version", itsm.ErrMalformed, r.Kind)
 		}
 	}
 	return recs, nil
@@ -338,12 +340,12 @@ func deletionVersion(deletedAt time.Time, updated flexString) (time.Time, bool) 
 // for REST records: the version of a tombstone (whose attachments follow
 // the ticket through the normalizer's cascade rather than being mapped from
 // the deletion), and of an update without fields.updated.
-func (m *Mapping) mapIssue(is *issueJSON, deleted bool, at time.Time) (Record, []Record, error) {
+func (m *Mapping) mapIssue(is *issueJSON, deleted bool, at time.Time) (itsm.Record, []itsm.Record, error) {
 	rec, f, err := m.mapIssueOnly(is, deleted, at)
 	if err != nil || deleted {
 		return rec, nil, err
 	}
-	var atts []Record
+	var atts []itsm.Record
 	for i := range f.Attachment {
 		// One odd attachment must not cost the whole issue: it is skipped,
 		// and the next full sync or edit brings it again.
@@ -354,10 +356,10 @@ func (m *Mapping) mapIssue(is *issueJSON, deleted bool, at time.Time) (Record, [
 	return rec, atts, nil
 }
 
-func (m *Mapping) mapIssueOnly(is *issueJSON, deleted bool, at time.Time) (Record, *fieldsJSON, error) {
+func (m *Mapping) mapIssueOnly(is *issueJSON, deleted bool, at time.Time) (itsm.Record, *fieldsJSON, error) {
 	id := is.ID.String()
 	if id == "" {
-		return Record{}, nil, fmt.Errorf("%w: issue without id", ErrMalformed)
+		return itsm.Record{}, nil, fmt.Errorf("%w: issue without id", itsm.ErrMalformed)
 	}
 	f, custom := decodeFields(is.Fields)
 
@@ -365,7 +367,7 @@ func (m *Mapping) mapIssueOnly(is *issueJSON, deleted bool, at time.Time) (Recor
 	if deleted {
 		v, ok := deletionVersion(at, f.Updated)
 		if !ok {
-			return Record{}, nil, fmt.Errorf("%w: deleted issue %s without timestamp or fields.updated", ErrMalformed, id)
+			return itsm.Record{}, nil, fmt.Errorf("%w: deleted issue %s without timestamp or fields.updated", itsm.ErrMalformed, id)
 		}
 		version = v
 	} else {
@@ -376,7 +378,7 @@ func (m *Mapping) mapIssueOnly(is *issueJSON, deleted bool, at time.Time) (Recor
 			v, ok = at, true
 		}
 		if !ok {
-			return Record{}, nil, fmt.Errorf("%w: issue %s: missing or unparseable fields.updated %q", ErrMalformed, id, f.Updated.String())
+			return itsm.Record{}, nil, fmt.Errorf("%w: issue %s: missing or unparseable fields.updated %q", itsm.ErrMalformed, id, f.Updated.String())
 		}
 		version = v
 	}
@@ -404,7 +406,7 @@ func (m *Mapping) mapIssueOnly(is *issueJSON, deleted bool, at time.Time) (Recor
 	attrs := itsm.VendorAttributes{
 		"id":              id,
 		"key":             key,
-		"vendor":          vendorName,
+		"vendor":          VendorName,
 		"status":          statusName,
 		"status_category": category,
 		"priority":        priorityName,
@@ -444,21 +446,21 @@ func (m *Mapping) mapIssueOnly(is *issueJSON, deleted bool, at time.Time) (Recor
 		Identifier:       key,
 		VendorAttributes: attrs,
 	}
-	return Record{Kind: itsm.KindTicket, ID: t.ID, Version: version, Deleted: deleted, Object: t}, &f, nil
+	return itsm.Record{Kind: itsm.KindTicket, ID: t.ID, Version: version, Deleted: deleted, Object: t}, &f, nil
 }
 
 // mapComment maps a comment of issue issueID; key and site, when known, give
 // the comment's browse link.
-func (m *Mapping) mapComment(c *commentJSON, issueID, key, site string, deleted bool, deletedAt time.Time) (Record, error) {
+func (m *Mapping) mapComment(c *commentJSON, issueID, key, site string, deleted bool, deletedAt time.Time) (itsm.Record, error) {
 	id := c.ID.String()
 	if id == "" {
-		return Record{}, fmt.Errorf("%w: comment without id", ErrMalformed)
+		return itsm.Record{}, fmt.Errorf("%w: comment without id", itsm.ErrMalformed)
 	}
 	if issueID == "" {
 		issueID = issueIDFromSelf(c.Self.String())
 	}
 	if issueID == "" {
-		return Record{}, fmt.Errorf("%w: comment %s without issue id", ErrMalformed, id)
+		return itsm.Record{}, fmt.Errorf("%w: comment %s without issue id", itsm.ErrMalformed, id)
 	}
 	var (
 		version time.Time
@@ -473,7 +475,7 @@ func (m *Mapping) mapComment(c *commentJSON, issueID, key, site string, deleted 
 		}
 	}
 	if !ok {
-		return Record{}, fmt.Errorf("%w: comment %s: missing or unparseable updated/created", ErrMalformed, id)
+		return itsm.Record{}, fmt.Errorf("%w: comment %s: missing or unparseable updated/created", itsm.ErrMalformed, id)
 	}
 
 	conn := m.conn()
@@ -486,7 +488,7 @@ func (m *Mapping) mapComment(c *commentJSON, issueID, key, site string, deleted 
 	if u := browseURL(site, key); u != "" {
 		url = u + "?focusedCommentId=" + id
 	}
-	attrs := itsm.VendorAttributes{"id": id, "vendor": vendorName, "issue_id": issueID}
+	attrs := itsm.VendorAttributes{"id": id, "vendor": VendorName, "issue_id": issueID}
 	if key != "" {
 		attrs["issue_key"] = key
 	}
@@ -507,20 +509,20 @@ func (m *Mapping) mapComment(c *commentJSON, issueID, key, site string, deleted 
 		URL:              url,
 		VendorAttributes: attrs,
 	}
-	return Record{Kind: itsm.KindComment, ID: cm.ID, Version: version, Deleted: deleted, Object: cm}, nil
+	return itsm.Record{Kind: itsm.KindComment, ID: cm.ID, Version: version, Deleted: deleted, Object: cm}, nil
 }
 
-func (m *Mapping) mapProject(p *projectJSON, observed time.Time) (Record, error) {
+func (m *Mapping) mapProject(p *projectJSON, observed time.Time) (itsm.Record, error) {
 	id := p.ID.String()
 	if id == "" {
-		return Record{}, fmt.Errorf("%w: project without id", ErrMalformed)
+		return itsm.Record{}, fmt.Errorf("%w: project without id", itsm.ErrMalformed)
 	}
 	conn := m.conn()
 	key := p.Key.String()
 	attrs := itsm.VendorAttributes{
 		"id":           id,
 		"key":          key,
-		"vendor":       vendorName,
+		"vendor":       VendorName,
 		"project_type": p.ProjectTypeKey.String(),
 		"style":        p.Style.String(),
 	}
@@ -549,13 +551,13 @@ func (m *Mapping) mapProject(p *projectJSON, observed time.Time) (Record, error)
 		LeadUserID:       itsm.RefID(conn, itsm.KindUser, p.Lead.vendorID()),
 		VendorAttributes: attrs,
 	}
-	return Record{Kind: itsm.KindProject, ID: pr.ID, Version: observed, Object: pr}, nil
+	return itsm.Record{Kind: itsm.KindProject, ID: pr.ID, Version: observed, Object: pr}, nil
 }
 
-func (m *Mapping) mapUser(u *userJSON, observed time.Time) (Record, error) {
+func (m *Mapping) mapUser(u *userJSON, observed time.Time) (itsm.Record, error) {
 	vid := u.vendorID()
 	if vid == "" {
-		return Record{}, fmt.Errorf("%w: user without accountId", ErrMalformed)
+		return itsm.Record{}, fmt.Errorf("%w: user without accountId", itsm.ErrMalformed)
 	}
 	var email *string
 	if e := u.EmailAddress.String(); e != "" {
@@ -577,15 +579,15 @@ func (m *Mapping) mapUser(u *userJSON, observed time.Time) (Record, error) {
 		Active: active,
 		VendorAttributes: itsm.VendorAttributes{
 			"id":           vid,
-			"vendor":       vendorName,
+			"vendor":       VendorName,
 			"account_type": u.AccountType.String(),
 			"time_zone":    u.TimeZone.String(),
 		},
 	}
-	return Record{Kind: itsm.KindUser, ID: us.ID, Version: observed, Object: us}, nil
+	return itsm.Record{Kind: itsm.KindUser, ID: us.ID, Version: observed, Object: us}, nil
 }
 
-func (m *Mapping) mapGroup(g *groupJSON, observed time.Time) (Record, error) {
+func (m *Mapping) mapGroup(g *groupJSON, observed time.Time) (itsm.Record, error) {
 	// groupId is immutable; names can be renamed, so they are only a fallback
 	// for Server, which has no group ids.
 	vid := g.GroupID.String()
@@ -593,7 +595,7 @@ func (m *Mapping) mapGroup(g *groupJSON, observed time.Time) (Record, error) {
 		vid = g.Name.String()
 	}
 	if vid == "" {
-		return Record{}, fmt.Errorf("%w: group without groupId or name", ErrMalformed)
+		return itsm.Record{}, fmt.Errorf("%w: group without groupId or name", itsm.ErrMalformed)
 	}
 	conn := m.conn()
 	members := make([]string, 0, len(g.Members))
@@ -612,23 +614,23 @@ func (m *Mapping) mapGroup(g *groupJSON, observed time.Time) (Record, error) {
 		MemberUserIDs: members,
 		VendorAttributes: itsm.VendorAttributes{
 			"id":     vid,
-			"vendor": vendorName,
+			"vendor": VendorName,
 		},
 	}
-	return Record{Kind: itsm.KindGroup, ID: gr.ID, Version: observed, Object: gr}, nil
+	return itsm.Record{Kind: itsm.KindGroup, ID: gr.ID, Version: observed, Object: gr}, nil
 }
 
-func (m *Mapping) mapAttachment(a *attachmentJSON, issueID string) (Record, error) {
+func (m *Mapping) mapAttachment(a *attachmentJSON, issueID string) (itsm.Record, error) {
 	id := a.ID.String()
 	if id == "" {
-		return Record{}, fmt.Errorf("%w: attachment without id", ErrMalformed)
+		return itsm.Record{}, fmt.Errorf("%w: attachment without id", itsm.ErrMalformed)
 	}
 	if issueID == "" {
-		return Record{}, fmt.Errorf("%w: attachment %s without issue id", ErrMalformed, id)
+		return itsm.Record{}, fmt.Errorf("%w: attachment %s without issue id", itsm.ErrMalformed, id)
 	}
 	created, ok := parseTime(a.Created.String())
 	if !ok {
-		return Record{}, fmt.Errorf("%w: attachment %s: missing or unparseable created", ErrMalformed, id)
+		return itsm.Record{}, fmt.Errorf("%w: attachment %s: missing or unparseable created", itsm.ErrMalformed, id)
 	}
 	conn := m.conn()
 	at := &itsm.Attachment{
@@ -644,12 +646,12 @@ func (m *Mapping) mapAttachment(a *attachmentJSON, issueID string) (Record, erro
 		AttachmentCreatedAt: &created,
 		VendorAttributes: itsm.VendorAttributes{
 			"id":        id,
-			"vendor":    vendorName,
+			"vendor":    VendorName,
 			"issue_id":  issueID,
 			"thumbnail": a.Thumbnail.String(),
 		},
 	}
-	return Record{Kind: itsm.KindAttachment, ID: at.ID, Version: created, Object: at}, nil
+	return itsm.Record{Kind: itsm.KindAttachment, ID: at.ID, Version: created, Object: at}, nil
 }
 
 // customFields keeps every non-null customfield_* value as decoded JSON so

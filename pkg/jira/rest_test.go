@@ -8,7 +8,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/itsmhub/itsm/pkg/itsm"
-	"github.com/itsmhub/itsm/pkg/jira"
 )
 
 // page splits a trimmed REST page fixture into its records.
@@ -220,7 +219,7 @@ func TestRESTAttachment(t *testing.T) {
 	require.Equal(t, ref(itsm.KindUser, "u1"), a.UploadedByUserID)
 
 	_, err = mapping().MapREST("attachment", "", body)
-	require.ErrorIs(t, err, jira.ErrMalformed)
+	require.ErrorIs(t, err, itsm.ErrMalformed)
 }
 
 func TestRESTErrors(t *testing.T) {
@@ -238,7 +237,7 @@ func TestRESTErrors(t *testing.T) {
 		{"worklog", `{"id":"1"}`},
 	} {
 		recs, err := mapping().MapREST(tc.typ, "", []byte(tc.body))
-		require.ErrorIs(t, err, jira.ErrMalformed, "%s %s", tc.typ, tc.body)
+		require.ErrorIs(t, err, itsm.ErrMalformed, "%s %s", tc.typ, tc.body)
 		require.Nil(t, recs)
 	}
 }

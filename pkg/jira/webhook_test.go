@@ -32,8 +32,8 @@ func mapping() *jira.Mapping { return &jira.Mapping{ConnectionID: conn} }
 
 // oneTicket asserts a single ticket record; it is curried so that a Map*
 // call can be passed directly.
-func oneTicket(t *testing.T) func([]jira.Record, error) (jira.Record, *itsm.Ticket) {
-	return func(recs []jira.Record, err error) (jira.Record, *itsm.Ticket) {
+func oneTicket(t *testing.T) func([]itsm.Record, error) (itsm.Record, *itsm.Ticket) {
+	return func(recs []itsm.Record, err error) (itsm.Record, *itsm.Ticket) {
 		t.Helper()
 		require.NoError(t, err)
 		require.Len(t, recs, 1)
@@ -210,7 +210,7 @@ func TestWebhookCommentDeletedAndADF(t *testing.T) {
 
 func TestWebhookAnomalous(t *testing.T) {
 	recs, err := mapping().MapWebhook(fixture(t, "webhooks/anomalous_no_webhookEvent_01.json"))
-	require.ErrorIs(t, err, jira.ErrNotAnEvent)
+	require.ErrorIs(t, err, itsm.ErrNotAnEvent)
 	require.Nil(t, recs)
 }
 
@@ -220,26 +220,26 @@ func TestWebhookErrors(t *testing.T) {
 		body string
 		want error
 	}{
-		{"syntax", `{"webhookEvent":`, jira.ErrMalformed},
-		{"empty", ``, jira.ErrMalformed},
-		{"array", `[1,2]`, jira.ErrNotAnEvent},
-		{"null", `null`, jira.ErrNotAnEvent},
-		{"string", `"jira:issue_created"`, jira.ErrNotAnEvent},
-		{"empty object", `{}`, jira.ErrNotAnEvent},
-		{"worklog", `{"webhookEvent":"worklog_created","worklog":{"id":"1"}}`, jira.ErrUnsupportedEvent},
-		{"version", `{"webhookEvent":"jira:version_released"}`, jira.ErrUnsupportedEvent},
-		{"sprint", `{"webhookEvent":"sprint_started"}`, jira.ErrUnsupportedEvent},
-		{"board", `{"webhookEvent":"board_created"}`, jira.ErrUnsupportedEvent},
-		{"issuelink", `{"webhookEvent":"issuelink_created"}`, jira.ErrUnsupportedEvent},
-		{"unknown", `{"webhookEvent":"something_new"}`, jira.ErrUnsupportedEvent},
-		{"issue event without issue", `{"webhookEvent":"jira:issue_updated"}`, jira.ErrMalformed},
-		{"issue without id", `{"webhookEvent":"jira:issue_updated","issue":{"fields":{"updated":"2020-01-01T00:00:00Z"}}}`, jira.ErrMalformed},
-		{"missing updated", `{"webhookEvent":"jira:issue_created","issue":{"id":"1","fields":{"summary":"x"}}}`, jira.ErrMalformed},
-		{"bad updated", `{"webhookEvent":"jira:issue_created","issue":{"id":"1","fields":{"updated":"yesterday"}}}`, jira.ErrMalformed},
-		{"zero updated", `{"webhookEvent":"jira:issue_created","issue":{"id":"1","fields":{"updated":"0001-01-01T00:00:00Z"}}}`, jira.ErrMalformed},
-		{"comment without issue", `{"webhookEvent":"comment_created","comment":{"id":"1","updated":"2020-01-01T00:00:00Z"}}`, jira.ErrMalformed},
-		{"deleted without any time", `{"webhookEvent":"jira:issue_deleted","issue":{"id":"1"}}`, jira.ErrMalformed},
-		{"deleted in year 28 million", `{"webhookEvent":"jira:issue_deleted","timestamp":900000000000000000,"issue":{"id":"1"}}`, jira.ErrMalformed},
+		{"syntax", `{"webhookEvent":`, itsm.ErrMalformed},
+		{"empty", ``, itsm.ErrMalformed},
+		{"array", `[1,2]`, itsm.ErrNotAnEvent},
+		{"null", `null`, itsm.ErrNotAnEvent},
+		{"string", `"jira:issue_created"`, itsm.ErrNotAnEvent},
+		{"empty object", `{}`, itsm.ErrNotAnEvent},
+		{"worklog", `{"webhookEvent":"worklog_created","worklog":{"id":"1"}}`, itsm.ErrUnsupportedEvent},
+		{"version", `{"webhookEvent":"jira:version_released"}`, itsm.ErrUnsupportedEvent},
+		{"sprint", `{"webhookEvent":"sprint_started"}`, itsm.ErrUnsupportedEvent},
+		{"board", `{"webhookEvent":"board_created"}`, itsm.ErrUnsupportedEvent},
+		{"issuelink", `{"webhookEvent":"issuelink_created"}`, itsm.ErrUnsupportedEvent},
+		{"unknown", `{"webhookEvent":"something_new"}`, itsm.ErrUnsupportedEvent},
+		{"issue event without issue", `{"webhookEvent":"jira:issue_updated"}`, itsm.ErrMalformed},
+		{"issue without id", `{"webhookEvent":"jira:issue_updated","issue":{"fields":{"updated":"2020-01-01T00:00:00Z"}}}`, itsm.ErrMalformed},
+		{"missing updated", `{"webhookEvent":"jira:issue_created","issue":{"id":"1","fields":{"summary":"x"}}}`, itsm.ErrMalformed},
+		{"bad updated", `{"webhookEvent":"jira:issue_created","issue":{"id":"1","fields":{"updated":"yesterday"}}}`, itsm.ErrMalformed},
+		{"zero updated", `{"webhookEvent":"jira:issue_created","issue":{"id":"1","fields":{"updated":"0001-01-01T00:00:00Z"}}}`, itsm.ErrMalformed},
+		{"comment without issue", `{"webhookEvent":"comment_created","comment":{"id":"1","updated":"2020-01-01T00:00:00Z"}}`, itsm.ErrMalformed},
+		{"deleted without any time", `{"webhookEvent":"jira:issue_deleted","issue":{"id":"1"}}`, itsm.ErrMalformed},
+		{"deleted in year 28 million", `{"webhookEvent":"jira:issue_deleted","timestamp":900000000000000000,"issue":{"id":"1"}}`, itsm.ErrMalformed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			recs, err := mapping().MapWebhook([]byte(tc.body))
@@ -253,7 +253,7 @@ func TestWebhookUnsupportedNamesEvent(t *testing.T) {
 	_, err := mapping().MapWebhook([]byte(`{"webhookEvent":"worklog_updated"}`))
 	require.ErrorContains(t, err, "worklog_updated")
 	_, err = mapping().MapWebhook([]byte(`{"webhookEvent":`))
-	require.ErrorIs(t, err, jira.ErrMalformed)
+	require.ErrorIs(t, err, itsm.ErrMalformed)
 	require.ErrorContains(t, err, "unexpected end of JSON input")
 }
 
@@ -359,10 +359,10 @@ func TestWebhookUpdateWithoutFieldsUpdatedUsesTheTimestamp(t *testing.T) {
 
 	// Without a timestamp either, nothing versions it: still malformed.
 	_, err = m.MapWebhook([]byte(`{"webhookEvent":"jira:issue_updated","issue":{"id":"10001","fields":{"summary":"s"}}}`))
-	require.ErrorIs(t, err, jira.ErrMalformed)
+	require.ErrorIs(t, err, itsm.ErrMalformed)
 	// A present but unparseable fields.updated is not papered over.
 	_, err = m.MapWebhook([]byte(`{"webhookEvent":"jira:issue_updated","timestamp":1700000000123,"issue":{"id":"10001","fields":{"updated":"yesterday"}}}`))
-	require.ErrorIs(t, err, jira.ErrMalformed)
+	require.ErrorIs(t, err, itsm.ErrMalformed)
 }
 
 // The timestamp stands in for a missing fields.updated only: an issue whose
@@ -370,5 +370,5 @@ func TestWebhookUpdateWithoutFieldsUpdatedUsesTheTimestamp(t *testing.T) {
 func TestWebhookIssueWithoutFieldsStaysMalformed(t *testing.T) {
 	m := &jira.Mapping{ConnectionID: "c"}
 	_, err := m.MapWebhook([]byte(`{"webhookEvent":"jira:issue_updated","timestamp":1700000000123,"issue":{"id":"1","fields":"not an object"}}`))
-	require.ErrorIs(t, err, jira.ErrMalformed)
+	require.ErrorIs(t, err, itsm.ErrMalformed)
 }

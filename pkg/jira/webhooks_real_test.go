@@ -238,8 +238,8 @@ var realCases = map[string]realCase{
 		id: "31039", ticket: "26313", author: "jira_test", body: "12345", url: "",
 		version: ms("2017-11-30T09:28:04.304Z"), created: ms("2017-11-30T09:28:04.304Z"),
 	}},
-	"issuelink_deleted_logged_mobitel.json": {err: jira.ErrUnsupportedEvent},
-	"worklog_created_cloud_zulip.json":      {err: jira.ErrUnsupportedEvent},
+	"issuelink_deleted_logged_mobitel.json": {err: itsm.ErrUnsupportedEvent},
+	"worklog_created_cloud_zulip.json":      {err: itsm.ErrUnsupportedEvent},
 }
 
 func timeOrZero(p *time.Time) time.Time {
@@ -249,7 +249,7 @@ func timeOrZero(p *time.Time) time.Time {
 	return *p
 }
 
-func checkTicket(t *testing.T, w *wantTicket, rec jira.Record) {
+func checkTicket(t *testing.T, w *wantTicket, rec itsm.Record) {
 	t.Helper()
 	require.Equal(t, itsm.KindTicket, rec.Kind)
 	tk, ok := rec.Object.(*itsm.Ticket)
@@ -290,7 +290,7 @@ func checkTicket(t *testing.T, w *wantTicket, rec jira.Record) {
 	require.Equal(t, w.typ, va["issue_type"])
 }
 
-func checkComment(t *testing.T, w *wantComment, rec jira.Record) {
+func checkComment(t *testing.T, w *wantComment, rec itsm.Record) {
 	t.Helper()
 	require.Equal(t, itsm.KindComment, rec.Kind)
 	cm, ok := rec.Object.(*itsm.Comment)
@@ -317,7 +317,7 @@ func checkComment(t *testing.T, w *wantComment, rec jira.Record) {
 
 // checkInvariants holds for every record of every delivery: model values
 // only, ids and versions usable by the version guard.
-func checkInvariants(t *testing.T, recs []jira.Record) {
+func checkInvariants(t *testing.T, recs []itsm.Record) {
 	t.Helper()
 	for _, r := range recs {
 		require.NotEmpty(t, r.ID)
@@ -432,7 +432,7 @@ func TestRealWebhookTruncatedIsMalformed(t *testing.T) {
 		body := realWebhook(t, name)
 		for _, n := range []int{len(body) / 3, len(body) / 2, len(body) - 3} {
 			recs, err := mapping().MapWebhook(body[:n])
-			require.ErrorIs(t, err, jira.ErrMalformed, "%s cut at %d", name, n)
+			require.ErrorIs(t, err, itsm.ErrMalformed, "%s cut at %d", name, n)
 			require.Empty(t, recs)
 		}
 	}

@@ -110,7 +110,7 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 
 	if comps.Normalizer {
 		ncfg := normalizer.Config{Workers: cfg.NormalizerWorkers, MaxDeliver: cfg.NormalizerMaxDeliver,
-			AckWait: cfg.NormalizerAckWait, Now: p.now}
+			AckWait: cfg.NormalizerAckWait, Now: p.now, Mappers: mappers()}
 		if !cfg.IsMongo() {
 			ncfg = ncfg.Embedded()
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/connections"
 	"github.com/itsmhub/itsm/pkg/itsm"
+	"github.com/itsmhub/itsm/pkg/jira"
 	"github.com/itsmhub/itsm/pkg/jiracloud"
 	"github.com/itsmhub/itsm/pkg/jirasim"
 	"github.com/itsmhub/itsm/pkg/lease"
@@ -127,6 +128,7 @@ func newHarness(t testing.TB, opts jirasim.Options, mods ...func(h *harness)) *h
 	if h.embedded {
 		ncfg = normalizer.Config{Workers: h.normalizerWorkers, Now: h.now}.Embedded()
 	}
+	ncfg.Mappers = map[string]normalizer.Mapper{"jira": jira.Mapper{}}
 	n, err := normalizer.New(ncfg, h.js, st, h.log.Named("normalizer"), nil)
 	require.NoError(t, err)
 	h.startNormalizer = sync.OnceFunc(func() {

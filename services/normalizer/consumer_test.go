@@ -77,7 +77,7 @@ func TestUpgradeFromOneConsumerLosesNoLiveDelivery(t *testing.T) {
 // but a consumer that cannot be created while running is an error.
 func TestRunStoppedDuringStartIsClean(t *testing.T) {
 	e := newEnv(t)
-	n, err := New(Config{Workers: 1}, e.js, e.st, zap.NewNop(), prometheus.NewRegistry())
+	n, err := New(Config{Workers: 1, Mappers: jiraMappers()}, e.js, e.st, zap.NewNop(), prometheus.NewRegistry())
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

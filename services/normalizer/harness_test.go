@@ -23,6 +23,7 @@ import (
 	"github.com/itsmhub/itsm/pkg/broker/brokertest"
 	"github.com/itsmhub/itsm/pkg/fixtures"
 	"github.com/itsmhub/itsm/pkg/itsm"
+	"github.com/itsmhub/itsm/pkg/jira"
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/store/sqlitestore"
 )
@@ -49,6 +50,9 @@ type env struct {
 	stop  func()
 	msgID int
 }
+
+// jiraMappers is the mapping the platform wires in.
+func jiraMappers() map[string]Mapper { return map[string]Mapper{"jira": jira.Mapper{}} }
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
@@ -81,6 +85,9 @@ func (e *env) start(cfg Config, st Store, js jetstream.JetStream) *Normalizer {
 	}
 	if cfg.Workers == 0 {
 		cfg.Workers = 4
+	}
+	if cfg.Mappers == nil {
+		cfg.Mappers = jiraMappers()
 	}
 	if cfg.RetryDelay == 0 {
 		cfg.RetryDelay = 20 * time.Millisecond

@@ -17,6 +17,7 @@ import (
 	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/dlq"
 	"github.com/itsmhub/itsm/pkg/itsm"
+	"github.com/itsmhub/itsm/pkg/raw"
 	"github.com/itsmhub/itsm/pkg/store"
 )
 
@@ -54,8 +55,27 @@ type Store interface {
 	UpdateConnection(ctx context.Context, c *store.Connection) error
 }
 
+// Mapper maps one vendor's RAW records to ITSM records; the normalizer picks
+// it by the <vendor> token of the RAW subject (for re-mapping, by
+// broker.VendorToken of the connection's vendor). Errors wrap
+// itsm.ErrMalformed, itsm.ErrNotAnEvent (dead-lettered) or
+// itsm.ErrUnsupportedEvent (acknowledged and counted).
+type Mapper interface {
+	// MapWebhook maps a live delivery (raw.<vendor>.<connection>.webhook).
+	MapWebhook(conn *store.Connection, body []byte) ([]itsm.Record, error)
+	// MapSync maps a record a sync fetched; never a reconcile marker.
+	MapSync(conn *store.Connection, sr raw.SyncRecord) ([]itsm.Record, error)
+	// Remap maps a stored live ticket's vendor values (its vendor
+	// attributes) again with conn's current mapping and reports whether its
+	// status or priority changed.
+	Remap(conn *store.Connection, t *itsm.Ticket) bool
+}
+
 // Config of the normalizer.
 type Config struct {
+	// Mappers by RAW subject vendor token ("jira"): the vendors this
+	// normalizer maps. Records of any other vendor are dead-lettered.
+	Mappers map[string]Mapper
 	// LiveWorkers process live deliveries; few are needed, as live traffic
 	// comes in small amounts and must not wait for a worker.
 	LiveWorkers int
@@ -158,6 +178,9 @@ type Normalizer struct {
 // New builds a normalizer; Run starts it.
 func New(cfg Config, js jetstream.JetStream, st Store, log *zap.Logger, reg prometheus.Registerer) (*Normalizer, error) {
 	cfg.setDefaults()
+	if len(cfg.Mappers) == 0 {
+		return nil, errors.New("normalizer: no vendor mappers configured")
+	}
 	m, err := newMetrics(reg)
 	if err != nil {
 		return nil, err
@@ -439,3 +462,7 @@ type result struct {
 func permanent(err error) result { return result{err: err, permanent: true} }
 
 var errUnknownConnection = errors.New("unknown connection")
+
+// errUnknownVendor: a RAW subject's vendor token that no configured Mapper
+// maps.
+var errUnknownVendor = errors.New("no mapper for vendor")

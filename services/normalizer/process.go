@@ -16,7 +16,6 @@ import (
 
 	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/itsm"
-	"github.com/itsmhub/itsm/pkg/jira"
 	"github.com/itsmhub/itsm/pkg/raw"
 	"github.com/itsmhub/itsm/pkg/store"
 )
@@ -26,9 +25,13 @@ func (n *Normalizer) process(ctx context.Context, msg jetstream.Msg, meta *jetst
 	if at := msg.Headers().Get(itsm.HeaderReceivedAt); at != "" {
 		ctx = context.WithValue(ctx, receivedAtKey{}, at)
 	}
-	_, connID, source, err := broker.ParseRawSubject(msg.Subject())
+	vendor, connID, source, err := broker.ParseRawSubject(msg.Subject())
 	if err != nil {
 		return permanent(err)
+	}
+	mapper, ok := n.cfg.Mappers[vendor]
+	if !ok {
+		return permanent(fmt.Errorf("%w %q", errUnknownVendor, vendor))
 	}
 	conn, err := n.conns.LookupConnection(ctx, connID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -42,27 +45,26 @@ func (n *Normalizer) process(ctx context.Context, msg jetstream.Msg, meta *jetst
 		// its data back, least of all after a purge.
 		return result{result: "connection_deleted"}
 	}
-	mapping := mappingOf(conn)
 	w := write{conn: conn, redelivered: meta.NumDelivered > 1}
-	var recs []jira.Record
+	var recs []itsm.Record
 	switch source {
 	case broker.SourceWebhook:
-		recs, err = mapping.MapWebhook(msg.Data())
+		recs, err = mapper.MapWebhook(conn, msg.Data())
 	case broker.SourceSync:
 		sr, err := raw.DecodeSyncRecord(msg.Data())
 		if err != nil {
-			return permanent(fmt.Errorf("%w: sync envelope: %v", jira.ErrMalformed, err))
+			return permanent(fmt.Errorf("%w: sync envelope: %v", itsm.ErrMalformed, err))
 		}
 		if sr.Type == SyncTypeReconcile {
 			return n.reconcile(ctx, msg, meta, w, &sr)
 		}
 		w.syncID = sr.SyncID
-		recs, err = mapping.MapRESTAt(sr.Type, sr.IssueID, sr.Record, sr.ObservedAt)
+		recs, err = mapper.MapSync(conn, sr)
 	default:
 		return permanent(fmt.Errorf("unknown raw source %q", source))
 	}
 	switch {
-	case errors.Is(err, jira.ErrUnsupportedEvent):
+	case errors.Is(err, itsm.ErrUnsupportedEvent):
 		return result{result: "unsupported", detail: err.Error()}
 	case err != nil:
 		return permanent(err)
@@ -83,16 +85,6 @@ func (n *Normalizer) process(ctx context.Context, msg jetstream.Msg, meta *jetst
 		}
 	}
 	return result{result: outcome}
-}
-
-// mappingOf is the mapping a connection's records get.
-func mappingOf(conn *store.Connection) jira.Mapping {
-	m := jira.Mapping{ConnectionID: conn.ID, SiteURL: conn.SiteURL,
-		Status: conn.Options.StatusMapping.Map(), Priority: conn.Options.PriorityMapping.Map()}
-	if c := conn.Detail.Catalog; c != nil {
-		m.PriorityScheme = c.Priorities
-	}
-	return m
 }
 
 // SyncRecord is the sync envelope (package raw); the normalizer's tests and
@@ -128,7 +120,7 @@ const (
 )
 
 // apply writes one record under the version guard and publishes its event.
-func (n *Normalizer) apply(ctx context.Context, w write, rec jira.Record) (applied, error) {
+func (n *Normalizer) apply(ctx context.Context, w write, rec itsm.Record) (applied, error) {
 	if err := n.orphanCheck(ctx, w, &rec); err != nil {
 		return applied{}, err
 	}
@@ -149,7 +141,7 @@ func (n *Normalizer) apply(ctx context.Context, w write, rec jira.Record) (appli
 	return res, err
 }
 
-func (n *Normalizer) applyLocked(ctx context.Context, w write, rec jira.Record) (applied, error) {
+func (n *Normalizer) applyLocked(ctx context.Context, w write, rec itsm.Record) (applied, error) {
 	version := rec.Version.UnixMilli()
 	unlock := n.locks.lock(rec.ID)
 	defer unlock()
@@ -215,7 +207,7 @@ func (p *previous) changed(next []byte) []string {
 // vendor's time of the change (a changelog), else the version that brought
 // it. A new object keeps what the mapping knew (the vendor's own status
 // change date), else gets its version's time.
-func trackStatus(rec *jira.Record, prev *previous) {
+func trackStatus(rec *itsm.Record, prev *previous) {
 	obj, ok := rec.Object.(itsm.Lifecycle)
 	if !ok {
 		return
@@ -247,7 +239,7 @@ func trackStatus(rec *jira.Record, prev *previous) {
 // insert stores a record expected to be new without reading first (see
 // novelty), and publishes its event. inserted is false, with nothing
 // written, when the object is stored already.
-func (n *Normalizer) insert(ctx context.Context, w write, rec jira.Record) (res applied, inserted bool, err error) {
+func (n *Normalizer) insert(ctx context.Context, w write, rec itsm.Record) (res applied, inserted bool, err error) {
 	trackStatus(&rec, &previous{})
 	doc, createdAt, err := n.document(w, rec, time.Time{})
 	if err != nil {
@@ -270,7 +262,7 @@ func (n *Normalizer) insert(ctx context.Context, w write, rec jira.Record) (res 
 // publishes its event. A version that changes nothing of the object is
 // stored (the version guard must know it) without an event, and without
 // moving the object's updated_at.
-func (n *Normalizer) write(ctx context.Context, w write, rec jira.Record, prev previous) (applied, error) {
+func (n *Normalizer) write(ctx context.Context, w write, rec itsm.Record, prev previous) (applied, error) {
 	trackStatus(&rec, &prev)
 	doc, createdAt, err := n.document(w, rec, prev.createdAt)
 	if err != nil {
@@ -305,7 +297,7 @@ func (n *Normalizer) write(ctx context.Context, w write, rec jira.Record, prev p
 // writeSilently stores a newer version whose object is the previous one's,
 // keeping the previous updated_at so that nothing looks changed to readers
 // either, and publishes nothing.
-func (n *Normalizer) writeSilently(ctx context.Context, w write, rec jira.Record, prev *previous, doc *store.Document, createdAt time.Time) (applied, error) {
+func (n *Normalizer) writeSilently(ctx context.Context, w write, rec itsm.Record, prev *previous, doc *store.Document, createdAt time.Time) (applied, error) {
 	if updatedAt, ok := timeField(prev.top(), "updated_at"); ok {
 		again, err := document(w.conn, rec, createdAt, updatedAt)
 		if err != nil {
@@ -331,7 +323,7 @@ func (n *Normalizer) writeSilently(ctx context.Context, w write, rec jira.Record
 // document renders a record for the store as of now; createdAt is the
 // stored version's, zero for a new object, which is created now. It returns
 // the document's createdAt.
-func (n *Normalizer) document(w write, rec jira.Record, createdAt time.Time) (*store.Document, time.Time, error) {
+func (n *Normalizer) document(w write, rec itsm.Record, createdAt time.Time) (*store.Document, time.Time, error) {
 	now := n.cfg.Now().UTC()
 	if createdAt.IsZero() {
 		createdAt = now
@@ -368,7 +360,7 @@ func (n *Normalizer) written(ctx context.Context, w write, doc *store.Document, 
 }
 
 // notNewer handles a record whose version is already stored or superseded.
-func (n *Normalizer) notNewer(ctx context.Context, w write, rec jira.Record, prev *store.Document, version int64) (applied, error) {
+func (n *Normalizer) notNewer(ctx context.Context, w write, rec itsm.Record, prev *store.Document, version int64) (applied, error) {
 	if err := n.markSeen(ctx, w, rec); err != nil {
 		return applied{}, err
 	}
@@ -387,7 +379,7 @@ func (n *Normalizer) notNewer(ctx context.Context, w write, rec jira.Record, pre
 
 // markSeen records that a full sync saw an object it brought no newer
 // version of, so that the sync's reconcile keeps it.
-func (n *Normalizer) markSeen(ctx context.Context, w write, rec jira.Record) error {
+func (n *Normalizer) markSeen(ctx context.Context, w write, rec itsm.Record) error {
 	if w.syncID == "" {
 		return nil
 	}
@@ -401,7 +393,7 @@ func (n *Normalizer) markSeen(ctx context.Context, w write, rec jira.Record) err
 // a tombstone, as the ticket's cascade would have made it: a comment delivered
 // after its issue's deletion (out of order, or a late retry) must not come
 // back to life.
-func (n *Normalizer) orphanCheck(ctx context.Context, w write, rec *jira.Record) error {
+func (n *Normalizer) orphanCheck(ctx context.Context, w write, rec *itsm.Record) error {
 	parent, err := n.deletedParentErr(ctx, w, *rec)
 	if err != nil || parent == nil {
 		return err
@@ -421,7 +413,7 @@ func (n *Normalizer) orphanCheck(ctx context.Context, w write, rec *jira.Record)
 
 // deletedParentErr returns the ticket of a live comment or attachment record
 // when that ticket is a tombstone at least as new as the record.
-func (n *Normalizer) deletedParentErr(ctx context.Context, w write, rec jira.Record) (*store.Document, error) {
+func (n *Normalizer) deletedParentErr(ctx context.Context, w write, rec itsm.Record) (*store.Document, error) {
 	if rec.Deleted {
 		return nil, nil
 	}
@@ -515,7 +507,7 @@ func (n *Normalizer) publish(ctx context.Context, conn *store.Connection, doc *s
 
 // document renders a record as a store document with its filterable
 // projections.
-func document(conn *store.Connection, rec jira.Record, createdAt, updatedAt time.Time) (*store.Document, error) {
+func document(conn *store.Connection, rec itsm.Record, createdAt, updatedAt time.Time) (*store.Document, error) {
 	d := &store.Document{
 		Kind: rec.Kind, ID: rec.ID, OrganizationID: conn.OrganizationID, ConnectionID: conn.ID,
 		Version: rec.Version.UnixMilli(), Deleted: rec.Deleted, UpdatedAt: updatedAt,

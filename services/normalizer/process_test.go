@@ -45,7 +45,8 @@ func (e *env) dlqEntries() []dlq.Entry {
 func TestEveryFixtureMapsOrDeadLetters(t *testing.T) {
 	e := newEnv(t)
 	e.start(Config{}, nil, nil)
-	m := jira.Mapping{ConnectionID: testConn, SiteURL: testSite}
+	// The mapper the normalizer runs, on the connection it reads.
+	m, conn := jira.Mapper{}, e.conn
 
 	webhooks, err := filepath.Glob(filepath.Join(fixtures.JiraDir(), "webhooks", "*.json"))
 	require.NoError(t, err)
@@ -53,14 +54,14 @@ func TestEveryFixtureMapsOrDeadLetters(t *testing.T) {
 	type sent struct {
 		name string
 		seq  uint64
-		recs []jira.Record
+		recs []itsm.Record
 		err  error
 	}
 	var all []sent
 	for _, path := range webhooks {
 		name := filepath.Join("webhooks", filepath.Base(path))
 		body := fixture(t, name)
-		recs, err := m.MapWebhook(body)
+		recs, err := m.MapWebhook(conn, body)
 		all = append(all, sent{name, e.publishWebhook(body), recs, err})
 	}
 	// REST records reach the normalizer as the backfill worker sends them.
@@ -74,8 +75,9 @@ func TestEveryFixtureMapsOrDeadLetters(t *testing.T) {
 	}
 	for typ, recs := range restRecords {
 		for i, rec := range recs {
-			mapped, err := m.MapRESTAt(typ, "", rec, observed)
-			seq := e.publishSync(SyncRecord{Type: typ, ObservedAt: observed, Record: rec})
+			sr := SyncRecord{Type: typ, ObservedAt: observed, Record: rec}
+			mapped, err := m.MapSync(conn, sr)
+			seq := e.publishSync(sr)
 			all = append(all, sent{fmt.Sprintf("rest %s #%d", typ, i), seq, mapped, err})
 		}
 	}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/itsm"
-	"github.com/itsmhub/itsm/pkg/jira"
 	"github.com/itsmhub/itsm/pkg/store"
 )
 
@@ -26,11 +25,11 @@ import (
 // if the first attempt's publish did land.
 func (n *Normalizer) reconcile(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, w write, sr *SyncRecord) result {
 	if sr.SyncID == "" || sr.StartedAt.IsZero() || sr.ObservedAt.IsZero() {
-		return permanent(fmt.Errorf("%w: reconcile marker needs sync_id, started_at and observed_at", jira.ErrMalformed))
+		return permanent(fmt.Errorf("%w: reconcile marker needs sync_id, started_at and observed_at", itsm.ErrMalformed))
 	}
 	for _, k := range sr.Kinds {
 		if _, err := itsm.ParseKind(string(k)); err != nil {
-			return permanent(fmt.Errorf("%w: reconcile marker: %v", jira.ErrMalformed, err))
+			return permanent(fmt.Errorf("%w: reconcile marker: %v", itsm.ErrMalformed, err))
 		}
 	}
 	// Records of the sync were published before the marker but may still be

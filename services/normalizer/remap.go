@@ -9,8 +9,8 @@ import (
 	json "github.com/go-json-experiment/json/v1"
 	"go.uber.org/zap"
 
+	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/itsm"
-	"github.com/itsmhub/itsm/pkg/jira"
 	"github.com/itsmhub/itsm/pkg/store"
 )
 
@@ -51,7 +51,15 @@ func (n *Normalizer) remapDue(ctx context.Context) error {
 		if now.Sub(c.UpdatedAt) < n.cfg.ConnectionTTL {
 			continue
 		}
-		if err := n.remap(ctx, c); err != nil {
+		err := n.remap(ctx, c)
+		if errors.Is(err, errUnknownVendor) {
+			// Not this process's vendor: the other connections still get
+			// re-mapped.
+			n.log.Warn("stored objects not re-mapped", zap.String("organization_id", c.OrganizationID),
+				zap.String("connection_id", c.ID), zap.Error(err))
+			continue
+		}
+		if err != nil {
 			return fmt.Errorf("connection %s: %w", c.ID, err)
 		}
 	}
@@ -62,7 +70,10 @@ func (n *Normalizer) remapDue(ctx context.Context) error {
 // that it did.
 func (n *Normalizer) remap(ctx context.Context, conn *store.Connection) error {
 	rev, started := conn.Detail.MappingRevision, n.cfg.Now().UTC()
-	mapping := mappingOf(conn)
+	mapper, ok := n.cfg.Mappers[broker.VendorToken(conn.Vendor)]
+	if !ok {
+		return fmt.Errorf("%w %q", errUnknownVendor, broker.VendorToken(conn.Vendor))
+	}
 	changed := 0
 	for _, kind := range itsm.Kinds {
 		f := store.Filter{OrganizationID: conn.OrganizationID, Kind: kind, ConnectionID: conn.ID,
@@ -73,7 +84,7 @@ func (n *Normalizer) remap(ctx context.Context, conn *store.Connection) error {
 				return fmt.Errorf("list %ss: %w", kind, err)
 			}
 			for _, d := range page.Docs {
-				ok, err := n.remapDoc(ctx, conn, &mapping, d.Kind, d.ID)
+				ok, err := n.remapDoc(ctx, conn, mapper, d.Kind, d.ID)
 				var bad *badStoredError
 				if errors.As(err, &bad) {
 					// One unreadable body must not hold back the rest (nor
@@ -119,7 +130,7 @@ func (n *Normalizer) remap(ctx context.Context, conn *store.Connection) error {
 // remapDoc upgrades one stored object to the current model and, for a live
 // ticket, maps its vendor status and priority again. It reports whether a
 // value changed (and an event was published).
-func (n *Normalizer) remapDoc(ctx context.Context, conn *store.Connection, mapping *jira.Mapping, kind itsm.Kind, id string) (bool, error) {
+func (n *Normalizer) remapDoc(ctx context.Context, conn *store.Connection, mapper Mapper, kind itsm.Kind, id string) (bool, error) {
 	unlock := n.locks.lock(id)
 	defer unlock()
 	cur, err := n.store.Get(ctx, conn.OrganizationID, kind, id)
@@ -144,7 +155,7 @@ func (n *Normalizer) remapDoc(ctx context.Context, conn *store.Connection, mappi
 	}
 	now := n.cfg.Now().UTC()
 	if t, ok := next.(*itsm.Ticket); ok && !cur.Deleted {
-		mapping.Remap(t)
+		mapper.Remap(conn, t)
 		if t.Status == "BACKLOG" { // no longer a status of the model
 			t.Status = itsm.StatusTodo
 		}
@@ -152,7 +163,7 @@ func (n *Normalizer) remapDoc(ctx context.Context, conn *store.Connection, mappi
 			t.StatusUpdatedAt = &now
 		}
 	}
-	rec := jira.Record{Kind: kind, ID: id, Version: time.UnixMilli(cur.Version + 1).UTC(), Deleted: cur.Deleted, Object: next}
+	rec := itsm.Record{Kind: kind, ID: id, Version: time.UnixMilli(cur.Version + 1).UTC(), Deleted: cur.Deleted, Object: next}
 	createdAt, _ := timeField(fields, "created_at")
 	updatedAt, ok := timeField(fields, "updated_at")
 	if !ok {

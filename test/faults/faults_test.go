@@ -23,6 +23,7 @@ import (
 	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/config"
 	"github.com/itsmhub/itsm/pkg/itsm"
+	"github.com/itsmhub/itsm/pkg/jira"
 	"github.com/itsmhub/itsm/pkg/platform"
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/store/sqlitestore"
@@ -263,7 +264,8 @@ func TestStoreUnavailable(t *testing.T) {
 	// first ~6 s, then one per 5 s; 12 more than that leaves a wide margin.
 	maxDeliver := int(outage/(5*time.Second)) + 18
 	n, err := normalizer.New(normalizer.Config{Workers: 8, MaxDeliver: maxDeliver,
-		RetryDelay: 200 * time.Millisecond, MaxRetryDelay: 5 * time.Second},
+		RetryDelay: 200 * time.Millisecond, MaxRetryDelay: 5 * time.Second,
+		Mappers: map[string]normalizer.Mapper{"jira": jira.Mapper{}}},
 		js, st, log.Named("normalizer"), prometheus.NewRegistry())
 	require.NoError(t, err)
 	var wg sync.WaitGroup
