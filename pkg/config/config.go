@@ -117,7 +117,7 @@ func LoadTool(getenv Getenv) (Config, error) { return load(getenv, false) }
 func load(getenv Getenv, service bool) (Config, error) {
 	c := Config{
 		HTTPAddr: "127.0.0.1:8080", NATSListen: "127.0.0.1:4222", NATSReplicas: 1,
-		DataDir: "./data", NormalizerWorkers: 256, NormalizerMaxDeliver: 5, NormalizerAckWait: 30 * time.Second,
+		DataDir: "./data", NormalizerWorkers: 64, NormalizerMaxDeliver: 5, NormalizerAckWait: 30 * time.Second,
 		BackfillIncrementalEvery: 5 * time.Minute, BackfillMaxSyncs: 4,
 		ShutdownTimeout: 20 * time.Second, LogLevel: "info", MetricsAddr: "127.0.0.1:9102", Quotas: DefaultQuotas(),
 		JiraAuthURL: "https://auth.atlassian.com", JiraAPIURL: "https://api.atlassian.com", WebhookTokenSite: "required",

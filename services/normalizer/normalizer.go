@@ -82,10 +82,10 @@ type Config struct {
 	// Workers process sync records concurrently; ordering is not needed because
 	// the version guard makes any order converge (and objectLocks keeps one
 	// object's events in version order). Mostly they wait on the store
-	// and on JetStream acks, so there are many more than cores. On SQLite
-	// more concurrent writes also make larger group commits: draining a
-	// 30,000-issue full sync (127,000 records) on 2 cores, 256 workers
-	// stored 6,540 records/s against 5,230 with 32 (medians of 3).
+	// and on JetStream acks, so there are more than cores; more make
+	// larger group commits on SQLite, but every one of them shares the
+	// store and the broker with the live lane, so the default is sized for
+	// live latency during a sync (docs/performance.md).
 	Workers int
 	// MaxDeliver attempts before a message is dead-lettered. The normalizer
 	// counts them, not the server (see Run).
@@ -125,7 +125,7 @@ func (c Config) Embedded() Config {
 
 func (c *Config) setDefaults() {
 	if c.Workers <= 0 {
-		c.Workers = 256
+		c.Workers = 64
 	}
 	if c.LiveWorkers <= 0 {
 		c.LiveWorkers = 64
