@@ -62,9 +62,9 @@ func renderText(doc []byte) string {
 // The renderer reads the document's bytes where it is (b is always valid
 // JSON), as the map a decode would give: member names match exactly, the
 // last of repeated names wins, strings and numbers decode as they would into
-// an any. Decoding each document into maps first was a third of mapping a
-// full sync's records (renderADFMap in the tests is that implementation;
-// FuzzADFMatchesMapDecode holds the two equal).
+// an any. Decoding each document into maps first would allocate a tree per
+// description and comment (renderADFMap in the tests is that
+// implementation; FuzzADFMatchesMapDecode holds the two equal).
 
 // adfNode is the part of an ADF node the renderer reads.
 type adfNode struct {

@@ -236,9 +236,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // responseJSON streams a response as encoding/json would write it but for
 // two things Jira does not do either: escaping HTML, and sorting the members
-// of objects (the simulator's are maps). Sorting, and buffering the whole
-// response, made a 100-issue bulk fetch (most of a full sync's rendering)
-// take 6.6 ms against 4.2 ms (BenchmarkBulkFetchWrite, medians of 3).
+// of objects (the simulator's are maps). Sorting and buffering the whole
+// response cost most of a bulk fetch's rendering, and the simulator must
+// never be what bounds a full sync's figures (BenchmarkBulkFetchWrite).
 var responseJSON = []jsonv2.Options{json.DefaultOptionsV1(), jsonv2.Deterministic(false),
 	jsontext.EscapeForHTML(false), jsontext.EscapeForJS(false)}
 

@@ -34,15 +34,11 @@ const maxBatch = 256
 // documents_key and documents_ticket_set. Checkpointing rarely therefore
 // saves work, but makes the commit that checkpoints wait long. The
 // committer checkpoints often (SQLite's default) while it keeps up, which
-// keeps a webhook's write quick (at 1,000 webhooks/s the event p99 was
-// 8 ms with 1,000 pages and 50 ms with 16,000), and rarely while writes
-// queue behind it, as in a full sync's backlog, where waiting in the queue
-// takes longer than any checkpoint. Over 10 alternating pairs of a
-// 100,000-issue full sync the median ratio to checkpointing every 1,000
-// pages was 0.985 (0.86-1.06): 0.86 and 0.92 in the two pairs where this
-// shared machine was slow (every 1,000 pages took 70 and 66 s), about 1
-// in the eight where it took 54-60 s; the slowest run was 60.5 s against
-// 70.0 s. The webhook p99 at 1,000 webhooks/s was unchanged.
+// keeps a webhook's write quick (a long checkpoint is a long wait for the
+// one live write behind it), and rarely while writes queue behind it, as
+// in a full sync's backlog, where waiting in the queue takes longer than
+// any checkpoint. The figures behind both settings are in
+// docs/performance.md.
 const (
 	checkpointPages        = 1000
 	backlogCheckpointPages = 16384

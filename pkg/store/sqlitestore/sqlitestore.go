@@ -36,7 +36,7 @@ type Store struct {
 	write *sql.DB
 	read  *sql.DB
 	// The hot statements are prepared once: parsing the SQL on every call
-	// was a third of a Put's cost.
+	// is a large part of a small write's cost.
 	putStmt, insertStmt, seenStmt, getStmt *sql.Stmt
 	// commits runs the document writes (see commit.go).
 	commits *committer
@@ -46,8 +46,8 @@ var _ store.Store = (*Store)(nil)
 
 // schema is the current layout. Documents live in a rowid table, with their
 // key in a unique index: bodies are a kilobyte or more, and a WITHOUT ROWID
-// table stores whole rows in its key b-tree, which made inserts three times
-// slower and the file three times larger (measured with 60,000 comments).
+// table stores whole rows in its key b-tree, so every insert moves whole
+// bodies around that b-tree and the file grows with them.
 // Files made with that earlier layout are rebuilt by migrate.
 //
 // The identifier, ticket and project indexes end in the list order

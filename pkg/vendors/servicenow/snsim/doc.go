@@ -98,8 +98,8 @@
 // and sizes, same data): history spans 2023-01-01 to mid-2025, some records
 // share one sys_updated_on second, users come in several languages and some
 // are inactive, the first group is restricted. Records are compact
-// (constant columns live in the schema): 100,000 incidents with 3 journal
-// entries each take about 2 CPU seconds to generate and 180 MB of heap. The sim
+// (constant columns live in the schema), so a benchmark-sized instance is
+// cheap to generate and hold (figures in docs/performance.md). The sim
 // clock (Options.Clock plus Sim.Advance) stamps writes, expires tokens and
 // drives rate-limit hours; push faults use real time.
 package snsim

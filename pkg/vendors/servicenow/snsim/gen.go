@@ -13,7 +13,7 @@ import (
 // Generation is eager and sequential: one generator per instance, seeded by
 // (Options.Seed, instance index), so the same seed and sizes always give the
 // same data. Records are compact (constant columns live in the schema), so
-// 100,000 incidents with 3 journal entries each fit in about 180 MB.
+// that an instance of a benchmark's size fits in memory beside the platform.
 
 func splitmix(x uint64) uint64 {
 	x += 0x9e3779b97f4a7c15
