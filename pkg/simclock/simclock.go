@@ -4,6 +4,7 @@
 package simclock
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,4 +70,36 @@ func (c *Offset) Now() time.Time {
 func (c *Offset) Advance(d time.Duration) time.Time {
 	c.offset.Add(int64(d))
 	return c.Now()
+}
+
+// Duration is a time.Duration that the simulators' options and control
+// endpoints read and write in JSON as a Go duration string ("150ms"), also
+// accepting a number of milliseconds.
+type Duration time.Duration
+
+// MarshalJSON writes the duration as a string such as "1.5s".
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + time.Duration(d).String() + `"`), nil
+}
+
+// UnmarshalJSON accepts "150ms" or 150 (milliseconds).
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	s := string(b)
+	if s == "null" {
+		return nil
+	}
+	if len(s) >= 2 && s[0] == '"' {
+		v, err := time.ParseDuration(s[1 : len(s)-1])
+		if err != nil {
+			return err
+		}
+		*d = Duration(v)
+		return nil
+	}
+	var ms float64
+	if _, err := fmt.Sscan(s, &ms); err != nil {
+		return fmt.Errorf("duration: %w", err)
+	}
+	*d = Duration(time.Duration(ms * float64(time.Millisecond)))
+	return nil
 }

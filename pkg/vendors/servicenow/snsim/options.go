@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/itsmhub/itsm/pkg/simclock"
 )
 
 // Account is a user who can sign in (basic auth or the OAuth consent). Each
@@ -160,36 +162,9 @@ func DefaultAccounts() []Account {
 	}
 }
 
-// Duration is a time.Duration that reads and writes JSON as a Go duration
-// string ("150ms") and also accepts a number of milliseconds.
-type Duration time.Duration
-
-// MarshalJSON writes the duration as a string such as "1.5s".
-func (d Duration) MarshalJSON() ([]byte, error) {
-	return []byte(`"` + time.Duration(d).String() + `"`), nil
-}
-
-// UnmarshalJSON accepts "150ms" or 150 (milliseconds).
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	s := string(b)
-	if s == "null" {
-		return nil
-	}
-	if len(s) >= 2 && s[0] == '"' {
-		v, err := time.ParseDuration(s[1 : len(s)-1])
-		if err != nil {
-			return err
-		}
-		*d = Duration(v)
-		return nil
-	}
-	var ms float64
-	if _, err := fmt.Sscan(s, &ms); err != nil {
-		return fmt.Errorf("duration: %w", err)
-	}
-	*d = Duration(time.Duration(ms * float64(time.Millisecond)))
-	return nil
-}
+// Duration reads and writes JSON as a Go duration string ("150ms") and
+// also accepts a number of milliseconds (see package simclock).
+type Duration = simclock.Duration
 
 var instanceName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
