@@ -61,7 +61,8 @@ func (m *Manager) Mappings(ctx context.Context, orgID, id string) (*MappingRepor
 		}
 		cat, report.Source, report.ReadAt = c.Detail.Catalog, "last_sync", c.Detail.Catalog.ReadAt
 	}
-	mp := jira.Mapping{Status: c.Options.StatusMapping.Map(), Priority: c.Options.PriorityMapping.Map(), PriorityScheme: cat.Priorities}
+	mp := jira.MappingOf(c)
+	mp.PriorityScheme = cat.Priorities // the catalog just read, not the stored one
 	report.Statuses = make([]MappedStatus, 0, len(cat.Statuses))
 	for _, s := range cat.Statuses {
 		st, by := mp.MapStatus(s.Name, s.Category)

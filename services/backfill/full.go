@@ -301,7 +301,8 @@ func (r *run) statuses(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	m := jira.Mapping{Status: r.conn.Options.StatusMapping.Map(), Priority: r.conn.Options.PriorityMapping.Map(), PriorityScheme: cat.Priorities}
+	m := jira.MappingOf(r.conn)
+	m.PriorityScheme = cat.Priorities // the catalog just read, not the stored one
 	var unmapped []string
 	for _, s := range cat.Statuses {
 		if st, _ := m.MapStatus(s.Name, s.Category); st == itsm.StatusUnknown {
