@@ -299,7 +299,7 @@ func (h *harness) rawCount(connID string) uint64 {
 	h.t.Helper()
 	s, err := h.js.Stream(h.ctx, broker.StreamRaw)
 	require.NoError(h.t, err)
-	subj := broker.RawSubject(vendorJira, connID, broker.SourceSync)
+	subj := broker.RawSubject(broker.VendorToken("JIRA"), connID, broker.SourceSync)
 	info, err := s.Info(h.ctx, jetstream.WithSubjectFilter(subj))
 	require.NoError(h.t, err)
 	return info.State.Subjects[subj]

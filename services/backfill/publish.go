@@ -18,8 +18,6 @@ import (
 	"github.com/itsmhub/itsm/pkg/store"
 )
 
-const vendorJira = "jira"
-
 // publisher streams one sync's records to RAW with PublishMsgAsync, holding
 // at most max unacknowledged messages: memory stays bounded whatever the
 // tenant's size, and a checkpoint is only written once every record before
@@ -40,7 +38,7 @@ type publisher struct {
 }
 
 func newPublisher(js jetstream.JetStream, conn *store.Connection, max int) *publisher {
-	return &publisher{js: js, conn: conn, max: max, subject: broker.RawSubject(vendorJira, conn.ID, broker.SourceSync)}
+	return &publisher{js: js, conn: conn, max: max, subject: broker.RawSubject(broker.VendorToken(conn.Vendor), conn.ID, broker.SourceSync)}
 }
 
 // msgID is a Nats-Msg-Id: a publish repeated within RAW's duplicate window
