@@ -1,4 +1,4 @@
-// Command jirasim serves the Jira Cloud simulator (pkg/jirasim) over HTTP for
+// Command jirasim serves the Jira Cloud simulator (pkg/vendors/jira/jirasim) over HTTP for
 // demos and manual testing: OAuth 2.0 (3LO), REST API v3 under
 // /ex/jira/{cloudid}/rest/api/3/, dynamic webhook deliveries, and the
 // /_sim/ control endpoints.
@@ -18,7 +18,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/itsmhub/itsm/pkg/jirasim"
+	"github.com/itsmhub/itsm/pkg/vendors/jira/jirasim"
 )
 
 func main() {

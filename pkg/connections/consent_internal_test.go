@@ -12,12 +12,12 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/itsmhub/itsm/pkg/broker/brokertest"
-	"github.com/itsmhub/itsm/pkg/jiracloud"
-	"github.com/itsmhub/itsm/pkg/jirasim"
 	"github.com/itsmhub/itsm/pkg/lease"
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/store/sqlitestore"
 	"github.com/itsmhub/itsm/pkg/vault"
+	"github.com/itsmhub/itsm/pkg/vendors/jira/jiracloud"
+	"github.com/itsmhub/itsm/pkg/vendors/jira/jirasim"
 )
 
 // These tests mint tokens with the manager's own key, as only someone who

@@ -19,10 +19,10 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/itsmhub/itsm/pkg/itsm"
-	"github.com/itsmhub/itsm/pkg/jiracloud"
 	"github.com/itsmhub/itsm/pkg/lease"
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/vault"
+	"github.com/itsmhub/itsm/pkg/vendors/jira/jiracloud"
 )
 
 // MaxStateTTL bounds an authorize URL's and a pending consent's lifetime: a

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/itsmhub/itsm/pkg/itsm"
-	"github.com/itsmhub/itsm/pkg/jira"
 	"github.com/itsmhub/itsm/pkg/store"
+	"github.com/itsmhub/itsm/pkg/vendors/jira"
 )
 
 // MappingReport is every status and priority a connection's site defines,

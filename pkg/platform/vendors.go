@@ -2,7 +2,7 @@ package platform
 
 import (
 	"github.com/itsmhub/itsm/pkg/broker"
-	"github.com/itsmhub/itsm/pkg/jira"
+	"github.com/itsmhub/itsm/pkg/vendors/jira"
 	"github.com/itsmhub/itsm/services/normalizer"
 )
 

@@ -48,9 +48,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/itsmhub/itsm/pkg/broker"
-	"github.com/itsmhub/itsm/pkg/jiracloud"
 	"github.com/itsmhub/itsm/pkg/lease"
 	"github.com/itsmhub/itsm/pkg/store"
+	"github.com/itsmhub/itsm/pkg/vendors/jira/jiracloud"
 )
 
 // LeaseBucket is the KV bucket of sync leases (one key per connection), and

@@ -8,8 +8,8 @@ import (
 	"sort"
 	"time"
 
-	"github.com/itsmhub/itsm/pkg/jiracloud"
 	"github.com/itsmhub/itsm/pkg/store"
+	"github.com/itsmhub/itsm/pkg/vendors/jira/jiracloud"
 )
 
 // incremental reads the issues updated since the watermark (minus the

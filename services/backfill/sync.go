@@ -14,9 +14,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/itsmhub/itsm/pkg/connections"
-	"github.com/itsmhub/itsm/pkg/jiracloud"
 	"github.com/itsmhub/itsm/pkg/lease"
 	"github.com/itsmhub/itsm/pkg/store"
+	"github.com/itsmhub/itsm/pkg/vendors/jira/jiracloud"
 )
 
 // Why a sync's context ended (context.Cause).

@@ -18,8 +18,8 @@ import (
 	"github.com/itsmhub/itsm/pkg/dlq"
 	"github.com/itsmhub/itsm/pkg/fixtures"
 	"github.com/itsmhub/itsm/pkg/itsm"
-	"github.com/itsmhub/itsm/pkg/jira"
 	"github.com/itsmhub/itsm/pkg/store"
+	"github.com/itsmhub/itsm/pkg/vendors/jira"
 )
 
 const jiraTime = "2006-01-02T15:04:05.000-0700"

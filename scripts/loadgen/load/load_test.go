@@ -12,7 +12,7 @@ import (
 	json "github.com/go-json-experiment/json/v1"
 	"github.com/stretchr/testify/require"
 
-	"github.com/itsmhub/itsm/pkg/jira"
+	"github.com/itsmhub/itsm/pkg/vendors/jira"
 )
 
 func TestRefusesNonLoopbackTargets(t *testing.T) {

@@ -12,8 +12,8 @@ import (
 	json "github.com/go-json-experiment/json/v1"
 	"github.com/stretchr/testify/require"
 
-	"github.com/itsmhub/itsm/pkg/jiracloud"
-	"github.com/itsmhub/itsm/pkg/jirasim"
+	"github.com/itsmhub/itsm/pkg/vendors/jira/jiracloud"
+	"github.com/itsmhub/itsm/pkg/vendors/jira/jirasim"
 )
 
 // simClient runs the real 3LO flow against a simulator and returns a client

@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/itsmhub/itsm/pkg/itsm"
-	"github.com/itsmhub/itsm/pkg/jira"
+	"github.com/itsmhub/itsm/pkg/vendors/jira"
 )
 
 // Real webhook bodies the mapping was not written against, published by

@@ -3,7 +3,7 @@ package jira_test
 import (
 	"testing"
 
-	"github.com/itsmhub/itsm/pkg/jira"
+	"github.com/itsmhub/itsm/pkg/vendors/jira"
 )
 
 // BenchmarkMapWebhook is the mapping's share of the normalizer's cost per

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/itsmhub/itsm/pkg/itsm"
-	"github.com/itsmhub/itsm/pkg/jira"
+	"github.com/itsmhub/itsm/pkg/vendors/jira"
 )
 
 // corpusRow is one line of testdata/mapping_corpus/*.txt: fields separated

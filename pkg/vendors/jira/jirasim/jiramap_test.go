@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/itsmhub/itsm/pkg/itsm"
-	"github.com/itsmhub/itsm/pkg/jira"
+	"github.com/itsmhub/itsm/pkg/vendors/jira"
 	"github.com/stretchr/testify/require"
 )
 

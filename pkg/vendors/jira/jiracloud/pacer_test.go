@@ -10,7 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/itsmhub/itsm/pkg/jiracloud"
+	"github.com/itsmhub/itsm/pkg/vendors/jira/jiracloud"
 )
 
 func TestParseRateInfo(t *testing.T) {
