@@ -16,7 +16,10 @@ import (
 
 // Record types: what a SyncRecord holds.
 const (
-	TypeIssue      = "issue"
+	TypeIssue = "issue"
+	// TypeTicket is a ticket of a vendor whose tickets are not Jira issues
+	// (a ServiceNow task record).
+	TypeTicket     = "ticket"
 	TypeComment    = "comment"
 	TypeProject    = "project"
 	TypeUser       = "user"
