@@ -165,8 +165,17 @@ func (m *Manager) Client(ctx context.Context, c *store.Connection) (*jiracloud.C
 	if c.CloudID == "" {
 		return nil, fmt.Errorf("connection %s: %w", c.ID, ErrNotActive)
 	}
-	hc := &http.Client{Timeout: m.cfg.HTTPClient.Timeout, Transport: &authTransport{m: m, connID: c.ID, base: transportOf(m.cfg.HTTPClient)}}
+	hc, err := m.HTTPClient(ctx, c)
+	if err != nil {
+		return nil, err
+	}
 	return jiracloud.NewClient(m.cfg.Endpoints, c.CloudID, hc), nil
+}
+
+// HTTPClient is an HTTP client whose requests authenticate as the
+// connection: a vendor connector builds its API client on it.
+func (m *Manager) HTTPClient(_ context.Context, c *store.Connection) (*http.Client, error) {
+	return &http.Client{Timeout: m.cfg.HTTPClient.Timeout, Transport: &authTransport{m: m, connID: c.ID, base: transportOf(m.cfg.HTTPClient)}}, nil
 }
 
 func transportOf(hc *http.Client) http.RoundTripper {
