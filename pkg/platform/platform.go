@@ -150,7 +150,7 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 	// and webhooks.
 	var e *echo.Echo
 	if comps.Receiver {
-		r, err := receiver.New(receiver.Config{ClientSecret: []byte(cfg.JiraClientSecret), Ready: p.natsReady, Quotas: cfg.Quotas,
+		r, err := receiver.New(receiver.Config{ClientSecret: []byte(cfg.JiraClientSecret), Quotas: cfg.Quotas,
 			TokenSiteOptional: cfg.WebhookTokenSite == "if-present", Now: p.now},
 			p.jss[broker.UserReceiver], p.store, apikey.NewAuthenticator(p.store, cfg.APIKeys), log.Named("receiver"), reg)
 		if err != nil {
@@ -159,6 +159,7 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 		r.MountConnections(p.mgr, requester)
 		e = r.Echo()
 		p.echo = e
+		p.mountHealth(e, log)
 		g.Go(func() error { return r.Run(gctx, p.ln, cfg.ShutdownTimeout) })
 		// Webhook upkeep runs where webhooks arrive.
 		g.Go(func() error { return p.mgr.Run(gctx) })
@@ -166,18 +167,8 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 	} else {
 		e = echo.New()
 		e.HideBanner, e.HidePort = true, true
-		e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok") })
-		e.GET("/readyz", func(c echo.Context) error {
-			// Bounded like the receiver's: an unreachable store must answer
-			// 503 within a probe's timeout, not hang it.
-			ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
-			defer cancel()
-			if err := errors.Join(p.natsReady(), p.store.Ping(ctx)); err != nil {
-				return c.String(http.StatusServiceUnavailable, "unavailable")
-			}
-			return c.String(http.StatusOK, "ready")
-		})
 		p.echo = e
+		p.mountHealth(e, log)
 		srv := &http.Server{Handler: e, ReadHeaderTimeout: 5e9}
 		g.Go(func() error {
 			go func() { <-gctx.Done(); _ = srv.Close() }()
