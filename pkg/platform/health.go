@@ -11,7 +11,8 @@ import (
 
 // mountHealth serves the probes of every process, in one shape:
 // /healthz answers while the process runs; /readyz answers 200 while the
-// store and NATS answer, and 503 naming what does not. Both are bounded:
+// store and NATS answer and no worker of the process failed, and 503 naming
+// what does not. Both are bounded:
 // an unreachable store must fail a probe within its timeout, not hang it.
 func (p *Platform) mountHealth(e *echo.Echo, log *zap.Logger) {
 	e.GET("/healthz", func(c echo.Context) error {
@@ -28,6 +29,9 @@ func (p *Platform) mountHealth(e *echo.Echo, log *zap.Logger) {
 		if err := p.natsReady(); err != nil {
 			problems["nats"] = "unreachable"
 			log.Warn("readiness: nats", zap.Error(err))
+		}
+		for name := range p.sup.Failed() {
+			problems[name] = "failed"
 		}
 		if len(problems) > 0 {
 			return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "problems": problems})
