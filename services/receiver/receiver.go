@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -97,6 +98,11 @@ func New(cfg Config, pub Publisher, st Store, auth Authenticator, log *zap.Logge
 	}
 	if len(cfg.Verifiers) == 0 {
 		return nil, errors.New("receiver: a delivery verifier of at least one vendor is required")
+	}
+	for vendor := range cfg.Verifiers {
+		if vendor == "" || vendor != strings.ToUpper(vendor) || strings.ContainsAny(vendor, "/.: ") {
+			return nil, fmt.Errorf("receiver: vendor name %q: want the upper-case name connections store", vendor)
+		}
 	}
 	m, err := newMetrics(reg)
 	if err != nil {

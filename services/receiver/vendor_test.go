@@ -40,6 +40,9 @@ func TestDeliveriesTakeTheirVendorsRoute(t *testing.T) {
 	}
 	_, err = receiver.New(receiver.Config{}, js, st, apikey.NewAuthenticator(st, nil), zaptest.NewLogger(t), nil)
 	require.ErrorContains(t, err, "verifier")
+	_, err = receiver.New(receiver.Config{Verifiers: map[string]receiver.DeliveryVerifier{"jira": jiraVerifier(t, jiraconn.VerifierConfig{})["JIRA"]}},
+		js, st, apikey.NewAuthenticator(st, nil), zaptest.NewLogger(t), nil)
+	require.ErrorContains(t, err, "upper-case")
 	srv, err := receiver.New(receiver.Config{Verifiers: jiraVerifier(t, jiraconn.VerifierConfig{}), PublishTimeout: time.Second},
 		js, st, apikey.NewAuthenticator(st, nil), zaptest.NewLogger(t), nil)
 	require.NoError(t, err)

@@ -37,7 +37,8 @@ type DeliveryVerifier interface {
 	// Authenticate checks what the headers alone prove, before the
 	// connection is looked up or the body read, so that unsigned traffic
 	// costs little (Jira: the JWT signed with the app's secret; ServiceNow:
-	// that its HMAC header is there). Errors are connector.DeliveryErrors.
+	// that its HMAC header is there). Errors are connector.DeliveryErrors;
+	// one of no other kind is answered like ErrUnauthenticated (401).
 	Authenticate(h http.Header) (connector.Delivery, error)
 }
 
