@@ -3,8 +3,6 @@ package connector
 import (
 	"errors"
 
-	"golang.org/x/oauth2"
-
 	"github.com/itsmhub/itsm/pkg/itsm"
 	"github.com/itsmhub/itsm/pkg/store"
 )
@@ -14,14 +12,6 @@ import (
 // what its delivery verification hands to the receiver. The interfaces are
 // connections.Authorizer, connections.WebhookRegistrar,
 // connections.MappingReporter and receiver.DeliveryVerifier.
-
-// Grant is what an OAuth 2.0 authorization code bought: the tokens and the
-// sites they cover, in the vendor's order (Jira: the accessible resources
-// of the grant; ServiceNow: the one instance the code came from).
-type Grant struct {
-	Token *oauth2.Token
-	Sites []store.Site
-}
 
 // ErrWebhookFailed: the vendor's webhook registration call failed (the
 // connection's health says that changes arrive by sync only).

@@ -139,7 +139,7 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 			return nil, err
 		}
 		w := backfill.New(backfill.Config{IncrementalEvery: cfg.BackfillIncrementalEvery, MaxConcurrentSyncs: cfg.BackfillMaxSyncs,
-			BacklogConsumer: normalizer.ConsumerName}, backfill.Deps{JS: p.jss[broker.UserBackfill], Store: p.store, Clients: p.mgr, Leases: leases,
+			BacklogConsumer: normalizer.ConsumerName}, backfill.Deps{JS: p.jss[broker.UserBackfill], Store: p.store, Clients: jiraClients{mgr: p.mgr, ep: jiraEndpoints(cfg)}, Leases: leases,
 			Log: log.Named("backfill"), Registerer: reg, Now: p.now})
 		g.Go(func() error { return w.Run(gctx) })
 	}

@@ -1,9 +1,17 @@
 package platform
 
 import (
+	"context"
+	"fmt"
+
 	"github.com/itsmhub/itsm/pkg/broker"
+	"github.com/itsmhub/itsm/pkg/config"
+	"github.com/itsmhub/itsm/pkg/connections"
+	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/vendors/jira"
+	"github.com/itsmhub/itsm/pkg/vendors/jira/jiracloud"
 	"github.com/itsmhub/itsm/pkg/vendors/jira/jiraconn"
+	"github.com/itsmhub/itsm/services/backfill"
 	"github.com/itsmhub/itsm/services/normalizer"
 	"github.com/itsmhub/itsm/services/receiver"
 )
@@ -16,6 +24,25 @@ func mappers() map[string]normalizer.Mapper {
 	return map[string]normalizer.Mapper{broker.VendorToken(jira.VendorName): jira.Mapper{}}
 }
 
+// jiraConnector is Jira's connector of the connection lifecycle: the
+// platform's Atlassian OAuth app.
+func (p *Platform) jiraConnector() *jiraconn.Connector {
+	return jiraconn.New(jiraconn.Config{Endpoints: jiraEndpoints(p.cfg),
+		ClientID: p.cfg.JiraClientID, ClientSecret: p.cfg.JiraClientSecret, Now: p.now})
+}
+
+func jiraEndpoints(cfg config.Config) jiracloud.Endpoints {
+	return jiracloud.Endpoints{AuthURL: cfg.JiraAuthURL, APIURL: cfg.JiraAPIURL}
+}
+
+// connectors are the vendors connections can be made to.
+func (p *Platform) connectors() []connections.Connector {
+	jc := p.jiraConnector()
+	return []connections.Connector{
+		{Vendor: jira.VendorName, Title: jiraconn.Title, Authorizer: jc, Webhooks: jc, Mappings: jc},
+	}
+}
+
 // verifiers authenticate webhook deliveries, by vendor.
 func (p *Platform) verifiers() (map[string]receiver.DeliveryVerifier, error) {
 	jv, err := jiraconn.NewVerifier(jiraconn.VerifierConfig{ClientSecret: []byte(p.cfg.JiraClientSecret),
@@ -24,4 +51,24 @@ func (p *Platform) verifiers() (map[string]receiver.DeliveryVerifier, error) {
 		return nil, err
 	}
 	return map[string]receiver.DeliveryVerifier{jira.VendorName: jv}, nil
+}
+
+// jiraClients gives the backfill worker a Jira REST client of a connection
+// on the manager's authenticated HTTP client.
+type jiraClients struct {
+	mgr *connections.Manager
+	ep  jiracloud.Endpoints
+}
+
+var _ backfill.Clients = jiraClients{}
+
+func (j jiraClients) Client(ctx context.Context, c *store.Connection) (*jiracloud.Client, error) {
+	if c.CloudID == "" {
+		return nil, fmt.Errorf("connection %s: %w", c.ID, connections.ErrNotActive)
+	}
+	hc, err := j.mgr.HTTPClient(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return jiracloud.NewClient(j.ep, c.CloudID, hc), nil
 }
