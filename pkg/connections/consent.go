@@ -12,11 +12,10 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/itsmhub/itsm/pkg/store"
-	"github.com/itsmhub/itsm/pkg/vendors/jira/jiracloud"
 )
 
 // Consent in two steps. The OAuth callback only proves that someone holding
-// a fresh authorize URL granted access to some Jira site; it does not make
+// a fresh authorize URL granted access to some site; it does not make
 // the connection ACTIVE. It keeps the granted tokens sealed in a pending
 // consent and returns a confirmation naming the organization and the site.
 // Only a confirmation carrying both halves the callback handed out (a
@@ -39,16 +38,17 @@ var (
 	ErrConsentBrowser = errors.New("the confirmation does not come from the browser that completed the authorization")
 )
 
-// SiteMismatchError: the site Jira granted is not the one the connection
-// declares (options.site_url) or already uses.
+// SiteMismatchError: the site the vendor granted is not the one the
+// connection declares (options.site_url) or already uses.
 type SiteMismatchError struct {
+	Vendor    string   // the vendor's title ("Jira")
 	Consented []string // the sites of the grant
 	Want      string   // the declared or current site
 }
 
 func (e *SiteMismatchError) Error() string {
-	return fmt.Sprintf("the Jira consent covers %s, not the connection's site %s; authorize again and choose that site",
-		strings.Join(e.Consented, ", "), e.Want)
+	return fmt.Sprintf("the %s consent covers %s, not the connection's site %s; authorize again and choose that site",
+		e.Vendor, strings.Join(e.Consented, ", "), e.Want)
 }
 
 // Consent is a completed OAuth exchange waiting for confirmation.
@@ -94,18 +94,22 @@ func (m *Manager) Callback(ctx context.Context, code, state string) (*Consent, e
 	if err != nil {
 		return nil, err
 	}
-	hctx := context.WithValue(ctx, oauth2.HTTPClient, m.cfg.HTTPClient)
-	tok, err := m.oauth.Exchange(hctx, code)
+	v, err := m.vendor.of(c)
 	if err != nil {
-		m.consentFailed(ctx, c, "Jira refused the authorization code; start the authorization again")
+		return nil, err
+	}
+	hctx := context.WithValue(ctx, oauth2.HTTPClient, m.cfg.HTTPClient)
+	tok, err := v.Authorizer.Exchange(hctx, c, m.redirectURL(), code)
+	if err != nil {
+		m.consentFailed(ctx, c, v.Title+" refused the authorization code; start the authorization again")
 		return nil, fmt.Errorf("exchange code: %w", safeOAuthError(err))
 	}
 	m.stampExpiry(tok)
-	sites, err := jiracloud.AccessibleResources(ctx, m.cfg.Endpoints, m.oauth.Client(hctx, tok))
+	sites, err := v.Authorizer.Sites(hctx, c, tok)
 	if err != nil {
-		return nil, fmt.Errorf("resolve Jira site: %w", err)
+		return nil, fmt.Errorf("resolve %s site: %w", v.Title, err)
 	}
-	site, err := pickSite(sites, c)
+	site, err := pickSite(v.Title, sites, c)
 	if err != nil {
 		// The tokens are dropped here: never stored, they die with the request.
 		m.consentFailed(ctx, c, err.Error())
@@ -117,12 +121,10 @@ func (m *Manager) Callback(ctx context.Context, code, state string) (*Consent, e
 	}
 	nonce, browserKey := newNonce(16), newNonce(32)
 	exp := m.cfg.Now().Add(m.cfg.ConsentTTL).UTC().Truncate(time.Second)
-	pending := &store.PendingConsent{CloudID: site.ID, SiteURL: site.URL, SiteName: site.Name,
+	pending := &store.PendingConsent{CloudID: site.CloudID, SiteURL: site.URL, SiteName: site.Name,
 		Secret: secret, NonceHash: hashNonce(nonce), ExpiresAt: exp}
 	if len(sites) > 1 {
-		for _, s := range sites {
-			pending.Sites = append(pending.Sites, store.Site{CloudID: s.ID, URL: s.URL, Name: s.Name})
-		}
+		pending.Sites = sites
 	}
 	c, err = m.update(ctx, orgID, c.ID, func(c *store.Connection) error {
 		if c.State == store.StateDeleted {
@@ -131,8 +133,8 @@ func (m *Manager) Callback(ctx context.Context, code, state string) (*Consent, e
 		c.Detail.Consent = pending
 		if c.State == store.StatePending {
 			c.Detail.Health = store.Health{Status: store.HealthDegraded, ResolutionOwner: store.OwnerCustomer, UpdatedAt: m.cfg.Now().UTC(),
-				Description: fmt.Sprintf("Jira access to %s was granted; waiting for the administrator to confirm it on the consent page before %s",
-					site.URL, exp.Format(time.RFC3339))}
+				Description: fmt.Sprintf("%s access to %s was granted; waiting for the administrator to confirm it on the consent page before %s",
+					v.Title, site.URL, exp.Format(time.RFC3339))}
 		}
 		return nil
 	})
@@ -206,15 +208,15 @@ func (m *Manager) Confirm(ctx context.Context, formToken, browserKey string, acc
 			return nil
 		case !now.Before(p.ExpiresAt):
 			outcome = ErrConsentExpired
-			m.pendingHealth(c, store.HealthDegraded, "the confirmation of the Jira site "+p.SiteURL+" expired; authorize again")
+			m.pendingHealth(c, store.HealthDegraded, "the confirmation of the "+m.vendor.title(c)+" site "+p.SiteURL+" expired; authorize again")
 			return nil
 		case !accept:
-			m.pendingHealth(c, store.HealthDegraded, "the administrator declined the Jira site "+p.SiteURL+"; authorize again to connect")
+			m.pendingHealth(c, store.HealthDegraded, "the administrator declined the "+m.vendor.title(c)+" site "+p.SiteURL+"; authorize again to connect")
 			return nil
 		}
 		// Options may have changed since the callback.
 		if want := wantSite(c); want != "" && !sameSite(want, p.SiteURL, p.CloudID, c) {
-			outcome = &SiteMismatchError{Consented: []string{p.SiteURL}, Want: want}
+			outcome = &SiteMismatchError{Vendor: m.vendor.title(c), Consented: []string{p.SiteURL}, Want: want}
 			m.pendingHealth(c, store.HealthFailed, outcome.Error())
 			return nil
 		}
@@ -274,7 +276,7 @@ func (m *Manager) discardConsent(ctx context.Context, orgID, connID, nonceHash, 
 			return errNothingToDo
 		}
 		c.Detail.Consent = nil
-		m.pendingHealth(c, store.HealthDegraded, why+" for the Jira site "+p.SiteURL+"; authorize again")
+		m.pendingHealth(c, store.HealthDegraded, why+" for the "+m.vendor.title(c)+" site "+p.SiteURL+"; authorize again")
 		return nil
 	})
 	if err != nil && !errors.Is(err, errNothingToDo) && !errors.Is(err, store.ErrNotFound) {
@@ -319,10 +321,10 @@ func sameSite(want, url, cloudID string, c *store.Connection) bool {
 }
 
 // pickSite chooses the granted site the connection uses: the one it
-// already has or declares, else the first one.
-func pickSite(sites []jiracloud.Resource, c *store.Connection) (jiracloud.Resource, error) {
+// already has or declares, else the first one. vendor titles the messages.
+func pickSite(vendor string, sites []store.Site, c *store.Connection) (store.Site, error) {
 	if len(sites) == 0 {
-		return jiracloud.Resource{}, errors.New("the grant covers no Jira site")
+		return store.Site{}, fmt.Errorf("the grant covers no %s site", vendor)
 	}
 	want := wantSite(c)
 	if want == "" {
@@ -330,10 +332,10 @@ func pickSite(sites []jiracloud.Resource, c *store.Connection) (jiracloud.Resour
 	}
 	urls := make([]string, 0, len(sites))
 	for _, s := range sites {
-		if sameSite(want, s.URL, s.ID, c) {
+		if sameSite(want, s.URL, s.CloudID, c) {
 			return s, nil
 		}
 		urls = append(urls, s.URL)
 	}
-	return jiracloud.Resource{}, &SiteMismatchError{Consented: urls, Want: want}
+	return store.Site{}, &SiteMismatchError{Vendor: vendor, Consented: urls, Want: want}
 }

@@ -16,7 +16,9 @@ import (
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/store/sqlitestore"
 	"github.com/itsmhub/itsm/pkg/vault"
+	"github.com/itsmhub/itsm/pkg/vendors/jira"
 	"github.com/itsmhub/itsm/pkg/vendors/jira/jiracloud"
+	"github.com/itsmhub/itsm/pkg/vendors/jira/jiraconn"
 	"github.com/itsmhub/itsm/pkg/vendors/jira/jirasim"
 )
 
@@ -36,14 +38,21 @@ func testManager(t *testing.T, sim *jirasim.Server, mutate func(*Config)) (*Mana
 	require.NoError(t, err)
 	v, err := vault.New(vault.NewKey())
 	require.NoError(t, err)
-	cfg := Config{PublicURL: "http://127.0.0.1:1", Endpoints: jiracloud.Endpoints{AuthURL: sim.URL(), APIURL: sim.URL()},
-		ClientID: sim.ClientID(), ClientSecret: sim.ClientSecret(), StateKey: testStateKey}
+	cfg := Config{PublicURL: "http://127.0.0.1:1", Connectors: jiraConnectors(sim, nil), StateKey: testStateKey}
 	if mutate != nil {
 		mutate(&cfg)
 	}
 	m, err := New(cfg, st, v, leases, nil, zaptest.NewLogger(t))
 	require.NoError(t, err)
 	return m, st
+}
+
+// jiraConnectors is the Jira connector on the simulator, as the wiring
+// builds it.
+func jiraConnectors(sim *jirasim.Server, now func() time.Time) []Connector {
+	jc := jiraconn.New(jiraconn.Config{Endpoints: jiracloud.Endpoints{AuthURL: sim.URL(), APIURL: sim.URL()},
+		ClientID: sim.ClientID(), ClientSecret: sim.ClientSecret(), Now: now})
+	return []Connector{{Vendor: jira.VendorName, Title: jiraconn.Title, Authorizer: jc, Webhooks: jc, Mappings: jc}}
 }
 
 // code consents at the simulator and returns the authorization code.
@@ -64,7 +73,7 @@ func TestStateLifetimeIsBounded(t *testing.T) {
 		func(c *Config) { c.StateTTL = 2 * time.Hour },
 		func(c *Config) { c.ConsentTTL = 90 * time.Minute },
 	} {
-		c := Config{PublicURL: "http://x", StateKey: testStateKey, ClientID: sim.ClientID()}
+		c := Config{PublicURL: "http://x", StateKey: testStateKey, Connectors: jiraConnectors(sim, nil)}
 		cfg(&c)
 		_, err := New(c, nil, nil, nil, nil, zaptest.NewLogger(t))
 		require.ErrorContains(t, err, "must expire within 1h0m0s")

@@ -1,7 +1,10 @@
-// Package connections makes a customer's Jira connection real: creation and
+// Package connections makes a customer's connection real: creation and
 // validation, OAuth 2.0 onboarding with a signed single-use state, tokens
-// encrypted at rest and refreshed one replica at a time, and the Jira
-// webhooks that feed the receiver, kept alive past their 30-day expiry.
+// encrypted at rest and refreshed one replica at a time, and the webhooks
+// that feed the receiver, kept alive past their expiry. What differs by
+// vendor (the OAuth endpoints, the site a grant covers, webhook
+// registration, the mapping report) is behind the interfaces of vendor.go,
+// which the wiring fills with each vendor's connector.
 package connections
 
 import (
@@ -16,13 +19,11 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
-	"golang.org/x/oauth2"
 
 	"github.com/itsmhub/itsm/pkg/itsm"
 	"github.com/itsmhub/itsm/pkg/lease"
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/vault"
-	"github.com/itsmhub/itsm/pkg/vendors/jira/jiracloud"
 )
 
 // MaxStateTTL bounds an authorize URL's and a pending consent's lifetime: a
@@ -36,9 +37,9 @@ const (
 )
 
 var (
-	// ErrReauthorize: Jira no longer accepts the grant; the customer must
-	// reconnect (the connection's health says so).
-	ErrReauthorize = errors.New("the customer must reconnect the Jira site")
+	// ErrReauthorize: the vendor no longer accepts the grant; the customer
+	// must reconnect (the connection's health says so).
+	ErrReauthorize = errors.New("the customer must reconnect the site")
 	// ErrNotActive: the connection has no working grant yet.
 	ErrNotActive = errors.New("connection is not active")
 	// ErrVendor: the vendor failed a call made on the caller's behalf.
@@ -70,11 +71,10 @@ type SyncRequester interface {
 
 // Config of the manager.
 type Config struct {
-	// PublicURL is where Jira and browsers reach the receiver.
-	PublicURL    string
-	Endpoints    jiracloud.Endpoints
-	ClientID     string
-	ClientSecret string
+	// PublicURL is where vendors and browsers reach the receiver.
+	PublicURL string
+	// Connectors are the vendors connections can be made to.
+	Connectors []Connector
 	// StateKey signs OAuth states and confirmation forms.
 	StateKey []byte
 	// StateTTL bounds how long an authorize URL works (at most MaxStateTTL).
@@ -121,7 +121,7 @@ type Manager struct {
 	store  Store
 	vault  *vault.Vault
 	leases *lease.Leases
-	oauth  *oauth2.Config
+	vendor connectors
 	syncs  SyncRequester
 	log    *zap.Logger
 	// refreshes counts token refreshes by result (ok, invalid_grant, error).
@@ -141,8 +141,11 @@ func New(cfg Config, st Store, v *vault.Vault, leases *lease.Leases, syncs SyncR
 	if cfg.StateTTL > MaxStateTTL || cfg.ConsentTTL > MaxStateTTL {
 		return nil, fmt.Errorf("connections: OAuth states and pending consents must expire within %v", MaxStateTTL)
 	}
-	m := &Manager{cfg: cfg, store: st, vault: v, leases: leases, syncs: syncs, log: log,
-		oauth: jiracloud.OAuthConfig(cfg.Endpoints, cfg.ClientID, cfg.ClientSecret, cfg.PublicURL+"/oauth/callback"),
+	vendors, err := newConnectors(cfg.Connectors)
+	if err != nil {
+		return nil, err
+	}
+	m := &Manager{cfg: cfg, store: st, vault: v, leases: leases, syncs: syncs, log: log, vendor: vendors,
 		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "itsm_token_refreshes_total", Help: "OAuth token refreshes by result.",
 		}, []string{"result"}),
@@ -194,8 +197,9 @@ func intervals(refresh, timeout *int, c *store.Connection) error {
 // Create stores a PENDING connection and returns it with the URL where the
 // customer consents.
 func (m *Manager) Create(ctx context.Context, orgID string, req CreateRequest) (*store.Connection, string, error) {
-	if !strings.EqualFold(req.Vendor, "JIRA") {
-		return nil, "", invalid("vendor", "unsupported vendor %q (supported: JIRA)", req.Vendor)
+	vendor, err := m.vendor.parse(req.Vendor)
+	if err != nil {
+		return nil, "", err
 	}
 	opts, err := req.Options.toStore()
 	if err != nil {
@@ -203,17 +207,20 @@ func (m *Manager) Create(ctx context.Context, orgID string, req CreateRequest) (
 	}
 	now := m.cfg.Now().UTC()
 	c := &store.Connection{
-		ID: uuid.NewString(), OrganizationID: orgID, Vendor: "JIRA", State: store.StatePending, Options: opts,
+		ID: uuid.NewString(), OrganizationID: orgID, Vendor: vendor.Vendor, State: store.StatePending, Options: opts,
 		RefreshIntervalSecs: DefaultRefreshIntervalSecs, TimeoutSecs: DefaultTimeoutSecs,
 		Detail: store.ConnectionDetail{Health: store.Health{Status: store.HealthDegraded, ResolutionOwner: store.OwnerCustomer,
-			Description: "waiting for the customer to authorize access to Jira", UpdatedAt: now},
+			Description: "waiting for the customer to authorize access to " + vendor.Title, UpdatedAt: now},
 			ModelVersion: itsm.ModelVersion},
 		CreatedAt: now, UpdatedAt: now,
 	}
 	if err := intervals(req.RefreshIntervalSecs, req.TimeoutSecs, c); err != nil {
 		return nil, "", err
 	}
-	authURL := m.issueState(c)
+	authURL, err := m.issueState(c)
+	if err != nil {
+		return nil, "", err
+	}
 	if err := m.store.CreateConnection(ctx, c); err != nil {
 		return nil, "", fmt.Errorf("create connection: %w", err)
 	}
@@ -228,18 +235,26 @@ func (m *Manager) Authorize(ctx context.Context, orgID, id string) (string, erro
 		if c.State == store.StateDeleted {
 			return fmt.Errorf("connection %s: %w", id, store.ErrNotFound)
 		}
-		url = m.issueState(c)
+		var err error
+		url, err = m.issueState(c)
 		c.Detail.Consent = nil
-		return nil
+		return err
 	})
 	return url, err
 }
 
-func (m *Manager) issueState(c *store.Connection) string {
+func (m *Manager) issueState(c *store.Connection) (string, error) {
+	v, err := m.vendor.of(c)
+	if err != nil {
+		return "", err
+	}
 	state, hash := signState(m.cfg.StateKey, c.OrganizationID, c.ID, m.cfg.Now().Add(m.cfg.StateTTL))
 	c.Detail.OAuthStateHash = hash
-	return jiracloud.AuthCodeURL(m.oauth, state)
+	return v.Authorizer.AuthCodeURL(c, m.redirectURL(), state), nil
 }
+
+// redirectURL is where the vendor sends the customer back after consent.
+func (m *Manager) redirectURL() string { return m.cfg.PublicURL + "/oauth/callback" }
 
 // Get reads a connection of the organization.
 func (m *Manager) Get(ctx context.Context, orgID, id string) (*store.Connection, error) {
@@ -305,8 +320,8 @@ func (m *Manager) Patch(ctx context.Context, orgID, id string, req PatchRequest)
 	return c, nil
 }
 
-// Delete unregisters the connection's webhooks in Jira (best effort: a
-// revoked grant cannot), drops its tokens and marks it DELETED; syncs and
+// Delete unregisters the connection's webhooks at the vendor (best effort:
+// a revoked grant cannot), drops its tokens and marks it DELETED; syncs and
 // deliveries stop. Normalized data is kept, unless purge removes it too.
 func (m *Manager) Delete(ctx context.Context, orgID, id string, purge bool) error {
 	c, err := m.store.GetConnection(ctx, orgID, id)
@@ -316,13 +331,13 @@ func (m *Manager) Delete(ctx context.Context, orgID, id string, purge bool) erro
 	if c.State == store.StateDeleted {
 		return fmt.Errorf("connection %s: %w", id, store.ErrNotFound)
 	}
-	if ids := webhookIDs(c); len(ids) > 0 && c.CloudID != "" {
-		client, err := m.Client(ctx, c)
+	if v, err := m.vendor.of(c); err == nil && v.Webhooks != nil && len(c.Detail.Webhooks) > 0 {
+		hc, err := m.HTTPClient(ctx, c)
 		if err == nil {
-			err = client.DeleteWebhooks(ctx, ids)
+			err = v.Webhooks.DeleteWebhooks(ctx, c, hc)
 		}
 		if err != nil {
-			m.log.Warn("could not unregister webhooks of a deleted connection; they expire within 30 days",
+			m.log.Warn("could not unregister webhooks of a deleted connection; they expire on their own",
 				zap.String("connection_id", c.ID), zap.String("organization_id", c.OrganizationID), zap.Error(err))
 		}
 	}
@@ -382,12 +397,4 @@ func (m *Manager) setHealth(ctx context.Context, id string, status store.HealthS
 	if err != nil {
 		m.log.Warn("recording connection health", zap.String("connection_id", id), zap.Error(err))
 	}
-}
-
-func webhookIDs(c *store.Connection) []int64 {
-	ids := make([]int64, 0, len(c.Detail.Webhooks))
-	for _, w := range c.Detail.Webhooks {
-		ids = append(ids, w.ID)
-	}
-	return ids
 }

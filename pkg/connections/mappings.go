@@ -6,9 +6,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/itsmhub/itsm/pkg/itsm"
+	"github.com/itsmhub/itsm/pkg/connector"
 	"github.com/itsmhub/itsm/pkg/store"
-	"github.com/itsmhub/itsm/pkg/vendors/jira"
 )
 
 // MappingReport is every status and priority a connection's site defines,
@@ -25,20 +24,11 @@ type MappingReport struct {
 }
 
 // MappedStatus is one vendor status and its ITSM status.
-type MappedStatus struct {
-	Name     string        `json:"name"`
-	Category string        `json:"category,omitempty"`
-	Status   itsm.Status   `json:"status"`
-	MappedBy jira.Decision `json:"mapped_by"`
-}
+type MappedStatus = connector.MappedStatus
 
 // MappedPriority is one vendor priority (in the site's order, highest
 // first) and its ITSM priority.
-type MappedPriority struct {
-	Name     string        `json:"name"`
-	Priority itsm.Priority `json:"priority"`
-	MappedBy jira.Decision `json:"mapped_by"`
-}
+type MappedPriority = connector.MappedPriority
 
 // Mappings reports how the connection maps its site's statuses and
 // priorities with its current options.
@@ -50,8 +40,12 @@ func (m *Manager) Mappings(ctx context.Context, orgID, id string) (*MappingRepor
 	if c.State == store.StateDeleted {
 		return nil, fmt.Errorf("connection %s: %w", id, store.ErrNotFound)
 	}
+	v, err := m.vendor.of(c)
+	if err != nil {
+		return nil, err
+	}
 	report := &MappingReport{Source: "vendor", ReadAt: m.cfg.Now().UTC()}
-	cat, err := m.readCatalog(ctx, c)
+	cat, err := m.readCatalog(ctx, v, c)
 	if err != nil {
 		if c.Detail.Catalog == nil {
 			if errors.Is(err, ErrNotActive) {
@@ -61,29 +55,18 @@ func (m *Manager) Mappings(ctx context.Context, orgID, id string) (*MappingRepor
 		}
 		cat, report.Source, report.ReadAt = c.Detail.Catalog, "last_sync", c.Detail.Catalog.ReadAt
 	}
-	mp := jira.MappingOf(c)
-	mp.PriorityScheme = cat.Priorities // the catalog just read, not the stored one
-	report.Statuses = make([]MappedStatus, 0, len(cat.Statuses))
-	for _, s := range cat.Statuses {
-		st, by := mp.MapStatus(s.Name, s.Category)
-		report.Statuses = append(report.Statuses, MappedStatus{Name: s.Name, Category: s.Category, Status: st, MappedBy: by})
-	}
-	report.Priorities = make([]MappedPriority, 0, len(cat.Priorities))
-	for _, name := range cat.Priorities {
-		p, by := mp.MapPriority(name)
-		report.Priorities = append(report.Priorities, MappedPriority{Name: name, Priority: p, MappedBy: by})
-	}
+	report.Statuses, report.Priorities = v.Mappings.MapCatalog(c, cat)
 	return report, nil
 }
 
 // readCatalog asks the site for its statuses and priorities.
-func (m *Manager) readCatalog(ctx context.Context, c *store.Connection) (*store.Catalog, error) {
+func (m *Manager) readCatalog(ctx context.Context, v *Connector, c *store.Connection) (*store.Catalog, error) {
 	if c.State != store.StateActive && c.State != store.StatePaused {
 		return nil, fmt.Errorf("connection %s is %s: %w", c.ID, c.State, ErrNotActive)
 	}
-	client, err := m.Client(ctx, c)
+	hc, err := m.HTTPClient(ctx, c)
 	if err != nil {
 		return nil, err
 	}
-	return client.Catalog(ctx, m.cfg.Now().UTC())
+	return v.Mappings.Catalog(ctx, c, hc, m.cfg.Now().UTC())
 }

@@ -19,13 +19,16 @@ import (
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/store/sqlitestore"
 	"github.com/itsmhub/itsm/pkg/vault"
+	"github.com/itsmhub/itsm/pkg/vendors/jira"
 	"github.com/itsmhub/itsm/pkg/vendors/jira/jiracloud"
+	"github.com/itsmhub/itsm/pkg/vendors/jira/jiraconn"
 	"github.com/itsmhub/itsm/pkg/vendors/jira/jirasim"
 )
 
 type replica struct {
-	mgr *connections.Manager
-	reg *prometheus.Registry
+	mgr  *connections.Manager
+	jira *jiraconn.Connector
+	reg  *prometheus.Registry
 }
 
 // replicas builds n managers sharing one store, one NATS and one vault key,
@@ -45,13 +48,15 @@ func replicas(t *testing.T, n int, sim *jirasim.Server, clock *jirasim.ManualClo
 		v, err := vault.New(key)
 		require.NoError(t, err)
 		reg := prometheus.NewRegistry()
+		jc := jiraconn.New(jiraconn.Config{Endpoints: jiracloud.Endpoints{AuthURL: sim.URL(), APIURL: sim.URL()},
+			ClientID: sim.ClientID(), ClientSecret: sim.ClientSecret(), Now: clock.Now})
 		m, err := connections.New(connections.Config{
-			PublicURL: "http://127.0.0.1:1", Endpoints: jiracloud.Endpoints{AuthURL: sim.URL(), APIURL: sim.URL()},
-			ClientID: sim.ClientID(), ClientSecret: sim.ClientSecret(), StateKey: []byte("0123456789abcdef0123456789abcdef"),
-			Now: clock.Now, Registerer: reg,
+			PublicURL:  "http://127.0.0.1:1",
+			Connectors: []connections.Connector{{Vendor: jira.VendorName, Title: jiraconn.Title, Authorizer: jc, Webhooks: jc, Mappings: jc}},
+			StateKey:   []byte("0123456789abcdef0123456789abcdef"), Now: clock.Now, Registerer: reg,
 		}, st, v, leases, nil, zaptest.NewLogger(t))
 		require.NoError(t, err)
-		out = append(out, replica{mgr: m, reg: reg})
+		out = append(out, replica{mgr: m, jira: jc, reg: reg})
 	}
 	return out, st
 }
@@ -60,18 +65,26 @@ func activate(t *testing.T, m *connections.Manager) *store.Connection {
 	ctx := context.Background()
 	c, authURL, err := m.Create(ctx, "org-a", connections.CreateRequest{Vendor: "JIRA"})
 	require.NoError(t, err)
+	code, state := consentCode(t, authURL)
+	consent, err := m.Callback(ctx, code, state)
+	require.NoError(t, err)
+	c, err = m.Confirm(ctx, consent.FormToken, consent.BrowserKey, true)
+	require.NoError(t, err)
+	require.Equal(t, store.StateActive, c.State)
+	return c
+}
+
+// consentCode consents at the simulator and returns the code and state it
+// redirects back with.
+func consentCode(t *testing.T, authURL string) (code, state string) {
+	t.Helper()
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := noRedirect.Get(authURL)
 	require.NoError(t, err)
 	resp.Body.Close()
 	loc, err := url.Parse(resp.Header.Get("Location"))
 	require.NoError(t, err)
-	consent, err := m.Callback(ctx, loc.Query().Get("code"), loc.Query().Get("state"))
-	require.NoError(t, err)
-	c, err = m.Confirm(ctx, consent.FormToken, consent.BrowserKey, true)
-	require.NoError(t, err)
-	require.Equal(t, store.StateActive, c.State)
-	return c
+	return loc.Query().Get("code"), loc.Query().Get("state")
 }
 
 func refreshes(rs []replica, result string) float64 {
@@ -130,9 +143,9 @@ func TestReplicasRefreshingAtOnceNeverLockOut(t *testing.T) {
 	require.Zero(t, refreshes(rs, "invalid_grant"))
 
 	// A REST call through either replica works with the stored token.
-	client, err := rs[1].mgr.Client(context.Background(), c)
+	hc, err := rs[1].mgr.HTTPClient(context.Background(), c)
 	require.NoError(t, err)
-	_, err = client.ListWebhooks(context.Background())
+	_, err = rs[1].jira.RefreshWebhooks(context.Background(), c, hc)
 	require.NoError(t, err)
 }
 

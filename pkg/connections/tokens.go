@@ -12,7 +12,6 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/itsmhub/itsm/pkg/store"
-	"github.com/itsmhub/itsm/pkg/vendors/jira/jiracloud"
 )
 
 // refreshMargin: refresh this long before expiry, so a call never starts
@@ -78,14 +77,14 @@ func isInvalidGrant(err error) bool {
 }
 
 // Token returns a usable access token of the connection, refreshing it if
-// needed. stale, when set, is a token Jira just refused: it is refreshed
-// even if its expiry says otherwise (Atlassian revokes access tokens early,
-// JIRA.md §1).
+// needed. stale, when set, is a token the vendor just refused: it is
+// refreshed even if its expiry says otherwise (Atlassian revokes access
+// tokens early).
 //
-// Atlassian rotates refresh tokens, so two replicas refreshing at once
-// would leave one holding a dead token: refreshes are serialized per
-// connection by a lease, each re-reads the stored tokens once it holds it,
-// and the new tokens are stored before anyone uses them.
+// Vendors may rotate refresh tokens (Atlassian does), so two replicas
+// refreshing at once would leave one holding a dead token: refreshes are
+// serialized per connection by a lease, each re-reads the stored tokens
+// once it holds it, and the new tokens are stored before anyone uses them.
 func (m *Manager) Token(ctx context.Context, connID string, stale string) (*oauth2.Token, error) {
 	c, err := m.store.LookupConnection(ctx, connID)
 	if err != nil {
@@ -116,11 +115,15 @@ func (m *Manager) Token(ctx context.Context, connID string, stale string) (*oaut
 	if fresh(tok, stale, m.cfg.Now()) {
 		return tok, nil // another replica refreshed while we waited
 	}
+	v, err := m.vendor.of(c)
+	if err != nil {
+		return nil, err
+	}
 	hctx := context.WithValue(ctx, oauth2.HTTPClient, m.cfg.HTTPClient)
-	next, err := m.oauth.TokenSource(hctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+	next, err := v.Authorizer.RefreshToken(hctx, c, tok.RefreshToken)
 	if isInvalidGrant(err) {
 		m.refreshes.WithLabelValues("invalid_grant").Inc()
-		m.setHealth(ctx, connID, store.HealthFailed, store.OwnerCustomer, "Jira no longer accepts this connection's grant; the customer must reconnect")
+		m.setHealth(ctx, connID, store.HealthFailed, store.OwnerCustomer, v.Title+" no longer accepts this connection's grant; the customer must reconnect")
 		return nil, fmt.Errorf("connection %s: %w", connID, ErrReauthorize)
 	}
 	if err != nil {
@@ -159,21 +162,9 @@ func fresh(t *oauth2.Token, stale string, now time.Time) bool {
 	return t.AccessToken != "" && now.Add(refreshMargin).Before(t.Expiry)
 }
 
-// Client is a Jira REST client of the connection's site whose requests
-// carry a valid token, refreshing (once) when Jira answers 401.
-func (m *Manager) Client(ctx context.Context, c *store.Connection) (*jiracloud.Client, error) {
-	if c.CloudID == "" {
-		return nil, fmt.Errorf("connection %s: %w", c.ID, ErrNotActive)
-	}
-	hc, err := m.HTTPClient(ctx, c)
-	if err != nil {
-		return nil, err
-	}
-	return jiracloud.NewClient(m.cfg.Endpoints, c.CloudID, hc), nil
-}
-
 // HTTPClient is an HTTP client whose requests authenticate as the
-// connection: a vendor connector builds its API client on it.
+// connection, with a valid token, refreshing (once) when the vendor answers
+// 401: a vendor connector builds its API client on it.
 func (m *Manager) HTTPClient(_ context.Context, c *store.Connection) (*http.Client, error) {
 	return &http.Client{Timeout: m.cfg.HTTPClient.Timeout, Transport: &authTransport{m: m, connID: c.ID, base: transportOf(m.cfg.HTTPClient)}}, nil
 }

@@ -4,51 +4,36 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/itsmhub/itsm/pkg/broker"
+	"github.com/itsmhub/itsm/pkg/connector"
 	"github.com/itsmhub/itsm/pkg/lease"
 	"github.com/itsmhub/itsm/pkg/store"
-	"github.com/itsmhub/itsm/pkg/vendors/jira/jiracloud"
 )
 
 // webhookURL is the one URL of the app for the connection's site: Jira
 // allows a single URL per app per site (JIRA.md §2), so connections sharing
 // a site share the URL of the first one, and the receiver fans deliveries
-// out to all of them.
+// out to all of them. A connection without a site id has a URL of its own.
 func (m *Manager) webhookURL(ctx context.Context, c *store.Connection) (string, error) {
 	if c.Detail.WebhookURL != "" {
 		return c.Detail.WebhookURL, nil
 	}
-	peers, err := m.store.FindConnections(ctx, store.ConnectionQuery{CloudID: c.CloudID})
-	if err != nil {
-		return "", err
-	}
-	for _, p := range peers {
-		if p.ID != c.ID && p.Detail.WebhookURL != "" {
-			return p.Detail.WebhookURL, nil
+	if c.CloudID != "" {
+		peers, err := m.store.FindConnections(ctx, store.ConnectionQuery{CloudID: c.CloudID})
+		if err != nil {
+			return "", err
+		}
+		for _, p := range peers {
+			if p.ID != c.ID && p.Detail.WebhookURL != "" {
+				return p.Detail.WebhookURL, nil
+			}
 		}
 	}
-	return m.cfg.PublicURL + "/webhooks/jira/" + c.ID, nil
-}
-
-func (m *Manager) jql(ctx context.Context, client *jiracloud.Client, c *store.Connection) (string, error) {
-	keys := c.Options.ProjectKeysFilter
-	if len(keys) == 0 {
-		// Dynamic webhooks need a JQL filter within a small subset; "every
-		// project" is expressed by listing them. Projects created later are
-		// picked up at the next webhook refresh and by syncs meanwhile.
-		var err error
-		if keys, err = client.ProjectKeys(ctx); err != nil {
-			return "", fmt.Errorf("list projects for the webhook filter: %w", err)
-		}
-		if len(keys) == 0 {
-			return "", errors.New("the site has no projects the grant can see")
-		}
-	}
-	return jiracloud.ProjectJQL(keys), nil
+	return m.cfg.PublicURL + "/webhooks/" + broker.VendorToken(c.Vendor) + "/" + c.ID, nil
 }
 
 // replaceWebhooks (re-)registers the connection's webhook, replacing any it
@@ -63,48 +48,36 @@ func (m *Manager) replaceWebhooks(ctx context.Context, connID string) error {
 	if err != nil {
 		return err
 	}
-	client, err := m.Client(ctx, c)
-	if err != nil {
+	v, err := m.vendor.of(c)
+	if err != nil || v.Webhooks == nil {
 		return err
 	}
-	return m.register(ctx, client, c)
+	return m.register(ctx, v, c)
 }
 
-func (m *Manager) register(ctx context.Context, client *jiracloud.Client, c *store.Connection) error {
+func (m *Manager) register(ctx context.Context, v *Connector, c *store.Connection) error {
 	url, err := m.webhookURL(ctx, c)
 	if err != nil {
 		return err
 	}
-	jql, err := m.jql(ctx, client, c)
+	hc, err := m.HTTPClient(ctx, c)
 	if err != nil {
 		return err
 	}
-	if old := webhookIDs(c); len(old) > 0 {
-		if err := client.DeleteWebhooks(ctx, old); err != nil {
-			return fmt.Errorf("remove old webhooks: %w", err)
-		}
-	}
-	res, err := client.RegisterWebhooks(ctx, url, []jiracloud.WebhookSpec{{Events: jiracloud.DynamicEvents, JQLFilter: jql}})
-	if err != nil {
+	regs, err := v.Webhooks.RegisterWebhooks(ctx, c, hc, url)
+	switch {
+	case errors.Is(err, connector.ErrWebhookRefused):
+		m.setHealth(ctx, c.ID, store.HealthDegraded, store.OwnerPlatform, err.Error()+"; changes arrive by incremental sync only")
+		return fmt.Errorf("register webhooks: %w", err)
+	case errors.Is(err, connector.ErrWebhookFailed):
 		m.setHealth(ctx, c.ID, store.HealthDegraded, store.OwnerPlatform, "webhook registration failed; changes arrive by incremental sync only")
 		return fmt.Errorf("register webhooks: %w", err)
-	}
-	if len(res[0].Errors) > 0 {
-		m.setHealth(ctx, c.ID, store.HealthDegraded, store.OwnerPlatform,
-			"Jira refused the webhook ("+strings.Join(res[0].Errors, "; ")+"); changes arrive by incremental sync only")
-		return fmt.Errorf("register webhooks: %s", strings.Join(res[0].Errors, "; "))
-	}
-	expires := m.cfg.Now().Add(30 * 24 * time.Hour).UTC()
-	if hooks, err := client.ListWebhooks(ctx); err == nil {
-		for _, h := range hooks {
-			if h.ID == res[0].CreatedWebhookID {
-				expires = h.Expires()
-			}
-		}
+	case err != nil:
+		return err
 	}
 	_, err = m.update(ctx, "", c.ID, func(c *store.Connection) error {
 		c.Detail.WebhookURL = url
-		c.Detail.Webhooks = []store.WebhookRegistration{{ID: res[0].CreatedWebhookID, Events: jiracloud.DynamicEvents, JQL: jql, ExpiresAt: expires}}
+		c.Detail.Webhooks = regs
 		if c.Detail.Health.Status != store.HealthFailed {
 			c.Detail.Health = store.Health{Status: store.HealthHealthy, UpdatedAt: m.cfg.Now().UTC()}
 		}
@@ -114,7 +87,8 @@ func (m *Manager) register(ctx context.Context, client *jiracloud.Client, c *sto
 }
 
 // MaintainWebhooks is one pass of webhook upkeep over every active
-// connection: refresh those expiring soon, re-register those Jira lost.
+// connection: refresh those expiring soon, re-register those the vendor
+// lost.
 func (m *Manager) MaintainWebhooks(ctx context.Context) error {
 	conns, err := m.store.FindConnections(ctx, store.ConnectionQuery{State: store.StateActive})
 	if err != nil {
@@ -122,6 +96,9 @@ func (m *Manager) MaintainWebhooks(ctx context.Context) error {
 	}
 	var errs []error
 	for _, c := range conns {
+		if v, err := m.vendor.of(c); err != nil || v.Webhooks == nil {
+			continue // nothing to keep alive, or no connector to do it
+		}
 		if err := m.maintain(ctx, c.ID); err != nil && !errors.Is(err, lease.ErrHeld) {
 			m.log.Warn("webhook upkeep", zap.String("connection_id", c.ID), zap.String("organization_id", c.OrganizationID), zap.Error(err))
 			errs = append(errs, err)
@@ -140,12 +117,12 @@ func (m *Manager) maintain(ctx context.Context, connID string) error {
 	if err != nil || c.State != store.StateActive {
 		return err
 	}
-	client, err := m.Client(ctx, c)
+	v, err := m.vendor.of(c)
 	if err != nil {
 		return err
 	}
 	if len(c.Detail.Webhooks) == 0 {
-		return m.register(ctx, client, c)
+		return m.register(ctx, v, c)
 	}
 	soon := m.cfg.Now().Add(m.cfg.WebhookRefreshBefore)
 	due := false
@@ -155,29 +132,27 @@ func (m *Manager) maintain(ctx context.Context, connID string) error {
 	if !due {
 		return nil
 	}
-	// Refresh silently ignores ids Jira no longer knows, so check first.
-	live, err := client.ListWebhooks(ctx)
+	hc, err := m.HTTPClient(ctx, c)
 	if err != nil {
 		return err
 	}
-	known := map[int64]bool{}
-	for _, h := range live {
-		known[h.ID] = true
+	regs, err := v.Webhooks.RefreshWebhooks(ctx, c, hc)
+	if errors.Is(err, connector.ErrWebhookLost) {
+		m.log.Info("webhook lost by the vendor; registering again", zap.String("connection_id", c.ID), zap.Error(err))
+		c.Detail.Webhooks = nil
+		return m.register(ctx, v, c)
 	}
-	for _, id := range webhookIDs(c) {
-		if !known[id] {
-			m.log.Info("webhook lost by Jira; registering again", zap.String("connection_id", c.ID), zap.Int64("webhook_id", id))
-			c.Detail.Webhooks = nil
-			return m.register(ctx, client, c)
-		}
-	}
-	exp, err := client.RefreshWebhooks(ctx, webhookIDs(c))
 	if err != nil {
 		return err
 	}
 	_, err = m.update(ctx, "", c.ID, func(c *store.Connection) error {
-		for i := range c.Detail.Webhooks {
-			c.Detail.Webhooks[i].ExpiresAt = exp
+		// Only the expiry: a deletion meanwhile has dropped the webhooks.
+		for i, w := range c.Detail.Webhooks {
+			for _, r := range regs {
+				if r.ID == w.ID {
+					c.Detail.Webhooks[i].ExpiresAt = r.ExpiresAt
+				}
+			}
 		}
 		return nil
 	})

@@ -44,8 +44,7 @@ func (p *Platform) connectionManager(ctx context.Context, js jetstream.JetStream
 		public = "http://" + p.ln.Addr().String()
 	}
 	return connections.New(connections.Config{
-		PublicURL: public, Endpoints: p.jiraEndpoints(),
-		ClientID: p.cfg.JiraClientID, ClientSecret: p.cfg.JiraClientSecret,
+		PublicURL: public, Connectors: p.connectors(),
 		// A key of its own for OAuth states, derived so operators manage one secret.
 		StateKey:   derive(key, "oauth-state"),
 		Now:        p.now,

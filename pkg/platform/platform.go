@@ -146,8 +146,11 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 	// and webhooks.
 	var e *echo.Echo
 	if comps.Receiver {
-		r, err := receiver.New(receiver.Config{ClientSecret: []byte(cfg.JiraClientSecret), Quotas: cfg.Quotas,
-			TokenSiteOptional: cfg.WebhookTokenSite == "if-present", Now: p.now},
+		verifiers, err := p.verifiers()
+		if err != nil {
+			return nil, err
+		}
+		r, err := receiver.New(receiver.Config{Verifiers: verifiers, Quotas: cfg.Quotas},
 			p.jss[broker.UserReceiver], p.store, apikey.NewAuthenticator(p.store, cfg.APIKeys), log.Named("receiver"), reg)
 		if err != nil {
 			return nil, err

@@ -4,15 +4,21 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/itsmhub/itsm/pkg/broker"
+	"github.com/itsmhub/itsm/pkg/config"
+	"github.com/itsmhub/itsm/pkg/connections"
 	"github.com/itsmhub/itsm/pkg/vendors/jira"
 	"github.com/itsmhub/itsm/pkg/vendors/jira/jiracloud"
+	"github.com/itsmhub/itsm/pkg/vendors/jira/jiraconn"
 	"github.com/itsmhub/itsm/pkg/vendors/jira/jirasync"
 	"github.com/itsmhub/itsm/services/backfill"
 	"github.com/itsmhub/itsm/services/normalizer"
+	"github.com/itsmhub/itsm/services/receiver"
 )
 
+// The vendors the platform runs with: only the wiring knows them.
+
 // mappers are the vendor mappings the normalizer runs with, by RAW subject
-// vendor token. Only the wiring knows the vendors.
+// vendor token.
 func mappers() map[string]normalizer.Mapper {
 	return map[string]normalizer.Mapper{broker.VendorToken(jira.VendorName): jira.Mapper{}}
 }
@@ -21,11 +27,35 @@ func mappers() map[string]normalizer.Mapper {
 // vendor.
 func (p *Platform) syncers(log *zap.Logger) map[string]backfill.Syncer {
 	return map[string]backfill.Syncer{
-		jira.VendorName: jirasync.New(jirasync.Config{Endpoints: p.jiraEndpoints()}, p.mgr, log),
+		jira.VendorName: jirasync.New(jirasync.Config{Endpoints: jiraEndpoints(p.cfg)}, p.mgr, log),
 	}
 }
 
-// jiraEndpoints locate Jira Cloud (a simulator's in dev and tests).
-func (p *Platform) jiraEndpoints() jiracloud.Endpoints {
-	return jiracloud.Endpoints{AuthURL: p.cfg.JiraAuthURL, APIURL: p.cfg.JiraAPIURL}
+// jiraConnector is Jira's connector of the connection lifecycle: the
+// platform's Atlassian OAuth app.
+func (p *Platform) jiraConnector() *jiraconn.Connector {
+	return jiraconn.New(jiraconn.Config{Endpoints: jiraEndpoints(p.cfg),
+		ClientID: p.cfg.JiraClientID, ClientSecret: p.cfg.JiraClientSecret, Now: p.now})
+}
+
+func jiraEndpoints(cfg config.Config) jiracloud.Endpoints {
+	return jiracloud.Endpoints{AuthURL: cfg.JiraAuthURL, APIURL: cfg.JiraAPIURL}
+}
+
+// connectors are the vendors connections can be made to.
+func (p *Platform) connectors() []connections.Connector {
+	jc := p.jiraConnector()
+	return []connections.Connector{
+		{Vendor: jira.VendorName, Title: jiraconn.Title, Authorizer: jc, Webhooks: jc, Mappings: jc},
+	}
+}
+
+// verifiers authenticate webhook deliveries, by vendor.
+func (p *Platform) verifiers() (map[string]receiver.DeliveryVerifier, error) {
+	jv, err := jiraconn.NewVerifier(jiraconn.VerifierConfig{ClientSecret: []byte(p.cfg.JiraClientSecret),
+		SiteOptional: p.cfg.WebhookTokenSite == "if-present", Now: p.now})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]receiver.DeliveryVerifier{jira.VendorName: jv}, nil
 }

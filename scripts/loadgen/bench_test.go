@@ -24,6 +24,8 @@ import (
 	"github.com/itsmhub/itsm/pkg/platform"
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/store/sqlitestore"
+	"github.com/itsmhub/itsm/pkg/vendors/jira"
+	"github.com/itsmhub/itsm/pkg/vendors/jira/jiraconn"
 	"github.com/itsmhub/itsm/scripts/loadgen/load"
 	"github.com/itsmhub/itsm/services/receiver"
 )
@@ -74,7 +76,12 @@ func BenchmarkReceiverVsJetStreamCeiling(b *testing.B) {
 	if err := st.CreateConnection(ctx, newConnection("conn-1", "org-a")); err != nil {
 		b.Fatal(err)
 	}
-	r, err := receiver.New(receiver.Config{ClientSecret: []byte(benchSecret)}, js, st, apikey.NewAuthenticator(st, nil), zap.NewNop(), nil)
+	jv, err := jiraconn.NewVerifier(jiraconn.VerifierConfig{ClientSecret: []byte(benchSecret)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, err := receiver.New(receiver.Config{Verifiers: map[string]receiver.DeliveryVerifier{jira.VendorName: jv}}, js, st,
+		apikey.NewAuthenticator(st, nil), zap.NewNop(), nil)
 	if err != nil {
 		b.Fatal(err)
 	}

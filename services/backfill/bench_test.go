@@ -319,14 +319,14 @@ func TestBackfillWorkerProcess(t *testing.T) {
 	log := zap.NewNop()
 	tokenLeases, err := lease.Open(ctx, js, "itsm_leases", "bench-worker", 30*time.Second, 1)
 	require.NoError(t, err)
+	ep := jiracloud.Endpoints{AuthURL: cfg.JiraURL, APIURL: cfg.JiraURL}
 	mgr, err := connections.New(connections.Config{PublicURL: "http://127.0.0.1:9",
-		Endpoints: jiracloud.Endpoints{AuthURL: cfg.JiraURL, APIURL: cfg.JiraURL},
-		ClientID:  cfg.ClientID, ClientSecret: cfg.ClientSecret, StateKey: []byte(testStateKey)}, st, v, tokenLeases, nil, log)
+		Connectors: jiraConnectors(ep, cfg.ClientID, cfg.ClientSecret, nil), StateKey: []byte(testStateKey)}, st, v, tokenLeases, nil, log)
 	require.NoError(t, err)
 	syncLeases, err := lease.Open(ctx, js, LeaseBucket, "bench-worker", LeaseTTL, 1)
 	require.NoError(t, err)
 	wcfg := Config{Tick: 200 * time.Millisecond}
-	jcfg := jirasync.Config{Endpoints: jiracloud.Endpoints{AuthURL: cfg.JiraURL, APIURL: cfg.JiraURL}}
+	jcfg := jirasync.Config{Endpoints: ep}
 	if v, err := strconv.Atoi(os.Getenv("ITSM_BENCH_PENDING")); err == nil {
 		wcfg.MaxPendingAcks = v
 	}

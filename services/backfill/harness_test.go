@@ -30,6 +30,7 @@ import (
 	"github.com/itsmhub/itsm/pkg/vault"
 	"github.com/itsmhub/itsm/pkg/vendors/jira"
 	"github.com/itsmhub/itsm/pkg/vendors/jira/jiracloud"
+	"github.com/itsmhub/itsm/pkg/vendors/jira/jiraconn"
 	"github.com/itsmhub/itsm/pkg/vendors/jira/jirasim"
 	"github.com/itsmhub/itsm/pkg/vendors/jira/jirasync"
 	"github.com/itsmhub/itsm/services/normalizer"
@@ -119,8 +120,7 @@ func newHarness(t testing.TB, opts jirasim.Options, mods ...func(h *harness)) *h
 	h.reqs = NewRequester(h.js)
 	h.mgr, err = connections.New(connections.Config{
 		// Nobody listens there: every webhook delivery fails (dropped).
-		PublicURL: "http://127.0.0.1:9", Endpoints: h.endpoints(),
-		ClientID: h.sim.ClientID(), ClientSecret: h.sim.ClientSecret(),
+		PublicURL: "http://127.0.0.1:9", Connectors: jiraConnectors(h.endpoints(), h.sim.ClientID(), h.sim.ClientSecret(), h.now),
 		StateKey: []byte(testStateKey), Now: h.now,
 	}, st, v, leases, h.reqs, h.log.Named("connections"))
 	require.NoError(t, err)
@@ -152,6 +152,13 @@ func newHarness(t testing.TB, opts jirasim.Options, mods ...func(h *harness)) *h
 		_ = st.Close()
 	})
 	return h
+}
+
+// jiraConnectors is Jira's connector of the connection lifecycle, as the
+// wiring builds it.
+func jiraConnectors(ep jiracloud.Endpoints, clientID, clientSecret string, now func() time.Time) []connections.Connector {
+	jc := jiraconn.New(jiraconn.Config{Endpoints: ep, ClientID: clientID, ClientSecret: clientSecret, Now: now})
+	return []connections.Connector{{Vendor: jira.VendorName, Title: jiraconn.Title, Authorizer: jc, Webhooks: jc, Mappings: jc}}
 }
 
 func (h *harness) endpoints() jiracloud.Endpoints {

@@ -27,6 +27,7 @@ import (
 	"github.com/itsmhub/itsm/pkg/config"
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/store/sqlitestore"
+	"github.com/itsmhub/itsm/pkg/vendors/jira/jiraconn"
 	"github.com/itsmhub/itsm/services/receiver"
 )
 
@@ -61,7 +62,7 @@ func edgeSetup(t *testing.T, quotas config.Quotas) *edgeFixture {
 		require.NoError(t, st.CreateConnection(ctx, c))
 	}
 	reg := prometheus.NewRegistry()
-	srv, err := receiver.New(receiver.Config{ClientSecret: []byte(secret), MaxBody: 64 << 10, PublishTimeout: time.Second, Quotas: quotas},
+	srv, err := receiver.New(receiver.Config{Verifiers: jiraVerifier(t, jiraconn.VerifierConfig{}), MaxBody: 64 << 10, PublishTimeout: time.Second, Quotas: quotas},
 		js, st, apikey.NewAuthenticator(st, map[string]string{edgeKeyA: "org-a", edgeKeyB: "org-b"}), zaptest.NewLogger(t), reg)
 	require.NoError(t, err)
 	ts := httptest.NewServer(srv.Echo())
@@ -367,7 +368,7 @@ func TestDeliveryTokenSiteOptional(t *testing.T) {
 	now := time.Now()
 	require.NoError(t, st.CreateConnection(ctx, &store.Connection{ID: "conn-cloud", OrganizationID: "org-a", Vendor: "JIRA",
 		State: store.StateActive, SiteURL: "https://acme.atlassian.net", CloudID: cloudAcme, CreatedAt: now, UpdatedAt: now}))
-	srv, err := receiver.New(receiver.Config{ClientSecret: []byte(secret), PublishTimeout: time.Second, TokenSiteOptional: true},
+	srv, err := receiver.New(receiver.Config{Verifiers: jiraVerifier(t, jiraconn.VerifierConfig{SiteOptional: true}), PublishTimeout: time.Second},
 		js, st, apikey.NewAuthenticator(st, nil), zaptest.NewLogger(t), nil)
 	require.NoError(t, err)
 	ts := httptest.NewServer(srv.Echo())

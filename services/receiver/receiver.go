@@ -1,5 +1,5 @@
-// Package receiver is the platform's only public HTTP surface: Jira webhook
-// deliveries, the read API and health endpoints.
+// Package receiver is the platform's only public HTTP surface: vendors'
+// webhook deliveries, the read API and health endpoints.
 package receiver
 
 import (
@@ -8,9 +8,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/labstack/echo/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -48,26 +48,18 @@ type Authenticator interface {
 // Config of the receiver.
 type Config struct {
 	Addr string
-	// ClientSecret of the OAuth app: Jira signs dynamic-webhook deliveries
-	// with it.
-	ClientSecret []byte
+	// Verifiers authenticate each vendor's webhook deliveries, by vendor
+	// name (store.Connection.Vendor): the receiver serves
+	// POST /webhooks/<vendor token>/:connection_id for each.
+	Verifiers map[string]DeliveryVerifier
 	// MaxBody bounds a delivery (default broker.MaxRecord, far below NATS's
 	// max_payload, so a larger body is a 413, never a failed publish);
-	// Jira's bodies are far smaller.
+	// vendors' bodies are far smaller.
 	MaxBody        int64
 	PublishTimeout time.Duration
 	// ConnectionTTL bounds how long a connection change (a deletion) takes
 	// to reach webhook routing.
 	ConnectionTTL time.Duration
-	// MaxTokenLifetime bounds how far ahead a delivery token's exp may lie.
-	MaxTokenLifetime time.Duration
-	// Now is the clock delivery tokens are checked against (time.Now when
-	// nil); tests share the Jira simulator's.
-	Now func() time.Time
-	// TokenSiteOptional accepts a delivery token that names no site
-	// (context.cloudId) and leaves the site to the body's self URLs; a
-	// token naming another site is refused either way.
-	TokenSiteOptional bool
 	// Quotas are the API's per-organization limits; zero means the
 	// defaults.
 	Quotas config.Quotas
@@ -84,7 +76,6 @@ type Server struct {
 	log   *zap.Logger
 	m     *metrics
 	echo  *echo.Echo
-	jwt   *jwt.Parser
 	rates *orgLimiters
 }
 
@@ -100,17 +91,16 @@ func New(cfg Config, pub Publisher, st Store, auth Authenticator, log *zap.Logge
 	if cfg.ConnectionTTL <= 0 {
 		cfg.ConnectionTTL = 5 * time.Second
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.MaxTokenLifetime <= 0 {
-		cfg.MaxTokenLifetime = time.Hour
-	}
 	if cfg.Quotas == (config.Quotas{}) {
 		cfg.Quotas = config.DefaultQuotas()
 	}
-	if len(cfg.ClientSecret) == 0 {
-		return nil, errors.New("receiver: a client secret is required to verify webhooks")
+	if len(cfg.Verifiers) == 0 {
+		return nil, errors.New("receiver: a delivery verifier of at least one vendor is required")
+	}
+	for vendor := range cfg.Verifiers {
+		if vendor == "" || vendor != strings.ToUpper(vendor) || strings.ContainsAny(vendor, "/.: ") {
+			return nil, fmt.Errorf("receiver: vendor name %q: want the upper-case name connections store", vendor)
+		}
 	}
 	m, err := newMetrics(reg)
 	if err != nil {
@@ -119,15 +109,16 @@ func New(cfg Config, pub Publisher, st Store, auth Authenticator, log *zap.Logge
 	s := &Server{cfg: cfg, pub: pub, store: st, auth: auth, log: log, m: m,
 		conns: store.NewConnectionCache(st.LookupConnection, cfg.ConnectionTTL, nil),
 		sites: store.NewSiteCache(st.FindConnections, cfg.ConnectionTTL, nil),
-		jwt: jwt.NewParser(jwt.WithValidMethods([]string{"HS256", "HS384", "HS512"}), jwt.WithLeeway(jwtLeeway),
-			jwt.WithExpirationRequired(), jwt.WithTimeFunc(cfg.Now)),
 		rates: newOrgLimiters(cfg.Quotas.APIRate, cfg.Quotas.APIBurst)}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
 	e.Use(s.edge)
 	e.GET("/openapi.json", s.openapi)
-	e.POST("/webhooks/jira/:connection_id", s.jiraWebhook)
+	for vendor, v := range cfg.Verifiers {
+		rt := newWebhookRoute(vendor, v)
+		e.POST("/webhooks/"+rt.token+"/:connection_id", s.webhook(rt))
+	}
 	api := e.Group("/v1", s.requireAPIKey)
 	s.routeReadAPI(api)
 	s.echo = e

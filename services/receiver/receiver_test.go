@@ -20,6 +20,8 @@ import (
 	"github.com/itsmhub/itsm/pkg/broker/brokertest"
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/store/sqlitestore"
+	"github.com/itsmhub/itsm/pkg/vendors/jira"
+	"github.com/itsmhub/itsm/pkg/vendors/jira/jiraconn"
 	"github.com/itsmhub/itsm/services/receiver"
 )
 
@@ -45,12 +47,22 @@ func setup(t testing.TB) *fixture {
 	} {
 		require.NoError(t, st.CreateConnection(ctx, c))
 	}
-	srv, err := receiver.New(receiver.Config{ClientSecret: []byte(secret), MaxBody: 64 << 10, PublishTimeout: time.Second},
+	srv, err := receiver.New(receiver.Config{Verifiers: jiraVerifier(t, jiraconn.VerifierConfig{}), MaxBody: 64 << 10, PublishTimeout: time.Second},
 		js, st, apikey.NewAuthenticator(st, nil), zaptest.NewLogger(t), nil)
 	require.NoError(t, err)
 	ts := httptest.NewServer(srv.Echo())
 	t.Cleanup(ts.Close)
 	return &fixture{srv: srv, js: js, url: ts.URL}
+}
+
+// jiraVerifier is Jira's delivery verifier as the wiring passes it, with
+// the test's client secret.
+func jiraVerifier(t testing.TB, cfg jiraconn.VerifierConfig) map[string]receiver.DeliveryVerifier {
+	t.Helper()
+	cfg.ClientSecret = []byte(secret)
+	v, err := jiraconn.NewVerifier(cfg)
+	require.NoError(t, err)
+	return map[string]receiver.DeliveryVerifier{jira.VendorName: v}
 }
 
 func (f *fixture) rawCount(t testing.TB) uint64 {

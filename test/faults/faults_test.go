@@ -27,6 +27,7 @@ import (
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/store/sqlitestore"
 	"github.com/itsmhub/itsm/pkg/vendors/jira"
+	"github.com/itsmhub/itsm/pkg/vendors/jira/jiraconn"
 	"github.com/itsmhub/itsm/services/normalizer"
 	"github.com/itsmhub/itsm/services/receiver"
 )
@@ -255,7 +256,9 @@ func TestStoreUnavailable(t *testing.T) {
 	addConnection(t, st)
 	log := logger(t)
 
-	r, err := receiver.New(receiver.Config{ClientSecret: []byte(config.DevClientSecret)}, js, st,
+	jv, err := jiraconn.NewVerifier(jiraconn.VerifierConfig{ClientSecret: []byte(config.DevClientSecret)})
+	require.NoError(t, err)
+	r, err := receiver.New(receiver.Config{Verifiers: map[string]receiver.DeliveryVerifier{jira.VendorName: jv}}, js, st,
 		apikey.NewAuthenticator(st, nil), log.Named("receiver"), nil)
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -1,0 +1,145 @@
+package connections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/itsmhub/itsm/pkg/connector"
+	"github.com/itsmhub/itsm/pkg/store"
+)
+
+// What the manager needs of a vendor, by concern. The wiring passes one
+// Connector per vendor (Config.Connectors); this package imports no vendor.
+
+// Authorizer is a vendor's OAuth 2.0 authorization-code grant. Jira's is the
+// platform's Atlassian app, the same for every connection; ServiceNow's is
+// the connection's own instance (its /oauth_auth.do and /oauth_token.do,
+// from the connection's options), which is why every call names the
+// connection. Calls that reach the vendor get a ctx carrying the manager's
+// HTTP client (oauth2.HTTPClient).
+type Authorizer interface {
+	// AuthCodeURL is where the customer consents to connection c; state
+	// and redirectURL go through unchanged.
+	AuthCodeURL(c *store.Connection, redirectURL, state string) string
+	// Exchange trades an authorization code for tokens.
+	Exchange(ctx context.Context, c *store.Connection, redirectURL, code string) (*oauth2.Token, error)
+	// Sites lists the sites (instances) the grant of tok covers, in the
+	// vendor's order; the manager picks the connection's one.
+	Sites(ctx context.Context, c *store.Connection, tok *oauth2.Token) ([]store.Site, error)
+	// RefreshToken trades a refresh token for new tokens. An
+	// *oauth2.RetrieveError with the code invalid_grant means the vendor
+	// no longer accepts the grant: the customer must reconnect.
+	RefreshToken(ctx context.Context, c *store.Connection, refreshToken string) (*oauth2.Token, error)
+}
+
+// WebhookRegistrar keeps a vendor's registered webhooks (Jira's dynamic
+// webhooks, which expire). A vendor whose pushes need no registration
+// through its API (ServiceNow's business rule, which the operator installs)
+// has none. hc authenticates as the connection (Manager.HTTPClient).
+type WebhookRegistrar interface {
+	// RegisterWebhooks replaces the connection's webhooks (if any) with
+	// ones delivering to url, and returns what to store. An error wrapping
+	// connector.ErrWebhookFailed or connector.ErrWebhookRefused shows in
+	// the connection's health.
+	RegisterWebhooks(ctx context.Context, c *store.Connection, hc *http.Client, url string) ([]store.WebhookRegistration, error)
+	// RefreshWebhooks extends the webhooks' lives and returns them with
+	// their new expiry; connector.ErrWebhookLost when the vendor lost one,
+	// and the manager registers again.
+	RefreshWebhooks(ctx context.Context, c *store.Connection, hc *http.Client) ([]store.WebhookRegistration, error)
+	// DeleteWebhooks unregisters them.
+	DeleteWebhooks(ctx context.Context, c *store.Connection, hc *http.Client) error
+}
+
+// MappingReporter is what the mappings report asks of a vendor.
+type MappingReporter interface {
+	// Catalog reads the statuses and priorities the vendor defines for the
+	// connection now; hc authenticates as the connection.
+	Catalog(ctx context.Context, c *store.Connection, hc *http.Client, now time.Time) (*store.Catalog, error)
+	// MapCatalog says how the connection's options map each of cat's
+	// statuses and priorities, as the normalizer's mapper would.
+	MapCatalog(c *store.Connection, cat *store.Catalog) ([]connector.MappedStatus, []connector.MappedPriority)
+}
+
+// Connector is one vendor as the manager sees it.
+type Connector struct {
+	// Vendor is the vendor's name on connections (store.Connection.Vendor,
+	// "JIRA"); a create request names it case-insensitively.
+	Vendor string
+	// Title is the vendor's name in messages people read ("Jira").
+	Title      string
+	Authorizer Authorizer
+	// Webhooks is nil for a vendor without webhook registration.
+	Webhooks WebhookRegistrar
+	Mappings MappingReporter
+}
+
+func (c *Connector) check() error {
+	switch {
+	case c.Vendor == "" || c.Title == "":
+		return errors.New("connections: a connector needs its vendor name and title")
+	case c.Vendor != strings.ToUpper(c.Vendor):
+		return fmt.Errorf("connections: vendor name %q must be upper case, as connections store it", c.Vendor)
+	case c.Authorizer == nil:
+		return fmt.Errorf("connections: connector %s has no authorizer", c.Vendor)
+	case c.Mappings == nil:
+		return fmt.Errorf("connections: connector %s has no mapping reporter", c.Vendor)
+	}
+	return nil
+}
+
+// connectors indexes the configured connectors by vendor name.
+type connectors map[string]*Connector
+
+func newConnectors(list []Connector) (connectors, error) {
+	if len(list) == 0 {
+		return nil, errors.New("connections: at least one vendor connector is required")
+	}
+	out := connectors{}
+	for i := range list {
+		c := list[i]
+		if err := c.check(); err != nil {
+			return nil, err
+		}
+		if out[c.Vendor] != nil {
+			return nil, fmt.Errorf("connections: two connectors for vendor %s", c.Vendor)
+		}
+		out[c.Vendor] = &c
+	}
+	return out, nil
+}
+
+// of is the connector of a connection's vendor.
+func (cs connectors) of(c *store.Connection) (*Connector, error) {
+	if v := cs[c.Vendor]; v != nil {
+		return v, nil
+	}
+	return nil, fmt.Errorf("connection %s: no connector for vendor %q", c.ID, c.Vendor)
+}
+
+// parse resolves a create request's vendor name.
+func (cs connectors) parse(name string) (*Connector, error) {
+	if v := cs[strings.ToUpper(name)]; v != nil {
+		return v, nil
+	}
+	names := make([]string, 0, len(cs))
+	for n := range cs {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return nil, invalid("vendor", "unsupported vendor %q (supported: %s)", name, strings.Join(names, ", "))
+}
+
+// title names a connection's vendor in messages.
+func (cs connectors) title(c *store.Connection) string {
+	if v := cs[c.Vendor]; v != nil {
+		return v.Title
+	}
+	return c.Vendor
+}

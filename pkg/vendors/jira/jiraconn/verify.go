@@ -1,0 +1,200 @@
+package jiraconn
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	json "github.com/go-json-experiment/json/v1"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/itsmhub/itsm/pkg/connector"
+	"github.com/itsmhub/itsm/pkg/store"
+)
+
+// Headers Jira sets on deliveries (JIRA.md §3).
+const (
+	HeaderWebhookID    = "X-Atlassian-Webhook-Identifier"
+	HeaderWebhookRetry = "X-Atlassian-Webhook-Retry"
+)
+
+// jwtLeeway absorbs clock skew between Jira and us.
+const jwtLeeway = time.Minute
+
+// VerifierConfig says how deliveries of the dynamic webhooks are checked.
+type VerifierConfig struct {
+	// ClientSecret of the OAuth app: Jira signs the deliveries' JWT with it.
+	ClientSecret []byte
+	// MaxTokenLifetime bounds how far ahead a token's exp may lie (default
+	// one hour).
+	MaxTokenLifetime time.Duration
+	// Now is the clock tokens are checked against (time.Now when nil);
+	// tests share the simulator's.
+	Now func() time.Time
+	// SiteOptional accepts a token that names no site (context.cloudId)
+	// and leaves the site to the body's self URLs; a token naming another
+	// site is refused either way.
+	SiteOptional bool
+}
+
+// Verifier is Jira's receiver.DeliveryVerifier.
+type Verifier struct {
+	cfg VerifierConfig
+	jwt *jwt.Parser
+}
+
+// NewVerifier builds the verifier of Jira's deliveries.
+func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
+	if len(cfg.ClientSecret) == 0 {
+		return nil, errors.New("jira: a client secret is required to verify webhooks")
+	}
+	if cfg.MaxTokenLifetime <= 0 {
+		cfg.MaxTokenLifetime = time.Hour
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Verifier{cfg: cfg, jwt: jwt.NewParser(jwt.WithValidMethods([]string{"HS256", "HS384", "HS512"}), jwt.WithLeeway(jwtLeeway),
+		jwt.WithExpirationRequired(), jwt.WithTimeFunc(cfg.Now))}, nil
+}
+
+// Headers are Jira's delivery identifier, which it keeps across retries,
+// and its retry count.
+func (v *Verifier) Headers() (deliveryID, retry string) { return HeaderWebhookID, HeaderWebhookRetry }
+
+// Authenticate checks a dynamic-webhook delivery's Bearer JWT: the HMAC
+// signature with the algorithm pinned to HMAC (a token cannot pick "none"
+// or an asymmetric key), an exp that is present and near (a leaked token is
+// good for minutes, not forever) and nbf when present.
+func (v *Verifier) Authenticate(h http.Header) (connector.Delivery, error) {
+	token, ok := strings.CutPrefix(h.Get("Authorization"), "Bearer ")
+	if !ok || token == "" {
+		return nil, unauthenticated("missing Bearer token")
+	}
+	d := &delivery{siteOptional: v.cfg.SiteOptional}
+	_, err := v.jwt.ParseWithClaims(token, &d.claims, func(*jwt.Token) (any, error) { return v.cfg.ClientSecret, nil })
+	switch {
+	case err == nil:
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return nil, unauthenticated("token has no exp")
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return nil, unauthenticated("token expired")
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return nil, unauthenticated("token not valid yet (nbf)")
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return nil, unauthenticated("bad token signature")
+	default:
+		return nil, unauthenticated("invalid token")
+	}
+	if d.claims.ExpiresAt.Sub(v.cfg.Now()) > v.cfg.MaxTokenLifetime+jwtLeeway {
+		return nil, unauthenticated(fmt.Sprintf("token expires more than %v ahead", v.cfg.MaxTokenLifetime))
+	}
+	return d, nil
+}
+
+func unauthenticated(msg string) error { return connector.Refuse(connector.ErrUnauthenticated, msg) }
+
+func wrongSite(msg string) error { return connector.Refuse(connector.ErrWrongSite, msg) }
+
+// deliveryClaims are the claims the verifier reads. Jira's are undocumented
+// (JIRA.md §3); the Jira simulator, like Atlassian's context JWTs, names the
+// site in context.cloudId.
+type deliveryClaims struct {
+	jwt.RegisteredClaims
+	Context struct {
+		CloudID string `json:"cloudId"`
+	} `json:"context"`
+}
+
+// delivery is an authenticated delivery on its way through the checks.
+type delivery struct {
+	claims       deliveryClaims
+	siteOptional bool
+	// tokenSite: the token proved the connection's site.
+	tokenSite bool
+}
+
+// CheckConnection tells whether the token proves the delivery's site: it
+// must name the connection's, so that a token one site sent cannot carry a
+// delivery into another site's connection. A connection whose cloud id is
+// not known, or with SiteOptional a token naming no site, leaves the check
+// to the body's self URLs.
+func (d *delivery) CheckConnection(conn *store.Connection) error {
+	cloud := d.claims.Context.CloudID
+	switch {
+	case conn.CloudID == "":
+	case cloud == "" && d.siteOptional:
+	case cloud == "":
+		return wrongSite("token names no site (context.cloudId)")
+	case cloud != conn.CloudID:
+		return wrongSite(fmt.Sprintf("token is for another site than connection %s", conn.ID))
+	default:
+		d.tokenSite = true
+	}
+	return nil
+}
+
+// CheckBody validates the body as JSON and refuses records that point at
+// another site than the connection's: a signed delivery for tenant A must
+// not land in tenant B's connection because someone swapped the URL path.
+// Unless the token already proved the site, a self URL must prove it: a
+// body without one proves nothing.
+func (d *delivery) CheckBody(conn *store.Connection, body []byte) ([]int64, error) {
+	env, err := inspect(body)
+	if err != nil {
+		return nil, connector.Refuse(connector.ErrInvalidBody, "body is not valid JSON")
+	}
+	proved := d.tokenSite
+	for _, self := range []string{env.Issue.Self, env.Comment.Self} {
+		if self == "" {
+			continue
+		}
+		if !SameSite(conn, self) {
+			return nil, wrongSite(fmt.Sprintf("delivery is for another site than connection %s", conn.ID))
+		}
+		proved = true
+	}
+	if !proved {
+		return nil, wrongSite("delivery names no site: want issue.self or comment.self")
+	}
+	return env.MatchedWebhookIDs, nil
+}
+
+// envelope is what the verifier reads of a delivery. Decoding validates the
+// whole body, so it is the JSON check too.
+type envelope struct {
+	Issue             struct{ Self string } `json:"issue"`
+	Comment           struct{ Self string } `json:"comment"`
+	MatchedWebhookIDs []int64               `json:"matchedWebhookIds"`
+}
+
+func inspect(body []byte) (*envelope, error) {
+	var env envelope
+	if err := json.Unmarshal(body, &env); err != nil {
+		var syn *json.SyntaxError
+		if errors.As(err, &syn) || !json.Valid(body) {
+			return nil, err
+		}
+		// Valid JSON of another shape: the normalizer reports it.
+		return &envelope{}, nil
+	}
+	return &env, nil
+}
+
+// SameSite tells whether a record's self URL belongs to the connection's
+// site, either by host or, for API-gateway URLs, by cloud id.
+func SameSite(conn *store.Connection, self string) bool {
+	u, err := url.Parse(self)
+	if err != nil {
+		return false
+	}
+	if cloud, ok := strings.CutPrefix(u.Path, "/ex/jira/"); ok {
+		cloud, _, _ = strings.Cut(cloud, "/")
+		return conn.CloudID != "" && cloud == conn.CloudID
+	}
+	site, err := url.Parse(conn.SiteURL)
+	return err == nil && strings.EqualFold(site.Host, u.Host)
+}
