@@ -1,0 +1,184 @@
+package servicenow
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	json "github.com/go-json-experiment/json/v1"
+
+	"github.com/itsmhub/itsm/pkg/itsm"
+)
+
+// TimeLayout is the format of every date-time of a display_value=false
+// record, in UTC.
+const TimeLayout = "2006-01-02 15:04:05"
+
+// Row is one Table API record: its members as received.
+type Row map[string]json.RawMessage
+
+// DecodeRow decodes a record; it must be a JSON object.
+func DecodeRow(body []byte) (Row, error) {
+	b := bytes.TrimSpace(body)
+	if len(b) == 0 || b[0] != '{' {
+		return nil, fmt.Errorf("%w: record is not a JSON object", itsm.ErrMalformed)
+	}
+	var r Row
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%w: %w", itsm.ErrMalformed, err)
+	}
+	return r, nil
+}
+
+// Str is a field's value as text: a string as is, a reference's sys_id
+// ({"link","value"}, or the last path segment of a link without value), a
+// number or boolean as its literal, "" for null or absent.
+func (r Row) Str(name string) string {
+	return valueOf(r[name])
+}
+
+func valueOf(raw json.RawMessage) string {
+	b := bytes.TrimSpace(raw)
+	if len(b) == 0 {
+		return ""
+	}
+	switch b[0] {
+	case '"':
+		var s string
+		if json.Unmarshal(b, &s) == nil {
+			return s
+		}
+		return ""
+	case '{':
+		var ref struct {
+			Value json.RawMessage `json:"value"`
+			Link  string          `json:"link"`
+		}
+		if json.Unmarshal(b, &ref) != nil {
+			return ""
+		}
+		if v := valueOf(ref.Value); v != "" {
+			return v
+		}
+		if i := strings.LastIndexByte(ref.Link, '/'); i >= 0 {
+			return ref.Link[i+1:]
+		}
+		return ""
+	case 'n', '[':
+		return ""
+	default:
+		return string(b)
+	}
+}
+
+// Strings reads a JSON array of strings (an annotation); nil when absent.
+func (r Row) Strings(name string) ([]string, bool) {
+	raw, ok := r[name]
+	if !ok {
+		return nil, false
+	}
+	var out []string
+	if json.Unmarshal(raw, &out) != nil {
+		return nil, false
+	}
+	return out, true
+}
+
+// Time parses a date-time field; ok is false when it is empty or not in
+// TimeLayout.
+func (r Row) Time(name string) (time.Time, bool) {
+	return parseTime(r.Str(name))
+}
+
+func parseTime(s string) (time.Time, bool) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, false
+	}
+	if t, err := time.ParseInLocation(TimeLayout, s, time.UTC); err == nil {
+		return t, true
+	}
+	// due_date of some instances and dates of glide_date fields.
+	if t, err := time.ParseInLocation("2006-01-02", s, time.UTC); err == nil {
+		return t, true
+	}
+	return time.Time{}, false
+}
+
+func timePtr(t time.Time, ok bool) *time.Time {
+	if !ok {
+		return nil
+	}
+	return &t
+}
+
+// Bool reads "true"/"false" (and JSON booleans); def when empty.
+func (r Row) Bool(name string, def bool) bool {
+	switch strings.ToLower(r.Str(name)) {
+	case "true", "1":
+		return true
+	case "false", "0":
+		return false
+	}
+	return def
+}
+
+// versionOf is a record's version: sys_updated_on plus its mod count in
+// milliseconds (mod 1000, see the package documentation), falling back on
+// sys_created_on for rows that are never updated (journal entries).
+func versionOf(r Row) (time.Time, bool) {
+	t, ok := r.Time("sys_updated_on")
+	if !ok {
+		t, ok = r.Time("sys_created_on")
+		if !ok {
+			return time.Time{}, false
+		}
+	}
+	if n, err := strconv.Atoi(r.Str("sys_mod_count")); err == nil && n > 0 {
+		t = t.Add(time.Duration(n%1000) * time.Millisecond)
+	}
+	return t, true
+}
+
+// deletionVersion is the version of a tombstone for a deletion at "at": the
+// last millisecond of its second, after every write of that second.
+func deletionVersion(at time.Time) time.Time {
+	return at.Truncate(time.Second).Add(999 * time.Millisecond)
+}
+
+// VersionString is the version a sync gives a record (connector.Record):
+// sys_updated_on and the mod count, or sys_created_on.
+func VersionString(r Row) string {
+	v := r.Str("sys_updated_on")
+	if v == "" {
+		return r.Str("sys_created_on")
+	}
+	if n := r.Str("sys_mod_count"); n != "" {
+		return v + "#" + n
+	}
+	return v
+}
+
+// attributes keeps every field of a record as text (references as their
+// sys_id), but those named in skip and the annotations.
+func attributes(r Row, skip ...string) map[string]any {
+	out := make(map[string]any, len(r))
+	for k, raw := range r {
+		if strings.HasPrefix(k, "_itsm") {
+			continue
+		}
+		skipped := false
+		for _, s := range skip {
+			if s == k {
+				skipped = true
+				break
+			}
+		}
+		if !skipped {
+			out[k] = valueOf(raw)
+		}
+	}
+	return out
+}
