@@ -218,7 +218,14 @@ func TestStatusByTable(t *testing.T) {
 	require.Equal(t, itsm.StatusPending, got)
 	require.Equal(t, servicenow.ByKeyword, by)
 	got, _ = m.MapStatus("change_request", "5", "", false)
+	require.Equal(t, itsm.StatusPending, got)
+	m.Labels["problem:109"] = "Assessment"
+	got, _ = m.MapStatus("problem", "109", "", false)
 	require.Equal(t, itsm.StatusInReview, got)
+	m.Labels["problem:110"] = "Renewal"
+	got, by = m.MapStatus("problem", "110", "", false)
+	require.Equal(t, itsm.StatusUnknown, got)
+	require.Equal(t, servicenow.ByNone, by)
 }
 
 func TestCustomMappings(t *testing.T) {
@@ -227,6 +234,7 @@ func TestCustomMappings(t *testing.T) {
 		{Name: "incident:6", Value: itsm.StatusClosed},
 		{Name: "awaiting vendor", Value: itsm.StatusBlocked},
 		{Name: "Assess", Value: itsm.StatusOpen},
+		{Name: "incident:7", Value: itsm.StatusDeleted}, // never a target: skipped
 	}
 	c.Options.PriorityMapping = store.NameMap[itsm.Priority]{{Name: "Planning", Value: itsm.PriorityLow}, {Name: "problem:1", Value: itsm.PriorityHigh}}
 	m := servicenow.MappingOf(c)
@@ -241,6 +249,9 @@ func TestCustomMappings(t *testing.T) {
 	require.Equal(t, itsm.StatusOpen, s)
 	s, _ = m.MapStatus("change_request", "-4", "", false)
 	require.Equal(t, itsm.StatusOpen, s)
+	s, by = m.MapStatus("incident", "7", "", false)
+	require.Equal(t, itsm.StatusClosed, s)
+	require.Equal(t, servicenow.ByCode, by)
 	p, _ := m.MapPriority("incident", "5")
 	require.Equal(t, itsm.PriorityLow, p)
 	p, _ = m.MapPriority("problem", "1")

@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/itsmhub/itsm/pkg/itsm"
+	"github.com/itsmhub/itsm/pkg/vendors/jira"
 )
 
 // choice is one state code of a table: its label and model status.
@@ -122,10 +123,10 @@ func (m *Mapping) MapStatus(table, code, holdReason string, inactive bool) (itsm
 		if h, ok := holdReasons[holdReason]; ok {
 			hold = h.label
 		}
-		if s, ok := lookup(m.status, table, code, label); ok {
+		if s, ok := lookup(m.status, table, code, label); ok && statusTarget(s) {
 			return s, ByCustom
 		}
-		if s, ok := lookup(m.status, table, hold); ok && hold != "" {
+		if s, ok := lookup(m.status, table, hold); ok && hold != "" && statusTarget(s) {
 			return s, ByCustom
 		}
 	}
@@ -157,7 +158,7 @@ func (m *Mapping) MapPriority(table, code string) (itsm.Priority, MappedBy) {
 		if label != "" {
 			full = code + " - " + label
 		}
-		if p, ok := lookup(m.priority, table, code, label, full); ok {
+		if p, ok := lookup(m.priority, table, code, label, full); ok && priorityTarget(p) {
 			return p, ByCustom
 		}
 	}
@@ -167,32 +168,36 @@ func (m *Mapping) MapPriority(table, code string) (itsm.Priority, MappedBy) {
 	return itsm.PriorityUnknown, ByNone
 }
 
-// statusKeywords decide an unknown state by its label's words, first match
-// wins (cancellation before closure: "Closed Cancelled").
-var statusKeywords = []struct {
-	words  []string
-	status itsm.Status
-}{
-	{[]string{"cancel", "reject", "won't", "abandon"}, itsm.StatusCancelled},
-	{[]string{"resolv", "fixed"}, itsm.StatusResolved},
-	{[]string{"closed", "complete", "done"}, itsm.StatusClosed},
-	{[]string{"review", "approv", "authoriz", "assess", "validat"}, itsm.StatusInReview},
-	{[]string{"block", "hold"}, itsm.StatusBlocked},
-	{[]string{"await", "pending", "waiting", "feedback"}, itsm.StatusPending},
-	{[]string{"progress", "work", "implement", "analysis"}, itsm.StatusInProgress},
-	{[]string{"backlog", "scheduled", "planned", "to do", "todo"}, itsm.StatusTodo},
-	{[]string{"new", "open"}, itsm.StatusOpen},
+// statusTarget reports whether a custom mapping may name s: a model value,
+// never DELETED (only a deletion is) or UNKNOWN's empty form. Others are
+// skipped, so the automatic steps apply.
+func statusTarget(s itsm.Status) bool {
+	v, err := itsm.ParseStatus(string(s))
+	return err == nil && v != itsm.StatusDeleted
 }
 
+func priorityTarget(p itsm.Priority) bool {
+	_, err := itsm.ParsePriority(string(p))
+	return err == nil
+}
+
+// statusKeyword decides a state no code covers by its label: the
+// keyword tables of the Jira mapping (the model's definitions of each value
+// in eight languages, with their precedence rules), then the words of
+// ServiceNow's change model that they do not know.
 func statusKeyword(label string) itsm.Status {
-	l := strings.ToLower(label)
-	if l == "" {
+	label = strings.TrimSpace(label)
+	if label == "" {
 		return itsm.StatusUnknown
 	}
-	for _, k := range statusKeywords {
-		for _, w := range k.words {
-			if strings.Contains(l, w) {
-				return k.status
+	var keywords *jira.Mapping // no custom mapping: keywords only
+	if s, _ := keywords.MapStatus(label, ""); s != itsm.StatusUnknown {
+		return s
+	}
+	for _, w := range strings.Fields(strings.ToLower(label)) {
+		for _, prefix := range []string{"assess", "authoriz", "authoris", "approv"} {
+			if strings.HasPrefix(w, prefix) {
+				return itsm.StatusInReview
 			}
 		}
 	}
