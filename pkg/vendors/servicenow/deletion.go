@@ -38,7 +38,10 @@ func (m *Mapping) Deletion(r Row) (itsm.Record, error) {
 
 // Tombstone is the tombstone of a record known only by table and sys_id,
 // deleted at "at". Its object holds the id, the DELETED status and the
-// vendor ids; the stored copy of the record keeps nothing else.
+// vendor ids, and vendor_attributes.partial_tombstone = true: a writer
+// that keeps the stored copy's other fields should (the normalizer writes
+// the object as it is, so the stored copy keeps nothing else, and a
+// comment's or attachment's ticket_id is empty).
 func (m *Mapping) Tombstone(table, sysID string, at time.Time) (itsm.Record, error) {
 	kind := KindOfTable(table)
 	if kind == "" {
@@ -48,7 +51,7 @@ func (m *Mapping) Tombstone(table, sysID string, at time.Time) (itsm.Record, err
 		return itsm.Record{}, fmt.Errorf("%w: deletion without sys_id or time", itsm.ErrMalformed)
 	}
 	id := itsm.ObjectID(m.conn(), kind, sysID)
-	attrs := itsm.VendorAttributes{"vendor": VendorName, "sys_id": sysID, "table": table, "deleted": true}
+	attrs := itsm.VendorAttributes{"vendor": VendorName, "sys_id": sysID, "table": table, "deleted": true, "partial_tombstone": true}
 	var obj any
 	switch kind {
 	case itsm.KindTicket:

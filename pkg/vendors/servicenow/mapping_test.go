@@ -463,6 +463,8 @@ func TestDeletionFromAuditLog(t *testing.T) {
 	require.Equal(t, rec.ID, bare.ID)
 	require.Equal(t, rec.Version, bare.Version)
 	require.Empty(t, bare.Object.(*itsm.Ticket).Name)
+	require.Equal(t, true, bare.Object.(*itsm.Ticket).VendorAttributes["partial_tombstone"])
+	require.Nil(t, tk.VendorAttributes["partial_tombstone"])
 }
 
 func deletionAt(t *testing.T, s string) time.Time {

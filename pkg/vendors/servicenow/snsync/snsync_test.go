@@ -9,6 +9,7 @@ import (
 	json "github.com/go-json-experiment/json/v1"
 	"github.com/stretchr/testify/require"
 
+	"github.com/itsmhub/itsm/pkg/connector"
 	"github.com/itsmhub/itsm/pkg/itsm"
 	"github.com/itsmhub/itsm/pkg/raw"
 	"github.com/itsmhub/itsm/pkg/store"
@@ -296,4 +297,43 @@ func TestFetch(t *testing.T) {
 	require.True(t, errors.Is(err, snclient.ErrNotFound), "%v", err)
 	_, err = s.Fetch(context.Background(), conn, "cmdb_ci", "0123456789abcdef0123456789abcdef")
 	require.Error(t, err)
+}
+
+func TestPausesOnSpentBudgetAndResumes(t *testing.T) {
+	clk := snsim.NewManualClock(time.Date(2026, 1, 15, 9, 30, 0, 0, time.UTC))
+	srv := snsim.NewTestServer(t, snsim.Options{Seed: 6, Clock: clk, Instances: []snsim.Instance{{
+		RateRules: []snsim.RateRule{{Limit: 40}}}}})
+	conn := connOf(srv, "incident")
+	s := syncer(adminAuth, snclient.Options{PageSize: 10})
+
+	first := newRecorder(conn, store.SyncFull, clk.Now)
+	err := s.Full(context.Background(), first)
+	var paused connector.Paused
+	require.ErrorAs(t, err, &paused)
+	// Half the hour's 40 calls, and not one 429: the rest is the customer's.
+	require.Equal(t, 20, first.calls["200"])
+	require.Zero(t, first.calls["429"])
+	require.Equal(t, time.Date(2026, 1, 15, 10, 0, 0, 0, time.UTC), paused.ResumeAt().UTC())
+
+	// Any worker resumes it from the checkpoint once the hour turned.
+	clk.Advance(paused.ResumeAt().Sub(clk.Now()))
+	for i := 0; ; i++ {
+		next := first.resumed()
+		err = s.Full(context.Background(), next)
+		for typ, ids := range next.byType() {
+			for id := range ids {
+				first.recs = append(first.recs, connector.Record{Type: typ, VendorID: id})
+			}
+		}
+		first.phase, first.cursor = next.phase, next.cursor
+		if err == nil {
+			break
+		}
+		require.ErrorAs(t, err, &paused)
+		require.Less(t, i, 10)
+		clk.Advance(paused.ResumeAt().Sub(clk.Now()))
+	}
+	in := srv.Default()
+	require.Equal(t, idsOf(t, in, "incident", nil), first.byType()[raw.TypeTicket])
+	require.Equal(t, idsOf(t, in, "sys_user", nil), first.byType()[raw.TypeUser])
 }
