@@ -10,6 +10,7 @@ import (
 	json "github.com/go-json-experiment/json/v1"
 
 	"github.com/itsmhub/itsm/pkg/itsm"
+	"github.com/itsmhub/itsm/pkg/jsonscan"
 )
 
 // TimeLayout is the format of every date-time of a display_value=false
@@ -19,13 +20,33 @@ const TimeLayout = "2006-01-02 15:04:05"
 // Row is one Table API record: its members as received.
 type Row map[string]json.RawMessage
 
-// DecodeRow decodes a record; it must be a JSON object.
+// DecodeRow decodes a record; it must be a JSON object. Its values are
+// slices of body, read on demand (Str): body must not change while the
+// Row is in use.
 func DecodeRow(body []byte) (Row, error) {
 	b := bytes.TrimSpace(body)
 	if len(b) == 0 || b[0] != '{' {
 		return nil, fmt.Errorf("%w: record is not a JSON object", itsm.ErrMalformed)
 	}
-	var r Row
+	// One scan that slices the members, instead of a validating decode
+	// that copies each of them: a sync maps every row. Escaped names and
+	// anything the scan rejects go through the decoder, whose error names
+	// the problem.
+	r := make(Row, 64)
+	plain := true
+	end := jsonscan.Members(b, func(m jsonscan.Member) bool {
+		name, ok := jsonscan.Unescaped(m.Name)
+		if !ok {
+			plain = false
+			return false
+		}
+		r[string(name)] = m.Value
+		return true
+	})
+	if plain && end == len(b) {
+		return r, nil
+	}
+	r = nil
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, fmt.Errorf("%w: %w", itsm.ErrMalformed, err)
 	}
@@ -46,24 +67,27 @@ func valueOf(raw json.RawMessage) string {
 	}
 	switch b[0] {
 	case '"':
-		var s string
-		if json.Unmarshal(b, &s) == nil {
-			return s
-		}
-		return ""
+		s, _ := jsonscan.String(b)
+		return s
 	case '{':
-		var ref struct {
-			Value json.RawMessage `json:"value"`
-			Link  string          `json:"link"`
-		}
-		if json.Unmarshal(b, &ref) != nil {
+		var value, link []byte
+		if jsonscan.Members(b, func(m jsonscan.Member) bool {
+			switch string(m.Name) {
+			case `"value"`:
+				value = m.Value
+			case `"link"`:
+				link = m.Value
+			}
+			return true
+		}) < 0 {
 			return ""
 		}
-		if v := valueOf(ref.Value); v != "" {
+		if v := valueOf(value); v != "" {
 			return v
 		}
-		if i := strings.LastIndexByte(ref.Link, '/'); i >= 0 {
-			return ref.Link[i+1:]
+		l := valueOf(link)
+		if i := strings.LastIndexByte(l, '/'); i >= 0 {
+			return l[i+1:]
 		}
 		return ""
 	case 'n', '[':
