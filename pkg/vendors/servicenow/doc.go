@@ -19,16 +19,17 @@
 // snsync) looks them up and adds them to the record it publishes under
 // names no ServiceNow field can have (a leading underscore): AnnotAuthor,
 // AnnotTags, AnnotMembers. A record without them (a push) maps with the
-// author left null, and is versioned so that the annotated copy of the same
-// row replaces it (see versionOf).
+// author null and without label_entry tags, and is versioned one
+// millisecond before the annotated copy of the same row, which replaces it.
 //
 // # Versions
 //
 // sys_updated_on has a resolution of one second, so a record's version is
-// sys_updated_on plus (sys_mod_count mod 1000) milliseconds: two writes in
-// one second are ordered by their modification count. A deletion is
-// versioned at the last millisecond of the second it happened in, so that
-// it supersedes every write of that second.
+// sys_updated_on plus 2 × (sys_mod_count mod 499) milliseconds, plus one
+// for an annotated copy: two writes in one second are ordered by their
+// modification count, and the sync's copy of a write follows the push's. A
+// deletion is versioned at the last millisecond of the second it happened
+// in (999), so that it supersedes every write of that second.
 package servicenow
 
 // VendorName is ServiceNow's name as connections (store.Connection.Vendor)

@@ -221,12 +221,9 @@ func (m *Mapping) Comment(r Row, deletedAt time.Time) (itsm.Record, error) {
 	deleted := !deletedAt.IsZero()
 	conn := m.conn()
 	author := r.Str(AnnotAuthor)
-	version := created
-	if author != "" {
-		// Entries are immutable: the copy whose author the sync resolved
-		// is the better version of the same entry.
-		version = version.Add(time.Millisecond)
-	}
+	// Entries are immutable: the copy whose author the sync resolved is the
+	// better version of the same entry (versionOf).
+	version, _ := versionOf(r)
 	if deleted {
 		version = deletionVersion(deletedAt)
 	}
@@ -269,9 +266,6 @@ func (m *Mapping) Attachment(r Row, deletedAt time.Time) (itsm.Record, error) {
 		return itsm.Record{}, fmt.Errorf("%w: attachment %s: missing or unparseable sys_updated_on", itsm.ErrMalformed, id)
 	}
 	author := r.Str(AnnotAuthor)
-	if author != "" {
-		version = version.Add(time.Millisecond)
-	}
 	deleted := !deletedAt.IsZero()
 	if deleted {
 		version = deletionVersion(deletedAt)

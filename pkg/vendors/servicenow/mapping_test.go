@@ -65,8 +65,8 @@ func TestRealIncident(t *testing.T) {
 	tk := rec.Object.(*itsm.Ticket)
 	require.Equal(t, itsm.ObjectID(connID, itsm.KindTicket, "a9e30c7dc61122760116894de7bcc7bd"), rec.ID)
 	require.Equal(t, tk.ID, rec.ID)
-	// sys_updated_on plus sys_mod_count "4" in milliseconds.
-	require.Equal(t, utc("2015-11-01 22:37:27").Add(4*time.Millisecond), rec.Version)
+	// sys_updated_on plus 2 ms per sys_mod_count ("4").
+	require.Equal(t, utc("2015-11-01 22:37:27").Add(8*time.Millisecond), rec.Version)
 	require.Equal(t, "INC0000046", tk.Identifier)
 	require.Equal(t, "Can't access SFA software", tk.Name)
 	require.Equal(t, "incident", tk.Type)
@@ -142,7 +142,7 @@ func TestRealAttachments(t *testing.T) {
 	require.Equal(t, "testtattatxt", a.Name)
 	require.Equal(t, itsm.ObjectID(connID, itsm.KindTicket, "3072d01d07a552f6d0ea83ef29c936be"), a.TicketID)
 	require.Equal(t, "https://ven01226.service-now.com/api/now/attachment/b259f4062d9f78f9ffdd6efd05c492c7/file", a.URL)
-	require.Equal(t, utc("2021-08-20 18:12:02").Add(time.Millisecond), rec.Version)
+	require.Equal(t, utc("2021-08-20 18:12:02").Add(2*time.Millisecond), rec.Version)
 	require.Equal(t, utc("2021-08-20 18:12:00"), *a.AttachmentCreatedAt)
 
 	for _, body := range fixture(t, "sndocs_attachment_get_list.json") {
@@ -174,10 +174,16 @@ func TestVersionOrdersWritesOfOneSecond(t *testing.T) {
 		return mapOne(t, conn(), raw.TypeTicket, []byte(`{"sys_id":"a","sys_class_name":"incident","state":"1","sys_updated_on":"`+updated+`","sys_mod_count":"`+mod+`"}`)).Version
 	}
 	require.True(t, rec("5", "2024-01-01 10:00:00").Before(rec("6", "2024-01-01 10:00:00")))
-	require.True(t, rec("998", "2024-01-01 10:00:00").Before(rec("2", "2024-01-01 10:00:01")))
+	require.True(t, rec("498", "2024-01-01 10:00:00").Before(rec("2", "2024-01-01 10:00:01")))
 	del, err := servicenow.NewMapping(connID, "", nil, nil).Tombstone("incident", "a", utc("2024-01-01 10:00:00"))
 	require.NoError(t, err)
-	require.True(t, del.Version.After(rec("998", "2024-01-01 10:00:00")))
+	require.True(t, del.Version.After(rec("498", "2024-01-01 10:00:00")))
+	// The sync's annotated copy of a write follows the push's, and
+	// precedes the next write.
+	annotated := mapOne(t, conn(), raw.TypeTicket, []byte(`{"sys_id":"a","sys_class_name":"incident","state":"1","sys_updated_on":"2024-01-01 10:00:00","sys_mod_count":"498","_itsm_tags":[]}`)).Version
+	require.True(t, annotated.After(rec("498", "2024-01-01 10:00:00")))
+	require.True(t, annotated.Before(del.Version))
+	require.True(t, mapOne(t, conn(), raw.TypeTicket, []byte(`{"sys_id":"a","sys_class_name":"incident","state":"1","sys_updated_on":"2024-01-01 10:00:00","sys_mod_count":"5","_itsm_tags":["x"]}`)).Version.Before(rec("6", "2024-01-01 10:00:00")))
 }
 
 func TestStatusByTable(t *testing.T) {

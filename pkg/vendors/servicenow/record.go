@@ -149,9 +149,14 @@ func (r Row) Bool(name string, def bool) bool {
 	return def
 }
 
-// versionOf is a record's version: sys_updated_on plus its mod count in
-// milliseconds (mod 1000, see the package documentation), falling back on
-// sys_created_on for rows that are never updated (journal entries).
+// modSlots bounds the milliseconds a mod count adds, below the deletion
+// version's 999.
+const modSlots = 499
+
+// versionOf is a record's version: sys_updated_on plus 2 × (its mod count
+// mod modSlots) milliseconds, plus one when the sync annotated the record
+// (see the package documentation); sys_created_on for rows that are never
+// updated (journal entries).
 func versionOf(r Row) (time.Time, bool) {
 	t, ok := r.Time("sys_updated_on")
 	if !ok {
@@ -161,9 +166,22 @@ func versionOf(r Row) (time.Time, bool) {
 		}
 	}
 	if n, err := strconv.Atoi(r.Str("sys_mod_count")); err == nil && n > 0 {
-		t = t.Add(time.Duration(n%1000) * time.Millisecond)
+		t = t.Add(time.Duration(n%modSlots) * 2 * time.Millisecond)
+	}
+	if r.annotated() {
+		t = t.Add(time.Millisecond)
 	}
 	return t, true
+}
+
+// annotated reports whether the sync added what the row lacks.
+func (r Row) annotated() bool {
+	for _, k := range []string{AnnotAuthor, AnnotTags, AnnotMembers} {
+		if _, ok := r[k]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // deletionVersion is the version of a tombstone for a deletion at "at": the

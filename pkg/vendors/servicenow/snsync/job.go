@@ -291,8 +291,7 @@ func (j *job) withTags(ctx context.Context, table string, rows []jsontext.Value)
 			return nil
 		})
 		if unreadable(err) {
-			// Tags are a nicety: an account that may not read them syncs
-			// tickets without.
+			// An account that may not read tags syncs tickets without.
 			return rows, nil
 		}
 		if err != nil {
@@ -301,12 +300,14 @@ func (j *job) withTags(ctx context.Context, table string, rows []jsontext.Value)
 	}
 	out := make([]jsontext.Value, len(rows))
 	for i, row := range rows {
-		if ts := tags[ids[i]]; len(ts) > 0 {
-			slices.Sort(ts)
-			out[i] = annotate(row, servicenow.AnnotTags, slices.Compact(ts))
-		} else {
-			out[i] = row
+		// Always annotated, also with no tags: the sync's copy is the one
+		// that knows the tags (servicenow's versions).
+		ts := tags[ids[i]]
+		slices.Sort(ts)
+		if ts == nil {
+			ts = []string{}
 		}
+		out[i] = annotate(row, servicenow.AnnotTags, slices.Compact(ts))
 	}
 	return out, nil
 }
