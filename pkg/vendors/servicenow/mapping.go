@@ -17,6 +17,20 @@ var TaskTables = []string{"incident", "problem", "change_request", "sc_req_item"
 // IsTaskTable reports whether table is one of TaskTables.
 func IsTaskTable(table string) bool { return slices.Contains(TaskTables, table) }
 
+// ValidateTables checks a connection's tables option: task tables only,
+// none twice. The error names the offending value (for a 400).
+func ValidateTables(tables []string) error {
+	for i, t := range tables {
+		if !IsTaskTable(t) {
+			return fmt.Errorf("tables[%d]: %q is not a synced task table (want one of %s)", i, t, strings.Join(TaskTables, ", "))
+		}
+		if slices.Contains(tables[:i], t) {
+			return fmt.Errorf("tables[%d]: %q is listed twice", i, t)
+		}
+	}
+	return nil
+}
+
 // numberPrefixes name a task's table when the record lacks sys_class_name.
 var numberPrefixes = []struct{ prefix, table string }{
 	{"INC", "incident"}, {"PRB", "problem"}, {"CHG", "change_request"}, {"RITM", "sc_req_item"}, {"SCTASK", "sc_task"},

@@ -486,3 +486,11 @@ func TestBusinessRuleScript(t *testing.T) {
 	require.Contains(t, s, `"X-Signature", "sha256="`)
 	require.Contains(t, s, `"HmacSHA256"`)
 }
+
+func TestValidateTables(t *testing.T) {
+	require.NoError(t, servicenow.ValidateTables(nil))
+	require.NoError(t, servicenow.ValidateTables([]string{"incident", "sc_task"}))
+	err := servicenow.ValidateTables([]string{"incident", "cmdb_ci"})
+	require.ErrorContains(t, err, `tables[1]: "cmdb_ci"`)
+	require.ErrorContains(t, servicenow.ValidateTables([]string{"problem", "problem"}), "twice")
+}

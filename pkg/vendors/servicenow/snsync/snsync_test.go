@@ -3,6 +3,7 @@ package snsync_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 
@@ -336,4 +337,23 @@ func TestPausesOnSpentBudgetAndResumes(t *testing.T) {
 	in := srv.Default()
 	require.Equal(t, idsOf(t, in, "incident", nil), first.byType()[raw.TypeTicket])
 	require.Equal(t, idsOf(t, in, "sys_user", nil), first.byType()[raw.TypeUser])
+}
+
+func TestSurvives5xx(t *testing.T) {
+	srv := snsim.NewTestServer(t, snsim.Options{Seed: 7, Instances: []snsim.Instance{{
+		Sizes: snsim.Sizes{Incidents: 40, Users: 10, Groups: 2}}}})
+	in := srv.Default()
+	// Every 4th call fails, as a 503 from a load balancer (HTML) or a 500
+	// from the instance (JSON).
+	for _, status := range []int{503, 500} {
+		in.SetAPIFaults(snsim.APIFaults{ErrorEveryNth: 4, ErrorStatus: status})
+		conn := connOf(srv, "incident")
+		rec := newRecorder(conn, store.SyncFull, time.Now)
+		require.NoError(t, syncer(adminAuth, snclient.Options{PageSize: 10}).Full(context.Background(), rec), "status %d", status)
+		got := rec.byType()
+		require.Equal(t, idsOf(t, in, "incident", nil), got[raw.TypeTicket])
+		require.Equal(t, idsOf(t, in, "sys_user", nil), got[raw.TypeUser])
+		require.Equal(t, idsOf(t, in, "sys_journal_field", func(r snsim.Record) bool { return r["name"] == "incident" }), got[raw.TypeComment])
+		require.Positive(t, rec.calls[strconv.Itoa(status)])
+	}
 }
