@@ -272,8 +272,9 @@ func (c *Client) Ping(ctx context.Context, table string) error {
 	return err
 }
 
-// Get reads one record (display_value=false). A record that does not
-// exist or that ACLs hide answers ErrNotFound.
+// Get reads one record (display_value=false); sys_attachment through the
+// Attachment API, whose records carry download_link. A record that does
+// not exist or that ACLs hide answers ErrNotFound.
 func (c *Client) Get(ctx context.Context, table, sysID string) (jsontext.Value, error) {
 	if err := checkName(table); err != nil {
 		return nil, err
@@ -282,6 +283,10 @@ func (c *Client) Get(ctx context.Context, table, sysID string) (jsontext.Value, 
 		return nil, fmt.Errorf("servicenow: sys_id %q is not valid", sysID)
 	}
 	u := c.tableURL(table, sysID)
+	if table == "sys_attachment" {
+		u = c.attachmentURL()
+		u.Path += "/" + sysID
+	}
 	u.RawQuery = url.Values{"sysparm_display_value": {"false"}}.Encode()
 	body, _, err := c.get(ctx, u, table)
 	if err != nil {

@@ -202,6 +202,10 @@ func TestGet(t *testing.T) {
 	require.ErrorIs(t, err, snclient.ErrNotFound)
 	_, err = c.Get(context.Background(), "incident", "a^ORactive=true")
 	require.Error(t, err)
+	atts, _ := srv.Default().Records("sys_attachment")
+	v, err = c.Get(context.Background(), "sys_attachment", atts[0]["sys_id"])
+	require.NoError(t, err)
+	require.Contains(t, string(v), `"download_link":`)
 }
 
 // calls counts the client's calls by status.
