@@ -46,13 +46,16 @@ func idsOf(t *testing.T, in *snsim.Inst, table string, keep func(snsim.Record) b
 	return out
 }
 
-// mapAll maps every published record as the normalizer would.
+// mapAll maps every published record as the normalizer would: through the
+// RAW sync envelope.
 func mapAll(t *testing.T, conn *store.Connection, r *recorder) map[itsm.Kind][]itsm.Record {
 	t.Helper()
 	out := map[itsm.Kind][]itsm.Record{}
 	for _, rec := range r.recs {
 		require.True(t, json.Valid(rec.Body))
-		recs, err := servicenow.Mapper{}.MapSync(conn, raw.SyncRecord{Type: rec.Type, IssueID: rec.ParentID, ObservedAt: r.now(), Record: rec.Body})
+		sr, err := raw.DecodeSyncRecord(raw.AppendSyncRecord(nil, rec.Type, rec.ParentID, "sync-1", r.now(), rec.Body))
+		require.NoError(t, err)
+		recs, err := servicenow.Mapper{}.MapSync(conn, sr)
 		require.NoError(t, err, "%s %s", rec.Type, rec.Body)
 		for _, m := range recs {
 			out[m.Kind] = append(out[m.Kind], m)
