@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -268,4 +269,24 @@ func TestBudgetKeepsHalfTheHour(t *testing.T) {
 	require.Equal(t, 5, seen.n("200"))
 	require.Zero(t, seen.n("429"))
 	require.True(t, strings.Contains(err.Error(), "50% of the hourly limit"))
+}
+
+func TestBearer(t *testing.T) {
+	srv := snsim.NewTestServer(t, snsim.Options{Seed: 1})
+	resp, err := http.PostForm(srv.BaseURL("")+"/oauth_token.do", url.Values{"grant_type": {"password"},
+		"client_id": {"snsim-client"}, "client_secret": {"snsim-secret"},
+		"username": {"itsm.integration"}, "password": {"integration-password"}})
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&tok))
+	c, err := snclient.New(&http.Client{Transport: snclient.Bearer(nil, tok.AccessToken)}, srv.BaseURL(""), snclient.Options{})
+	require.NoError(t, err)
+	require.NoError(t, c.Ping(context.Background(), "incident"))
+	c, err = snclient.New(&http.Client{Transport: snclient.Bearer(nil, "expired-or-wrong")}, srv.BaseURL(""), snclient.Options{})
+	require.NoError(t, err)
+	require.ErrorIs(t, c.Ping(context.Background(), "incident"), snclient.ErrUnauthorized)
 }
