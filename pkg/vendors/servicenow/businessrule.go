@@ -2,6 +2,7 @@ package servicenow
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -21,6 +22,21 @@ type BusinessRule struct {
 	// needs no call back to the instance; without it a push is a hint
 	// that the platform follows with a re-read.
 	IncludeRecord bool
+}
+
+// BusinessRuleFor is the business rule of a connection: its push URL
+// under webhookBase (https://itsm.example.com), its tables and
+// sys_journal_field (comments), the record sent with each push.
+func BusinessRuleFor(connectionID string, tables []string, webhookBase, secret string) BusinessRule {
+	if len(tables) == 0 {
+		tables = []string{"incident"}
+	}
+	return BusinessRule{
+		URL:           strings.TrimRight(webhookBase, "/") + "/webhooks/servicenow/" + connectionID,
+		Secret:        secret,
+		Tables:        append(slices.Clone(tables), "sys_journal_field"),
+		IncludeRecord: true,
+	}
 }
 
 // Script renders the ready-to-paste script of an after insert/update/delete
