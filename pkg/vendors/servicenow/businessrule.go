@@ -43,7 +43,8 @@ func BusinessRuleFor(connectionID string, tables []string, webhookBase, secret s
 // business rule that posts the push contract (see ParsePush) signed with
 // X-Signature: sha256=<hex HMAC-SHA256 of the body>. GlideCertificateEncryption
 // generateMac takes the key base64-encoded and returns the MAC in base64;
-// the script turns it into hex. The post is asynchronous
+// the script turns it into hex. That generateMac takes the data as UTF-8,
+// as RESTMessageV2 sends the body, is unconfirmed. The post is asynchronous
 // (RESTMessageV2.executeAsync) and never retried: the incremental sync is
 // the net for pushes that are lost, and for writes made with
 // setWorkflow(false), which run no business rule.

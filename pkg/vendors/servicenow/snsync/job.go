@@ -444,7 +444,7 @@ func (j *job) deletions(ctx context.Context, p phase, from snclient.Cursor) erro
 	if unreadable(err) {
 		// Without the delete log, deletions are found by the reconcile of
 		// complete full syncs.
-		j.run.Log().Info("sys_audit_delete is not readable; deletions come from full-sync reconciliation")
+		j.run.Log().Debug("sys_audit_delete is not readable; deletions come from full-sync reconciliation")
 		return nil
 	}
 	return err
