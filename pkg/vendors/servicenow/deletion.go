@@ -2,6 +2,7 @@ package servicenow
 
 import (
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -29,8 +30,11 @@ func (m *Mapping) Deletion(r Row) (itsm.Record, error) {
 		return itsm.Record{}, fmt.Errorf("%w: deletion of %s %s: missing or unparseable sys_created_on", itsm.ErrMalformed, table, key)
 	}
 	if row, ok := unloadRow(r.Str("payload"), table); ok && row.Str("sys_id") == key {
-		if rec, err := m.mapRow(table, row, at, at); err == nil {
-			return rec, nil
+		rec, err := m.mapRow(table, row, at, at)
+		if err == nil || errors.Is(err, itsm.ErrUnsupportedEvent) {
+			// A row the platform never maps (a journal entry of another
+			// element) needs no tombstone either.
+			return rec, err
 		}
 	}
 	return m.Tombstone(table, key, at)

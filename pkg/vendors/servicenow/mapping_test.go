@@ -494,3 +494,19 @@ func TestValidateTables(t *testing.T) {
 	require.ErrorContains(t, err, `tables[1]: "cmdb_ci"`)
 	require.ErrorContains(t, servicenow.ValidateTables([]string{"problem", "problem"}), "twice")
 }
+
+func TestDeletionOfAnUnmappedJournalEntry(t *testing.T) {
+	body := []byte(`{"sys_id":"d1","tablename":"sys_journal_field","documentkey":"j1","sys_created_on":"2024-01-01 00:00:00",` +
+		`"payload":"<?xml version=\"1.0\" encoding=\"UTF-8\"?><record_update table=\"sys_journal_field\"><sys_journal_field><sys_id>j1</sys_id><element>approval_history</element><element_id>t1</element_id><sys_created_on>2023-12-01 00:00:00</sys_created_on></sys_journal_field></record_update>"}`)
+	_, err := servicenow.Mapper{}.MapSync(conn(), raw.SyncRecord{Type: raw.TypeDeletion, Record: body})
+	require.ErrorIs(t, err, itsm.ErrUnsupportedEvent)
+
+	comment := []byte(`{"sys_id":"d2","tablename":"sys_journal_field","documentkey":"j2","sys_created_on":"2024-01-01 00:00:00",` +
+		`"payload":"<record_update table=\"sys_journal_field\"><sys_journal_field><sys_id>j2</sys_id><element>comments</element><element_id>t1</element_id><value>a &amp; b</value><sys_created_on>2023-12-01 00:00:00</sys_created_on></sys_journal_field></record_update>"}`)
+	rec := mapOne(t, conn(), raw.TypeDeletion, comment)
+	c := rec.Object.(*itsm.Comment)
+	require.True(t, rec.Deleted)
+	require.Equal(t, "a & b", c.Body)
+	require.Equal(t, itsm.ObjectID(connID, itsm.KindTicket, "t1"), c.TicketID)
+	require.Equal(t, itsm.ObjectDeleted, c.Status)
+}
