@@ -70,24 +70,25 @@ func valueOf(raw json.RawMessage) string {
 		s, _ := jsonscan.String(b)
 		return s
 	case '{':
-		var value, link []byte
+		// A reference: its members are strings; nothing nested is read,
+		// so no input makes this walk more than once over its bytes.
+		var value, link string
 		if jsonscan.Members(b, func(m jsonscan.Member) bool {
 			switch string(m.Name) {
 			case `"value"`:
-				value = m.Value
+				value, _ = jsonscan.String(m.Value)
 			case `"link"`:
-				link = m.Value
+				link, _ = jsonscan.String(m.Value)
 			}
 			return true
 		}) < 0 {
 			return ""
 		}
-		if v := valueOf(value); v != "" {
-			return v
+		if value != "" {
+			return value
 		}
-		l := valueOf(link)
-		if i := strings.LastIndexByte(l, '/'); i >= 0 {
-			return l[i+1:]
+		if i := strings.LastIndexByte(link, '/'); i >= 0 {
+			return link[i+1:]
 		}
 		return ""
 	case 'n', '[':
