@@ -34,6 +34,8 @@ type job struct {
 	authors map[string]string
 	// lost are task tables this run could not read.
 	lost map[string]bool
+	// estimate sums the tickets of the tables started so far.
+	estimate int
 }
 
 // unreadable reports whether err says the account may not read a table:
@@ -225,7 +227,10 @@ func (j *job) tickets(ctx context.Context, p phase, from snclient.Cursor) error 
 	estimated := false
 	err := j.scan(ctx, p, from, snclient.Scan{Table: p.table}, func(pg snclient.Page) error {
 		if !estimated && from == (snclient.Cursor{}) && pg.Total > 0 {
-			j.run.Progress(connector.Progress{Estimate: pg.Total})
+			// X-Total-Count of the first page's query is the table's count
+			// (or what changed since the watermark), before ACLs.
+			j.estimate += pg.Total
+			j.run.Progress(connector.Progress{Estimate: j.estimate})
 			estimated = true
 		}
 		rows, err := j.withTags(ctx, p.table, pg.Rows)

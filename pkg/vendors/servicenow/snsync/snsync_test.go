@@ -99,6 +99,11 @@ func TestFullSyncPublishesEveryRecord(t *testing.T) {
 	require.Equal(t, "deletions", rec.phases[len(rec.phases)-1])
 	require.NotEmpty(t, rec.progress)
 	require.Equal(t, in.Count("incident"), rec.progress[0].Estimate)
+	total := 0
+	for _, table := range allTables {
+		total += in.Count(table)
+	}
+	require.Equal(t, total, rec.progress[len(rec.progress)-1].Estimate)
 
 	// Every record maps, with the model fields the sync's annotations give.
 	mapped := mapAll(t, conn, rec)
