@@ -49,7 +49,10 @@ type Config struct {
 	PublicURL string
 	// EncryptionKey encrypts tokens at rest (ITSM_ENCRYPTION_KEY, base64 of
 	// 32 bytes). Nil in dev mode means: use a key file in the data dir.
-	EncryptionKey        []byte
+	EncryptionKey []byte
+	// The services' tuning. Zero (the variable unset) means the service's
+	// own default, documented on its Config: services are also used as
+	// libraries, so they hold the one copy of their defaults.
 	NormalizerWorkers    int
 	NormalizerMaxDeliver int
 	// NormalizerAckWait is how long a message may stay unacknowledged
@@ -117,8 +120,7 @@ func LoadTool(getenv Getenv) (Config, error) { return load(getenv, false) }
 func load(getenv Getenv, service bool) (Config, error) {
 	c := Config{
 		HTTPAddr: "127.0.0.1:8080", NATSListen: "127.0.0.1:4222", NATSReplicas: 1,
-		DataDir: "./data", NormalizerWorkers: 64, NormalizerMaxDeliver: 5, NormalizerAckWait: 30 * time.Second,
-		BackfillIncrementalEvery: 5 * time.Minute, BackfillMaxSyncs: 4,
+		DataDir:         "./data",
 		ShutdownTimeout: 20 * time.Second, LogLevel: "info", MetricsAddr: "127.0.0.1:9102", Quotas: DefaultQuotas(),
 		JiraAuthURL: "https://auth.atlassian.com", JiraAPIURL: "https://api.atlassian.com", WebhookTokenSite: "required",
 	}

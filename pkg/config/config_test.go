@@ -78,9 +78,11 @@ func TestToolsNeedNoServiceSecrets(t *testing.T) {
 func TestTuningSettings(t *testing.T) {
 	c, err := config.Load(env(map[string]string{"ITSM_DEV": "1"}))
 	require.NoError(t, err)
-	require.Equal(t, 30*time.Second, c.NormalizerAckWait)
-	require.Equal(t, 5*time.Minute, c.BackfillIncrementalEvery)
-	require.Equal(t, 4, c.BackfillMaxSyncs)
+	// Unset: the services' own defaults apply.
+	require.Zero(t, c.NormalizerAckWait)
+	require.Zero(t, c.BackfillIncrementalEvery)
+	require.Zero(t, c.BackfillMaxSyncs)
+	require.Zero(t, c.NormalizerWorkers)
 
 	c, err = config.Load(env(map[string]string{"ITSM_DEV": "1", "ITSM_NORMALIZER_ACK_WAIT": "5s",
 		"ITSM_BACKFILL_INCREMENTAL_EVERY": "2m", "ITSM_BACKFILL_MAX_SYNCS": "16"}))

@@ -66,6 +66,8 @@ type SyncRun interface {
 	// why (shown in the sync's last_error): nothing of those kinds is
 	// tombstoned on account of a sync that could not see all of them.
 	Incomplete(why string, kinds ...itsm.Kind)
+	// Failed counts n records the sync could not read (its errors).
+	Failed(n int)
 	// Progress shows what the sync knows of its size and findings.
 	Progress(p Progress)
 	// Known lists the connection's stored objects of a kind that are not

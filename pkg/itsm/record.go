@@ -24,7 +24,7 @@ type Record struct {
 	StatusChangedAt time.Time
 	// Object is a pointer to one of Ticket, Project, Comment, Attachment,
 	// User, Group.
-	Object any
+	Object Object
 }
 
 // Errors a vendor mapping returns (wrapped); the normalizer decides from them

@@ -20,7 +20,6 @@ import (
 	"github.com/itsmhub/itsm/pkg/connections"
 	"github.com/itsmhub/itsm/pkg/lease"
 	"github.com/itsmhub/itsm/pkg/vault"
-	"github.com/itsmhub/itsm/pkg/vendors/jira/jiracloud"
 )
 
 // LeaseBucket holds the short leases that serialize token refreshes and
@@ -45,7 +44,7 @@ func (p *Platform) connectionManager(ctx context.Context, js jetstream.JetStream
 		public = "http://" + p.ln.Addr().String()
 	}
 	return connections.New(connections.Config{
-		PublicURL: public, Endpoints: jiracloud.Endpoints{AuthURL: p.cfg.JiraAuthURL, APIURL: p.cfg.JiraAPIURL},
+		PublicURL: public, Endpoints: p.jiraEndpoints(),
 		ClientID: p.cfg.JiraClientID, ClientSecret: p.cfg.JiraClientSecret,
 		// A key of its own for OAuth states, derived so operators manage one secret.
 		StateKey:   derive(key, "oauth-state"),

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"os"
 	"time"
+
+	"github.com/itsmhub/itsm/pkg/config"
 )
 
 // Healthcheck GETs url (or, when empty, /healthz on ITSM_HTTP_ADDR) and
@@ -14,15 +16,13 @@ import (
 // so every binary carries this probe for the container runtime to run.
 func Healthcheck(url string, stderr io.Writer) int {
 	if url == "" {
-		addr := os.Getenv("ITSM_HTTP_ADDR")
-		if addr == "" {
-			addr = "127.0.0.1:8080"
-		}
-		host, port, err := net.SplitHostPort(addr)
+		// The service's own configuration says where it listens.
+		cfg, err := config.LoadTool(os.LookupEnv)
 		if err != nil {
-			fmt.Fprintf(stderr, "healthcheck: ITSM_HTTP_ADDR=%q: want host:port\n", addr)
+			fmt.Fprintf(stderr, "healthcheck: %v\n", err)
 			return 1
 		}
+		host, port, _ := net.SplitHostPort(cfg.HTTPAddr) // validated by LoadTool
 		if host == "" || host == "0.0.0.0" || host == "::" {
 			host = "127.0.0.1"
 		}

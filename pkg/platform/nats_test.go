@@ -2,6 +2,7 @@ package platform_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -134,4 +135,31 @@ func TestServiceConnectsOverTLS(t *testing.T) {
 	require.NoError(t, err, "the normalizer created the streams over TLS")
 	cancel()
 	require.NoError(t, p.Wait())
+}
+
+// Every process answers the probes in one shape, whether it serves the API
+// (receiver) or not (normalizer, backfill).
+func TestEveryProcessAnswersTheProbesAlike(t *testing.T) {
+	env := platformtest.Start(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, comps := range []platform.Components{{Receiver: true}, {Normalizer: true}, {Backfill: true}} {
+		cfg := env.Config
+		cfg.NATSURL, cfg.Dev = env.NATSURL(), false
+		cfg.DataDir = t.TempDir()
+		cfg.Store = filepath.Join(cfg.DataDir, "itsm.db")
+		cfg.EncryptionKey = make([]byte, 32)
+		cfg.HTTPAddr, cfg.MetricsAddr = "127.0.0.1:0", "127.0.0.1:0"
+		cfg.NATSUsers = env.NATSUsers()
+		p, err := platform.Start(ctx, cfg, comps, zaptest.NewLogger(t))
+		require.NoError(t, err, "%+v", comps)
+		for path, want := range map[string]string{"/healthz": `{"status":"ok"}`, "/readyz": `{"status":"ready"}`} {
+			resp, err := http.Get("http://" + p.HTTPAddr() + path)
+			require.NoError(t, err)
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			require.Equal(t, http.StatusOK, resp.StatusCode, "%+v %s", comps, path)
+			require.JSONEq(t, want, string(body), "%+v %s", comps, path)
+		}
+	}
 }

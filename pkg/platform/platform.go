@@ -19,7 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/itsmhub/itsm/pkg/apikey"
 	"github.com/itsmhub/itsm/pkg/broker"
@@ -49,17 +48,16 @@ type Platform struct {
 	users    broker.Users
 	// One connection per component, each as the component's NATS user;
 	// nc and js are the first of them (readiness, metrics).
-	conns  map[string]*nats.Conn
-	jss    map[string]jetstream.JetStream
-	nc     *nats.Conn
-	js     jetstream.JetStream
-	store  store.Store
-	ln     net.Listener
-	group  *errgroup.Group
-	cancel context.CancelFunc
-	now    func() time.Time
-	mgr    *connections.Manager
-	echo   *echo.Echo
+	conns map[string]*nats.Conn
+	jss   map[string]jetstream.JetStream
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	store store.Store
+	ln    net.Listener
+	sup   *supervisor
+	now   func() time.Time
+	mgr   *connections.Manager
+	echo  *echo.Echo
 
 	// metricsLn serves /metrics apart from the public listener.
 	metricsLn net.Listener
@@ -83,8 +81,8 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 	started := p
 	defer func() {
 		if err != nil {
-			if started.cancel != nil {
-				started.cancel()
+			if started.sup != nil {
+				started.sup.Stop()
 			}
 			started.closeInfra()
 		}
@@ -103,10 +101,8 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		broker.NewCollector(p.js, normalizer.Consumers...))
-	runCtx, cancel := context.WithCancel(ctx)
-	p.cancel = cancel
-	g, gctx := errgroup.WithContext(runCtx)
-	p.group = g
+	p.sup = newSupervisor(ctx, log)
+	g := p.sup
 
 	if comps.Normalizer {
 		ncfg := normalizer.Config{Workers: cfg.NormalizerWorkers, MaxDeliver: cfg.NormalizerMaxDeliver,
@@ -119,7 +115,7 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 		if err != nil {
 			return nil, err
 		}
-		g.Go(func() error { return n.Run(gctx) })
+		g.Go("normalizer", n.Run)
 	}
 	if p.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("listen on ITSM_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
@@ -139,18 +135,18 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 			return nil, err
 		}
 		w := backfill.New(backfill.Config{IncrementalEvery: cfg.BackfillIncrementalEvery, MaxConcurrentSyncs: cfg.BackfillMaxSyncs,
-			BacklogConsumer: normalizer.ConsumerName}, backfill.Deps{JS: p.jss[broker.UserBackfill], Store: p.store, Clients: p.mgr, Leases: leases,
+			BacklogConsumer: normalizer.ConsumerName}, backfill.Deps{JS: p.jss[broker.UserBackfill], Store: p.store, Syncers: p.syncers(log.Named("backfill")), Leases: leases,
 			Log: log.Named("backfill"), Registerer: reg, Now: p.now})
-		g.Go(func() error { return w.Run(gctx) })
+		g.Go("backfill", w.Run)
 	}
-	if err := p.serveMetrics(gctx, g, reg); err != nil {
+	if err := p.serveMetrics(g, reg); err != nil {
 		return nil, err
 	}
 	// Every process serves health; only the receiver serves the public API
 	// and webhooks.
 	var e *echo.Echo
 	if comps.Receiver {
-		r, err := receiver.New(receiver.Config{ClientSecret: []byte(cfg.JiraClientSecret), Ready: p.natsReady, Quotas: cfg.Quotas,
+		r, err := receiver.New(receiver.Config{ClientSecret: []byte(cfg.JiraClientSecret), Quotas: cfg.Quotas,
 			TokenSiteOptional: cfg.WebhookTokenSite == "if-present", Now: p.now},
 			p.jss[broker.UserReceiver], p.store, apikey.NewAuthenticator(p.store, cfg.APIKeys), log.Named("receiver"), reg)
 		if err != nil {
@@ -159,28 +155,19 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 		r.MountConnections(p.mgr, requester)
 		e = r.Echo()
 		p.echo = e
-		g.Go(func() error { return r.Run(gctx, p.ln, cfg.ShutdownTimeout) })
+		p.mountHealth(e, log)
+		g.Go("receiver", func(ctx context.Context) error { return r.Run(ctx, p.ln, cfg.ShutdownTimeout) })
 		// Webhook upkeep runs where webhooks arrive.
-		g.Go(func() error { return p.mgr.Run(gctx) })
+		g.Go("webhook upkeep", p.mgr.Run)
 		log.Info("receiver listening", zap.String("addr", p.ln.Addr().String()))
 	} else {
 		e = echo.New()
 		e.HideBanner, e.HidePort = true, true
-		e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok") })
-		e.GET("/readyz", func(c echo.Context) error {
-			// Bounded like the receiver's: an unreachable store must answer
-			// 503 within a probe's timeout, not hang it.
-			ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
-			defer cancel()
-			if err := errors.Join(p.natsReady(), p.store.Ping(ctx)); err != nil {
-				return c.String(http.StatusServiceUnavailable, "unavailable")
-			}
-			return c.String(http.StatusOK, "ready")
-		})
 		p.echo = e
+		p.mountHealth(e, log)
 		srv := &http.Server{Handler: e, ReadHeaderTimeout: 5e9}
-		g.Go(func() error {
-			go func() { <-gctx.Done(); _ = srv.Close() }()
+		g.Go("health listener", func(ctx context.Context) error {
+			go func() { <-ctx.Done(); _ = srv.Close() }()
 			if err := srv.Serve(p.ln); !errors.Is(err, http.ErrServerClosed) {
 				return err
 			}
@@ -192,7 +179,7 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 
 // serveMetrics serves /metrics on ITSM_METRICS_ADDR, a listener of its own
 // so that the public one never exposes the platform's internals.
-func (p *Platform) serveMetrics(ctx context.Context, g *errgroup.Group, reg *prometheus.Registry) error {
+func (p *Platform) serveMetrics(g *supervisor, reg *prometheus.Registry) error {
 	ln, err := net.Listen("tcp", p.cfg.MetricsAddr)
 	if err != nil {
 		return fmt.Errorf("listen on ITSM_METRICS_ADDR %s: %w", p.cfg.MetricsAddr, err)
@@ -201,10 +188,10 @@ func (p *Platform) serveMetrics(ctx context.Context, g *errgroup.Group, reg *pro
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
-	g.Go(func() error {
+	g.Go("metrics listener", func(ctx context.Context) error {
 		go func() { <-ctx.Done(); _ = srv.Close() }()
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("metrics listener: %w", err)
+			return err
 		}
 		return nil
 	})
@@ -225,8 +212,8 @@ func (p *Platform) natsReady() error {
 // connection, the embedded server and the store, in that order, so that
 // in-flight work finishes before its dependencies go away.
 func (p *Platform) Wait() error {
-	err := p.group.Wait()
-	p.cancel()
+	err := p.sup.Wait()
+	p.sup.Stop()
 	p.closeInfra()
 	return err
 }

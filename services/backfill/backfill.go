@@ -50,7 +50,6 @@ import (
 	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/lease"
 	"github.com/itsmhub/itsm/pkg/store"
-	"github.com/itsmhub/itsm/pkg/vendors/jira/jiracloud"
 )
 
 // LeaseBucket is the KV bucket of sync leases (one key per connection), and
@@ -77,12 +76,6 @@ type Store interface {
 	List(ctx context.Context, f store.Filter) (store.Page, error)
 }
 
-// Clients gives an authenticated Jira client of a connection;
-// connections.Manager is one (it refreshes tokens as needed).
-type Clients interface {
-	Client(ctx context.Context, c *store.Connection) (*jiracloud.Client, error)
-}
-
 // Config of a worker. Zero values mean the documented default.
 type Config struct {
 	// Tick is how often the scheduler looks for due syncs. Default 10s.
@@ -96,21 +89,6 @@ type Config struct {
 	Overlap time.Duration
 	// MaxConcurrentSyncs bounds the syncs one worker runs at once. Default 4.
 	MaxConcurrentSyncs int
-	// MaxCallsInFlight bounds concurrent Jira calls per site (tenant), and
-	// MaxCallsPerSecond (0 = unbounded) their rate. Default 4.
-	MaxCallsInFlight  int
-	MaxCallsPerSecond float64
-	// MaxQuotaPause: a sync whose site exhausted its quota for longer gives
-	// its slot and lease back and is resumed from its checkpoint once the
-	// quota resets, so a throttled tenant never starves the others.
-	// Default 1m.
-	MaxQuotaPause time.Duration
-	// SearchPageSize is the ids per search/jql page, and so the checkpoint
-	// granularity. Default 5000 (Jira's cap with fields=id).
-	SearchPageSize int
-	// IssueFields is what bulkfetch asks for. Default: everything the
-	// mapping can use (custom fields included) minus what it never reads.
-	IssueFields []string
 	// MaxPendingAcks bounds the publishes awaiting their JetStream ack per
 	// sync: the sync streams, it never holds more than this many records.
 	// Default 512.
@@ -121,10 +99,6 @@ type Config struct {
 	// RetryFailedAfter: a FAILED full sync is retried this long after it
 	// ended (or at the regular interval, if sooner). Default 15m.
 	RetryFailedAfter time.Duration
-	// LostProjectGrace: a project that vanished without Jira saying it was
-	// deleted or archived holds back ticket tombstones (it may be lost
-	// permission) for this long, then counts as deleted. Default 7 days.
-	LostProjectGrace time.Duration
 	// BarrierConsumer, when set (normalizer.ConsumerName), makes a full sync
 	// wait until that RAW consumer's ack floor has passed its last record
 	// before it publishes the reconcile marker, so that COMPLETED also means
@@ -155,28 +129,14 @@ func (c *Config) setDefaults(ttl time.Duration) {
 	def(&c.Tick, 10*time.Second)
 	def(&c.IncrementalEvery, 5*time.Minute)
 	def(&c.Overlap, 2*time.Minute)
-	def(&c.MaxQuotaPause, time.Minute)
 	def(&c.ProgressEvery, 2*time.Second)
 	def(&c.RetryFailedAfter, 15*time.Minute)
-	def(&c.LostProjectGrace, 7*24*time.Hour)
 	if ttl > 0 {
 		def(&c.LeaseRenewEvery, ttl/3)
 	}
 	def(&c.LeaseRenewEvery, 10*time.Second)
 	if c.MaxConcurrentSyncs <= 0 {
 		c.MaxConcurrentSyncs = 4
-	}
-	if c.MaxCallsInFlight <= 0 {
-		c.MaxCallsInFlight = 4
-	}
-	if c.SearchPageSize <= 0 || c.SearchPageSize > jiracloud.MaxIDPage {
-		c.SearchPageSize = jiracloud.MaxIDPage
-	}
-	if len(c.IssueFields) == 0 {
-		// *all keeps custom fields (vendor attributes); the exclusions are
-		// fields the mapping never reads and that only fatten every record.
-		c.IssueFields = []string{"*all", "-worklog", "-watches", "-votes", "-timetracking", "-progress",
-			"-aggregateprogress", "-issuerestriction", "-lastViewed", "-workratio"}
 	}
 	if c.MaxBacklog <= 0 {
 		c.MaxBacklog = 4096
@@ -188,9 +148,11 @@ func (c *Config) setDefaults(ttl time.Duration) {
 
 // Deps are the worker's collaborators.
 type Deps struct {
-	JS      jetstream.JetStream
-	Store   Store
-	Clients Clients
+	JS    jetstream.JetStream
+	Store Store
+	// Syncers crawl the vendors' APIs, by connection vendor (store.Vendor
+	// values): the connectors the worker syncs.
+	Syncers map[string]Syncer
 	// Leases is the bucket of sync leases (LeaseBucket, LeaseTTL).
 	Leases *lease.Leases
 	Log    *zap.Logger
@@ -211,10 +173,6 @@ type Worker struct {
 
 	mu      sync.Mutex
 	running map[string]store.SyncKind // connection id -> kind, syncs of this worker
-	pacers  map[string]*pacerRef
-
-	// bufs recycles bulkfetch answers: records are copied out of them.
-	bufs sync.Pool
 
 	hooks testHooks
 }
@@ -224,11 +182,6 @@ type Worker struct {
 type testHooks struct {
 	syncStart, syncEnd func(connID string, kind store.SyncKind)
 	checkpoint         func(connID string, cp *checkpoint)
-}
-
-type pacerRef struct {
-	p    *jiracloud.Pacer
-	refs int
 }
 
 // New builds a worker; Run starts it.
@@ -246,11 +199,7 @@ func New(cfg Config, deps Deps) *Worker {
 	}
 	w := &Worker{cfg: cfg, d: deps, log: deps.Log, m: newMetrics(deps.Registerer, deps.Log),
 		requests: NewRequester(deps.JS), slots: make(chan struct{}, cfg.MaxConcurrentSyncs),
-		running: map[string]store.SyncKind{}, pacers: map[string]*pacerRef{}}
-	w.bufs.New = func() any {
-		b := make([]byte, 0, 256<<10)
-		return &b
-	}
+		running: map[string]store.SyncKind{}}
 	return w
 }
 
@@ -262,8 +211,8 @@ func (w *Worker) Requester() *Requester { return w.requests }
 // stop: each leaves a checkpoint and gives its lease back, so another worker
 // resumes it at once.
 func (w *Worker) Run(ctx context.Context) error {
-	if w.d.JS == nil || w.d.Store == nil || w.d.Clients == nil || w.d.Leases == nil {
-		return errors.New("backfill: JS, Store, Clients and Leases are required")
+	if w.d.JS == nil || w.d.Store == nil || len(w.d.Syncers) == 0 || w.d.Leases == nil {
+		return errors.New("backfill: JS, Store, Syncers and Leases are required")
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -401,29 +350,3 @@ func (w *Worker) runLeased(ctx context.Context, connID string, req request, l *l
 }
 
 func leaseKey(connID string) string { return "sync-" + connID }
-
-// pacer returns the shared pacer of a Jira site: connections of the same
-// site share its rate limits, so they share one pacer in this worker.
-func (w *Worker) pacer(cloudID string) (*jiracloud.Pacer, func()) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	ref := w.pacers[cloudID]
-	if ref == nil {
-		ref = &pacerRef{p: jiracloud.NewPacer(jiracloud.PacerConfig{
-			MaxInFlight: w.cfg.MaxCallsInFlight, MaxPerSecond: w.cfg.MaxCallsPerSecond,
-			MaxPause: w.cfg.MaxQuotaPause, Permanent: permanentClientError,
-			OnRetry: func(err error, wait time.Duration) {
-				w.log.Debug("retrying a Jira call", zap.String("cloud_id", cloudID), zap.Duration("wait", wait), zap.Error(err))
-			},
-		})}
-		w.pacers[cloudID] = ref
-	}
-	ref.refs++
-	return ref.p, func() {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		if ref.refs--; ref.refs == 0 && !ref.p.PausedUntil().After(time.Now()) {
-			delete(w.pacers, cloudID)
-		}
-	}
-}

@@ -2,6 +2,7 @@ package backfill
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -10,13 +11,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
+	json "github.com/go-json-experiment/json/v1"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
 	"github.com/itsmhub/itsm/pkg/connections"
 	"github.com/itsmhub/itsm/pkg/itsm"
+	"github.com/itsmhub/itsm/pkg/raw"
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/vendors/jira/jirasim"
+	"github.com/itsmhub/itsm/pkg/vendors/jira/jirasync"
 )
 
 func withHooks(hk testHooks) workerOpt {
@@ -32,18 +37,18 @@ func withHooks(hk testHooks) workerOpt {
 func TestFirstFullSyncAfterOAuth(t *testing.T) {
 	h := newHarness(t, jirasim.Options{Seed: 11, Projects: 2, IssuesPerProject: 30, CommentsPerIssue: 22, Users: 12, Groups: 3})
 	c := h.connect("org-a", connections.Options{})
-	w, _ := h.startWorker("w1", 5*time.Second, testConfig())
+	w, _ := h.startWorker("w1", 5*time.Second, newTestConfig())
 
 	ls := h.waitFull(c.ID, "", 30*time.Second)
 	require.Equal(t, store.SyncCompleted, ls.Status, ls.LastError)
 	h.drained(30 * time.Second)
 
 	p := ProgressOf(ls)
-	require.EqualValues(t, 60, p.Counts[recIssue])
-	require.EqualValues(t, 60*22, p.Counts[recComment], "more than 20 comments: paged through issue/{id}/comment")
-	require.EqualValues(t, 2, p.Counts[recProject])
-	require.EqualValues(t, len(h.sim.Default().Users()), p.Counts[recUser])
-	require.EqualValues(t, 3, p.Counts[recGroup])
+	require.EqualValues(t, 60, p.Counts[raw.TypeIssue])
+	require.EqualValues(t, 60*22, p.Counts[raw.TypeComment], "more than 20 comments: paged through issue/{id}/comment")
+	require.EqualValues(t, 2, p.Counts[raw.TypeProject])
+	require.EqualValues(t, len(h.sim.Default().Users()), p.Counts[raw.TypeUser])
+	require.EqualValues(t, 3, p.Counts[raw.TypeGroup])
 	require.Equal(t, 60, p.IssuesEstimate)
 	var sum int64
 	for _, n := range p.Counts {
@@ -56,13 +61,13 @@ func TestFirstFullSyncAfterOAuth(t *testing.T) {
 	require.Equal(t, 60*22, h.count(c, itsm.KindComment, false))
 	require.Equal(t, 2, h.count(c, itsm.KindProject, false))
 	require.Equal(t, 3, h.count(c, itsm.KindGroup, false))
-	require.EqualValues(t, p.Counts[recAttachment], h.count(c, itsm.KindAttachment, false))
+	require.EqualValues(t, p.Counts[raw.TypeAttachment], h.count(c, itsm.KindAttachment, false))
 	g := h.count(c, itsm.KindUser, false)
 	require.Equal(t, len(h.sim.Default().Users()), g)
 
 	// Metrics.
-	require.InDelta(t, 60, testutil.ToFloat64(w.m.objects.WithLabelValues(recIssue)), 0)
-	require.Positive(t, testutil.ToFloat64(w.m.calls.WithLabelValues("issue/bulkfetch", "200")))
+	require.InDelta(t, 60, testutil.ToFloat64(w.m.objects.WithLabelValues(raw.TypeIssue)), 0)
+	require.Positive(t, testutil.ToFloat64(w.m.calls.WithLabelValues("JIRA", "issue/bulkfetch", "200")))
 	require.Equal(t, 1, testutil.CollectAndCount(w.m.duration))
 
 	// The watermark moved to the sync's start, for incremental syncs.
@@ -77,7 +82,7 @@ func TestIncrementalRepairsDroppedWebhooks(t *testing.T) {
 	h := newHarness(t, jirasim.Options{Seed: 12, Projects: 2, IssuesPerProject: 20, CommentsPerIssue: 1})
 	keys := h.sim.Default().ProjectKeys()
 	c := h.connect("org-a", connections.Options{ProjectKeysFilter: []string{keys[0]}})
-	cfg := testConfig()
+	cfg := newTestConfig()
 	h.startWorker("w1", 5*time.Second, cfg)
 	first := h.waitFull(c.ID, "", 30*time.Second)
 	require.Equal(t, store.SyncCompleted, first.Status, first.LastError)
@@ -126,7 +131,7 @@ func TestIncrementalRepairsDroppedWebhooks(t *testing.T) {
 func TestDeletionsOnlyAfterACompleteFullSync(t *testing.T) {
 	h := newHarness(t, jirasim.Options{Seed: 13, Projects: 2, IssuesPerProject: 15, CommentsPerIssue: 2})
 	c := h.connect("org-a", connections.Options{})
-	h.startWorker("w1", 5*time.Second, testConfig())
+	h.startWorker("w1", 5*time.Second, newTestConfig())
 	first := h.waitFull(c.ID, "", 30*time.Second)
 	require.Equal(t, store.SyncCompleted, first.Status, first.LastError)
 	h.drained(10 * time.Second)
@@ -171,7 +176,7 @@ func TestLostProjectHoldsBackTicketTombstones(t *testing.T) {
 	h := newHarness(t, jirasim.Options{Seed: 14, Projects: 2, IssuesPerProject: 5, CommentsPerIssue: 1})
 	keys := h.sim.Default().ProjectKeys()
 	c := h.connect("org-a", connections.Options{ProjectKeysFilter: []string{keys[0], "GONE"}})
-	h.startWorker("w1", 5*time.Second, testConfig())
+	h.startWorker("w1", 5*time.Second, newTestConfig())
 	first := h.waitFull(c.ID, "", 30*time.Second)
 	require.Equal(t, store.SyncCompleted, first.Status)
 	require.Contains(t, first.LastError, "lost access to project(s) GONE")
@@ -210,17 +215,17 @@ func TestFullSyncCompletesUnderRateLimiting(t *testing.T) {
 	h := newHarness(t, jirasim.Options{Seed: 15, Projects: 2, IssuesPerProject: 20, CommentsPerIssue: 1, Groups: 2})
 	h.sim.SetRateLimit(&jirasim.RateLimit{EveryNth: 4})
 	c := h.connect("org-a", connections.Options{})
-	w, _ := h.startWorker("w1", 5*time.Second, testConfig())
+	w, _ := h.startWorker("w1", 5*time.Second, newTestConfig())
 	ls := h.waitFull(c.ID, "", 60*time.Second)
 	require.Equal(t, store.SyncCompleted, ls.Status, ls.LastError)
 	h.drained(10 * time.Second)
 	require.Equal(t, 40, h.count(c, itsm.KindTicket, false))
 	require.Equal(t, 40, h.count(c, itsm.KindComment, false))
-	limited := testutil.ToFloat64(w.m.limited)
+	limited := testutil.ToFloat64(w.m.limited.WithLabelValues("JIRA"))
 	require.GreaterOrEqual(t, limited, 2.0, "the simulator refused calls")
 	var refused float64
 	for _, ep := range []string{"search/jql", "issue/bulkfetch", "project/search", "users/search", "group/bulk", "group/member", "status", "priority/search", "search/approximate-count"} {
-		refused += testutil.ToFloat64(w.m.calls.WithLabelValues(ep, "429"))
+		refused += testutil.ToFloat64(w.m.calls.WithLabelValues("JIRA", ep, "429"))
 	}
 	require.Equal(t, limited, refused, "429s counted per endpoint")
 }
@@ -234,9 +239,9 @@ func TestQuotaPauseDoesNotStarveOtherTenants(t *testing.T) {
 		Sites: []jirasim.Site{{Name: "slow"}, {Name: "fast"}}}, throttled.install)
 	sites := h.sim.Sites()
 	throttled.cloudID.Store(sites[0].ID)
-	cfg := testConfig()
+	cfg := newTestConfig()
 	cfg.MaxConcurrentSyncs = 1
-	cfg.MaxQuotaPause = 500 * time.Millisecond
+	cfg.jira.MaxQuotaPause = 500 * time.Millisecond
 	h.startWorker("w1", 5*time.Second, cfg)
 
 	slow := h.connect("org-a", connections.Options{SiteURL: sites[0].URL})
@@ -296,7 +301,7 @@ func TestTwoWorkersNeverSyncOneConnectionAtOnce(t *testing.T) {
 			syncs[connID]++
 		},
 	}
-	cfg := testConfig()
+	cfg := newTestConfig()
 	cfg.Tick = 10 * time.Millisecond
 	h.startWorker("w1", 2*time.Second, cfg, withHooks(hk))
 	h.startWorker("w2", 2*time.Second, cfg, withHooks(hk))
@@ -339,15 +344,15 @@ func TestTwoWorkersNeverSyncOneConnectionAtOnce(t *testing.T) {
 func TestKilledWorkerIsResumedFromCheckpoint(t *testing.T) {
 	h := newHarness(t, jirasim.Options{Seed: 18, Projects: 2, IssuesPerProject: 60, CommentsPerIssue: 1})
 	c := h.connect("org-a", connections.Options{})
-	cfg := testConfig()
-	cfg.SearchPageSize = 10 // 12 search pages, a checkpoint after each
+	cfg := newTestConfig()
+	cfg.jira.SearchPageSize = 10 // 12 search pages, a checkpoint after each
 
 	var halt atomic.Value // func(error)
 	var killedAt atomic.Pointer[checkpoint]
 	var haltedAt atomic.Int64
 	wA, stopA := h.startWorker("wA", time.Second, cfg, withHooks(testHooks{
 		checkpoint: func(_ string, cp *checkpoint) {
-			if cp.Phase == PhaseIssues && cp.SearchPages == 4 && killedAt.CompareAndSwap(nil, cp) {
+			if cp.Phase == jirasync.PhaseIssues && searchPages(cp) == 4 && killedAt.CompareAndSwap(nil, cp) {
 				for halt.Load() == nil {
 					time.Sleep(time.Millisecond)
 				}
@@ -359,7 +364,8 @@ func TestKilledWorkerIsResumedFromCheckpoint(t *testing.T) {
 	}))
 	halt.Store(func(err error) { go stopA(err) })
 	h.waitSync(c.ID, 30*time.Second, "worker A checkpointed 4 pages", func(ls *store.SyncState) bool {
-		return decodeCheckpoint(ls).SearchPages >= 4
+		cp := decodeCheckpoint(ls)
+		return searchPages(&cp) >= 4
 	})
 	stopA(errHalt)
 	running := h.conn(c.ID).Detail.LastSync
@@ -376,18 +382,18 @@ func TestKilledWorkerIsResumedFromCheckpoint(t *testing.T) {
 	require.Equal(t, running.ID, done.ID, "the same sync, resumed")
 	p := ProgressOf(done)
 	require.GreaterOrEqual(t, p.Resumes, 1)
-	require.Equal(t, 4, killedAt.Load().SearchPages)
+	require.Equal(t, 4, searchPages(killedAt.Load()))
 
-	searchesA := testutil.ToFloat64(wA.m.calls.WithLabelValues("search/jql", "200"))
-	searchesB := testutil.ToFloat64(wB.m.calls.WithLabelValues("search/jql", "200"))
+	searchesA := testutil.ToFloat64(wA.m.calls.WithLabelValues("JIRA", "search/jql", "200"))
+	searchesB := testutil.ToFloat64(wB.m.calls.WithLabelValues("JIRA", "search/jql", "200"))
 	require.GreaterOrEqual(t, searchesA, 4.0)
 	require.Equal(t, 8.0, searchesB, "B fetched only the pages after the checkpoint (12 in all)")
-	require.Zero(t, testutil.ToFloat64(wB.m.calls.WithLabelValues("users/search", "200")), "earlier phases are not redone")
+	require.Zero(t, testutil.ToFloat64(wB.m.calls.WithLabelValues("JIRA", "users/search", "200")), "earlier phases are not redone")
 
 	// Every issue counted once, and RAW holds each record about once: only
 	// what A published after its last checkpoint (at most one search page:
 	// 10 issues with their comments and attachments) went out twice.
-	require.EqualValues(t, 120, p.Counts[recIssue])
+	require.EqualValues(t, 120, p.Counts[raw.TypeIssue])
 	var total int64
 	for _, n := range p.Counts {
 		total += n
@@ -473,14 +479,14 @@ func TestRequesterCoalescesRequests(t *testing.T) {
 
 func TestProgressRendering(t *testing.T) {
 	start := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	cp := checkpoint{Epoch: 2, IssuesEstimate: 200, Live: map[string]int64{recIssue: 50, recComment: 150}}
-	p := ProgressOf(&store.SyncState{ID: "s", Kind: store.SyncFull, Phase: PhaseIssues, Status: store.SyncRunning, Objects: 200,
+	cp := checkpoint{Epoch: 2, IssuesEstimate: 200, Live: map[string]int64{raw.TypeIssue: 50, raw.TypeComment: 150}}
+	p := ProgressOf(&store.SyncState{ID: "s", Kind: store.SyncFull, Phase: jirasync.PhaseIssues, Status: store.SyncRunning, Objects: 200,
 		StartedAt: start, Checkpoint: cp.encode()})
 	f, ok := p.Fraction()
 	require.True(t, ok)
 	require.InDelta(t, 0.25, f, 1e-9)
 	line := p.Render(start.Add(90*time.Second), 20)
-	require.Equal(t, "[#####...............]  25% full running issues · issues 50/200 · 200 objects (comment 150, issue 50) · 1m30s · resumed 1×", line)
+	require.Equal(t, "[#####...............]  25% full running issues · tickets 50/200 · 200 objects (comment 150, issue 50) · 1m30s · resumed 1×", line)
 	require.True(t, slices.Contains([]store.SyncStatus{store.SyncRunning}, p.Status))
 }
 
@@ -506,13 +512,13 @@ func TestFollowShowsTheRequestedSyncToTheEnd(t *testing.T) {
 	start := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	end := start.Add(time.Minute)
 	running := func(phase string, issues int64) *store.SyncState {
-		cp := checkpoint{Epoch: 1, IssuesEstimate: 100, Live: map[string]int64{recIssue: issues}}
+		cp := checkpoint{Epoch: 1, IssuesEstimate: 100, Live: map[string]int64{raw.TypeIssue: issues}}
 		return &store.SyncState{ID: "new", Kind: store.SyncFull, Phase: phase, Status: store.SyncRunning, Objects: issues, StartedAt: start, Checkpoint: cp.encode()}
 	}
 	old := &store.SyncState{ID: "old", Kind: store.SyncFull, Status: store.SyncCompleted, StartedAt: start.Add(-time.Hour), EndedAt: &start}
 	final := running(PhaseDone, 100)
 	final.Status, final.EndedAt = store.SyncCompleted, &end
-	src := &fakeSource{states: []*store.SyncState{old, old, running(PhaseUsers, 0), running(PhaseIssues, 50), final}}
+	src := &fakeSource{states: []*store.SyncState{old, old, running(jirasync.PhaseUsers, 0), running(jirasync.PhaseIssues, 50), final}}
 
 	var out strings.Builder
 	p, err := Follow(context.Background(), src, "c1", "old", &out, FollowOptions{Poll: time.Millisecond, Now: func() time.Time { return end }})
@@ -521,14 +527,105 @@ func TestFollowShowsTheRequestedSyncToTheEnd(t *testing.T) {
 	require.Equal(t, store.SyncCompleted, p.Status)
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	require.Equal(t, "waiting for a worker to start the sync…", lines[0])
-	require.Contains(t, lines[2], "[###############...............]  50% full running issues · issues 50/100")
+	require.Contains(t, lines[2], "[###############...............]  50% full running issues · tickets 50/100")
 	require.Contains(t, lines[len(lines)-1], "100% full completed done")
 
 	// Interactive: one line redrawn in place.
-	src = &fakeSource{states: []*store.SyncState{running(PhaseIssues, 50), final}}
+	src = &fakeSource{states: []*store.SyncState{running(jirasync.PhaseIssues, 50), final}}
 	out.Reset()
 	_, err = Follow(context.Background(), src, "c1", "", &out, FollowOptions{Interactive: true, Poll: time.Millisecond, Now: func() time.Time { return end }})
 	require.NoError(t, err)
 	require.Equal(t, 2, strings.Count(out.String(), "\r\033[K"))
 	require.True(t, strings.HasSuffix(out.String(), "\n"))
+}
+
+// searchPages reads the Jira connector's search pages done from a
+// checkpoint's cursor.
+func searchPages(cp *checkpoint) int {
+	var c struct {
+		SearchPages int `json:"search_pages"`
+	}
+	_ = json.Unmarshal(cp.Cursor, &c)
+	return c.SearchPages
+}
+
+// A sync checkpointed by the worker before the connector seam (the Jira
+// crawl's fields at the checkpoint's top level, no cursor) resumes where
+// it stopped after the upgrade: the pages before its checkpoint are not
+// read again.
+func TestSyncCheckpointedBeforeTheUpgradeResumes(t *testing.T) {
+	h := newHarness(t, jirasim.Options{Seed: 18, Projects: 2, IssuesPerProject: 60, CommentsPerIssue: 1})
+	c := h.connect("org-a", connections.Options{})
+	cfg := newTestConfig()
+	cfg.jira.SearchPageSize = 10
+
+	var halted atomic.Bool
+	var stop atomic.Value // context.CancelCauseFunc
+	_, stopA := h.startWorker("wA", time.Second, cfg, withHooks(testHooks{
+		checkpoint: func(_ string, cp *checkpoint) {
+			if cp.Phase == jirasync.PhaseIssues && searchPages(cp) == 4 && halted.CompareAndSwap(false, true) {
+				for stop.Load() == nil {
+					time.Sleep(time.Millisecond)
+				}
+				go stop.Load().(context.CancelCauseFunc)(errHalt)
+			}
+		},
+	}))
+	stop.Store(stopA)
+	h.waitSync(c.ID, 30*time.Second, "worker A checkpointed 4 pages", func(ls *store.SyncState) bool {
+		cp := decodeCheckpoint(ls)
+		return searchPages(&cp) >= 4
+	})
+	stopA(errHalt)
+
+	// Rewrite the checkpoint as the old worker wrote it.
+	conn := h.conn(c.ID)
+	var obj map[string]jsontext.Value
+	require.NoError(t, json.Unmarshal([]byte(conn.Detail.LastSync.Checkpoint), &obj))
+	var cursor map[string]jsontext.Value
+	require.NoError(t, json.Unmarshal(obj["cursor"], &cursor))
+	require.Contains(t, cursor, "next_page_token")
+	delete(obj, "cursor")
+	delete(obj, "carry")
+	maps.Copy(obj, cursor)
+	legacy, err := json.Marshal(obj)
+	require.NoError(t, err)
+	conn.Detail.LastSync.Checkpoint = string(legacy)
+	require.NoError(t, h.st.UpdateConnection(h.ctx, conn))
+
+	wB, _ := h.startWorker("wB", time.Second, cfg)
+	done := h.waitFull(c.ID, "", 30*time.Second)
+	require.Equal(t, store.SyncCompleted, done.Status, done.LastError)
+	require.Equal(t, 8.0, testutil.ToFloat64(wB.m.calls.WithLabelValues("JIRA", "search/jql", "200")),
+		"B read only the pages after the old checkpoint (12 in all)")
+	require.Zero(t, testutil.ToFloat64(wB.m.calls.WithLabelValues("JIRA", "users/search", "200")), "earlier phases are not redone")
+	h.drained(10 * time.Second)
+	require.Equal(t, 120, h.count(c, itsm.KindTicket, false))
+}
+
+// What an old full sync carried for the next one (since when a project has
+// been missing) and the kinds it held back are read from an old checkpoint.
+func TestCheckpointOfTheOldFormatDecodes(t *testing.T) {
+	since := "2026-01-01T00:00:00Z"
+	full := &store.SyncState{ID: "s1", Kind: store.SyncFull, Status: store.SyncCompleted,
+		Checkpoint: `{"epoch":1,"phase":"issues","incomplete":["lost access to project(s) GONE"],"lost_projects":["GONE"],"missing_projects":{"GONE":"` + since + `"}}`}
+	cp := decodeCheckpoint(full)
+	require.Equal(t, legacyExcluded, cp.Excluded)
+	require.Equal(t, []string{"GONE"}, cp.LostProjects)
+	lf := lastFull(&store.Connection{Detail: store.ConnectionDetail{LastSync: full}})
+	var carried struct {
+		Missing map[string]string `json:"missing_projects"`
+	}
+	require.NoError(t, json.Unmarshal(lf.Carry, &carried))
+	require.Equal(t, since, carried.Missing["GONE"])
+
+	// An incremental sync written by the old worker keeps its last full
+	// sync's summary, with what it carried.
+	inc := &store.SyncState{ID: "s2", Kind: store.SyncIncremental, Status: store.SyncCompleted,
+		Checkpoint: `{"epoch":1,"phase":"issues","last_full":{"id":"s1","status":"COMPLETED","started_at":"2026-01-02T00:00:00Z","missing_projects":{"GONE":"` + since + `"}}}`}
+	lf = lastFull(&store.Connection{Detail: store.ConnectionDetail{LastSync: inc}})
+	require.Equal(t, "s1", lf.ID)
+	carried.Missing = nil
+	require.NoError(t, json.Unmarshal(lf.Carry, &carried))
+	require.Equal(t, since, carried.Missing["GONE"])
 }

@@ -31,8 +31,10 @@ import (
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/store/sqlitestore"
 	"github.com/itsmhub/itsm/pkg/vault"
+	"github.com/itsmhub/itsm/pkg/vendors/jira"
 	"github.com/itsmhub/itsm/pkg/vendors/jira/jiracloud"
 	"github.com/itsmhub/itsm/pkg/vendors/jira/jirasim"
+	"github.com/itsmhub/itsm/pkg/vendors/jira/jirasync"
 	"github.com/itsmhub/itsm/services/normalizer"
 )
 
@@ -86,7 +88,7 @@ func benchFullSync(b *testing.B, projects, perProject int, inProcess bool) {
 	var child *exec.Cmd
 	var childOut *bufio.Scanner
 	if inProcess {
-		h.startWorker("bench", LeaseTTL, Config{Tick: 200 * time.Millisecond})
+		h.startWorker("bench", LeaseTTL, testConfig{Config: Config{Tick: 200 * time.Millisecond}})
 	} else {
 		child, childOut = h.startChildWorker()
 	}
@@ -324,13 +326,15 @@ func TestBackfillWorkerProcess(t *testing.T) {
 	syncLeases, err := lease.Open(ctx, js, LeaseBucket, "bench-worker", LeaseTTL, 1)
 	require.NoError(t, err)
 	wcfg := Config{Tick: 200 * time.Millisecond}
+	jcfg := jirasync.Config{Endpoints: jiracloud.Endpoints{AuthURL: cfg.JiraURL, APIURL: cfg.JiraURL}}
 	if v, err := strconv.Atoi(os.Getenv("ITSM_BENCH_PENDING")); err == nil {
 		wcfg.MaxPendingAcks = v
 	}
 	if v, err := strconv.Atoi(os.Getenv("ITSM_BENCH_INFLIGHT")); err == nil {
-		wcfg.MaxCallsInFlight = v
+		jcfg.MaxCallsInFlight = v
 	}
-	w := New(wcfg, Deps{JS: js, Store: st, Clients: mgr, Leases: syncLeases, Log: log})
+	w := New(wcfg, Deps{JS: js, Store: st, Leases: syncLeases, Log: log,
+		Syncers: map[string]Syncer{jira.VendorName: jirasync.New(jcfg, mgr, log)}})
 	require.NoError(t, w.Run(ctx))
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)

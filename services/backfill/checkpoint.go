@@ -1,27 +1,25 @@
 package backfill
 
 import (
+	"maps"
+	"slices"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	json "github.com/go-json-experiment/json/v1"
 
+	"github.com/itsmhub/itsm/pkg/itsm"
 	"github.com/itsmhub/itsm/pkg/store"
 )
 
-// Phases of a sync, in order (SyncState.Phase). An incremental sync only
-// runs PhaseIssues.
+// Phases of a sync (SyncState.Phase) that the worker itself runs; between
+// starting and reconcile, the phases are the connector's.
 const (
 	PhaseStarting  = "starting"
-	PhaseProjects  = "projects"
-	PhaseStatuses  = "statuses"
-	PhaseUsers     = "users"
-	PhaseGroups    = "groups"
-	PhaseIssues    = "issues"
 	PhaseReconcile = "reconcile"
 	PhaseDone      = "done"
 )
-
-var fullPhases = []string{PhaseProjects, PhaseStatuses, PhaseUsers, PhaseGroups, PhaseIssues}
 
 // checkpoint is what SyncState.Checkpoint holds (JSON): where a sync
 // resumes, and what scheduling must remember across syncs (the connection
@@ -30,33 +28,26 @@ type checkpoint struct {
 	// Epoch fences writers: each worker that takes a sync over increments it,
 	// and a worker whose epoch is no longer the stored one stops writing.
 	Epoch int `json:"epoch"`
-	// Phase is the first phase not yet completed.
+	// Phase is the first phase not yet completed: the connector's, or
+	// PhaseReconcile once its crawl is over.
 	Phase string `json:"phase,omitempty"`
-	// ProjectKeys are the projects the issue phase covers, resolved once.
-	ProjectKeys []string `json:"project_keys,omitempty"`
-	// LostProjects were expected (filter, or known before) but Jira no
-	// longer shows them; tickets are then left out of the reconcile.
-	LostProjects []string `json:"lost_projects,omitempty"`
-	// Missing: since when each known project has been missing, carried
-	// from sync to sync for LostProjectGrace.
-	Missing map[string]time.Time `json:"missing_projects,omitempty"`
-	// Issue search position: chunk of ProjectKeys, the search's page token
-	// and, should the token be refused, the id to restart after.
-	Chunk         int    `json:"chunk,omitempty"`
-	NextPageToken string `json:"next_page_token,omitempty"`
-	AfterID       string `json:"after_id,omitempty"`
-	LastIssueID   string `json:"last_issue_id,omitempty"`
-	SearchPages   int    `json:"search_pages,omitempty"`
+	// Cursor is the connector's position (connector.SyncRun.Cursor).
+	Cursor jsontext.Value `json:"cursor,omitempty"`
+	// Carry is what this full sync keeps for the next (SyncRun.Carry).
+	Carry jsontext.Value `json:"carry,omitempty"`
 	// Done counts the records published up to this checkpoint, by type.
 	Done map[string]int64 `json:"done,omitempty"`
 	// Live counts include the records published since (progress only).
 	Live map[string]int64 `json:"live,omitempty"`
-	// IssuesEstimate is search/approximate-count at the issue phase's start.
+	// IssuesEstimate is the connector's estimate of the tickets to read.
 	IssuesEstimate int `json:"issues_estimate,omitempty"`
-	// Incomplete says why kinds were left out of the reconcile.
-	Incomplete []string `json:"incomplete,omitempty"`
-	// Unmapped lists Jira statuses and priorities that map to UNKNOWN.
+	// Incomplete says why Excluded kinds were left out of the reconcile.
+	Incomplete []string    `json:"incomplete,omitempty"`
+	Excluded   []itsm.Kind `json:"excluded_kinds,omitempty"`
+	// Unmapped lists vendor statuses and priorities that map to UNKNOWN.
 	Unmapped []string `json:"unmapped,omitempty"`
+	// LostProjects are scopes the connection should see and no longer does.
+	LostProjects []string `json:"lost_projects,omitempty"`
 	// From is an incremental sync's lower bound (watermark - overlap).
 	From *time.Time `json:"from,omitempty"`
 	// NotBefore: the sync was parked (quota, infrastructure) and resumes
@@ -67,17 +58,47 @@ type checkpoint struct {
 }
 
 type fullSummary struct {
-	ID        string               `json:"id"`
-	Status    store.SyncStatus     `json:"status"`
-	StartedAt time.Time            `json:"started_at"`
-	EndedAt   *time.Time           `json:"ended_at,omitempty"`
-	Missing   map[string]time.Time `json:"missing_projects,omitempty"`
+	ID        string           `json:"id"`
+	Status    store.SyncStatus `json:"status"`
+	StartedAt time.Time        `json:"started_at"`
+	EndedAt   *time.Time       `json:"ended_at,omitempty"`
+	Carry     jsontext.Value   `json:"carry,omitempty"`
 }
+
+// legacyExcluded: checkpoints from before connectors named the kinds they
+// could not cover gave reasons only, and every reason held back the ticket
+// kinds (users and groups were always reconciled).
+var legacyExcluded = []itsm.Kind{itsm.KindProject, itsm.KindTicket, itsm.KindComment, itsm.KindAttachment}
 
 func decodeCheckpoint(s *store.SyncState) checkpoint {
 	var cp checkpoint
-	if s != nil && s.Checkpoint != "" {
-		_ = json.Unmarshal([]byte(s.Checkpoint), &cp) // an unreadable one restarts from scratch
+	if s == nil || s.Checkpoint == "" {
+		return cp
+	}
+	if json.Unmarshal([]byte(s.Checkpoint), &cp) != nil {
+		return checkpoint{} // an unreadable one restarts from scratch
+	}
+	// Checkpoints written before the crawl moved behind the connector seam
+	// (all of them the Jira connector's) have no cursor: they held the
+	// connector's fields at the top level, under the names its cursor
+	// keeps, so the whole checkpoint serves as the cursor, and as what a
+	// full sync carries over.
+	if len(cp.Cursor) == 0 {
+		cp.Cursor = jsontext.Value(s.Checkpoint)
+		if s.Kind == store.SyncFull && len(cp.Carry) == 0 {
+			cp.Carry = cp.Cursor
+		}
+		if lf := cp.LastFull; lf != nil && len(lf.Carry) == 0 {
+			var legacy struct {
+				LastFull jsontext.Value `json:"last_full"`
+			}
+			if json.Unmarshal([]byte(s.Checkpoint), &legacy) == nil {
+				lf.Carry = legacy.LastFull
+			}
+		}
+	}
+	if len(cp.Incomplete) > 0 && len(cp.Excluded) == 0 {
+		cp.Excluded = legacyExcluded
 	}
 	return cp
 }
@@ -89,30 +110,13 @@ func (cp *checkpoint) encode() string {
 
 func (cp *checkpoint) clone() checkpoint {
 	c := *cp
-	c.ProjectKeys = append([]string(nil), cp.ProjectKeys...)
-	c.LostProjects = append([]string(nil), cp.LostProjects...)
-	c.Incomplete = append([]string(nil), cp.Incomplete...)
-	c.Unmapped = append([]string(nil), cp.Unmapped...)
-	c.Done = cloneCounts(cp.Done)
+	c.Incomplete = slices.Clone(cp.Incomplete)
+	c.Excluded = slices.Clone(cp.Excluded)
+	c.Unmapped = slices.Clone(cp.Unmapped)
+	c.LostProjects = slices.Clone(cp.LostProjects)
+	c.Done = maps.Clone(cp.Done)
 	c.Live = nil
-	if cp.Missing != nil {
-		c.Missing = make(map[string]time.Time, len(cp.Missing))
-		for k, v := range cp.Missing {
-			c.Missing[k] = v
-		}
-	}
 	return c
-}
-
-func cloneCounts(m map[string]int64) map[string]int64 {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]int64, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 // lastFull is the connection's last full sync, whatever ran after it.
@@ -123,7 +127,7 @@ func lastFull(c *store.Connection) *fullSummary {
 	}
 	cp := decodeCheckpoint(ls)
 	if ls.Kind == store.SyncFull {
-		return &fullSummary{ID: ls.ID, Status: ls.Status, StartedAt: ls.StartedAt, EndedAt: ls.EndedAt, Missing: cp.Missing}
+		return &fullSummary{ID: ls.ID, Status: ls.Status, StartedAt: ls.StartedAt, EndedAt: ls.EndedAt, Carry: cp.Carry}
 	}
 	return cp.LastFull
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/itsmhub/itsm/pkg/vendors/jira"
 	"github.com/itsmhub/itsm/pkg/vendors/jira/jiracloud"
 	"github.com/itsmhub/itsm/pkg/vendors/jira/jirasim"
+	"github.com/itsmhub/itsm/pkg/vendors/jira/jirasync"
 	"github.com/itsmhub/itsm/services/normalizer"
 )
 
@@ -178,20 +179,31 @@ func (h *harness) connect(org string, opts connections.Options) *store.Connectio
 	return c
 }
 
-// testConfig is a worker configuration scaled for tests.
-func testConfig() Config {
-	return Config{Tick: 50 * time.Millisecond, ProgressEvery: 100 * time.Millisecond, SearchPageSize: 25}
+// testConfig is a worker configuration scaled for tests: the worker's and
+// its Jira connector's.
+type testConfig struct {
+	Config
+	jira jirasync.Config
+}
+
+func newTestConfig() testConfig {
+	return testConfig{Config: Config{Tick: 50 * time.Millisecond, ProgressEvery: 100 * time.Millisecond},
+		jira: jirasync.Config{SearchPageSize: 25}}
 }
 
 type workerOpt func(*Config, *Deps, *Worker)
 
 // startWorker runs a worker until the test ends (or stop is called; a
 // stop with errHalt kills it the way a crash would).
-func (h *harness) startWorker(owner string, ttl time.Duration, cfg Config, opts ...workerOpt) (w *Worker, stop context.CancelCauseFunc) {
+func (h *harness) startWorker(owner string, ttl time.Duration, tc testConfig, opts ...workerOpt) (w *Worker, stop context.CancelCauseFunc) {
 	h.t.Helper()
 	leases, err := lease.Open(h.ctx, h.js, LeaseBucket, owner, ttl, 1)
 	require.NoError(h.t, err)
-	d := Deps{JS: h.js, Store: h.st, Clients: h.mgr, Leases: leases, Log: h.log.Named(owner), Registerer: prometheus.NewRegistry(), Now: h.now}
+	cfg := tc.Config
+	jcfg := tc.jira
+	jcfg.Endpoints = h.endpoints()
+	d := Deps{JS: h.js, Store: h.st, Leases: leases, Log: h.log.Named(owner), Registerer: prometheus.NewRegistry(), Now: h.now,
+		Syncers: map[string]Syncer{jira.VendorName: jirasync.New(jcfg, h.mgr, h.log.Named(owner))}}
 	for _, o := range opts {
 		o(&cfg, &d, nil)
 	}

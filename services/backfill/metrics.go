@@ -11,7 +11,7 @@ type metrics struct {
 	duration *prometheus.HistogramVec
 	objects  *prometheus.CounterVec
 	calls    *prometheus.CounterVec
-	limited  prometheus.Counter
+	limited  *prometheus.CounterVec
 	running  *prometheus.GaugeVec
 }
 
@@ -25,11 +25,11 @@ func newMetrics(reg prometheus.Registerer, log *zap.Logger) *metrics {
 			Name: "itsm_sync_objects_total", Help: "Records published by syncs, by record kind (issue, comment, attachment, project, user, group).",
 		}, []string{"kind"}),
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "itsm_jira_api_calls_total", Help: "Jira REST calls of the backfill by endpoint template and HTTP status (error: no answer).",
-		}, []string{"endpoint", "status"}),
-		limited: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "itsm_jira_rate_limited_total", Help: "Jira answers refused with 429.",
-		}),
+			Name: "itsm_sync_api_calls_total", Help: "Vendor API calls of syncs by vendor, endpoint template and HTTP status (error: no answer).",
+		}, []string{"vendor", "endpoint", "status"}),
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "itsm_sync_rate_limited_total", Help: "Vendor API answers refused with 429, by vendor.",
+		}, []string{"vendor"}),
 		running: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "itsm_syncs_running", Help: "Syncs this worker is running, by kind.",
 		}, []string{"kind"}),
@@ -53,7 +53,7 @@ func newMetrics(reg prometheus.Registerer, log *zap.Logger) *metrics {
 	m.duration = register(m.duration).(*prometheus.HistogramVec)
 	m.objects = register(m.objects).(*prometheus.CounterVec)
 	m.calls = register(m.calls).(*prometheus.CounterVec)
-	m.limited = register(m.limited).(prometheus.Counter)
+	m.limited = register(m.limited).(*prometheus.CounterVec)
 	m.running = register(m.running).(*prometheus.GaugeVec)
 	return m
 }

@@ -24,7 +24,7 @@ func TestSyncStaysWithinTheNormalizersBacklog(t *testing.T) {
 		return err == nil
 	}, 10*time.Second, 10*time.Millisecond)
 	c := h.connect("org-a", connections.Options{})
-	cfg := testConfig()
+	cfg := newTestConfig()
 	cfg.BacklogConsumer, cfg.MaxBacklog, cfg.MaxPendingAcks = normalizer.ConsumerName, 100, 16
 
 	var peak atomic.Uint64

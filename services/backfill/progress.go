@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/itsmhub/itsm/pkg/raw"
 	"github.com/itsmhub/itsm/pkg/store"
 )
 
@@ -24,11 +26,12 @@ type Progress struct {
 	EndedAt   *time.Time
 	// Counts are the records published so far, by type (issue, comment...).
 	Counts map[string]int64
-	// IssuesEstimate is Jira's approximate issue count (0: unknown).
+	// IssuesEstimate is the vendor's approximate ticket count (0: unknown).
 	IssuesEstimate int
-	// Unmapped lists Jira statuses/priorities that map to UNKNOWN.
+	// Unmapped lists vendor statuses/priorities that map to UNKNOWN.
 	Unmapped []string
-	// LostProjects were expected but are no longer visible to the grant.
+	// LostProjects are scopes (projects, tables) that were expected but
+	// are no longer visible to the connection.
 	LostProjects []string
 	// Resumes is how many times another worker took the sync over.
 	Resumes int
@@ -45,11 +48,11 @@ func ProgressOf(ls *store.SyncState) *Progress {
 		counts = cp.Done
 	}
 	return &Progress{SyncID: ls.ID, Kind: ls.Kind, Phase: ls.Phase, Status: ls.Status, Objects: ls.Objects, Errors: ls.Errors,
-		LastError: ls.LastError, StartedAt: ls.StartedAt, EndedAt: ls.EndedAt, Counts: cloneCounts(counts),
+		LastError: ls.LastError, StartedAt: ls.StartedAt, EndedAt: ls.EndedAt, Counts: maps.Clone(counts),
 		IssuesEstimate: cp.IssuesEstimate, Unmapped: cp.Unmapped, LostProjects: cp.LostProjects, Resumes: max(cp.Epoch-1, 0)}
 }
 
-// Fraction is the share of the issue phase done, when Jira gave an
+// Fraction is the share of the tickets read, when the vendor gave an
 // estimate; ok is false otherwise.
 func (p *Progress) Fraction() (float64, bool) {
 	switch {
@@ -60,8 +63,11 @@ func (p *Progress) Fraction() (float64, bool) {
 	case p.IssuesEstimate <= 0:
 		return 0, false
 	}
-	return min(float64(p.Counts[recIssue])/float64(p.IssuesEstimate), 1), true
+	return min(float64(p.tickets())/float64(p.IssuesEstimate), 1), true
 }
+
+// tickets are the ticket records read: Jira issues, other vendors' tickets.
+func (p *Progress) tickets() int64 { return p.Counts[raw.TypeIssue] + p.Counts[raw.TypeTicket] }
 
 // Render draws one line: a bar when the size is known, the counts always.
 func (p *Progress) Render(now time.Time, width int) string {
@@ -73,7 +79,7 @@ func (p *Progress) Render(now time.Time, width int) string {
 	}
 	fmt.Fprintf(&b, "%s %s %s", p.Kind, strings.ToLower(string(p.Status)), p.Phase)
 	if p.IssuesEstimate > 0 {
-		fmt.Fprintf(&b, " · issues %d/%d", p.Counts[recIssue], p.IssuesEstimate)
+		fmt.Fprintf(&b, " · tickets %d/%d", p.tickets(), p.IssuesEstimate)
 	}
 	fmt.Fprintf(&b, " · %d objects", p.Objects)
 	var kinds []string

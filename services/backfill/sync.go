@@ -4,8 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,10 +12,10 @@ import (
 	"github.com/google/uuid"
 	"go.uber.org/zap"
 
-	"github.com/itsmhub/itsm/pkg/connections"
+	"github.com/itsmhub/itsm/pkg/connector"
+	"github.com/itsmhub/itsm/pkg/itsm"
 	"github.com/itsmhub/itsm/pkg/lease"
 	"github.com/itsmhub/itsm/pkg/store"
-	"github.com/itsmhub/itsm/pkg/vendors/jira/jiracloud"
 )
 
 // Why a sync's context ended (context.Cause).
@@ -36,13 +35,8 @@ type run struct {
 	conn     *store.Connection // as read when the sync (re)started
 	kind     store.SyncKind
 	log      *zap.Logger
-	client   *jiracloud.Client
-	pacer    *jiracloud.Pacer
 	pub      *publisher
 	deadline time.Time
-	// zone and widen render an incremental sync's JQL date.
-	zone  *time.Location
-	widen time.Duration
 
 	// saveMu serializes writes of the sync state; state and cp are the
 	// state as last saved (cp at the last checkpoint).
@@ -56,8 +50,10 @@ type run struct {
 	errs   atomic.Int64
 	phase  atomic.Value // string
 
+	// Why kinds are left out of the reconcile, since the last checkpoint.
 	incompleteMu sync.Mutex
 	incomplete   []string
+	excluded     []itsm.Kind
 }
 
 // runSync runs (or resumes) a sync and records how it ended. It reports
@@ -119,21 +115,14 @@ func (r *run) start(ctx context.Context, p plan, now time.Time) error {
 		r.cp = decodeCheckpoint(prev)
 		r.cp.Epoch++
 		r.cp.NotBefore = nil
-		if r.cp.Phase == "" {
-			r.cp.Phase = firstPhase(r.kind)
-		}
-		r.counts = cloneCounts(r.cp.Done)
+		r.counts = maps.Clone(r.cp.Done)
 		if r.counts == nil {
 			r.counts = map[string]int64{}
 		}
-		r.log.Info("resuming sync from its checkpoint", zap.String("sync_id", prev.ID), zap.String("phase", r.cp.Phase),
-			zap.Int("search_pages_done", r.cp.SearchPages))
+		r.log.Info("resuming sync from its checkpoint", zap.String("sync_id", prev.ID), zap.String("phase", r.cp.Phase))
 	} else {
 		r.state = store.SyncState{ID: uuid.NewString(), Kind: r.kind, Phase: PhaseStarting, Status: store.SyncRunning, StartedAt: now.UTC()}
-		r.cp = checkpoint{Epoch: 1, Phase: firstPhase(r.kind), LastFull: lastFull(r.conn)}
-		if r.cp.LastFull != nil {
-			r.cp.Missing = r.cp.LastFull.Missing
-		}
+		r.cp = checkpoint{Epoch: 1, LastFull: lastFull(r.conn)}
 		if r.kind == store.SyncFull {
 			r.cp.LastFull = nil // this sync is the last full one from now on
 		}
@@ -172,13 +161,6 @@ func (r *run) start(ctx context.Context, p plan, now time.Time) error {
 		return nil
 	})
 	return err
-}
-
-func firstPhase(kind store.SyncKind) string {
-	if kind == store.SyncIncremental {
-		return PhaseIssues
-	}
-	return fullPhases[0]
 }
 
 // keepLease renews the lease every LeaseRenewEvery; losing it (or failing to
@@ -246,7 +228,7 @@ func (r *run) liveCounts() (map[string]int64, int64) {
 	for _, n := range r.counts {
 		total += n
 	}
-	return cloneCounts(r.counts), total
+	return maps.Clone(r.counts), total
 }
 
 func (r *run) setPhase(p string) { r.phase.Store(p) }
@@ -269,7 +251,7 @@ func (r *run) save(ctx context.Context, mutate func(cp *checkpoint)) error {
 		mutate(&r.cp)
 		r.cp.Done = counts
 		// Why kinds must stay out of the reconcile survives a takeover.
-		r.cp.Incomplete = r.mergeIncomplete(r.cp.Incomplete)
+		r.cp.Incomplete, r.cp.Excluded = r.mergeIncomplete(r.cp.Incomplete, r.cp.Excluded)
 	}
 	cp := r.cp.clone()
 	cp.Live = counts
@@ -332,50 +314,29 @@ func (r *run) checkDeadline() error {
 	return nil
 }
 
-func (r *run) markIncomplete(why string) {
-	r.incompleteMu.Lock()
-	defer r.incompleteMu.Unlock()
-	if !slices.Contains(r.incomplete, why) {
-		r.incomplete = append(r.incomplete, why)
-	}
-}
-
-// body runs the sync's phases.
+// body runs the connector's crawl of the sync's kind.
 func (r *run) body(ctx context.Context) error {
-	client, err := r.w.d.Clients.Client(ctx, r.conn)
-	if err != nil {
-		return err
+	s := r.w.d.Syncers[r.conn.Vendor]
+	if s == nil {
+		return fmt.Errorf("no connector syncs %s connections", r.conn.Vendor)
 	}
-	pacer, release := r.w.pacer(r.conn.CloudID)
-	defer release()
-	r.pacer = pacer
-	r.client = client.Observe(func(_, endpoint string, info jiracloud.RateInfo, err error) {
-		status := "error"
-		if err == nil {
-			status = fmt.Sprint(info.Status)
-		}
-		r.w.m.calls.WithLabelValues(endpoint, status).Inc()
-		if info.Limited() {
-			r.w.m.limited.Inc()
-		}
-		pacer.Observe(info)
-	})
 	if r.kind == store.SyncIncremental {
-		return r.incremental(ctx)
+		if err := s.Incremental(ctx, r); err != nil {
+			return err
+		}
+		if err := r.pub.flush(ctx); err != nil {
+			return err
+		}
+		return r.complete(ctx, store.SyncCompleted, "", r.advanceWatermark)
 	}
-	return r.full(ctx)
-}
-
-// call runs one Jira call through the tenant's pacer.
-func (r *run) call(ctx context.Context, fn func(ctx context.Context) error) error {
-	return r.pacer.Do(ctx, fn)
+	return r.full(ctx, s)
 }
 
 // finish records how the sync ended and reports whether to release the
 // lease.
 func (r *run) finish(parent, ctx context.Context, err error) bool {
 	cause := context.Cause(ctx)
-	var paused *jiracloud.PausedError
+	var paused connector.Paused
 	var infra *infraError
 	switch {
 	case cause == errHalt || context.Cause(parent) == errHalt:
@@ -396,7 +357,7 @@ func (r *run) finish(parent, ctx context.Context, err error) bool {
 		return true
 	case errors.As(err, &paused):
 		// The pacer runs on the real clock; NotBefore is on the worker's.
-		r.park(parent, r.w.d.Now().Add(time.Until(paused.Until)), err)
+		r.park(parent, r.w.d.Now().Add(time.Until(paused.ResumeAt())), err)
 		return true
 	case errors.As(err, &infra):
 		r.park(parent, r.w.d.Now().Add(30*time.Second), err)
@@ -484,18 +445,4 @@ func (w *Worker) updateConn(ctx context.Context, id string, fn func(c *store.Con
 			return nil, &infraError{fmt.Errorf("update connection: %w", err)}
 		}
 	}
-}
-
-// permanentClientError: errors no retry can fix.
-func permanentClientError(err error) bool {
-	return errors.Is(err, connections.ErrReauthorize) || errors.Is(err, connections.ErrNotActive)
-}
-
-// quoteKeys renders project keys for JQL.
-func quoteKeys(keys []string) string {
-	q := make([]string, len(keys))
-	for i, k := range keys {
-		q[i] = `"` + strings.ReplaceAll(k, `"`, `\"`) + `"`
-	}
-	return strings.Join(q, ",")
 }

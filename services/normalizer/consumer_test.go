@@ -2,10 +2,11 @@ package normalizer
 
 import (
 	"context"
-	json "github.com/go-json-experiment/json/v1"
 	"strconv"
 	"testing"
 	"time"
+
+	json "github.com/go-json-experiment/json/v1"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"

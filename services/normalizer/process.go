@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	json "github.com/go-json-experiment/json/v1"
@@ -208,8 +207,8 @@ func (p *previous) changed(next []byte) []string {
 // it. A new object keeps what the mapping knew (the vendor's own status
 // change date), else gets its version's time.
 func trackStatus(rec *itsm.Record, prev *previous) {
-	obj, ok := rec.Object.(itsm.Lifecycle)
-	if !ok {
+	obj := rec.Object
+	if obj == nil {
 		return
 	}
 	at := obj.StatusTime()
@@ -400,30 +399,18 @@ func (n *Normalizer) orphanCheck(ctx context.Context, w write, rec *itsm.Record)
 	}
 	rec.Deleted = true
 	rec.Version = time.UnixMilli(parent.Version).UTC()
-	switch o := rec.Object.(type) {
-	case *itsm.Comment:
-		o.Active = false
-		o.VendorAttributes = withReason(o.VendorAttributes, ReasonTicketDeleted)
-	case *itsm.Attachment:
-		o.Active = false
-		o.VendorAttributes = withReason(o.VendorAttributes, ReasonTicketDeleted)
-	}
+	rec.Object.Retire(ReasonTicketDeleted)
 	return nil
 }
 
 // deletedParentErr returns the ticket of a live comment or attachment record
 // when that ticket is a tombstone at least as new as the record.
 func (n *Normalizer) deletedParentErr(ctx context.Context, w write, rec itsm.Record) (*store.Document, error) {
-	if rec.Deleted {
+	if rec.Deleted || rec.Object == nil {
 		return nil, nil
 	}
-	var ticketID string
-	switch o := rec.Object.(type) {
-	case *itsm.Comment:
-		ticketID = o.TicketID
-	case *itsm.Attachment:
-		ticketID = o.TicketID
-	default:
+	ticketID := rec.Object.Index().TicketID // a comment's or attachment's
+	if ticketID == "" {
 		return nil, nil
 	}
 	if c := n.cache.get(itsm.KindTicket, ticketID); c != nil && !c.deleted {
@@ -445,14 +432,6 @@ func (n *Normalizer) deletedParentErr(ctx context.Context, w write, rec itsm.Rec
 		return nil, nil
 	}
 	return parent, nil
-}
-
-func withReason(va itsm.VendorAttributes, reason string) itsm.VendorAttributes {
-	if va == nil {
-		va = itsm.VendorAttributes{}
-	}
-	va["deletion_reason"] = reason
-	return va
 }
 
 func timeField(m map[string]json.RawMessage, key string) (time.Time, bool) {
@@ -512,41 +491,13 @@ func document(conn *store.Connection, rec itsm.Record, createdAt, updatedAt time
 		Kind: rec.Kind, ID: rec.ID, OrganizationID: conn.OrganizationID, ConnectionID: conn.ID,
 		Version: rec.Version.UnixMilli(), Deleted: rec.Deleted, UpdatedAt: updatedAt,
 	}
-	deref := func(p *string) string {
-		if p == nil {
-			return ""
-		}
-		return *p
+	if rec.Object == nil {
+		return nil, fmt.Errorf("record %s %s: no object", rec.Kind, rec.ID)
 	}
-	switch o := rec.Object.(type) {
-	case *itsm.Ticket:
-		o.CreatedAt, o.UpdatedAt = createdAt, updatedAt
-		d.Identifier, d.Status, d.Priority = o.Identifier, string(o.Status), string(o.Priority)
-		d.ProjectID, d.AssignedUserID = deref(o.ProjectID), deref(o.AssignedUserID)
-	case *itsm.Project:
-		o.CreatedAt, o.UpdatedAt = createdAt, updatedAt
-		d.Identifier, d.Status = o.Identifier, string(o.Status)
-	case *itsm.Comment:
-		o.CreatedAt, o.UpdatedAt = createdAt, updatedAt
-		d.TicketID, d.Status = o.TicketID, string(o.Status)
-	case *itsm.Attachment:
-		o.CreatedAt, o.UpdatedAt = createdAt, updatedAt
-		d.TicketID, d.Status = o.TicketID, string(o.Status)
-	case *itsm.User:
-		o.CreatedAt, o.UpdatedAt = createdAt, updatedAt
-		d.Status = string(o.Status)
-		if o.Email != nil {
-			// A user's human key, for the email filter; addresses compare
-			// case-insensitively.
-			d.Identifier = strings.ToLower(*o.Email)
-		}
-		d.Name = strings.ToLower(o.Name)
-	case *itsm.Group:
-		o.CreatedAt, o.UpdatedAt = createdAt, updatedAt
-		d.Status = string(o.Status)
-	default:
-		return nil, fmt.Errorf("record %s %s: unexpected object type %T", rec.Kind, rec.ID, rec.Object)
-	}
+	rec.Object.Stamp(createdAt, updatedAt)
+	ix := rec.Object.Index()
+	d.Identifier, d.Status, d.Priority, d.Name = ix.Identifier, ix.Status, ix.Priority, ix.Name
+	d.ProjectID, d.AssignedUserID, d.TicketID = ix.ProjectID, ix.AssignedUserID, ix.TicketID
 	body, err := json.Marshal(rec.Object)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s %s: %w", rec.Kind, rec.ID, err)

@@ -183,7 +183,10 @@ func ticketOnly(d *store.Document) *store.Document {
 }
 
 // tombstoneDoc is cur deleted at version: its last known body, inactive,
-// with the reason in vendor_attributes.
+// with the reason in vendor_attributes, as itsm.Object.Delete does to a
+// typed object. The stored body is edited in place rather than decoded into
+// its type and encoded again, so that what the type would not carry over
+// verbatim (fields of a newer model, numbers beyond float64) is kept.
 func tombstoneDoc(cur *store.Document, version int64, reason string, now time.Time) (*store.Document, error) {
 	var body map[string]json.RawMessage
 	if err := json.Unmarshal(cur.Body, &body); err != nil || body == nil {
@@ -200,7 +203,7 @@ func tombstoneDoc(cur *store.Document, version int64, reason string, now time.Ti
 		b, _ := json.Marshal(v) // strings, bools and times always encode
 		m[k] = b
 	}
-	set(attrs, "deletion_reason", reason)
+	set(attrs, itsm.DeletionReason, reason)
 	set(body, "vendor_attributes", attrs)
 	set(body, "active", false)
 	set(body, "updated_at", now)

@@ -205,7 +205,7 @@ func (e *badStoredError) Unwrap() error { return e.err }
 // current object: renamed fields moved, lifecycle statuses derived from the
 // active flag, and a missing status_updated_at set to the stored version's
 // time. Values stay as stored (remapDoc changes those, with an event).
-func upgrade(kind itsm.Kind, fields map[string]json.RawMessage, version int64, deleted bool) (any, error) {
+func upgrade(kind itsm.Kind, fields map[string]json.RawMessage, version int64, deleted bool) (itsm.Object, error) {
 	if fields == nil {
 		return nil, errors.New("stored body is not a JSON object")
 	}
@@ -221,24 +221,15 @@ func upgrade(kind itsm.Kind, fields map[string]json.RawMessage, version int64, d
 			delete(moved, from)
 		}
 	}
-	var obj itsm.Lifecycle
 	switch kind {
-	case itsm.KindTicket:
-		obj = &itsm.Ticket{}
-	case itsm.KindProject:
-		obj = &itsm.Project{}
 	case itsm.KindComment:
 		rename("created_by_user_id", "author_id")
-		obj = &itsm.Comment{}
 	case itsm.KindAttachment:
 		rename("created_by_user_id", "uploaded_by_user_id")
-		obj = &itsm.Attachment{}
-	case itsm.KindUser:
-		obj = &itsm.User{}
-	case itsm.KindGroup:
-		obj = &itsm.Group{}
-	default:
-		return nil, fmt.Errorf("unknown kind %q", kind)
+	}
+	obj, err := itsm.NewObject(kind)
+	if err != nil {
+		return nil, err
 	}
 	raw, err := json.Marshal(moved)
 	if err != nil {

@@ -56,8 +56,6 @@ type Config struct {
 	// Jira's bodies are far smaller.
 	MaxBody        int64
 	PublishTimeout time.Duration
-	// Ready reports whether the broker connection is usable.
-	Ready func() error
 	// ConnectionTTL bounds how long a connection change (a deletion) takes
 	// to reach webhook routing.
 	ConnectionTTL time.Duration
@@ -128,8 +126,6 @@ func New(cfg Config, pub Publisher, st Store, auth Authenticator, log *zap.Logge
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
 	e.Use(s.edge)
-	e.GET("/healthz", s.healthz)
-	e.GET("/readyz", s.readyz)
 	e.GET("/openapi.json", s.openapi)
 	e.POST("/webhooks/jira/:connection_id", s.jiraWebhook)
 	api := e.Group("/v1", s.requireAPIKey)
@@ -166,28 +162,4 @@ func (s *Server) Run(ctx context.Context, ln net.Listener, shutdownTimeout time.
 		return fmt.Errorf("receiver shutdown: %w", err)
 	}
 	return nil
-}
-
-func (s *Server) healthz(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
-}
-
-func (s *Server) readyz(c echo.Context) error {
-	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
-	defer cancel()
-	problems := map[string]string{}
-	if err := s.store.Ping(ctx); err != nil {
-		problems["store"] = "unreachable"
-		s.log.Warn("readiness: store", zap.Error(err))
-	}
-	if s.cfg.Ready != nil {
-		if err := s.cfg.Ready(); err != nil {
-			problems["nats"] = "unreachable"
-			s.log.Warn("readiness: nats", zap.Error(err))
-		}
-	}
-	if len(problems) > 0 {
-		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "problems": problems})
-	}
-	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }

@@ -56,7 +56,7 @@ func (m *Mapping) Tombstone(table, sysID string, at time.Time) (itsm.Record, err
 	}
 	id := itsm.ObjectID(m.conn(), kind, sysID)
 	attrs := itsm.VendorAttributes{"vendor": VendorName, "sys_id": sysID, "table": table, "deleted": true, "partial_tombstone": true}
-	var obj any
+	var obj itsm.Object
 	switch kind {
 	case itsm.KindTicket:
 		obj = &itsm.Ticket{ID: id, Status: itsm.StatusDeleted, Priority: itsm.PriorityUnknown, Tags: []string{},

@@ -275,3 +275,6 @@ func (p *Pacer) Do(ctx context.Context, call func(ctx context.Context) error) er
 func isQuotaReason(reason string) bool {
 	return RateInfo{Status: http.StatusTooManyRequests, Reason: reason}.QuotaBased()
 }
+
+// ResumeAt is when the site's quota resets (connector.Paused).
+func (e *PausedError) ResumeAt() time.Time { return e.Until }

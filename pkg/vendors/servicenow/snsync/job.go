@@ -62,7 +62,20 @@ func (j *job) scan(ctx context.Context, p phase, from snclient.Cursor, s snclien
 	})
 }
 
+// kindOf is the kind of a record type.
+var kindOf = map[string]itsm.Kind{raw.TypeTicket: itsm.KindTicket, raw.TypeComment: itsm.KindComment,
+	raw.TypeAttachment: itsm.KindAttachment, raw.TypeUser: itsm.KindUser, raw.TypeGroup: itsm.KindGroup}
+
 func (j *job) publish(ctx context.Context, typ, parent string, row jsontext.Value, r servicenow.Row, version string) error {
+	if r.Str("sys_id") == "" {
+		// Unmappable, and unseen: nothing of its kind may be tombstoned
+		// on the strength of this sync.
+		j.run.Failed(1)
+		if k, ok := kindOf[typ]; ok {
+			j.run.Incomplete("a "+typ+" record without sys_id", k)
+		}
+		return nil
+	}
 	if version == "" {
 		version = servicenow.VersionString(r)
 	}

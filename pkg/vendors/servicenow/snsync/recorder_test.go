@@ -37,6 +37,7 @@ type recorder struct {
 	incomplete map[itsm.Kind]string
 	progress   []connector.Progress
 	calls      map[string]int
+	failed     int
 	// failAfter makes Publish fail once this many records were published
 	// (0: never), as a worker that dies mid-sync.
 	failAfter int
@@ -118,6 +119,12 @@ func (r *recorder) Incomplete(why string, kinds ...itsm.Kind) {
 	for _, k := range kinds {
 		r.incomplete[k] = why
 	}
+}
+
+func (r *recorder) Failed(n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.failed += n
 }
 
 func (r *recorder) Progress(p connector.Progress) {

@@ -1,4 +1,4 @@
-package backfill
+package jirasync
 
 import (
 	"context"
@@ -8,41 +8,34 @@ import (
 	"sort"
 	"time"
 
-	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/vendors/jira/jiracloud"
 )
 
 // incremental reads the issues updated since the watermark (minus the
-// overlap) and publishes them like a full sync does, without sync id and
-// without reconcile; the watermark then moves to this sync's start.
-func (r *run) incremental(ctx context.Context) error {
-	r.setPhase(PhaseIssues)
+// overlap) and publishes them like a full sync does; the worker then moves
+// the watermark to this sync's start.
+func (r *crawl) incremental(ctx context.Context) error {
+	r.run.SetPhase(PhaseIssues)
 	if len(r.conn.Options.ProjectKeysFilter) > 0 && r.cp.ProjectKeys == nil {
 		// JQL rejects unknown project keys: search only the visible ones.
 		keys, err := r.visibleFilterKeys(ctx)
 		if err != nil {
 			return err
 		}
-		r.saveMu.Lock()
+		r.mu.Lock()
 		r.cp.ProjectKeys = keys
-		r.saveMu.Unlock()
+		r.mu.Unlock()
 		if len(keys) == 0 {
-			return r.complete(ctx, store.SyncCompleted, "", r.advanceWatermark)
+			return nil
 		}
 	}
 	if err := r.loadZone(ctx); err != nil {
 		return err
 	}
-	if err := r.issues(ctx); err != nil {
-		return err
-	}
-	if err := r.pub.flush(ctx); err != nil {
-		return err
-	}
-	return r.complete(ctx, store.SyncCompleted, "", r.advanceWatermark)
+	return r.issues(ctx)
 }
 
-func (r *run) visibleFilterKeys(ctx context.Context) ([]string, error) {
+func (r *crawl) visibleFilterKeys(ctx context.Context) ([]string, error) {
 	keys := []string{}
 	for chunk := range slices.Chunk(r.conn.Options.ProjectKeysFilter, maxKeysPerSearch) {
 		for start := 0; ; {
@@ -71,7 +64,7 @@ func (r *run) visibleFilterKeys(ctx context.Context) ([]string, error) {
 // loadZone learns the time zone in which Jira reads this user's JQL dates
 // (the profile's, JIRA.md §5 search). Without it, the date is widened by the
 // largest UTC offset so that nothing is missed.
-func (r *run) loadZone(ctx context.Context) error {
+func (r *crawl) loadZone(ctx context.Context) error {
 	var me *jiracloud.Myself
 	err := r.call(ctx, func(ctx context.Context) (err error) {
 		me, err = r.client.Myself(ctx)
@@ -99,7 +92,7 @@ func isClientError(err error) bool {
 
 // jqlDate renders t as JQL's "yyyy-MM-dd HH:mm" in the user's zone, rounded
 // down to the minute (so the bound only ever widens).
-func (r *run) jqlDate(t time.Time) string {
+func (r *crawl) jqlDate(t time.Time) string {
 	loc := r.zone
 	if loc == nil {
 		loc = time.UTC

@@ -1,14 +1,16 @@
-package backfill
+package jirasync
 
 import (
 	"context"
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/itsmhub/itsm/pkg/connector"
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/vendors/jira/jiracloud"
 )
@@ -16,7 +18,7 @@ import (
 // issueQueries are the JQL restrictions of the issue phase, one per chunk
 // of project keys. A full sync covers the projects it resolved; an
 // incremental one adds the watermark.
-func (r *run) issueQueries() []string {
+func (r *crawl) issueQueries() []string {
 	var base []string
 	keys := r.cp.ProjectKeys
 	if r.kind == store.SyncIncremental && len(r.conn.Options.ProjectKeysFilter) == 0 {
@@ -29,7 +31,7 @@ func (r *run) issueQueries() []string {
 	if r.kind != store.SyncIncremental {
 		return base
 	}
-	date := fmt.Sprintf(`updated >= "%s"`, r.jqlDate(*r.cp.From))
+	date := fmt.Sprintf(`updated >= "%s"`, r.jqlDate(r.run.From()))
 	for i, b := range base {
 		if b == "" {
 			base[i] = date
@@ -43,7 +45,7 @@ func (r *run) issueQueries() []string {
 // issues pages the ids of every issue in scope (ascending id, id-only pages
 // of up to 5000), fetches them in bulk and publishes each issue, its
 // attachments and its comments. It checkpoints after every page.
-func (r *run) issues(ctx context.Context) error {
+func (r *crawl) issues(ctx context.Context) error {
 	queries := r.issueQueries()
 	if r.kind == store.SyncFull && r.cp.Chunk == 0 && r.cp.NextPageToken == "" && r.cp.AfterID == "" && len(queries) > 0 {
 		r.estimate(ctx, queries)
@@ -63,7 +65,7 @@ func (r *run) issues(ctx context.Context) error {
 			go func() {
 				var res searchResult
 				res.err = r.call(ctx, func(ctx context.Context) (err error) {
-					res.page, err = r.client.SearchIDs(ctx, jql, token, r.w.cfg.SearchPageSize)
+					res.page, err = r.client.SearchIDs(ctx, jql, token, r.s.cfg.SearchPageSize)
 					return err
 				})
 				ch <- res
@@ -98,7 +100,7 @@ func (r *run) issues(ctx context.Context) error {
 			}
 			done := page.IsLast
 			nextToken, nextAfter := page.NextPageToken, after
-			if err := r.checkpoint(ctx, func(cp *checkpoint) {
+			if err := r.checkpoint(ctx, PhaseIssues, func(cp *cursor) {
 				cp.SearchPages++
 				if done {
 					cp.Chunk, cp.NextPageToken, cp.AfterID, cp.LastIssueID = ci+1, "", "", ""
@@ -123,7 +125,7 @@ type searchResult struct {
 }
 
 // estimate records search/approximate-count for progress; best effort.
-func (r *run) estimate(ctx context.Context, queries []string) {
+func (r *crawl) estimate(ctx context.Context, queries []string) {
 	total := 0
 	for _, q := range queries {
 		var n int
@@ -136,24 +138,22 @@ func (r *run) estimate(ctx context.Context, queries []string) {
 		}
 		total += n
 	}
-	r.saveMu.Lock()
-	r.cp.IssuesEstimate = total
-	r.saveMu.Unlock()
+	r.run.Progress(connector.Progress{Estimate: total})
 }
 
 // fetchIssues bulk-fetches ids in batches of 100, a few batches at once
 // (bounded per tenant by the pacer), and publishes what they hold.
-func (r *run) fetchIssues(ctx context.Context, ids []string) error {
+func (r *crawl) fetchIssues(ctx context.Context, ids []string) error {
 	g, gctx := errgroup.WithContext(ctx)
 	// Twice the call bound: while some batches are being split and
 	// published, others are in flight (the pacer still bounds the calls).
-	g.SetLimit(2 * r.w.cfg.MaxCallsInFlight)
+	g.SetLimit(2 * r.s.cfg.MaxCallsInFlight)
 	for batch := range slices.Chunk(ids, jiracloud.MaxBulkFetch) {
 		g.Go(func() error {
-			buf := r.w.bufs.Get().(*[]byte)
-			defer r.w.bufs.Put(buf)
+			buf := r.s.bufs.Get().(*[]byte)
+			defer r.s.bufs.Put(buf)
 			if err := r.call(gctx, func(ctx context.Context) (err error) {
-				*buf, err = r.client.BulkFetchRaw(ctx, batch, r.w.cfg.IssueFields, *buf)
+				*buf, err = r.client.BulkFetchRaw(ctx, batch, r.s.cfg.IssueFields, *buf)
 				return err
 			}); err != nil {
 				return err
@@ -176,8 +176,8 @@ func (r *run) fetchIssues(ctx context.Context, ids []string) error {
 			if n := countElements(issueErrors); n > 0 {
 				// Some issues could not be read: they were not seen, so no
 				// ticket may be tombstoned on the strength of this sync.
-				r.errs.Add(int64(n))
-				r.markIncomplete(fmt.Sprintf("bulkfetch reported errors for %d issue(s)", n))
+				r.run.Failed(n)
+				r.incomplete(fmt.Sprintf("bulkfetch reported errors for %d issue(s)", n))
 			}
 			if len(issues) == 0 {
 				return nil
@@ -212,11 +212,11 @@ func (r *run) fetchIssues(ctx context.Context, ids []string) error {
 // split is an issue without its embedded comments and attachments, which go
 // out as records of their own; nil, counted as an error of the sync, when
 // the issue cannot be read.
-func (r *run) split(raw []byte) *splitIssue {
+func (r *crawl) split(raw []byte) *splitIssue {
 	is, err := split(raw)
 	if err != nil {
-		r.errs.Add(1)
-		r.markIncomplete("an unreadable issue")
+		r.run.Failed(1)
+		r.incomplete("an unreadable issue")
 		r.log.Warn("skipping an issue the backfill cannot read", zap.Error(err))
 		return nil
 	}
@@ -225,7 +225,7 @@ func (r *run) split(raw []byte) *splitIssue {
 
 // children publishes an issue's attachments and comments, paging the
 // comments the issue did not embed.
-func (r *run) children(ctx context.Context, is *splitIssue) error {
+func (r *crawl) children(ctx context.Context, is *splitIssue) error {
 	for _, a := range is.attachments {
 		f, _ := fieldsOf(a, "id", "created")
 		if err := r.publish(ctx, recAttachment, is.id, a, text(f["id"]), text(f["created"])); err != nil {
@@ -262,7 +262,7 @@ func (r *run) children(ctx context.Context, is *splitIssue) error {
 	}
 }
 
-func (r *run) comments(ctx context.Context, issueID string, cs [][]byte) error {
+func (r *crawl) comments(ctx context.Context, issueID string, cs [][]byte) error {
 	for _, c := range cs {
 		f, _ := fieldsOf(c, "id", "updated")
 		if err := r.publish(ctx, recComment, issueID, c, text(f["id"]), text(f["updated"])); err != nil {
@@ -270,4 +270,13 @@ func (r *run) comments(ctx context.Context, issueID string, cs [][]byte) error {
 		}
 	}
 	return nil
+}
+
+// quoteKeys renders project keys for JQL.
+func quoteKeys(keys []string) string {
+	q := make([]string, len(keys))
+	for i, k := range keys {
+		q[i] = `"` + strings.ReplaceAll(k, `"`, `\"`) + `"`
+	}
+	return strings.Join(q, ",")
 }
