@@ -25,6 +25,9 @@ const (
 	TypeUser       = "user"
 	TypeGroup      = "group"
 	TypeAttachment = "attachment"
+	// TypeDeletion is a vendor's record of a deletion (a ServiceNow
+	// sys_audit_delete row): the mapping makes a tombstone of it.
+	TypeDeletion = "deletion"
 	// TypeReconcile marks the end of a complete full sync.
 	TypeReconcile = "reconcile"
 )

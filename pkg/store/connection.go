@@ -35,6 +35,10 @@ type ConnectionOptions struct {
 	StatusMapping     NameMap[itsm.Status]   `json:"status_mapping,omitempty"`
 	// SiteURL names the site to use when a grant covers several.
 	SiteURL string `json:"site_url,omitempty"`
+	// Tables are the ServiceNow task tables a connection syncs as tickets
+	// (incident, problem, change_request, sc_req_item, sc_task); empty
+	// means incident.
+	Tables []string `json:"tables,omitempty"`
 }
 
 // ConnectionDetail is what the platform knows about a connection's health,

@@ -51,6 +51,7 @@ type optionsRecord struct {
 	PriorityMapping   []mappingRecord `bson:"priority_mapping"`
 	StatusMapping     []mappingRecord `bson:"status_mapping"`
 	SiteURL           string          `bson:"site_url,omitempty"`
+	Tables            []string        `bson:"tables,omitempty"`
 }
 
 type mappingRecord struct {
@@ -93,6 +94,9 @@ func (o optionsRecord) options() store.ConnectionOptions {
 	out.PriorityMapping = pairsMap[itsm.Priority](o.PriorityMapping)
 	out.StatusMapping = pairsMap[itsm.Status](o.StatusMapping)
 	out.SiteURL = o.SiteURL
+	if len(o.Tables) > 0 {
+		out.Tables = o.Tables
+	}
 	return out
 }
 
@@ -130,6 +134,9 @@ func optionsDoc(o store.ConnectionOptions) bson.D {
 	}
 	if o.SiteURL != "" {
 		d = append(d, bson.E{Key: "site_url", Value: o.SiteURL})
+	}
+	if len(o.Tables) > 0 {
+		d = append(d, bson.E{Key: "tables", Value: o.Tables})
 	}
 	return d
 }

@@ -332,6 +332,7 @@ func testConnections(t *testing.T, s store.Store) {
 			ProjectKeysFilter: []string{"ABC"},
 			PriorityMapping:   store.NameMap[itsm.Priority]{{Name: "Urgent", Value: itsm.PriorityCritical}, {Name: "Blocker", Value: itsm.PriorityCritical}, {Name: "A.b", Value: itsm.PriorityLow}},
 			StatusMapping:     store.NameMap[itsm.Status]{{Name: "Triage", Value: itsm.StatusOpen}, {Name: "$weird", Value: itsm.StatusTodo}, {Name: "Backlog", Value: itsm.StatusTodo}},
+			Tables:            []string{"incident", "problem"},
 		},
 		CreatedAt: base, UpdatedAt: base,
 	}
