@@ -19,11 +19,11 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
+	"github.com/itsmhub/itsm/internal/app"
 	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/config"
 	"github.com/itsmhub/itsm/pkg/connections"
 	"github.com/itsmhub/itsm/pkg/itsm"
-	"github.com/itsmhub/itsm/pkg/platform"
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/vendors/jira/jirasim"
 	"github.com/itsmhub/itsm/scripts/loadgen/load"
@@ -118,8 +118,8 @@ func benchDrain(b *testing.B, kind string, issues, versions int) (wall, cpu time
 
 	// The normalizer creates the streams and its consumers; then RAW is
 	// filled with no normalizer running, as a backlog after an outage.
-	stopPlatform(b, startPlatform(tb, cfg, platform.Components{Normalizer: true}))
-	p := startPlatform(tb, cfg, platform.Components{Receiver: true})
+	stopPlatform(b, startPlatform(tb, cfg, app.Components{Normalizer: true}))
+	p := startPlatform(tb, cfg, app.Components{Receiver: true})
 	conn := &store.Connection{ID: "conn-bench", OrganizationID: "org-bench", Vendor: "JIRA", State: store.StateActive,
 		SiteURL: siteA, RefreshIntervalSecs: 21600, TimeoutSecs: 1800, CreatedAt: time.Now(), UpdatedAt: time.Now()}
 	require.NoError(b, p.Store().CreateConnection(ctx, conn))
@@ -143,7 +143,7 @@ func benchDrain(b *testing.B, kind string, issues, versions int) (wall, cpu time
 	stopPlatform(b, p)
 
 	start, cpu0 := time.Now(), cpuTime()
-	p = startPlatform(tb, cfg, platform.Components{Normalizer: true})
+	p = startPlatform(tb, cfg, app.Components{Normalizer: true})
 	waitDrained(b, p.JetStream(), 10*time.Minute)
 	wall, cpu = time.Since(start), cpuTime()-cpu0
 	for _, d := range plan[len(plan)-issues:] {
@@ -185,7 +185,7 @@ func benchFullSync(b *testing.B, kind string, issues int) (syncDone, stored time
 	cfg.APIKeys = map[string]string{keyA: "org-a"}
 	cfg.JiraAuthURL, cfg.JiraAPIURL = sim.URL(), sim.URL()
 	cfg.JiraClientID, cfg.JiraClientSecret = sim.ClientID(), sim.ClientSecret()
-	p := startPlatform(tb, cfg, platform.All)
+	p := startPlatform(tb, cfg, app.All)
 	base := "http://" + p.HTTPAddr()
 	var conn connections.View
 	require.Equal(b, http.StatusCreated, call(tb, http.MethodPost, base+"/v1/connections", `{"vendor":"JIRA"}`, &conn))
@@ -244,7 +244,7 @@ func waitDrained(tb testing.TB, js jetstream.JetStream, within time.Duration) {
 	}
 }
 
-// benchConfig is the dev configuration platformtest uses, on dir and
+// benchConfig is the dev configuration apptest uses, on dir and
 // storeSpec.
 func benchConfig(tb testing.TB, dir, storeSpec string) config.Config {
 	cfg, err := config.Load(func(k string) (string, bool) {
@@ -260,11 +260,11 @@ func benchConfig(tb testing.TB, dir, storeSpec string) config.Config {
 }
 
 type running struct {
-	*platform.Platform
+	*app.Platform
 	stop func() error
 }
 
-func startPlatform(tb testing.TB, cfg config.Config, comps platform.Components) *running {
+func startPlatform(tb testing.TB, cfg config.Config, comps app.Components) *running {
 	ctx, cancel := context.WithCancel(context.Background())
 	log := zap.NewNop()
 	if path := os.Getenv("ITSM_WIRE_BENCH_LOG"); path != "" {
@@ -273,7 +273,7 @@ func startPlatform(tb testing.TB, cfg config.Config, comps platform.Components) 
 			EncoderConfig: zap.NewProductionEncoderConfig(), OutputPaths: []string{path}}.Build()
 		require.NoError(tb, err)
 	}
-	p, err := platform.Start(ctx, cfg, comps, log)
+	p, err := app.Start(ctx, cfg, comps, log)
 	require.NoError(tb, err)
 	var once sync.Once
 	var waitErr error

@@ -8,10 +8,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/itsmhub/itsm/internal/app/apptest"
 	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/config"
 	"github.com/itsmhub/itsm/pkg/itsm"
-	"github.com/itsmhub/itsm/pkg/platform/platformtest"
 	"github.com/itsmhub/itsm/scripts/loadgen/load"
 	"github.com/itsmhub/itsm/wiretest"
 )
@@ -60,7 +60,7 @@ func TestStoreOutage(t *testing.T) {
 	}
 
 	post(deliveries[:issues])
-	platformtest.Eventually(t, 30*time.Second, "the first versions stored", storedAt(deliveries[:issues]))
+	apptest.Eventually(t, 30*time.Second, "the first versions stored", storedAt(deliveries[:issues]))
 	require.Equal(t, http.StatusOK, readyz(env))
 
 	current.Stop()
@@ -84,8 +84,8 @@ func TestStoreOutage(t *testing.T) {
 	t.Logf("store down for %v", time.Since(down).Round(time.Millisecond))
 	post(deliveries[2*issues:])
 
-	platformtest.Eventually(t, 60*time.Second, "every ticket at its newest version", storedAt(deliveries[2*issues:]))
-	platformtest.Eventually(t, 30*time.Second, "/readyz again", func() bool { return readyz(env) == http.StatusOK })
+	apptest.Eventually(t, 60*time.Second, "every ticket at its newest version", storedAt(deliveries[2*issues:]))
+	apptest.Eventually(t, 30*time.Second, "/readyz again", func() bool { return readyz(env) == http.StatusOK })
 	dlq, err := env.JetStream().Stream(ctx, broker.StreamDLQ)
 	require.NoError(t, err)
 	info, err := dlq.Info(ctx)
@@ -95,7 +95,7 @@ func TestStoreOutage(t *testing.T) {
 
 // readyz is /readyz's status, or 0 when it does not answer within 5 s (the
 // receiver bounds its store ping to 2 s).
-func readyz(env *platformtest.Env) int {
+func readyz(env *apptest.Env) int {
 	c := &http.Client{Timeout: 5 * time.Second}
 	resp, err := c.Get(env.URL + "/readyz")
 	if err != nil {

@@ -10,16 +10,16 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/itsmhub/itsm/internal/app"
+	"github.com/itsmhub/itsm/internal/app/apptest"
 	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/config"
 	"github.com/itsmhub/itsm/pkg/itsm"
-	"github.com/itsmhub/itsm/pkg/platform"
-	"github.com/itsmhub/itsm/pkg/platform/platformtest"
 	"github.com/itsmhub/itsm/pkg/store/mongostore"
 	"github.com/itsmhub/itsm/wiretest"
 )
 
-// The platform, whole and in-process (platformtest, as pkg/platform's own
+// The platform, whole and in-process (apptest, as internal/app's own
 // tests run it), with ITSM_STORE on the embedded wire server: the
 // production MongoDB store code path, config parsing included.
 
@@ -31,9 +31,9 @@ const (
 )
 
 // startOnWire runs the platform on database itsm of srv.
-func startOnWire(t *testing.T, srv *wiretest.Server, configure func(*config.Config), opts ...platform.Option) *platformtest.Env {
+func startOnWire(t *testing.T, srv *wiretest.Server, configure func(*config.Config), opts ...app.Option) *apptest.Env {
 	t.Helper()
-	env := platformtest.StartWith(t, func(c *config.Config) {
+	env := apptest.StartWith(t, func(c *config.Config) {
 		c.APIKeys = map[string]string{keyA: "org-a", keyB: "org-b"}
 		c.Store = srv.URI("itsm")
 		if configure != nil {
@@ -62,7 +62,7 @@ func TestWebhookToTicketEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, nc.Flush())
 
-	body := platformtest.Fixture(t, "webhooks/issue_updated_status_change_01.json")
+	body := apptest.Fixture(t, "webhooks/issue_updated_status_change_01.json")
 	status, resp := env.PostWebhook(t, "conn-1", "delivery-1", body)
 	require.Equal(t, http.StatusAccepted, status, resp)
 	msg, ev := nextEvent(t, sub)
@@ -146,7 +146,7 @@ func withUpdated(t *testing.T, body []byte, updated string) []byte {
 }
 
 // waitIdle waits until the normalizer has acknowledged every RAW message.
-func waitIdle(t *testing.T, env *platformtest.Env) {
+func waitIdle(t *testing.T, env *apptest.Env) {
 	t.Helper()
 	waitDrained(t, env.JetStream(), 30*time.Second)
 }

@@ -8,11 +8,11 @@ import (
 	json "github.com/go-json-experiment/json/v1"
 	"github.com/stretchr/testify/require"
 
+	"github.com/itsmhub/itsm/internal/app"
+	"github.com/itsmhub/itsm/internal/app/apptest"
 	"github.com/itsmhub/itsm/pkg/config"
 	"github.com/itsmhub/itsm/pkg/connections"
 	"github.com/itsmhub/itsm/pkg/itsm"
-	"github.com/itsmhub/itsm/pkg/platform"
-	"github.com/itsmhub/itsm/pkg/platform/platformtest"
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/vendors/jira/jirasim"
 	"github.com/itsmhub/itsm/wiretest"
@@ -30,7 +30,7 @@ func TestFullSyncReconciles(t *testing.T) {
 	env := startOnWire(t, wiretest.StartTest(t), func(c *config.Config) {
 		c.JiraAuthURL, c.JiraAPIURL = sim.URL(), sim.URL()
 		c.JiraClientID, c.JiraClientSecret = sim.ClientID(), sim.ClientSecret()
-	}, platform.WithClock(clock.Now))
+	}, app.WithClock(clock.Now))
 
 	status, body := env.Call(t, http.MethodPost, keyA, "/v1/connections", map[string]any{"vendor": "JIRA"})
 	require.Equal(t, http.StatusCreated, status, body)
@@ -42,7 +42,7 @@ func TestFullSyncReconciles(t *testing.T) {
 
 	path := "/v1/itsm/tickets?limit=100&connection_id=" + conn.ID
 	var page ticketPage
-	platformtest.Eventually(t, 60*time.Second, "the first full sync's tickets stored", func() bool {
+	apptest.Eventually(t, 60*time.Second, "the first full sync's tickets stored", func() bool {
 		return env.GetJSON(t, keyA, path, &page) == http.StatusOK && len(page.Items) == projects*perProject
 	})
 
@@ -72,7 +72,7 @@ func TestFullSyncReconciles(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, status, body)
 	second := waitSync(t, env, conn.ID, first.ID, 60*time.Second)
 	require.Equal(t, store.SyncCompleted, second.Status, second.LastError)
-	platformtest.Eventually(t, 60*time.Second, "the deleted issue's ticket tombstoned", func() bool {
+	apptest.Eventually(t, 60*time.Second, "the deleted issue's ticket tombstoned", func() bool {
 		var tk itsm.Ticket
 		return env.GetJSON(t, keyA, "/v1/itsm/tickets/"+victim.ID, &tk) == http.StatusOK && tk.Status == itsm.StatusDeleted
 	})
@@ -92,15 +92,15 @@ func TestFullSyncReconciles(t *testing.T) {
 // platform's OAuth callback, whose confirmation page is confirmed.
 func consent(t testing.TB, authorizeURL string) {
 	t.Helper()
-	platformtest.Connect(t, authorizeURL)
+	apptest.Connect(t, authorizeURL)
 }
 
 // waitSync waits for the connection's last full sync other than notID to
 // end, and returns it.
-func waitSync(t *testing.T, env *platformtest.Env, connID, notID string, within time.Duration) store.SyncState {
+func waitSync(t *testing.T, env *apptest.Env, connID, notID string, within time.Duration) store.SyncState {
 	t.Helper()
 	var last store.SyncState
-	platformtest.Eventually(t, within, "a full sync of "+connID+" ended", func() bool {
+	apptest.Eventually(t, within, "a full sync of "+connID+" ended", func() bool {
 		var v struct {
 			LastSync *store.SyncState `json:"last_sync"`
 		}

@@ -7,8 +7,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/itsmhub/itsm/internal/app/apptest"
 	"github.com/itsmhub/itsm/pkg/itsm"
-	"github.com/itsmhub/itsm/pkg/platform/platformtest"
 	"github.com/itsmhub/itsm/scripts/loadgen/load"
 	"github.com/itsmhub/itsm/wiretest"
 )
@@ -42,7 +42,7 @@ func TestTenantIsolation(t *testing.T) {
 
 	for _, org := range []struct{ key, conn, other string }{{keyA, "conn-a", "conn-b"}, {keyB, "conn-b", "conn-a"}} {
 		var page ticketPage
-		platformtest.Eventually(t, 30*time.Second, org.conn+"'s tickets stored", func() bool {
+		apptest.Eventually(t, 30*time.Second, org.conn+"'s tickets stored", func() bool {
 			return env.GetJSON(t, org.key, "/v1/itsm/tickets", &page) == http.StatusOK && len(page.Items) == issues
 		})
 		own := map[string]bool{}

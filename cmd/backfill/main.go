@@ -7,9 +7,9 @@ package main
 import (
 	"os"
 
-	"github.com/itsmhub/itsm/pkg/platform"
+	"github.com/itsmhub/itsm/internal/app"
 )
 
 func main() {
-	os.Exit(platform.ServiceMain(platform.Components{Backfill: true}, os.Args[1:], os.Stderr))
+	os.Exit(app.ServiceMain(app.Components{Backfill: true}, os.Args[1:], os.Stderr))
 }

@@ -14,17 +14,17 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/itsmhub/itsm/internal/app"
 	"github.com/itsmhub/itsm/pkg/apikey"
 	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/config"
 	"github.com/itsmhub/itsm/pkg/connections"
-	"github.com/itsmhub/itsm/pkg/platform"
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/services/normalizer"
 )
 
-func runPlatform(stderr io.Writer) int        { return platform.Main(platform.All, stderr) }
-func healthcheck(url string, w io.Writer) int { return platform.Healthcheck(url, w) }
+func runPlatform(stderr io.Writer) int        { return app.Main(app.All, stderr) }
+func healthcheck(url string, w io.Writer) int { return app.Healthcheck(url, w) }
 
 // usageError is a mistake in the command line: the command's help follows.
 type usageError struct{ msg string }
@@ -61,7 +61,7 @@ func (e *cliEnv) store(ctx context.Context) (store.Store, error) {
 		if err != nil {
 			return nil, err
 		}
-		if e.st, err = platform.OpenStore(ctx, cfg); err != nil {
+		if e.st, err = app.OpenStore(ctx, cfg); err != nil {
 			return nil, err
 		}
 	}
@@ -74,7 +74,7 @@ func (e *cliEnv) jetstream() (jetstream.JetStream, error) {
 		if err != nil {
 			return nil, err
 		}
-		if e.nc, err = platform.ConnectNATS(cfg, broker.UserAdmin, "itsm-cli"); err != nil {
+		if e.nc, err = app.ConnectNATS(cfg, broker.UserAdmin, "itsm-cli"); err != nil {
 			return nil, err
 		}
 	}

@@ -642,7 +642,7 @@ func checkGoService(t *testing.T, root string, cf composeFile, name string, svc 
 		t.Errorf("stop_grace_period %s must exceed ITSM_SHUTDOWN_TIMEOUT %s, or draining is cut short by SIGKILL", grace, cfg.ShutdownTimeout)
 	}
 	if svc.ReadOnly && !slices.Contains(svc.Tmpfs, cfg.DataDir) && !mountedVolume(svc, cfg.DataDir) {
-		t.Errorf("read_only: ITSM_DATA_DIR %q is neither a tmpfs nor a volume; platform.Start creates it", cfg.DataDir)
+		t.Errorf("read_only: ITSM_DATA_DIR %q is neither a tmpfs nor a volume; app.Start creates it", cfg.DataDir)
 	}
 	if !slices.Contains(svc.CapDrop, "ALL") {
 		t.Errorf("cap_drop: want ALL")

@@ -93,7 +93,7 @@ func isEnvName(s string) bool {
 }
 
 // loadConfig runs the services' own configuration loader on env, exactly as
-// platform.Main does with the process environment. It also returns every
+// app.Main does with the process environment. It also returns every
 // variable the loader asked for.
 func loadConfig(env map[string]string) (config.Config, []string, error) {
 	asked := map[string]bool{}

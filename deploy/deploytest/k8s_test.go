@@ -377,7 +377,7 @@ func TestKubernetes(t *testing.T) {
 				mounted = mounted || m.MountPath == cfg.DataDir
 			}
 			if !mounted {
-				t.Errorf("ITSM_DATA_DIR %q is not a mounted volume: the root filesystem is read-only and platform.Start creates it", cfg.DataDir)
+				t.Errorf("ITSM_DATA_DIR %q is not a mounted volume: the root filesystem is read-only and app.Start creates it", cfg.DataDir)
 			}
 		})
 	}

@@ -16,12 +16,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/itsmhub/itsm/internal/app"
 	"github.com/itsmhub/itsm/pkg/apikey"
 	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/broker/brokertest"
 	"github.com/itsmhub/itsm/pkg/config"
 	"github.com/itsmhub/itsm/pkg/itsm"
-	"github.com/itsmhub/itsm/pkg/platform"
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/store/sqlitestore"
 	"github.com/itsmhub/itsm/pkg/vendors/jira"
@@ -240,7 +240,7 @@ func loadAvg() float64 {
 type platformEnv struct {
 	url, natsURL string
 	cancel       context.CancelFunc
-	p            *platform.Platform
+	p            *app.Platform
 }
 
 func (e *platformEnv) stop(tb testing.TB) {
@@ -268,7 +268,7 @@ func startPlatform(b testing.TB) *platformEnv {
 	cfg.Store = filepath.Join(dir, "itsm.db")
 	cfg.ShutdownTimeout = 10 * time.Second
 	ctx, cancel := context.WithCancel(context.Background())
-	p, err := platform.Start(ctx, cfg, platform.All, zap.NewNop())
+	p, err := app.Start(ctx, cfg, app.All, zap.NewNop())
 	if err != nil {
 		cancel()
 		b.Fatal(err)

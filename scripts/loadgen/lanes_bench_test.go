@@ -24,10 +24,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/itsmhub/itsm/internal/app"
 	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/config"
 	"github.com/itsmhub/itsm/pkg/itsm"
-	"github.com/itsmhub/itsm/pkg/platform"
 	"github.com/itsmhub/itsm/pkg/vendors/jira/jirasim"
 	"github.com/itsmhub/itsm/scripts/loadgen/load"
 )
@@ -176,7 +176,7 @@ func startLanesPlatform(b *testing.B, projects, perProject int) *lanesPlatform {
 	cfg.Store = filepath.Join(dir, "itsm.db")
 	cfg.ShutdownTimeout = 10 * time.Second
 	ctx, cancel := context.WithCancel(context.Background())
-	p, err := platform.Start(ctx, cfg, platform.All, zap.NewNop())
+	p, err := app.Start(ctx, cfg, app.All, zap.NewNop())
 	if err != nil {
 		cancel()
 		sim.Close()

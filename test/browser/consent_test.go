@@ -20,9 +20,9 @@ import (
 	json "github.com/go-json-experiment/json/v1"
 	"github.com/stretchr/testify/require"
 
+	"github.com/itsmhub/itsm/internal/app/apptest"
 	"github.com/itsmhub/itsm/pkg/config"
 	"github.com/itsmhub/itsm/pkg/connections"
-	"github.com/itsmhub/itsm/pkg/platform/platformtest"
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/vendors/jira/jirasim"
 )
@@ -79,12 +79,12 @@ func browser(t *testing.T, path string) context.Context {
 	return bctx
 }
 
-func start(t *testing.T) (*platformtest.Env, *jirasim.Server) {
+func start(t *testing.T) (*apptest.Env, *jirasim.Server) {
 	t.Helper()
 	// Two sites and Atlassian's consent step, where the browser picks one.
 	sim := jirasim.NewTestServer(t, jirasim.Options{Seed: 11, Projects: 1, IssuesPerProject: 2,
 		Sites: []jirasim.Site{{}, {}}, ConsentScreen: true})
-	env := platformtest.StartWith(t, func(c *config.Config) {
+	env := apptest.StartWith(t, func(c *config.Config) {
 		c.APIKeys = map[string]string{apiKey: "acme-org"}
 		c.JiraAuthURL, c.JiraAPIURL = sim.URL(), sim.URL()
 		c.JiraClientID, c.JiraClientSecret = sim.ClientID(), sim.ClientSecret()
@@ -92,7 +92,7 @@ func start(t *testing.T) (*platformtest.Env, *jirasim.Server) {
 	return env, sim
 }
 
-func create(t *testing.T, env *platformtest.Env, options map[string]any) connections.View {
+func create(t *testing.T, env *apptest.Env, options map[string]any) connections.View {
 	t.Helper()
 	body := map[string]any{"vendor": "JIRA"}
 	if options != nil {
@@ -105,7 +105,7 @@ func create(t *testing.T, env *platformtest.Env, options map[string]any) connect
 	return v
 }
 
-func connection(t *testing.T, env *platformtest.Env, id string) connections.View {
+func connection(t *testing.T, env *apptest.Env, id string) connections.View {
 	t.Helper()
 	var v connections.View
 	require.Equal(t, http.StatusOK, env.GetJSON(t, apiKey, "/v1/connections/"+id, &v))

@@ -19,11 +19,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/itsmhub/itsm/internal/app"
 	"github.com/itsmhub/itsm/pkg/apikey"
 	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/config"
 	"github.com/itsmhub/itsm/pkg/itsm"
-	"github.com/itsmhub/itsm/pkg/platform"
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/store/sqlitestore"
 	"github.com/itsmhub/itsm/pkg/vendors/jira"
@@ -49,7 +49,7 @@ func TestNormalizerKilledMidStream(t *testing.T) {
 	js := connect(t, natsURL)
 	require.NoError(t, broker.EnsureStreams(context.Background(), js, 1))
 	require.NoError(t, broker.EnsureBuckets(context.Background(), js, 1))
-	p := startPlatform(t, devConfig(t, natsURL, storePath), platform.Components{Receiver: true}, logger(t))
+	p := startPlatform(t, devConfig(t, natsURL, storePath), app.Components{Receiver: true}, logger(t))
 	addConnection(t, p.Store())
 
 	bin := buildNormalizer(t)
@@ -95,7 +95,7 @@ func TestNATSRestartUnderLoad(t *testing.T) {
 	})
 	natsURL := "nats://" + ncfg.Addr
 	p := startPlatform(t, devConfig(t, natsURL, filepath.Join(dir, "itsm.db")),
-		platform.Components{Receiver: true, Normalizer: true}, logger(t))
+		app.Components{Receiver: true, Normalizer: true}, logger(t))
 	addConnection(t, p.Store())
 	js := connect(t, natsURL)
 
@@ -309,7 +309,7 @@ func TestClusterLosesANode(t *testing.T) {
 	waitJetStream(t, js)
 	cfg := devConfig(t, natsURL, filepath.Join(t.TempDir(), "itsm.db"))
 	cfg.NATSReplicas = 3
-	p := startPlatform(t, cfg, platform.Components{Receiver: true, Normalizer: true}, logger(t))
+	p := startPlatform(t, cfg, app.Components{Receiver: true, Normalizer: true}, logger(t))
 	addConnection(t, p.Store())
 
 	loadDone := runLoad(t, loadConfig("http://"+p.HTTPAddr(), 150, 24*time.Second))

@@ -22,10 +22,10 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/itsmhub/itsm/internal/app"
 	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/config"
 	"github.com/itsmhub/itsm/pkg/itsm"
-	"github.com/itsmhub/itsm/pkg/platform"
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/scripts/loadgen/load"
 	"github.com/itsmhub/itsm/services/normalizer"
@@ -94,10 +94,10 @@ func devConfig(t *testing.T, natsURL, storePath string) config.Config {
 
 // startPlatform runs the selected components in-process until the test
 // ends.
-func startPlatform(t *testing.T, cfg config.Config, comps platform.Components, log *zap.Logger) *platform.Platform {
+func startPlatform(t *testing.T, cfg config.Config, comps app.Components, log *zap.Logger) *app.Platform {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	p, err := platform.Start(ctx, cfg, comps, log)
+	p, err := app.Start(ctx, cfg, comps, log)
 	require.NoError(t, err)
 	var once sync.Once
 	t.Cleanup(func() {

@@ -23,10 +23,10 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/itsmhub/itsm/internal/app"
 	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/config"
 	"github.com/itsmhub/itsm/pkg/itsm"
-	"github.com/itsmhub/itsm/pkg/platform"
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/scripts/loadgen/load"
 )
@@ -94,7 +94,7 @@ func TestSoak(t *testing.T) {
 	defer logf.Close()
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.Lock(logf), zap.WarnLevel))
 	ctx, cancel := context.WithCancel(context.Background())
-	p, err := platform.Start(ctx, cfg, platform.All, log)
+	p, err := app.Start(ctx, cfg, app.All, log)
 	require.NoError(t, err)
 	defer func() { cancel(); require.NoError(t, p.Wait()) }()
 	now := time.Now().UTC()

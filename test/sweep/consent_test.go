@@ -12,10 +12,10 @@ import (
 	json "github.com/go-json-experiment/json/v1"
 	"github.com/stretchr/testify/require"
 
+	"github.com/itsmhub/itsm/internal/app"
+	"github.com/itsmhub/itsm/internal/app/apptest"
 	"github.com/itsmhub/itsm/pkg/config"
 	"github.com/itsmhub/itsm/pkg/connections"
-	"github.com/itsmhub/itsm/pkg/platform"
-	"github.com/itsmhub/itsm/pkg/platform/platformtest"
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/vendors/jira/jirasim"
 )
@@ -42,11 +42,11 @@ func TestConsentSweep(t *testing.T) {
 	sim := jirasim.NewTestServer(t, jirasim.Options{Seed: 21, Projects: 1, IssuesPerProject: 2, Clock: clock,
 		Sites: []jirasim.Site{{}, {}}, ConsentScreen: true})
 	victimSite, outsiderSite := sim.Sites()[0], sim.Sites()[1]
-	env := platformtest.StartWith(t, func(c *config.Config) {
+	env := apptest.StartWith(t, func(c *config.Config) {
 		c.APIKeys = map[string]string{keyA: "org-a", keyB: "org-b"}
 		c.JiraAuthURL, c.JiraAPIURL = sim.URL(), sim.URL()
 		c.JiraClientID, c.JiraClientSecret = sim.ClientID(), sim.ClientSecret()
-	}, platform.WithClock(clock.Now))
+	}, app.WithClock(clock.Now))
 
 	var probed []string // connections that must end up not connected
 	create := func(key string, options map[string]any) connections.View {
@@ -79,7 +79,7 @@ func TestConsentSweep(t *testing.T) {
 		return resp.Header.Get("Location")
 	}
 	open := func(callback string) (int, string) {
-		p := platformtest.OpenCallback(t, callback)
+		p := apptest.OpenCallback(t, callback)
 		return p.Status, p.Body
 	}
 	withState := func(callback, state string) string {
@@ -94,10 +94,10 @@ func TestConsentSweep(t *testing.T) {
 	// A genuine confirmation page to aim the confirmation probes at, and a
 	// second one whose cookie plays another browser's.
 	target := create(keyA, map[string]any{"site_url": victimSite.URL})
-	page := platformtest.OpenCallback(t, atJira(t, target.OAuth2AuthorizeURL, victimSite))
+	page := apptest.OpenCallback(t, atJira(t, target.OAuth2AuthorizeURL, victimSite))
 	require.Equal(t, http.StatusOK, page.Status, page.Body)
 	require.NotEmpty(t, page.Token, "the callback shows a confirmation form, it does not connect: %s", page.Body)
-	otherBrowser := platformtest.OpenCallback(t, atJira(t, create(keyA, nil).OAuth2AuthorizeURL, victimSite))
+	otherBrowser := apptest.OpenCallback(t, atJira(t, create(keyA, nil).OAuth2AuthorizeURL, victimSite))
 	require.Equal(t, http.StatusOK, otherBrowser.Status, otherBrowser.Body)
 	state := func() string { u, _ := url.Parse(page.CallbackURL); return u.Query().Get("state") }()
 	confirmWith := func(form url.Values, cookie *http.Cookie, origin string) func(*testing.T) (int, string) {
@@ -201,7 +201,7 @@ func TestConsentSweep(t *testing.T) {
 		URL string `json:"oauth2_authorize_url"`
 	}
 	require.NoError(t, json.Unmarshal([]byte(body), &fresh))
-	again := platformtest.OpenCallback(t, atJira(t, fresh.URL, victimSite))
+	again := apptest.OpenCallback(t, atJira(t, fresh.URL, victimSite))
 	require.Equal(t, http.StatusOK, again.Status, again.Body)
 	st, body = again.Submit(t, "confirm")
 	require.Equal(t, http.StatusOK, st, body)

@@ -14,10 +14,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/itsmhub/itsm/internal/app/apptest"
 	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/dlq"
 	"github.com/itsmhub/itsm/pkg/itsm"
-	"github.com/itsmhub/itsm/pkg/platform/platformtest"
 	"github.com/itsmhub/itsm/services/normalizer"
 )
 
@@ -69,11 +69,11 @@ func (c *natsClient) refused(t *testing.T, what string) {
 // forgedTicket is a valid webhook body for conn: stored, it would be a
 // ticket nobody sent.
 func forgedTicket(t *testing.T) []byte {
-	return platformtest.Fixture(t, "webhooks/issue_updated_status_change_01.json")
+	return apptest.Fixture(t, "webhooks/issue_updated_status_change_01.json")
 }
 
 func TestNATSWithoutCredentialsIsRefused(t *testing.T) {
-	env := platformtest.Start(t, nil)
+	env := apptest.Start(t, nil)
 	_, err := nats.Connect(env.NATSURL())
 	require.ErrorIs(t, err, nats.ErrAuthorization, "a client without credentials")
 	for _, u := range []string{broker.UserAdmin, broker.UserReceiver, broker.UserSubscriber} {
@@ -83,7 +83,7 @@ func TestNATSWithoutCredentialsIsRefused(t *testing.T) {
 }
 
 func TestNATSWrongUserCannotPublishIntoRaw(t *testing.T) {
-	env := platformtest.Start(t, map[string]string{"sweep-key-a-0123456789": "org-a"})
+	env := apptest.Start(t, map[string]string{"sweep-key-a-0123456789": "org-a"})
 	env.AddConnection(t, "conn-a", "org-a", natsSite)
 	ctx := context.Background()
 	admin, err := jetstream.New(dialNATS(t, env.NATSURLAs(broker.UserAdmin)).nc)
@@ -142,7 +142,7 @@ func padded(t *testing.T, body []byte, size int) []byte {
 }
 
 func TestNATSBodySizeBoundary(t *testing.T) {
-	env := platformtest.Start(t, nil)
+	env := apptest.Start(t, nil)
 	env.AddConnection(t, "conn-a", "org-a", natsSite)
 	sub := dialNATS(t, env.NATSURLAs(broker.UserSubscriber))
 	events, err := sub.nc.SubscribeSync(itsm.KindTicket.Subject())
@@ -178,7 +178,7 @@ func waitDeadLettered(t *testing.T, js jetstream.JetStream, n int) []dlq.Entry {
 	t.Helper()
 	ctx := context.Background()
 	var entries []dlq.Entry
-	platformtest.Eventually(t, 20*time.Second, "the poison is dead-lettered and acked", func() bool {
+	apptest.Eventually(t, 20*time.Second, "the poison is dead-lettered and acked", func() bool {
 		var err error
 		entries, err = dlq.List(ctx, js, dlq.Filter{}, 10)
 		if err != nil || len(entries) < n {
@@ -196,7 +196,7 @@ func waitDeadLettered(t *testing.T, js jetstream.JetStream, n int) []dlq.Entry {
 }
 
 func TestNATSPoisonAtTheLimitIsDeadLettered(t *testing.T) {
-	env := platformtest.Start(t, nil)
+	env := apptest.Start(t, nil)
 	env.AddConnection(t, "conn-a", "org-a", natsSite)
 	admin, err := jetstream.New(dialNATS(t, env.NATSURLAs(broker.UserAdmin)).nc)
 	require.NoError(t, err)
@@ -215,7 +215,7 @@ func TestNATSPoisonAtTheLimitIsDeadLettered(t *testing.T) {
 // headers it adds, would not fit, so the body is cut, and the message is
 // still dead-lettered and acked instead of redelivered forever.
 func TestNATSOversizedDLQMessage(t *testing.T) {
-	env := platformtest.Start(t, nil)
+	env := apptest.Start(t, nil)
 	env.AddConnection(t, "conn-a", "org-a", natsSite)
 	nc := dialNATS(t, env.NATSURLAs(broker.UserAdmin)).nc
 	admin, err := jetstream.New(nc)

@@ -26,10 +26,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/itsmhub/itsm/internal/app/apptest"
 	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/config"
 	"github.com/itsmhub/itsm/pkg/itsm"
-	"github.com/itsmhub/itsm/pkg/platform/platformtest"
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/scripts/loadgen/load"
 )
@@ -56,7 +56,7 @@ type sweepCase struct {
 }
 
 func TestBadInputSweep(t *testing.T) {
-	env := platformtest.StartWith(t, func(c *config.Config) {
+	env := apptest.StartWith(t, func(c *config.Config) {
 		c.APIKeys = map[string]string{"sweep-key-a-0123456789": "org-a", "sweep-key-b-0123456789": "org-b"}
 	})
 	env.AddConnection(t, "conn-a", "org-a", siteA)
@@ -89,9 +89,9 @@ func TestBadInputSweep(t *testing.T) {
 		require.NoError(t, err)
 		return plan[0].Body, plan[0].VendorID
 	}
-	valid := platformtest.Sign(t, secret, time.Now().Add(5*time.Minute))
-	expired := platformtest.Sign(t, secret, time.Now().Add(-time.Hour))
-	wrongKey := platformtest.Sign(t, "not-the-client-secret", time.Now().Add(5*time.Minute))
+	valid := apptest.Sign(t, secret, time.Now().Add(5*time.Minute))
+	expired := apptest.Sign(t, secret, time.Now().Add(-time.Hour))
+	wrongKey := apptest.Sign(t, "not-the-client-secret", time.Now().Add(5*time.Minute))
 	noneTok, err := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{"exp": time.Now().Add(time.Hour).Unix()}).SignedString(jwt.UnsafeAllowNoneSignatureType)
 	require.NoError(t, err)
 
@@ -170,7 +170,7 @@ func TestBadInputSweep(t *testing.T) {
 	// Once the valid traffic is normalized, no rejected issue is a ticket
 	// (nor the replay's second body), and the replay's first one is.
 	expected := good.Expected()
-	platformtest.Eventually(t, 30*time.Second, "valid deliveries normalized", func() bool {
+	apptest.Eventually(t, 30*time.Second, "valid deliveries normalized", func() bool {
 		for id, v := range expected {
 			d, err := env.Store().Get(ctx, "org-a", itsm.KindTicket, id)
 			if err != nil || d.Version < v {
@@ -179,7 +179,7 @@ func TestBadInputSweep(t *testing.T) {
 		}
 		return true
 	})
-	platformtest.Eventually(t, 10*time.Second, "replayed delivery normalized once", func() bool {
+	apptest.Eventually(t, 10*time.Second, "replayed delivery normalized once", func() bool {
 		_, err := env.Store().Get(ctx, "org-a", itsm.KindTicket, itsm.ObjectID("conn-a", itsm.KindTicket, replayIssue))
 		return err == nil
 	})
@@ -352,7 +352,7 @@ type probe struct {
 // ids and cursors; quotas. Each probe is a subtest; none may publish.
 func TestTenantAndEdgeSweep(t *testing.T) {
 	const keyA, keyB = "sweep-key-a-0123456789", "sweep-key-b-0123456789"
-	env := platformtest.StartWith(t, func(c *config.Config) {
+	env := apptest.StartWith(t, func(c *config.Config) {
 		c.APIKeys = map[string]string{keyA: "org-a", keyB: "org-b"}
 		c.Quotas.ConnectionsPerOrg = 8
 	})

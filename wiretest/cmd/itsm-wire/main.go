@@ -18,7 +18,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/itsmhub/itsm/pkg/platform"
+	"github.com/itsmhub/itsm/internal/app"
 	"github.com/itsmhub/itsm/wiretest"
 )
 
@@ -59,7 +59,7 @@ func run(args []string, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stderr, "itsm-wire: MongoDB wire-protocol server (FerretDB, SQLite in %s) on %s\n", srv.Dir(), srv.Addr())
-	return platform.Main(platform.All, stderr)
+	return app.Main(app.All, stderr)
 }
 
 func requireLoopback(addr string) error {

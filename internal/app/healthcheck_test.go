@@ -1,4 +1,4 @@
-package platform_test
+package app_test
 
 import (
 	"io"
@@ -10,7 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/itsmhub/itsm/pkg/platform"
+	"github.com/itsmhub/itsm/internal/app"
 )
 
 func TestHealthcheck(t *testing.T) {
@@ -18,11 +18,11 @@ func TestHealthcheck(t *testing.T) {
 	defer ok.Close()
 	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(503) }))
 	defer bad.Close()
-	require.Equal(t, 0, platform.Healthcheck(ok.URL, io.Discard))
-	require.Equal(t, 1, platform.Healthcheck(bad.URL, io.Discard))
-	require.Equal(t, 1, platform.Healthcheck("http://127.0.0.1:1/healthz", io.Discard))
+	require.Equal(t, 0, app.Healthcheck(ok.URL, io.Discard))
+	require.Equal(t, 1, app.Healthcheck(bad.URL, io.Discard))
+	require.Equal(t, 1, app.Healthcheck("http://127.0.0.1:1/healthz", io.Discard))
 	// With no URL the probe derives it from ITSM_HTTP_ADDR, mapping a
 	// wildcard host to loopback.
 	t.Setenv("ITSM_HTTP_ADDR", "0.0.0.0:"+strconv.Itoa(ok.Listener.Addr().(*net.TCPAddr).Port))
-	require.Equal(t, 0, platform.Healthcheck("", io.Discard))
+	require.Equal(t, 0, app.Healthcheck("", io.Discard))
 }

@@ -1,4 +1,4 @@
-package platform_test
+package app_test
 
 import (
 	"context"
@@ -13,25 +13,25 @@ import (
 	json "github.com/go-json-experiment/json/v1"
 	"github.com/stretchr/testify/require"
 
+	"github.com/itsmhub/itsm/internal/app"
+	"github.com/itsmhub/itsm/internal/app/apptest"
 	"github.com/itsmhub/itsm/pkg/config"
 	"github.com/itsmhub/itsm/pkg/connections"
 	"github.com/itsmhub/itsm/pkg/itsm"
-	"github.com/itsmhub/itsm/pkg/platform"
-	"github.com/itsmhub/itsm/pkg/platform/platformtest"
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/vendors/jira/jirasim"
 )
 
 // startWithSim runs the platform against a simulator that shares its clock.
-func startWithSim(t *testing.T, opts jirasim.Options) (*platformtest.Env, *jirasim.Server, *jirasim.ManualClock) {
+func startWithSim(t *testing.T, opts jirasim.Options) (*apptest.Env, *jirasim.Server, *jirasim.ManualClock) {
 	clock := jirasim.NewManualClock(time.Now())
 	opts.Clock = clock
 	sim := jirasim.NewTestServer(t, opts)
-	env := platformtest.StartWith(t, func(c *config.Config) {
+	env := apptest.StartWith(t, func(c *config.Config) {
 		c.APIKeys = map[string]string{keyA: "org-a", keyB: "org-b"}
 		c.JiraAuthURL, c.JiraAPIURL = sim.URL(), sim.URL()
 		c.JiraClientID, c.JiraClientSecret = sim.ClientID(), sim.ClientSecret()
-	}, platform.WithClock(clock.Now))
+	}, app.WithClock(clock.Now))
 	return env, sim, clock
 }
 
@@ -83,7 +83,7 @@ func TestConnectionLifecycleAgainstSimulator(t *testing.T) {
 
 	// Consent and callback: a confirmation page; confirmed, ACTIVE with a
 	// registered webhook.
-	page := platformtest.Consent(t, created.OAuth2AuthorizeURL)
+	page := apptest.Consent(t, created.OAuth2AuthorizeURL)
 	require.Equal(t, http.StatusOK, page.Status, page.Body)
 	require.Contains(t, page.Body, "org-a")
 	require.Contains(t, page.Body, sim.Default().Info().URL)
@@ -104,7 +104,7 @@ func TestConnectionLifecycleAgainstSimulator(t *testing.T) {
 	require.Contains(t, hooks[0].URL, "/webhooks/jira/"+created.ID)
 
 	// The state is single-use: replaying the callback fails and changes nothing.
-	replay := platformtest.OpenCallback(t, page.CallbackURL)
+	replay := apptest.OpenCallback(t, page.CallbackURL)
 	require.Equal(t, http.StatusConflict, replay.Status)
 	require.Contains(t, replay.Body, "already used")
 
@@ -113,7 +113,7 @@ func TestConnectionLifecycleAgainstSimulator(t *testing.T) {
 	require.NoError(t, err)
 	ticketID := itsm.ObjectID(created.ID, itsm.KindTicket, ref.ID)
 	var tk itsm.Ticket
-	platformtest.Eventually(t, 10*time.Second, "the webhook's ticket is readable", func() bool {
+	apptest.Eventually(t, 10*time.Second, "the webhook's ticket is readable", func() bool {
 		return env.GetJSON(t, keyA, "/v1/itsm/tickets/"+ticketID, &tk) == http.StatusOK
 	})
 	require.Equal(t, ref.Key, tk.Identifier)
@@ -137,7 +137,7 @@ func TestConnectionLifecycleAgainstSimulator(t *testing.T) {
 	clock.Advance(10 * 24 * time.Hour)
 	ref2, err := sim.TransitionIssue(ref.Key, "In Progress")
 	require.NoError(t, err)
-	platformtest.Eventually(t, 10*time.Second, "a delivery after day 30", func() bool {
+	apptest.Eventually(t, 10*time.Second, "a delivery after day 30", func() bool {
 		return env.GetJSON(t, keyA, "/v1/itsm/tickets/"+ticketID, &tk) == http.StatusOK && tk.Status == itsm.StatusInProgress
 	})
 	_ = ref2
@@ -209,14 +209,14 @@ func TestDeleteWithPurgeRemovesTheData(t *testing.T) {
 	require.Equal(t, http.StatusCreated, status, body)
 	var created connections.View
 	require.NoError(t, json.Unmarshal([]byte(body), &created))
-	platformtest.Connect(t, created.OAuth2AuthorizeURL)
+	apptest.Connect(t, created.OAuth2AuthorizeURL)
 
 	// The first full sync after OAuth brings the issues in.
 	var page struct {
 		Items []itsm.Ticket `json:"items"`
 	}
 	path := "/v1/itsm/tickets?connection_id=" + created.ID
-	platformtest.Eventually(t, 20*time.Second, "the first sync's tickets", func() bool {
+	apptest.Eventually(t, 20*time.Second, "the first sync's tickets", func() bool {
 		return env.GetJSON(t, keyA, path, &page) == http.StatusOK && len(page.Items) == 3
 	})
 

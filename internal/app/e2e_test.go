@@ -1,4 +1,4 @@
-package platform_test
+package app_test
 
 import (
 	"context"
@@ -13,10 +13,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/itsmhub/itsm/internal/app/apptest"
 	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/config"
 	"github.com/itsmhub/itsm/pkg/itsm"
-	"github.com/itsmhub/itsm/pkg/platform/platformtest"
 	"github.com/itsmhub/itsm/services/normalizer"
 )
 
@@ -54,7 +54,7 @@ func nextEvent(t *testing.T, sub *nats.Subscription) (*nats.Msg, itsm.Event) {
 }
 
 func TestWebhookToTicketEndToEnd(t *testing.T) {
-	env := platformtest.Start(t, map[string]string{keyA: "org-a", keyB: "org-b"})
+	env := apptest.Start(t, map[string]string{keyA: "org-a", keyB: "org-b"})
 	env.AddConnection(t, "conn-1", "org-a", "https://zulipp.atlassian.net")
 
 	nc, err := nats.Connect(env.NATSURLAs(broker.UserSubscriber))
@@ -64,7 +64,7 @@ func TestWebhookToTicketEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, nc.Flush())
 
-	body := platformtest.Fixture(t, "webhooks/issue_updated_status_change_01.json")
+	body := apptest.Fixture(t, "webhooks/issue_updated_status_change_01.json")
 	status, resp := env.PostWebhook(t, "conn-1", "delivery-1", body)
 	require.Equal(t, http.StatusAccepted, status, resp)
 
@@ -169,7 +169,7 @@ func mustInt(t *testing.T, s string) int64 {
 }
 
 func TestReadyzAndMetrics(t *testing.T) {
-	env := platformtest.Start(t, nil)
+	env := apptest.Start(t, nil)
 	resp, err := http.Get(env.URL + "/readyz")
 	require.NoError(t, err)
 	resp.Body.Close()
@@ -194,19 +194,19 @@ func TestReadyzAndMetrics(t *testing.T) {
 
 // The tuning settings reach the services that use them.
 func TestTuningSettingsReachTheServices(t *testing.T) {
-	env := platformtest.StartWith(t, func(c *config.Config) {
+	env := apptest.StartWith(t, func(c *config.Config) {
 		c.NormalizerAckWait, c.BackfillIncrementalEvery, c.BackfillMaxSyncs = 7*time.Second, 2*time.Minute, 3
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	platformtest.Eventually(t, 10*time.Second, "the normalizer's consumer exists", func() bool {
+	apptest.Eventually(t, 10*time.Second, "the normalizer's consumer exists", func() bool {
 		_, err := env.JetStream().Consumer(ctx, broker.StreamRaw, normalizer.ConsumerName)
 		return err == nil
 	})
 	cons, err := env.JetStream().Consumer(ctx, broker.StreamRaw, normalizer.ConsumerName)
 	require.NoError(t, err)
 	require.Equal(t, 7*time.Second, cons.CachedInfo().Config.AckWait)
-	platformtest.Eventually(t, 10*time.Second, "the backfill worker logs its settings", func() bool {
+	apptest.Eventually(t, 10*time.Second, "the backfill worker logs its settings", func() bool {
 		logs := env.Logs.String()
 		return strings.Contains(logs, `"incremental_every":120`) && strings.Contains(logs, `"max_concurrent_syncs":3`)
 	})

@@ -1,4 +1,4 @@
-package platform_test
+package app_test
 
 import (
 	"context"
@@ -12,9 +12,9 @@ import (
 	json "github.com/go-json-experiment/json/v1"
 	"github.com/stretchr/testify/require"
 
+	"github.com/itsmhub/itsm/internal/app/apptest"
 	"github.com/itsmhub/itsm/pkg/connections"
 	"github.com/itsmhub/itsm/pkg/itsm"
-	"github.com/itsmhub/itsm/pkg/platform/platformtest"
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/vendors/jira/jirasim"
 	"github.com/itsmhub/itsm/services/normalizer"
@@ -63,7 +63,7 @@ func TestFullSyncGivesTheModel(t *testing.T) {
 		"vendor": "JIRA", "options": map[string]any{"status_mapping": []map[string]string{{"Backlog": "BACKLOG"}}}})
 	require.Equal(t, http.StatusBadRequest, st, "BACKLOG is not a status of the model")
 
-	platformtest.Connect(t, created.OAuth2AuthorizeURL)
+	apptest.Connect(t, created.OAuth2AuthorizeURL)
 
 	// The mapping report: every status and priority of the site, and why.
 	var report connections.MappingReport
@@ -89,14 +89,14 @@ func TestFullSyncGivesTheModel(t *testing.T) {
 
 	st, body = env.Call(t, http.MethodPost, keyA, "/v1/connections/"+created.ID+"/sync?kind=full", nil)
 	require.Less(t, st, 300, body)
-	platformtest.Eventually(t, 60*time.Second, "the full sync completes", func() bool {
+	apptest.Eventually(t, 60*time.Second, "the full sync completes", func() bool {
 		var v connections.View
 		return env.GetJSON(t, keyA, "/v1/connections/"+created.ID, &v) == http.StatusOK &&
 			v.LastSync != nil && v.LastSync.Kind == store.SyncFull && v.LastSync.Status == store.SyncCompleted
 	})
 	// COMPLETED means published; the records are stored once the
 	// normalizer has taken them all.
-	platformtest.Eventually(t, 60*time.Second, "the normalizer is idle", func() bool {
+	apptest.Eventually(t, 60*time.Second, "the normalizer is idle", func() bool {
 		idle, err := normalizer.Idle(context.Background(), env.JetStream())
 		return err == nil && idle
 	})
@@ -165,10 +165,10 @@ func TestFullSyncGivesTheModel(t *testing.T) {
 // Keys are unique only per connection: by-identifier with connection_id
 // answers that connection's ticket.
 func TestByIdentifierHonoursTheConnection(t *testing.T) {
-	env := platformtest.Start(t, map[string]string{keyA: "org-a", keyB: "org-b"})
+	env := apptest.Start(t, map[string]string{keyA: "org-a", keyB: "org-b"})
 	env.AddConnection(t, "conn-1", "org-a", "https://zulipp.atlassian.net")
 	env.AddConnection(t, "conn-2", "org-a", "https://zulipp.atlassian.net")
-	body := platformtest.Fixture(t, "webhooks/issue_updated_status_change_01.json")
+	body := apptest.Fixture(t, "webhooks/issue_updated_status_change_01.json")
 	for _, c := range []string{"conn-1", "conn-2"} {
 		st, resp := env.PostWebhook(t, c, "delivery-"+c, body)
 		require.Equal(t, http.StatusAccepted, st, resp)
@@ -176,7 +176,7 @@ func TestByIdentifierHonoursTheConnection(t *testing.T) {
 	for _, c := range []string{"conn-1", "conn-2"} {
 		want := itsm.ObjectID(c, itsm.KindTicket, "10000")
 		var tk itsm.Ticket
-		platformtest.Eventually(t, 10*time.Second, "the ticket of "+c, func() bool {
+		apptest.Eventually(t, 10*time.Second, "the ticket of "+c, func() bool {
 			return env.GetJSON(t, keyA, "/v1/itsm/tickets/by-identifier/TEST-1?connection_id="+c, &tk) == http.StatusOK
 		})
 		require.Equal(t, want, tk.ID)
@@ -198,7 +198,7 @@ func upper(s string) string {
 }
 
 // listAll pages through a list endpoint.
-func listAll(t *testing.T, env *platformtest.Env, key, path string) []map[string]any {
+func listAll(t *testing.T, env *apptest.Env, key, path string) []map[string]any {
 	t.Helper()
 	var out []map[string]any
 	sep := "&"

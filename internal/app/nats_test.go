@@ -1,4 +1,4 @@
-package platform_test
+package app_test
 
 import (
 	"context"
@@ -14,12 +14,12 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/itsmhub/itsm/internal/app"
+	"github.com/itsmhub/itsm/internal/app/apptest"
 	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/broker/brokertest"
 	"github.com/itsmhub/itsm/pkg/config"
 	"github.com/itsmhub/itsm/pkg/itsm"
-	"github.com/itsmhub/itsm/pkg/platform"
-	"github.com/itsmhub/itsm/pkg/platform/platformtest"
 )
 
 // TestEachServiceRunsAsItsOwnNATSUser runs the all-in-one process (each
@@ -27,7 +27,7 @@ import (
 // and a sync request, and finds no permission violation in its logs and no
 // NATS password either.
 func TestEachServiceRunsAsItsOwnNATSUser(t *testing.T) {
-	env := platformtest.Start(t, map[string]string{keyA: "org-a"})
+	env := apptest.Start(t, map[string]string{keyA: "org-a"})
 	env.AddConnection(t, "conn-1", "org-a", "https://zulipp.atlassian.net")
 
 	_, err := nats.Connect(env.NATSURL())
@@ -39,7 +39,7 @@ func TestEachServiceRunsAsItsOwnNATSUser(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, nc.Flush())
 
-	status, body := env.PostWebhook(t, "conn-1", "delivery-1", platformtest.Fixture(t, "webhooks/issue_updated_status_change_01.json"))
+	status, body := env.PostWebhook(t, "conn-1", "delivery-1", apptest.Fixture(t, "webhooks/issue_updated_status_change_01.json"))
 	require.Equal(t, http.StatusAccepted, status, body)
 	_, err = sub.NextMsg(10 * time.Second)
 	require.NoError(t, err, "the normalizer consumed RAW and published the event")
@@ -49,7 +49,7 @@ func TestEachServiceRunsAsItsOwnNATSUser(t *testing.T) {
 	require.Less(t, status, 300, body)
 	time.Sleep(1500 * time.Millisecond)
 
-	info, err := os.Stat(filepath.Join(env.Config.DataDir, platform.DevNATSFile))
+	info, err := os.Stat(filepath.Join(env.Config.DataDir, app.DevNATSFile))
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o600), info.Mode().Perm(), "dev passwords are the owner's only")
 	logs := env.Logs.String()
@@ -64,7 +64,7 @@ func TestEachServiceRunsAsItsOwnNATSUser(t *testing.T) {
 // broker, as docker-compose and k8s do: without its password it refuses to
 // start and names the variable; with it, it serves.
 func TestServiceNeedsItsNATSPassword(t *testing.T) {
-	env := platformtest.Start(t, nil)
+	env := apptest.Start(t, nil)
 	cfg := env.Config
 	cfg.NATSURL, cfg.Dev = env.NATSURL(), false
 	cfg.DataDir = t.TempDir()
@@ -73,15 +73,15 @@ func TestServiceNeedsItsNATSPassword(t *testing.T) {
 	cfg.NATSUsers = broker.Users{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	_, err := platform.Start(ctx, cfg, platform.Components{Receiver: true}, zaptest.NewLogger(t))
+	_, err := app.Start(ctx, cfg, app.Components{Receiver: true}, zaptest.NewLogger(t))
 	require.ErrorContains(t, err, broker.PasswordEnv(broker.UserReceiver))
 
 	cfg.NATSUsers = broker.Users{broker.UserReceiver: env.NATSUsers()[broker.UserNormalizer]}
-	_, err = platform.Start(ctx, cfg, platform.Components{Receiver: true}, zaptest.NewLogger(t))
+	_, err = app.Start(ctx, cfg, app.Components{Receiver: true}, zaptest.NewLogger(t))
 	require.ErrorContains(t, err, "Authorization Violation", "another user's password")
 
 	cfg.NATSUsers = broker.Users{broker.UserReceiver: env.NATSUsers()[broker.UserReceiver]}
-	p, err := platform.Start(ctx, cfg, platform.Components{Receiver: true}, zaptest.NewLogger(t))
+	p, err := app.Start(ctx, cfg, app.Components{Receiver: true}, zaptest.NewLogger(t))
 	require.NoError(t, err)
 	resp, err := http.Get("http://" + p.HTTPAddr() + "/readyz")
 	require.NoError(t, err)
@@ -118,18 +118,18 @@ func TestServiceConnectsOverTLS(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(srv.Shutdown)
 
-	cfg := platformtest.StartWith(t, nil).Config
+	cfg := apptest.StartWith(t, nil).Config
 	cfg.NATSURL = strings.Replace(srv.ClientURL(), "nats://", "tls://", 1)
 	cfg.DataDir = t.TempDir()
 	cfg.Store = filepath.Join(cfg.DataDir, "itsm.db")
 	cfg.NATSUsers = broker.Users{broker.UserNormalizer: users[broker.UserNormalizer]}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	_, err = platform.Start(ctx, cfg, platform.Components{Normalizer: true}, zaptest.NewLogger(t))
+	_, err = app.Start(ctx, cfg, app.Components{Normalizer: true}, zaptest.NewLogger(t))
 	require.Error(t, err, "without the CA the server's certificate is not trusted")
 
 	cfg.NATSTLS = files
-	p, err := platform.Start(ctx, cfg, platform.Components{Normalizer: true}, zaptest.NewLogger(t))
+	p, err := app.Start(ctx, cfg, app.Components{Normalizer: true}, zaptest.NewLogger(t))
 	require.NoError(t, err)
 	_, err = p.JetStream().Stream(ctx, broker.StreamRaw)
 	require.NoError(t, err, "the normalizer created the streams over TLS")
@@ -140,10 +140,10 @@ func TestServiceConnectsOverTLS(t *testing.T) {
 // Every process answers the probes in one shape, whether it serves the API
 // (receiver) or not (normalizer, backfill).
 func TestEveryProcessAnswersTheProbesAlike(t *testing.T) {
-	env := platformtest.Start(t, nil)
+	env := apptest.Start(t, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	for _, comps := range []platform.Components{{Receiver: true}, {Normalizer: true}, {Backfill: true}} {
+	for _, comps := range []app.Components{{Receiver: true}, {Normalizer: true}, {Backfill: true}} {
 		cfg := env.Config
 		cfg.NATSURL, cfg.Dev = env.NATSURL(), false
 		cfg.DataDir = t.TempDir()
@@ -151,7 +151,7 @@ func TestEveryProcessAnswersTheProbesAlike(t *testing.T) {
 		cfg.EncryptionKey = make([]byte, 32)
 		cfg.HTTPAddr, cfg.MetricsAddr = "127.0.0.1:0", "127.0.0.1:0"
 		cfg.NATSUsers = env.NATSUsers()
-		p, err := platform.Start(ctx, cfg, comps, zaptest.NewLogger(t))
+		p, err := app.Start(ctx, cfg, comps, zaptest.NewLogger(t))
 		require.NoError(t, err, "%+v", comps)
 		for path, want := range map[string]string{"/healthz": `{"status":"ok"}`, "/readyz": `{"status":"ready"}`} {
 			resp, err := http.Get("http://" + p.HTTPAddr() + path)

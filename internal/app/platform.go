@@ -1,7 +1,7 @@
-// Package platform wires the services into one process: the all-in-one
-// binary runs them all on embedded defaults, the per-service binaries one
-// each against shared NATS and MongoDB.
-package platform
+// Package app wires the services into one process (the wiring is the one
+// place that knows the vendors): the all-in-one binary runs them all on
+// embedded defaults, the per-service binaries one each against shared NATS and MongoDB.
+package app
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package platform_test
+package app_test
 
 import (
 	"bytes"
@@ -12,9 +12,9 @@ import (
 	json "github.com/go-json-experiment/json/v1"
 	"github.com/stretchr/testify/require"
 
+	"github.com/itsmhub/itsm/internal/app/apptest"
 	"github.com/itsmhub/itsm/pkg/config"
 	"github.com/itsmhub/itsm/pkg/itsm"
-	"github.com/itsmhub/itsm/pkg/platform/platformtest"
 )
 
 // withIssue turns the fixture into issue n: its own id and key.
@@ -39,9 +39,9 @@ func TestNothingAcceptedIsLostAcrossRestart(t *testing.T) {
 		c.APIKeys = map[string]string{keyA: "org-a"}
 		c.DataDir, c.Store = dir, filepath.Join(dir, "itsm.db")
 	}
-	env := platformtest.StartWith(t, configure)
+	env := apptest.StartWith(t, configure)
 	env.AddConnection(t, "conn-1", "org-a", "https://zulipp.atlassian.net")
-	fixture := platformtest.Fixture(t, "webhooks/issue_updated_status_change_01.json")
+	fixture := apptest.Fixture(t, "webhooks/issue_updated_status_change_01.json")
 
 	const n = 300
 	var mu sync.Mutex
@@ -75,14 +75,14 @@ func TestNothingAcceptedIsLostAcrossRestart(t *testing.T) {
 	require.NotEmpty(t, accepted)
 	t.Logf("%d of %d deliveries were accepted before the shutdown", len(accepted), n)
 
-	again := platformtest.StartWith(t, configure)
+	again := apptest.StartWith(t, configure)
 	// Messages the server had already sent for a pending pull request when
 	// the normalizer drained never reached it: JetStream redelivers them once
 	// the consumer's AckWait (30 s) passes. They are late, never lost.
 	deadline := 45 * time.Second
 	for i := range accepted {
 		id := itsm.ObjectID("conn-1", itsm.KindTicket, fmt.Sprint(20000+i))
-		platformtest.Eventually(t, deadline, "accepted delivery "+fmt.Sprint(i)+" stored", func() bool {
+		apptest.Eventually(t, deadline, "accepted delivery "+fmt.Sprint(i)+" stored", func() bool {
 			return again.GetJSON(t, keyA, "/v1/itsm/tickets/"+id, nil) == http.StatusOK
 		})
 	}
@@ -90,13 +90,13 @@ func TestNothingAcceptedIsLostAcrossRestart(t *testing.T) {
 
 // postQuiet is PostWebhook that reports transport errors as status 0: after
 // the shutdown starts, refused connections are expected.
-func postQuiet(env *platformtest.Env, connID, deliveryID string, body []byte) (int, error) {
+func postQuiet(env *apptest.Env, connID, deliveryID string, body []byte) (int, error) {
 	req, err := http.NewRequest(http.MethodPost, env.URL+"/webhooks/jira/"+connID, bytes.NewReader(body))
 	if err != nil {
 		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", platformtest.SignQuiet(env.Config.JiraClientSecret, time.Now().Add(time.Minute)))
+	req.Header.Set("Authorization", apptest.SignQuiet(env.Config.JiraClientSecret, time.Now().Add(time.Minute)))
 	req.Header.Set("X-Atlassian-Webhook-Identifier", deliveryID)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -1,4 +1,4 @@
-package platform_test
+package app_test
 
 import (
 	"context"
@@ -11,17 +11,17 @@ import (
 	json "github.com/go-json-experiment/json/v1"
 	"github.com/stretchr/testify/require"
 
+	"github.com/itsmhub/itsm/internal/app"
+	"github.com/itsmhub/itsm/internal/app/apptest"
 	"github.com/itsmhub/itsm/pkg/config"
 	"github.com/itsmhub/itsm/pkg/connections"
-	"github.com/itsmhub/itsm/pkg/platform"
-	"github.com/itsmhub/itsm/pkg/platform/platformtest"
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/vendors/jira/jirasim"
 )
 
 // createConnection creates a connection as the API key's organization and
 // returns its view (with the authorize URL).
-func createConnection(t *testing.T, env *platformtest.Env, key string, options map[string]any) connections.View {
+func createConnection(t *testing.T, env *apptest.Env, key string, options map[string]any) connections.View {
 	t.Helper()
 	req := map[string]any{"vendor": "JIRA"}
 	if options != nil {
@@ -34,7 +34,7 @@ func createConnection(t *testing.T, env *platformtest.Env, key string, options m
 	return v
 }
 
-func getConnection(t *testing.T, env *platformtest.Env, key, id string) connections.View {
+func getConnection(t *testing.T, env *apptest.Env, key, id string) connections.View {
 	t.Helper()
 	var v connections.View
 	require.Equal(t, http.StatusOK, env.GetJSON(t, key, "/v1/connections/"+id, &v))
@@ -43,7 +43,7 @@ func getConnection(t *testing.T, env *platformtest.Env, key, id string) connecti
 
 // requireNotConnected: the connection is PENDING, holds no usable tokens
 // and has registered nothing in Jira.
-func requireNotConnected(t *testing.T, env *platformtest.Env, sim *jirasim.Server, key, id string) connections.View {
+func requireNotConnected(t *testing.T, env *apptest.Env, sim *jirasim.Server, key, id string) connections.View {
 	t.Helper()
 	v := getConnection(t, env, key, id)
 	require.Equal(t, store.StatePending, v.State)
@@ -74,7 +74,7 @@ func TestConsentNamesTheOrganizationAndWaitsForConfirmation(t *testing.T) {
 	victimSite := sim.Default().Info().URL
 	created := createConnection(t, env, keyB, map[string]any{"site_url": victimSite})
 
-	page := platformtest.Consent(t, created.OAuth2AuthorizeURL)
+	page := apptest.Consent(t, created.OAuth2AuthorizeURL)
 	require.Equal(t, http.StatusOK, page.Status, page.Body)
 	require.Contains(t, page.Body, `<dd id="organization">org-b</dd>`, "the page names the asking organization")
 	require.Contains(t, page.Body, victimSite, "and the granted site")
@@ -104,7 +104,7 @@ func TestConsentStateExpires(t *testing.T) {
 	env, sim, clock := startWithSim(t, jirasim.Options{Seed: 3, Projects: 1, IssuesPerProject: 1})
 	created := createConnection(t, env, keyA, nil)
 	clock.Advance(16 * time.Minute) // the state lives 15 minutes
-	page := platformtest.Consent(t, created.OAuth2AuthorizeURL)
+	page := apptest.Consent(t, created.OAuth2AuthorizeURL)
 	requireErrorPage(t, page.Status, page.Body, http.StatusBadRequest, "This authorization link has expired")
 	require.Empty(t, page.Token)
 	requireNotConnected(t, env, sim, keyA, created.ID)
@@ -116,17 +116,17 @@ func TestConsentStateExpires(t *testing.T) {
 		URL string `json:"oauth2_authorize_url"`
 	}
 	require.NoError(t, json.Unmarshal([]byte(body), &fresh))
-	platformtest.Connect(t, fresh.URL)
+	apptest.Connect(t, fresh.URL)
 	require.Equal(t, store.StateActive, getConnection(t, env, keyA, created.ID).State)
 }
 
 func TestConsentStateIsSingleUse(t *testing.T) {
 	env, sim, _ := startWithSim(t, jirasim.Options{Seed: 3, Projects: 1, IssuesPerProject: 1})
 	created := createConnection(t, env, keyA, nil)
-	page := platformtest.Consent(t, created.OAuth2AuthorizeURL)
+	page := apptest.Consent(t, created.OAuth2AuthorizeURL)
 	require.Equal(t, http.StatusOK, page.Status, page.Body)
 
-	replay := platformtest.OpenCallback(t, page.CallbackURL)
+	replay := apptest.OpenCallback(t, page.CallbackURL)
 	requireErrorPage(t, replay.Status, replay.Body, http.StatusConflict, "This authorization link was already used")
 	require.Nil(t, replay.Cookie)
 
@@ -134,17 +134,17 @@ func TestConsentStateIsSingleUse(t *testing.T) {
 	created2 := createConnection(t, env, keyA, nil)
 	st, body := env.Call(t, http.MethodPost, keyA, "/v1/connections/"+created2.ID+"/authorize", nil)
 	require.Equal(t, http.StatusOK, st, body)
-	old := platformtest.Consent(t, created2.OAuth2AuthorizeURL)
+	old := apptest.Consent(t, created2.OAuth2AuthorizeURL)
 	requireErrorPage(t, old.Status, old.Body, http.StatusConflict, "already used")
 	requireNotConnected(t, env, sim, keyA, created2.ID)
 
 	// Forged and denied callbacks get error pages too.
-	forged := platformtest.OpenCallback(t, env.URL+"/oauth/callback?code=x&state=forged.state.123.sig")
+	forged := apptest.OpenCallback(t, env.URL+"/oauth/callback?code=x&state=forged.state.123.sig")
 	requireErrorPage(t, forged.Status, forged.Body, http.StatusBadRequest, "This authorization link is not valid")
-	denied := platformtest.OpenCallback(t, env.URL+"/oauth/callback?error=access_denied&state=x")
+	denied := apptest.OpenCallback(t, env.URL+"/oauth/callback?error=access_denied&state=x")
 	requireErrorPage(t, denied.Status, denied.Body, http.StatusBadRequest, "Jira access was not granted", "access_denied")
 	// Free text in the link never becomes a message on the page.
-	spoof := platformtest.OpenCallback(t, env.URL+"/oauth/callback?error="+url.QueryEscape("Your account is locked, call +1 555 0100"))
+	spoof := apptest.OpenCallback(t, env.URL+"/oauth/callback?error="+url.QueryEscape("Your account is locked, call +1 555 0100"))
 	requireErrorPage(t, spoof.Status, spoof.Body, http.StatusBadRequest, "unknown error")
 	require.NotContains(t, spoof.Body, "555 0100")
 
@@ -158,7 +158,7 @@ func TestConsentStateIsSingleUse(t *testing.T) {
 func TestConsentConfirmationIsCSRFProtected(t *testing.T) {
 	env, sim, clock := startWithSim(t, jirasim.Options{Seed: 3, Projects: 1, IssuesPerProject: 1})
 	created := createConnection(t, env, keyA, nil)
-	page := platformtest.Consent(t, created.OAuth2AuthorizeURL)
+	page := apptest.Consent(t, created.OAuth2AuthorizeURL)
 	require.Equal(t, http.StatusOK, page.Status, page.Body)
 	require.NotEmpty(t, page.Token)
 	require.NotNil(t, page.Cookie)
@@ -168,7 +168,7 @@ func TestConsentConfirmationIsCSRFProtected(t *testing.T) {
 
 	// A second, independent consent supplies another browser's cookie.
 	other := createConnection(t, env, keyA, nil)
-	otherPage := platformtest.Consent(t, other.OAuth2AuthorizeURL)
+	otherPage := apptest.Consent(t, other.OAuth2AuthorizeURL)
 	require.Equal(t, http.StatusOK, otherPage.Status, otherPage.Body)
 
 	forged := page.Token[:len(page.Token)-4] + "AAAA"
@@ -236,7 +236,7 @@ func TestConsentConfirmationIsCSRFProtected(t *testing.T) {
 func TestConsentExpiredPendingIsDiscardedByUpkeep(t *testing.T) {
 	env, sim, clock := startWithSim(t, jirasim.Options{Seed: 3, Projects: 1, IssuesPerProject: 1})
 	created := createConnection(t, env, keyA, nil)
-	page := platformtest.Consent(t, created.OAuth2AuthorizeURL)
+	page := apptest.Consent(t, created.OAuth2AuthorizeURL)
 	require.Equal(t, http.StatusOK, page.Status, page.Body)
 	require.NoError(t, env.Connections().DiscardExpiredConsents(context.Background()))
 	require.NotNil(t, getConnection(t, env, keyA, created.ID).PendingConsent, "not expired yet")
@@ -252,7 +252,7 @@ func TestConsentSiteMustMatchTheDeclaredSite(t *testing.T) {
 	env, sim, _ := startWithSim(t, jirasim.Options{Seed: 3, Projects: 1, IssuesPerProject: 1})
 	declared := "https://customer-site.atlassian.net"
 	created := createConnection(t, env, keyA, map[string]any{"site_url": declared})
-	page := platformtest.Consent(t, created.OAuth2AuthorizeURL)
+	page := apptest.Consent(t, created.OAuth2AuthorizeURL)
 	requireErrorPage(t, page.Status, page.Body, http.StatusConflict, "Wrong Jira site", sim.Default().Info().URL, "stays PENDING")
 	require.NotContains(t, page.Body, declared, "whoever holds the link does not learn the declared site")
 	require.Nil(t, page.Cookie)
@@ -270,13 +270,13 @@ func TestConsentPagesAreStrictPlainHTML(t *testing.T) {
 	const orgC = `org-<script>alert(1)</script>&"c"`
 	clock := jirasim.NewManualClock(time.Now())
 	sim := jirasim.NewTestServer(t, jirasim.Options{Seed: 3, Projects: 1, IssuesPerProject: 1, Clock: clock})
-	env := platformtestWithOrg(t, sim, clock, keyC, orgC)
+	env := platformWithOrg(t, sim, clock, keyC, orgC)
 	created := createConnection(t, env, keyC, nil)
-	page := platformtest.Consent(t, created.OAuth2AuthorizeURL)
+	page := apptest.Consent(t, created.OAuth2AuthorizeURL)
 	require.Equal(t, http.StatusOK, page.Status, page.Body)
 	st, success := page.Submit(t, "confirm")
 	require.Equal(t, http.StatusOK, st, success)
-	replay := platformtest.OpenCallback(t, page.CallbackURL)
+	replay := apptest.OpenCallback(t, page.CallbackURL)
 	tok, err := env.Connections().Token(context.Background(), created.ID, "")
 	require.NoError(t, err)
 
@@ -312,21 +312,21 @@ func TestConsentPagesAreStrictPlainHTML(t *testing.T) {
 	require.Contains(t, success, `<dd id="state">ACTIVE</dd>`)
 }
 
-// platformtestWithOrg runs the platform against sim with one API key of
+// platformWithOrg runs the platform against sim with one API key of
 // the organization orgID.
-func platformtestWithOrg(t *testing.T, sim *jirasim.Server, clock *jirasim.ManualClock, key, orgID string) *platformtest.Env {
-	return platformtest.StartWith(t, func(c *config.Config) {
+func platformWithOrg(t *testing.T, sim *jirasim.Server, clock *jirasim.ManualClock, key, orgID string) *apptest.Env {
+	return apptest.StartWith(t, func(c *config.Config) {
 		c.APIKeys = map[string]string{key: orgID}
 		c.JiraAuthURL, c.JiraAPIURL = sim.URL(), sim.URL()
 		c.JiraClientID, c.JiraClientSecret = sim.ClientID(), sim.ClientSecret()
-	}, platform.WithClock(clock.Now))
+	}, app.WithClock(clock.Now))
 }
 
 // Two confirmations of one form at once: exactly one activates.
 func TestConsentConcurrentConfirmationsActivateOnce(t *testing.T) {
 	env, _, _ := startWithSim(t, jirasim.Options{Seed: 3, Projects: 1, IssuesPerProject: 1})
 	created := createConnection(t, env, keyA, nil)
-	page := platformtest.Consent(t, created.OAuth2AuthorizeURL)
+	page := apptest.Consent(t, created.OAuth2AuthorizeURL)
 	require.Equal(t, http.StatusOK, page.Status, page.Body)
 	form := url.Values{"consent_token": {page.Token}, "decision": {"confirm"}}.Encode()
 	statuses := make(chan int, 4)
@@ -362,7 +362,7 @@ func TestConsentPicksTheDeclaredSiteOfSeveral(t *testing.T) {
 	env, sim, _ := startWithSim(t, jirasim.Options{Seed: 3, Projects: 1, IssuesPerProject: 1, Sites: []jirasim.Site{{}, {}}})
 	second := sim.Sites()[1]
 	created := createConnection(t, env, keyA, map[string]any{"site_url": second.URL})
-	page := platformtest.Consent(t, created.OAuth2AuthorizeURL)
+	page := apptest.Consent(t, created.OAuth2AuthorizeURL)
 	require.Equal(t, http.StatusOK, page.Status, page.Body)
 	require.Contains(t, page.Body, `<dd id="site">`+second.Name+" ("+second.URL+")</dd>")
 	st, body := page.Submit(t, "confirm")
@@ -378,7 +378,7 @@ func TestConsentPicksTheDeclaredSiteOfSeveral(t *testing.T) {
 func TestConsentConfirmationChecksTheSiteAgain(t *testing.T) {
 	env, sim, _ := startWithSim(t, jirasim.Options{Seed: 3, Projects: 1, IssuesPerProject: 1})
 	created := createConnection(t, env, keyA, nil)
-	page := platformtest.Consent(t, created.OAuth2AuthorizeURL)
+	page := apptest.Consent(t, created.OAuth2AuthorizeURL)
 	require.Equal(t, http.StatusOK, page.Status, page.Body)
 	st, body := env.Call(t, http.MethodPatch, keyA, "/v1/connections/"+created.ID,
 		map[string]any{"options": map[string]any{"site_url": "https://elsewhere.atlassian.net"}})
@@ -396,7 +396,7 @@ func TestConsentConfirmationChecksTheSiteAgain(t *testing.T) {
 func TestConsentNewAuthorizationDiscardsThePendingOne(t *testing.T) {
 	env, sim, _ := startWithSim(t, jirasim.Options{Seed: 3, Projects: 1, IssuesPerProject: 1})
 	created := createConnection(t, env, keyA, nil)
-	page := platformtest.Consent(t, created.OAuth2AuthorizeURL)
+	page := apptest.Consent(t, created.OAuth2AuthorizeURL)
 	require.Equal(t, http.StatusOK, page.Status, page.Body)
 	require.NotNil(t, getConnection(t, env, keyA, created.ID).PendingConsent)
 	st, body := env.Call(t, http.MethodPost, keyA, "/v1/connections/"+created.ID+"/authorize", nil)

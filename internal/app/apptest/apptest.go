@@ -1,7 +1,7 @@
-// Package platformtest starts the whole platform in-process for tests, on
+// Package apptest starts the whole platform in-process for tests, on
 // real parts: an embedded NATS JetStream on a random port and a SQLite file
 // in a temp dir.
-package platformtest
+package apptest
 
 import (
 	"bytes"
@@ -21,15 +21,15 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/itsmhub/itsm/internal/app"
 	"github.com/itsmhub/itsm/pkg/config"
 	"github.com/itsmhub/itsm/pkg/fixtures"
-	"github.com/itsmhub/itsm/pkg/platform"
 	"github.com/itsmhub/itsm/pkg/store"
 )
 
 // Env is a running platform.
 type Env struct {
-	*platform.Platform
+	*app.Platform
 	Config config.Config
 	URL    string
 	// Logs holds every log line of the run (debug level, JSON), so tests can
@@ -74,7 +74,7 @@ func Start(t testing.TB, apiKeys map[string]string) *Env {
 }
 
 // StartWith is Start with the configuration adjusted by configure.
-func StartWith(t testing.TB, configure func(*config.Config), opts ...platform.Option) *Env {
+func StartWith(t testing.TB, configure func(*config.Config), opts ...app.Option) *Env {
 	t.Helper()
 	cfg, err := config.Load(func(k string) (string, bool) {
 		if k == "ITSM_DEV" {
@@ -97,7 +97,7 @@ func StartWith(t testing.TB, configure func(*config.Config), opts ...platform.Op
 		zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)).Core(),
 		zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), logs, zap.DebugLevel),
 	))
-	p, err := platform.Start(ctx, cfg, platform.All, log, opts...)
+	p, err := app.Start(ctx, cfg, app.All, log, opts...)
 	require.NoError(t, err)
 	var once sync.Once
 	var waitErr error

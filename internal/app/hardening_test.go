@@ -1,4 +1,4 @@
-package platform_test
+package app_test
 
 import (
 	"net/http"
@@ -12,16 +12,16 @@ import (
 	json "github.com/go-json-experiment/json/v1"
 	"github.com/stretchr/testify/require"
 
+	"github.com/itsmhub/itsm/internal/app"
+	"github.com/itsmhub/itsm/internal/app/apptest"
 	"github.com/itsmhub/itsm/pkg/config"
-	"github.com/itsmhub/itsm/pkg/platform"
-	"github.com/itsmhub/itsm/pkg/platform/platformtest"
 )
 
 // /metrics shows the platform's internals (tenants' connection counts,
 // backlog): it is served on ITSM_METRICS_ADDR only, never on the public
 // listener.
 func TestMetricsOnlyOnTheirOwnListener(t *testing.T) {
-	env := platformtest.Start(t, nil)
+	env := apptest.Start(t, nil)
 	resp, err := http.Get(env.URL + "/metrics")
 	require.NoError(t, err)
 	resp.Body.Close()
@@ -42,7 +42,7 @@ func TestMetricsOnlyOnTheirOwnListener(t *testing.T) {
 // key: the platform creates it and its database for the owner only.
 func TestDataDirAndDatabaseOwnerOnly(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	env := platformtest.StartWith(t, func(c *config.Config) {
+	env := apptest.StartWith(t, func(c *config.Config) {
 		c.DataDir, c.Store = dir, filepath.Join(dir, "itsm.db")
 	})
 	_ = env
@@ -67,9 +67,9 @@ func TestEnvironmentAPIKeysRefusedOutsideDevMode(t *testing.T) {
 	t.Setenv("ITSM_HTTP_ADDR", "127.0.0.1:0")
 	t.Setenv("ITSM_NATS_LISTEN", "127.0.0.1:0")
 	t.Setenv("ITSM_METRICS_ADDR", "127.0.0.1:0")
-	var stderr platformtest.SyncBuffer
+	var stderr apptest.SyncBuffer
 	done := make(chan int, 1)
-	go func() { done <- platform.Main(platform.All, &stderr) }()
+	go func() { done <- app.Main(app.All, &stderr) }()
 	select {
 	case code := <-done:
 		require.Equal(t, 2, code)
@@ -87,7 +87,7 @@ func TestEnvironmentAPIKeysRefusedOutsideDevMode(t *testing.T) {
 // bound: its connections, their options and every list are bounded.
 func TestConnectionQuotasAndPaging(t *testing.T) {
 	const keyA, keyB = "quota-key-a-0123456789", "quota-key-b-0123456789"
-	env := platformtest.StartWith(t, func(c *config.Config) {
+	env := apptest.StartWith(t, func(c *config.Config) {
 		c.APIKeys = map[string]string{keyA: "org-a", keyB: "org-b"}
 		c.Quotas = config.Quotas{ConnectionsPerOrg: 5, ProjectKeys: 3, MappingEntries: 2, APIRate: 1000, APIBurst: 1000}
 	})

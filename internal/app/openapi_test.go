@@ -1,4 +1,4 @@
-package platform_test
+package app_test
 
 import (
 	"io"
@@ -12,14 +12,14 @@ import (
 	json "github.com/go-json-experiment/json/v1"
 	"github.com/stretchr/testify/require"
 
+	"github.com/itsmhub/itsm/internal/app/apptest"
 	"github.com/itsmhub/itsm/pkg/itsm"
-	"github.com/itsmhub/itsm/pkg/platform/platformtest"
 	"github.com/itsmhub/itsm/services/receiver"
 )
 
 // TestOpenAPIMatchesRoutes: no route undocumented, no documented route missing.
 func TestOpenAPIMatchesRoutes(t *testing.T) {
-	env := platformtest.Start(t, nil)
+	env := apptest.Start(t, nil)
 	var doc struct {
 		Paths map[string]map[string]json.RawMessage `json:"paths"`
 	}
