@@ -32,8 +32,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var cfg load.Config
 	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "receiver base URL (loopback only)")
 	fs.StringVar(&cfg.Conn, "conn", "", "connection id (required)")
-	fs.StringVar(&cfg.Secret, "secret", config.DevClientSecret, "OAuth client secret that signs the JWTs (default: the dev-mode secret)")
-	fs.StringVar(&cfg.Site, "site", "https://acme.atlassian.net", "the connection's Jira site; issues' self URLs point at it")
+	fs.StringVar(&cfg.Vendor, "vendor", load.VendorJira, "jira (signed dynamic webhooks) or servicenow (signed business-rule pushes)")
+	fs.StringVar(&cfg.Secret, "secret", config.DevClientSecret, "what signs the deliveries: the OAuth client secret (jira; default: the dev-mode secret) or the connection's push secret (servicenow)")
+	fs.StringVar(&cfg.Site, "site", "", "the connection's Jira site or ServiceNow instance URL; records' links point at it (default https://acme.atlassian.net for jira)")
 	fs.Float64Var(&cfg.Rate, "rate", 100, "deliveries per second, duplicates included (0: as fast as possible)")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 16, "concurrent keep-alive clients")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to run (ignored with -n)")

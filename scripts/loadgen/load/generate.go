@@ -67,9 +67,19 @@ func (g *generator) fresh(seq int) Delivery {
 	issue := seq % g.cfg.Issues
 	vendorID := strconv.Itoa(g.cfg.IssueBase + issue)
 	key := fmt.Sprintf("%s-%d", g.cfg.Project, issue+1)
+	id := fmt.Sprintf("%s-%d", g.cfg.RunID, seq)
+	if g.cfg.Vendor == VendorServiceNow {
+		sysID := fmt.Sprintf("%032x", g.cfg.IssueBase+issue)
+		number := fmt.Sprintf("INC%07d", issue+1)
+		body := snPush(g.cfg, seq, sysID, number)
+		version, err := snVersion(g.cfg, body)
+		if err != nil {
+			panic(fmt.Sprintf("load: the generated push does not map: %v", err)) // a bug of this generator
+		}
+		return Delivery{Seq: seq, Issue: issue, VendorID: sysID, Key: number, Version: version, ID: id, Body: body}
+	}
 	version := g.t0 + int64(seq)
-	return Delivery{Seq: seq, Issue: issue, VendorID: vendorID, Key: key, Version: version,
-		ID:   fmt.Sprintf("%s-%d", g.cfg.RunID, seq),
+	return Delivery{Seq: seq, Issue: issue, VendorID: vendorID, Key: key, Version: version, ID: id,
 		Body: issueBody(g.cfg, seq, vendorID, key, version)}
 }
 
@@ -150,11 +160,17 @@ func issueBody(cfg Config, seq int, vendorID, key string, version int64) []byte 
 		`"status":{"id":"` + st.id + `","name":"` + st.name + `","statusCategory":{"key":"` + st.category + `"}},` +
 		`"labels":["load"],"summary":"load ` + key + ` #` + strconv.Itoa(seq) + `","description":"`
 	tail := `"}},"changelog":{"id":"` + strconv.Itoa(seq) + `","items":[{"field":"summary","fieldtype":"jira","fromString":"before","toString":"after"}]}}`
-	pad := max(cfg.BodyBytes-len(head)-len(tail), 0)
+	return pad(head, tail, cfg.BodyBytes)
+}
+
+// pad joins head and tail with filler text between them (inside a JSON
+// string), so that the body is about size bytes long.
+func pad(head, tail string, size int) []byte {
+	n := max(size-len(head)-len(tail), 0)
 	var b strings.Builder
-	b.Grow(len(head) + pad + len(tail))
+	b.Grow(len(head) + n + len(tail))
 	b.WriteString(head)
-	for i := 0; i < pad; i++ {
+	for i := 0; i < n; i++ {
 		b.WriteByte("lorem ipsum dolor sit amet "[i%27])
 	}
 	b.WriteString(tail)

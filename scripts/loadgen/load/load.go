@@ -27,6 +27,8 @@ import (
 
 	json "github.com/go-json-experiment/json/v1"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/itsmhub/itsm/pkg/vendors/servicenow"
 )
 
 // Config of one load run.
@@ -35,10 +37,14 @@ type Config struct {
 	URL string
 	// Conn is the connection id in the webhook path.
 	Conn string
-	// Secret is the OAuth app's client secret that signs the JWTs.
+	// Vendor is VendorJira (the default) or VendorServiceNow.
+	Vendor string
+	// Secret signs the deliveries: the OAuth app's client secret (Jira's
+	// JWTs), or the connection's push secret (ServiceNow's X-Signature).
 	Secret string
-	// Site is the connection's Jira site; the issues' self URLs point at it
-	// (the receiver refuses deliveries for another site).
+	// Site is the connection's Jira site, or ServiceNow instance URL; the
+	// records' links point at it (the receiver refuses deliveries for
+	// another Jira site).
 	Site string
 	// CloudID, when set, is the token's context.cloudId: the receiver
 	// requires it for connections whose site it knows from OAuth.
@@ -82,8 +88,18 @@ func (c *Config) defaults() error {
 	if c.Secret == "" {
 		return errors.New("a client secret is required to sign deliveries")
 	}
-	if c.Site == "" {
+	switch c.Vendor {
+	case "":
+		c.Vendor = VendorJira
+	case VendorJira, VendorServiceNow:
+	default:
+		return fmt.Errorf("vendor %q: want %s or %s", c.Vendor, VendorJira, VendorServiceNow)
+	}
+	if c.Site == "" && c.Vendor == VendorJira {
 		c.Site = "https://acme.atlassian.net"
+	}
+	if c.Site == "" {
+		c.Site = "https://dev10001.service-now.com"
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 16
@@ -197,7 +213,7 @@ func send(ctx context.Context, cfg Config, next func() (Delivery, bool)) (*Resul
 	if err := CheckLoopback(cfg.URL); err != nil {
 		return nil, err
 	}
-	target := strings.TrimSuffix(cfg.URL, "/") + "/webhooks/jira/" + url.PathEscape(cfg.Conn)
+	target := strings.TrimSuffix(cfg.URL, "/") + "/webhooks/" + cfg.Vendor + "/" + url.PathEscape(cfg.Conn)
 	client := cfg.Client
 	if client == nil {
 		tr := &http.Transport{MaxIdleConnsPerHost: cfg.Concurrency, MaxConnsPerHost: cfg.Concurrency,
@@ -212,7 +228,7 @@ func send(ctx context.Context, cfg Config, next func() (Delivery, bool)) (*Resul
 	}
 	// Signing per request would measure the generator: one token serves
 	// until it nears its hour (the receiver refuses longer-lived ones).
-	tokens := &signer{secret: []byte(cfg.Secret), cloudID: cfg.CloudID}
+	tokens := &signer{secret: []byte(cfg.Secret), cloudID: cfg.CloudID, vendor: cfg.Vendor}
 	if _, err := tokens.authz(); err != nil {
 		return nil, err
 	}
@@ -228,7 +244,7 @@ func send(ctx context.Context, cfg Config, next func() (Delivery, bool)) (*Resul
 				// Requests in flight when the run ends still complete: a
 				// delivery is only counted once its answer is known.
 				authz, _ := tokens.authz()
-				s := post(context.WithoutCancel(ctx), client, target, authz, d)
+				s := post(context.WithoutCancel(ctx), client, target, tokens.headers(authz, d), d)
 				s.Body = nil
 				results[w] = append(results[w], s)
 			}
@@ -272,19 +288,14 @@ func send(ctx context.Context, cfg Config, next func() (Delivery, bool)) (*Resul
 	return res, nil
 }
 
-func post(ctx context.Context, client *http.Client, target, authz string, d Delivery) Send {
+func post(ctx context.Context, client *http.Client, target string, h http.Header, d Delivery) Send {
 	s := Send{Delivery: d}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(d.Body))
 	if err != nil {
 		s.Err = err.Error()
 		return s
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", authz)
-	req.Header.Set("X-Atlassian-Webhook-Identifier", d.ID)
-	if d.Dup {
-		req.Header.Set("X-Atlassian-Webhook-Retry", "1")
-	}
+	req.Header = h
 	s.Start = time.Now()
 	resp, err := client.Do(req)
 	if err != nil {
@@ -467,12 +478,32 @@ func (r *Result) AcceptedVersions() map[string]Send {
 type signer struct {
 	secret  []byte
 	cloudID string
+	vendor  string
 	mu      sync.Mutex
 	tok     string
 	exp     time.Time
 }
 
+// headers are a delivery's: Jira's token and delivery identifier, or
+// ServiceNow's body signature.
+func (s *signer) headers(authz string, d Delivery) http.Header {
+	h := http.Header{"Content-Type": {"application/json"}}
+	if s.vendor == VendorServiceNow {
+		h.Set(servicenow.SignatureHeader, servicenow.Sign(string(s.secret), d.Body))
+		return h
+	}
+	h.Set("Authorization", authz)
+	h.Set("X-Atlassian-Webhook-Identifier", d.ID)
+	if d.Dup {
+		h.Set("X-Atlassian-Webhook-Retry", "1")
+	}
+	return h
+}
+
 func (s *signer) authz() (string, error) {
+	if s.vendor == VendorServiceNow {
+		return "", nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()

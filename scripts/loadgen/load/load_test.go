@@ -12,7 +12,9 @@ import (
 	json "github.com/go-json-experiment/json/v1"
 	"github.com/stretchr/testify/require"
 
+	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/vendors/jira"
+	"github.com/itsmhub/itsm/pkg/vendors/servicenow"
 )
 
 func TestRefusesNonLoopbackTargets(t *testing.T) {
@@ -105,4 +107,36 @@ func TestRunCountsStatusesAndPacesTheRate(t *testing.T) {
 	// 200+ deliveries at 400/s take at least half a second.
 	require.GreaterOrEqual(t, s.Elapsed, 450*time.Millisecond)
 	require.Len(t, res.Expected(), 200)
+}
+
+// ServiceNow pushes: signed as the business rule signs them, and each
+// ticket's versions grow strictly with the sequence (one second apart, the
+// Table API's precision).
+func TestServiceNowPushesAreSignedAndVersioned(t *testing.T) {
+	cfg := Config{Vendor: VendorServiceNow, Conn: "conn-sn", Secret: "push-secret", Issues: 3, VersionBase: 1_700_000_000_000}
+	plan, err := Plan(cfg, 9)
+	require.NoError(t, err)
+	var got []http.Header
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		require.Equal(t, "/webhooks/servicenow/conn-sn", r.URL.Path)
+		require.NoError(t, servicenow.VerifyPush("push-secret", body, r.Header.Get(servicenow.SignatureHeader)))
+		got = append(got, r.Header.Clone())
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer srv.Close()
+	cfg.URL, cfg.Concurrency = srv.URL, 1
+	res, err := RunPlan(context.Background(), cfg, plan)
+	require.NoError(t, err)
+	require.Len(t, got, len(plan))
+	require.Equal(t, len(plan), res.Summary().OK)
+	last := map[string]int64{}
+	for _, d := range plan {
+		recs, err := servicenow.Mapper{}.MapWebhook(&store.Connection{ID: "conn-sn", SiteURL: "https://dev10001.service-now.com"}, d.Body)
+		require.NoError(t, err)
+		require.Equal(t, d.TicketID("conn-sn"), recs[0].ID)
+		require.Equal(t, d.Version, recs[0].Version.UnixMilli())
+		require.Greater(t, d.Version, last[d.VendorID], "versions of %s grow", d.Key)
+		last[d.VendorID] = d.Version
+	}
 }
