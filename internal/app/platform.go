@@ -24,6 +24,7 @@ import (
 	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/config"
 	"github.com/itsmhub/itsm/pkg/connections"
+	"github.com/itsmhub/itsm/pkg/ingest"
 	"github.com/itsmhub/itsm/pkg/lease"
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/store/sqlitestore"
@@ -104,11 +105,23 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 	p.sup = newSupervisor(ctx, log)
 	g := p.sup
 
+	// Sharing one process, ingest goes first: the normalizer gives way
+	// while the receiver is saturated.
+	var gate *ingest.Gate
+	if comps.Normalizer && comps.Receiver {
+		gate = ingest.New(cfg.IngestFirstInflight, 0)
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "itsm_ingest_yields_total",
+			Help: "Messages the normalizer held back while the receiver of its process was saturated."},
+			func() float64 { return float64(gate.Yields()) }))
+	}
 	if comps.Normalizer {
 		ncfg := normalizer.Config{Workers: cfg.NormalizerWorkers, MaxDeliver: cfg.NormalizerMaxDeliver,
 			AckWait: cfg.NormalizerAckWait, Now: p.now, Mappers: mappers()}
 		if !cfg.IsMongo() {
 			ncfg = ncfg.Embedded()
+		}
+		if gate != nil {
+			ncfg.Yield = gate
 		}
 		n, err := normalizer.New(ncfg,
 			p.jss[broker.UserNormalizer], p.store, log.Named("normalizer"), reg)
@@ -150,7 +163,11 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 		if err != nil {
 			return nil, err
 		}
-		r, err := receiver.New(receiver.Config{Verifiers: verifiers, Quotas: cfg.Quotas},
+		rcfg := receiver.Config{Verifiers: verifiers, Quotas: cfg.Quotas}
+		if gate != nil {
+			rcfg.Ingest = gate
+		}
+		r, err := receiver.New(rcfg,
 			p.jss[broker.UserReceiver], p.store, apikey.NewAuthenticator(p.store, cfg.APIKeys), log.Named("receiver"), reg)
 		if err != nil {
 			return nil, err

@@ -67,6 +67,10 @@ type Config struct {
 	// MetricsAddr is where /metrics is served, apart from the public
 	// listener (ITSM_METRICS_ADDR).
 	MetricsAddr string
+	// IngestFirstInflight: in a process that runs both the receiver and the
+	// normalizer, more webhook requests in flight than this hold the
+	// normalizer back (pkg/ingest). Zero means ingest.DefaultThreshold.
+	IngestFirstInflight int
 	// Quotas bound what one organization can make the shared process hold.
 	Quotas Quotas
 	// WebhookTokenSite is "required" (a delivery token must name the
@@ -169,6 +173,7 @@ func load(getenv Getenv, service bool) (Config, error) {
 	str("ITSM_JIRA_CLIENT_ID", &c.JiraClientID)
 	str("ITSM_JIRA_CLIENT_SECRET", &c.JiraClientSecret)
 	num("ITSM_NORMALIZER_WORKERS", &c.NormalizerWorkers, 1, 1024)
+	num("ITSM_INGEST_FIRST_INFLIGHT", &c.IngestFirstInflight, 1, 100000)
 	num("ITSM_NORMALIZER_MAX_DELIVER", &c.NormalizerMaxDeliver, 1, 100)
 	dur("ITSM_NORMALIZER_ACK_WAIT", &c.NormalizerAckWait, time.Second, 10*time.Minute)
 	dur("ITSM_BACKFILL_INCREMENTAL_EVERY", &c.BackfillIncrementalEvery, 30*time.Second, 24*time.Hour)

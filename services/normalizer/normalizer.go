@@ -111,7 +111,15 @@ type Config struct {
 	// docCache). Only for a single normalizer process per store, such as
 	// the SQLite deployment; zero (the default) reads the store every time.
 	CacheEntries int
-	Now          func() time.Time
+	// Yield, when set, runs before each message: it may hold the worker
+	// back while ingest sharing this process is saturated (ingest.Gate).
+	Yield Yielder
+	Now   func() time.Time
+}
+
+// Yielder lets the normalizer give way to other work of its process.
+type Yielder interface {
+	Yield(ctx context.Context)
 }
 
 // Embedded is c for the embedded deployment: one normalizer process over a
@@ -173,6 +181,8 @@ type Normalizer struct {
 	cons, liveCons jetstream.Consumer
 	// stopping is closed when Run is asked to stop: waits end early then.
 	stopping <-chan struct{}
+	// yieldCtx ends with Run's context: a worker never yields past a stop.
+	yieldCtx context.Context
 }
 
 // New builds a normalizer; Run starts it.
@@ -202,7 +212,7 @@ func (n *Normalizer) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	n.cons, n.liveCons, n.stopping = syncs, live, ctx.Done()
+	n.cons, n.liveCons, n.stopping, n.yieldCtx = syncs, live, ctx.Done(), ctx
 	var lanes []*laneRun
 	for _, l := range []struct {
 		cons    jetstream.Consumer
@@ -257,6 +267,9 @@ func (n *Normalizer) startLane(cons jetstream.Consumer, workers int, live bool) 
 		go func() {
 			defer r.wg.Done()
 			for m := range r.msgs {
+				if n.cfg.Yield != nil {
+					n.cfg.Yield.Yield(n.yieldCtx)
+				}
 				n.handle(m, live)
 			}
 		}()

@@ -63,6 +63,15 @@ type Config struct {
 	// Quotas are the API's per-organization limits; zero means the
 	// defaults.
 	Quotas config.Quotas
+	// Ingest, when set, is told of every webhook request in flight, so
+	// that work sharing this process can give way to ingest (ingest.Gate).
+	Ingest IngestMeter
+}
+
+// IngestMeter counts the webhook requests in flight.
+type IngestMeter interface {
+	Begin()
+	End()
 }
 
 // Server is the receiver.

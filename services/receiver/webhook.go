@@ -64,6 +64,10 @@ func (s *Server) webhook(rt *webhookRoute) echo.HandlerFunc {
 }
 
 func (s *Server) deliver(c echo.Context, rt *webhookRoute) error {
+	if s.cfg.Ingest != nil {
+		s.cfg.Ingest.Begin()
+		defer s.cfg.Ingest.End()
+	}
 	start := time.Now()
 	req := c.Request()
 	connID := c.Param("connection_id")

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/itsmhub/itsm/pkg/config"
+	"github.com/itsmhub/itsm/scripts/loadgen/load"
+)
+
+// BenchmarkPlatformBurst measures burst acceptance (docs/performance.md):
+// the whole platform as `make run` starts it (receiver, normalizer, backfill,
+// embedded NATS, SQLite, in one process) under 64 keep-alive clients that
+// post signed webhooks of fresh issues as fast as they are answered, for
+// BURST_DURATION (default 10s); and, alternately in the same run, a bare
+// Echo server that only reads the body and answers 202, under the same
+// clients. Every 202 of the platform comes after the JetStream ack. After
+// the burst it times the drain: until every accepted delivery's event is
+// published (a backlog that only grows would never end). Run with
+// -benchtime 1x -count N: each iteration is one platform and one bare run.
+func BenchmarkPlatformBurst(b *testing.B) {
+	dur := envDuration(b, "BURST_DURATION", 10*time.Second)
+	for i := range b.N {
+		b.StopTimer()
+		bareRPS := bareEchoRPS(b, dur, int64(i+1))
+
+		env := startPlatform(b)
+		probe, err := load.StartProbe(env.natsURL)
+		if err != nil {
+			b.Fatal(err)
+		}
+		// Fresh issues only: each accepted delivery is one event to wait for.
+		cfg := load.Config{URL: env.url, Conn: "conn-1", Secret: config.DevClientSecret, Site: benchSite,
+			Concurrency: benchClients, Duration: dur, Issues: 10_000_000, Seed: int64(i + 1)}
+		b.StartTimer()
+		res, err := load.Run(context.Background(), cfg)
+		b.StopTimer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		sum := res.Summary()
+		var keys []string
+		for k := range res.AcceptedVersions() {
+			keys = append(keys, k)
+		}
+		drainStart := time.Now()
+		missing := probe.WaitFor(keys, 5*time.Minute)
+		drain := time.Since(drainStart)
+		probe.Close()
+		env.stop(b)
+		if len(missing) > 0 {
+			b.Fatalf("%d of %d accepted deliveries have no event after 5 minutes", len(missing), len(keys))
+		}
+		b.ReportMetric(sum.RPS, "platform_req/s")
+		b.ReportMetric(bareRPS, "bare_echo_req/s")
+		b.ReportMetric(sum.RPS/bareRPS, "ratio")
+		b.ReportMetric(float64(sum.Sent-sum.OK), "refused")
+		b.ReportMetric(msf(sum.P99), "platform_p99_ms")
+		b.ReportMetric(drain.Seconds(), "drain_s")
+		b.ReportMetric(loadAvg(), "loadavg_1m")
+	}
+}
+
+// bareEchoRPS is the ceiling of this machine's HTTP stack: an Echo server
+// that reads each body and answers 202, under the same load.
+func bareEchoRPS(b *testing.B, dur time.Duration, seed int64) float64 {
+	b.Helper()
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.POST("/webhooks/jira/:connection_id", func(c echo.Context) error {
+		if _, err := io.Copy(io.Discard, c.Request().Body); err != nil {
+			return err
+		}
+		return c.NoContent(http.StatusAccepted)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: e, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			b.Error(err)
+		}
+	}()
+	defer srv.Close()
+	res, err := load.Run(context.Background(), load.Config{URL: "http://" + ln.Addr().String(), Conn: "conn-1",
+		Secret: config.DevClientSecret, Site: benchSite, Concurrency: benchClients, Duration: dur, Issues: 10_000_000, Seed: seed})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return res.Summary().RPS
+}
