@@ -5,13 +5,15 @@
 package raw
 
 import (
+	"bytes"
+	"io"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
 	json "github.com/go-json-experiment/json/v1"
 	"github.com/nats-io/nats.go"
 
 	"github.com/itsmhub/itsm/pkg/itsm"
-	"github.com/itsmhub/itsm/pkg/jsonscan"
 )
 
 // Record types: what a SyncRecord holds.
@@ -93,52 +95,80 @@ func appendString(dst []byte, s string) []byte {
 }
 
 // DecodeSyncRecord reads a sync message's envelope. The record inside it is
-// sliced, not validated: the mapping's decode of it is the syntax check,
-// and json.Unmarshal of the envelope made two more passes over every record
-// (validation, then the RawMessage copy). Anything but AppendSyncRecord's
-// compact encoding (unknown or escaped keys, malformed input) goes through
-// encoding/json, whose error names the problem.
+// validated and sliced in place rather than copied: json.Unmarshal into the
+// envelope's RawMessage made two passes over every record (validation, then
+// the copy). Anything but AppendSyncRecord's encoding (names matched only
+// case-insensitively, values of the wrong type) goes through json.Unmarshal,
+// whose error names the problem.
 func DecodeSyncRecord(data []byte) (SyncRecord, error) {
 	var sr SyncRecord
-	ok := true
-	str := func(v []byte, dst *string) {
-		var good bool
-		*dst, good = jsonscan.String(v)
-		ok = ok && good
-	}
-	end := jsonscan.Members(data, func(m jsonscan.Member) bool {
-		key, plain := jsonscan.Unescaped(m.Name)
-		if !plain {
-			ok = false
-			return false
-		}
-		v := m.Value
-		switch string(key) {
-		case "type":
-			str(v, &sr.Type)
-		case "issue_id":
-			str(v, &sr.IssueID)
-		case "sync_id":
-			str(v, &sr.SyncID)
-		case "record":
-			sr.Record = v
-		case "observed_at":
-			ok = ok && json.Unmarshal(v, &sr.ObservedAt) == nil
-		case "started_at":
-			ok = ok && json.Unmarshal(v, &sr.StartedAt) == nil
-		case "kinds":
-			ok = ok && json.Unmarshal(v, &sr.Kinds) == nil
-		default:
-			ok = false
-		}
-		return ok
-	})
-	if ok && end >= 0 && jsonscan.SkipSpace(data, end) == len(data) {
+	if decodeEnvelope(data, &sr) {
 		return sr, nil
 	}
 	sr = SyncRecord{}
 	err := json.Unmarshal(data, &sr)
 	return sr, err
+}
+
+// decodeEnvelope decodes data into sr as json.Unmarshal would, or reports
+// false for anything it leaves to json.Unmarshal.
+func decodeEnvelope(data []byte, sr *SyncRecord) bool {
+	// json.Unmarshal's tolerances: repeated names (the last wins) and
+	// invalid UTF-8 (replaced).
+	dec := jsontext.NewDecoder(bytes.NewBuffer(data), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return false
+	}
+	str := func(dst *string) bool {
+		tok, err := dec.ReadToken()
+		if err != nil || tok.Kind() != '"' {
+			return false
+		}
+		*dst = tok.String()
+		return true
+	}
+	for dec.PeekKind() == '"' {
+		name, err := dec.ReadToken()
+		if err != nil {
+			return false
+		}
+		ok := false
+		switch name.String() {
+		case "type":
+			ok = str(&sr.Type)
+		case "issue_id":
+			ok = str(&sr.IssueID)
+		case "sync_id":
+			ok = str(&sr.SyncID)
+		case "record":
+			var v jsontext.Value
+			if v, err = dec.ReadValue(); err == nil {
+				// The record's place in data, which outlives the decoder.
+				end := int(dec.InputOffset())
+				sr.Record, ok = data[end-len(v):end:end], true
+			}
+		case "observed_at":
+			ok = value(dec, &sr.ObservedAt)
+		case "started_at":
+			ok = value(dec, &sr.StartedAt)
+		case "kinds":
+			ok = value(dec, &sr.Kinds)
+		}
+		if !ok {
+			return false
+		}
+	}
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '}' {
+		return false
+	}
+	_, err := dec.ReadToken()
+	return err == io.EOF
+}
+
+// value decodes the decoder's next value into v.
+func value(dec *jsontext.Decoder, v any) bool {
+	b, err := dec.ReadValue()
+	return err == nil && json.Unmarshal(b, v) == nil
 }
 
 // SetHeaders sets the headers every RAW message carries.
