@@ -7,8 +7,6 @@ import (
 	"unicode"
 
 	json "github.com/go-json-experiment/json/v1"
-
-	"github.com/itsmhub/itsm/pkg/jsonscan"
 )
 
 // PlainText renders a Jira text value as readable plain text. Webhooks (API
@@ -79,7 +77,7 @@ func nodeOf(b []byte) adfNode {
 		case "type":
 			n.typ = ""
 			if len(v) > 0 && v[0] == '"' {
-				n.typ, _ = jsonscan.String(v)
+				n.typ, _ = unquote(v)
 			}
 		case "attrs":
 			n.attrs = v
@@ -109,10 +107,7 @@ func memberOf(b []byte, key string) []byte {
 // elementsOf returns the elements of array b; nil for anything else.
 func elementsOf(b []byte) [][]byte {
 	var out [][]byte
-	jsonscan.Elements(b, func(v []byte) bool {
-		out = append(out, v)
-		return true
-	})
+	eachElement(b, func(v []byte) { out = append(out, v) })
 	return out
 }
 
@@ -268,7 +263,7 @@ func listStart(attrs []byte) int {
 	switch v := memberOf(attrs, "order"); {
 	case len(v) == 0:
 	case v[0] == '"':
-		s, _ := jsonscan.String(v)
+		s, _ := unquote(v)
 		if n, err := strconv.Atoi(strings.TrimSpace(s)); err == nil && n >= 0 && n < 1e9 {
 			return n
 		}
@@ -286,7 +281,7 @@ func linkHref(marks []byte) string {
 	for _, mk := range elementsOf(marks) {
 		if typ := memberOf(mk, "type"); len(typ) == 0 || typ[0] != '"' {
 			continue
-		} else if s, _ := jsonscan.String(typ); s != "link" {
+		} else if s, _ := unquote(typ); s != "link" {
 			continue
 		}
 		return scalarText(memberOf(memberOf(mk, "attrs"), "href"))
@@ -301,7 +296,7 @@ func scalarText(v []byte) string {
 		return ""
 	}
 	if v[0] == '"' {
-		s, _ := jsonscan.String(v)
+		s, _ := unquote(v)
 		return s
 	}
 	if f, ok := number(v); ok {

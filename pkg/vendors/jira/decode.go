@@ -3,15 +3,17 @@ package jira
 import (
 	"bytes"
 	"errors"
+	"io"
 	"math"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+	"unicode/utf8"
 
+	"github.com/go-json-experiment/json/jsontext"
 	json "github.com/go-json-experiment/json/v1"
-
-	"github.com/itsmhub/itsm/pkg/jsonscan"
 )
 
 // json throughout the project is github.com/go-json-experiment/json/v1:
@@ -55,7 +57,7 @@ func (s *flexString) UnmarshalJSON(b []byte) error {
 	}
 	switch b[0] {
 	case '"':
-		if v, ok := jsonscan.String(b); ok {
+		if v, ok := unquote(b); ok {
 			*s = flexString(v)
 		}
 	case 't', 'f', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
@@ -356,41 +358,130 @@ func issueIDFromSelf(self string) string {
 	return ""
 }
 
-// eachMember calls fn with every member of a JSON object, in order: the key
-// unescaped, the value raw. It is a single scan without decoding, for input
-// that is already known to be valid JSON (a value the decoder produced); it
-// reports false, having stopped, if raw is not an object or is malformed.
+// jsonOptions are json.Unmarshal's tolerances, for reading what it reads:
+// repeated names (the last wins) and invalid UTF-8 (replaced).
+var jsonOptions = []jsontext.Options{jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)}
+
+// decoder reads one JSON value in place (from a bytes.Buffer the decoder
+// reads without copying). They are pooled: a record's references and ADF
+// nodes take dozens, and setting one up costs more than reading a small
+// object with it.
+type decoder struct {
+	jsontext.Decoder
+	in bytes.Buffer
+}
+
+var decoders = sync.Pool{New: func() any { return new(decoder) }}
+
+// newDecoder returns a pooled decoder reading raw; release it when done.
+func newDecoder(raw []byte) *decoder {
+	d := decoders.Get().(*decoder)
+	d.in = *bytes.NewBuffer(raw)
+	d.Reset(&d.in, jsonOptions...)
+	return d
+}
+
+func (d *decoder) release() {
+	d.in = bytes.Buffer{}
+	d.Reset(&d.in)
+	decoders.Put(d)
+}
+
+// eachMember calls fn with every member of a JSON object, in order: the
+// name decoded, the value as a slice of raw. It reports false, having
+// stopped, if raw is not a valid object.
 func eachMember(raw []byte, fn func(key string, val []byte)) bool {
-	return jsonscan.Members(raw, func(m jsonscan.Member) bool {
-		key, ok := memberName(m.Name)
-		if ok {
-			fn(string(key), m.Value)
-		}
-		return ok
-	}) >= 0
+	return eachMemberBytes(raw, func(k, v []byte) { fn(string(k), v) })
 }
 
-// eachMemberBytes is eachMember with the key as bytes, which are only
-// copied when it has escapes: for callers that compare keys and keep none.
+// eachMemberBytes is eachMember with the name as bytes, which are only
+// copied when it has escapes: for callers that compare names and keep none.
 func eachMemberBytes(raw []byte, fn func(key, val []byte)) bool {
-	return jsonscan.Members(raw, func(m jsonscan.Member) bool {
-		key, ok := memberName(m.Name)
-		if ok {
-			fn(key, m.Value)
-		}
-		return ok
-	}) >= 0
-}
-
-// memberName decodes a member's name token as encoding/json decodes object
-// keys, copying it only when it has escapes.
-func memberName(tok []byte) ([]byte, bool) {
-	if key, ok := jsonscan.Unescaped(tok); ok {
-		return key, true
+	dec := newDecoder(raw)
+	defer dec.release()
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return false
 	}
-	s, ok := unquoteKey(tok)
-	return []byte(s), ok
+	for dec.PeekKind() == '"' {
+		name, err := dec.ReadValue()
+		if err != nil {
+			return false
+		}
+		key := memberName(raw[:dec.InputOffset()], len(name))
+		val, err := dec.ReadValue()
+		if err != nil {
+			return false
+		}
+		// Values are slices of raw, which outlives the decoder.
+		end := int(dec.InputOffset())
+		fn(key, raw[end-len(val):end:end])
+	}
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '}' {
+		return false
+	}
+	_, err := dec.ReadToken()
+	return err == io.EOF
 }
 
-// unquoteKey decodes a string token as encoding/json decodes object keys.
-func unquoteKey(tok []byte) (string, bool) { return jsonscan.String(tok) }
+// memberName is the decoded name whose string token of length n ends b (a
+// token the decoder has read, so valid but for its UTF-8).
+func memberName(b []byte, n int) []byte {
+	tok := b[len(b)-n:]
+	if inner := tok[1 : len(tok)-1]; plainString(inner) {
+		return inner
+	}
+	s, _ := unquote(tok)
+	return []byte(s)
+}
+
+// eachElement calls fn with each element of a JSON array, in order, as a
+// slice of raw. It reports false, having stopped, if raw is not a valid
+// array.
+func eachElement(raw []byte, fn func(val []byte)) bool {
+	dec := newDecoder(raw)
+	defer dec.release()
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '[' {
+		return false
+	}
+	for k := dec.PeekKind(); k != ']' && k != 0; k = dec.PeekKind() {
+		val, err := dec.ReadValue()
+		if err != nil {
+			return false
+		}
+		end := int(dec.InputOffset())
+		fn(raw[end-len(val) : end : end])
+	}
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != ']' {
+		return false
+	}
+	_, err := dec.ReadToken()
+	return err == io.EOF
+}
+
+// unquote decodes a string token as json.Unmarshal decodes a string: false
+// if tok is not one.
+func unquote(tok []byte) (string, bool) {
+	if len(tok) >= 2 && tok[0] == '"' && tok[len(tok)-1] == '"' && plainString(tok[1:len(tok)-1]) {
+		return string(tok[1 : len(tok)-1]), true
+	}
+	s, err := jsontext.AppendUnquote(nil, tok)
+	if err != nil && !jsontext.Value(tok).IsValid(jsonOptions...) {
+		// Only invalid UTF-8, which json.Unmarshal replaces as AppendUnquote
+		// did, is no error.
+		return "", false
+	}
+	return string(s), true
+}
+
+// plainString reports whether the inside of a string token is the string
+// itself: no escapes, no control characters, valid UTF-8.
+func plainString(inner []byte) bool {
+	ascii := true
+	for _, c := range inner {
+		if c == '\\' || c == '"' || c < 0x20 {
+			return false
+		}
+		ascii = ascii && c < utf8.RuneSelf
+	}
+	return ascii || utf8.Valid(inner)
+}

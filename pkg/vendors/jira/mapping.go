@@ -3,6 +3,7 @@ package jira
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,7 +13,6 @@ import (
 	json "github.com/go-json-experiment/json/v1"
 
 	"github.com/itsmhub/itsm/pkg/itsm"
-	"github.com/itsmhub/itsm/pkg/jsonscan"
 )
 
 // VendorName is Jira's name as connections (store.Connection.Vendor) and
@@ -827,33 +827,33 @@ var canonicalADF = []jsontext.Options{
 // Repeated names and invalid UTF-8, which the decode resolves (the last
 // wins, bytes are replaced), make the formatting fail instead.
 func adfCanonical(b []byte) bool {
-	for i := 0; i < len(b); {
-		switch b[i] {
+	dec := newDecoder(b)
+	defer dec.release()
+	for {
+		kind, n := dec.StackIndex(dec.StackDepth())
+		name := kind == '{' && n%2 == 0
+		switch dec.PeekKind() {
 		case '"':
-			end := jsonscan.StringEnd(b, i)
-			if end < 0 {
+			v, err := dec.ReadValue()
+			if err != nil || (name && !basicPlane(v)) {
 				return false
 			}
-			if j := jsonscan.SkipSpace(b, end); j < len(b) && b[j] == ':' && !basicPlane(b[i:end]) {
+		case '0':
+			v, err := dec.ReadValue()
+			if err != nil {
 				return false
-			}
-			i = end
-		case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-			j := i + 1
-			for j < len(b) && strings.IndexByte("0123456789.eE+-", b[j]) >= 0 {
-				j++
 			}
 			// Beyond float64 the decode gives 0 and the formatting the
 			// largest float64.
-			if f, err := strconv.ParseFloat(string(b[i:j]), 64); err != nil || (f == 0 && b[i] == '-') {
+			if f, err := strconv.ParseFloat(string(v), 64); err != nil || (f == 0 && v[0] == '-') {
 				return false
 			}
-			i = j
 		default:
-			i++
+			if _, err := dec.ReadToken(); err != nil {
+				return err == io.EOF
+			}
 		}
 	}
-	return true
 }
 
 // basicPlane reports whether a string token holds no character beyond the
