@@ -46,22 +46,51 @@ func isObject(raw []byte) bool {
 	return len(raw) > 0 && raw[0] == '{'
 }
 
+// The types below decode from the record's own decoder (UnmarshalJSONFrom,
+// which json.Unmarshal prefers to UnmarshalJSON): users, statuses and
+// references are a dozen of every issue's fields, and handing each to an
+// UnmarshalJSON method costs a second pass over its bytes. UnmarshalJSON is
+// the same decoding for callers that hold the bytes.
+
+// unmarshalerFrom is json's UnmarshalerFrom.
+type unmarshalerFrom interface {
+	UnmarshalJSONFrom(dec *jsontext.Decoder) error
+}
+
+// unmarshalBytes decodes one JSON value b into v with v's UnmarshalJSONFrom.
+func unmarshalBytes(b []byte, v unmarshalerFrom) error {
+	dec := newDecoder(b)
+	defer dec.release()
+	if err := v.UnmarshalJSONFrom(&dec.Decoder); err != nil {
+		return err
+	}
+	if _, err := dec.ReadToken(); err != io.EOF {
+		return errors.New("jira: data after the JSON value")
+	}
+	return nil
+}
+
 // flexString accepts a JSON string, number or boolean as text; null, objects
 // and arrays leave it empty.
 type flexString string
 
-func (s *flexString) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 {
-		return nil
+func (s *flexString) UnmarshalJSON(b []byte) error { return unmarshalBytes(b, s) }
+
+func (s *flexString) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	if k := dec.PeekKind(); k == '{' || k == '[' {
+		return dec.SkipValue()
 	}
-	switch b[0] {
-	case '"':
-		if v, ok := unquote(b); ok {
-			*s = flexString(v)
-		}
-	case 't', 'f', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-		*s = flexString(b)
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return err
+	}
+	switch tok.Kind() {
+	case '"', '0':
+		*s = flexString(tok.String())
+	case 't':
+		*s = "true"
+	case 'f':
+		*s = "false"
 	}
 	return nil
 }
@@ -71,26 +100,34 @@ func (s flexString) String() string { return strings.TrimSpace(string(s)) }
 // flexStrings accepts an array of scalars or a single scalar.
 type flexStrings []string
 
-func (s *flexStrings) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 {
-		return nil
-	}
-	if b[0] != '[' {
+func (s *flexStrings) UnmarshalJSON(b []byte) error { return unmarshalBytes(b, s) }
+
+func (s *flexStrings) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	if dec.PeekKind() != '[' {
 		var one flexString
-		_ = one.UnmarshalJSON(b)
+		if err := one.UnmarshalJSONFrom(dec); err != nil {
+			return err
+		}
 		if v := one.String(); v != "" {
 			*s = flexStrings{v}
 		}
 		return nil
 	}
-	var many []flexString
-	_ = decodeLenient(b, &many)
-	out := make(flexStrings, 0, len(many))
-	for _, v := range many {
-		if t := v.String(); t != "" {
+	if _, err := dec.ReadToken(); err != nil {
+		return err
+	}
+	out := make(flexStrings, 0)
+	for k := dec.PeekKind(); k != ']' && k != 0; k = dec.PeekKind() {
+		var one flexString
+		if err := one.UnmarshalJSONFrom(dec); err != nil {
+			return err
+		}
+		if t := one.String(); t != "" {
 			out = append(out, t)
 		}
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return err
 	}
 	*s = out
 	return nil
@@ -100,9 +137,13 @@ func (s *flexStrings) UnmarshalJSON(b []byte) error {
 // strings and 0/1.
 type optBool struct{ set, val bool }
 
-func (o *optBool) UnmarshalJSON(b []byte) error {
+func (o *optBool) UnmarshalJSON(b []byte) error { return unmarshalBytes(b, o) }
+
+func (o *optBool) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	var s flexString
-	_ = s.UnmarshalJSON(b)
+	if err := s.UnmarshalJSONFrom(dec); err != nil {
+		return err
+	}
 	if v, err := strconv.ParseBool(strings.ToLower(s.String())); err == nil {
 		*o = optBool{set: true, val: v}
 	}
@@ -118,59 +159,64 @@ type named struct {
 	Self flexString `json:"self"`
 }
 
-func (n *named) UnmarshalJSON(b []byte) error {
-	type plain named
-	var p plain
-	*n = named(decodeRef(b, &p, func(name flexString) { p.Name = name }, []member[plain]{
-		{"id", func(p *plain, v []byte) { _ = p.ID.UnmarshalJSON(v) }},
-		{"key", func(p *plain, v []byte) { _ = p.Key.UnmarshalJSON(v) }},
-		{"name", func(p *plain, v []byte) { _ = p.Name.UnmarshalJSON(v) }},
-		{"self", func(p *plain, v []byte) { _ = p.Self.UnmarshalJSON(v) }},
-	}))
-	return nil
+func (n *named) UnmarshalJSON(b []byte) error { return unmarshalBytes(b, n) }
+
+func (n *named) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	var p named
+	err := decodeRef(dec, &p, func(name flexString) { p.Name = name }, []member[named]{
+		{"id", func(p *named, dec *jsontext.Decoder) error { return p.ID.UnmarshalJSONFrom(dec) }},
+		{"key", func(p *named, dec *jsontext.Decoder) error { return p.Key.UnmarshalJSONFrom(dec) }},
+		{"name", func(p *named, dec *jsontext.Decoder) error { return p.Name.UnmarshalJSONFrom(dec) }},
+		{"self", func(p *named, dec *jsontext.Decoder) error { return p.Self.UnmarshalJSONFrom(dec) }},
+	})
+	*n = p
+	return err
 }
 
 // member is one field of a reference type: its JSON name and how to decode
-// a raw value into it.
+// the decoder's next value into it.
 type member[T any] struct {
 	name string
-	set  func(p *T, v []byte)
+	set  func(p *T, dec *jsontext.Decoder) error
 }
 
-// decodeRef decodes an object into p, or a bare string through setName, and
-// returns p either way. Objects are decoded member by member as
-// encoding/json would (keys matched case-insensitively, the last repeat
-// wins, unknown keys ignored) but without re-validating and reflecting over
-// a value the decoder has already validated: users, statuses and references
-// are a dozen of every issue's fields, and decoding them through
-// json.Unmarshal again was a sixth of the mapping's time.
-func decodeRef[T any](b []byte, p *T, setName func(flexString), members []member[T]) T {
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 {
-		return *p
-	}
-	switch b[0] {
+// decodeRef decodes an object into p, or a bare string through setName.
+// Objects are decoded member by member as json.Unmarshal would (names
+// matched case-insensitively, the last repeat wins, unknown names ignored);
+// anything else is skipped.
+func decodeRef[T any](dec *jsontext.Decoder, p *T, setName func(flexString), members []member[T]) error {
+	switch dec.PeekKind() {
 	case '{':
-		ok := eachMember(b, func(k string, v []byte) {
-			for _, m := range members {
-				if strings.EqualFold(k, m.name) {
-					m.set(p, v)
-					return
-				}
-			}
-		})
-		if !ok {
-			// Not valid JSON after all: what json.Unmarshal makes of it.
-			var zero T
-			*p = zero
-			_ = decodeLenient(b, p)
+		if _, err := dec.ReadToken(); err != nil {
+			return err
 		}
+		for dec.PeekKind() == '"' {
+			name, err := dec.ReadToken()
+			if err != nil {
+				return err
+			}
+			if err := setRefMember(dec, p, name.String(), members); err != nil {
+				return err
+			}
+		}
+		_, err := dec.ReadToken()
+		return err
 	case '"':
 		var s flexString
-		_ = s.UnmarshalJSON(b)
+		err := s.UnmarshalJSONFrom(dec)
 		setName(s)
+		return err
 	}
-	return *p
+	return dec.SkipValue()
+}
+
+func setRefMember[T any](dec *jsontext.Decoder, p *T, name string, members []member[T]) error {
+	for _, m := range members {
+		if strings.EqualFold(name, m.name) {
+			return m.set(p, dec)
+		}
+	}
+	return dec.SkipValue()
 }
 
 type statusJSON struct {
@@ -179,15 +225,17 @@ type statusJSON struct {
 	StatusCategory named      `json:"statusCategory"`
 }
 
-func (st *statusJSON) UnmarshalJSON(b []byte) error {
-	type plain statusJSON
-	var p plain
-	*st = statusJSON(decodeRef(b, &p, func(name flexString) { p.Name = name }, []member[plain]{
-		{"id", func(p *plain, v []byte) { _ = p.ID.UnmarshalJSON(v) }},
-		{"name", func(p *plain, v []byte) { _ = p.Name.UnmarshalJSON(v) }},
-		{"statusCategory", func(p *plain, v []byte) { _ = p.StatusCategory.UnmarshalJSON(v) }},
-	}))
-	return nil
+func (st *statusJSON) UnmarshalJSON(b []byte) error { return unmarshalBytes(b, st) }
+
+func (st *statusJSON) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	var p statusJSON
+	err := decodeRef(dec, &p, func(name flexString) { p.Name = name }, []member[statusJSON]{
+		{"id", func(p *statusJSON, dec *jsontext.Decoder) error { return p.ID.UnmarshalJSONFrom(dec) }},
+		{"name", func(p *statusJSON, dec *jsontext.Decoder) error { return p.Name.UnmarshalJSONFrom(dec) }},
+		{"statusCategory", func(p *statusJSON, dec *jsontext.Decoder) error { return p.StatusCategory.UnmarshalJSONFrom(dec) }},
+	})
+	*st = p
+	return err
 }
 
 // userJSON covers Cloud (accountId) and Server (key/name) user shapes.
@@ -203,21 +251,23 @@ type userJSON struct {
 	AccountType  flexString `json:"accountType"`
 }
 
-func (u *userJSON) UnmarshalJSON(b []byte) error {
-	type plain userJSON
-	var p plain
-	*u = userJSON(decodeRef(b, &p, func(name flexString) { p.Name = name }, []member[plain]{
-		{"self", func(p *plain, v []byte) { _ = p.Self.UnmarshalJSON(v) }},
-		{"accountId", func(p *plain, v []byte) { _ = p.AccountID.UnmarshalJSON(v) }},
-		{"key", func(p *plain, v []byte) { _ = p.Key.UnmarshalJSON(v) }},
-		{"name", func(p *plain, v []byte) { _ = p.Name.UnmarshalJSON(v) }},
-		{"displayName", func(p *plain, v []byte) { _ = p.DisplayName.UnmarshalJSON(v) }},
-		{"emailAddress", func(p *plain, v []byte) { _ = p.EmailAddress.UnmarshalJSON(v) }},
-		{"active", func(p *plain, v []byte) { _ = p.Active.UnmarshalJSON(v) }},
-		{"timeZone", func(p *plain, v []byte) { _ = p.TimeZone.UnmarshalJSON(v) }},
-		{"accountType", func(p *plain, v []byte) { _ = p.AccountType.UnmarshalJSON(v) }},
-	}))
-	return nil
+func (u *userJSON) UnmarshalJSON(b []byte) error { return unmarshalBytes(b, u) }
+
+func (u *userJSON) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	var p userJSON
+	err := decodeRef(dec, &p, func(name flexString) { p.Name = name }, []member[userJSON]{
+		{"self", func(p *userJSON, dec *jsontext.Decoder) error { return p.Self.UnmarshalJSONFrom(dec) }},
+		{"accountId", func(p *userJSON, dec *jsontext.Decoder) error { return p.AccountID.UnmarshalJSONFrom(dec) }},
+		{"key", func(p *userJSON, dec *jsontext.Decoder) error { return p.Key.UnmarshalJSONFrom(dec) }},
+		{"name", func(p *userJSON, dec *jsontext.Decoder) error { return p.Name.UnmarshalJSONFrom(dec) }},
+		{"displayName", func(p *userJSON, dec *jsontext.Decoder) error { return p.DisplayName.UnmarshalJSONFrom(dec) }},
+		{"emailAddress", func(p *userJSON, dec *jsontext.Decoder) error { return p.EmailAddress.UnmarshalJSONFrom(dec) }},
+		{"active", func(p *userJSON, dec *jsontext.Decoder) error { return p.Active.UnmarshalJSONFrom(dec) }},
+		{"timeZone", func(p *userJSON, dec *jsontext.Decoder) error { return p.TimeZone.UnmarshalJSONFrom(dec) }},
+		{"accountType", func(p *userJSON, dec *jsontext.Decoder) error { return p.AccountType.UnmarshalJSONFrom(dec) }},
+	})
+	*u = p
+	return err
 }
 
 // vendorID is the user's stable id: Cloud has only accountId; Server users
