@@ -163,14 +163,17 @@ func (n *named) UnmarshalJSON(b []byte) error { return unmarshalBytes(b, n) }
 
 func (n *named) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	var p named
-	err := decodeRef(dec, &p, func(name flexString) { p.Name = name }, []member[named]{
-		{"id", func(p *named, dec *jsontext.Decoder) error { return p.ID.UnmarshalJSONFrom(dec) }},
-		{"key", func(p *named, dec *jsontext.Decoder) error { return p.Key.UnmarshalJSONFrom(dec) }},
-		{"name", func(p *named, dec *jsontext.Decoder) error { return p.Name.UnmarshalJSONFrom(dec) }},
-		{"self", func(p *named, dec *jsontext.Decoder) error { return p.Self.UnmarshalJSONFrom(dec) }},
-	})
+	err := decodeRef(dec, &p, func(name flexString) { p.Name = name }, namedMembers)
 	*n = p
 	return err
+}
+
+// namedMembers are the members a named decodes.
+var namedMembers = []member[named]{
+	{"id", func(p *named, dec *jsontext.Decoder) error { return p.ID.UnmarshalJSONFrom(dec) }},
+	{"key", func(p *named, dec *jsontext.Decoder) error { return p.Key.UnmarshalJSONFrom(dec) }},
+	{"name", func(p *named, dec *jsontext.Decoder) error { return p.Name.UnmarshalJSONFrom(dec) }},
+	{"self", func(p *named, dec *jsontext.Decoder) error { return p.Self.UnmarshalJSONFrom(dec) }},
 }
 
 // member is one field of a reference type: its JSON name and how to decode
@@ -229,13 +232,16 @@ func (st *statusJSON) UnmarshalJSON(b []byte) error { return unmarshalBytes(b, s
 
 func (st *statusJSON) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	var p statusJSON
-	err := decodeRef(dec, &p, func(name flexString) { p.Name = name }, []member[statusJSON]{
-		{"id", func(p *statusJSON, dec *jsontext.Decoder) error { return p.ID.UnmarshalJSONFrom(dec) }},
-		{"name", func(p *statusJSON, dec *jsontext.Decoder) error { return p.Name.UnmarshalJSONFrom(dec) }},
-		{"statusCategory", func(p *statusJSON, dec *jsontext.Decoder) error { return p.StatusCategory.UnmarshalJSONFrom(dec) }},
-	})
+	err := decodeRef(dec, &p, func(name flexString) { p.Name = name }, statusMembers)
 	*st = p
 	return err
+}
+
+// statusMembers are the members a statusJSON decodes.
+var statusMembers = []member[statusJSON]{
+	{"id", func(p *statusJSON, dec *jsontext.Decoder) error { return p.ID.UnmarshalJSONFrom(dec) }},
+	{"name", func(p *statusJSON, dec *jsontext.Decoder) error { return p.Name.UnmarshalJSONFrom(dec) }},
+	{"statusCategory", func(p *statusJSON, dec *jsontext.Decoder) error { return p.StatusCategory.UnmarshalJSONFrom(dec) }},
 }
 
 // userJSON covers Cloud (accountId) and Server (key/name) user shapes.
@@ -255,19 +261,22 @@ func (u *userJSON) UnmarshalJSON(b []byte) error { return unmarshalBytes(b, u) }
 
 func (u *userJSON) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	var p userJSON
-	err := decodeRef(dec, &p, func(name flexString) { p.Name = name }, []member[userJSON]{
-		{"self", func(p *userJSON, dec *jsontext.Decoder) error { return p.Self.UnmarshalJSONFrom(dec) }},
-		{"accountId", func(p *userJSON, dec *jsontext.Decoder) error { return p.AccountID.UnmarshalJSONFrom(dec) }},
-		{"key", func(p *userJSON, dec *jsontext.Decoder) error { return p.Key.UnmarshalJSONFrom(dec) }},
-		{"name", func(p *userJSON, dec *jsontext.Decoder) error { return p.Name.UnmarshalJSONFrom(dec) }},
-		{"displayName", func(p *userJSON, dec *jsontext.Decoder) error { return p.DisplayName.UnmarshalJSONFrom(dec) }},
-		{"emailAddress", func(p *userJSON, dec *jsontext.Decoder) error { return p.EmailAddress.UnmarshalJSONFrom(dec) }},
-		{"active", func(p *userJSON, dec *jsontext.Decoder) error { return p.Active.UnmarshalJSONFrom(dec) }},
-		{"timeZone", func(p *userJSON, dec *jsontext.Decoder) error { return p.TimeZone.UnmarshalJSONFrom(dec) }},
-		{"accountType", func(p *userJSON, dec *jsontext.Decoder) error { return p.AccountType.UnmarshalJSONFrom(dec) }},
-	})
+	err := decodeRef(dec, &p, func(name flexString) { p.Name = name }, userMembers)
 	*u = p
 	return err
+}
+
+// userMembers are the members a userJSON decodes.
+var userMembers = []member[userJSON]{
+	{"self", func(p *userJSON, dec *jsontext.Decoder) error { return p.Self.UnmarshalJSONFrom(dec) }},
+	{"accountId", func(p *userJSON, dec *jsontext.Decoder) error { return p.AccountID.UnmarshalJSONFrom(dec) }},
+	{"key", func(p *userJSON, dec *jsontext.Decoder) error { return p.Key.UnmarshalJSONFrom(dec) }},
+	{"name", func(p *userJSON, dec *jsontext.Decoder) error { return p.Name.UnmarshalJSONFrom(dec) }},
+	{"displayName", func(p *userJSON, dec *jsontext.Decoder) error { return p.DisplayName.UnmarshalJSONFrom(dec) }},
+	{"emailAddress", func(p *userJSON, dec *jsontext.Decoder) error { return p.EmailAddress.UnmarshalJSONFrom(dec) }},
+	{"active", func(p *userJSON, dec *jsontext.Decoder) error { return p.Active.UnmarshalJSONFrom(dec) }},
+	{"timeZone", func(p *userJSON, dec *jsontext.Decoder) error { return p.TimeZone.UnmarshalJSONFrom(dec) }},
+	{"accountType", func(p *userJSON, dec *jsontext.Decoder) error { return p.AccountType.UnmarshalJSONFrom(dec) }},
 }
 
 // vendorID is the user's stable id: Cloud has only accountId; Server users
@@ -431,11 +440,9 @@ func newDecoder(raw []byte) *decoder {
 	return d
 }
 
-func (d *decoder) release() {
-	d.in = bytes.Buffer{}
-	d.Reset(&d.in)
-	decoders.Put(d)
-}
+// release returns d to the pool. It keeps its input until its next use,
+// which costs less than resetting it now (a pool is emptied by the GC).
+func (d *decoder) release() { decoders.Put(d) }
 
 // eachMember calls fn with every member of a JSON object, in order: the
 // name decoded, the value as a slice of raw. It reports false, having
