@@ -5,11 +5,8 @@
 package raw
 
 import (
-	"bytes"
-	"io"
 	"time"
 
-	"github.com/go-json-experiment/json/jsontext"
 	json "github.com/go-json-experiment/json/v1"
 	"github.com/nats-io/nats.go"
 
@@ -95,10 +92,9 @@ func appendString(dst []byte, s string) []byte {
 }
 
 // DecodeSyncRecord reads a sync message's envelope. The record inside it is
-// validated and sliced in place rather than copied: json.Unmarshal into the
-// envelope's RawMessage made two passes over every record (validation, then
-// the copy). Anything but AppendSyncRecord's encoding (names matched only
-// case-insensitively, values of the wrong type) goes through json.Unmarshal,
+// sliced, not validated or copied: the mapping's decode of it is its syntax
+// check. Anything but AppendSyncRecord's encoding (escaped or unknown names,
+// values of the wrong type, malformed input) goes through json.Unmarshal,
 // whose error names the problem.
 func DecodeSyncRecord(data []byte) (SyncRecord, error) {
 	var sr SyncRecord
@@ -110,65 +106,39 @@ func DecodeSyncRecord(data []byte) (SyncRecord, error) {
 	return sr, err
 }
 
-// decodeEnvelope decodes data into sr as json.Unmarshal would, or reports
-// false for anything it leaves to json.Unmarshal.
+// decodeEnvelope decodes data into sr as json.Unmarshal would, but for the
+// record's validity, or reports false for anything it leaves to
+// json.Unmarshal.
 func decodeEnvelope(data []byte, sr *SyncRecord) bool {
-	// json.Unmarshal's tolerances: repeated names (the last wins) and
-	// invalid UTF-8 (replaced).
-	dec := jsontext.NewDecoder(bytes.NewBuffer(data), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
-	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
-		return false
+	str := func(v []byte, dst *string) bool {
+		s, ok := plainString(v)
+		*dst = string(s)
+		return ok
 	}
-	str := func(dst *string) bool {
-		tok, err := dec.ReadToken()
-		if err != nil || tok.Kind() != '"' {
-			return false
-		}
-		*dst = tok.String()
-		return true
-	}
-	for dec.PeekKind() == '"' {
-		name, err := dec.ReadToken()
-		if err != nil {
-			return false
-		}
-		ok := false
-		switch name.String() {
-		case "type":
-			ok = str(&sr.Type)
-		case "issue_id":
-			ok = str(&sr.IssueID)
-		case "sync_id":
-			ok = str(&sr.SyncID)
-		case "record":
-			var v jsontext.Value
-			if v, err = dec.ReadValue(); err == nil {
-				// The record's place in data, which outlives the decoder.
-				end := int(dec.InputOffset())
-				sr.Record, ok = data[end-len(v):end:end], true
-			}
-		case "observed_at":
-			ok = value(dec, &sr.ObservedAt)
-		case "started_at":
-			ok = value(dec, &sr.StartedAt)
-		case "kinds":
-			ok = value(dec, &sr.Kinds)
-		}
+	return members(data, func(name, v []byte) bool {
+		key, ok := plainString(name)
 		if !ok {
 			return false
 		}
-	}
-	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '}' {
+		switch string(key) {
+		case "type":
+			return str(v, &sr.Type)
+		case "issue_id":
+			return str(v, &sr.IssueID)
+		case "sync_id":
+			return str(v, &sr.SyncID)
+		case "record":
+			sr.Record = v
+			return true
+		case "observed_at":
+			return json.Unmarshal(v, &sr.ObservedAt) == nil
+		case "started_at":
+			return json.Unmarshal(v, &sr.StartedAt) == nil
+		case "kinds":
+			return json.Unmarshal(v, &sr.Kinds) == nil
+		}
 		return false
-	}
-	_, err := dec.ReadToken()
-	return err == io.EOF
-}
-
-// value decodes the decoder's next value into v.
-func value(dec *jsontext.Decoder, v any) bool {
-	b, err := dec.ReadValue()
-	return err == nil && json.Unmarshal(b, v) == nil
+	})
 }
 
 // SetHeaders sets the headers every RAW message carries.
