@@ -18,10 +18,9 @@ import (
 
 // json throughout the project is github.com/go-json-experiment/json/v1:
 // encoding/json's API and behaviour, run on the v2 engine that Go 1.27 makes
-// the standard library's (the module then aliases it). Decoding a record
-// no longer validates the whole body before decoding it: draining a
-// 30,000-issue full sync stored 1.12 times as many records a second, at
-// 0.87 times the CPU (services/backfill BenchmarkFullSync).
+// the standard library's (the module then aliases it). It decodes a record
+// in one pass, without validating the whole body first, and its tokenizer
+// (jsontext) is the one this package reads JSON with.
 
 // The types in this file never fail on well-formed JSON: real payloads carry
 // ids as numbers or strings, booleans as strings, priorities as bare strings,
