@@ -11,7 +11,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/itsmhub/itsm/pkg/itsm"
-	"github.com/itsmhub/itsm/pkg/jsonscan"
 )
 
 // Record types: what a SyncRecord holds.
@@ -96,52 +95,53 @@ func appendString(dst []byte, s string) []byte {
 }
 
 // DecodeSyncRecord reads a sync message's envelope. The record inside it is
-// sliced, not validated: the mapping's decode of it is the syntax check,
-// and json.Unmarshal of the envelope made two more passes over every record
-// (validation, then the RawMessage copy). Anything but AppendSyncRecord's
-// compact encoding (unknown or escaped keys, malformed input) goes through
-// encoding/json, whose error names the problem.
+// sliced, not validated or copied: the mapping's decode of it is its syntax
+// check. Anything but AppendSyncRecord's encoding (escaped or unknown names,
+// values of the wrong type, malformed input) goes through json.Unmarshal,
+// whose error names the problem.
 func DecodeSyncRecord(data []byte) (SyncRecord, error) {
 	var sr SyncRecord
-	ok := true
-	str := func(v []byte, dst *string) {
-		var good bool
-		*dst, good = jsonscan.String(v)
-		ok = ok && good
-	}
-	end := jsonscan.Members(data, func(m jsonscan.Member) bool {
-		key, plain := jsonscan.Unescaped(m.Name)
-		if !plain {
-			ok = false
-			return false
-		}
-		v := m.Value
-		switch string(key) {
-		case "type":
-			str(v, &sr.Type)
-		case "issue_id":
-			str(v, &sr.IssueID)
-		case "sync_id":
-			str(v, &sr.SyncID)
-		case "record":
-			sr.Record = v
-		case "observed_at":
-			ok = ok && json.Unmarshal(v, &sr.ObservedAt) == nil
-		case "started_at":
-			ok = ok && json.Unmarshal(v, &sr.StartedAt) == nil
-		case "kinds":
-			ok = ok && json.Unmarshal(v, &sr.Kinds) == nil
-		default:
-			ok = false
-		}
-		return ok
-	})
-	if ok && end >= 0 && jsonscan.SkipSpace(data, end) == len(data) {
+	if decodeEnvelope(data, &sr) {
 		return sr, nil
 	}
 	sr = SyncRecord{}
 	err := json.Unmarshal(data, &sr)
 	return sr, err
+}
+
+// decodeEnvelope decodes data into sr as json.Unmarshal would, but for the
+// record's validity, or reports false for anything it leaves to
+// json.Unmarshal.
+func decodeEnvelope(data []byte, sr *SyncRecord) bool {
+	str := func(v []byte, dst *string) bool {
+		s, ok := plainString(v)
+		*dst = string(s)
+		return ok
+	}
+	return members(data, func(name, v []byte) bool {
+		key, ok := plainString(name)
+		if !ok {
+			return false
+		}
+		switch string(key) {
+		case "type":
+			return str(v, &sr.Type)
+		case "issue_id":
+			return str(v, &sr.IssueID)
+		case "sync_id":
+			return str(v, &sr.SyncID)
+		case "record":
+			sr.Record = v
+			return true
+		case "observed_at":
+			return json.Unmarshal(v, &sr.ObservedAt) == nil
+		case "started_at":
+			return json.Unmarshal(v, &sr.StartedAt) == nil
+		case "kinds":
+			return json.Unmarshal(v, &sr.Kinds) == nil
+		}
+		return false
+	})
 }
 
 // SetHeaders sets the headers every RAW message carries.

@@ -1,39 +1,44 @@
 package normalizer
 
 import (
-	json "github.com/go-json-experiment/json/v1"
+	"bytes"
+	"io"
 
-	"github.com/itsmhub/itsm/pkg/jsonscan"
+	"github.com/go-json-experiment/json/jsontext"
+	json "github.com/go-json-experiment/json/v1"
 )
 
-// topLevel splits a body into its top-level fields; nil if it is not a JSON
-// object. Bodies are json.Marshal output (the normalizer's own, or stored by
-// it), so one scan that slices the values in place suffices: decoding into
-// map[string]json.RawMessage validated and copied every value, twice per
-// write. What the scan rejects falls back to that decoding; nested values
-// are only balanced, not validated, which valid bodies never need.
+// topLevel splits a body into its top-level fields, as decoding it into a
+// map[string]json.RawMessage would; nil if it is not a JSON object. The
+// values are slices of body, not copies: a decode copied every value, twice
+// per write.
 func topLevel(body []byte) map[string]json.RawMessage {
-	m := make(map[string]json.RawMessage, 24)
-	if scanMembers(body, func(k string, v []byte) { m[k] = v }) {
-		return m
-	}
-	var slow map[string]json.RawMessage
-	if json.Unmarshal(body, &slow) != nil {
+	// json.Unmarshal's tolerances: repeated names (the last wins) and
+	// invalid UTF-8 (replaced).
+	dec := jsontext.NewDecoder(bytes.NewBuffer(body), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
 		return nil
 	}
-	return slow
-}
-
-// scanMembers calls fn with each member of a JSON object in order, or
-// reports false if b is not a well-formed object.
-func scanMembers(b []byte, fn func(key string, val []byte)) bool {
-	end := jsonscan.Members(b, func(m jsonscan.Member) bool {
-		key, plain := jsonscan.Unescaped(m.Name)
-		if !plain {
-			return false // escaped keys: leave them to encoding/json
+	m := make(map[string]json.RawMessage, 24)
+	for dec.PeekKind() == '"' {
+		name, err := dec.ReadToken()
+		if err != nil {
+			return nil
 		}
-		fn(string(key), m.Value)
-		return true
-	})
-	return end >= 0 && jsonscan.SkipSpace(b, end) == len(b)
+		k := name.String()
+		v, err := dec.ReadValue()
+		if err != nil {
+			return nil
+		}
+		// The value's place in body, which outlives the decoder.
+		end := int(dec.InputOffset())
+		m[k] = body[end-len(v) : end : end]
+	}
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '}' {
+		return nil
+	}
+	if _, err := dec.ReadToken(); err != io.EOF {
+		return nil
+	}
+	return m
 }

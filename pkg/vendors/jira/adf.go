@@ -6,9 +6,8 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/go-json-experiment/json/jsontext"
 	json "github.com/go-json-experiment/json/v1"
-
-	"github.com/itsmhub/itsm/pkg/jsonscan"
 )
 
 // PlainText renders a Jira text value as readable plain text. Webhooks (API
@@ -55,43 +54,124 @@ func isADFBlock(typ string) bool {
 // renderText renders a valid JSON document as ADF, without its trailing
 // space.
 func renderText(doc []byte) string {
-	text, _ := renderADF(doc)
+	dec := newDecoder(doc)
+	defer dec.release()
+	v, err := parseADF(&dec.Decoder, doc)
+	if err != nil {
+		return ""
+	}
+	text, _ := renderADF(v)
 	return strings.TrimRightFunc(text, unicode.IsSpace)
 }
 
-// The renderer reads the document's bytes where it is (b is always valid
-// JSON), as the map a decode would give: member names match exactly, the
-// last of repeated names wins, strings and numbers decode as they would into
-// an any. Decoding each document into maps first would allocate a tree per
-// description and comment (renderADFMap in the tests is that
+// The renderer reads the document as the map a decode would give (member
+// names match exactly, the last of repeated names wins, strings and numbers
+// decode as they would into an any), from one pass of a decoder that keeps
+// only what rendering needs: the nodes' types and content, and the raw
+// bytes of the few members read by name. Decoding each document into maps
+// would allocate a map per node (renderADFMap in the tests is that
 // implementation; FuzzADFMatchesMapDecode holds the two equal).
 
-// adfNode is the part of an ADF node the renderer reads.
-type adfNode struct {
-	typ                         string
-	attrs, content, text, marks []byte
+// adfValue is one value of a document: an object's node, an array's
+// elements, or only the kind of a scalar.
+type adfValue struct {
+	kind  jsontext.Kind
+	node  adfNode
+	elems []adfValue
 }
 
-func nodeOf(b []byte) adfNode {
+// adfNode is the part of an ADF node the renderer reads: its type, its
+// content when that is an array, and other members as slices of the
+// document.
+type adfNode struct {
+	typ                string
+	content            []adfValue
+	attrs, text, marks []byte
+}
+
+// parseADF reads the decoder's next value; src is the decoder's input.
+func parseADF(dec *jsontext.Decoder, src []byte) (adfValue, error) {
+	switch k := dec.PeekKind(); k {
+	case '{':
+		n, err := parseNode(dec, src)
+		return adfValue{kind: k, node: n}, err
+	case '[':
+		elems, err := parseElements(dec, src)
+		return adfValue{kind: k, elems: elems}, err
+	default:
+		return adfValue{kind: k}, dec.SkipValue()
+	}
+}
+
+func parseNode(dec *jsontext.Decoder, src []byte) (adfNode, error) {
 	var n adfNode
-	eachMemberBytes(b, func(k, v []byte) {
-		switch string(k) {
+	if _, err := dec.ReadToken(); err != nil {
+		return n, err
+	}
+	for dec.PeekKind() == '"' {
+		name, err := dec.ReadToken()
+		if err != nil {
+			return n, err
+		}
+		switch name.String() {
 		case "type":
 			n.typ = ""
-			if len(v) > 0 && v[0] == '"' {
-				n.typ, _ = jsonscan.String(v)
+			if dec.PeekKind() != '"' {
+				err = dec.SkipValue()
+				break
 			}
-		case "attrs":
-			n.attrs = v
+			var tok jsontext.Token
+			if tok, err = dec.ReadToken(); err == nil {
+				n.typ = tok.String()
+			}
 		case "content":
-			n.content = v
+			n.content = nil
+			if dec.PeekKind() != '[' {
+				err = dec.SkipValue()
+				break
+			}
+			n.content, err = parseElements(dec, src)
+		case "attrs":
+			n.attrs, err = rawValue(dec, src)
 		case "text":
-			n.text = v
+			n.text, err = rawValue(dec, src)
 		case "marks":
-			n.marks = v
+			n.marks, err = rawValue(dec, src)
+		default:
+			err = dec.SkipValue()
 		}
-	})
-	return n
+		if err != nil {
+			return n, err
+		}
+	}
+	_, err := dec.ReadToken()
+	return n, err
+}
+
+func parseElements(dec *jsontext.Decoder, src []byte) ([]adfValue, error) {
+	if _, err := dec.ReadToken(); err != nil {
+		return nil, err
+	}
+	var out []adfValue
+	for k := dec.PeekKind(); k != ']' && k != 0; k = dec.PeekKind() {
+		v, err := parseADF(dec, src)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, v)
+	}
+	_, err := dec.ReadToken()
+	return out, err
+}
+
+// rawValue reads the decoder's next value as a slice of src, its input.
+func rawValue(dec *jsontext.Decoder, src []byte) ([]byte, error) {
+	v, err := dec.ReadValue()
+	if err != nil {
+		return nil, err
+	}
+	end := int(dec.InputOffset())
+	return src[end-len(v) : end : end], nil
 }
 
 // memberOf returns the last value named key of object b; nil when b is not an
@@ -109,31 +189,25 @@ func memberOf(b []byte, key string) []byte {
 // elementsOf returns the elements of array b; nil for anything else.
 func elementsOf(b []byte) [][]byte {
 	var out [][]byte
-	jsonscan.Elements(b, func(v []byte) bool {
-		out = append(out, v)
-		return true
-	})
+	eachElement(b, func(v []byte) { out = append(out, v) })
 	return out
 }
 
-// renderADF renders one node and reports whether it is a block (its own
+// renderADF renders one value and reports whether it is a block (its own
 // line) or inline (joined to its neighbours).
-func renderADF(b []byte) (string, bool) {
-	if len(b) == 0 {
-		return "", false
-	}
-	switch b[0] {
+func renderADF(v adfValue) (string, bool) {
+	switch v.kind {
 	case '[':
-		text, _ := renderChildren(elementsOf(b), "\n")
+		text, _ := renderChildren(v.elems, "\n")
 		return text, true
 	case '{':
-		return renderNode(nodeOf(b))
+		return renderNode(v.node)
 	}
 	return "", false
 }
 
 func renderNode(n adfNode) (string, bool) {
-	typ, attrs, content := n.typ, n.attrs, elementsOf(n.content)
+	typ, attrs, content := n.typ, n.attrs, n.content
 	switch typ {
 	case "text":
 		text := scalarText(n.text)
@@ -172,21 +246,21 @@ func renderNode(n adfNode) (string, bool) {
 	case "rule":
 		return "---", true
 	case "bulletList":
-		return renderList(content, func(int, []byte) string { return "- " }), true
+		return renderList(content, func(int, adfNode) string { return "- " }), true
 	case "orderedList":
 		start := listStart(attrs)
-		return renderList(content, func(i int, _ []byte) string {
+		return renderList(content, func(i int, _ adfNode) string {
 			return strconv.Itoa(start+i) + ". "
 		}), true
 	case "taskList":
-		return renderList(content, func(_ int, item []byte) string {
-			if strings.EqualFold(scalarText(memberOf(memberOf(item, "attrs"), "state")), "DONE") {
+		return renderList(content, func(_ int, item adfNode) string {
+			if strings.EqualFold(scalarText(memberOf(item.attrs, "state")), "DONE") {
 				return "- [x] "
 			}
 			return "- [ ] "
 		}), true
 	case "decisionList":
-		return renderList(content, func(int, []byte) string { return "- " }), true
+		return renderList(content, func(int, adfNode) string { return "- " }), true
 	case "table":
 		rows := make([]string, 0, len(content))
 		for _, r := range content {
@@ -218,7 +292,7 @@ func renderNode(n adfNode) (string, bool) {
 
 // renderChildren concatenates runs of inline children and puts each block
 // child on its own line (sep), so mixed content reads naturally.
-func renderChildren(content [][]byte, sep string) (string, bool) {
+func renderChildren(content []adfValue, sep string) (string, bool) {
 	var (
 		parts    []string
 		line     strings.Builder
@@ -246,14 +320,14 @@ func renderChildren(content [][]byte, sep string) (string, bool) {
 	return strings.Join(parts, sep), hasBlock
 }
 
-func renderList(items [][]byte, prefix func(int, []byte) string) string {
+func renderList(items []adfValue, prefix func(int, adfNode) string) string {
 	lines := make([]string, 0, len(items))
 	i := 0
 	for _, item := range items {
-		if item[0] != '{' {
+		if item.kind != '{' {
 			continue
 		}
-		p := prefix(i, item)
+		p := prefix(i, item.node)
 		i++
 		text, _ := renderADF(item)
 		// Continuation lines (nested lists, extra paragraphs) are indented
@@ -268,7 +342,7 @@ func listStart(attrs []byte) int {
 	switch v := memberOf(attrs, "order"); {
 	case len(v) == 0:
 	case v[0] == '"':
-		s, _ := jsonscan.String(v)
+		s, _ := unquote(v)
 		if n, err := strconv.Atoi(strings.TrimSpace(s)); err == nil && n >= 0 && n < 1e9 {
 			return n
 		}
@@ -286,7 +360,7 @@ func linkHref(marks []byte) string {
 	for _, mk := range elementsOf(marks) {
 		if typ := memberOf(mk, "type"); len(typ) == 0 || typ[0] != '"' {
 			continue
-		} else if s, _ := jsonscan.String(typ); s != "link" {
+		} else if s, _ := unquote(typ); s != "link" {
 			continue
 		}
 		return scalarText(memberOf(memberOf(mk, "attrs"), "href"))
@@ -301,7 +375,7 @@ func scalarText(v []byte) string {
 		return ""
 	}
 	if v[0] == '"' {
-		s, _ := jsonscan.String(v)
+		s, _ := unquote(v)
 		return s
 	}
 	if f, ok := number(v); ok {

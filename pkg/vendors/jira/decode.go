@@ -3,23 +3,24 @@ package jira
 import (
 	"bytes"
 	"errors"
+	"io"
 	"math"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+	"unicode/utf8"
 
+	"github.com/go-json-experiment/json/jsontext"
 	json "github.com/go-json-experiment/json/v1"
-
-	"github.com/itsmhub/itsm/pkg/jsonscan"
 )
 
 // json throughout the project is github.com/go-json-experiment/json/v1:
 // encoding/json's API and behaviour, run on the v2 engine that Go 1.27 makes
-// the standard library's (the module then aliases it). Decoding a record
-// no longer validates the whole body before decoding it: draining a
-// 30,000-issue full sync stored 1.12 times as many records a second, at
-// 0.87 times the CPU (services/backfill BenchmarkFullSync).
+// the standard library's (the module then aliases it). It decodes a record
+// in one pass, without validating the whole body first, and its tokenizer
+// (jsontext) is the one this package reads JSON with.
 
 // The types in this file never fail on well-formed JSON: real payloads carry
 // ids as numbers or strings, booleans as strings, priorities as bare strings,
@@ -44,22 +45,51 @@ func isObject(raw []byte) bool {
 	return len(raw) > 0 && raw[0] == '{'
 }
 
+// The types below decode from the record's own decoder (UnmarshalJSONFrom,
+// which json.Unmarshal prefers to UnmarshalJSON): users, statuses and
+// references are a dozen of every issue's fields, and handing each to an
+// UnmarshalJSON method costs a second pass over its bytes. UnmarshalJSON is
+// the same decoding for callers that hold the bytes.
+
+// unmarshalerFrom is json's UnmarshalerFrom.
+type unmarshalerFrom interface {
+	UnmarshalJSONFrom(dec *jsontext.Decoder) error
+}
+
+// unmarshalBytes decodes one JSON value b into v with v's UnmarshalJSONFrom.
+func unmarshalBytes(b []byte, v unmarshalerFrom) error {
+	dec := newDecoder(b)
+	defer dec.release()
+	if err := v.UnmarshalJSONFrom(&dec.Decoder); err != nil {
+		return err
+	}
+	if _, err := dec.ReadToken(); err != io.EOF {
+		return errors.New("jira: data after the JSON value")
+	}
+	return nil
+}
+
 // flexString accepts a JSON string, number or boolean as text; null, objects
 // and arrays leave it empty.
 type flexString string
 
-func (s *flexString) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 {
-		return nil
+func (s *flexString) UnmarshalJSON(b []byte) error { return unmarshalBytes(b, s) }
+
+func (s *flexString) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	if k := dec.PeekKind(); k == '{' || k == '[' {
+		return dec.SkipValue()
 	}
-	switch b[0] {
-	case '"':
-		if v, ok := jsonscan.String(b); ok {
-			*s = flexString(v)
-		}
-	case 't', 'f', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-		*s = flexString(b)
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return err
+	}
+	switch tok.Kind() {
+	case '"', '0':
+		*s = flexString(tok.String())
+	case 't':
+		*s = "true"
+	case 'f':
+		*s = "false"
 	}
 	return nil
 }
@@ -69,26 +99,34 @@ func (s flexString) String() string { return strings.TrimSpace(string(s)) }
 // flexStrings accepts an array of scalars or a single scalar.
 type flexStrings []string
 
-func (s *flexStrings) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 {
-		return nil
-	}
-	if b[0] != '[' {
+func (s *flexStrings) UnmarshalJSON(b []byte) error { return unmarshalBytes(b, s) }
+
+func (s *flexStrings) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	if dec.PeekKind() != '[' {
 		var one flexString
-		_ = one.UnmarshalJSON(b)
+		if err := one.UnmarshalJSONFrom(dec); err != nil {
+			return err
+		}
 		if v := one.String(); v != "" {
 			*s = flexStrings{v}
 		}
 		return nil
 	}
-	var many []flexString
-	_ = decodeLenient(b, &many)
-	out := make(flexStrings, 0, len(many))
-	for _, v := range many {
-		if t := v.String(); t != "" {
+	if _, err := dec.ReadToken(); err != nil {
+		return err
+	}
+	out := make(flexStrings, 0)
+	for k := dec.PeekKind(); k != ']' && k != 0; k = dec.PeekKind() {
+		var one flexString
+		if err := one.UnmarshalJSONFrom(dec); err != nil {
+			return err
+		}
+		if t := one.String(); t != "" {
 			out = append(out, t)
 		}
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return err
 	}
 	*s = out
 	return nil
@@ -98,9 +136,13 @@ func (s *flexStrings) UnmarshalJSON(b []byte) error {
 // strings and 0/1.
 type optBool struct{ set, val bool }
 
-func (o *optBool) UnmarshalJSON(b []byte) error {
+func (o *optBool) UnmarshalJSON(b []byte) error { return unmarshalBytes(b, o) }
+
+func (o *optBool) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	var s flexString
-	_ = s.UnmarshalJSON(b)
+	if err := s.UnmarshalJSONFrom(dec); err != nil {
+		return err
+	}
 	if v, err := strconv.ParseBool(strings.ToLower(s.String())); err == nil {
 		*o = optBool{set: true, val: v}
 	}
@@ -116,59 +158,67 @@ type named struct {
 	Self flexString `json:"self"`
 }
 
-func (n *named) UnmarshalJSON(b []byte) error {
-	type plain named
-	var p plain
-	*n = named(decodeRef(b, &p, func(name flexString) { p.Name = name }, []member[plain]{
-		{"id", func(p *plain, v []byte) { _ = p.ID.UnmarshalJSON(v) }},
-		{"key", func(p *plain, v []byte) { _ = p.Key.UnmarshalJSON(v) }},
-		{"name", func(p *plain, v []byte) { _ = p.Name.UnmarshalJSON(v) }},
-		{"self", func(p *plain, v []byte) { _ = p.Self.UnmarshalJSON(v) }},
-	}))
-	return nil
+func (n *named) UnmarshalJSON(b []byte) error { return unmarshalBytes(b, n) }
+
+func (n *named) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	var p named
+	err := decodeRef(dec, &p, func(name flexString) { p.Name = name }, namedMembers)
+	*n = p
+	return err
+}
+
+// namedMembers are the members a named decodes.
+var namedMembers = []member[named]{
+	{"id", func(p *named, dec *jsontext.Decoder) error { return p.ID.UnmarshalJSONFrom(dec) }},
+	{"key", func(p *named, dec *jsontext.Decoder) error { return p.Key.UnmarshalJSONFrom(dec) }},
+	{"name", func(p *named, dec *jsontext.Decoder) error { return p.Name.UnmarshalJSONFrom(dec) }},
+	{"self", func(p *named, dec *jsontext.Decoder) error { return p.Self.UnmarshalJSONFrom(dec) }},
 }
 
 // member is one field of a reference type: its JSON name and how to decode
-// a raw value into it.
+// the decoder's next value into it.
 type member[T any] struct {
 	name string
-	set  func(p *T, v []byte)
+	set  func(p *T, dec *jsontext.Decoder) error
 }
 
-// decodeRef decodes an object into p, or a bare string through setName, and
-// returns p either way. Objects are decoded member by member as
-// encoding/json would (keys matched case-insensitively, the last repeat
-// wins, unknown keys ignored) but without re-validating and reflecting over
-// a value the decoder has already validated: users, statuses and references
-// are a dozen of every issue's fields, and decoding them through
-// json.Unmarshal again was a sixth of the mapping's time.
-func decodeRef[T any](b []byte, p *T, setName func(flexString), members []member[T]) T {
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 {
-		return *p
-	}
-	switch b[0] {
+// decodeRef decodes an object into p, or a bare string through setName.
+// Objects are decoded member by member as json.Unmarshal would (names
+// matched case-insensitively, the last repeat wins, unknown names ignored);
+// anything else is skipped.
+func decodeRef[T any](dec *jsontext.Decoder, p *T, setName func(flexString), members []member[T]) error {
+	switch dec.PeekKind() {
 	case '{':
-		ok := eachMember(b, func(k string, v []byte) {
-			for _, m := range members {
-				if strings.EqualFold(k, m.name) {
-					m.set(p, v)
-					return
-				}
-			}
-		})
-		if !ok {
-			// Not valid JSON after all: what json.Unmarshal makes of it.
-			var zero T
-			*p = zero
-			_ = decodeLenient(b, p)
+		if _, err := dec.ReadToken(); err != nil {
+			return err
 		}
+		for dec.PeekKind() == '"' {
+			name, err := dec.ReadToken()
+			if err != nil {
+				return err
+			}
+			if err := setRefMember(dec, p, name.String(), members); err != nil {
+				return err
+			}
+		}
+		_, err := dec.ReadToken()
+		return err
 	case '"':
 		var s flexString
-		_ = s.UnmarshalJSON(b)
+		err := s.UnmarshalJSONFrom(dec)
 		setName(s)
+		return err
 	}
-	return *p
+	return dec.SkipValue()
+}
+
+func setRefMember[T any](dec *jsontext.Decoder, p *T, name string, members []member[T]) error {
+	for _, m := range members {
+		if strings.EqualFold(name, m.name) {
+			return m.set(p, dec)
+		}
+	}
+	return dec.SkipValue()
 }
 
 type statusJSON struct {
@@ -177,15 +227,20 @@ type statusJSON struct {
 	StatusCategory named      `json:"statusCategory"`
 }
 
-func (st *statusJSON) UnmarshalJSON(b []byte) error {
-	type plain statusJSON
-	var p plain
-	*st = statusJSON(decodeRef(b, &p, func(name flexString) { p.Name = name }, []member[plain]{
-		{"id", func(p *plain, v []byte) { _ = p.ID.UnmarshalJSON(v) }},
-		{"name", func(p *plain, v []byte) { _ = p.Name.UnmarshalJSON(v) }},
-		{"statusCategory", func(p *plain, v []byte) { _ = p.StatusCategory.UnmarshalJSON(v) }},
-	}))
-	return nil
+func (st *statusJSON) UnmarshalJSON(b []byte) error { return unmarshalBytes(b, st) }
+
+func (st *statusJSON) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	var p statusJSON
+	err := decodeRef(dec, &p, func(name flexString) { p.Name = name }, statusMembers)
+	*st = p
+	return err
+}
+
+// statusMembers are the members a statusJSON decodes.
+var statusMembers = []member[statusJSON]{
+	{"id", func(p *statusJSON, dec *jsontext.Decoder) error { return p.ID.UnmarshalJSONFrom(dec) }},
+	{"name", func(p *statusJSON, dec *jsontext.Decoder) error { return p.Name.UnmarshalJSONFrom(dec) }},
+	{"statusCategory", func(p *statusJSON, dec *jsontext.Decoder) error { return p.StatusCategory.UnmarshalJSONFrom(dec) }},
 }
 
 // userJSON covers Cloud (accountId) and Server (key/name) user shapes.
@@ -201,21 +256,26 @@ type userJSON struct {
 	AccountType  flexString `json:"accountType"`
 }
 
-func (u *userJSON) UnmarshalJSON(b []byte) error {
-	type plain userJSON
-	var p plain
-	*u = userJSON(decodeRef(b, &p, func(name flexString) { p.Name = name }, []member[plain]{
-		{"self", func(p *plain, v []byte) { _ = p.Self.UnmarshalJSON(v) }},
-		{"accountId", func(p *plain, v []byte) { _ = p.AccountID.UnmarshalJSON(v) }},
-		{"key", func(p *plain, v []byte) { _ = p.Key.UnmarshalJSON(v) }},
-		{"name", func(p *plain, v []byte) { _ = p.Name.UnmarshalJSON(v) }},
-		{"displayName", func(p *plain, v []byte) { _ = p.DisplayName.UnmarshalJSON(v) }},
-		{"emailAddress", func(p *plain, v []byte) { _ = p.EmailAddress.UnmarshalJSON(v) }},
-		{"active", func(p *plain, v []byte) { _ = p.Active.UnmarshalJSON(v) }},
-		{"timeZone", func(p *plain, v []byte) { _ = p.TimeZone.UnmarshalJSON(v) }},
-		{"accountType", func(p *plain, v []byte) { _ = p.AccountType.UnmarshalJSON(v) }},
-	}))
-	return nil
+func (u *userJSON) UnmarshalJSON(b []byte) error { return unmarshalBytes(b, u) }
+
+func (u *userJSON) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	var p userJSON
+	err := decodeRef(dec, &p, func(name flexString) { p.Name = name }, userMembers)
+	*u = p
+	return err
+}
+
+// userMembers are the members a userJSON decodes.
+var userMembers = []member[userJSON]{
+	{"self", func(p *userJSON, dec *jsontext.Decoder) error { return p.Self.UnmarshalJSONFrom(dec) }},
+	{"accountId", func(p *userJSON, dec *jsontext.Decoder) error { return p.AccountID.UnmarshalJSONFrom(dec) }},
+	{"key", func(p *userJSON, dec *jsontext.Decoder) error { return p.Key.UnmarshalJSONFrom(dec) }},
+	{"name", func(p *userJSON, dec *jsontext.Decoder) error { return p.Name.UnmarshalJSONFrom(dec) }},
+	{"displayName", func(p *userJSON, dec *jsontext.Decoder) error { return p.DisplayName.UnmarshalJSONFrom(dec) }},
+	{"emailAddress", func(p *userJSON, dec *jsontext.Decoder) error { return p.EmailAddress.UnmarshalJSONFrom(dec) }},
+	{"active", func(p *userJSON, dec *jsontext.Decoder) error { return p.Active.UnmarshalJSONFrom(dec) }},
+	{"timeZone", func(p *userJSON, dec *jsontext.Decoder) error { return p.TimeZone.UnmarshalJSONFrom(dec) }},
+	{"accountType", func(p *userJSON, dec *jsontext.Decoder) error { return p.AccountType.UnmarshalJSONFrom(dec) }},
 }
 
 // vendorID is the user's stable id: Cloud has only accountId; Server users
@@ -356,41 +416,128 @@ func issueIDFromSelf(self string) string {
 	return ""
 }
 
-// eachMember calls fn with every member of a JSON object, in order: the key
-// unescaped, the value raw. It is a single scan without decoding, for input
-// that is already known to be valid JSON (a value the decoder produced); it
-// reports false, having stopped, if raw is not an object or is malformed.
+// jsonOptions are json.Unmarshal's tolerances, for reading what it reads:
+// repeated names (the last wins) and invalid UTF-8 (replaced).
+var jsonOptions = []jsontext.Options{jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)}
+
+// decoder reads one JSON value in place (from a bytes.Buffer the decoder
+// reads without copying). They are pooled: a record's references and ADF
+// nodes take dozens, and setting one up costs more than reading a small
+// object with it.
+type decoder struct {
+	jsontext.Decoder
+	in bytes.Buffer
+}
+
+var decoders = sync.Pool{New: func() any { return new(decoder) }}
+
+// newDecoder returns a pooled decoder reading raw; release it when done.
+func newDecoder(raw []byte) *decoder {
+	d := decoders.Get().(*decoder)
+	d.in = *bytes.NewBuffer(raw)
+	d.Reset(&d.in, jsonOptions...)
+	return d
+}
+
+// release returns d to the pool. It keeps its input until its next use,
+// which costs less than resetting it now (a pool is emptied by the GC).
+func (d *decoder) release() { decoders.Put(d) }
+
+// eachMember calls fn with every member of a JSON object, in order: the
+// name decoded, the value as a slice of raw. It reports false, having
+// stopped, if raw is not a valid object.
 func eachMember(raw []byte, fn func(key string, val []byte)) bool {
-	return jsonscan.Members(raw, func(m jsonscan.Member) bool {
-		key, ok := memberName(m.Name)
-		if ok {
-			fn(string(key), m.Value)
-		}
-		return ok
-	}) >= 0
+	return eachMemberBytes(raw, func(k, v []byte) { fn(string(k), v) })
 }
 
-// eachMemberBytes is eachMember with the key as bytes, which are only
-// copied when it has escapes: for callers that compare keys and keep none.
+// eachMemberBytes is eachMember with the name as bytes, which are only
+// copied when it has escapes: for callers that compare names and keep none.
 func eachMemberBytes(raw []byte, fn func(key, val []byte)) bool {
-	return jsonscan.Members(raw, func(m jsonscan.Member) bool {
-		key, ok := memberName(m.Name)
-		if ok {
-			fn(key, m.Value)
-		}
-		return ok
-	}) >= 0
-}
-
-// memberName decodes a member's name token as encoding/json decodes object
-// keys, copying it only when it has escapes.
-func memberName(tok []byte) ([]byte, bool) {
-	if key, ok := jsonscan.Unescaped(tok); ok {
-		return key, true
+	dec := newDecoder(raw)
+	defer dec.release()
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return false
 	}
-	s, ok := unquoteKey(tok)
-	return []byte(s), ok
+	for dec.PeekKind() == '"' {
+		name, err := dec.ReadValue()
+		if err != nil {
+			return false
+		}
+		key := memberName(raw[:dec.InputOffset()], len(name))
+		val, err := dec.ReadValue()
+		if err != nil {
+			return false
+		}
+		// Values are slices of raw, which outlives the decoder.
+		end := int(dec.InputOffset())
+		fn(key, raw[end-len(val):end:end])
+	}
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '}' {
+		return false
+	}
+	_, err := dec.ReadToken()
+	return err == io.EOF
 }
 
-// unquoteKey decodes a string token as encoding/json decodes object keys.
-func unquoteKey(tok []byte) (string, bool) { return jsonscan.String(tok) }
+// memberName is the decoded name whose string token of length n ends b (a
+// token the decoder has read, so valid but for its UTF-8).
+func memberName(b []byte, n int) []byte {
+	tok := b[len(b)-n:]
+	if inner := tok[1 : len(tok)-1]; plainString(inner) {
+		return inner
+	}
+	s, _ := unquote(tok)
+	return []byte(s)
+}
+
+// eachElement calls fn with each element of a JSON array, in order, as a
+// slice of raw. It reports false, having stopped, if raw is not a valid
+// array.
+func eachElement(raw []byte, fn func(val []byte)) bool {
+	dec := newDecoder(raw)
+	defer dec.release()
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '[' {
+		return false
+	}
+	for k := dec.PeekKind(); k != ']' && k != 0; k = dec.PeekKind() {
+		val, err := dec.ReadValue()
+		if err != nil {
+			return false
+		}
+		end := int(dec.InputOffset())
+		fn(raw[end-len(val) : end : end])
+	}
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != ']' {
+		return false
+	}
+	_, err := dec.ReadToken()
+	return err == io.EOF
+}
+
+// unquote decodes a string token as json.Unmarshal decodes a string: false
+// if tok is not one.
+func unquote(tok []byte) (string, bool) {
+	if len(tok) >= 2 && tok[0] == '"' && tok[len(tok)-1] == '"' && plainString(tok[1:len(tok)-1]) {
+		return string(tok[1 : len(tok)-1]), true
+	}
+	s, err := jsontext.AppendUnquote(nil, tok)
+	if err != nil && !jsontext.Value(tok).IsValid(jsonOptions...) {
+		// Only invalid UTF-8, which json.Unmarshal replaces as AppendUnquote
+		// did, is no error.
+		return "", false
+	}
+	return string(s), true
+}
+
+// plainString reports whether the inside of a string token is the string
+// itself: no escapes, no control characters, valid UTF-8.
+func plainString(inner []byte) bool {
+	ascii := true
+	for _, c := range inner {
+		if c == '\\' || c == '"' || c < 0x20 {
+			return false
+		}
+		ascii = ascii && c < utf8.RuneSelf
+	}
+	return ascii || utf8.Valid(inner)
+}

@@ -3,6 +3,7 @@ package jira
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,7 +13,6 @@ import (
 	json "github.com/go-json-experiment/json/v1"
 
 	"github.com/itsmhub/itsm/pkg/itsm"
-	"github.com/itsmhub/itsm/pkg/jsonscan"
 )
 
 // VendorName is Jira's name as connections (store.Connection.Vendor) and
@@ -689,72 +689,61 @@ func customValues(all map[string][]byte) map[string]any {
 	return out
 }
 
-// setMember decodes v into the field JSON names k (matched
-// case-insensitively, as encoding/json does) and returns that field's
-// index, or -1 when fieldsJSON has no such field.
-func (f *fieldsJSON) setMember(k string, v []byte) int {
+// setMember decodes the decoder's next value into the field JSON names k
+// (matched case-insensitively, as json.Unmarshal does) and returns that
+// field's index, or -1 when fieldsJSON has no such field (the value is
+// skipped).
+func (f *fieldsJSON) setMember(k string, dec *jsontext.Decoder) (int, error) {
 	fold := func(name string) bool { return strings.EqualFold(k, name) }
 	switch {
 	case fold("summary"):
-		_ = f.Summary.UnmarshalJSON(v)
-		return 0
+		return 0, f.Summary.UnmarshalJSONFrom(dec)
 	case fold("description"):
+		v, err := dec.ReadValue()
 		f.Description = append(json.RawMessage(nil), v...)
-		return 1
+		return 1, err
 	case fold("issuetype"):
-		_ = f.IssueType.UnmarshalJSON(v)
-		return 2
+		return 2, f.IssueType.UnmarshalJSONFrom(dec)
 	case fold("status"):
-		_ = f.Status.UnmarshalJSON(v)
-		return 3
+		return 3, f.Status.UnmarshalJSONFrom(dec)
 	case fold("priority"):
-		_ = f.Priority.UnmarshalJSON(v)
-		return 4
+		return 4, f.Priority.UnmarshalJSONFrom(dec)
 	case fold("parent"):
-		_ = f.Parent.UnmarshalJSON(v)
-		return 5
+		return 5, f.Parent.UnmarshalJSONFrom(dec)
 	case fold("project"):
-		_ = f.Project.UnmarshalJSON(v)
-		return 6
+		return 6, f.Project.UnmarshalJSONFrom(dec)
 	case fold("assignee"):
-		_ = f.Assignee.UnmarshalJSON(v)
-		return 7
+		return 7, f.Assignee.UnmarshalJSONFrom(dec)
 	case fold("creator"):
-		_ = f.Creator.UnmarshalJSON(v)
-		return 8
+		return 8, f.Creator.UnmarshalJSONFrom(dec)
 	case fold("reporter"):
-		_ = f.Reporter.UnmarshalJSON(v)
-		return 9
+		return 9, f.Reporter.UnmarshalJSONFrom(dec)
 	case fold("created"):
-		_ = f.Created.UnmarshalJSON(v)
-		return 10
+		return 10, f.Created.UnmarshalJSONFrom(dec)
 	case fold("updated"):
-		_ = f.Updated.UnmarshalJSON(v)
-		return 11
+		return 11, f.Updated.UnmarshalJSONFrom(dec)
 	case fold("duedate"):
-		_ = f.DueDate.UnmarshalJSON(v)
-		return 12
+		return 12, f.DueDate.UnmarshalJSONFrom(dec)
 	case fold("resolutiondate"):
-		_ = f.ResolutionDate.UnmarshalJSON(v)
-		return 13
+		return 13, f.ResolutionDate.UnmarshalJSONFrom(dec)
 	case fold("statuscategorychangedate"):
-		_ = f.StatusCategoryChangeDate.UnmarshalJSON(v)
-		return 14
+		return 14, f.StatusCategoryChangeDate.UnmarshalJSONFrom(dec)
 	case fold("labels"):
-		_ = f.Labels.UnmarshalJSON(v)
-		return 15
+		return 15, f.Labels.UnmarshalJSONFrom(dec)
 	case fold("attachment"):
-		_ = decodeLenient(v, &f.Attachment)
-		return 16
+		v, err := dec.ReadValue()
+		if err == nil {
+			_ = decodeLenient(v, &f.Attachment)
+		}
+		return 16, err
 	}
-	return -1
+	return -1, dec.SkipValue()
 }
 
-// decodeFields decodes an issue's fields and its custom fields in one scan
-// of a value the decoder has already validated, instead of json.Unmarshal
-// (which would validate it again) plus a second scan for the custom fields. A field
-// given twice (which JSON allows and Jira never does) takes the
-// json.Unmarshal path, whose merging rules the scan does not imitate.
+// decodeFields decodes an issue's fields and its custom fields in one pass
+// of a decoder, instead of json.Unmarshal plus a second pass for the custom
+// fields. A field given twice (which JSON allows and Jira never does) takes
+// the json.Unmarshal path, whose merging rules this does not imitate.
 func decodeFields(raw json.RawMessage) (fieldsJSON, map[string]any) {
 	var (
 		f      fieldsJSON
@@ -762,16 +751,41 @@ func decodeFields(raw json.RawMessage) (fieldsJSON, map[string]any) {
 		repeat bool
 		custom = map[string][]byte{}
 	)
-	ok := eachMember(raw, func(k string, v []byte) {
-		if strings.HasPrefix(k, "customfield_") {
-			custom[k] = v
-			return
+	dec := newDecoder(raw)
+	defer dec.release()
+	ok := func() bool {
+		if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
+			return false
 		}
-		if i := f.setMember(k, v); i >= 0 {
-			repeat = repeat || seen&(1<<i) != 0
-			seen |= 1 << i
+		for dec.PeekKind() == '"' {
+			name, err := dec.ReadToken()
+			if err != nil {
+				return false
+			}
+			if k := name.String(); strings.HasPrefix(k, "customfield_") {
+				v, err := dec.ReadValue()
+				if err != nil {
+					return false
+				}
+				end := int(dec.InputOffset())
+				custom[k] = raw[end-len(v) : end : end]
+				continue
+			}
+			i, err := f.setMember(name.String(), &dec.Decoder)
+			if err != nil {
+				return false
+			}
+			if i >= 0 {
+				repeat = repeat || seen&(1<<i) != 0
+				seen |= 1 << i
+			}
 		}
-	})
+		if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '}' {
+			return false
+		}
+		_, err := dec.ReadToken()
+		return err == io.EOF
+	}()
 	if !ok || repeat {
 		f = fieldsJSON{}
 		_ = decodeLenient(raw, &f)
@@ -827,33 +841,33 @@ var canonicalADF = []jsontext.Options{
 // Repeated names and invalid UTF-8, which the decode resolves (the last
 // wins, bytes are replaced), make the formatting fail instead.
 func adfCanonical(b []byte) bool {
-	for i := 0; i < len(b); {
-		switch b[i] {
+	dec := newDecoder(b)
+	defer dec.release()
+	for {
+		kind, n := dec.StackIndex(dec.StackDepth())
+		name := kind == '{' && n%2 == 0
+		switch dec.PeekKind() {
 		case '"':
-			end := jsonscan.StringEnd(b, i)
-			if end < 0 {
+			v, err := dec.ReadValue()
+			if err != nil || (name && !basicPlane(v)) {
 				return false
 			}
-			if j := jsonscan.SkipSpace(b, end); j < len(b) && b[j] == ':' && !basicPlane(b[i:end]) {
+		case '0':
+			v, err := dec.ReadValue()
+			if err != nil {
 				return false
-			}
-			i = end
-		case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-			j := i + 1
-			for j < len(b) && strings.IndexByte("0123456789.eE+-", b[j]) >= 0 {
-				j++
 			}
 			// Beyond float64 the decode gives 0 and the formatting the
 			// largest float64.
-			if f, err := strconv.ParseFloat(string(b[i:j]), 64); err != nil || (f == 0 && b[i] == '-') {
+			if f, err := strconv.ParseFloat(string(v), 64); err != nil || (f == 0 && v[0] == '-') {
 				return false
 			}
-			i = j
 		default:
-			i++
+			if _, err := dec.ReadToken(); err != nil {
+				return err == io.EOF
+			}
 		}
 	}
-	return true
 }
 
 // basicPlane reports whether a string token holds no character beyond the
