@@ -252,7 +252,7 @@ func (e *platformEnv) stop(tb testing.TB) {
 
 // startPlatform is `make run` in-process: dev mode, every component, on
 // random loopback ports and a fresh data dir.
-func startPlatform(b testing.TB) *platformEnv {
+func startPlatform(b testing.TB, mods ...func(*config.Config)) *platformEnv {
 	cfg, err := config.Load(func(k string) (string, bool) {
 		if k == "ITSM_DEV" {
 			return "true", true
@@ -267,6 +267,9 @@ func startPlatform(b testing.TB) *platformEnv {
 	cfg.MetricsAddr = "127.0.0.1:0"
 	cfg.Store = filepath.Join(dir, "itsm.db")
 	cfg.ShutdownTimeout = 10 * time.Second
+	for _, m := range mods {
+		m(&cfg)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p, err := app.Start(ctx, cfg, app.All, zap.NewNop())
 	if err != nil {

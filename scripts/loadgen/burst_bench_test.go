@@ -24,48 +24,69 @@ import (
 // clients. Every 202 of the platform comes after the JetStream ack. After
 // the burst it times the drain: until every accepted delivery's event is
 // published (a backlog that only grows would never end). Run with
-// -benchtime 1x -count N: each iteration is one platform and one bare run.
+// -benchtime 1x -count N: each iteration is one bare run and two platforms.
 func BenchmarkPlatformBurst(b *testing.B) {
 	dur := envDuration(b, "BURST_DURATION", 10*time.Second)
+	// The ingest-first gate (pkg/ingest) on, as `make run` has it, and off
+	// (a threshold no burst reaches), alternately: what the gate buys.
+	off := func(c *config.Config) { c.IngestFirstInflight = 1 << 30 }
 	for i := range b.N {
 		b.StopTimer()
 		bareRPS := bareEchoRPS(b, dur, int64(i+1))
-
-		env := startPlatform(b)
-		probe, err := load.StartProbe(env.natsURL)
-		if err != nil {
-			b.Fatal(err)
+		var on, without burst
+		if i%2 == 0 {
+			on, without = platformBurst(b, dur, int64(i+1)), platformBurst(b, dur, int64(i+1), off)
+		} else {
+			without, on = platformBurst(b, dur, int64(i+1), off), platformBurst(b, dur, int64(i+1))
 		}
-		// Fresh issues only: each accepted delivery is one event to wait for.
-		cfg := load.Config{URL: env.url, Conn: "conn-1", Secret: config.DevClientSecret, Site: benchSite,
-			Concurrency: benchClients, Duration: dur, Issues: 10_000_000, Seed: int64(i + 1)}
-		b.StartTimer()
-		res, err := load.Run(context.Background(), cfg)
-		b.StopTimer()
-		if err != nil {
-			b.Fatal(err)
-		}
-		sum := res.Summary()
-		var keys []string
-		for k := range res.AcceptedVersions() {
-			keys = append(keys, k)
-		}
-		drainStart := time.Now()
-		missing := probe.WaitFor(keys, 5*time.Minute)
-		drain := time.Since(drainStart)
-		probe.Close()
-		env.stop(b)
-		if len(missing) > 0 {
-			b.Fatalf("%d of %d accepted deliveries have no event after 5 minutes", len(missing), len(keys))
-		}
-		b.ReportMetric(sum.RPS, "platform_req/s")
 		b.ReportMetric(bareRPS, "bare_echo_req/s")
-		b.ReportMetric(sum.RPS/bareRPS, "ratio")
-		b.ReportMetric(float64(sum.Sent-sum.OK), "refused")
-		b.ReportMetric(msf(sum.P99), "platform_p99_ms")
-		b.ReportMetric(drain.Seconds(), "drain_s")
+		b.ReportMetric(on.rps, "platform_req/s")
+		b.ReportMetric(on.rps/bareRPS, "ratio")
+		b.ReportMetric(without.rps/bareRPS, "ratio_gate_off")
+		b.ReportMetric(on.p99, "platform_p99_ms")
+		b.ReportMetric(on.drain.Seconds(), "drain_s")
+		b.ReportMetric(without.drain.Seconds(), "drain_gate_off_s")
 		b.ReportMetric(loadAvg(), "loadavg_1m")
 	}
+}
+
+type burst struct {
+	rps, p99 float64
+	drain    time.Duration
+}
+
+// platformBurst runs one burst against a fresh platform and waits for its
+// drain: every accepted delivery's event published.
+func platformBurst(b *testing.B, dur time.Duration, seed int64, mods ...func(*config.Config)) burst {
+	env := startPlatform(b, mods...)
+	defer env.stop(b)
+	probe, err := load.StartProbe(env.natsURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer probe.Close()
+	// Fresh issues only: each accepted delivery is one event to wait for.
+	cfg := load.Config{URL: env.url, Conn: "conn-1", Secret: config.DevClientSecret, Site: benchSite,
+		Concurrency: benchClients, Duration: dur, Issues: 10_000_000, Seed: seed}
+	b.StartTimer()
+	res, err := load.Run(context.Background(), cfg)
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	sum := res.Summary()
+	if sum.OK != sum.Sent {
+		b.Fatalf("%d of %d deliveries refused: %v %v", sum.Sent-sum.OK, sum.Sent, sum.Status, sum.Errors)
+	}
+	var keys []string
+	for k := range res.AcceptedVersions() {
+		keys = append(keys, k)
+	}
+	start := time.Now()
+	if missing := probe.WaitFor(keys, 5*time.Minute); len(missing) > 0 {
+		b.Fatalf("%d of %d accepted deliveries have no event after 5 minutes", len(missing), len(keys))
+	}
+	return burst{rps: sum.RPS, p99: msf(sum.P99), drain: time.Since(start)}
 }
 
 // bareEchoRPS is the ceiling of this machine's HTTP stack: an Echo server
