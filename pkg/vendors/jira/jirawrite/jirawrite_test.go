@@ -1,0 +1,128 @@
+package jirawrite_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"testing"
+
+	json "github.com/go-json-experiment/json/v1"
+	"github.com/stretchr/testify/require"
+
+	"github.com/itsmhub/itsm/pkg/connector"
+	"github.com/itsmhub/itsm/pkg/itsm"
+	"github.com/itsmhub/itsm/pkg/store"
+	"github.com/itsmhub/itsm/pkg/vendors/jira/jiracloud"
+	"github.com/itsmhub/itsm/pkg/vendors/jira/jirasim"
+	"github.com/itsmhub/itsm/pkg/vendors/jira/jirawrite"
+)
+
+func TestNarrowJQLNeverWidens(t *testing.T) {
+	keys := []string{"SUP", "OPS"}
+	for in, want := range map[string]string{
+		"status = Done":                          `(status = Done) AND project in ("SUP", "OPS")`,
+		"status = Done ORDER BY key DESC":        `(status = Done) AND project in ("SUP", "OPS") ORDER BY key DESC`,
+		"project = DEV OR assignee = x":          `(project = DEV OR assignee = x) AND project in ("SUP", "OPS")`,
+		`summary = "a ) OR (x" order by updated`: `(summary = "a ) OR (x") AND project in ("SUP", "OPS") order by updated`,
+		"ORDER BY created":                       `project in ("SUP", "OPS") ORDER BY created`,
+	} {
+		got, err := jirawrite.NarrowJQL(in, keys)
+		require.NoError(t, err, in)
+		require.Equal(t, want, got)
+	}
+	for _, in := range []string{
+		"status = Done) OR (project = DEV",
+		"x = 1 ORDER BY key) OR (project = DEV",
+		`summary = "open`,
+		"(status = Done",
+		"status = Done ORDER BY key, (x)",
+	} {
+		_, err := jirawrite.NarrowJQL(in, keys)
+		require.ErrorIs(t, err, connector.ErrInvalidInput, in)
+	}
+	got, err := jirawrite.NarrowJQL("status = Done", nil)
+	require.NoError(t, err)
+	require.Equal(t, "status = Done", got, "no filter, no change")
+}
+
+type staticClients struct{ hc *http.Client }
+
+func (s staticClients) HTTPClient(context.Context, *store.Connection) (*http.Client, error) {
+	return s.hc, nil
+}
+
+func simWriter(t *testing.T) (*jirasim.Server, *jirawrite.Writer) {
+	t.Helper()
+	sim := jirasim.NewTestServer(t, jirasim.Options{Seed: 4, Projects: 2, IssuesPerProject: 3})
+	ep := jiracloud.Endpoints{AuthURL: sim.URL(), APIURL: sim.URL()}
+	cfg := jiracloud.OAuthConfig(ep, sim.ClientID(), sim.ClientSecret(), "https://app.example.com/cb")
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.Get(jiracloud.AuthCodeURL(cfg, "s"))
+	require.NoError(t, err)
+	resp.Body.Close()
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	require.NoError(t, err)
+	tok, err := cfg.Exchange(context.Background(), loc.Query().Get("code"))
+	require.NoError(t, err)
+	return sim, jirawrite.New(jirawrite.Config{Endpoints: ep}, staticClients{cfg.Client(context.Background(), tok)})
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestPriorityGoesBackThroughTheMapping(t *testing.T) {
+	sim, w := simWriter(t)
+	ctx := context.Background()
+	conn := &store.Connection{ID: "c1", CloudID: sim.Default().ID(), SiteURL: sim.Default().Info().URL}
+	project := sim.Default().ProjectKeys()[0]
+	// The site's own names by keyword: CRITICAL is Highest (the first of
+	// the site's priorities that maps to it).
+	res, err := w.CreateTicket(ctx, conn, connector.NewTicket{ProjectKey: project,
+		TicketFields: connector.TicketFields{Name: ptr("p"), Priority: ptr(itsm.PriorityCritical)}})
+	require.NoError(t, err)
+	require.Contains(t, string(res.Records[0].Body), `"priority":{`)
+	require.Contains(t, string(res.Records[0].Body), `"name":"Highest"`)
+
+	// A custom mapping wins, reversed.
+	conn.Options.PriorityMapping = store.NameMap[itsm.Priority]{{Name: "Low", Value: itsm.PriorityCritical}}
+	res, err = w.CreateTicket(ctx, conn, connector.NewTicket{ProjectKey: project,
+		TicketFields: connector.TicketFields{Name: ptr("p"), Priority: ptr(itsm.PriorityCritical)}})
+	require.NoError(t, err)
+	require.Contains(t, string(res.Records[0].Body), `"name":"Low"`)
+
+	_, err = w.CreateTicket(ctx, conn, connector.NewTicket{ProjectKey: project,
+		TicketFields: connector.TicketFields{Name: ptr("p"), Priority: ptr(itsm.PriorityUnknown)}})
+	require.ErrorIs(t, err, connector.ErrInvalidInput)
+}
+
+func TestStatusGoesThroughTheWorkflow(t *testing.T) {
+	sim, w := simWriter(t)
+	ctx := context.Background()
+	conn := &store.Connection{ID: "c1", CloudID: sim.Default().ID()}
+	res, err := w.CreateTicket(ctx, conn, connector.NewTicket{ProjectKey: sim.Default().ProjectKeys()[0],
+		TicketFields: connector.TicketFields{Name: ptr("wf")}})
+	require.NoError(t, err)
+	require.Equal(t, itsm.KindTicket, res.Records[0].Kind)
+	issueID := vendorID(t, res.Records[0].Body)
+
+	_, err = w.UpdateTicket(ctx, conn, issueID, connector.TicketChange{Status: ptr(itsm.StatusClosed)})
+	var ue *connector.UnreachableError
+	require.True(t, errors.As(err, &ue), "%v", err)
+	require.Contains(t, ue.Reachable, itsm.StatusInProgress)
+	require.NotContains(t, ue.Reachable, itsm.StatusClosed)
+
+	res, err = w.UpdateTicket(ctx, conn, issueID, connector.TicketChange{Status: ptr(itsm.StatusInProgress),
+		TicketFields: connector.TicketFields{Name: ptr("wf 2")}})
+	require.NoError(t, err)
+	require.Contains(t, string(res.Records[0].Body), `"summary":"wf 2"`)
+	require.Contains(t, string(res.Records[0].Body), `"name":"In Progress"`)
+}
+
+func vendorID(t *testing.T, body []byte) string {
+	t.Helper()
+	var is struct {
+		ID string `json:"id"`
+	}
+	require.NoError(t, json.Unmarshal(body, &is))
+	return is.ID
+}
