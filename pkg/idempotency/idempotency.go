@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	json "github.com/go-json-experiment/json/v1"
@@ -45,16 +46,28 @@ type Record struct {
 
 // Keys is the bucket of idempotency keys.
 type Keys struct {
+	js     jetstream.JetStream
+	bucket string
+
+	mu sync.Mutex
 	kv jetstream.KeyValue
 }
 
-// Open binds the bucket (the normalizer's NATS user creates it).
-func Open(ctx context.Context, js jetstream.JetStream, bucket string) (*Keys, error) {
-	kv, err := js.KeyValue(ctx, bucket)
-	if err != nil {
-		return nil, fmt.Errorf("idempotency bucket %s: %w", bucket, err)
+// New uses the bucket (the normalizer's NATS user creates it); it is bound
+// on first use, so that a receiver may start before the normalizer.
+func New(js jetstream.JetStream, bucket string) *Keys { return &Keys{js: js, bucket: bucket} }
+
+func (k *Keys) bind(ctx context.Context) (jetstream.KeyValue, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.kv == nil {
+		kv, err := k.js.KeyValue(ctx, k.bucket)
+		if err != nil {
+			return nil, fmt.Errorf("idempotency bucket %s: %w", k.bucket, err)
+		}
+		k.kv = kv
 	}
-	return &Keys{kv: kv}, nil
+	return k.kv, nil
 }
 
 // storeKey scopes a client's key by organization and hashes it, so that any
@@ -74,14 +87,18 @@ func (k *Keys) Begin(ctx context.Context, scope, key, fingerprint string, now ti
 	if err != nil {
 		return nil, err
 	}
-	_, err = k.kv.Create(ctx, sk, b)
+	kv, err := k.bind(ctx)
+	if err != nil {
+		return nil, err
+	}
+	_, err = kv.Create(ctx, sk, b)
 	if err == nil {
 		return nil, nil
 	}
 	if !errors.Is(err, jetstream.ErrKeyExists) {
 		return nil, fmt.Errorf("claim idempotency key: %w", err)
 	}
-	e, err := k.kv.Get(ctx, sk)
+	e, err := kv.Get(ctx, sk)
 	if err != nil {
 		return nil, fmt.Errorf("read idempotency key: %w", err)
 	}
@@ -99,7 +116,11 @@ func (k *Keys) Finish(ctx context.Context, scope, key string, rec Record) error 
 	if err != nil {
 		return err
 	}
-	if _, err := k.kv.Put(ctx, storeKey(scope, key), b); err != nil {
+	kv, err := k.bind(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := kv.Put(ctx, storeKey(scope, key), b); err != nil {
 		return fmt.Errorf("record idempotency key: %w", err)
 	}
 	return nil
@@ -108,7 +129,11 @@ func (k *Keys) Finish(ctx context.Context, scope, key string, rec Record) error 
 // Abandon releases a claim whose request certainly changed nothing (the
 // vendor refused it), so that a corrected retry may use the key.
 func (k *Keys) Abandon(ctx context.Context, scope, key string) error {
-	if err := k.kv.Delete(ctx, storeKey(scope, key)); err != nil {
+	kv, err := k.bind(ctx)
+	if err != nil {
+		return err
+	}
+	if err := kv.Delete(ctx, storeKey(scope, key)); err != nil {
 		return fmt.Errorf("release idempotency key: %w", err)
 	}
 	return nil

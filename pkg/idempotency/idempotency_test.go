@@ -17,8 +17,7 @@ func TestKeysClaimSettleAndStayScoped(t *testing.T) {
 	ctx := context.Background()
 	require.NoError(t, broker.EnsureBuckets(ctx, b.JetStreamAs(broker.UserNormalizer), 1))
 	// The receiver's NATS user is the one that uses the bucket.
-	keys, err := idempotency.Open(ctx, b.JetStreamAs(broker.UserReceiver), broker.KVIdempotency)
-	require.NoError(t, err)
+	keys := idempotency.New(b.JetStreamAs(broker.UserReceiver), broker.KVIdempotency)
 	now := time.Now()
 
 	prev, err := keys.Begin(ctx, "org-a", "k1", "fp1", now)
