@@ -27,6 +27,8 @@ Usage:
   itsm dlq list [--connection ID]   dead-lettered messages with their errors
   itsm dlq replay (--seq N,... | --all)
                                     republish dead-lettered messages after a fix
+  itsm tickets create|update|comment ...
+                                    write tickets through the API (ITSM_API_KEY, ITSM_API_URL)
   itsm help [COMMAND]               this help, or a command's
 
 Commands read the same environment as the services (see README.md):
@@ -54,6 +56,7 @@ func commands() map[string]command {
 		"stream":      {streamHelp, runStream},
 		"dlq":         {dlqHelp, runDLQ},
 		"sync":        {syncHelp, runSync},
+		"tickets":     {ticketsHelp, runTickets},
 	}
 }
 
