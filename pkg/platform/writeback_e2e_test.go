@@ -359,6 +359,7 @@ func TestNativeSearchPagesWithinTheProjectFilter(t *testing.T) {
 			var stored itsm.Ticket
 			require.Equal(t, http.StatusOK, w.GetJSON(t, keyA, "/v1/itsm/tickets/"+it.Ticket.ID, &stored))
 			require.Equal(t, stored.Status, it.Ticket.Status)
+			require.Equal(t, stored.CreatedAt, it.Ticket.CreatedAt, "the platform's record times are the stored ticket's")
 			keys = append(keys, it.Ticket.Identifier)
 		}
 		if page.NextCursor == nil {
@@ -411,7 +412,17 @@ func TestPassthroughCallsTheVendorAndNothingElse(t *testing.T) {
 	require.Contains(t, body, "method")
 	require.NotEmpty(t, passthrough.Methods)
 
-	// Logged without bodies, and no token in the logs.
+	// Counted per organization, by outcome.
+	resp, err := http.Get("http://" + w.MetricsAddr() + "/metrics")
+	require.NoError(t, err)
+	metrics, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Contains(t, string(metrics), `itsm_passthrough_calls_total{organization="org-a",outcome="2xx"} 2`)
+	require.Contains(t, string(metrics), `itsm_passthrough_calls_total{organization="org-a",outcome="4xx"} 1`)
+	require.Contains(t, string(metrics), `itsm_passthrough_calls_total{organization="org-a",outcome="refused"} `+strconv.Itoa(len(passthroughAttempts)+1))
+
+	// Logged without bodies.
 	logs := w.Logs.String()
 	require.Contains(t, logs, `"msg":"passthrough"`)
 	require.NotContains(t, logs, "maxResults", "request bodies are not logged")

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/itsmhub/itsm/pkg/connector"
+	"github.com/itsmhub/itsm/pkg/itsm"
 	"github.com/itsmhub/itsm/pkg/passthrough"
 )
 
@@ -58,6 +59,22 @@ func (s *Server) nativeSearch(c echo.Context, wb *writeBack) error {
 	resp := searchResponse{Items: page.Items}
 	if resp.Items == nil {
 		resp.Items = []connector.SearchItem{}
+	}
+	// created_at and updated_at are the platform's record of a ticket: the
+	// stored one's where there is one (the mapping alone cannot know them).
+	for _, it := range resp.Items {
+		if it.Ticket == nil {
+			continue
+		}
+		if d, err := s.store.Get(ctx, org, itsm.KindTicket, it.Ticket.ID); err == nil {
+			var stored struct {
+				CreatedAt time.Time `json:"created_at"`
+				UpdatedAt time.Time `json:"updated_at"`
+			}
+			if json.Unmarshal(d.Body, &stored) == nil {
+				it.Ticket.CreatedAt, it.Ticket.UpdatedAt = stored.CreatedAt, stored.UpdatedAt
+			}
+		}
 	}
 	if page.NextCursor != "" {
 		resp.NextCursor = &page.NextCursor
