@@ -540,6 +540,9 @@ func (s *Server) writeError(c echo.Context, conn *store.Connection, err error) e
 			return fail(http.StatusBadRequest, "vendor_rejected", conn.Vendor+" refused the request: "+ve.Message)
 		case http.StatusNotFound:
 			return fail(http.StatusNotFound, "not_found", "not found at "+conn.Vendor+": "+ve.Message)
+		case http.StatusTooManyRequests:
+			c.Response().Header().Set("Retry-After", "10")
+			return fail(http.StatusTooManyRequests, "vendor_rate_limited", ve.Message)
 		}
 		return fail(http.StatusBadGateway, "vendor_refused", conn.Vendor+" answered "+strconv.Itoa(ve.Status)+": "+ve.Message)
 	}

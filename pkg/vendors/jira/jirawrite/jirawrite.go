@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -46,6 +47,11 @@ type Config struct {
 	// reads).
 	IssueFields []string
 	Now         func() time.Time
+	// Pacer shapes the pacing of calls: one pacer per Jira site, shared by
+	// every call of the writer to it. Zero values: at most 4 calls at once,
+	// a call retried at most 3 times within 15 s after a 429 (Retry-After
+	// honoured), and a quota pause longer than 10 s answered at once.
+	Pacer jiracloud.PacerConfig
 }
 
 // Writer implements the receiver's TicketWriter, NativeSearcher and
@@ -53,6 +59,9 @@ type Config struct {
 type Writer struct {
 	cfg     Config
 	clients HTTPClients
+
+	mu     sync.Mutex
+	pacers map[string]*jiracloud.Pacer // by cloud id
 }
 
 // New makes the writer.
@@ -67,8 +76,63 @@ func New(cfg Config, clients HTTPClients) *Writer {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Writer{cfg: cfg, clients: clients}
+	if cfg.Pacer.MaxAttempts <= 0 {
+		cfg.Pacer.MaxAttempts = 3
+	}
+	if cfg.Pacer.MaxElapsed <= 0 {
+		cfg.Pacer.MaxElapsed = 15 * time.Second
+	}
+	if cfg.Pacer.MaxPause <= 0 {
+		cfg.Pacer.MaxPause = 10 * time.Second
+	}
+	if cfg.Pacer.MaxBackoff <= 0 {
+		cfg.Pacer.MaxBackoff = 5 * time.Second
+	}
+	more := cfg.Pacer.Permanent
+	cfg.Pacer.Permanent = func(err error) bool {
+		var p permanent
+		return errors.As(err, &p) || more != nil && more(err)
+	}
+	return &Writer{cfg: cfg, clients: clients, pacers: map[string]*jiracloud.Pacer{}}
 }
+
+// pacer is the site's: its calls from the API are paced and retried after
+// 429s as a sync's are, without sharing a sync's budget.
+func (w *Writer) pacer(cloudID string) *jiracloud.Pacer {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p, ok := w.pacers[cloudID]
+	if !ok {
+		p = jiracloud.NewPacer(w.cfg.Pacer)
+		w.pacers[cloudID] = p
+	}
+	return p
+}
+
+// Whether a call may be repeated after a failure other than a 429 (which
+// Jira answers before doing anything): a create or comment that failed with
+// a 5xx or a lost answer may have happened, and must not happen twice.
+const (
+	repeatable   = true
+	onlyAfter429 = false
+)
+
+// pace runs call under the site's pacer.
+func (w *Writer) pace(ctx context.Context, conn *store.Connection, safe bool, call func(ctx context.Context) error) error {
+	p := w.pacer(conn.CloudID)
+	return p.Do(ctx, func(ctx context.Context) error {
+		err := call(ctx)
+		if err != nil && !safe && !jiracloud.IsStatus(err, http.StatusTooManyRequests) {
+			return permanent{err}
+		}
+		return err
+	})
+}
+
+// permanent stops the pacer's retries of an error.
+type permanent struct{ error }
+
+func (p permanent) Unwrap() error { return p.error }
 
 func (w *Writer) client(ctx context.Context, conn *store.Connection) (*jiracloud.Client, error) {
 	if conn.CloudID == "" {
@@ -78,12 +142,19 @@ func (w *Writer) client(ctx context.Context, conn *store.Connection) (*jiracloud
 	if err != nil {
 		return nil, err
 	}
-	return jiracloud.NewClient(w.cfg.Endpoints, conn.CloudID, hc), nil
+	p := w.pacer(conn.CloudID)
+	return jiracloud.NewClient(w.cfg.Endpoints, conn.CloudID, hc).Observe(func(_, _ string, info jiracloud.RateInfo, _ error) {
+		p.Observe(info)
+	}), nil
 }
 
 // vendorError turns Jira's refusals a client can act on into
 // connector.VendorError; other errors pass as they are.
 func vendorError(err error) error {
+	var pe *jiracloud.PausedError
+	if errors.As(err, &pe) || jiracloud.IsStatus(err, http.StatusTooManyRequests) {
+		return &connector.VendorError{Status: http.StatusTooManyRequests, Message: "Jira's rate limit for the site is reached; retry later"}
+	}
 	var ae *jiracloud.APIError
 	if errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500 && ae.Status != http.StatusTooManyRequests {
 		msg := strings.Join(ae.Messages, "; ")
@@ -124,7 +195,11 @@ func (w *Writer) CreateTicket(ctx context.Context, conn *store.Connection, in co
 	if in.ParentVendorID != "" {
 		fields["parent"] = map[string]string{"id": in.ParentVendorID}
 	}
-	created, err := c.CreateIssue(ctx, fields)
+	var created *jiracloud.CreatedIssue
+	err = w.pace(ctx, conn, onlyAfter429, func(ctx context.Context) (err error) {
+		created, err = c.CreateIssue(ctx, fields)
+		return err
+	})
 	if err != nil {
 		return connector.WriteResult{}, vendorError(err)
 	}
@@ -154,12 +229,12 @@ func (w *Writer) UpdateTicket(ctx context.Context, conn *store.Connection, issue
 		}
 	}
 	if len(fields) > 0 {
-		if err := c.EditIssue(ctx, issueID, fields); err != nil {
+		if err := w.pace(ctx, conn, repeatable, func(ctx context.Context) error { return c.EditIssue(ctx, issueID, fields) }); err != nil {
 			return connector.WriteResult{}, vendorError(err)
 		}
 	}
 	if transition != "" {
-		if err := c.DoTransition(ctx, issueID, transition); err != nil {
+		if err := w.pace(ctx, conn, onlyAfter429, func(ctx context.Context) error { return c.DoTransition(ctx, issueID, transition) }); err != nil {
 			return connector.WriteResult{}, vendorError(err)
 		}
 	}
@@ -174,7 +249,11 @@ func (w *Writer) UpdateTicket(ctx context.Context, conn *store.Connection, issue
 // when the issue is already there.
 func (w *Writer) transitionTo(ctx context.Context, c *jiracloud.Client, conn *store.Connection, issueID string, want itsm.Status) (string, error) {
 	m := jira.MappingOf(conn)
-	cur, err := c.IssueRaw(ctx, issueID, []string{"status"})
+	var cur json.RawMessage
+	err := w.pace(ctx, conn, repeatable, func(ctx context.Context) (err error) {
+		cur, err = c.IssueRaw(ctx, issueID, []string{"status"})
+		return err
+	})
 	if err != nil {
 		return "", vendorError(err)
 	}
@@ -194,7 +273,11 @@ func (w *Writer) transitionTo(ctx context.Context, c *jiracloud.Client, conn *st
 	if s, _ := m.MapStatus(is.Fields.Status.Name, is.Fields.Status.StatusCategory.Key); s == want {
 		return "", nil
 	}
-	trs, err := c.Transitions(ctx, issueID)
+	var trs []jiracloud.Transition
+	err = w.pace(ctx, conn, repeatable, func(ctx context.Context) (err error) {
+		trs, err = c.Transitions(ctx, issueID)
+		return err
+	})
 	if err != nil {
 		return "", vendorError(err)
 	}
@@ -221,7 +304,11 @@ func (w *Writer) AddComment(ctx context.Context, conn *store.Connection, issueID
 	if err != nil {
 		return connector.WriteResult{}, err
 	}
-	rawComment, err := c.AddComment(ctx, issueID, jira.ADF(body))
+	var rawComment json.RawMessage
+	err = w.pace(ctx, conn, onlyAfter429, func(ctx context.Context) (err error) {
+		rawComment, err = c.AddComment(ctx, issueID, jira.ADF(body))
+		return err
+	})
 	if err != nil {
 		return connector.WriteResult{}, vendorError(err)
 	}
@@ -237,7 +324,11 @@ func (w *Writer) AddComment(ctx context.Context, conn *store.Connection, issueID
 }
 
 func (w *Writer) freshIssue(ctx context.Context, c *jiracloud.Client, conn *store.Connection, issueID string) (connector.Written, error) {
-	body, err := c.IssueRaw(ctx, issueID, w.cfg.IssueFields)
+	var body json.RawMessage
+	err := w.pace(ctx, conn, repeatable, func(ctx context.Context) (err error) {
+		body, err = c.IssueRaw(ctx, issueID, w.cfg.IssueFields)
+		return err
+	})
 	if err != nil {
 		return connector.Written{}, vendorError(err)
 	}
@@ -325,7 +416,11 @@ func (w *Writer) priorityName(ctx context.Context, c *jiracloud.Client, conn *st
 	if cat := conn.Detail.Catalog; cat != nil && len(cat.Priorities) > 0 {
 		scheme = cat.Priorities
 	} else {
-		cat, err := c.Catalog(ctx, w.cfg.Now())
+		var cat *store.Catalog
+		err := w.pace(ctx, conn, repeatable, func(ctx context.Context) (err error) {
+			cat, err = c.Catalog(ctx, w.cfg.Now())
+			return err
+		})
 		if err != nil {
 			return "", vendorError(err)
 		}
@@ -372,7 +467,11 @@ func (w *Writer) SearchTickets(ctx context.Context, conn *store.Connection, quer
 	if err != nil {
 		return connector.SearchPage{}, err
 	}
-	page, err := c.Search(ctx, jql, cursor, limit, w.cfg.IssueFields)
+	var page *jiracloud.IssuePage
+	err = w.pace(ctx, conn, repeatable, func(ctx context.Context) (err error) {
+		page, err = c.Search(ctx, jql, cursor, limit, w.cfg.IssueFields)
+		return err
+	})
 	if err != nil {
 		return connector.SearchPage{}, vendorError(err)
 	}
@@ -475,5 +574,29 @@ func (w *Writer) Passthrough(ctx context.Context, conn *store.Connection, req pa
 		return nil, err
 	}
 	base := strings.TrimRight(w.cfg.Endpoints.APIURL, "/") + "/ex/jira/" + conn.CloudID + "/rest/api/3"
-	return passthrough.Do(ctx, hc, base, req, lim)
+	p := w.pacer(conn.CloudID)
+	var resp *passthrough.Response
+	err = w.pace(ctx, conn, onlyAfter429, func(ctx context.Context) error {
+		r, err := passthrough.Do(ctx, hc, base, req, lim)
+		if err != nil {
+			return err
+		}
+		resp = r
+		info := jiracloud.ParseRateInfo(r.Status, r.Header, time.Now())
+		p.Observe(info)
+		if r.Status == http.StatusTooManyRequests {
+			// Refused before anything happened: paced and retried like
+			// a sync's call.
+			return &jiracloud.APIError{Status: r.Status, RetryAfter: info.RetryAfter, RateLimitReason: info.Reason}
+		}
+		return nil
+	})
+	if err != nil && resp != nil && resp.Status == http.StatusTooManyRequests {
+		// Still refused after the retries: the vendor's answer, as it is.
+		return resp, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return resp, nil
 }

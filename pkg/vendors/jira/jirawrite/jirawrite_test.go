@@ -6,12 +6,14 @@ import (
 	"net/http"
 	"net/url"
 	"testing"
+	"time"
 
 	json "github.com/go-json-experiment/json/v1"
 	"github.com/stretchr/testify/require"
 
 	"github.com/itsmhub/itsm/pkg/connector"
 	"github.com/itsmhub/itsm/pkg/itsm"
+	"github.com/itsmhub/itsm/pkg/passthrough"
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/vendors/jira/jiracloud"
 	"github.com/itsmhub/itsm/pkg/vendors/jira/jirasim"
@@ -125,4 +127,38 @@ func vendorID(t *testing.T, body []byte) string {
 	}
 	require.NoError(t, json.Unmarshal(body, &is))
 	return is.ID
+}
+
+// Writes and passthrough calls are paced like a sync's: a 429 is waited out
+// (Retry-After) and the call repeated, once the site lets it through.
+func TestRateLimitedCallsAreRetried(t *testing.T) {
+	sim, w := simWriter(t)
+	ctx := context.Background()
+	conn := &store.Connection{ID: "c1", CloudID: sim.Default().ID()}
+	sim.SetRateLimit(&jirasim.RateLimit{EveryNth: 3, RetryAfter: jirasim.Duration(time.Second)})
+	start := time.Now()
+	res, err := w.CreateTicket(ctx, conn, connector.NewTicket{ProjectKey: sim.Default().ProjectKeys()[0],
+		TicketFields: connector.TicketFields{Name: ptr("paced"), Priority: ptr(itsm.PriorityLow)}})
+	require.NoError(t, err)
+	require.Contains(t, string(res.Records[0].Body), `"summary":"paced"`)
+	require.Greater(t, time.Since(start), time.Second, "Retry-After was honoured")
+
+	resp, err := w.Passthrough(ctx, conn, passthrough.Request{Method: "GET", Path: "myself"}, passthrough.Limits{})
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.Status)
+	resp, err = w.Passthrough(ctx, conn, passthrough.Request{Method: "GET", Path: "myself"}, passthrough.Limits{})
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.Status)
+
+	// Refused every time: the vendor's 429 comes back as it is.
+	sim.SetRateLimit(&jirasim.RateLimit{EveryNth: 1, RetryAfter: jirasim.Duration(time.Second)})
+	resp, err = w.Passthrough(ctx, conn, passthrough.Request{Method: "GET", Path: "myself"}, passthrough.Limits{})
+	require.NoError(t, err)
+	require.Equal(t, http.StatusTooManyRequests, resp.Status)
+	require.NotEmpty(t, resp.Header.Get("Retry-After"))
+	_, err = w.CreateTicket(ctx, conn, connector.NewTicket{ProjectKey: sim.Default().ProjectKeys()[0],
+		TicketFields: connector.TicketFields{Name: ptr("never")}})
+	var ve *connector.VendorError
+	require.True(t, errors.As(err, &ve), "%v", err)
+	require.Equal(t, http.StatusTooManyRequests, ve.Status)
 }
