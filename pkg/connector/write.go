@@ -122,3 +122,17 @@ func (e *VendorError) Error() string {
 // translate (a priority the site has no name for); the message names the
 // field.
 var ErrInvalidInput = errors.New("invalid input")
+
+// UnreadError: the write happened at the vendor, but its fresh record could
+// not be read back. It does not unwrap to the read's error on purpose: a
+// vendor's refusal of the read must never pass for a refusal of the write
+// (a caller would take it that nothing was written, and write again).
+type UnreadError struct {
+	Kind itsm.Kind
+	ID   string // the ITSM id of what was written
+	Err  error
+}
+
+func (e *UnreadError) Error() string {
+	return fmt.Sprintf("%s %s was written but not read back: %v", e.Kind, e.ID, e.Err)
+}

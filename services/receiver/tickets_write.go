@@ -373,6 +373,17 @@ func (s *Server) createTicket(c echo.Context, wb *writeBack) error {
 		}
 	}
 	res, err := writer.CreateTicket(ctx, conn, in)
+	var unread *connector.UnreadError
+	if errors.As(err, &unread) {
+		// Created, but not read back: the key keeps the ticket, which its
+		// webhook or the next sync brings.
+		if key != "" {
+			if err := wb.Idempotency.Finish(ctx, org, key, idempotency.Record{Fingerprint: idempotency.Fingerprint(body), Result: unread.ID}); err != nil {
+				s.log.Error("idempotency outcome not recorded", zap.String("organization_id", org), zap.String("ticket_id", unread.ID), zap.Error(err))
+			}
+		}
+		return s.writeError(c, conn, err)
+	}
 	if err != nil {
 		if key != "" && refusedForSure(err) {
 			if aerr := wb.Idempotency.Abandon(ctx, org, key); aerr != nil {
@@ -413,11 +424,11 @@ func (s *Server) replay(c echo.Context, org string, prev *idempotency.Record, fp
 }
 
 // refusedForSure: the vendor certainly created nothing (it refused the
-// request, or it was never sent), so an idempotency claim can be released.
+// request, or the connector refused it before calling), so an idempotency
+// claim can be released.
 func refusedForSure(err error) bool {
 	var ve *connector.VendorError
-	var ae *apiError
-	return errors.As(err, &ve) || errors.Is(err, connector.ErrInvalidInput) || errors.As(err, &ae)
+	return errors.As(err, &ve) || errors.Is(err, connector.ErrInvalidInput)
 }
 
 // ticketOf reads a stored ticket of the caller's organization and its
@@ -527,9 +538,14 @@ func (s *Server) writeError(c echo.Context, conn *store.Connection, err error) e
 	var ue *connector.UnreachableError
 	var ve *connector.VendorError
 	var ae *apiError
+	var unread *connector.UnreadError
 	switch {
 	case errors.As(err, &ae):
 		return err
+	case errors.As(err, &unread):
+		s.log.Warn("vendor write not read back", zap.String("connection_id", conn.ID), zap.String("organization_id", conn.OrganizationID),
+			zap.String("id", unread.ID), zap.Error(err))
+		return c.JSON(http.StatusAccepted, pendingAnswer{ID: unread.ID, Message: "written at the vendor, but not read back; it arrives with the vendor's webhook or the next sync"})
 	case errors.As(err, &ue):
 		return fail(http.StatusConflict, "status_unreachable", ue.Error())
 	case errors.Is(err, connector.ErrInvalidInput):

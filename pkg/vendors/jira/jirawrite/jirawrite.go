@@ -205,7 +205,8 @@ func (w *Writer) CreateTicket(ctx context.Context, conn *store.Connection, in co
 	}
 	rec, err := w.freshIssue(ctx, c, conn, created.ID)
 	if err != nil {
-		return connector.WriteResult{}, fmt.Errorf("read created issue %s: %w", created.Key, err)
+		return connector.WriteResult{}, &connector.UnreadError{Kind: itsm.KindTicket,
+			ID: itsm.ObjectID(conn.ID, itsm.KindTicket, created.ID), Err: fmt.Errorf("read created issue %s: %w", created.Key, err)}
 	}
 	return connector.WriteResult{Records: []connector.Written{rec}}, nil
 }
@@ -240,7 +241,8 @@ func (w *Writer) UpdateTicket(ctx context.Context, conn *store.Connection, issue
 	}
 	rec, err := w.freshIssue(ctx, c, conn, issueID)
 	if err != nil {
-		return connector.WriteResult{}, fmt.Errorf("read changed issue %s: %w", issueID, err)
+		return connector.WriteResult{}, &connector.UnreadError{Kind: itsm.KindTicket,
+			ID: itsm.ObjectID(conn.ID, itsm.KindTicket, issueID), Err: fmt.Errorf("read changed issue %s: %w", issueID, err)}
 	}
 	return connector.WriteResult{Records: []connector.Written{rec}}, nil
 }
@@ -312,13 +314,14 @@ func (w *Writer) AddComment(ctx context.Context, conn *store.Connection, issueID
 	if err != nil {
 		return connector.WriteResult{}, vendorError(err)
 	}
-	issue, err := w.freshIssue(ctx, c, conn, issueID)
-	if err != nil {
-		return connector.WriteResult{}, fmt.Errorf("read commented issue %s: %w", issueID, err)
-	}
 	cm, err := w.written(conn, raw.TypeComment, issueID, rawComment)
 	if err != nil {
-		return connector.WriteResult{}, err
+		return connector.WriteResult{}, &connector.UnreadError{Kind: itsm.KindTicket,
+			ID: itsm.ObjectID(conn.ID, itsm.KindTicket, issueID), Err: err}
+	}
+	issue, err := w.freshIssue(ctx, c, conn, issueID)
+	if err != nil {
+		return connector.WriteResult{}, &connector.UnreadError{Kind: cm.Kind, ID: cm.ID, Err: fmt.Errorf("read commented issue %s: %w", issueID, err)}
 	}
 	return connector.WriteResult{Records: []connector.Written{issue, cm}, Answer: 1}, nil
 }

@@ -3,8 +3,10 @@ package jirawrite_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,6 +57,12 @@ func (s staticClients) HTTPClient(context.Context, *store.Connection) (*http.Cli
 }
 
 func simWriter(t *testing.T) (*jirasim.Server, *jirawrite.Writer) {
+	sim, w, _ := simWriterClient(t)
+	return sim, w
+}
+
+// simWriterClient is simWriter with the authenticated client it uses.
+func simWriterClient(t *testing.T) (*jirasim.Server, *jirawrite.Writer, *http.Client) {
 	t.Helper()
 	sim := jirasim.NewTestServer(t, jirasim.Options{Seed: 4, Projects: 2, IssuesPerProject: 3})
 	ep := jiracloud.Endpoints{AuthURL: sim.URL(), APIURL: sim.URL()}
@@ -67,7 +75,8 @@ func simWriter(t *testing.T) (*jirasim.Server, *jirawrite.Writer) {
 	require.NoError(t, err)
 	tok, err := cfg.Exchange(context.Background(), loc.Query().Get("code"))
 	require.NoError(t, err)
-	return sim, jirawrite.New(jirawrite.Config{Endpoints: ep}, staticClients{cfg.Client(context.Background(), tok)})
+	hc := cfg.Client(context.Background(), tok)
+	return sim, jirawrite.New(jirawrite.Config{Endpoints: ep}, staticClients{hc}), hc
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -161,4 +170,35 @@ func TestRateLimitedCallsAreRetried(t *testing.T) {
 	var ve *connector.VendorError
 	require.True(t, errors.As(err, &ve), "%v", err)
 	require.Equal(t, http.StatusTooManyRequests, ve.Status)
+}
+
+// failReads makes every issue read fail as Jira's 404 would, after writes
+// went through: a fault between the write and its read-back.
+type failReads struct{ base http.RoundTripper }
+
+func (f failReads) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/rest/api/3/issue/") {
+		body := `{"errorMessages":["Issue does not exist or you do not have permission to see it."],"errors":{}}`
+		return &http.Response{StatusCode: http.StatusNotFound, Header: http.Header{"Content-Type": {"application/json"}},
+			Body: io.NopCloser(strings.NewReader(body)), Request: r}, nil
+	}
+	return f.base.RoundTrip(r)
+}
+
+// A create whose read-back fails is reported as written (with the ticket's
+// id), never as a refusal that a caller might retry into a duplicate.
+func TestCreateNotReadBackIsNotARefusal(t *testing.T) {
+	sim, _, authed := simWriterClient(t)
+	hc := *authed
+	hc.Transport = failReads{hc.Transport}
+	w := jirawrite.New(jirawrite.Config{Endpoints: jiracloud.Endpoints{AuthURL: sim.URL(), APIURL: sim.URL()}}, staticClients{&hc})
+	conn := &store.Connection{ID: "c1", CloudID: sim.Default().ID()}
+	_, err := w.CreateTicket(context.Background(), conn, connector.NewTicket{ProjectKey: sim.Default().ProjectKeys()[0],
+		TicketFields: connector.TicketFields{Name: ptr("written")}})
+	var unread *connector.UnreadError
+	require.True(t, errors.As(err, &unread), "%v", err)
+	var ve *connector.VendorError
+	require.False(t, errors.As(err, &ve), "the read's 404 does not pass for a refusal of the create")
+	require.Equal(t, itsm.KindTicket, unread.Kind)
+	require.NotEmpty(t, unread.ID)
 }
