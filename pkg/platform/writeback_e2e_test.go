@@ -71,15 +71,30 @@ func startWriteEnv(t *testing.T) *writeEnv {
 	require.NoError(t, err)
 	require.NoError(t, nc.Flush())
 
-	st, body := env.Call(t, http.MethodPost, keyA, "/v1/connections/"+created.ID+"/sync?kind=full", nil)
+	w.fullSync(t)
+	return w
+}
+
+// fullSync runs a full sync of the connection and waits until the
+// normalizer took all it published.
+func (w *writeEnv) fullSync(t *testing.T) {
+	t.Helper()
+	// A sync already running (the one consent starts) ends first: a
+	// request meanwhile would be answered by it.
+	var before connections.View
+	platformtest.Eventually(t, 60*time.Second, "no sync runs", func() bool {
+		return w.GetJSON(t, keyA, "/v1/connections/"+w.conn, &before) == http.StatusOK &&
+			(before.LastSync == nil || before.LastSync.Status != store.SyncRunning)
+	})
+	st, body := w.Call(t, http.MethodPost, keyA, "/v1/connections/"+w.conn+"/sync?kind=full", nil)
 	require.Less(t, st, 300, body)
 	platformtest.Eventually(t, 60*time.Second, "the full sync completes", func() bool {
 		var v connections.View
-		return env.GetJSON(t, keyA, "/v1/connections/"+created.ID, &v) == http.StatusOK &&
-			v.LastSync != nil && v.LastSync.Kind == store.SyncFull && v.LastSync.Status == store.SyncCompleted
+		return w.GetJSON(t, keyA, "/v1/connections/"+w.conn, &v) == http.StatusOK &&
+			v.LastSync != nil && v.LastSync.Kind == store.SyncFull && v.LastSync.Status == store.SyncCompleted &&
+			(before.LastSync == nil || v.LastSync.ID != before.LastSync.ID)
 	})
 	w.idle(t)
-	return w
 }
 
 // idle waits until the simulator delivered its webhooks and the
@@ -283,6 +298,17 @@ func TestWriteBackCreateUpdateCommentEndToEnd(t *testing.T) {
 		require.Equal(t, http.StatusNotFound, st, "%s %s as another organization: %s", c.method, c.path, body)
 	}
 	require.Equal(t, "Finding: fixed", decodeTicket(t, mustGet(t, w, tk.ID)).Name, "nothing changed")
+
+	// The next sync finds nothing new: the versions it reads are stored.
+	n := len(w.eventsOf(t, tk.ID))
+	w.fullSync(t)
+	require.Len(t, w.eventsOf(t, tk.ID), n, "a sync after the writes publishes nothing for the ticket")
+	var comments struct {
+		Items []itsm.Comment `json:"items"`
+	}
+	require.Equal(t, http.StatusOK, w.GetJSON(t, keyA, "/v1/itsm/comments?ticket_id="+tk.ID, &comments))
+	require.Len(t, comments.Items, 1)
+	require.Equal(t, cm.ID, comments.Items[0].ID)
 }
 
 func mustGet(t *testing.T, w *writeEnv, id string) string {
