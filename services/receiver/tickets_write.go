@@ -78,6 +78,16 @@ type writeBack struct {
 	passCalls *prometheus.CounterVec
 }
 
+// vendorWriteTimeout bounds a write at the vendor with what follows it
+// (recording its outcome, publishing its record). They run on even when the
+// client goes away: a write abandoned halfway would leave its outcome
+// unknown.
+const vendorWriteTimeout = time.Minute
+
+func detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), vendorWriteTimeout)
+}
+
 // maxWriteBody bounds a ticket or comment write's body (the edge's bound of
 // every API body).
 const maxWriteBody = maxAPIBody
@@ -372,13 +382,15 @@ func (s *Server) createTicket(c echo.Context, wb *writeBack) error {
 			return s.replay(c, org, prev, fp)
 		}
 	}
-	res, err := writer.CreateTicket(ctx, conn, in)
+	wctx, cancel := detached(ctx)
+	defer cancel()
+	res, err := writer.CreateTicket(wctx, conn, in)
 	var unread *connector.UnreadError
 	if errors.As(err, &unread) {
 		// Created, but not read back: the key keeps the ticket, which its
 		// webhook or the next sync brings.
 		if key != "" {
-			if err := wb.Idempotency.Finish(ctx, org, key, idempotency.Record{Fingerprint: idempotency.Fingerprint(body), Result: unread.ID}); err != nil {
+			if err := wb.Idempotency.Finish(wctx, org, key, idempotency.Record{Fingerprint: idempotency.Fingerprint(body), Result: unread.ID}); err != nil {
 				s.log.Error("idempotency outcome not recorded", zap.String("organization_id", org), zap.String("ticket_id", unread.ID), zap.Error(err))
 			}
 		}
@@ -386,7 +398,7 @@ func (s *Server) createTicket(c echo.Context, wb *writeBack) error {
 	}
 	if err != nil {
 		if key != "" && refusedForSure(err) {
-			if aerr := wb.Idempotency.Abandon(ctx, org, key); aerr != nil {
+			if aerr := wb.Idempotency.Abandon(wctx, org, key); aerr != nil {
 				s.log.Warn("idempotency key not released", zap.String("organization_id", org), zap.Error(aerr))
 			}
 		}
@@ -395,7 +407,7 @@ func (s *Server) createTicket(c echo.Context, wb *writeBack) error {
 	ans := res.Records[res.Answer]
 	if key != "" {
 		// Recorded before anything else can fail: the vendor's ticket exists.
-		if err := wb.Idempotency.Finish(ctx, org, key, idempotency.Record{Fingerprint: idempotency.Fingerprint(body), Result: ans.ID}); err != nil {
+		if err := wb.Idempotency.Finish(wctx, org, key, idempotency.Record{Fingerprint: idempotency.Fingerprint(body), Result: ans.ID}); err != nil {
 			s.log.Error("idempotency outcome not recorded", zap.String("organization_id", org), zap.String("ticket_id", ans.ID), zap.Error(err))
 		}
 	}
@@ -491,7 +503,9 @@ func (s *Server) updateTicket(c echo.Context, wb *writeBack) error {
 	if len(f) == 0 {
 		return fail(http.StatusBadRequest, "invalid_body", "nothing to change")
 	}
-	res, err := writer.UpdateTicket(ctx, conn, vid, ch)
+	wctx, cancel := detached(ctx)
+	defer cancel()
+	res, err := writer.UpdateTicket(wctx, conn, vid, ch)
 	if err != nil {
 		return s.writeError(c, conn, err)
 	}
@@ -526,7 +540,9 @@ func (s *Server) addComment(c echo.Context, wb *writeBack) error {
 	if err != nil {
 		return err
 	}
-	res, err := writer.AddComment(ctx, conn, vid, *text)
+	wctx, cancel := detached(ctx)
+	defer cancel()
+	res, err := writer.AddComment(wctx, conn, vid, *text)
 	if err != nil {
 		return s.writeError(c, conn, err)
 	}
@@ -578,7 +594,8 @@ type pendingAnswer struct {
 func (s *Server) publishAndAnswer(c echo.Context, wb *writeBack, conn *store.Connection, res connector.WriteResult, status int) error {
 	ctx := c.Request().Context()
 	now := time.Now()
-	pctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
+	// Published even if the client left: the vendor has the new version.
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.PublishTimeout)
 	defer cancel()
 	ans := res.Records[res.Answer]
 	for _, r := range res.Records {
