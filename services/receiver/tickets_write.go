@@ -572,6 +572,9 @@ func (s *Server) writeError(c echo.Context, conn *store.Connection, err error) e
 			return fail(http.StatusBadRequest, "vendor_rejected", conn.Vendor+" refused the request: "+ve.Message)
 		case http.StatusNotFound:
 			return fail(http.StatusNotFound, "not_found", "not found at "+conn.Vendor+": "+ve.Message)
+		case http.StatusUnauthorized, http.StatusForbidden:
+			return fail(http.StatusForbidden, "vendor_forbidden", conn.Vendor+" refused the connection's grant for this operation ("+
+				ve.Message+"); re-authorize the connection so that it grants write access")
 		case http.StatusTooManyRequests:
 			c.Response().Header().Set("Retry-After", "10")
 			return fail(http.StatusTooManyRequests, "vendor_rate_limited", ve.Message)

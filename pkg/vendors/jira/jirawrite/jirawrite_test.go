@@ -62,11 +62,14 @@ func simWriter(t *testing.T) (*jirasim.Server, *jirawrite.Writer) {
 }
 
 // simWriterClient is simWriter with the authenticated client it uses.
-func simWriterClient(t *testing.T) (*jirasim.Server, *jirawrite.Writer, *http.Client) {
+func simWriterClient(t *testing.T, scopes ...string) (*jirasim.Server, *jirawrite.Writer, *http.Client) {
 	t.Helper()
 	sim := jirasim.NewTestServer(t, jirasim.Options{Seed: 4, Projects: 2, IssuesPerProject: 3})
 	ep := jiracloud.Endpoints{AuthURL: sim.URL(), APIURL: sim.URL()}
 	cfg := jiracloud.OAuthConfig(ep, sim.ClientID(), sim.ClientSecret(), "https://app.example.com/cb")
+	if scopes != nil {
+		cfg.Scopes = scopes
+	}
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := noRedirect.Get(jiracloud.AuthCodeURL(cfg, "s"))
 	require.NoError(t, err)
@@ -201,4 +204,15 @@ func TestCreateNotReadBackIsNotARefusal(t *testing.T) {
 	require.False(t, errors.As(err, &ve), "the read's 404 does not pass for a refusal of the create")
 	require.Equal(t, itsm.KindTicket, unread.Kind)
 	require.NotEmpty(t, unread.ID)
+}
+
+// A grant without write:jira-work: Jira's 403 is a refusal the caller sees.
+func TestMissingWriteScopeIsARefusal(t *testing.T) {
+	sim, w, _ := simWriterClient(t, "read:jira-work", "read:jira-user", "offline_access")
+	conn := &store.Connection{ID: "c1", CloudID: sim.Default().ID()}
+	_, err := w.CreateTicket(context.Background(), conn, connector.NewTicket{ProjectKey: sim.Default().ProjectKeys()[0],
+		TicketFields: connector.TicketFields{Name: ptr("x")}})
+	var ve *connector.VendorError
+	require.True(t, errors.As(err, &ve), "%v", err)
+	require.Equal(t, http.StatusForbidden, ve.Status)
 }
