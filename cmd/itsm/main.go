@@ -27,6 +27,12 @@ Usage:
   itsm dlq list [--connection ID]   dead-lettered messages with their errors
   itsm dlq replay (--seq N,... | --all)
                                     republish dead-lettered messages after a fix
+  itsm tickets create --connection ID --project KEY --name NAME ...
+                                    create a ticket at the vendor through the API
+  itsm tickets update --id TICKET_ID ...
+                                    change a ticket (fields, status through the workflow)
+  itsm tickets comment --id TICKET_ID --body TEXT
+                                    (tickets: ITSM_API_KEY, ITSM_API_URL)
   itsm help [COMMAND]               this help, or a command's
 
 Commands read the same environment as the services (see README.md):
@@ -54,6 +60,7 @@ func commands() map[string]command {
 		"stream":      {streamHelp, runStream},
 		"dlq":         {dlqHelp, runDLQ},
 		"sync":        {syncHelp, runSync},
+		"tickets":     {ticketsHelp, runTickets},
 	}
 }
 

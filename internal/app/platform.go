@@ -173,6 +173,9 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 			return nil, err
 		}
 		r.MountConnections(p.mgr, requester)
+		if err := p.mountWriteBack(r, reg); err != nil {
+			return nil, err
+		}
 		e = r.Echo()
 		p.echo = e
 		p.mountHealth(e, log)

@@ -45,6 +45,8 @@ const (
 	KVSyncLeases = "itsm_sync_leases"
 	// KVSyncRequests holds on-demand sync requests.
 	KVSyncRequests = "itsm_sync_requests"
+	// KVIdempotency holds the outcome of ticket creates by Idempotency-Key.
+	KVIdempotency = "itsm_idempotency"
 )
 
 // Lives of the buckets' keys: a lease expires this long after its holder
@@ -54,6 +56,8 @@ const (
 	LeaseTTL       = 30 * time.Second
 	SyncLeaseTTL   = 30 * time.Second
 	SyncRequestTTL = 24 * time.Hour
+	// IdempotencyTTL is how long a create's Idempotency-Key is remembered.
+	IdempotencyTTL = 24 * time.Hour
 )
 
 // KVConfigs are the buckets the normalizer's user creates at start with the
@@ -64,6 +68,7 @@ func KVConfigs(replicas int) []jetstream.KeyValueConfig {
 		{Bucket: KVLeases, TTL: LeaseTTL, History: 1, Replicas: replicas, Storage: jetstream.FileStorage},
 		{Bucket: KVSyncLeases, TTL: SyncLeaseTTL, History: 1, Replicas: replicas, Storage: jetstream.FileStorage},
 		{Bucket: KVSyncRequests, TTL: SyncRequestTTL, History: 1, Storage: jetstream.FileStorage},
+		{Bucket: KVIdempotency, TTL: IdempotencyTTL, History: 1, Replicas: replicas, Storage: jetstream.FileStorage},
 	}
 }
 
@@ -196,12 +201,14 @@ func Permissions(user string) *server.Permissions {
 		"$JS.API.CONSUMER.INFO." + StreamRaw + "." + ConsumerNormalizer,
 		"$JS.API.CONSUMER.INFO." + StreamRaw + "." + ConsumerNormalizerLive,
 		"$JS.API.STREAM.INFO.KV_" + KVLeases, "$JS.API.STREAM.INFO.KV_" + KVSyncLeases, "$JS.API.STREAM.INFO.KV_" + KVSyncRequests,
+		"$JS.API.STREAM.INFO.KV_" + KVIdempotency,
 	}
 	switch user {
 	case UserReceiver:
 		pub = slices.Concat(common, []string{"raw.*.*." + SourceWebhook})
 		pub = append(pub, kvSubjects(KVLeases, false)...)
 		pub = append(pub, kvSubjects(KVSyncRequests, false)...)
+		pub = append(pub, kvSubjects(KVIdempotency, false)...)
 	case UserBackfill:
 		pub = slices.Concat(common, []string{"raw.*.*." + SourceSync})
 		pub = append(pub, kvSubjects(KVLeases, false)...)
@@ -219,7 +226,7 @@ func Permissions(user string) *server.Permissions {
 				"$JS.API.CONSUMER.MSG.NEXT."+StreamRaw+"."+c,
 				"$JS.ACK."+StreamRaw+"."+c+".>")
 		}
-		for _, s := range []string{StreamRaw, StreamITSM, StreamDLQ, "KV_" + KVLeases, "KV_" + KVSyncLeases, "KV_" + KVSyncRequests} {
+		for _, s := range []string{StreamRaw, StreamITSM, StreamDLQ, "KV_" + KVLeases, "KV_" + KVSyncLeases, "KV_" + KVSyncRequests, "KV_" + KVIdempotency} {
 			pub = append(pub, "$JS.API.STREAM.CREATE."+s, "$JS.API.STREAM.UPDATE."+s)
 		}
 	case UserSubscriber:

@@ -48,7 +48,20 @@ func (n *Normalizer) process(ctx context.Context, msg jetstream.Msg, meta *jetst
 	var recs []itsm.Record
 	switch source {
 	case broker.SourceWebhook:
-		recs, err = mapper.MapWebhook(conn, msg.Data())
+		if !raw.IsWriteBack(msg.Headers()) {
+			recs, err = mapper.MapWebhook(conn, msg.Data())
+			break
+		}
+		sr, derr := raw.DecodeSyncRecord(msg.Data())
+		switch {
+		case derr != nil:
+			return permanent(fmt.Errorf("%w: write-back envelope: %v", itsm.ErrMalformed, derr))
+		case sr.Type == SyncTypeReconcile:
+			return permanent(fmt.Errorf("%w: a write-back carries records, never a reconcile marker", itsm.ErrMalformed))
+		}
+		// A write-back belongs to no sync: it must not mark anything seen.
+		sr.SyncID = ""
+		recs, err = mapper.MapSync(conn, sr)
 	case broker.SourceSync:
 		sr, err := raw.DecodeSyncRecord(msg.Data())
 		if err != nil {

@@ -443,8 +443,12 @@ func TestTenantAndEdgeSweep(t *testing.T) {
 	// Echo answers a wrong method under an API group like a missing route.
 	notServed := func(t *testing.T, _ *http.Response, body string) { require.NotContains(t, body, "items") }
 	probes = append(probes,
-		probe{name: "method confusion: override header", method: http.MethodPost, path: "/v1/itsm/tickets",
+		probe{name: "method confusion: override header", method: http.MethodPost, path: "/v1/itsm/projects",
 			header: map[string]string{"X-API-Key": keyA, "X-HTTP-Method-Override": "GET"}, status: 404, check: notServed},
+		// POST /v1/itsm/tickets creates (write-back): the override does not
+		// make it a list either.
+		probe{name: "method confusion: override header on a create", method: http.MethodPost, path: "/v1/itsm/tickets",
+			header: map[string]string{"X-API-Key": keyA, "X-HTTP-Method-Override": "GET"}, status: 400, check: notServed},
 		probe{name: "method confusion: DELETE a collection", method: http.MethodDelete, path: "/v1/connections",
 			header: map[string]string{"X-API-Key": keyA}, status: 404, check: notServed},
 	)

@@ -30,6 +30,11 @@
 //     issue/{idOrKey}/comment, project/search, users/search, group/bulk,
 //     group/member, status, statuscategory, priority/search, issuetype,
 //     myself, and the dynamic webhook API (webhook, webhook/refresh).
+//   - REST v3 writes (rest_write.go): POST issue, PUT issue/{idOrKey}
+//     (fields only), GET and POST issue/{idOrKey}/transitions (a workflow:
+//     only transitions valid from the current status), POST
+//     issue/{idOrKey}/comment (ADF body). They need write:jira-work (403
+//     without it), bump fields.updated and emit the change's webhooks.
 //   - Webhook deliveries to registered URLs, and /_sim/ control endpoints
 //     (see control.go).
 //

@@ -32,9 +32,12 @@ type IssueInput struct {
 	Reporter    string   `json:"reporter,omitempty"` // account id; "" = actor
 	Labels      []string `json:"labels,omitempty"`
 	Description string   `json:"description,omitempty"` // plain text, stored as ADF
-	DueDate     string   `json:"duedate,omitempty"`     // yyyy-MM-dd
-	Parent      string   `json:"parent,omitempty"`      // key or id
-	Actor       string   `json:"actor,omitempty"`       // account id; "" = site admin
+	// DescriptionDoc is the description as an ADF document (REST v3
+	// writes); it wins over Description.
+	DescriptionDoc map[string]any `json:"descriptionDoc,omitempty"`
+	DueDate        string         `json:"duedate,omitempty"` // yyyy-MM-dd
+	Parent         string         `json:"parent,omitempty"`  // key or id
+	Actor          string         `json:"actor,omitempty"`   // account id; "" = site admin
 }
 
 // IssueUpdate changes fields; nil leaves a field alone. An empty Priority,
@@ -46,7 +49,10 @@ type IssueUpdate struct {
 	Assignee    *string   `json:"assignee,omitempty"`
 	DueDate     *string   `json:"duedate,omitempty"`
 	Labels      *[]string `json:"labels,omitempty"`
-	Actor       string    `json:"actor,omitempty"`
+	// DescriptionDoc sets the description as an ADF document (REST v3
+	// writes); it wins over Description.
+	DescriptionDoc map[string]any `json:"descriptionDoc,omitempty"`
+	Actor          string         `json:"actor,omitempty"`
 }
 
 // IssueRef identifies an issue after a mutation.
@@ -228,7 +234,9 @@ func (t *Tenant) CreateIssue(in IssueInput) (IssueRef, error) {
 	now := msTrunc(t.sim.Now())
 	c.created, c.updated, c.catDate = now, now, now
 	is := &issue{issueCore: c, summary: in.Summary, labels: slices.Clone(in.Labels), due: in.DueDate, stored: true}
-	if in.Description != "" {
+	if in.DescriptionDoc != nil {
+		is.desc = in.DescriptionDoc
+	} else if in.Description != "" {
 		is.desc = textToADF(in.Description)
 	}
 	if t.cat.statuses[c.status].Cat == catDone {
@@ -303,9 +311,9 @@ func (t *Tenant) UpdateIssue(key string, u IssueUpdate) (IssueRef, error) {
 		add(changeItem("summary", nil, is.summary, nil, *u.Summary))
 		is.summary = *u.Summary
 	}
-	if u.Description != nil {
-		var doc map[string]any
-		if *u.Description != "" {
+	if u.Description != nil || u.DescriptionDoc != nil {
+		doc := u.DescriptionDoc
+		if doc == nil && *u.Description != "" {
 			doc = textToADF(*u.Description)
 		}
 		if old, nw := adfToWiki(is.desc), adfToWiki(doc); old != nw {
@@ -379,8 +387,14 @@ func (t *Tenant) transition(key, status, actorID string) (IssueRef, error) {
 		return IssueRef{}, fmt.Errorf("%w: issue %q", ErrNotFound, key)
 	}
 	is, _ := t.materialize(id)
+	return t.moveTo(is, si, act), nil
+}
+
+// moveTo sets the status and emits the change; caller holds t.mu for
+// writing and has materialized is.
+func (t *Tenant) moveTo(is *issue, si int, act *user) IssueRef {
 	if is.status == si {
-		return t.ref(is), nil
+		return t.ref(is)
 	}
 	old, nw := t.cat.statuses[is.status], t.cat.statuses[si]
 	items := []obj{changeItem("status", old.ID, old.Name, nw.ID, nw.Name)}
@@ -401,7 +415,7 @@ func (t *Tenant) transition(key, status, actorID string) (IssueRef, error) {
 		changed = append(changed, "resolution")
 	}
 	t.emit(&simEvent{name: "jira:issue_updated", typeName: "issue_generic", flow: "Primary", ts: ts, actor: act, is: is, changelog: items, changed: changed})
-	return t.ref(is), nil
+	return t.ref(is)
 }
 
 // AddComment adds a comment by the site admin; see AddCommentAs.
@@ -413,6 +427,11 @@ func (t *Tenant) AddComment(key, body string) (CommentRef, error) {
 // comment_created plus jira:issue_updated (issue_commented); the issue's
 // updated moves too.
 func (t *Tenant) AddCommentAs(key, authorID, body string) (CommentRef, error) {
+	return t.addComment(key, authorID, textToADF(body))
+}
+
+// addComment adds a comment whose body is an ADF document.
+func (t *Tenant) addComment(key, authorID string, doc map[string]any) (CommentRef, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	act, err := t.actor(authorID)
@@ -425,7 +444,7 @@ func (t *Tenant) AddCommentAs(key, authorID, body string) (CommentRef, error) {
 	}
 	is, _ := t.materialize(id)
 	ts := t.bump(is)
-	cm := &comment{id: t.nextCommentID, author: act.idx, updateAuthor: act.idx, body: textToADF(body), created: ts, updated: ts}
+	cm := &comment{id: t.nextCommentID, author: act.idx, updateAuthor: act.idx, body: doc, created: ts, updated: ts}
 	t.nextCommentID++
 	is.comments = append(is.comments, cm)
 	t.emitCommentEvents("comment_created", "issue_commented", ts, act, is, cm)

@@ -187,6 +187,7 @@ func (s *Sim) routes() {
 	api("GET webhook", hooks, s.handleListWebhooks)
 	api("DELETE webhook", hooks, s.handleDeleteWebhooks)
 	api("PUT webhook/refresh", hooks, s.handleRefreshWebhooks)
+	s.writeRoutes(api)
 	m.HandleFunc("/ex/jira/{cloudid}/", func(w http.ResponseWriter, r *http.Request) {
 		jiraError(w, http.StatusNotFound, "The simulator does not implement "+r.Method+" "+r.URL.Path)
 	})
