@@ -287,10 +287,11 @@ func (r *Response) JSON() bool {
 	return (mt == "application/json" || strings.HasSuffix(mt, "+json")) && json.Valid(r.Body)
 }
 
-// keptHeaders are the vendor headers handed back: rate limiting and
-// redirects (an attachment download answers 303).
+// keptHeaders are the vendor headers handed back: rate limiting,
+// redirects (an attachment download answers 303) and paging (ServiceNow's
+// Table API pages by Link and counts by X-Total-Count).
 var keptHeaders = []string{"Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset",
-	"X-RateLimit-NearLimit", "RateLimit-Reason", "Location"}
+	"X-RateLimit-NearLimit", "X-RateLimit-Rule", "RateLimit-Reason", "Location", "Link", "X-Total-Count"}
 
 // Do builds the request (see Build) and sends it with hc, which must
 // authenticate as the connection. Redirects are not followed: the client's
