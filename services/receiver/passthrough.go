@@ -15,6 +15,11 @@ import (
 	"github.com/itsmhub/itsm/pkg/passthrough"
 )
 
+// queryNamer is a NativeSearcher whose query parameter is not jql.
+type queryNamer interface {
+	QueryParam() string
+}
+
 // maxSearchLimit bounds a native search page (Jira's page cap with fields).
 const maxSearchLimit = 100
 
@@ -24,11 +29,11 @@ type searchResponse struct {
 }
 
 // nativeSearch answers GET /v1/itsm/passthrough/tickets/search: a query in
-// the vendor's language (jql for Jira), narrowed to the connection's scope,
-// paged with the vendor's cursor. The query string is bounded at the edge
+// the vendor's language (jql for Jira, sysparm_query for ServiceNow),
+// narrowed to the connection's scope, paged with the vendor's cursor. The query string is bounded at the edge
 // (4 KiB), which bounds the query too.
 func (s *Server) nativeSearch(c echo.Context, wb *writeBack) error {
-	if err := onlyParams(c, "connection_id", "jql", "cursor", "limit"); err != nil {
+	if err := onlyParams(c, "connection_id", "jql", "sysparm_query", "cursor", "limit"); err != nil {
 		return err
 	}
 	ctx, org := c.Request().Context(), OrganizationID(c)
@@ -41,8 +46,21 @@ func (s *Server) nativeSearch(c echo.Context, wb *writeBack) error {
 	if err != nil {
 		return err
 	}
-	if q.Get("jql") == "" {
-		return fail(http.StatusBadRequest, "invalid_query", "jql is required")
+	// The query is in the vendor's language, under the vendor's name for
+	// it: jql (Jira) unless the searcher names another (sysparm_query for
+	// ServiceNow).
+	param := "jql"
+	if n, ok := searcher.(queryNamer); ok {
+		param = n.QueryParam()
+	}
+	for _, other := range []string{"jql", "sysparm_query"} {
+		if other != param && q.Has(other) {
+			return fail(http.StatusBadRequest, "invalid_query", other+" is not the query language of "+conn.Vendor+" connections; use "+param)
+		}
+	}
+	query := q.Get(param)
+	if query == "" {
+		return fail(http.StatusBadRequest, "invalid_query", param+" is required")
 	}
 	limit := 50
 	if v := q.Get("limit"); v != "" {
@@ -52,7 +70,7 @@ func (s *Server) nativeSearch(c echo.Context, wb *writeBack) error {
 		}
 		limit = n
 	}
-	page, err := searcher.SearchTickets(ctx, conn, q.Get("jql"), q.Get("cursor"), limit)
+	page, err := searcher.SearchTickets(ctx, conn, query, q.Get("cursor"), limit)
 	if err != nil {
 		return s.writeError(c, conn, err)
 	}

@@ -50,6 +50,12 @@ type Passthrough interface {
 	Passthrough(ctx context.Context, conn *store.Connection, req passthrough.Request, lim passthrough.Limits) (*passthrough.Response, error)
 }
 
+// internalCommenter is a TicketWriter that also writes comments only the
+// vendor's agents see (ServiceNow's work notes).
+type internalCommenter interface {
+	AddWorkNote(ctx context.Context, conn *store.Connection, ticketVendorID, body string) (connector.WriteResult, error)
+}
+
 // IdempotencyKeys remember creates by Idempotency-Key (pkg/idempotency).
 type IdempotencyKeys interface {
 	Begin(ctx context.Context, scope, key, fingerprint string, now time.Time) (*idempotency.Record, error)
@@ -159,16 +165,25 @@ func (s *Server) vendorIDOf(ctx context.Context, org string, conn *store.Connect
 	return v, nil
 }
 
+// vendorIDOfBody is a stored object's vendor id: Jira's id, or
+// ServiceNow's sys_id.
 func vendorIDOfBody(body []byte) (string, error) {
 	var o struct {
 		VendorAttributes struct {
-			ID string `json:"id"`
+			ID    string `json:"id"`
+			SysID string `json:"sys_id"`
 		} `json:"vendor_attributes"`
 	}
-	if err := json.Unmarshal(body, &o); err != nil || o.VendorAttributes.ID == "" {
+	if err := json.Unmarshal(body, &o); err != nil {
 		return "", errors.New("stored object has no vendor id")
 	}
-	return o.VendorAttributes.ID, nil
+	if o.VendorAttributes.ID != "" {
+		return o.VendorAttributes.ID, nil
+	}
+	if o.VendorAttributes.SysID != "" {
+		return o.VendorAttributes.SysID, nil
+	}
+	return "", errors.New("stored object has no vendor id")
 }
 
 func readLimited(c echo.Context, limit int64) ([]byte, error) {
@@ -361,9 +376,8 @@ func (s *Server) createTicket(c echo.Context, wb *writeBack) error {
 			}
 		}
 	}
-	if in.ProjectKey == "" && in.ProjectVendorID == "" {
-		return fail(http.StatusBadRequest, "invalid_project", "project_id or project_key is required")
-	}
+	// Whether a project is required is the vendor's: Jira's issues have
+	// one, ServiceNow has no projects (the connector refuses either way).
 
 	key := c.Request().Header.Get("Idempotency-Key")
 	if key != "" {
@@ -521,7 +535,7 @@ func (s *Server) addComment(c echo.Context, wb *writeBack) error {
 	if err != nil {
 		return err
 	}
-	f, err := readFields(body, "body")
+	f, err := readFields(body, "body", "internal")
 	if err != nil {
 		return err
 	}
@@ -532,6 +546,12 @@ func (s *Server) addComment(c echo.Context, wb *writeBack) error {
 	if text == nil || strings.TrimSpace(*text) == "" {
 		return fail(http.StatusBadRequest, "invalid_body", "body is required")
 	}
+	internal := false
+	if v, ok := f["internal"]; ok && !f.null("internal") {
+		if err := json.Unmarshal(v, &internal); err != nil {
+			return fail(http.StatusBadRequest, "invalid_internal", "internal: want a boolean")
+		}
+	}
 	_, conn, vid, err := s.ticketOf(ctx, org, c.Param("id"))
 	if err != nil {
 		return err
@@ -540,9 +560,17 @@ func (s *Server) addComment(c echo.Context, wb *writeBack) error {
 	if err != nil {
 		return err
 	}
+	add := writer.AddComment
+	if internal {
+		notes, ok := writer.(internalCommenter)
+		if !ok {
+			return fail(http.StatusBadRequest, "unsupported", "connections to "+conn.Vendor+" do not support internal comments")
+		}
+		add = notes.AddWorkNote
+	}
 	wctx, cancel := detached(ctx)
 	defer cancel()
-	res, err := writer.AddComment(wctx, conn, vid, *text)
+	res, err := add(wctx, conn, vid, *text)
 	if err != nil {
 		return s.writeError(c, conn, err)
 	}

@@ -191,6 +191,10 @@ func parseCursor(s string, tables []string) (searchCursor, error) {
 // limit; a table with no match) one search call reads past.
 const maxEmptyPages = 5
 
+// QueryParam names the search API's query parameter for ServiceNow
+// connections.
+func (w *Writer) QueryParam() string { return "sysparm_query" }
+
 // SearchTickets runs an encoded query over the connection's tables, one
 // page from cursor.
 func (w *Writer) SearchTickets(ctx context.Context, conn *store.Connection, query, cursor string, limit int) (connector.SearchPage, error) {
