@@ -27,6 +27,7 @@ import (
 	"github.com/itsmhub/itsm/pkg/lease"
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/store/sqlitestore"
+	"github.com/itsmhub/itsm/pkg/vendors/servicenow/snconn"
 	"github.com/itsmhub/itsm/services/backfill"
 	"github.com/itsmhub/itsm/services/normalizer"
 	"github.com/itsmhub/itsm/services/receiver"
@@ -57,6 +58,7 @@ type Platform struct {
 	sup   *supervisor
 	now   func() time.Time
 	mgr   *connections.Manager
+	sn    *snconn.Connector
 	echo  *echo.Echo
 
 	// metricsLn serves /metrics apart from the public listener.
@@ -150,7 +152,8 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 		if err != nil {
 			return nil, err
 		}
-		r, err := receiver.New(receiver.Config{Verifiers: verifiers, Quotas: cfg.Quotas},
+		r, err := receiver.New(receiver.Config{Verifiers: verifiers, Quotas: cfg.Quotas,
+			ConnectionEndpoints: p.connectionEndpoints()},
 			p.jss[broker.UserReceiver], p.store, apikey.NewAuthenticator(p.store, cfg.APIKeys), log.Named("receiver"), reg)
 		if err != nil {
 			return nil, err

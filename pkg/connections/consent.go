@@ -247,11 +247,23 @@ func (m *Manager) Confirm(ctx context.Context, formToken, browserKey string, acc
 	if !activated {
 		return c, nil
 	}
+	tested := false
+	if v, err := m.vendor.of(c); err == nil && v.Prober != nil {
+		// The grant works only if the account behind it may read; the
+		// test asks for the first sync when it passes.
+		if c, err = m.test(ctx, c, v); err != nil {
+			return nil, err
+		}
+		if c.State != store.StateActive {
+			return c, nil
+		}
+		tested = true
+	}
 	if err := m.replaceWebhooks(ctx, c.ID); err != nil {
 		// Syncs still keep data current; the upkeep loop retries.
 		m.log.Warn("registering webhooks", zap.String("connection_id", c.ID), zap.String("organization_id", c.OrganizationID), zap.Error(err))
 	}
-	if m.syncs != nil {
+	if m.syncs != nil && !tested {
 		if err := m.syncs.RequestSync(ctx, c.ID, store.SyncFull); err != nil {
 			m.log.Warn("requesting the first sync", zap.String("connection_id", c.ID), zap.Error(err))
 		}
