@@ -1,0 +1,235 @@
+package app_test
+
+import (
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	json "github.com/go-json-experiment/json/v1"
+	"github.com/stretchr/testify/require"
+
+	"github.com/itsmhub/itsm/internal/app/apptest"
+	"github.com/itsmhub/itsm/pkg/config"
+	"github.com/itsmhub/itsm/pkg/connections"
+	"github.com/itsmhub/itsm/pkg/store"
+	"github.com/itsmhub/itsm/pkg/vendors/servicenow/snconn"
+	"github.com/itsmhub/itsm/pkg/vendors/servicenow/snsim"
+)
+
+// The ServiceNow integration end to end: the platform in-process, the
+// simulated instance over real HTTP on a loopback URL (dev mode).
+
+const (
+	snUser     = "itsm.integration"
+	snPassword = "integration-password"
+)
+
+func startWithSN(t *testing.T, inst snsim.Instance) (*apptest.Env, *snsim.Server, *snsim.Inst) {
+	t.Helper()
+	inst.LinksFromRequest = true
+	sim := snsim.NewTestServer(t, snsim.Options{Seed: 5, Instances: []snsim.Instance{inst}})
+	env := apptest.StartWith(t, func(c *config.Config) {
+		c.APIKeys = map[string]string{keyA: "org-a", keyB: "org-b"}
+	})
+	return env, sim, sim.Default()
+}
+
+func smallSizes() snsim.Sizes {
+	return snsim.Sizes{Incidents: 25, Problems: 6, Changes: 6, RequestItems: 3, CatalogTasks: 3, Users: 8, Groups: 4, JournalPerTask: 2, AttachmentEvery: 3}
+}
+
+// snCreate creates a ServiceNow connection and returns its view and the
+// raw answer.
+func snCreate(t *testing.T, env *apptest.Env, key string, options map[string]any) (int, connections.View, string) {
+	t.Helper()
+	st, body := env.Call(t, http.MethodPost, key, "/v1/connections", map[string]any{"vendor": "SERVICENOW", "options": options})
+	var v connections.View
+	if st == http.StatusCreated {
+		require.NoError(t, json.Unmarshal([]byte(body), &v), body)
+	}
+	return st, v, body
+}
+
+func basicOptions(sim *snsim.Server, user, password string, tables ...string) map[string]any {
+	o := map[string]any{"instance_url": sim.BaseURL(""), "auth": map[string]any{"type": "basic", "username": user, "password": password}}
+	if len(tables) > 0 {
+		o["tables"] = tables
+	}
+	return o
+}
+
+func waitSync(t *testing.T, env *apptest.Env, id string, kind store.SyncKind, after time.Time) connections.View {
+	t.Helper()
+	var v connections.View
+	apptest.Eventually(t, 90*time.Second, "the "+string(kind)+" sync completes", func() bool {
+		require.Equal(t, http.StatusOK, env.GetJSON(t, keyA, "/v1/connections/"+id, &v))
+		if v.LastSync != nil && v.LastSync.Status == store.SyncFailed {
+			t.Fatalf("sync failed: %+v", v.LastSync)
+		}
+		return v.LastSync != nil && v.LastSync.Kind == kind && v.LastSync.Status == store.SyncCompleted && !v.LastSync.StartedAt.Before(after)
+	})
+	return v
+}
+
+func ticketByNumber(t *testing.T, env *apptest.Env, connID, number string) (map[string]any, int) {
+	t.Helper()
+	var tk map[string]any
+	st := env.GetJSON(t, keyA, "/v1/itsm/tickets/by-identifier/"+url.PathEscape(number)+"?connection_id="+connID, &tk)
+	return tk, st
+}
+
+// visible are the records of a task table the integration account reads:
+// ACLs hide the restricted group's tasks from it.
+func visible(t *testing.T, in *snsim.Inst, table string) []snsim.Record {
+	t.Helper()
+	recs, err := in.Records(table)
+	require.NoError(t, err)
+	var out []snsim.Record
+	for _, r := range recs {
+		if r["assignment_group"] != in.RestrictedGroup() {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+var scriptSecret = regexp.MustCompile(`var SECRET = "([^"]+)";`)
+
+func TestServiceNowBasicAuthEndToEnd(t *testing.T) {
+	sizes := smallSizes()
+	env, sim, in := startWithSN(t, snsim.Instance{Sizes: sizes,
+		// Small hourly budget per user so that the sync meets 429s.
+		RateRules: []snsim.RateRule{{Limit: 40, UserName: snUser}}, RateWindow: 2 * time.Second})
+	start := time.Now()
+
+	st, conn, body := snCreate(t, env, keyA, basicOptions(sim, snUser, snPassword, "incident", "problem", "change_request"))
+	require.Equal(t, http.StatusCreated, st, body)
+	require.Equal(t, "SERVICENOW", conn.Vendor)
+	require.Equal(t, store.StateActive, conn.State, "basic credentials are tested at once: %+v", conn.Health)
+	require.Equal(t, store.HealthHealthy, conn.Health.Status)
+	require.Empty(t, conn.OAuth2AuthorizeURL, "basic auth needs no consent")
+	require.Equal(t, sim.BaseURL(""), conn.SiteURL)
+	require.Equal(t, []string{"incident", "problem", "change_request"}, conn.Options.Tables)
+	require.Equal(t, &connections.AuthOptions{Type: "basic", Username: snUser}, conn.Options.Auth)
+	require.NotContains(t, body, snPassword)
+	require.Positive(t, conn.RefreshIntervalSecs)
+	require.Positive(t, conn.TimeoutSecs)
+	require.Equal(t, "org-a", conn.OrganizationID)
+
+	// Another organization sees none of it.
+	st, _ = env.Call(t, http.MethodGet, keyB, "/v1/connections/"+conn.ID, nil)
+	require.Equal(t, http.StatusNotFound, st)
+	st, _ = env.Call(t, http.MethodGet, keyB, "/v1/connections/"+conn.ID+"/servicenow/business-rule", nil)
+	require.Equal(t, http.StatusNotFound, st)
+
+	waitSync(t, env, conn.ID, store.SyncFull, start)
+	_, reqs := in.Requests()
+	t.Logf("instance requests: %d", reqs)
+
+	// Tickets of the three tables: every record the account may read,
+	// though ACLs made pages short.
+	var want int
+	for _, table := range []string{"incident", "problem", "change_request"} {
+		want += len(visible(t, in, table))
+	}
+	apptest.Eventually(t, 60*time.Second, "every ticket is stored", func() bool {
+		return len(listAll(t, env, keyA, "/v1/itsm/tickets?connection_id="+conn.ID)) == want
+	})
+	for coll := range modelFields {
+		if coll == "projects" {
+			require.Empty(t, listAll(t, env, keyA, "/v1/itsm/projects?connection_id="+conn.ID), "ServiceNow has no projects")
+			continue
+		}
+		items := listAll(t, env, keyA, "/v1/itsm/"+coll+"?connection_id="+conn.ID)
+		require.NotEmpty(t, items, coll)
+		for _, it := range items {
+			for _, f := range modelFields[coll] {
+				require.Contains(t, it, f, "%s lacks %s", coll, f)
+			}
+		}
+	}
+	require.Empty(t, listAll(t, env, keyB, "/v1/itsm/tickets?connection_id="+conn.ID), "another organization's tickets stay hidden")
+
+	// One incident field by field against what the instance holds.
+	rec := visible(t, in, "incident")[0]
+	tk, st := ticketByNumber(t, env, conn.ID, rec["number"])
+	require.Equal(t, http.StatusOK, st)
+	require.Equal(t, rec["short_description"], tk["name"])
+	require.Equal(t, rec["description"], tk["description"])
+	require.Equal(t, rec["number"], tk["identifier"])
+	require.Equal(t, rec["active"] == "true", tk["active"])
+	require.Contains(t, tk["url"], rec["sys_id"])
+	require.NotEmpty(t, tk["ticket_created_at"])
+	require.NotEmpty(t, tk["status"])
+	require.NotEmpty(t, tk["priority"])
+	if rec["opened_by"] != "" {
+		require.NotEmpty(t, tk["created_by_user_id"])
+	}
+	if rec["assigned_to"] != "" {
+		require.NotEmpty(t, tk["assigned_user_id"])
+	}
+
+	// Pushes: the business rule the customer pastes carries the URL and
+	// the connection's secret.
+	var rule snconn.BusinessRuleView
+	require.Equal(t, http.StatusOK, env.GetJSON(t, keyA, "/v1/connections/"+conn.ID+"/servicenow/business-rule", &rule))
+	require.Equal(t, env.URL+"/webhooks/servicenow/"+conn.ID, rule.URL)
+	m := scriptSecret.FindStringSubmatch(rule.Script)
+	require.NotNil(t, m, rule.Script)
+	secret := m[1]
+
+	// A full push (the record in the body).
+	sub, err := in.Subscribe(snsim.Subscription{Tables: []string{"incident"}, URL: rule.URL, Secret: secret, IncludeRecord: true})
+	require.NoError(t, err)
+	_, err = in.Update("incident", rec["sys_id"], snsim.Record{"short_description": "Pushed with its record"}, snsim.WriteOptions{})
+	require.NoError(t, err)
+	apptest.Eventually(t, 30*time.Second, "the full push is mapped", func() bool {
+		tk, _ := ticketByNumber(t, env, conn.ID, rec["number"])
+		return tk["name"] == "Pushed with its record"
+	})
+	// A partial push (a hint): the receiver asks for an incremental sync.
+	require.NoError(t, in.Unsubscribe(sub.ID))
+	_, err = in.Subscribe(snsim.Subscription{Tables: []string{"incident"}, URL: rule.URL, Secret: secret})
+	require.NoError(t, err)
+	_, err = in.Update("incident", rec["sys_id"], snsim.Record{"short_description": "Only hinted"}, snsim.WriteOptions{})
+	require.NoError(t, err)
+	apptest.Eventually(t, 60*time.Second, "the hinted change is re-read", func() bool {
+		tk, _ := ticketByNumber(t, env, conn.ID, rec["number"])
+		return tk["name"] == "Only hinted"
+	})
+
+	// A forged push is refused.
+	req, err := http.NewRequest(http.MethodPost, rule.URL, strings.NewReader(`{"table":"incident","sys_id":"`+rec["sys_id"]+`","operation":"delete","sys_updated_on":"2026-01-01 00:00:00"}`))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Signature", "sha256="+strings.Repeat("0", 64))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+
+	// A deletion the account cannot read from sys_audit_delete (no admin):
+	// found by the next complete full sync's reconciliation.
+	gone := visible(t, in, "incident")[1]
+	require.NoError(t, in.Delete("incident", gone["sys_id"], snsim.WriteOptions{SkipWorkflow: true}))
+	again := time.Now()
+	st, body = env.Call(t, http.MethodPost, keyA, "/v1/connections/"+conn.ID+"/sync?kind=full", nil)
+	require.Equal(t, http.StatusAccepted, st, body)
+	waitSync(t, env, conn.ID, store.SyncFull, again)
+	apptest.Eventually(t, 60*time.Second, "the deleted incident is tombstoned", func() bool {
+		tk, _ := ticketByNumber(t, env, conn.ID, gone["number"])
+		return tk["status"] == "DELETED"
+	})
+
+	// The password and the push secret never show in logs.
+	logs := env.Logs.String()
+	require.NotContains(t, logs, snPassword)
+	require.NotContains(t, logs, secret)
+	st, body = env.Call(t, http.MethodGet, keyA, "/v1/connections/"+conn.ID, nil)
+	require.Equal(t, http.StatusOK, st)
+	require.NotContains(t, body, snPassword)
+	require.NotContains(t, body, secret)
+}
