@@ -101,10 +101,30 @@ var scriptSecret = regexp.MustCompile(`var SECRET = "([^"]+)";`)
 func TestServiceNowBasicAuthEndToEnd(t *testing.T) {
 	sizes := smallSizes()
 	env, sim, in := startWithSN(t, snsim.Instance{Sizes: sizes,
-		// Small hourly budget per user so that the sync meets 429s.
-		RateRules: []snsim.RateRule{{Limit: 40, UserName: snUser}}, RateWindow: 2 * time.Second})
+		// A rate rule on the integration user, with a short window so that
+		// honouring Retry-After takes a second, not an hour.
+		RateRules: []snsim.RateRule{{Limit: 20, UserName: snUser}}, RateWindow: 2 * time.Second})
 	start := time.Now()
-
+	// Another client of the same user spends the budget as the connection
+	// is made and first synced, so that its calls meet 429s they did not
+	// pace for.
+	burn := func() {
+		req, _ := http.NewRequest(http.MethodGet, sim.BaseURL("")+"/api/now/table/sys_user?sysparm_limit=1", nil)
+		req.SetBasicAuth(snUser, snPassword)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}
+	for range 25 {
+		burn()
+	}
+	burnUntil := time.Now().Add(2500 * time.Millisecond)
+	go func() {
+		for time.Now().Before(burnUntil) {
+			burn()
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
 	st, conn, body := snCreate(t, env, keyA, basicOptions(sim, snUser, snPassword, "incident", "problem", "change_request"))
 	require.Equal(t, http.StatusCreated, st, body)
 	require.Equal(t, "SERVICENOW", conn.Vendor)
@@ -126,8 +146,15 @@ func TestServiceNowBasicAuthEndToEnd(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, st)
 
 	waitSync(t, env, conn.ID, store.SyncFull, start)
-	_, reqs := in.Requests()
-	t.Logf("instance requests: %d", reqs)
+	log, _ := in.Requests()
+	limited := 0
+	for _, r := range log {
+		// The other client calls /api/now/table/, the platform /api/now/v2/.
+		if r.Status == http.StatusTooManyRequests && !strings.HasPrefix(r.Path, "/api/now/table/") {
+			limited++
+		}
+	}
+	require.Positive(t, limited, "the sync met the instance's rate limit and went on")
 
 	// Tickets of the three tables: every record the account may read,
 	// though ACLs made pages short.
@@ -152,6 +179,40 @@ func TestServiceNowBasicAuthEndToEnd(t *testing.T) {
 		}
 	}
 	require.Empty(t, listAll(t, env, keyB, "/v1/itsm/tickets?connection_id="+conn.ID), "another organization's tickets stay hidden")
+
+	// Comments and work notes (internal), attachments, users, groups with
+	// members.
+	var notes, comments int
+	for _, c := range listAll(t, env, keyA, "/v1/itsm/comments?connection_id="+conn.ID) {
+		va, _ := c["vendor_attributes"].(map[string]any)
+		switch va["element"] {
+		case "work_notes":
+			notes++
+			require.Equal(t, true, va["internal"])
+		case "comments":
+			comments++
+		}
+		require.NotEmpty(t, c["ticket_id"])
+		require.NotEmpty(t, c["body"])
+	}
+	require.Positive(t, notes, "work notes")
+	require.Positive(t, comments, "comments")
+	for _, a := range listAll(t, env, keyA, "/v1/itsm/attachments?connection_id="+conn.ID) {
+		require.NotEmpty(t, a["name"])
+		require.NotEmpty(t, a["ticket_id"])
+		require.NotEmpty(t, a["url"])
+	}
+	users, err := in.Records("sys_user")
+	require.NoError(t, err)
+	require.Len(t, listAll(t, env, keyA, "/v1/itsm/users?connection_id="+conn.ID), len(users))
+	withMembers := 0
+	for _, g := range listAll(t, env, keyA, "/v1/itsm/groups?connection_id="+conn.ID) {
+		require.NotEmpty(t, g["name"])
+		if ms, _ := g["member_user_ids"].([]any); len(ms) > 0 {
+			withMembers++
+		}
+	}
+	require.Positive(t, withMembers, "groups carry their members")
 
 	// One incident field by field against what the instance holds.
 	rec := visible(t, in, "incident")[0]
