@@ -294,3 +294,120 @@ func TestServiceNowBasicAuthEndToEnd(t *testing.T) {
 	require.NotContains(t, body, snPassword)
 	require.NotContains(t, body, secret)
 }
+
+// TestServiceNowOAuthEndToEnd: the customer's OAuth application on its
+// instance, consented like Jira's, then tested, synced and refreshed.
+func TestServiceNowOAuthEndToEnd(t *testing.T) {
+	env, sim, _ := startWithSN(t, snsim.Instance{Sizes: smallSizes()})
+	const clientSecret = "snsim-secret"
+	st, conn, body := snCreate(t, env, keyA, map[string]any{"instance_url": sim.BaseURL(""),
+		"auth": map[string]any{"type": "oauth", "client_id": "snsim-client", "client_secret": clientSecret}})
+	require.Equal(t, http.StatusCreated, st, body)
+	require.Equal(t, store.StatePending, conn.State)
+	require.True(t, strings.HasPrefix(conn.OAuth2AuthorizeURL, sim.BaseURL("")+"/oauth_auth.do?"), conn.OAuth2AuthorizeURL)
+	require.Equal(t, &connections.AuthOptions{Type: "oauth", ClientID: "snsim-client"}, conn.Options.Auth)
+	require.Equal(t, []string{"incident"}, conn.Options.Tables, "incident by default")
+	require.NotContains(t, body, clientSecret)
+
+	page := apptest.Consent(t, conn.OAuth2AuthorizeURL)
+	require.Equal(t, http.StatusOK, page.Status, page.Body)
+	require.Contains(t, page.Body, "Confirm the ServiceNow connection")
+	st, body = page.Submit(t, "confirm")
+	require.Equal(t, http.StatusOK, st, body)
+	require.Contains(t, body, "ServiceNow connected")
+
+	start := time.Now().Add(-time.Minute)
+	v := waitSync(t, env, conn.ID, store.SyncFull, start)
+	require.Equal(t, store.StateActive, v.State)
+	require.Equal(t, store.HealthHealthy, v.Health.Status)
+	apptest.Eventually(t, 60*time.Second, "the incidents are stored", func() bool {
+		return len(listAll(t, env, keyA, "/v1/itsm/tickets?connection_id="+conn.ID)) == len(visible(t, sim.Default(), "incident"))
+	})
+
+	// Another organization: 404 on the connection and its business rule.
+	st, _ = env.Call(t, http.MethodGet, keyB, "/v1/connections/"+conn.ID+"/servicenow/business-rule", nil)
+	require.Equal(t, http.StatusNotFound, st)
+	require.NotContains(t, env.Logs.String(), clientSecret)
+}
+
+// TestServiceNowConnectionTest: credentials are tested on create, and the
+// health tells a wrong password, a missing role and an unreachable
+// instance apart; what is not a ServiceNow option is refused.
+func TestServiceNowConnectionTest(t *testing.T) {
+	env, sim, _ := startWithSN(t, snsim.Instance{Sizes: smallSizes()})
+	for _, tc := range []struct {
+		name, user, password, url, want string
+	}{
+		{"wrong password", snUser, "not-the-password", sim.BaseURL(""), "HTTP 401"},
+		{"no role", "no.roles", "no-roles-password", sim.BaseURL(""), "itil role"},
+		{"unreachable", snUser, snPassword, "http://127.0.0.1:1", "did not answer"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := basicOptions(sim, tc.user, tc.password)
+			o["instance_url"] = tc.url
+			st, conn, body := snCreate(t, env, keyA, o)
+			require.Equal(t, http.StatusCreated, st, body)
+			require.Equal(t, store.StatePending, conn.State, "not ACTIVE")
+			require.Equal(t, store.HealthFailed, conn.Health.Status)
+			require.Equal(t, store.OwnerCustomer, conn.Health.ResolutionOwner)
+			require.Contains(t, conn.Health.Description, tc.want)
+			require.NotContains(t, body, tc.password)
+			var again connections.View
+			require.Equal(t, http.StatusOK, env.GetJSON(t, keyA, "/v1/connections/"+conn.ID, &again))
+			require.Equal(t, conn.Health.Description, again.Health.Description)
+		})
+	}
+	for _, tc := range []struct {
+		name    string
+		vendor  string
+		options map[string]any
+		field   string
+	}{
+		{"jira option", "SERVICENOW", map[string]any{"instance_name": "dev1", "project_keys_filter": []string{"A"}}, "options.project_keys_filter"},
+		{"site url", "SERVICENOW", map[string]any{"instance_name": "dev1", "site_url": "https://x.atlassian.net"}, "options.site_url"},
+		{"no instance", "SERVICENOW", map[string]any{"auth": map[string]any{"type": "basic", "username": "u", "password": "p"}}, "options.instance_name"},
+		{"foreign url", "SERVICENOW", map[string]any{"instance_url": "https://evil.example.com", "auth": map[string]any{"type": "basic", "username": "u", "password": "p"}}, "options.instance_url"},
+		{"bad name", "SERVICENOW", map[string]any{"instance_name": "Dev 1", "auth": map[string]any{"type": "basic", "username": "u", "password": "p"}}, "options.instance_name"},
+		{"no auth", "SERVICENOW", map[string]any{"instance_name": "dev1"}, "options.auth"},
+		{"no password", "SERVICENOW", map[string]any{"instance_name": "dev1", "auth": map[string]any{"type": "basic", "username": "u"}}, "options.auth.password"},
+		{"bad type", "SERVICENOW", map[string]any{"instance_name": "dev1", "auth": map[string]any{"type": "token"}}, "options.auth.type"},
+		{"bad table", "SERVICENOW", map[string]any{"instance_name": "dev1", "tables": []string{"sys_user"}, "auth": map[string]any{"type": "basic", "username": "u", "password": "p"}}, "options.tables"},
+		{"servicenow option on jira", "JIRA", map[string]any{"instance_name": "dev1"}, "options.instance_name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, body := env.Call(t, http.MethodPost, keyA, "/v1/connections", map[string]any{"vendor": tc.vendor, "options": tc.options})
+			require.Equal(t, http.StatusBadRequest, st, body)
+			require.Contains(t, body, tc.field)
+			require.NotContains(t, body, `"p"`)
+		})
+	}
+	require.NotContains(t, env.Logs.String(), "not-the-password")
+	require.NotContains(t, env.Logs.String(), "no-roles-password")
+}
+
+// TestServiceNowDeleteLog: an account that may read sys_audit_delete
+// (admin) learns deletions from it, by incremental sync, with no push.
+func TestServiceNowDeleteLog(t *testing.T) {
+	env, sim, in := startWithSN(t, snsim.Instance{Sizes: smallSizes()})
+	start := time.Now()
+	st, conn, body := snCreate(t, env, keyA, basicOptions(sim, "admin", "admin-password"))
+	require.Equal(t, http.StatusCreated, st, body)
+	require.Equal(t, store.StateActive, conn.State, "%+v", conn.Health)
+	waitSync(t, env, conn.ID, store.SyncFull, start)
+	recs, err := in.Records("incident")
+	require.NoError(t, err)
+	gone := recs[0]
+	apptest.Eventually(t, 60*time.Second, "the incident is stored", func() bool {
+		tk, st := ticketByNumber(t, env, conn.ID, gone["number"])
+		return st == http.StatusOK && tk["status"] != "DELETED"
+	})
+	require.NoError(t, in.Delete("incident", gone["sys_id"], snsim.WriteOptions{SkipWorkflow: true}))
+	again := time.Now()
+	st, body = env.Call(t, http.MethodPost, keyA, "/v1/connections/"+conn.ID+"/sync?kind=incremental", nil)
+	require.Equal(t, http.StatusAccepted, st, body)
+	waitSync(t, env, conn.ID, store.SyncIncremental, again)
+	apptest.Eventually(t, 60*time.Second, "the deletion is read from sys_audit_delete", func() bool {
+		tk, _ := ticketByNumber(t, env, conn.ID, gone["number"])
+		return tk["status"] == "DELETED"
+	})
+}

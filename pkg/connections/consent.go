@@ -53,6 +53,8 @@ func (e *SiteMismatchError) Error() string {
 
 // Consent is a completed OAuth exchange waiting for confirmation.
 type Consent struct {
+	// Vendor is the vendor's title ("Jira"), for the pages people read.
+	Vendor         string
 	OrganizationID string
 	ConnectionID   string
 	SiteURL        string
@@ -141,13 +143,16 @@ func (m *Manager) Callback(ctx context.Context, code, state string) (*Consent, e
 	if err != nil {
 		return nil, err
 	}
-	return &Consent{OrganizationID: c.OrganizationID, ConnectionID: c.ID, SiteURL: site.URL, SiteName: site.Name, ExpiresAt: exp,
+	return &Consent{Vendor: v.Title, OrganizationID: c.OrganizationID, ConnectionID: c.ID, SiteURL: site.URL, SiteName: site.Name, ExpiresAt: exp,
 		FormToken:  signToken(m.cfg.StateKey, purposeConsent, exp, c.OrganizationID, c.ID, nonce, hashNonce(browserKey)),
 		BrowserKey: browserKey}, nil
 }
 
 // PublicURL is where browsers reach the receiver.
 func (m *Manager) PublicURL() string { return m.cfg.PublicURL }
+
+// Title names a connection's vendor in pages people read ("Jira").
+func (m *Manager) Title(c *store.Connection) string { return m.vendor.title(c) }
 
 func pendingAAD(connID string) []byte { return []byte(connID + "/pending-consent") }
 

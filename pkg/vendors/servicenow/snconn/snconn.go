@@ -184,8 +184,15 @@ func (x *Connector) Probe(ctx context.Context, c *store.Connection, hc *http.Cli
 	if err != nil {
 		return err
 	}
+	// The first task table, then the journal: an account without itil may
+	// see no rows of a task table (row-level ACLs answer 200 and nothing)
+	// while the journal's table-level ACL answers 403.
 	table := snsync.Tables(c)[0]
 	err = cl.Ping(ctx, table)
+	if err == nil {
+		table = "sys_journal_field"
+		err = cl.Ping(ctx, table)
+	}
 	switch {
 	case err == nil:
 		return nil
