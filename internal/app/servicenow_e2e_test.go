@@ -9,11 +9,14 @@ import (
 	"time"
 
 	json "github.com/go-json-experiment/json/v1"
+	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/itsmhub/itsm/internal/app/apptest"
+	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/config"
 	"github.com/itsmhub/itsm/pkg/connections"
+	"github.com/itsmhub/itsm/pkg/itsm"
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/vendors/servicenow/snconn"
 	"github.com/itsmhub/itsm/pkg/vendors/servicenow/snsim"
@@ -410,4 +413,109 @@ func TestServiceNowDeleteLog(t *testing.T) {
 		tk, _ := ticketByNumber(t, env, conn.ID, gone["number"])
 		return tk["status"] == "DELETED"
 	})
+}
+
+// TestServiceNowPushEvents: each new version a push brings is one event,
+// whether the push carries the record or is a hint the platform follows
+// with a sync; a repeated push and a deletion push behave as they must.
+func TestServiceNowPushEvents(t *testing.T) {
+	env, sim, in := startWithSN(t, snsim.Instance{Sizes: smallSizes()})
+	start := time.Now()
+	st, conn, body := snCreate(t, env, keyA, basicOptions(sim, snUser, snPassword))
+	require.Equal(t, http.StatusCreated, st, body)
+	waitSync(t, env, conn.ID, store.SyncFull, start)
+	rec := visible(t, in, "incident")[0]
+	var tk map[string]any
+	apptest.Eventually(t, 60*time.Second, "the incident is stored", func() bool {
+		tk, st = ticketByNumber(t, env, conn.ID, rec["number"])
+		return st == http.StatusOK
+	})
+	id, _ := tk["id"].(string)
+	require.NotEmpty(t, id)
+
+	nc, err := nats.Connect(env.NATSURLAs(broker.UserSubscriber))
+	require.NoError(t, err)
+	defer nc.Close()
+	sub, err := nc.SubscribeSync(itsm.KindTicket.Subject())
+	require.NoError(t, err)
+	require.NoError(t, nc.Flush())
+	// events of the ticket until quiet.
+	events := func() []itsm.Event {
+		var out []itsm.Event
+		for {
+			msg, err := sub.NextMsg(1500 * time.Millisecond)
+			if err != nil {
+				return out
+			}
+			var ev itsm.Event
+			require.NoError(t, json.Unmarshal(msg.Data, &ev))
+			var obj itsm.Ticket
+			require.NoError(t, json.Unmarshal(ev.Ticket, &obj))
+			if obj.ID == id {
+				out = append(out, ev)
+			}
+		}
+	}
+
+	var rule snconn.BusinessRuleView
+	require.Equal(t, http.StatusOK, env.GetJSON(t, keyA, "/v1/connections/"+conn.ID+"/servicenow/business-rule", &rule))
+	secret := scriptSecret.FindStringSubmatch(rule.Script)[1]
+	full, err := in.Subscribe(snsim.Subscription{Tables: []string{"incident"}, URL: rule.URL, Secret: secret, IncludeRecord: true})
+	require.NoError(t, err)
+
+	_, err = in.Update("incident", rec["sys_id"], snsim.Record{"short_description": "Version two"}, snsim.WriteOptions{})
+	require.NoError(t, err)
+	evs := events()
+	require.Len(t, evs, 1, "one event for the pushed version")
+	require.Equal(t, itsm.ChangeUpdated, evs[0].Change)
+
+	// The same version pushed again, built from the Table API's record:
+	// nothing new.
+	get, err := http.NewRequest(http.MethodGet, sim.BaseURL("")+"/api/now/table/incident/"+rec["sys_id"], nil)
+	require.NoError(t, err)
+	get.SetBasicAuth("admin", "admin-password")
+	resp, err := http.DefaultClient.Do(get)
+	require.NoError(t, err)
+	var read struct {
+		Result map[string]any `json:"result"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&read))
+	resp.Body.Close()
+	again, err := json.Marshal(map[string]any{"table": "incident", "sys_id": rec["sys_id"], "operation": "update",
+		"sys_updated_on": read.Result["sys_updated_on"], "record": read.Result})
+	require.NoError(t, err)
+	req, err := http.NewRequest(http.MethodPost, rule.URL, strings.NewReader(string(again)))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Signature", snsim.Sign(secret, again))
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	require.Empty(t, events(), "a repeated push is no new version")
+
+	// A hint (no record): one event, once the sync it asked for read it.
+	require.NoError(t, in.Unsubscribe(full.ID))
+	hint, err := in.Subscribe(snsim.Subscription{Tables: []string{"incident"}, URL: rule.URL, Secret: secret})
+	require.NoError(t, err)
+	time.Sleep(1100 * time.Millisecond) // a new sys_updated_on second
+	_, err = in.Update("incident", rec["sys_id"], snsim.Record{"short_description": "Version three"}, snsim.WriteOptions{})
+	require.NoError(t, err)
+	var got []itsm.Event
+	apptest.Eventually(t, 60*time.Second, "the hinted version's event", func() bool {
+		got = append(got, events()...)
+		return len(got) > 0
+	})
+	got = append(got, events()...)
+	require.Len(t, got, 1, "one event for the hinted version")
+
+	// A deletion push: the tombstone's event.
+	require.NoError(t, in.Unsubscribe(hint.ID))
+	_, err = in.Subscribe(snsim.Subscription{Tables: []string{"incident"}, URL: rule.URL, Secret: secret, IncludeRecord: true})
+	require.NoError(t, err)
+	require.NoError(t, in.Delete("incident", rec["sys_id"], snsim.WriteOptions{}))
+	evs = events()
+	require.Len(t, evs, 1, "one event for the deletion")
+	tk, _ = ticketByNumber(t, env, conn.ID, rec["number"])
+	require.Equal(t, "DELETED", tk["status"])
 }
