@@ -83,12 +83,7 @@ func (x *Connector) Configure(o connections.Options, c *store.Connection, create
 		return nil, invalid("options.tables", "%v", err)
 	}
 	if !create {
-		for name, set := range map[string]bool{"instance_name": o.InstanceName != "", "instance_url": o.InstanceURL != "", "auth": o.Auth != nil} {
-			if set {
-				return nil, invalid("options."+name, "cannot be changed; create a new connection instead")
-			}
-		}
-		return nil, nil
+		return nil, x.unchanged(o, c)
 	}
 	instance, err := x.instance(o)
 	if err != nil {
@@ -127,6 +122,28 @@ func (x *Connector) Configure(o connections.Options, c *store.Connection, create
 	}
 	c.SiteURL = instance
 	return cred, nil
+}
+
+// unchanged refuses a patch that would change the instance or the
+// credentials; repeating them as a GET shows them (no secret) is fine.
+func (x *Connector) unchanged(o connections.Options, c *store.Connection) error {
+	if o.InstanceName != "" || o.InstanceURL != "" {
+		if u, err := x.instance(o); err != nil || u != c.SiteURL {
+			field := "options.instance_name"
+			if o.InstanceURL != "" {
+				field = "options.instance_url"
+			}
+			return invalid(field, "the instance cannot be changed; create a new connection instead")
+		}
+	}
+	if a := o.Auth; a != nil {
+		cur := c.Options.Auth
+		if a.Password != "" || a.ClientSecret != "" || cur == nil || !strings.EqualFold(a.Type, cur.Type) ||
+			a.Username != cur.Username || a.ClientID != cur.ClientID {
+			return invalid("options.auth", "the credentials cannot be changed; create a new connection instead")
+		}
+	}
+	return nil
 }
 
 // instance is the instance URL the options name.
