@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -32,8 +33,14 @@ const (
 
 func startWithSN(t *testing.T, inst snsim.Instance) (*apptest.Env, *snsim.Server, *snsim.Inst) {
 	t.Helper()
+	return startWithSNOptions(t, snsim.Options{Seed: 5}, inst)
+}
+
+func startWithSNOptions(t *testing.T, opts snsim.Options, inst snsim.Instance) (*apptest.Env, *snsim.Server, *snsim.Inst) {
+	t.Helper()
 	inst.LinksFromRequest = true
-	sim := snsim.NewTestServer(t, snsim.Options{Seed: 5, Instances: []snsim.Instance{inst}})
+	opts.Instances = []snsim.Instance{inst}
+	sim := snsim.NewTestServer(t, opts)
 	env := apptest.StartWith(t, func(c *config.Config) {
 		c.APIKeys = map[string]string{keyA: "org-a", keyB: "org-b"}
 	})
@@ -301,7 +308,9 @@ func TestServiceNowBasicAuthEndToEnd(t *testing.T) {
 // TestServiceNowOAuthEndToEnd: the customer's OAuth application on its
 // instance, consented like Jira's, then tested, synced and refreshed.
 func TestServiceNowOAuthEndToEnd(t *testing.T) {
-	env, sim, _ := startWithSN(t, snsim.Instance{Sizes: smallSizes()})
+	// Access tokens within a second of the manager's refresh margin: the
+	// second sync must refresh at the instance's /oauth_token.do.
+	env, sim, _ := startWithSNOptions(t, snsim.Options{Seed: 5, AccessTokenTTL: 61 * time.Second}, snsim.Instance{Sizes: smallSizes()})
 	const clientSecret = "snsim-secret"
 	st, conn, body := snCreate(t, env, keyA, map[string]any{"instance_url": sim.BaseURL(""),
 		"auth": map[string]any{"type": "oauth", "client_id": "snsim-client", "client_secret": clientSecret}})
@@ -327,7 +336,46 @@ func TestServiceNowOAuthEndToEnd(t *testing.T) {
 		return len(listAll(t, env, keyA, "/v1/itsm/tickets?connection_id="+conn.ID)) == len(visible(t, sim.Default(), "incident"))
 	})
 
+	// The token has expired for the manager: this sync refreshes it.
+	time.Sleep(1500 * time.Millisecond)
+	again := time.Now()
+	st, body = env.Call(t, http.MethodPost, keyA, "/v1/connections/"+conn.ID+"/sync?kind=incremental", nil)
+	require.Equal(t, http.StatusAccepted, st, body)
+	waitSync(t, env, conn.ID, store.SyncIncremental, again)
+	metrics, err := http.Get("http://" + env.MetricsAddr() + "/metrics")
+	require.NoError(t, err)
+	mb, err := io.ReadAll(metrics.Body)
+	metrics.Body.Close()
+	require.NoError(t, err)
+	require.Regexp(t, `itsm_token_refreshes_total\{result="ok"\} [1-9]`, string(mb))
+
+	// The mapping report maps each table's state codes.
+	var report connections.MappingReport
+	require.Equal(t, http.StatusOK, env.GetJSON(t, keyA, "/v1/connections/"+conn.ID+"/mappings", &report))
+	mapped := map[string]string{}
+	for _, s := range report.Statuses {
+		mapped[s.Category] = string(s.Status)
+	}
+	require.Equal(t, "RESOLVED", mapped["incident:6"], "%v", report.Statuses)
+	require.Equal(t, "CLOSED", mapped["incident:7"])
+
+	// A PATCH changes the tables and may repeat what a GET shows, but not
+	// change the credentials.
+	st, body = env.Call(t, http.MethodPatch, keyA, "/v1/connections/"+conn.ID, map[string]any{"options": map[string]any{
+		"tables": []string{"incident", "problem"}, "auth": map[string]any{"type": "oauth", "client_id": "snsim-client"}}})
+	require.Equal(t, http.StatusOK, st, body)
+	var patched connections.View
+	require.NoError(t, json.Unmarshal([]byte(body), &patched))
+	require.Equal(t, []string{"incident", "problem"}, patched.Options.Tables)
+	require.Equal(t, conn.Options.Auth, patched.Options.Auth)
+	st, body = env.Call(t, http.MethodPatch, keyA, "/v1/connections/"+conn.ID, map[string]any{"options": map[string]any{
+		"auth": map[string]any{"type": "oauth", "client_id": "snsim-client", "client_secret": "other"}}})
+	require.Equal(t, http.StatusBadRequest, st, body)
+	require.Contains(t, body, "options.auth")
+
 	// Another organization: 404 on the connection and its business rule.
+	st, _ = env.Call(t, http.MethodGet, keyB, "/v1/connections/"+conn.ID, nil)
+	require.Equal(t, http.StatusNotFound, st)
 	st, _ = env.Call(t, http.MethodGet, keyB, "/v1/connections/"+conn.ID+"/servicenow/business-rule", nil)
 	require.Equal(t, http.StatusNotFound, st)
 	require.NotContains(t, env.Logs.String(), clientSecret)
