@@ -303,6 +303,15 @@ func TestServiceNowBasicAuthEndToEnd(t *testing.T) {
 	require.Equal(t, http.StatusOK, st)
 	require.NotContains(t, body, snPassword)
 	require.NotContains(t, body, secret)
+
+	// A deleted connection drops its credentials: no script, no pushes.
+	st, body = env.Call(t, http.MethodDelete, keyA, "/v1/connections/"+conn.ID, nil)
+	require.Equal(t, http.StatusNoContent, st, body)
+	st, _ = env.Call(t, http.MethodGet, keyA, "/v1/connections/"+conn.ID+"/servicenow/business-rule", nil)
+	require.Equal(t, http.StatusNotFound, st)
+	stored, err := env.Store().LookupConnection(t.Context(), conn.ID)
+	require.NoError(t, err)
+	require.Empty(t, stored.Detail.Credentials)
 }
 
 // TestServiceNowOAuthEndToEnd: the customer's OAuth application on its
