@@ -136,11 +136,11 @@ func (o Options) toStore() (store.ConnectionOptions, error) {
 
 func single(field string, entry map[string]string) (string, string, error) {
 	if len(entry) != 1 {
-		return "", "", invalid(field, "each entry maps exactly one Jira name, got %d keys", len(entry))
+		return "", "", invalid(field, "each entry maps exactly one vendor name, got %d keys", len(entry))
 	}
 	for k, v := range entry {
 		if strings.TrimSpace(k) == "" {
-			return "", "", invalid(field, "the Jira name is empty")
+			return "", "", invalid(field, "the vendor name is empty")
 		}
 		return k, v, nil
 	}
