@@ -224,6 +224,8 @@ func TestServiceNowBasicAuthEndToEnd(t *testing.T) {
 	}
 	require.Positive(t, withMembers, "groups carry their members")
 
+	checkServiceNowFields(t, env, in, conn.ID, []string{"incident", "problem", "change_request"})
+
 	// One incident field by field against what the instance holds.
 	rec := visible(t, in, "incident")[0]
 	tk, st := ticketByNumber(t, env, conn.ID, rec["number"])
@@ -344,6 +346,7 @@ func TestServiceNowOAuthEndToEnd(t *testing.T) {
 	apptest.Eventually(t, 60*time.Second, "the incidents are stored", func() bool {
 		return len(listAll(t, env, keyA, "/v1/itsm/tickets?connection_id="+conn.ID)) == len(visible(t, sim.Default(), "incident"))
 	})
+	checkServiceNowFields(t, env, sim.Default(), conn.ID, []string{"incident"})
 
 	// The token has expired for the manager: this sync refreshes it.
 	time.Sleep(1500 * time.Millisecond)
