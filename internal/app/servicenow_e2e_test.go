@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/url"
@@ -578,4 +579,61 @@ func TestServiceNowPushEvents(t *testing.T) {
 	require.Len(t, evs, 1, "one event for the deletion")
 	tk, _ = ticketByNumber(t, env, conn.ID, rec["number"])
 	require.Equal(t, "DELETED", tk["status"])
+}
+
+// TestServiceNowSurvivesFaults: the instance answers every fourth call with
+// a 503 and pushes are dropped, duplicated, delayed and reordered; the
+// syncs and pushes together still lose nothing.
+func TestServiceNowSurvivesFaults(t *testing.T) {
+	env, sim, in := startWithSNOptions(t, snsim.Options{Seed: 9,
+		APIFaults: snsim.APIFaults{ErrorEveryNth: 4, ErrorStatus: http.StatusServiceUnavailable},
+		Faults:    snsim.Faults{DropProb: 0.3, DuplicateProb: 0.3, ReorderBatch: 3, MaxDelay: snsim.Duration(50 * time.Millisecond)},
+	}, snsim.Instance{Sizes: smallSizes()})
+	start := time.Now()
+	st, conn, body := snCreate(t, env, keyA, basicOptions(sim, snUser, snPassword))
+	require.Equal(t, http.StatusCreated, st, body)
+	require.Equal(t, store.StateActive, conn.State, "%+v", conn.Health)
+	waitSync(t, env, conn.ID, store.SyncFull, start)
+	apptest.Eventually(t, 60*time.Second, "every incident is stored", func() bool {
+		return len(listAll(t, env, keyA, "/v1/itsm/tickets?connection_id="+conn.ID)) == len(visible(t, in, "incident"))
+	})
+
+	var rule snconn.BusinessRuleView
+	require.Equal(t, http.StatusOK, env.GetJSON(t, keyA, "/v1/connections/"+conn.ID+"/servicenow/business-rule", &rule))
+	_, err := in.Subscribe(snsim.Subscription{Tables: []string{"incident"}, URL: rule.URL,
+		Secret: scriptSecret.FindStringSubmatch(rule.Script)[1], IncludeRecord: true})
+	require.NoError(t, err)
+	recs := visible(t, in, "incident")[:10]
+	for round := range 2 {
+		for _, r := range recs {
+			_, err := in.Update("incident", r["sys_id"], snsim.Record{"short_description": r["number"] + " round " + string(rune('A'+round))}, snsim.WriteOptions{})
+			require.NoError(t, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, sim.WaitIdle(ctx))
+	// Dropped pushes are the incremental sync's to catch up.
+	again := time.Now()
+	st, body = env.Call(t, http.MethodPost, keyA, "/v1/connections/"+conn.ID+"/sync?kind=incremental", nil)
+	require.Equal(t, http.StatusAccepted, st, body)
+	waitSync(t, env, conn.ID, store.SyncIncremental, again)
+	apptest.Eventually(t, 60*time.Second, "every last version is stored", func() bool {
+		for _, r := range recs {
+			tk, _ := ticketByNumber(t, env, conn.ID, r["number"])
+			if tk["name"] != r["number"]+" round B" {
+				return false
+			}
+		}
+		return true
+	})
+	checkServiceNowFields(t, env, in, conn.ID, []string{"incident"})
+	log, _ := in.Requests()
+	failed := 0
+	for _, r := range log {
+		if r.Status == http.StatusServiceUnavailable {
+			failed++
+		}
+	}
+	require.Positive(t, failed, "the instance did fail calls")
 }
