@@ -13,7 +13,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/itsmhub/itsm/internal/app/apptest"
+	"github.com/itsmhub/itsm/pkg/connections"
 	"github.com/itsmhub/itsm/pkg/itsm"
+	"github.com/itsmhub/itsm/pkg/vendors/servicenow/snconn"
 	"github.com/itsmhub/itsm/services/receiver"
 )
 
@@ -71,7 +73,8 @@ func TestOpenAPISchemasMatchTheModel(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal(receiver.OpenAPI, &doc))
 	for name, obj := range map[string]any{"Ticket": itsm.Ticket{}, "Project": itsm.Project{}, "Comment": itsm.Comment{},
-		"Attachment": itsm.Attachment{}, "User": itsm.User{}, "Group": itsm.Group{}} {
+		"Attachment": itsm.Attachment{}, "User": itsm.User{}, "Group": itsm.Group{},
+		"ConnectionOptions": connections.Options{}, "ConnectionAuth": connections.AuthOptions{}, "BusinessRule": snconn.BusinessRuleView{}} {
 		var fields []string
 		rt := reflect.TypeOf(obj)
 		for i := range rt.NumField() {

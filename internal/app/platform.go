@@ -28,6 +28,7 @@ import (
 	"github.com/itsmhub/itsm/pkg/lease"
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/store/sqlitestore"
+	"github.com/itsmhub/itsm/pkg/vendors/servicenow/snconn"
 	"github.com/itsmhub/itsm/services/backfill"
 	"github.com/itsmhub/itsm/services/normalizer"
 	"github.com/itsmhub/itsm/services/receiver"
@@ -58,6 +59,7 @@ type Platform struct {
 	sup   *supervisor
 	now   func() time.Time
 	mgr   *connections.Manager
+	sn    *snconn.Connector
 	echo  *echo.Echo
 
 	// metricsLn serves /metrics apart from the public listener.
@@ -163,7 +165,7 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 		if err != nil {
 			return nil, err
 		}
-		rcfg := receiver.Config{Verifiers: verifiers, Quotas: cfg.Quotas}
+		rcfg := receiver.Config{Verifiers: verifiers, Quotas: cfg.Quotas, ConnectionEndpoints: p.connectionEndpoints()}
 		if gate != nil {
 			rcfg.Ingest = gate
 		}

@@ -53,6 +53,8 @@ func (e *SiteMismatchError) Error() string {
 
 // Consent is a completed OAuth exchange waiting for confirmation.
 type Consent struct {
+	// Vendor is the vendor's title ("Jira"), for the pages people read.
+	Vendor         string
 	OrganizationID string
 	ConnectionID   string
 	SiteURL        string
@@ -141,13 +143,16 @@ func (m *Manager) Callback(ctx context.Context, code, state string) (*Consent, e
 	if err != nil {
 		return nil, err
 	}
-	return &Consent{OrganizationID: c.OrganizationID, ConnectionID: c.ID, SiteURL: site.URL, SiteName: site.Name, ExpiresAt: exp,
+	return &Consent{Vendor: v.Title, OrganizationID: c.OrganizationID, ConnectionID: c.ID, SiteURL: site.URL, SiteName: site.Name, ExpiresAt: exp,
 		FormToken:  signToken(m.cfg.StateKey, purposeConsent, exp, c.OrganizationID, c.ID, nonce, hashNonce(browserKey)),
 		BrowserKey: browserKey}, nil
 }
 
 // PublicURL is where browsers reach the receiver.
 func (m *Manager) PublicURL() string { return m.cfg.PublicURL }
+
+// Title names a connection's vendor in pages people read ("Jira").
+func (m *Manager) Title(c *store.Connection) string { return m.vendor.title(c) }
 
 func pendingAAD(connID string) []byte { return []byte(connID + "/pending-consent") }
 
@@ -247,11 +252,23 @@ func (m *Manager) Confirm(ctx context.Context, formToken, browserKey string, acc
 	if !activated {
 		return c, nil
 	}
+	tested := false
+	if v, err := m.vendor.of(c); err == nil && v.Prober != nil {
+		// The grant works only if the account behind it may read; the
+		// test asks for the first sync when it passes.
+		if c, err = m.test(ctx, c, v); err != nil {
+			return nil, err
+		}
+		if c.State != store.StateActive {
+			return c, nil
+		}
+		tested = true
+	}
 	if err := m.replaceWebhooks(ctx, c.ID); err != nil {
 		// Syncs still keep data current; the upkeep loop retries.
 		m.log.Warn("registering webhooks", zap.String("connection_id", c.ID), zap.String("organization_id", c.OrganizationID), zap.Error(err))
 	}
-	if m.syncs != nil {
+	if m.syncs != nil && !tested {
 		if err := m.syncs.RequestSync(ctx, c.ID, store.SyncFull); err != nil {
 			m.log.Warn("requesting the first sync", zap.String("connection_id", c.ID), zap.Error(err))
 		}

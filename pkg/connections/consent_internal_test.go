@@ -52,7 +52,7 @@ func testManager(t *testing.T, sim *jirasim.Server, mutate func(*Config)) (*Mana
 func jiraConnectors(sim *jirasim.Server, now func() time.Time) []Connector {
 	jc := jiraconn.New(jiraconn.Config{Endpoints: jiracloud.Endpoints{AuthURL: sim.URL(), APIURL: sim.URL()},
 		ClientID: sim.ClientID(), ClientSecret: sim.ClientSecret(), Now: now})
-	return []Connector{{Vendor: jira.VendorName, Title: jiraconn.Title, Authorizer: jc, Webhooks: jc, Mappings: jc}}
+	return []Connector{{Vendor: jira.VendorName, Title: jiraconn.Title, Authorizer: jc, Webhooks: jc, Mappings: jc, Options: jiraconn.Options}}
 }
 
 // code consents at the simulator and returns the authorization code.

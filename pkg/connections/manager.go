@@ -201,6 +201,9 @@ func (m *Manager) Create(ctx context.Context, orgID string, req CreateRequest) (
 	if err != nil {
 		return nil, "", err
 	}
+	if err := vendor.accepts(req.Options); err != nil {
+		return nil, "", err
+	}
 	opts, err := req.Options.toStore()
 	if err != nil {
 		return nil, "", err
@@ -217,12 +220,33 @@ func (m *Manager) Create(ctx context.Context, orgID string, req CreateRequest) (
 	if err := intervals(req.RefreshIntervalSecs, req.TimeoutSecs, c); err != nil {
 		return nil, "", err
 	}
-	authURL, err := m.issueState(c)
-	if err != nil {
-		return nil, "", err
+	if vendor.Setup != nil {
+		cred, err := vendor.Setup.Configure(req.Options, c, true)
+		if err != nil {
+			return nil, "", err
+		}
+		if cred != nil {
+			if err := m.sealCredentials(c, cred); err != nil {
+				return nil, "", err
+			}
+		}
+	}
+	var authURL string
+	if needsConsent(c) {
+		if authURL, err = m.issueState(c); err != nil {
+			return nil, "", err
+		}
+	} else {
+		c.Detail.Health.Description = "testing access to " + vendor.Title
 	}
 	if err := m.store.CreateConnection(ctx, c); err != nil {
 		return nil, "", fmt.Errorf("create connection: %w", err)
+	}
+	if !needsConsent(c) {
+		// Credentials the customer brings are tested at once.
+		if c, err = m.test(ctx, c, vendor); err != nil {
+			return nil, "", err
+		}
 	}
 	return c, authURL, nil
 }
@@ -283,9 +307,26 @@ func (m *Manager) Patch(ctx context.Context, orgID, id string, req PatchRequest)
 			return fmt.Errorf("connection %s: %w", id, store.ErrNotFound)
 		}
 		if req.Options != nil {
+			v, err := m.vendor.of(c)
+			if err != nil {
+				return err
+			}
+			if err := v.accepts(*req.Options); err != nil {
+				return err
+			}
 			opts, err := req.Options.toStore()
 			if err != nil {
 				return err
+			}
+			// What a vendor's Configurer decided at create stays.
+			opts.Auth = c.Options.Auth
+			if v.Setup != nil {
+				next := *c
+				next.Options = opts
+				if _, err := v.Setup.Configure(*req.Options, &next, false); err != nil {
+					return err
+				}
+				opts = next.Options
 			}
 			filterChanged = !slices.Equal(opts.ProjectKeysFilter, c.Options.ProjectKeysFilter)
 			if !slices.Equal(opts.StatusMapping, c.Options.StatusMapping) || !slices.Equal(opts.PriorityMapping, c.Options.PriorityMapping) {
@@ -342,7 +383,7 @@ func (m *Manager) Delete(ctx context.Context, orgID, id string, purge bool) erro
 		}
 	}
 	_, err = m.update(ctx, orgID, id, func(c *store.Connection) error {
-		c.State, c.Secret = store.StateDeleted, nil
+		c.State, c.Secret, c.Detail.Credentials = store.StateDeleted, nil, nil
 		c.Detail.Webhooks, c.Detail.OAuthStateHash, c.Detail.Consent = nil, "", nil
 		c.Detail.Health = store.Health{Status: store.HealthFailed, ResolutionOwner: store.OwnerCustomer,
 			Description: "connection deleted", UpdatedAt: m.cfg.Now().UTC()}

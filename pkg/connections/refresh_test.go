@@ -52,7 +52,7 @@ func replicas(t *testing.T, n int, sim *jirasim.Server, clock *jirasim.ManualClo
 			ClientID: sim.ClientID(), ClientSecret: sim.ClientSecret(), Now: clock.Now})
 		m, err := connections.New(connections.Config{
 			PublicURL:  "http://127.0.0.1:1",
-			Connectors: []connections.Connector{{Vendor: jira.VendorName, Title: jiraconn.Title, Authorizer: jc, Webhooks: jc, Mappings: jc}},
+			Connectors: []connections.Connector{{Vendor: jira.VendorName, Title: jiraconn.Title, Authorizer: jc, Webhooks: jc, Mappings: jc, Options: jiraconn.Options}},
 			StateKey:   []byte("0123456789abcdef0123456789abcdef"), Now: clock.Now, Registerer: reg,
 		}, st, v, leases, nil, zaptest.NewLogger(t))
 		require.NoError(t, err)

@@ -166,6 +166,14 @@ func fresh(t *oauth2.Token, stale string, now time.Time) bool {
 // connection, with a valid token, refreshing (once) when the vendor answers
 // 401: a vendor connector builds its API client on it.
 func (m *Manager) HTTPClient(_ context.Context, c *store.Connection) (*http.Client, error) {
+	if basicAuth(c) {
+		cred, err := m.Credentials(c)
+		if err != nil {
+			return nil, err
+		}
+		return &http.Client{Timeout: m.cfg.HTTPClient.Timeout, Transport: &basicTransport{user: c.Options.Auth.Username,
+			password: cred.Password, base: transportOf(m.cfg.HTTPClient)}}, nil
+	}
 	return &http.Client{Timeout: m.cfg.HTTPClient.Timeout, Transport: &authTransport{m: m, connID: c.ID, base: transportOf(m.cfg.HTTPClient)}}, nil
 }
 

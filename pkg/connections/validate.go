@@ -34,6 +34,52 @@ type Options struct {
 	StatusMapping     []map[string]string `json:"status_mapping,omitempty"`
 	// SiteURL picks one site when the customer's grant covers several.
 	SiteURL string `json:"site_url,omitempty"`
+	// InstanceName or InstanceURL name a ServiceNow instance.
+	InstanceName string `json:"instance_name,omitempty"`
+	InstanceURL  string `json:"instance_url,omitempty"`
+	// Auth is a connection's own credentials; responses show its type and
+	// names only, never a password or secret.
+	Auth *AuthOptions `json:"auth,omitempty"`
+	// Tables are the ServiceNow task tables synced as tickets.
+	Tables []string `json:"tables,omitempty"`
+}
+
+// AuthOptions are credentials a connection brings (basic: username and
+// password; oauth: the customer's OAuth application on its instance).
+type AuthOptions struct {
+	Type         string `json:"type"`
+	Username     string `json:"username,omitempty"`
+	Password     string `json:"password,omitempty"`
+	ClientID     string `json:"client_id,omitempty"`
+	ClientSecret string `json:"client_secret,omitempty"`
+}
+
+// Credentials are a connection's own secrets, sealed at rest
+// (store.ConnectionDetail.Credentials).
+type Credentials struct {
+	Password     string `json:"password,omitempty"`
+	ClientSecret string `json:"client_secret,omitempty"`
+	// PushSecret keys the HMAC of the vendor's pushes to the receiver.
+	PushSecret string `json:"push_secret,omitempty"`
+}
+
+// set names the options o sets, by their JSON names.
+func (o Options) set() []string {
+	var out []string
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{
+		{"project_keys_filter", o.ProjectKeysFilter != nil}, {"priority_mapping", o.PriorityMapping != nil},
+		{"status_mapping", o.StatusMapping != nil}, {"site_url", o.SiteURL != ""},
+		{"instance_name", o.InstanceName != ""}, {"instance_url", o.InstanceURL != ""},
+		{"auth", o.Auth != nil}, {"tables", o.Tables != nil},
+	} {
+		if f.set {
+			out = append(out, f.name)
+		}
+	}
+	return out
 }
 
 // Jira project keys: an uppercase letter, then uppercase letters, digits or
@@ -84,16 +130,17 @@ func (o Options) toStore() (store.ConnectionOptions, error) {
 		}
 		out.SiteURL = u.Scheme + "://" + u.Host
 	}
+	out.Tables = slices.Clone(o.Tables)
 	return out, nil
 }
 
 func single(field string, entry map[string]string) (string, string, error) {
 	if len(entry) != 1 {
-		return "", "", invalid(field, "each entry maps exactly one Jira name, got %d keys", len(entry))
+		return "", "", invalid(field, "each entry maps exactly one vendor name, got %d keys", len(entry))
 	}
 	for k, v := range entry {
 		if strings.TrimSpace(k) == "" {
-			return "", "", invalid(field, "the Jira name is empty")
+			return "", "", invalid(field, "the vendor name is empty")
 		}
 		return k, v, nil
 	}
@@ -103,7 +150,10 @@ func single(field string, entry map[string]string) (string, string, error) {
 // fromStore renders stored options in wire form, mappings in the order the
 // customer gave them.
 func fromStore(o store.ConnectionOptions) Options {
-	out := Options{ProjectKeysFilter: o.ProjectKeysFilter, SiteURL: o.SiteURL}
+	out := Options{ProjectKeysFilter: o.ProjectKeysFilter, SiteURL: o.SiteURL, Tables: o.Tables}
+	if a := o.Auth; a != nil {
+		out.Auth = &AuthOptions{Type: a.Type, Username: a.Username, ClientID: a.ClientID}
+	}
 	for _, e := range o.PriorityMapping {
 		out.PriorityMapping = append(out.PriorityMapping, map[string]string{e.Name: string(e.Value)})
 	}

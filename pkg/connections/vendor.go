@@ -67,6 +67,26 @@ type MappingReporter interface {
 	MapCatalog(c *store.Connection, cat *store.Catalog) ([]connector.MappedStatus, []connector.MappedPriority)
 }
 
+// Configurer is a vendor whose connections carry settings and credentials
+// of their own (ServiceNow: the instance, basic auth or the customer's
+// OAuth app, the push secret).
+type Configurer interface {
+	// Configure checks the vendor's own options o and sets what follows
+	// from them on c (SiteURL, Options.Auth); c.Options already holds the
+	// validated common options. On create it returns the credentials the
+	// manager seals with the connection (nil: none); on a patch (create
+	// false) it must refuse what cannot change and returns nil.
+	// Errors are *ValidationError (400) and never quote a secret.
+	Configure(o Options, c *store.Connection, create bool) (*Credentials, error)
+}
+
+// Prober tests a connection's access with one cheap authenticated call
+// (hc authenticates as the connection). Its error becomes the connection's
+// health, so it must say why in words and never quote a credential.
+type Prober interface {
+	Probe(ctx context.Context, c *store.Connection, hc *http.Client) error
+}
+
 // Connector is one vendor as the manager sees it.
 type Connector struct {
 	// Vendor is the vendor's name on connections (store.Connection.Vendor,
@@ -78,6 +98,24 @@ type Connector struct {
 	// Webhooks is nil for a vendor without webhook registration.
 	Webhooks WebhookRegistrar
 	Mappings MappingReporter
+	// Options are the JSON names of the options the vendor's connections
+	// take; a request setting any other is refused with a 400 naming it.
+	Options []string
+	// Setup is nil for a vendor with no settings of its own: its
+	// connections wait for the platform app's OAuth consent.
+	Setup Configurer
+	// Prober is nil for a vendor whose connections are not tested.
+	Prober Prober
+}
+
+// accepts refuses the options of o the vendor does not take.
+func (c *Connector) accepts(o Options) error {
+	for _, name := range o.set() {
+		if !slices.Contains(c.Options, name) {
+			return invalid("options."+name, "is not an option of %s connections (they take: %s)", c.Title, strings.Join(c.Options, ", "))
+		}
+	}
+	return nil
 }
 
 func (c *Connector) check() error {
@@ -90,6 +128,8 @@ func (c *Connector) check() error {
 		return fmt.Errorf("connections: connector %s has no authorizer", c.Vendor)
 	case c.Mappings == nil:
 		return fmt.Errorf("connections: connector %s has no mapping reporter", c.Vendor)
+	case len(c.Options) == 0:
+		return fmt.Errorf("connections: connector %s names no options", c.Vendor)
 	}
 	return nil
 }

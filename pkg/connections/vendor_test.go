@@ -41,10 +41,10 @@ func TestConnectorWithoutWebhookRegistration(t *testing.T) {
 		ClientID: sim.ClientID(), ClientSecret: sim.ClientSecret(), Now: clock.Now})
 	cfg := connections.Config{PublicURL: "http://127.0.0.1:1", StateKey: []byte("0123456789abcdef0123456789abcdef"),
 		Now: clock.Now, Registerer: prometheus.NewRegistry(),
-		Connectors: []connections.Connector{{Vendor: jira.VendorName, Title: jiraconn.Title, Authorizer: jc, Mappings: jc}}}
+		Connectors: []connections.Connector{{Vendor: jira.VendorName, Title: jiraconn.Title, Authorizer: jc, Mappings: jc, Options: jiraconn.Options}}}
 
 	bad := cfg
-	bad.Connectors = []connections.Connector{{Vendor: "Jira", Title: "Jira", Authorizer: jc, Mappings: jc}}
+	bad.Connectors = []connections.Connector{{Vendor: "Jira", Title: "Jira", Authorizer: jc, Mappings: jc, Options: jiraconn.Options}}
 	_, err = connections.New(bad, st, v, leases, nil, zaptest.NewLogger(t))
 	require.ErrorContains(t, err, "upper case")
 	bad.Connectors = nil

@@ -87,3 +87,12 @@ type Delivery interface {
 	// when the body names none.
 	CheckBody(conn *store.Connection, body []byte) (matched []int64, err error)
 }
+
+// SyncHint is a Delivery that may be only a hint ("this record changed",
+// without the record): once CheckBody passed, WantsSync tells the receiver
+// to ask for an incremental sync of the connection after storing the
+// delivery, so that the change is read even though the delivery cannot be
+// mapped by itself. Requests coalesce, so a burst of hints costs one sync.
+type SyncHint interface {
+	WantsSync() bool
+}

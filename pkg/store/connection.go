@@ -39,6 +39,24 @@ type ConnectionOptions struct {
 	// (incident, problem, change_request, sc_req_item, sc_task); empty
 	// means incident.
 	Tables []string `json:"tables,omitempty"`
+	// Auth is how a connection with credentials of its own authenticates
+	// (ServiceNow: basic or the customer's OAuth app); nil is the vendor's
+	// platform OAuth app (Jira). Its secrets are sealed in
+	// ConnectionDetail.Credentials, never here.
+	Auth *ConnectionAuth `json:"auth,omitempty"`
+}
+
+// Authentication types of ConnectionAuth.
+const (
+	AuthBasic = "basic"
+	AuthOAuth = "oauth"
+)
+
+// ConnectionAuth is the non-secret half of a connection's own credentials.
+type ConnectionAuth struct {
+	Type     string `json:"type"`
+	Username string `json:"username,omitempty"`
+	ClientID string `json:"client_id,omitempty"`
 }
 
 // ConnectionDetail is what the platform knows about a connection's health,
@@ -70,6 +88,10 @@ type ConnectionDetail struct {
 	// Consent is a completed OAuth exchange waiting for the administrator
 	// to confirm it on the consent page; nil when none is pending.
 	Consent *PendingConsent `json:"pending_consent,omitempty"`
+	// Credentials are the connection's own secrets (a password, an OAuth
+	// client secret, a push secret), sealed by the connection manager;
+	// absent on connections made before they existed and on Jira ones.
+	Credentials []byte `json:"credentials,omitempty"`
 }
 
 // RemapDue reports whether stored objects of the connection must be

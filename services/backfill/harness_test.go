@@ -158,7 +158,7 @@ func newHarness(t testing.TB, opts jirasim.Options, mods ...func(h *harness)) *h
 // wiring builds it.
 func jiraConnectors(ep jiracloud.Endpoints, clientID, clientSecret string, now func() time.Time) []connections.Connector {
 	jc := jiraconn.New(jiraconn.Config{Endpoints: ep, ClientID: clientID, ClientSecret: clientSecret, Now: now})
-	return []connections.Connector{{Vendor: jira.VendorName, Title: jiraconn.Title, Authorizer: jc, Webhooks: jc, Mappings: jc}}
+	return []connections.Connector{{Vendor: jira.VendorName, Title: jiraconn.Title, Authorizer: jc, Webhooks: jc, Mappings: jc, Options: jiraconn.Options}}
 }
 
 func (h *harness) endpoints() jiracloud.Endpoints {

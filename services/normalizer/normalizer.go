@@ -360,7 +360,9 @@ func Idle(ctx context.Context, js jetstream.JetStream) (bool, error) {
 			return false, err
 		}
 		info := c.CachedInfo()
-		if info.NumPending > 0 || info.NumAckPending > 0 {
+		// Every delivery acknowledged, too: a message waiting out a retry
+		// delay is neither pending nor always counted as awaiting its ack.
+		if info.NumPending > 0 || info.NumAckPending > 0 || info.AckFloor.Consumer < info.Delivered.Consumer {
 			return false, nil
 		}
 	}

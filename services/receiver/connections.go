@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -24,6 +25,17 @@ type ConnectionService interface {
 	ConsentService
 }
 
+// ConnectionEndpoint is a read of one connection that a vendor adds to the
+// API (ServiceNow's business-rule script): GET
+// /v1/connections/{id}/<Path>, authenticated and scoped to the caller's
+// organization like the rest (another organization's connection is a 404).
+// Get sees only a connection of the caller; an error wrapping
+// store.ErrNotFound answers 404, and its answer is rendered as JSON.
+type ConnectionEndpoint struct {
+	Path string
+	Get  func(ctx context.Context, conn *store.Connection) (any, error)
+}
+
 // SyncRequester starts an on-demand sync of a connection.
 type SyncRequester interface {
 	RequestSync(ctx context.Context, connectionID string, kind store.SyncKind) error
@@ -31,7 +43,27 @@ type SyncRequester interface {
 
 // MountConnections adds the connections API and the OAuth consent pages.
 func (s *Server) MountConnections(svc ConnectionService, syncs SyncRequester) {
+	s.syncs = syncs
 	g := s.echo.Group("/v1/connections", s.requireAPIKey)
+	for _, ep := range s.cfg.ConnectionEndpoints {
+		g.GET("/:id/"+strings.Trim(ep.Path, "/"), func(c echo.Context) error {
+			if err := onlyParams(c); err != nil {
+				return err
+			}
+			conn, err := svc.Get(c.Request().Context(), OrganizationID(c), c.Param("id"))
+			if err != nil {
+				return err
+			}
+			if conn.State == store.StateDeleted {
+				return fail(http.StatusNotFound, "not_found", "no such connection")
+			}
+			out, err := ep.Get(c.Request().Context(), conn)
+			if err != nil {
+				return err
+			}
+			return c.JSON(http.StatusOK, out)
+		})
+	}
 	g.POST("", func(c echo.Context) error {
 		if err := onlyParams(c); err != nil {
 			return err

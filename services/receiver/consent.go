@@ -33,6 +33,8 @@ type ConsentService interface {
 	Confirm(ctx context.Context, formToken, browserKey string, accept bool) (*store.Connection, error)
 	// PublicURL is where browsers reach the receiver.
 	PublicURL() string
+	// Title names a connection's vendor ("Jira").
+	Title(c *store.Connection) string
 }
 
 // consentCookie carries the browser key: HttpOnly, SameSite=Strict, scoped
@@ -103,9 +105,10 @@ func (s *Server) mountConsent(svc ConsentService) {
 		if consent.SiteName != "" {
 			site = consent.SiteName + " (" + consent.SiteURL + ")"
 		}
-		return s.renderPage(c, page{Status: http.StatusOK, Title: "Confirm the Jira connection",
-			Lead: "Jira granted access to the site below. The connection is not active until you confirm here.",
-			Facts: []fact{{"organization", "Organization", consent.OrganizationID}, {"site", "Jira site", site},
+		vendor := consent.Vendor
+		return s.renderPage(c, page{Status: http.StatusOK, Title: "Confirm the " + vendor + " connection",
+			Lead: vendor + " granted access to the site below. The connection is not active until you confirm here.",
+			Facts: []fact{{"organization", "Organization", consent.OrganizationID}, {"site", vendor + " site", site},
 				{"connection", "Connection", consent.ConnectionID},
 				{"expires", "Confirm before", consent.ExpiresAt.UTC().Format("2006-01-02 15:04:05 UTC")}},
 			Form: &confirmForm{Action: confirmPath, Token: consent.FormToken, OrganizationID: consent.OrganizationID, SiteURL: consent.SiteURL}})
@@ -147,9 +150,22 @@ func (s *Server) mountConsent(svc ConsentService) {
 				Lead: "Nothing was connected, and the access Jira granted was discarded.",
 				Next: "If this was a mistake, ask for a new authorization link (POST /v1/connections/" + conn.ID + "/authorize)."})
 		}
-		facts = append(facts, fact{"site", "Jira site", conn.SiteURL}, fact{"state", "State", string(conn.State)})
-		return s.renderPage(c, page{Status: http.StatusOK, Title: "Jira connected", Facts: facts,
-			Lead: "The Jira site is connected to the organization. Its webhook is registered and the first full sync has been requested.",
+		vendor := svc.Title(conn)
+		facts = append(facts, fact{"site", vendor + " site", conn.SiteURL}, fact{"state", "State", string(conn.State)})
+		if conn.State == store.StatePending {
+			// The vendor's connection test failed after the grant.
+			return s.renderPage(c, page{Status: http.StatusConflict, Title: vendor + " connection test failed", Facts: facts,
+				Lead: "Access was granted, but " + conn.Detail.Health.Description + ". The connection stays PENDING.",
+				Next: "Fix the account's access, then ask for a new authorization link (POST /v1/connections/" + conn.ID + "/authorize)."})
+		}
+		lead := "The " + vendor + " site is connected to the organization. "
+		if len(conn.Detail.Webhooks) > 0 {
+			lead += "Its webhook is registered and the first full sync has been requested."
+		} else {
+			lead += "The first full sync has been requested."
+		}
+		return s.renderPage(c, page{Status: http.StatusOK, Title: vendor + " connected", Facts: facts,
+			Lead: lead,
 			Next: "You can close this page. The connection's health and sync progress are in GET /v1/connections/" + conn.ID + "."})
 	})
 }

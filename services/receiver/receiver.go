@@ -63,6 +63,9 @@ type Config struct {
 	// Quotas are the API's per-organization limits; zero means the
 	// defaults.
 	Quotas config.Quotas
+	// ConnectionEndpoints are vendors' reads of a connection, mounted with
+	// the connections API.
+	ConnectionEndpoints []ConnectionEndpoint
 	// Ingest, when set, is told of every webhook request in flight, so
 	// that work sharing this process can give way to ingest (ingest.Gate).
 	Ingest IngestMeter
@@ -86,6 +89,9 @@ type Server struct {
 	m     *metrics
 	echo  *echo.Echo
 	rates *orgLimiters
+	// syncs follows deliveries that are only hints (connector.SyncHint);
+	// set by MountConnections.
+	syncs SyncRequester
 }
 
 // New builds the receiver and its routes. Routes may be added by other

@@ -190,9 +190,27 @@ func (s *Server) deliver(c echo.Context, rt *webhookRoute) error {
 		}
 		seq = ack.Sequence
 	}
+	if h, ok := delivery.(connector.SyncHint); ok && h.WantsSync() {
+		s.followHint(req.Context(), rt, targets)
+	}
 	s.m.publishLatency.Observe(time.Since(start).Seconds())
 	s.m.webhooks.WithLabelValues(rt.token, result).Inc()
 	return c.JSON(http.StatusAccepted, map[string]any{"status": result, "sequence": seq, "connections": len(targets)})
+}
+
+// followHint asks for an incremental sync of each connection a hint-only
+// delivery was stored for. A failure is logged, not answered: the delivery
+// is stored, and the periodic incremental sync reads the change anyway.
+func (s *Server) followHint(ctx context.Context, rt *webhookRoute, targets []*store.Connection) {
+	if s.syncs == nil {
+		return
+	}
+	for _, t := range targets {
+		if err := s.syncs.RequestSync(ctx, t.ID, store.SyncIncremental); err != nil {
+			s.log.Warn("could not request the sync a hint asks for", zap.String("vendor", rt.token),
+				zap.String("connection_id", t.ID), zap.String("organization_id", t.OrganizationID), zap.Error(err))
+		}
+	}
 }
 
 // targets are the ACTIVE connections a delivery belongs to. Jira allows one

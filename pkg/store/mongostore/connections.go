@@ -52,6 +52,14 @@ type optionsRecord struct {
 	StatusMapping     []mappingRecord `bson:"status_mapping"`
 	SiteURL           string          `bson:"site_url,omitempty"`
 	Tables            []string        `bson:"tables,omitempty"`
+	Auth              *authRecord     `bson:"auth,omitempty"`
+}
+
+// authRecord is store.ConnectionAuth (its non-secret half).
+type authRecord struct {
+	Type     string `bson:"type"`
+	Username string `bson:"username,omitempty"`
+	ClientID string `bson:"client_id,omitempty"`
 }
 
 type mappingRecord struct {
@@ -97,6 +105,9 @@ func (o optionsRecord) options() store.ConnectionOptions {
 	if len(o.Tables) > 0 {
 		out.Tables = o.Tables
 	}
+	if o.Auth != nil {
+		out.Auth = &store.ConnectionAuth{Type: o.Auth.Type, Username: o.Auth.Username, ClientID: o.Auth.ClientID}
+	}
 	return out
 }
 
@@ -137,6 +148,9 @@ func optionsDoc(o store.ConnectionOptions) bson.D {
 	}
 	if len(o.Tables) > 0 {
 		d = append(d, bson.E{Key: "tables", Value: o.Tables})
+	}
+	if a := o.Auth; a != nil {
+		d = append(d, bson.E{Key: "auth", Value: bson.D{{Key: "type", Value: a.Type}, {Key: "username", Value: a.Username}, {Key: "client_id", Value: a.ClientID}}})
 	}
 	return d
 }

@@ -333,7 +333,9 @@ func testConnections(t *testing.T, s store.Store) {
 			PriorityMapping:   store.NameMap[itsm.Priority]{{Name: "Urgent", Value: itsm.PriorityCritical}, {Name: "Blocker", Value: itsm.PriorityCritical}, {Name: "A.b", Value: itsm.PriorityLow}},
 			StatusMapping:     store.NameMap[itsm.Status]{{Name: "Triage", Value: itsm.StatusOpen}, {Name: "$weird", Value: itsm.StatusTodo}, {Name: "Backlog", Value: itsm.StatusTodo}},
 			Tables:            []string{"incident", "problem"},
+			Auth:              &store.ConnectionAuth{Type: store.AuthBasic, Username: "itsm.integration"},
 		},
+		Detail:    store.ConnectionDetail{Credentials: []byte{9, 8, 7}},
 		CreatedAt: base, UpdatedAt: base,
 	}
 	require.NoError(t, s.CreateConnection(ctx(t), c))
@@ -343,6 +345,7 @@ func testConnections(t *testing.T, s store.Store) {
 	require.NoError(t, err)
 	require.Equal(t, c.Options, got.Options)
 	require.Equal(t, []byte{1, 2, 3}, got.Secret)
+	require.Equal(t, []byte{9, 8, 7}, got.Detail.Credentials, "sealed credentials round-trip")
 	require.Equal(t, 21600, got.RefreshIntervalSecs)
 	require.True(t, base.Equal(got.CreatedAt))
 

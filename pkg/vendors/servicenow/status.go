@@ -1,6 +1,7 @@
 package servicenow
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/itsmhub/itsm/pkg/itsm"
@@ -202,4 +203,15 @@ func statusKeyword(label string) itsm.Status {
 		}
 	}
 	return itsm.StatusUnknown
+}
+
+// StateCodes are the built-in state codes of a task table, in code order
+// as strings sort; nil for a table it does not know.
+func StateCodes(table string) []string {
+	codes := make([]string, 0, len(states[table]))
+	for c := range states[table] {
+		codes = append(codes, c)
+	}
+	slices.Sort(codes)
+	return codes
 }

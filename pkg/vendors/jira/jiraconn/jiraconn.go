@@ -46,6 +46,10 @@ func New(cfg Config) *Connector {
 // Title is Jira's name as people read it.
 const Title = "Jira"
 
+// Options are the options a Jira connection takes
+// (connections.Connector.Options).
+var Options = []string{"project_keys_filter", "priority_mapping", "status_mapping", "site_url"}
+
 func (j *Connector) oauth(redirectURL string) *oauth2.Config {
 	return jiracloud.OAuthConfig(j.cfg.Endpoints, j.cfg.ClientID, j.cfg.ClientSecret, redirectURL)
 }

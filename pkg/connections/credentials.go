@@ -1,0 +1,112 @@
+package connections
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	json "github.com/go-json-experiment/json/v1"
+	"go.uber.org/zap"
+
+	"github.com/itsmhub/itsm/pkg/store"
+)
+
+// A connection's own credentials (store.ConnectionOptions.Auth and the
+// sealed store.ConnectionDetail.Credentials): a vendor's Configurer decides
+// them at create; the manager seals them, authenticates requests with them
+// and tests them with the vendor's Prober.
+
+func credentialsAAD(connID string) []byte { return []byte(connID + "/credentials") }
+
+func (m *Manager) sealCredentials(c *store.Connection, cred *Credentials) error {
+	b, err := json.Marshal(cred)
+	if err != nil {
+		return fmt.Errorf("encode credentials: %w", err)
+	}
+	c.Detail.Credentials = m.vault.Seal(b, credentialsAAD(c.ID))
+	return nil
+}
+
+// Credentials opens the connection's own secrets; a connection without any
+// (a Jira one, or one stored before they existed) has empty ones.
+func (m *Manager) Credentials(c *store.Connection) (*Credentials, error) {
+	var cred Credentials
+	if len(c.Detail.Credentials) == 0 {
+		return &cred, nil
+	}
+	b, err := m.vault.Open(c.Detail.Credentials, credentialsAAD(c.ID))
+	if err != nil {
+		return nil, fmt.Errorf("connection %s credentials: %w", c.ID, err)
+	}
+	if err := json.Unmarshal(b, &cred); err != nil {
+		return nil, fmt.Errorf("connection %s credentials: %w", c.ID, err)
+	}
+	return &cred, nil
+}
+
+// needsConsent: the connection gets its access by an OAuth consent (the
+// platform's app, or the customer's own), not from credentials it brings.
+func needsConsent(c *store.Connection) bool {
+	return c.Options.Auth == nil || c.Options.Auth.Type == store.AuthOAuth
+}
+
+func basicAuth(c *store.Connection) bool {
+	return c.Options.Auth != nil && c.Options.Auth.Type == store.AuthBasic
+}
+
+// basicTransport authenticates every request with the connection's user
+// name and password.
+type basicTransport struct {
+	user, password string
+	base           http.RoundTripper
+}
+
+func (t *basicTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	r := req.Clone(req.Context())
+	r.SetBasicAuth(t.user, t.password)
+	return t.base.RoundTrip(r)
+}
+
+// test runs the vendor's connection test on c: success makes a PENDING
+// connection ACTIVE and asks for its first full sync; a failure leaves it
+// PENDING (or takes it back there) with a health that says why. It returns
+// the connection as stored.
+func (m *Manager) test(ctx context.Context, c *store.Connection, v *Connector) (*store.Connection, error) {
+	if v.Prober == nil {
+		return c, nil
+	}
+	hc, err := m.HTTPClient(ctx, c)
+	if err == nil {
+		err = v.Prober.Probe(ctx, c, hc)
+	}
+	now := m.cfg.Now().UTC()
+	out, uerr := m.update(ctx, c.OrganizationID, c.ID, func(s *store.Connection) error {
+		if s.State == store.StateDeleted {
+			return fmt.Errorf("connection %s: %w", c.ID, store.ErrNotFound)
+		}
+		if err != nil {
+			s.State = store.StatePending
+			s.Detail.Health = store.Health{Status: store.HealthFailed, ResolutionOwner: store.OwnerCustomer, UpdatedAt: now,
+				Description: fmt.Sprintf("the %s connection test failed: %v", v.Title, err)}
+			return nil
+		}
+		if s.State == store.StatePending {
+			s.State = store.StateActive
+		}
+		s.Detail.Health = store.Health{Status: store.HealthHealthy, UpdatedAt: now}
+		return nil
+	})
+	if uerr != nil {
+		return nil, uerr
+	}
+	if err != nil {
+		m.log.Info("connection test failed", zap.String("connection_id", c.ID), zap.String("organization_id", c.OrganizationID), zap.Error(err))
+		return out, nil
+	}
+	if m.syncs != nil {
+		if err := m.syncs.RequestSync(ctx, c.ID, store.SyncFull); err != nil {
+			m.log.Warn("requesting the first sync", zap.String("connection_id", c.ID), zap.Error(err))
+		}
+	}
+	return out, nil
+}
