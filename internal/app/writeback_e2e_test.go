@@ -277,6 +277,8 @@ func TestWriteBackCreateUpdateCommentEndToEnd(t *testing.T) {
 		{http.MethodPatch, "/v1/itsm/tickets/" + tk.ID, map[string]any{"status": "DELETED"}, 400, "status"},
 		{http.MethodPatch, "/v1/itsm/tickets/" + tk.ID, map[string]any{"assigned_user_id": "no-such-user"}, 400, "assigned_user_id"},
 		{http.MethodPost, "/v1/itsm/tickets/" + tk.ID + "/comments", map[string]any{"body": " "}, 400, "body is required"},
+		{http.MethodPost, "/v1/itsm/tickets/" + tk.ID + "/comments", map[string]any{"body": "x", "internal": "yes"}, 400, "internal: want a boolean"},
+		{http.MethodPost, "/v1/itsm/tickets/" + tk.ID + "/comments", map[string]any{"body": "x", "internal": true}, 400, "do not support internal comments"},
 	} {
 		st, _, body := w.call(t, c.method, keyA, c.path, c.body)
 		require.Equal(t, c.status, st, "%v: %s", c.body, body)

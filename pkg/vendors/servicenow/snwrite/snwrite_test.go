@@ -3,10 +3,12 @@ package snwrite_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	json "github.com/go-json-experiment/json/v1"
 	"github.com/stretchr/testify/require"
@@ -361,4 +363,91 @@ func TestPassthroughStaysUnderTheTableAPI(t *testing.T) {
 		_, err := w.Passthrough(ctx, conn, passthrough.Request{Method: "GET", Path: p}, passthrough.Limits{})
 		require.ErrorIs(t, err, passthrough.ErrRefused, p)
 	}
+}
+
+// failReads answers every single-record read as the instance's 404 after
+// writes went through: a fault between the write and its read-back.
+type failReads struct{ base http.RoundTripper }
+
+func (f failReads) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/api/now/v2/table/incident/") {
+		body := `{"error":{"message":"No Record found","detail":"Record doesn't exist or ACL restricts the record retrieval"},"status":"failure"}`
+		return &http.Response{StatusCode: http.StatusNotFound, Header: http.Header{"Content-Type": {"application/json"}},
+			Body: io.NopCloser(strings.NewReader(body)), Request: r}, nil
+	}
+	return f.base.RoundTrip(r)
+}
+
+// A create whose read-back fails is reported as written (with the ticket's
+// id), never as a refusal that a caller might retry into a duplicate.
+func TestCreateNotReadBackIsNotARefusal(t *testing.T) {
+	sim, _, conn := simWriter(t)
+	hc := &http.Client{Transport: failReads{snclient.BasicAuth(nil, "itsm.integration", "integration-password")}}
+	w := snwrite.New(snwrite.Config{}, basicClients{hc})
+	_, err := w.CreateTicket(context.Background(), conn, connector.NewTicket{TicketFields: connector.TicketFields{Name: ptr("written")}})
+	var unread *connector.UnreadError
+	require.True(t, errors.As(err, &unread), "%v", err)
+	var ve *connector.VendorError
+	require.False(t, errors.As(err, &ve), "the read's 404 does not pass for a refusal of the create")
+	require.Equal(t, itsm.KindTicket, unread.Kind)
+	rows, err := sim.Default().Records("incident")
+	require.NoError(t, err)
+	i := slices.IndexFunc(rows, func(r snsim.Record) bool { return r["short_description"] == "written" })
+	require.GreaterOrEqual(t, i, 0, "the record is at the instance")
+	require.Equal(t, itsm.ObjectID(conn.ID, itsm.KindTicket, rows[i]["sys_id"]), unread.ID)
+}
+
+// A write refused with 429 is waited out (Retry-After) and repeated: the
+// instance refused it before doing anything. Spent for longer than the
+// writer waits, it is a 429 refusal the caller sees.
+func TestRateLimitedWritesAreRetried(t *testing.T) {
+	sim := snsim.NewTestServer(t, snsim.Options{Seed: 7, Instances: []snsim.Instance{{
+		RateRules: []snsim.RateRule{{Limit: 2, UserName: "itsm.integration"}}, RateWindow: time.Second}}})
+	conn := &store.Connection{ID: "c1", SiteURL: sim.BaseURL("")}
+	w := snwrite.New(snwrite.Config{}, integration())
+	// Another client of the same user spends the window's budget: the
+	// writer's first call meets a 429 it did not pace for.
+	burn := func() {
+		for range 3 {
+			req, _ := http.NewRequest(http.MethodGet, sim.BaseURL("")+"/api/now/table/sys_user?sysparm_limit=1", nil)
+			req.SetBasicAuth("itsm.integration", "integration-password")
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			resp.Body.Close()
+		}
+	}
+	burn()
+	start := time.Now()
+	res, err := w.CreateTicket(context.Background(), conn, connector.NewTicket{TicketFields: connector.TicketFields{Name: ptr("paced")}})
+	require.NoError(t, err)
+	require.Contains(t, string(res.Records[0].Body), `"short_description":"paced"`)
+	rows, err := sim.Default().Records("incident")
+	require.NoError(t, err)
+	n := 0
+	for _, r := range rows {
+		if r["short_description"] == "paced" {
+			n++
+		}
+	}
+	require.Equal(t, 1, n, "one record, though calls were refused")
+	log, _ := sim.Default().Requests()
+	var posts []int
+	for _, r := range log {
+		if r.Method == http.MethodPost {
+			posts = append(posts, r.Status)
+		}
+	}
+	require.Equal(t, []int{http.StatusTooManyRequests, http.StatusCreated}, posts, "the create met the rate limit, then went through")
+	require.Less(t, time.Since(start), 10*time.Second)
+
+	short := snwrite.New(snwrite.Config{Client: snclient.Options{MaxWait: time.Millisecond}}, integration())
+	var ve *connector.VendorError
+	for range 5 {
+		burn()
+		if _, err = short.CreateTicket(context.Background(), conn, connector.NewTicket{TicketFields: connector.TicketFields{Name: ptr("x")}}); errors.As(err, &ve) {
+			break
+		}
+	}
+	require.True(t, errors.As(err, &ve), "%v", err)
+	require.Equal(t, http.StatusTooManyRequests, ve.Status)
 }
