@@ -14,15 +14,16 @@ import (
 )
 
 const ticketsHelp = `Usage:
-  itsm tickets create --connection ID (--project KEY | --project-id ID) --name NAME
+  itsm tickets create --connection ID [--project KEY | --project-id ID] --name NAME
                       [--description TEXT] [--type TYPE] [--priority P] [--assignee USER_ID]
                       [--tags a,b] [--due 2026-03-01] [--idempotency-key KEY]
                           create a ticket at the connection's vendor; prints the stored ticket
+                          (Jira needs a project; ServiceNow has none, --type names its table)
   itsm tickets update --id TICKET_ID [--name NAME] [--description TEXT] [--priority P]
                       [--assignee USER_ID] [--tags a,b] [--due DATE] [--status STATUS]
                           change a ticket (status through the vendor's workflow)
-  itsm tickets comment --id TICKET_ID --body TEXT
-                          comment on a ticket
+  itsm tickets comment --id TICKET_ID --body TEXT [--internal]
+                          comment on a ticket (--internal: a ServiceNow work note)
 
 They call the platform's API as an organization: --url (default ITSM_API_URL, else
 http://127.0.0.1:8080) with the API key in ITSM_API_KEY (never a flag: flags show in ps).
@@ -38,6 +39,7 @@ func runTickets(ctx context.Context, env *cliEnv, args []string) error {
 		conn, project, projectID, name, desc, typ, prio, assignee, tags, due, idemKey, id, status, body string
 	)
 	str := func(p *string, flagName, help string) { fs.StringVar(p, flagName, "", help) }
+	var internal bool
 	var method, path string
 	var required []string
 	fields := map[string]*string{}
@@ -58,6 +60,7 @@ func runTickets(ctx context.Context, env *cliEnv, args []string) error {
 	case "comment":
 		str(&id, "id", "ticket id")
 		str(&body, "body", "comment text")
+		fs.BoolVar(&internal, "internal", false, "an internal note only agents see (ServiceNow work notes)")
 		required = []string{"id", "body"}
 		fields = map[string]*string{"body": &body}
 	default:
@@ -86,11 +89,10 @@ func runTickets(ctx context.Context, env *cliEnv, args []string) error {
 	if tags != "" {
 		req["tags"] = strings.Split(tags, ",")
 	}
+	if internal {
+		req["internal"] = true
+	}
 	switch args[0] {
-	case "create":
-		if project == "" && projectID == "" {
-			return usagef("--project or --project-id is required")
-		}
 	case "update":
 		method, path = http.MethodPatch, "/v1/itsm/tickets/"+id
 		if len(req) == 0 {
