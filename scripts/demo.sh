@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# The demo: the Jira simulator and the platform side by side. It creates a
-# connection, completes OAuth the way a customer's browser would (consent at
-# Jira, then Confirm on the platform's page), then changes
+# The demo: both vendors' simulators and the platform side by side.
+# Jira: it creates a connection, completes OAuth the way a customer's browser
+# would (consent at Jira, then Confirm on the platform's page), then changes
 # issues in the simulator and shows the normalized tickets arriving.
+# ServiceNow: a connection with basic auth (tested at once), the business
+# rule's pushes subscribed with the connection's push secret, then incidents
+# created, commented and deleted at the instance.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SIM=127.0.0.1:9090
+SNSIM=127.0.0.1:9091
 API=127.0.0.1:8080
 METRICS=127.0.0.1:9102
 KEY=demo-api-key-0123456789
@@ -15,7 +19,7 @@ LOGS=$DATA/logs
 mkdir -p bin "$LOGS"
 
 echo "== building"
-go build -o bin/ ./cmd/itsm ./cmd/jirasim
+go build -o bin/ ./cmd/itsm ./cmd/jirasim ./cmd/snsim
 
 pids=()
 cleanup() {
@@ -30,6 +34,11 @@ bin/jirasim -addr "$SIM" -seed 42 -projects 2 -issues 5 -client-id demo-client -
   >"$LOGS/jirasim.log" 2>&1 &
 pids+=($!)
 
+echo "== starting the ServiceNow simulator on $SNSIM"
+bin/snsim -addr "$SNSIM" -seed 42 -incidents 5 -problems 2 -changes 0 -request-items 0 -catalog-tasks 0 -links-from-request \
+  >"$LOGS/snsim.log" 2>&1 &
+pids+=($!)
+
 echo "== starting the platform on $API (data in $DATA)"
 ITSM_DEV=true ITSM_HTTP_ADDR=$API ITSM_METRICS_ADDR=$METRICS ITSM_NATS_LISTEN=127.0.0.1:0 ITSM_DATA_DIR="$DATA" \
 ITSM_API_KEYS="demo-org:$KEY" ITSM_JIRA_CLIENT_ID=demo-client ITSM_JIRA_CLIENT_SECRET=demo-secret \
@@ -38,7 +47,8 @@ ITSM_JIRA_AUTH_URL="http://$SIM" ITSM_JIRA_API_URL="http://$SIM" \
 pids+=($!)
 
 for _ in $(seq 100); do
-  curl -sf "http://$API/readyz" >/dev/null 2>&1 && curl -sf "http://$SIM/_sim/info" >/dev/null 2>&1 && break
+  curl -sf "http://$API/readyz" >/dev/null 2>&1 && curl -sf "http://$SIM/_sim/info" >/dev/null 2>&1 &&
+    curl -sf "http://$SNSIM/_sim/info" >/dev/null 2>&1 && break
   sleep 0.1
 done
 curl -sf "http://$API/readyz" >/dev/null || { echo "platform did not become ready; see $LOGS"; exit 1; }
@@ -106,4 +116,67 @@ echo "== connection status"
 curl -sf "http://$API/v1/connections/$conn" -H "X-API-Key: $KEY" | pretty
 echo "== metrics (excerpt)"
 curl -sf "http://$METRICS/metrics" | grep -E '^itsm_(webhooks_total|events_published_total|normalizer_pending|dlq_messages)' || true
+
+echo
+echo "######## ServiceNow ########"
+echo "== POST /v1/connections (basic auth; the platform tests the credentials at once)"
+sncreated=$(curl -sf -X POST "http://$API/v1/connections" -H "X-API-Key: $KEY" -H 'Content-Type: application/json' \
+  -d "{\"vendor\":\"SERVICENOW\",\"options\":{\"instance_url\":\"http://$SNSIM\",\"tables\":[\"incident\",\"problem\"],
+       \"auth\":{\"type\":\"basic\",\"username\":\"itsm.integration\",\"password\":\"integration-password\"}}}")
+echo "$sncreated" | pretty
+snconn=$(echo "$sncreated" | field id)
+
+echo "== the business rule the customer pastes at the instance (its push URL and secret filled in)"
+rule=$(curl -sf "http://$API/v1/connections/$snconn/servicenow/business-rule" -H "X-API-Key: $KEY")
+echo "$rule" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("   url:", r["url"]); print("   tables:", ", ".join(r["tables"])); print("   script: %d lines" % len(r["script"].splitlines()))' 2>/dev/null || true
+secret=$(echo "$rule" | python3 -c '
+import json, re, sys
+m = re.search(r"SECRET\s*=\s*[\x22\x27]([^\x22\x27]+)", json.load(sys.stdin)["script"])
+print(m.group(1) if m else "")' 2>/dev/null || true)
+if [ -n "$secret" ]; then
+  echo "== the simulated instance runs that business rule: pushes signed with the connection's secret"
+  curl -sf -X POST "http://$SNSIM/_sim/push/subscriptions" -H 'Content-Type: application/json' \
+    -d "{\"url\":\"http://$API/webhooks/servicenow/$snconn\",\"secret\":\"$secret\",\"tables\":[\"incident\",\"problem\",\"sys_journal_field\"],\"include_record\":true}" >/dev/null
+fi
+
+snshow() {
+  echo "-- ServiceNow tickets now:"
+  curl -sf "http://$API/v1/itsm/tickets?connection_id=$snconn&limit=20" -H "X-API-Key: $KEY" |
+    python3 -c '
+import json, sys
+for t in json.load(sys.stdin)["items"]:
+    print("   %-11s %-12s %-13s %s" % (t["identifier"], t["status"], t["priority"], t["name"]))' 2>/dev/null || true
+}
+echo "== the first full sync brought in the seeded incidents and problems"
+for _ in $(seq 50); do
+  n=$(curl -sf "http://$API/v1/itsm/tickets?connection_id=$snconn&limit=1" -H "X-API-Key: $KEY" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["items"]))' 2>/dev/null || echo 0)
+  [ "$n" != 0 ] && break; sleep 0.2
+done
+snshow
+echo "== creating an incident at the instance (pushed by the business rule)"
+inc=$(curl -sf -X POST "http://$SNSIM/_sim/records/incident" -H 'Content-Type: application/json' \
+  -d '{"fields":{"short_description":"Email down for the sales floor","priority":"1","impact":"1","urgency":"1"}}')
+incid=$(echo "$inc" | field sys_id)
+sleep 1; snshow
+echo "== putting it on hold, awaiting the vendor"
+curl -sf -X PATCH "http://$SNSIM/_sim/records/incident/$incid" -H 'Content-Type: application/json' \
+  -d '{"fields":{"state":"3","hold_reason":"4"}}' >/dev/null
+sleep 1; snshow
+echo "== a work note at the instance"
+curl -sf -X POST "http://$SNSIM/_sim/records/incident/$incid/journal" -H 'Content-Type: application/json' \
+  -d '{"element":"work_notes","value":"Vendor ticket opened."}' >/dev/null
+sleep 1
+incticket=$(curl -sf "http://$API/v1/itsm/tickets/by-identifier/$(echo "$inc" | field number)?connection_id=$snconn" -H "X-API-Key: $KEY" | field id)
+echo "-- its comments (work notes are marked internal):"
+curl -sf "http://$API/v1/itsm/comments?ticket_id=$incticket" -H "X-API-Key: $KEY" |
+  python3 -c '
+import json, sys
+for c in json.load(sys.stdin)["items"]:
+    print("   %-9s internal=%-5s %s" % (c["vendor_attributes"].get("element"), c["vendor_attributes"].get("internal"), c["body"]))' 2>/dev/null || true
+echo "== deleting it at the instance"
+curl -sf -X DELETE "http://$SNSIM/_sim/records/incident/$incid" >/dev/null
+sleep 1; snshow
+echo "== the ServiceNow connection's status"
+curl -sf "http://$API/v1/connections/$snconn" -H "X-API-Key: $KEY" | pretty
+
 if [ "${DEMO_WAIT:-}" = 1 ]; then echo "== running; Ctrl-C to stop"; wait; fi

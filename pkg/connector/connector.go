@@ -122,3 +122,7 @@ type Paused interface {
 //	backfill.Syncer     Full(ctx, SyncRun) error; Incremental(ctx, SyncRun) error;
 //	                    Kinds(*store.Connection) []itsm.Kind (what a complete full sync covers)
 //	normalizer.Mapper   MapWebhook, MapSync, Remap: vendor records → ITSM objects
+//	connections.Connector   options, credentials, OAuth, connection test,
+//	                    webhook registration, the mapping report
+//	receiver.DeliveryVerifier   webhook or push authentication (a Delivery)
+//	receiver.TicketWriter, NativeSearcher, Passthrough   write-back (optional)
