@@ -57,8 +57,9 @@ bench-receiver:
 	$(GO) run ./scripts/benchsummary < /tmp/itsm-bench-receiver.txt
 
 ## test-faults: kill -9 the normalizer, restart NATS, a 30 s store outage and a
-## 3-node cluster losing a node, all under load; zero loss required (~5 min).
-## Counts tables land in /tmp/itsm-faults/. FAULT_STORE_OUTAGE=10s shortens a dev run.
+## 3-node cluster losing a node, all under a Jira and a ServiceNow push load side
+## by side; zero loss required for both vendors (~3 min). Counts tables (one row
+## per vendor) land in /tmp/itsm-faults/. FAULT_STORE_OUTAGE=10s shortens a dev run.
 test-faults:
 	FAULT_STORE_OUTAGE=$${FAULT_STORE_OUTAGE:-30s} $(GO) test -tags faults -count=1 -timeout 15m -v ./test/faults/ | tee /tmp/itsm-faults.txt; exit $${PIPESTATUS[0]}
 

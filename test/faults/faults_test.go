@@ -28,6 +28,8 @@ import (
 	"github.com/itsmhub/itsm/pkg/store/sqlitestore"
 	"github.com/itsmhub/itsm/pkg/vendors/jira"
 	"github.com/itsmhub/itsm/pkg/vendors/jira/jiraconn"
+	"github.com/itsmhub/itsm/pkg/vendors/servicenow"
+	"github.com/itsmhub/itsm/pkg/vendors/servicenow/snconn"
 	"github.com/itsmhub/itsm/services/normalizer"
 	"github.com/itsmhub/itsm/services/receiver"
 )
@@ -51,6 +53,7 @@ func TestNormalizerKilledMidStream(t *testing.T) {
 	require.NoError(t, broker.EnsureBuckets(context.Background(), js, 1))
 	p := startPlatform(t, devConfig(t, natsURL, storePath), app.Components{Receiver: true}, logger(t))
 	addConnection(t, p.Store())
+	sn := addServiceNow(t, p.Connections())
 
 	bin := buildNormalizer(t)
 	env := []string{"ITSM_DEV=true", "ITSM_NATS_URL=" + natsURL,
@@ -60,7 +63,7 @@ func TestNormalizerKilledMidStream(t *testing.T) {
 	_ = os.Remove(logPath)
 	norm := startNormalizerProc(t, bin, env, logPath)
 
-	loadDone := runLoad(t, loadConfig("http://"+p.HTTPAddr(), 250, 24*time.Second))
+	loadDone := runLoads(t, loadConfigs("http://"+p.HTTPAddr(), sn, 250, 24*time.Second))
 	for kill := 1; kill <= 2; kill++ {
 		time.Sleep(7 * time.Second)
 		norm.kill()
@@ -71,10 +74,12 @@ func TestNormalizerKilledMidStream(t *testing.T) {
 	res := <-loadDone
 	// Messages the killed processes held come back after AckWait (30 s).
 	drain(t, js, 2*time.Minute)
-	c := verify(t, p.Store(), js, res)
-	report(t, "normalizer SIGKILLed twice under load (at ~7 s and ~15 s), restarted 1 s later", res, c)
-	requireNoLoss(t, c)
-	require.Equal(t, c.Accepted, c.Sent, "the receiver does not depend on the normalizer: every delivery is accepted")
+	cs := verifyAll(t, p.Store(), js, res)
+	report(t, "normalizer SIGKILLed twice under load (at ~7 s and ~15 s), restarted 1 s later", res, cs)
+	requireNoLoss(t, cs)
+	for _, c := range cs {
+		require.Equal(t, c.Accepted, c.Sent, "%s: the receiver does not depend on the normalizer: every delivery is accepted", c.Vendor)
+	}
 }
 
 // TestNATSRestartUnderLoad stops the (only) NATS server under load and
@@ -97,9 +102,10 @@ func TestNATSRestartUnderLoad(t *testing.T) {
 	p := startPlatform(t, devConfig(t, natsURL, filepath.Join(dir, "itsm.db")),
 		app.Components{Receiver: true, Normalizer: true}, logger(t))
 	addConnection(t, p.Store())
+	sn := addServiceNow(t, p.Connections())
 	js := connect(t, natsURL)
 
-	loadDone := runLoad(t, loadConfig("http://"+p.HTTPAddr(), 250, 26*time.Second))
+	loadDone := runLoads(t, loadConfigs("http://"+p.HTTPAddr(), sn, 250, 26*time.Second))
 	time.Sleep(8 * time.Second)
 	mu.Lock()
 	nsrv.Shutdown()
@@ -118,12 +124,11 @@ func TestNATSRestartUnderLoad(t *testing.T) {
 	t.Logf("NATS started again after %v", up.Sub(down).Round(time.Millisecond))
 	res := <-loadDone
 	drain(t, js, time.Minute)
-	c := verify(t, p.Store(), js, res)
-	after := acceptedAfter(res, up.Add(5*time.Second))
-	report(t, "NATS (single node, file store) shut down at ~8 s, started again 6 s later on the same port and dir", res, c,
-		fmt.Sprintf("accepted from 5 s after the restart on: %d", after))
-	requireNoLoss(t, c)
-	require.Positive(t, after, "the receiver serves again after NATS is back")
+	cs := verifyAll(t, p.Store(), js, res)
+	report(t, "NATS (single node, file store) shut down at ~8 s, started again 6 s later on the same port and dir", res, cs,
+		acceptedAfterNote(res, up.Add(5*time.Second), "from 5 s after the restart on"))
+	requireNoLoss(t, cs)
+	requireServedAfter(t, res, up.Add(5*time.Second), "the receiver serves again after NATS is back")
 }
 
 // faultyStore is the real SQLite store behind a switch: while down, every
@@ -255,20 +260,24 @@ func TestStoreUnavailable(t *testing.T) {
 	st := &faultyStore{Store: sq}
 	addConnection(t, st)
 	log := logger(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	mgr := serviceNowManager(t, js, st, "http://"+ln.Addr().String(), log)
+	sn := addServiceNow(t, mgr)
 
 	jv, err := jiraconn.NewVerifier(jiraconn.VerifierConfig{ClientSecret: []byte(config.DevClientSecret)})
 	require.NoError(t, err)
-	r, err := receiver.New(receiver.Config{Verifiers: map[string]receiver.DeliveryVerifier{jira.VendorName: jv}}, js, st,
+	r, err := receiver.New(receiver.Config{Verifiers: map[string]receiver.DeliveryVerifier{
+		jira.VendorName: jv, servicenow.VendorName: snconn.NewVerifier(mgr.Credentials)}}, js, st,
 		apikey.NewAuthenticator(st, nil), log.Named("receiver"), nil)
-	require.NoError(t, err)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	// Retries back off from 200 ms to at most 5 s: 6 attempts cover the
 	// first ~6 s, then one per 5 s; 12 more than that leaves a wide margin.
 	maxDeliver := int(outage/(5*time.Second)) + 18
 	n, err := normalizer.New(normalizer.Config{Workers: 8, MaxDeliver: maxDeliver,
 		RetryDelay: 200 * time.Millisecond, MaxRetryDelay: 5 * time.Second,
-		Mappers: map[string]normalizer.Mapper{"jira": jira.Mapper{}}},
+		Mappers: map[string]normalizer.Mapper{broker.VendorToken(jira.VendorName): jira.Mapper{},
+			broker.VendorToken(servicenow.VendorName): servicenow.Mapper{}}},
 		js, st, log.Named("normalizer"), prometheus.NewRegistry())
 	require.NoError(t, err)
 	var wg sync.WaitGroup
@@ -278,7 +287,7 @@ func TestStoreUnavailable(t *testing.T) {
 	t.Cleanup(func() { cancel(); wg.Wait() })
 
 	lead, tail := 6*time.Second, 10*time.Second
-	loadDone := runLoad(t, loadConfig("http://"+ln.Addr().String(), 250, lead+outage+tail))
+	loadDone := runLoads(t, loadConfigs("http://"+ln.Addr().String(), sn, 250, lead+outage+tail))
 	time.Sleep(lead)
 	st.setDown(true)
 	t.Logf("store down for %v (normalizer MaxDeliver %d)", outage, maxDeliver)
@@ -288,11 +297,11 @@ func TestStoreUnavailable(t *testing.T) {
 	t.Log("store back")
 	res := <-loadDone
 	drain(t, js, 2*time.Minute)
-	c := verify(t, st, js, res)
-	report(t, fmt.Sprintf("store (SQLite behind a fault switch) failing every call for %v at ~6 s, receiver and normalizer alike; normalizer MaxDeliver %d", outage, maxDeliver), res, c,
-		fmt.Sprintf("accepted after the store came back: %d", acceptedAfter(res, up)))
-	requireNoLoss(t, c)
-	require.Positive(t, acceptedAfter(res, up))
+	cs := verifyAll(t, st, js, res)
+	report(t, fmt.Sprintf("store (SQLite behind a fault switch) failing every call for %v at ~6 s, receiver and normalizer alike; normalizer MaxDeliver %d", outage, maxDeliver), res, cs,
+		acceptedAfterNote(res, up, "after the store came back"))
+	requireNoLoss(t, cs)
+	requireServedAfter(t, res, up, "the receiver serves again after the store is back")
 }
 
 // TestClusterLosesANode runs three JetStream servers clustered on loopback
@@ -311,8 +320,9 @@ func TestClusterLosesANode(t *testing.T) {
 	cfg.NATSReplicas = 3
 	p := startPlatform(t, cfg, app.Components{Receiver: true, Normalizer: true}, logger(t))
 	addConnection(t, p.Store())
+	sn := addServiceNow(t, p.Connections())
 
-	loadDone := runLoad(t, loadConfig("http://"+p.HTTPAddr(), 150, 24*time.Second))
+	loadDone := runLoads(t, loadConfigs("http://"+p.HTTPAddr(), sn, 150, 24*time.Second))
 	time.Sleep(8 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	raw, err := js.Stream(ctx, broker.StreamRaw)
@@ -335,11 +345,11 @@ func TestClusterLosesANode(t *testing.T) {
 	t.Logf("RAW stream leader %s shut down", leader)
 	res := <-loadDone
 	drain(t, js, time.Minute)
-	c := verify(t, p.Store(), js, res)
-	report(t, fmt.Sprintf("3-node JetStream cluster, streams R3; the RAW leader (%s) shut down at ~8 s", leader), res, c,
-		fmt.Sprintf("accepted from 5 s after the node loss on: %d", acceptedAfter(res, lost.Add(5*time.Second))))
-	requireNoLoss(t, c)
-	require.Positive(t, acceptedAfter(res, lost.Add(5*time.Second)), "the cluster serves on two nodes")
+	cs := verifyAll(t, p.Store(), js, res)
+	report(t, fmt.Sprintf("3-node JetStream cluster, streams R3; the RAW leader (%s) shut down at ~8 s", leader), res, cs,
+		acceptedAfterNote(res, lost.Add(5*time.Second), "from 5 s after the node loss on"))
+	requireNoLoss(t, cs)
+	requireServedAfter(t, res, lost.Add(5*time.Second), "the cluster serves on two nodes")
 }
 
 // startCluster runs n clustered JetStream servers in-process, with routes

@@ -25,8 +25,14 @@ import (
 	"github.com/itsmhub/itsm/internal/app"
 	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/config"
+	"github.com/itsmhub/itsm/pkg/connections"
 	"github.com/itsmhub/itsm/pkg/itsm"
+	"github.com/itsmhub/itsm/pkg/lease"
 	"github.com/itsmhub/itsm/pkg/store"
+	"github.com/itsmhub/itsm/pkg/vault"
+	"github.com/itsmhub/itsm/pkg/vendors/servicenow"
+	"github.com/itsmhub/itsm/pkg/vendors/servicenow/snconn"
+	"github.com/itsmhub/itsm/pkg/vendors/servicenow/snsim"
 	"github.com/itsmhub/itsm/scripts/loadgen/load"
 	"github.com/itsmhub/itsm/services/normalizer"
 )
@@ -40,28 +46,89 @@ const (
 	reportDir = "/tmp/itsm-faults"
 )
 
-// loadConfig is the traffic of every fault test: several versions per issue
-// so the version guard is exercised, Jira-like retries (same identifier)
-// and reordering within a window.
-func loadConfig(url string, rate float64, d time.Duration) load.Config {
-	return load.Config{URL: url, Conn: connID, Secret: config.DevClientSecret, Site: site,
-		Rate: rate, Concurrency: 32, Duration: d, Issues: 1500, DupProb: 0.05, ReorderWindow: 8,
+// snConnection is the ServiceNow connection of a fault test: its id, its
+// push secret and its instance.
+type snConnection struct{ id, secret, instance string }
+
+// loadConfigs are the traffic of every fault test: a Jira load and a
+// ServiceNow push load side by side, each at half the rate, so the platform
+// takes the same total load as with one vendor. Several versions per ticket
+// so the version guard is exercised, repeated deliveries (Jira's retries
+// keep their identifier; a repeated ServiceNow push is the same body) and
+// reordering within a window.
+func loadConfigs(url string, sn snConnection, rate float64, d time.Duration) []load.Config {
+	jc := load.Config{URL: url, Vendor: load.VendorJira, Conn: connID, Secret: config.DevClientSecret, Site: site,
+		Rate: rate / 2, Concurrency: 16, Duration: d, Issues: 750, DupProb: 0.05, ReorderWindow: 8,
 		Timeout: 20 * time.Second}
+	sc := jc
+	sc.Vendor, sc.Conn, sc.Secret, sc.Site, sc.Seed = load.VendorServiceNow, sn.id, sn.secret, sn.instance, 1
+	return []load.Config{jc, sc}
 }
 
-// runLoad starts the load in the background; the result arrives when it
-// ends.
-func runLoad(t *testing.T, cfg load.Config) <-chan *load.Result {
+// runLoads starts the loads in the background; their results arrive, in
+// the order of cfgs, when the last one ends.
+func runLoads(t *testing.T, cfgs []load.Config) <-chan []*load.Result {
 	t.Helper()
-	out := make(chan *load.Result, 1)
+	out := make(chan []*load.Result, 1)
 	go func() {
-		res, err := load.Run(context.Background(), cfg)
-		if err != nil {
-			t.Errorf("load: %v", err)
+		res := make([]*load.Result, len(cfgs))
+		var wg sync.WaitGroup
+		for i, cfg := range cfgs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r, err := load.Run(context.Background(), cfg)
+				if err != nil {
+					t.Errorf("%s load: %v", cfg.Vendor, err)
+					r = &load.Result{Config: cfg}
+				}
+				res[i] = r
+			}()
 		}
+		wg.Wait()
 		out <- res
 	}()
 	return out
+}
+
+// addServiceNow creates a ServiceNow connection of the test's organization
+// the way POST /v1/connections does (the connection manager's Create):
+// basic auth against the project's instance simulator, whose connection
+// test makes it ACTIVE, and a push secret sealed with its credentials. The
+// secret is read back by opening them, as the receiver's verifier does.
+func addServiceNow(t *testing.T, mgr *connections.Manager) snConnection {
+	t.Helper()
+	sim := snsim.NewTestServer(t, snsim.Options{Seed: 7, Instances: []snsim.Instance{{Sizes: snsim.Sizes{
+		Incidents: 5, Problems: 2, Changes: 2, RequestItems: 2, CatalogTasks: 2, Users: 4, Groups: 3}}}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, _, err := mgr.Create(ctx, orgID, connections.CreateRequest{Vendor: servicenow.VendorName, Options: connections.Options{
+		InstanceURL: sim.BaseURL(""),
+		Auth:        &connections.AuthOptions{Type: store.AuthBasic, Username: "itsm.integration", Password: "integration-password"}}})
+	require.NoError(t, err)
+	require.Equal(t, store.StateActive, c.State, "connection test: %s", c.Detail.Health.Description)
+	cred, err := mgr.Credentials(c)
+	require.NoError(t, err)
+	require.NotEmpty(t, cred.PushSecret)
+	return snConnection{id: c.ID, secret: cred.PushSecret, instance: c.SiteURL}
+}
+
+// serviceNowManager is a connection manager for ServiceNow alone, wired as
+// the platform wires its own, for a test that runs the receiver without
+// the platform: it seals and opens the connection's credentials.
+func serviceNowManager(t *testing.T, js jetstream.JetStream, st connections.Store, publicURL string, log *zap.Logger) *connections.Manager {
+	t.Helper()
+	v, err := vault.New(vault.NewKey())
+	require.NoError(t, err)
+	leases, err := lease.Open(context.Background(), js, "faults-connection-leases", "faults-test", broker.LeaseTTL, 1)
+	require.NoError(t, err)
+	var mgr *connections.Manager
+	sn := snconn.New(snconn.Config{AllowLoopback: true, PublicURL: func() string { return publicURL },
+		Secrets: func(c *store.Connection) (*connections.Credentials, error) { return mgr.Credentials(c) }})
+	mgr, err = connections.New(connections.Config{PublicURL: publicURL, Connectors: []connections.Connector{sn.Connector()},
+		StateKey: vault.NewKey()}, st, v, leases, nil, log.Named("connections"))
+	require.NoError(t, err)
+	return mgr
 }
 
 // logger writes the platform's logs to reportDir/<test>.log.
@@ -223,18 +290,20 @@ func streamMsgs(t *testing.T, js jetstream.JetStream, name string) uint64 {
 	return info.State.Msgs
 }
 
-// counts is what every fault test reports.
+// counts is what every fault test reports, per vendor.
 type counts struct {
-	// Sent requests (retries included), Accepted 2xx answers, and the
+	Vendor string
+	// Sent requests (repeats included), Accepted 2xx answers, and the
 	// distinct (ticket, version) pairs and tickets they carried.
 	Sent, Accepted, Versions, Tickets int
-	// Refused: answers other than 2xx, and requests with no answer; the
-	// sender (Jira) retries those, so they may or may not be stored.
+	// Refused: answers other than 2xx, and requests with no answer; Jira
+	// retries those and ServiceNow's next sync reads the change, so they
+	// may or may not be stored.
 	Refused int
 	// Stored: tickets whose stored version is at least the newest accepted.
 	Stored int
 	// Published: distinct events (Nats-Msg-Id) of this run's tickets in
-	// the ITSM stream; Duplicated: messages beyond one per id.
+	// the ITSM stream; Duplicated: their messages beyond one per id.
 	Published, Duplicated int
 	// Superseded: accepted versions without an event because a newer
 	// version of the ticket was written first (the version guard makes an
@@ -243,18 +312,37 @@ type counts struct {
 	// Lost: accepted tickets whose newest accepted version is not stored,
 	// or whose stored version has no event. Must be 0.
 	Lost int
-	// DLQ: dead-lettered messages. Must be 0: no fault here is permanent.
+	// DLQ: dead-lettered messages of any vendor. Must be 0: no fault here
+	// is permanent.
 	DLQ uint64
 }
 
-// verify counts what the run's accepted deliveries became.
+// vendorTitle names a load's vendor in reports.
+func vendorTitle(res *load.Result) string {
+	if res.Config.Vendor == load.VendorServiceNow {
+		return "ServiceNow"
+	}
+	return "Jira"
+}
+
+// verifyAll counts what each run's accepted deliveries became.
+func verifyAll(t *testing.T, st store.Documents, js jetstream.JetStream, results []*load.Result) []counts {
+	t.Helper()
+	out := make([]counts, len(results))
+	for i, res := range results {
+		out[i] = verify(t, st, js, res)
+	}
+	return out
+}
+
+// verify counts what one run's accepted deliveries became.
 func verify(t *testing.T, st store.Documents, js jetstream.JetStream, res *load.Result) counts {
 	t.Helper()
 	ctx := context.Background()
 	sum := res.Summary()
-	c := counts{Sent: sum.Sent, Accepted: sum.OK, Refused: sum.Sent - sum.OK}
-	events, total := streamIDs(t, js, broker.StreamITSM, itsm.KindTicket.Subject())
-	c.Duplicated = total - len(events)
+	conn := res.Config.Conn
+	c := counts{Vendor: vendorTitle(res), Sent: sum.Sent, Accepted: sum.OK, Refused: sum.Sent - sum.OK}
+	events, _ := streamIDs(t, js, broker.StreamITSM, itsm.KindTicket.Subject())
 	accepted := res.AcceptedVersions()
 	expected := res.Expected()
 	c.Versions, c.Tickets = len(accepted), len(expected)
@@ -273,12 +361,13 @@ func verify(t *testing.T, st store.Documents, js jetstream.JetStream, res *load.
 		}
 	}
 	for k, s := range accepted {
-		if events[k] == 0 && s.Version < expected[s.TicketID(connID)] {
+		if events[k] == 0 && s.Version < expected[s.TicketID(conn)] {
 			c.Superseded++
 		}
 	}
 	// Events of this run's tickets at versions no request carried would be
-	// phantoms; count every event of a ticket we sent.
+	// phantoms; count every event of a ticket we sent. The tickets' ids
+	// carry the connection, so each vendor's run counts its own.
 	tickets := map[string]bool{}
 	for id := range expected {
 		tickets[id] = true
@@ -287,8 +376,9 @@ func verify(t *testing.T, st store.Documents, js jetstream.JetStream, res *load.
 		id, _, _ := strings.Cut(k, ":")
 		if tickets[id] {
 			c.Published++
+			c.Duplicated += n - 1
 			if n > 1 {
-				t.Logf("event %s stored %d times", k, n)
+				t.Logf("%s event %s stored %d times", c.Vendor, k, n)
 			}
 		}
 	}
@@ -299,23 +389,28 @@ func verify(t *testing.T, st store.Documents, js jetstream.JetStream, res *load.
 			t.Logf("... and %d more", len(lost)-20)
 			break
 		}
-		t.Logf("lost: %s", l)
+		t.Logf("%s lost: %s", c.Vendor, l)
 	}
 	c.DLQ = streamMsgs(t, js, broker.StreamDLQ)
 	return c
 }
 
-// report logs the counts table and writes it to reportDir/<test>.txt.
-func report(t *testing.T, fault string, res *load.Result, c counts, notes ...string) {
+// report logs the counts table, one row per vendor, and writes it to
+// reportDir/<test>.txt.
+func report(t *testing.T, fault string, results []*load.Result, cs []counts, notes ...string) {
 	t.Helper()
-	sum := res.Summary()
 	var b strings.Builder
 	fmt.Fprintf(&b, "fault: %s\n", fault)
-	fmt.Fprintf(&b, "| sent | accepted (2xx) | refused/failed | versions | tickets | stored | published | duplicated | superseded | lost | DLQ |\n")
-	fmt.Fprintf(&b, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-	fmt.Fprintf(&b, "| %d | %d | %d | %d | %d | %d | %d | %d | %d | **%d** | %d |\n",
-		c.Sent, c.Accepted, c.Refused, c.Versions, c.Tickets, c.Stored, c.Published, c.Duplicated, c.Superseded, c.Lost, c.DLQ)
-	sum.Print(&b)
+	fmt.Fprintf(&b, "| vendor | sent | accepted (2xx) | refused/failed | versions | tickets | stored | published | duplicated | superseded | lost | DLQ |\n")
+	fmt.Fprintf(&b, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, c := range cs {
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %d | %d | %d | %d | **%d** | %d |\n", c.Vendor,
+			c.Sent, c.Accepted, c.Refused, c.Versions, c.Tickets, c.Stored, c.Published, c.Duplicated, c.Superseded, c.Lost, c.DLQ)
+	}
+	for _, res := range results {
+		fmt.Fprintf(&b, "%s:\n", vendorTitle(res))
+		res.Summary().Print(&b)
+	}
 	for _, n := range notes {
 		fmt.Fprintln(&b, n)
 	}
@@ -324,14 +419,16 @@ func report(t *testing.T, fault string, res *load.Result, c counts, notes ...str
 	require.NoError(t, os.WriteFile(filepath.Join(reportDir, t.Name()+".txt"), []byte(b.String()), 0o644))
 }
 
-// requireNoLoss is the verdict every fault test shares.
-func requireNoLoss(t *testing.T, c counts) {
+// requireNoLoss is the verdict every fault test shares, for every vendor.
+func requireNoLoss(t *testing.T, cs []counts) {
 	t.Helper()
-	require.Positive(t, c.Accepted, "some deliveries must have been accepted")
-	require.Zero(t, c.Lost, "accepted deliveries lost")
-	require.Zero(t, c.Duplicated, "events published twice for one version")
-	require.Equal(t, c.Tickets, c.Stored)
-	require.Zero(t, c.DLQ, "messages dead-lettered")
+	for _, c := range cs {
+		require.Positive(t, c.Accepted, "%s: some deliveries must have been accepted", c.Vendor)
+		require.Zero(t, c.Lost, "%s: accepted deliveries lost", c.Vendor)
+		require.Zero(t, c.Duplicated, "%s: events published twice for one version", c.Vendor)
+		require.Equal(t, c.Tickets, c.Stored, c.Vendor)
+		require.Zero(t, c.DLQ, "%s: messages dead-lettered", c.Vendor)
+	}
 }
 
 // acceptedAfter counts 2xx answers to requests started after t0: the
@@ -344,6 +441,24 @@ func acceptedAfter(res *load.Result, t0 time.Time) int {
 		}
 	}
 	return n
+}
+
+// acceptedAfterNote is the report's note of acceptedAfter, per vendor.
+func acceptedAfterNote(results []*load.Result, t0 time.Time, what string) string {
+	var parts []string
+	for _, res := range results {
+		parts = append(parts, fmt.Sprintf("%s %d", vendorTitle(res), acceptedAfter(res, t0)))
+	}
+	return fmt.Sprintf("accepted %s: %s", what, strings.Join(parts, ", "))
+}
+
+// requireServedAfter: every vendor's deliveries were accepted again after
+// t0, once the platform had recovered.
+func requireServedAfter(t *testing.T, results []*load.Result, t0 time.Time, msg string) {
+	t.Helper()
+	for _, res := range results {
+		require.Positive(t, acceptedAfter(res, t0), "%s: %s", vendorTitle(res), msg)
+	}
 }
 
 // normalizerProc is cmd/normalizer running as its own process, so the test
