@@ -256,3 +256,12 @@ func TestBadOptions(t *testing.T) {
 		require.Error(t, err)
 	}
 }
+
+// One group (the restricted one) is enough: every task is assigned to it.
+func TestGeneratesWithOneGroup(t *testing.T) {
+	s, _ := testSim(t, func(o *Options) {
+		o.Instances = []Instance{{Sizes: Sizes{Incidents: 10, Groups: 1}}}
+	})
+	require.Equal(t, 1, s.Default().Count("sys_user_group"))
+	require.Equal(t, 10, s.Default().Count("incident"))
+}

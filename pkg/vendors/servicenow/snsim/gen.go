@@ -315,9 +315,12 @@ func (g *generator) tasks(table string, n int, parents []*record) []*record {
 			state = states[len(base)+r.IntN(extra)].Value
 		}
 		impact, urgency := strconv.Itoa(1+r.IntN(3)), strconv.Itoa(1+r.IntN(3))
-		grp := pick(r, g.grps[1:max(2, len(g.grps))])
-		if len(g.grps) == 1 || r.IntN(12) == 0 {
-			grp = g.grps[0]
+		grp := g.grps[0] // the restricted group; the only one when there is one
+		if len(g.grps) > 1 {
+			grp = pick(r, g.grps[1:])
+			if r.IntN(12) == 0 {
+				grp = g.grps[0]
+			}
 		}
 		assignee := ""
 		if ms := g.mem[grp.id]; len(ms) > 0 && r.IntN(7) != 0 {
