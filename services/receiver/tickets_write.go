@@ -1,6 +1,7 @@
 package receiver
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/go-json-experiment/json/jsontext"
 	json "github.com/go-json-experiment/json/v1"
 	"github.com/labstack/echo/v4"
 	"github.com/nats-io/nats.go"
@@ -188,9 +191,18 @@ func readLimited(c echo.Context, limit int64) ([]byte, error) {
 type fields map[string]json.RawMessage
 
 func readFields(body []byte, allowed ...string) (fields, error) {
+	// The v1 decoder would replace invalid UTF-8 with U+FFFD and keep the
+	// last of repeated members: both would write something other than what
+	// the client sent.
+	if !utf8.Valid(body) {
+		return nil, fail(http.StatusBadRequest, "invalid_body", "body is not valid UTF-8")
+	}
 	var f fields
 	if err := json.Unmarshal(body, &f); err != nil || f == nil {
 		return nil, fail(http.StatusBadRequest, "invalid_body", "body must be a JSON object")
+	}
+	if dup := duplicateMember(body); dup != "" {
+		return nil, fail(http.StatusBadRequest, "invalid_body", "duplicate member "+strconv.Quote(dup))
 	}
 	for k := range f {
 		if !slices.Contains(allowed, k) {
@@ -198,6 +210,30 @@ func readFields(body []byte, allowed ...string) (fields, error) {
 		}
 	}
 	return f, nil
+}
+
+// duplicateMember returns the first member name that a JSON object (known
+// to be valid) repeats at its top level, or "".
+func duplicateMember(obj []byte) string {
+	d := jsontext.NewDecoder(bytes.NewReader(obj), jsontext.AllowDuplicateNames(true))
+	if _, err := d.ReadToken(); err != nil {
+		return ""
+	}
+	seen := map[string]bool{}
+	for d.PeekKind() == '"' {
+		name, err := d.ReadToken()
+		if err != nil {
+			return ""
+		}
+		if seen[name.String()] {
+			return name.String()
+		}
+		seen[name.String()] = true
+		if err := d.SkipValue(); err != nil {
+			return ""
+		}
+	}
+	return ""
 }
 
 func (f fields) null(name string) bool {

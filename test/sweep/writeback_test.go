@@ -130,6 +130,7 @@ func TestWriteBackSweep(t *testing.T) {
 		create("empty body", ``, 400, "JSON object"),
 		create("form body", "connection_id="+connA+"&project_key="+p0+"&name=x", 400, "JSON object", "Content-Type", "application/x-www-form-urlencoded"),
 		create("XML body", `<ticket><name>x</name></ticket>`, 400, "JSON object", "Content-Type", "text/xml"),
+		create("duplicate member", withConn(`,"name":"x","name":"y"`), 400, `duplicate member \"name\"`),
 		// Members: unknown, read-only, of the wrong type, missing.
 		create("unknown field", withConn(`,"name":"x","reporter":"me"`), 400, `unknown or read-only field \"reporter\"`),
 		create("read-only status", withConn(`,"name":"x","status":"OPEN"`), 400, `unknown or read-only field \"status\"`),
@@ -152,6 +153,7 @@ func TestWriteBackSweep(t *testing.T) {
 		create("priority UNKNOWN", withConn(`,"name":"x","priority":"UNKNOWN"`), 400, "priority: want one of"),
 		create("priority empty", withConn(`,"name":"x","priority":""`), 400, "priority: want one of"),
 		// Strings: too long, control characters, not UTF-8.
+		create("name not UTF-8", withConn(`,"name":"a`+"\xff\xfe"+`b"`), 400, "UTF-8"),
 		create("raw control character", withConn(`,"name":"a`+"\x01"+`b"`), 400, "JSON object"),
 		create("Idempotency-Key of 256 characters", withConn(`,"name":"x"`), 400, "Idempotency-Key: at most 255 characters", "Idempotency-Key", strings.Repeat("k", 256)),
 		// Another organization's connection is not found, like a missing one.
@@ -179,6 +181,7 @@ func TestWriteBackSweep(t *testing.T) {
 		patch("priority not of the model", `{"name":"changed","priority":"P1"}`, 400, "priority: want one of"),
 		patch("tags an object", `{"tags":{"a":1}}`, 400, "tags: want an array of strings"),
 		patch("empty name", `{"name":""}`, 400, "name cannot be empty"),
+		patch("name not UTF-8", `{"name":"`+"\xc3\x28"+`"}`, 400, "UTF-8"),
 		patch("assignee of another connection", `{"name":"changed","assigned_user_id":"`+userA2+`"}`, 400, "assigned_user_id: no user"),
 		patch("assignee of another organization", `{"name":"changed","assigned_user_id":"`+userB+`"}`, 400, "assigned_user_id: no user"),
 
@@ -189,6 +192,7 @@ func TestWriteBackSweep(t *testing.T) {
 		comment("body a number", `{"body":5}`, 400, "body: want a string"),
 		comment("no body", `{}`, 400, "body is required"),
 		comment("blank body", `{"body":" \n "}`, 400, "body is required"),
+		comment("body not UTF-8", `{"body":"`+"\xed\xa0\x80"+`"}`, 400, "UTF-8"),
 	}
 
 	// Another organization's ticket answers exactly like a missing one.
