@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -266,8 +267,18 @@ func (f fields) ticketFields(ctx context.Context, s *Server, org string, conn *s
 	if out.Name != nil && strings.TrimSpace(*out.Name) == "" {
 		return out, fail(http.StatusBadRequest, "invalid_name", "name cannot be empty")
 	}
+	if out.Name != nil {
+		if err := checkText("name", *out.Name, false); err != nil {
+			return out, err
+		}
+	}
 	if out.Description, err = f.str("description"); err != nil {
 		return out, err
+	}
+	if out.Description != nil {
+		if err := checkText("description", *out.Description, true); err != nil {
+			return out, err
+		}
 	}
 	p, err := f.str("priority")
 	if err != nil {
@@ -299,6 +310,11 @@ func (f fields) ticketFields(ctx context.Context, s *Server, org string, conn *s
 			if err := json.Unmarshal(raw, &tags); err != nil {
 				return out, fail(http.StatusBadRequest, "invalid_tags", "tags: want an array of strings")
 			}
+			for _, tag := range tags {
+				if err := checkText("tags", tag, false); err != nil {
+					return out, err
+				}
+			}
 		}
 		out.Tags = &tags
 	}
@@ -315,6 +331,22 @@ func (f fields) ticketFields(ctx context.Context, s *Server, org string, conn *s
 	}
 	out.DueDate = d
 	return out, nil
+}
+
+// checkText refuses control characters in a text a client writes: they
+// reach the vendor and every consumer of the ticket as they are. A
+// multi-line text (description, comment) may hold tabs and line breaks.
+func checkText(field, v string, multiline bool) error {
+	for _, r := range v {
+		if !unicode.IsControl(r) || multiline && (r == '\n' || r == '\r' || r == '\t') {
+			continue
+		}
+		if multiline {
+			return fail(http.StatusBadRequest, "invalid_"+field, field+": control characters other than tabs and line breaks are not allowed")
+		}
+		return fail(http.StatusBadRequest, "invalid_"+field, field+": control characters are not allowed (it is one line)")
+	}
+	return nil
 }
 
 func parseDay(v string) (string, bool) {
@@ -379,6 +411,9 @@ func (s *Server) createTicket(c echo.Context, wb *writeBack) error {
 			return err
 		}
 		if v != nil {
+			if err := checkText(m.field, *v, false); err != nil {
+				return err
+			}
 			*m.dst = *v
 		}
 	}
@@ -567,6 +602,9 @@ func (s *Server) addComment(c echo.Context, wb *writeBack) error {
 	}
 	if text == nil || strings.TrimSpace(*text) == "" {
 		return fail(http.StatusBadRequest, "invalid_body", "body is required")
+	}
+	if err := checkText("body", *text, true); err != nil {
+		return err
 	}
 	_, conn, vid, err := s.ticketOf(ctx, org, c.Param("id"))
 	if err != nil {

@@ -153,6 +153,11 @@ func TestWriteBackSweep(t *testing.T) {
 		create("priority UNKNOWN", withConn(`,"name":"x","priority":"UNKNOWN"`), 400, "priority: want one of"),
 		create("priority empty", withConn(`,"name":"x","priority":""`), 400, "priority: want one of"),
 		// Strings: too long, control characters, not UTF-8.
+		create("name with a NUL", withConn(`,"name":"a\u0000b"`), 400, "name: control characters"),
+		create("name with a line break", withConn(`,"name":"a\nb"`), 400, "name: control characters"),
+		create("description with an escape sequence", withConn(`,"name":"x","description":"a\u001b[31mred"`), 400, "description: control characters"),
+		create("type with a line break", withConn(`,"name":"x","type":"Bug\nTask"`), 400, "type: control characters"),
+		create("tag with a NUL", withConn(`,"name":"x","tags":["a\u0000"]`), 400, "tags: control characters"),
 		create("name not UTF-8", withConn(`,"name":"a`+"\xff\xfe"+`b"`), 400, "UTF-8"),
 		create("raw control character", withConn(`,"name":"a`+"\x01"+`b"`), 400, "JSON object"),
 		create("Idempotency-Key of 256 characters", withConn(`,"name":"x"`), 400, "Idempotency-Key: at most 255 characters", "Idempotency-Key", strings.Repeat("k", 256)),
@@ -181,6 +186,7 @@ func TestWriteBackSweep(t *testing.T) {
 		patch("priority not of the model", `{"name":"changed","priority":"P1"}`, 400, "priority: want one of"),
 		patch("tags an object", `{"tags":{"a":1}}`, 400, "tags: want an array of strings"),
 		patch("empty name", `{"name":""}`, 400, "name cannot be empty"),
+		patch("name with a NUL", `{"name":"a\u0000b"}`, 400, "name: control characters"),
 		patch("name not UTF-8", `{"name":"`+"\xc3\x28"+`"}`, 400, "UTF-8"),
 		patch("assignee of another connection", `{"name":"changed","assigned_user_id":"`+userA2+`"}`, 400, "assigned_user_id: no user"),
 		patch("assignee of another organization", `{"name":"changed","assigned_user_id":"`+userB+`"}`, 400, "assigned_user_id: no user"),
@@ -192,6 +198,7 @@ func TestWriteBackSweep(t *testing.T) {
 		comment("body a number", `{"body":5}`, 400, "body: want a string"),
 		comment("no body", `{}`, 400, "body is required"),
 		comment("blank body", `{"body":" \n "}`, 400, "body is required"),
+		comment("body with a NUL", `{"body":"a\u0000b"}`, 400, "body: control characters"),
 		comment("body not UTF-8", `{"body":"`+"\xed\xa0\x80"+`"}`, 400, "UTF-8"),
 	}
 
