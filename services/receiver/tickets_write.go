@@ -271,6 +271,9 @@ func (f fields) ticketFields(ctx context.Context, s *Server, org string, conn *s
 		if err := checkText("name", *out.Name, false); err != nil {
 			return out, err
 		}
+		if utf8.RuneCountInString(*out.Name) > maxTicketName {
+			return out, fail(http.StatusBadRequest, "invalid_name", "name: at most "+strconv.Itoa(maxTicketName)+" characters")
+		}
 	}
 	if out.Description, err = f.str("description"); err != nil {
 		return out, err
@@ -358,6 +361,10 @@ func parseDay(v string) (string, bool) {
 	}
 	return "", false
 }
+
+// maxTicketName bounds a ticket's name: a one-line title, not a body (the
+// description is one).
+const maxTicketName = 255
 
 // CreateTicketFields are the members a create takes (the OpenAPI schema
 // CreateTicket lists the same).

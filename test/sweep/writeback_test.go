@@ -108,6 +108,7 @@ func TestWriteBackSweep(t *testing.T) {
 		return probe{name: "patch: " + name, method: http.MethodPatch, path: "/v1/itsm/tickets/" + ticketA, header: jsonH(keyA), body: []byte(body), status: status, contains: contains}
 	}
 	huge := strings.Repeat("x", 70<<10)
+	long := strings.Repeat("n", 60<<10)
 	const tickets = "/v1/itsm/tickets"
 	create := func(name, body string, status int, contains string, extra ...string) probe {
 		return post("create: "+name, tickets, body, status, contains, extra...)
@@ -153,6 +154,8 @@ func TestWriteBackSweep(t *testing.T) {
 		create("priority UNKNOWN", withConn(`,"name":"x","priority":"UNKNOWN"`), 400, "priority: want one of"),
 		create("priority empty", withConn(`,"name":"x","priority":""`), 400, "priority: want one of"),
 		// Strings: too long, control characters, not UTF-8.
+		create("name of 256 characters", withConn(`,"name":"`+strings.Repeat("é", 256)+`"`), 400, "name: at most 255 characters"),
+		create("name of 60 KiB", withConn(`,"name":"`+long+`"`), 400, "name: at most"),
 		create("name with a NUL", withConn(`,"name":"a\u0000b"`), 400, "name: control characters"),
 		create("name with a line break", withConn(`,"name":"a\nb"`), 400, "name: control characters"),
 		create("description with an escape sequence", withConn(`,"name":"x","description":"a\u001b[31mred"`), 400, "description: control characters"),
@@ -186,6 +189,7 @@ func TestWriteBackSweep(t *testing.T) {
 		patch("priority not of the model", `{"name":"changed","priority":"P1"}`, 400, "priority: want one of"),
 		patch("tags an object", `{"tags":{"a":1}}`, 400, "tags: want an array of strings"),
 		patch("empty name", `{"name":""}`, 400, "name cannot be empty"),
+		patch("name of 60 KiB", `{"name":"`+long+`"}`, 400, "name: at most"),
 		patch("name with a NUL", `{"name":"a\u0000b"}`, 400, "name: control characters"),
 		patch("name not UTF-8", `{"name":"`+"\xc3\x28"+`"}`, 400, "UTF-8"),
 		patch("assignee of another connection", `{"name":"changed","assigned_user_id":"`+userA2+`"}`, 400, "assigned_user_id: no user"),
