@@ -442,6 +442,9 @@ func (s *Server) createTicket(c echo.Context, wb *writeBack) error {
 	if in.ProjectKey == "" && in.ProjectVendorID == "" {
 		return fail(http.StatusBadRequest, "invalid_project", "project_id or project_key is required")
 	}
+	if err := s.withinProjectFilter(ctx, org, conn, f); err != nil {
+		return err
+	}
 
 	key := c.Request().Header.Get("Idempotency-Key")
 	if key != "" {
@@ -491,6 +494,35 @@ func (s *Server) createTicket(c echo.Context, wb *writeBack) error {
 	}
 	s.log.Info("ticket created at the vendor", zap.String("organization_id", org), zap.String("connection_id", conn.ID), zap.String("ticket_id", ans.ID))
 	return s.publishAndAnswer(c, wb, conn, res, http.StatusCreated)
+}
+
+// withinProjectFilter refuses a create in a project outside the
+// connection's project_keys_filter: the token reaches the whole site, but
+// the connection's scope is its filter, and a ticket outside it would be
+// stored under the connection and tombstoned by its next full sync.
+func (s *Server) withinProjectFilter(ctx context.Context, org string, conn *store.Connection, f fields) error {
+	filter := conn.Options.ProjectKeysFilter
+	if len(filter) == 0 {
+		return nil
+	}
+	in := func(key string) bool {
+		return slices.ContainsFunc(filter, func(k string) bool { return strings.EqualFold(k, key) })
+	}
+	if key, _ := f.str("project_key"); key != nil && *key != "" && !in(*key) {
+		return fail(http.StatusBadRequest, "invalid_project_key", "project_key: "+strconv.Quote(*key)+" is outside the connection's project_keys_filter")
+	}
+	if id, _ := f.str("project_id"); id != nil && *id != "" {
+		// vendorIDOf found it in the connection; a filter narrowed since
+		// may have left it outside.
+		d, err := s.store.Get(ctx, org, itsm.KindProject, *id)
+		if err != nil {
+			return err
+		}
+		if !in(d.Identifier) {
+			return fail(http.StatusBadRequest, "invalid_project_id", "project_id: project "+strconv.Quote(d.Identifier)+" is outside the connection's project_keys_filter")
+		}
+	}
+	return nil
 }
 
 // replay answers a retried create from what the first one recorded.

@@ -85,6 +85,7 @@ func TestWriteBackSweep(t *testing.T) {
 	ticketB := first(keyB, "/v1/itsm/tickets?connection_id="+connB)["id"].(string)
 	userA2 := first(keyA, "/v1/itsm/users?connection_id="+connA2)["id"].(string)
 	userB := first(keyB, "/v1/itsm/users?connection_id="+connB)["id"].(string)
+	projectA := first(keyA, "/v1/itsm/projects?connection_id="+connA)["id"].(string)
 	projectA2 := first(keyA, "/v1/itsm/projects?connection_id="+connA2)["id"].(string)
 	projectB := first(keyB, "/v1/itsm/projects?connection_id="+connB)["id"].(string)
 	storedA := mustBody(t, env, keyA, "/v1/itsm/tickets/"+ticketA)
@@ -170,6 +171,7 @@ func TestWriteBackSweep(t *testing.T) {
 		// naming the field.
 		create("project of another connection", `{"connection_id":"`+connA+`","project_id":"`+projectA2+`","name":"x"}`, 400, "project_id: no project"),
 		create("project of another organization", `{"connection_id":"`+connA+`","project_id":"`+projectB+`","name":"x"}`, 400, "project_id: no project"),
+		create("project outside the connection's filter", `{"connection_id":"`+connA+`","project_key":"`+p1+`","name":"x"}`, 400, `project_key: \"`+p1+`\" is outside the connection's project_keys_filter`),
 		create("parent of another connection", withConn(`,"name":"x","parent_ticket_id":"`+ticketA2+`"`), 400, "parent_ticket_id: no ticket"),
 		create("parent of another organization", withConn(`,"name":"x","parent_ticket_id":"`+ticketB+`"`), 400, "parent_ticket_id: no ticket"),
 		create("assignee of another connection", withConn(`,"name":"x","assigned_user_id":"`+userA2+`"`), 400, "assigned_user_id: no user"),
@@ -403,6 +405,15 @@ func TestWriteBackSweep(t *testing.T) {
 	require.Equal(t, storedA, mustBody(t, env, keyA, "/v1/itsm/tickets/"+ticketA), "the probes changed the ticket")
 	require.Equal(t, countP0+2, countIssues(t, env, keyA, connA, p0))
 	require.Equal(t, countP1, countIssues(t, env, keyA, connA2, p1), "nothing was created in p1")
+
+	// A project stored before the filter was narrowed is outside it now.
+	st, body = env.Call(t, http.MethodPatch, keyA, "/v1/connections/"+connA, map[string]any{"options": map[string]any{"project_keys_filter": []string{projects[2]}}})
+	require.Equal(t, http.StatusOK, st, body)
+	resp, body := send(t, env.URL, probe{method: http.MethodPost, path: tickets, header: jsonH(keyA),
+		body: []byte(`{"connection_id":"` + connA + `","project_id":"` + projectA + `","name":"x"}`)})
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode, body)
+	require.Contains(t, body, `project_id: project \"`+p0+`\" is outside the connection's project_keys_filter`)
+	require.Equal(t, countP0+2, countIssues(t, env, keyB, connB, p0), "nothing was created in p0")
 
 	// No secret reached the logs.
 	encKey, err := os.ReadFile(filepath.Join(env.Config.DataDir, "dev-encryption.key"))
