@@ -55,6 +55,14 @@ var SSRFAttempts = []string{
 	"[fd00:ec2::254]/latest",
 	"::ffff:169.254.169.254",
 	"[::ffff:a9fe:a9fe]/latest",
+	// IPv4 in inet_aton's other notations, and with a trailing dot.
+	"0251.0376.0251.0376/latest",
+	"0xa9.0xfe.0xa9.0xfe/latest",
+	"0XA9.0XFE.43518/latest",
+	"169.254.43518/latest",
+	"169.16689662/latest",
+	"%30251.0376.0251.0376/latest",
+	"169.254.169.254./latest",
 	"issue/SUP-1?redirect=https://evil.com",
 	"issue/SUP-1#x",
 	"issue/%00",
@@ -100,6 +108,8 @@ func TestBuildStaysUnderTheBase(t *testing.T) {
 		"search/jql":           base + "/search/jql?jql=project+%3D+SUP&maxResults=2",
 		"/issue/SUP-1/comment": base + "/issue/SUP-1/comment?jql=project+%3D+SUP&maxResults=2",
 		"issue/10001":          base + "/issue/10001?jql=project+%3D+SUP&maxResults=2",
+		"issue/2852039166":     base + "/issue/2852039166?jql=project+%3D+SUP&maxResults=2",
+		"field/cf.10001":       base + "/field/cf.10001?jql=project+%3D+SUP&maxResults=2",
 		"project/A~B_c.d%20e":  base + "/project/A~B_c.d%20e?jql=project+%3D+SUP&maxResults=2",
 	} {
 		req, err := passthrough.Build(ctx, base, passthrough.Request{Method: "get", Path: p,
