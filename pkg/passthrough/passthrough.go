@@ -21,6 +21,7 @@ import (
 	"strings"
 
 	json "github.com/go-json-experiment/json/v1"
+	"golang.org/x/text/unicode/norm"
 )
 
 // ErrRefused is wrapped by every refusal of a request's shape; callers
@@ -221,6 +222,13 @@ func checkSegment(seg string) error {
 			return refuse("path: malformed percent-encoding in %q", seg)
 		}
 		s = d
+	}
+	// Characters that compatibility normalization (or IDNA) turns into dots
+	// or separators ("．．", "。。", "／") are what a normalizing proxy or
+	// server would see.
+	if folded := strings.NewReplacer("\u3002", ".", "\uff61", ".").Replace(norm.NFKC.String(s)); folded != s &&
+		(folded == "." || folded == ".." || strings.ContainsAny(folded, "/\\?#:@")) {
+		return refuse("path may not contain characters that normalize to dots or separators")
 	}
 	// A segment that is an IP address names a host, never a Jira resource:
 	// in any notation a resolver takes (inet_aton's octal, hex and short
