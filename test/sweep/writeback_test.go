@@ -18,6 +18,7 @@ import (
 	"github.com/itsmhub/itsm/pkg/config"
 	"github.com/itsmhub/itsm/pkg/connections"
 	"github.com/itsmhub/itsm/pkg/store"
+	"github.com/itsmhub/itsm/pkg/vendors/jira"
 	"github.com/itsmhub/itsm/pkg/vendors/jira/jirasim"
 	"github.com/itsmhub/itsm/services/normalizer"
 )
@@ -89,6 +90,7 @@ func TestWriteBackSweep(t *testing.T) {
 	projectA2 := first(keyA, "/v1/itsm/projects?connection_id="+connA2)["id"].(string)
 	projectB := first(keyB, "/v1/itsm/projects?connection_id="+connB)["id"].(string)
 	storedA := mustBody(t, env, keyA, "/v1/itsm/tickets/"+ticketA)
+	summaryA := vendorSummary(t, env, keyA, connA, ticketA)
 	tokA, err := env.Connections().Token(ctx, connA, "")
 	require.NoError(t, err)
 	secrets := map[string]string{"client secret": sim.ClientSecret(), "access token": tokA.AccessToken, "refresh token": tokA.RefreshToken,
@@ -379,9 +381,7 @@ func TestWriteBackSweep(t *testing.T) {
 			resp, got := send(t, env.URL, p)
 			require.Equal(t, p.status, resp.StatusCode, got)
 			require.Contains(t, got, p.contains)
-			for name, s := range secrets {
-				require.NotContains(t, got, s, "the %s is in an answer", name)
-			}
+			apptest.RequireNoSecrets(t, got, secrets)
 			if p.check != nil {
 				p.check(t, resp, got)
 			}
@@ -413,17 +413,31 @@ func TestWriteBackSweep(t *testing.T) {
 	st, _ = env.Call(t, http.MethodGet, keyB, "/v1/itsm/tickets/"+idA, nil)
 	require.Equal(t, http.StatusNotFound, st, "A's ticket stays A's")
 
+	// A change the workflow cannot make is refused whole: the name sent
+	// with an unreachable status is not written either.
+	done, _ := (&jira.Mapping{}).MapStatus("Done", "done")
+	before := mustBody(t, env, keyA, "/v1/itsm/tickets/"+idA)
+	resp, body := send(t, env.URL, probe{method: http.MethodPatch, path: tickets + "/" + idA, header: jsonH(keyA),
+		body: []byte(`{"name":"Sweep finding 1, renamed","status":"` + string(done) + `"}`)})
+	require.Equal(t, http.StatusConflict, resp.StatusCode, body)
+	require.Contains(t, body, "status_unreachable")
+	require.Contains(t, body, "IN_PROGRESS", "the answer names the reachable statuses")
+	idle()
+	require.Equal(t, before, mustBody(t, env, keyA, "/v1/itsm/tickets/"+idA))
+	require.Equal(t, "Sweep finding 1", vendorSummary(t, env, keyA, connA, idA))
+
 	// Nothing a probe sent changed the stored ticket or created an issue:
 	// p0 holds the two idempotent creates (A's and B's) and nothing else.
 	idle()
 	require.Equal(t, storedA, mustBody(t, env, keyA, "/v1/itsm/tickets/"+ticketA), "the probes changed the ticket")
+	require.Equal(t, summaryA, vendorSummary(t, env, keyA, connA, ticketA), "the probes changed the issue at Jira")
 	require.Equal(t, countP0+2, countIssues(t, env, keyA, connA, p0))
 	require.Equal(t, countP1, countIssues(t, env, keyA, connA2, p1), "nothing was created in p1")
 
 	// A project stored before the filter was narrowed is outside it now.
 	st, body = env.Call(t, http.MethodPatch, keyA, "/v1/connections/"+connA, map[string]any{"options": map[string]any{"project_keys_filter": []string{projects[2]}}})
 	require.Equal(t, http.StatusOK, st, body)
-	resp, body := send(t, env.URL, probe{method: http.MethodPost, path: tickets, header: jsonH(keyA),
+	resp, body = send(t, env.URL, probe{method: http.MethodPost, path: tickets, header: jsonH(keyA),
 		body: []byte(`{"connection_id":"` + connA + `","project_id":"` + projectA + `","name":"x"}`)})
 	require.Equal(t, http.StatusBadRequest, resp.StatusCode, body)
 	require.Contains(t, body, `project_id: project \"`+p0+`\" is outside the connection's project_keys_filter`)
@@ -435,9 +449,7 @@ func TestWriteBackSweep(t *testing.T) {
 	secrets["encryption key"] = strings.TrimSpace(string(encKey))
 	logs := env.Logs.String()
 	require.Contains(t, logs, `"msg":"passthrough refused"`)
-	for name, s := range secrets {
-		require.NotContains(t, logs, s, "the %s appears in the logs", name)
-	}
+	apptest.RequireNoSecrets(t, logs, secrets)
 	t.Logf("write-back sweep: %d probes and 4 idempotency probes run", len(probes))
 }
 
@@ -482,6 +494,30 @@ func countIssues(t *testing.T, env *apptest.Env, key, conn, project string) int 
 	require.Equal(t, http.StatusOK, env.GetJSON(t, key, "/v1/itsm/passthrough/tickets/search?limit=100&connection_id="+conn+"&jql="+url.QueryEscape("project = "+project), &page))
 	require.Nil(t, page.NextCursor)
 	return len(page.Items)
+}
+
+// vendorSummary reads a stored ticket's summary at Jira, through the
+// passthrough.
+func vendorSummary(t *testing.T, env *apptest.Env, key, conn, id string) string {
+	t.Helper()
+	var tk struct {
+		Identifier string `json:"identifier"`
+	}
+	require.Equal(t, http.StatusOK, env.GetJSON(t, key, "/v1/itsm/tickets/"+id, &tk))
+	st, body := env.Call(t, http.MethodPost, key, "/v1/connections/"+conn+"/passthrough",
+		map[string]any{"method": "GET", "path": "issue/" + tk.Identifier, "query": map[string]any{"fields": "summary"}})
+	require.Equal(t, http.StatusOK, st, body)
+	var ans struct {
+		Status int `json:"status"`
+		Body   struct {
+			Fields struct {
+				Summary string `json:"summary"`
+			} `json:"fields"`
+		} `json:"body"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &ans))
+	require.Equal(t, http.StatusOK, ans.Status, body)
+	return ans.Body.Fields.Summary
 }
 
 func mustBody(t *testing.T, env *apptest.Env, key, path string) string {
