@@ -254,7 +254,7 @@ func TestWriteBackSweep(t *testing.T) {
 		search("limit 101", "connection_id="+connA+"&jql=x&limit=101", 400, "limit: want an integer from 1 to 100"),
 		search("limit not a number", "connection_id="+connA+"&jql=x&limit=ten", 400, "limit: want an integer"),
 		search("jql not UTF-8", "connection_id="+connA+"&jql=%ff%fe", 400, `query parameter \"jql\": malformed value`),
-		search("jql of 6000 characters", "connection_id="+connA+"&jql="+strings.Repeat("a", 6000), 400, "query"),
+		search("jql of 6000 characters", "connection_id="+connA+"&jql="+strings.Repeat("a", 6000), 400, "query string exceeds"),
 		jql("closing the filter's parenthesis", "status = Done) OR (project = "+p1, 400, "jql: unbalanced"),
 		jql("leading close", ") OR project = "+p1, 400, "jql: unbalanced"),
 		jql("unclosed parenthesis", "(project = "+p1, 400, "jql: unbalanced"),
