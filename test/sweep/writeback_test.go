@@ -155,6 +155,7 @@ func TestWriteBackSweep(t *testing.T) {
 		// Enums.
 		create("priority not of the model", withConn(`,"name":"x","priority":"URGENT"`), 400, "priority: want one of"),
 		create("priority UNKNOWN", withConn(`,"name":"x","priority":"UNKNOWN"`), 400, "priority: want one of"),
+		create("type unknown to Jira", withConn(`,"name":"x","type":"NoSuchType"`), 400, "JIRA refused the request"),
 		create("priority empty", withConn(`,"name":"x","priority":""`), 400, "priority: want one of"),
 		// Strings: too long, control characters, not UTF-8.
 		create("name of 256 characters", withConn(`,"name":"`+strings.Repeat("é", 256)+`"`), 400, "name: at most 255 characters"),
