@@ -414,6 +414,20 @@ func TestWriteBackSweep(t *testing.T) {
 	st, _ = env.Call(t, http.MethodGet, keyB, "/v1/itsm/tickets/"+idA, nil)
 	require.Equal(t, http.StatusNotFound, st, "A's ticket stays A's")
 
+	// A key whose create was refused, by the platform or by Jira, is not
+	// spent: the corrected request under the same key creates.
+	for _, c := range []struct{ key, refused, want string }{
+		{"sweep-finding-2", `,"name":"` + strings.Repeat("x", 300) + `"`, "name: at most 255 characters"},
+		{"sweep-finding-3", `,"name":"Sweep finding 3","type":"NoSuchType"`, "JIRA refused the request"},
+	} {
+		resp, body := send(t, env.URL, probe{method: http.MethodPost, path: tickets, header: jsonH(keyA, "Idempotency-Key", c.key), body: []byte(withConn(c.refused))})
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode, body)
+		require.Contains(t, body, c.want)
+		resp, body = send(t, env.URL, probe{method: http.MethodPost, path: tickets, header: jsonH(keyA, "Idempotency-Key", c.key), body: []byte(withConn(`,"name":"Sweep ` + c.key + `"`))})
+		require.Equal(t, http.StatusCreated, resp.StatusCode, "%s after a refusal: %s", c.key, body)
+		require.Empty(t, resp.Header.Get("Idempotent-Replayed"))
+	}
+
 	// A change the workflow cannot make is refused whole: the name sent
 	// with an unreachable status is not written either.
 	done, _ := (&jira.Mapping{}).MapStatus("Done", "done")
@@ -428,11 +442,12 @@ func TestWriteBackSweep(t *testing.T) {
 	require.Equal(t, "Sweep finding 1", vendorSummary(t, env, keyA, connA, idA))
 
 	// Nothing a probe sent changed the stored ticket or created an issue:
-	// p0 holds the two idempotent creates (A's and B's) and nothing else.
+	// p0 holds the four idempotent creates (three of A's, B's) and nothing
+	// else.
 	idle()
 	require.Equal(t, storedA, mustBody(t, env, keyA, "/v1/itsm/tickets/"+ticketA), "the probes changed the ticket")
 	require.Equal(t, summaryA, vendorSummary(t, env, keyA, connA, ticketA), "the probes changed the issue at Jira")
-	require.Equal(t, countP0+2, countIssues(t, env, keyA, connA, p0))
+	require.Equal(t, countP0+4, countIssues(t, env, keyA, connA, p0))
 	require.Equal(t, countP1, countIssues(t, env, keyA, connA2, p1), "nothing was created in p1")
 
 	// A project stored before the filter was narrowed is outside it now.
@@ -442,7 +457,7 @@ func TestWriteBackSweep(t *testing.T) {
 		body: []byte(`{"connection_id":"` + connA + `","project_id":"` + projectA + `","name":"x"}`)})
 	require.Equal(t, http.StatusBadRequest, resp.StatusCode, body)
 	require.Contains(t, body, `project_id: project \"`+p0+`\" is outside the connection's project_keys_filter`)
-	require.Equal(t, countP0+2, countIssues(t, env, keyB, connB, p0), "nothing was created in p0")
+	require.Equal(t, countP0+4, countIssues(t, env, keyB, connB, p0), "nothing was created in p0")
 
 	// No secret reached the logs.
 	encKey, err := os.ReadFile(filepath.Join(env.Config.DataDir, "dev-encryption.key"))
@@ -451,7 +466,7 @@ func TestWriteBackSweep(t *testing.T) {
 	logs := env.Logs.String()
 	require.Contains(t, logs, `"msg":"passthrough refused"`)
 	apptest.RequireNoSecrets(t, logs, secrets)
-	t.Logf("write-back sweep: %d probes and 4 idempotency probes run", len(probes))
+	t.Logf("write-back sweep: %d probes, 8 idempotency probes and a refused status change run", len(probes))
 }
 
 // onlyProject checks that a search answer holds tickets of the project only.
