@@ -442,8 +442,8 @@ func TestWriteBackSweep(t *testing.T) {
 	require.Equal(t, "Sweep finding 1", vendorSummary(t, env, keyA, connA, idA))
 
 	// Nothing a probe sent changed the stored ticket or created an issue:
-	// p0 holds the four idempotent creates (three of A's, B's) and nothing
-	// else.
+	// p0 holds the four idempotent creates (A's three, B's one) and
+	// nothing else.
 	idle()
 	require.Equal(t, storedA, mustBody(t, env, keyA, "/v1/itsm/tickets/"+ticketA), "the probes changed the ticket")
 	require.Equal(t, summaryA, vendorSummary(t, env, keyA, connA, ticketA), "the probes changed the issue at Jira")
@@ -463,11 +463,11 @@ func TestWriteBackSweep(t *testing.T) {
 	encKey, err := os.ReadFile(filepath.Join(env.Config.DataDir, "dev-encryption.key"))
 	require.NoError(t, err)
 	secrets["encryption key"] = strings.TrimSpace(string(encKey))
-	for _, c := range []struct{ key, id string }{{keyA, connA}, {keyA, connA2}, {keyB, connB}} {
-		tok, err := env.Connections().Token(ctx, c.id, "")
+	for _, id := range []string{connA, connA2, connB} {
+		tok, err := env.Connections().Token(ctx, id, "")
 		require.NoError(t, err)
-		secrets["access token of "+c.id] = tok.AccessToken
-		secrets["refresh token of "+c.id] = tok.RefreshToken
+		secrets["access token of "+id] = tok.AccessToken
+		secrets["refresh token of "+id] = tok.RefreshToken
 	}
 	logs := env.Logs.String()
 	require.Contains(t, logs, `"msg":"passthrough refused"`)
