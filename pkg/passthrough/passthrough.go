@@ -21,6 +21,7 @@ import (
 	"strings"
 
 	json "github.com/go-json-experiment/json/v1"
+	"golang.org/x/text/unicode/norm"
 )
 
 // ErrRefused is wrapped by every refusal of a request's shape; callers
@@ -222,11 +223,43 @@ func checkSegment(seg string) error {
 		}
 		s = d
 	}
-	// A segment that is an IP address names a host, never a Jira resource.
-	if _, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil && strings.ContainsAny(s, ".:") {
+	// Characters that compatibility normalization (or IDNA) turns into dots
+	// or separators ("．．", "。。", "／") are what a normalizing proxy or
+	// server would see.
+	if folded := strings.NewReplacer("\u3002", ".", "\uff61", ".").Replace(norm.NFKC.String(s)); folded != s &&
+		(folded == "." || folded == ".." || strings.ContainsAny(folded, "/\\?#:@")) {
+		return refuse("path may not contain characters that normalize to dots or separators")
+	}
+	// A segment that is an IP address names a host, never a Jira resource:
+	// in any notation a resolver takes (inet_aton's octal, hex and short
+	// forms, a trailing dot). A bare number stays an id ("issue/10001").
+	host := strings.TrimSuffix(strings.Trim(s, "[]"), ".")
+	if _, err := netip.ParseAddr(host); err == nil && strings.ContainsAny(s, ".:") || dottedNumbers(host) {
 		return refuse("path may not name a host address")
 	}
 	return nil
+}
+
+// dottedNumbers: two to four dot-separated numbers, each decimal, octal
+// (leading 0) or hex (0x), the forms inet_aton reads as an IPv4 address.
+func dottedNumbers(s string) bool {
+	parts := strings.Split(s, ".")
+	if len(parts) < 2 || len(parts) > 4 {
+		return false
+	}
+	for _, p := range parts {
+		digits := p
+		if len(p) > 2 && (p[:2] == "0x" || p[:2] == "0X") {
+			digits = p[2:]
+		}
+		if digits == "" || strings.TrimLeft(digits, "0123456789abcdefABCDEF") != "" {
+			return false
+		}
+		if digits == p && strings.TrimLeft(p, "0123456789") != "" {
+			return false // hex digits need the 0x prefix
+		}
+	}
+	return true
 }
 
 func encodeQuery(q map[string]any, maxLen int) (string, error) {

@@ -55,6 +55,22 @@ var SSRFAttempts = []string{
 	"[fd00:ec2::254]/latest",
 	"::ffff:169.254.169.254",
 	"[::ffff:a9fe:a9fe]/latest",
+	// IPv4 in inet_aton's other notations, and with a trailing dot.
+	"0251.0376.0251.0376/latest",
+	"0xa9.0xfe.0xa9.0xfe/latest",
+	"0XA9.0XFE.43518/latest",
+	"169.254.43518/latest",
+	"169.16689662/latest",
+	"%30251.0376.0251.0376/latest",
+	"169.254.169.254./latest",
+	// Encoded characters that normalize to dots or separators.
+	"%EF%BC%8E%EF%BC%8E/admin",
+	"%E3%80%82%E3%80%82/admin",
+	"%EF%BD%A1%EF%BD%A1/admin",
+	"%E2%80%A4%E2%80%A4/admin",
+	"issue%EF%BC%8F..%EF%BC%8Fadmin",
+	"issue%EF%BC%BC..",
+	"%EF%BC%A0evil.com",
 	"issue/SUP-1?redirect=https://evil.com",
 	"issue/SUP-1#x",
 	"issue/%00",
@@ -97,10 +113,13 @@ func TestBuildRefusesMethodsBodiesAndSizes(t *testing.T) {
 func TestBuildStaysUnderTheBase(t *testing.T) {
 	ctx := context.Background()
 	for p, want := range map[string]string{
-		"search/jql":           base + "/search/jql?jql=project+%3D+SUP&maxResults=2",
-		"/issue/SUP-1/comment": base + "/issue/SUP-1/comment?jql=project+%3D+SUP&maxResults=2",
-		"issue/10001":          base + "/issue/10001?jql=project+%3D+SUP&maxResults=2",
-		"project/A~B_c.d%20e":  base + "/project/A~B_c.d%20e?jql=project+%3D+SUP&maxResults=2",
+		"search/jql":            base + "/search/jql?jql=project+%3D+SUP&maxResults=2",
+		"/issue/SUP-1/comment":  base + "/issue/SUP-1/comment?jql=project+%3D+SUP&maxResults=2",
+		"issue/10001":           base + "/issue/10001?jql=project+%3D+SUP&maxResults=2",
+		"issue/2852039166":      base + "/issue/2852039166?jql=project+%3D+SUP&maxResults=2",
+		"field/cf.10001":        base + "/field/cf.10001?jql=project+%3D+SUP&maxResults=2",
+		"project/%C3%A9t%C3%A9": base + "/project/%C3%A9t%C3%A9?jql=project+%3D+SUP&maxResults=2",
+		"project/A~B_c.d%20e":   base + "/project/A~B_c.d%20e?jql=project+%3D+SUP&maxResults=2",
 	} {
 		req, err := passthrough.Build(ctx, base, passthrough.Request{Method: "get", Path: p,
 			Query: map[string]any{"jql": "project = SUP", "maxResults": 2.0}}, passthrough.Limits{})

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
 	json "github.com/go-json-experiment/json/v1"
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
@@ -133,6 +134,20 @@ func (s *Server) passthrough(c echo.Context, wb *writeBack) error {
 	body, err := readLimited(c, maxPassthroughRequest)
 	if err != nil {
 		return err
+	}
+	// Read strictly: a member the platform ignored ("headers", "url") would
+	// let a client believe it was sent.
+	f, err := readFields(body, "method", "path", "query", "body")
+	if err != nil {
+		return err
+	}
+	for _, name := range []string{"method", "path"} {
+		if _, err := f.str(name); err != nil {
+			return err
+		}
+	}
+	if q, ok := f["query"]; ok && !f.null("query") && jsontext.Value(q).Kind() != '{' {
+		return fail(http.StatusBadRequest, "invalid_query", "query: want an object of strings, numbers or booleans")
 	}
 	var req passthrough.Request
 	if err := json.Unmarshal(body, &req); err != nil {

@@ -1,6 +1,7 @@
 package receiver
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +11,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
+	"github.com/go-json-experiment/json/jsontext"
 	json "github.com/go-json-experiment/json/v1"
 	"github.com/labstack/echo/v4"
 	"github.com/nats-io/nats.go"
@@ -203,9 +207,18 @@ func readLimited(c echo.Context, limit int64) ([]byte, error) {
 type fields map[string]json.RawMessage
 
 func readFields(body []byte, allowed ...string) (fields, error) {
+	// The v1 decoder would replace invalid UTF-8 with U+FFFD and keep the
+	// last of repeated members: both would write something other than what
+	// the client sent.
+	if !utf8.Valid(body) {
+		return nil, fail(http.StatusBadRequest, "invalid_body", "body is not valid UTF-8")
+	}
 	var f fields
 	if err := json.Unmarshal(body, &f); err != nil || f == nil {
 		return nil, fail(http.StatusBadRequest, "invalid_body", "body must be a JSON object")
+	}
+	if dup := duplicateMember(body); dup != "" {
+		return nil, fail(http.StatusBadRequest, "invalid_body", "duplicate member "+strconv.Quote(dup))
 	}
 	for k := range f {
 		if !slices.Contains(allowed, k) {
@@ -213,6 +226,30 @@ func readFields(body []byte, allowed ...string) (fields, error) {
 		}
 	}
 	return f, nil
+}
+
+// duplicateMember returns the first member name that a JSON object (known
+// to be valid) repeats at its top level, or "".
+func duplicateMember(obj []byte) string {
+	d := jsontext.NewDecoder(bytes.NewReader(obj), jsontext.AllowDuplicateNames(true))
+	if _, err := d.ReadToken(); err != nil {
+		return ""
+	}
+	seen := map[string]bool{}
+	for d.PeekKind() == '"' {
+		name, err := d.ReadToken()
+		if err != nil {
+			return ""
+		}
+		if seen[name.String()] {
+			return name.String()
+		}
+		seen[name.String()] = true
+		if err := d.SkipValue(); err != nil {
+			return ""
+		}
+	}
+	return ""
 }
 
 func (f fields) null(name string) bool {
@@ -245,8 +282,21 @@ func (f fields) ticketFields(ctx context.Context, s *Server, org string, conn *s
 	if out.Name != nil && strings.TrimSpace(*out.Name) == "" {
 		return out, fail(http.StatusBadRequest, "invalid_name", "name cannot be empty")
 	}
+	if out.Name != nil {
+		if err := checkText("name", *out.Name, false); err != nil {
+			return out, err
+		}
+		if utf8.RuneCountInString(*out.Name) > maxTicketName {
+			return out, fail(http.StatusBadRequest, "invalid_name", "name: at most "+strconv.Itoa(maxTicketName)+" characters")
+		}
+	}
 	if out.Description, err = f.str("description"); err != nil {
 		return out, err
+	}
+	if out.Description != nil {
+		if err := checkText("description", *out.Description, true); err != nil {
+			return out, err
+		}
 	}
 	p, err := f.str("priority")
 	if err != nil {
@@ -278,6 +328,11 @@ func (f fields) ticketFields(ctx context.Context, s *Server, org string, conn *s
 			if err := json.Unmarshal(raw, &tags); err != nil {
 				return out, fail(http.StatusBadRequest, "invalid_tags", "tags: want an array of strings")
 			}
+			for _, tag := range tags {
+				if err := checkText("tags", tag, false); err != nil {
+					return out, err
+				}
+			}
 		}
 		out.Tags = &tags
 	}
@@ -296,6 +351,22 @@ func (f fields) ticketFields(ctx context.Context, s *Server, org string, conn *s
 	return out, nil
 }
 
+// checkText refuses control characters in a text a client writes: they
+// reach the vendor and every consumer of the ticket as they are. A
+// multi-line text (description, comment) may hold tabs and line breaks.
+func checkText(field, v string, multiline bool) error {
+	for _, r := range v {
+		if !unicode.IsControl(r) || multiline && (r == '\n' || r == '\r' || r == '\t') {
+			continue
+		}
+		if multiline {
+			return fail(http.StatusBadRequest, "invalid_"+field, field+": control characters other than tabs and line breaks are not allowed")
+		}
+		return fail(http.StatusBadRequest, "invalid_"+field, field+": control characters are not allowed (it is one line)")
+	}
+	return nil
+}
+
 func parseDay(v string) (string, bool) {
 	if t, err := time.Parse(time.DateOnly, v); err == nil {
 		return t.Format(time.DateOnly), true
@@ -305,6 +376,10 @@ func parseDay(v string) (string, bool) {
 	}
 	return "", false
 }
+
+// maxTicketName bounds a ticket's name: a one-line title, not a body (the
+// description is one).
+const maxTicketName = 255
 
 // CreateTicketFields are the members a create takes (the OpenAPI schema
 // CreateTicket lists the same).
@@ -358,6 +433,9 @@ func (s *Server) createTicket(c echo.Context, wb *writeBack) error {
 			return err
 		}
 		if v != nil {
+			if err := checkText(m.field, *v, false); err != nil {
+				return err
+			}
 			*m.dst = *v
 		}
 	}
@@ -378,6 +456,9 @@ func (s *Server) createTicket(c echo.Context, wb *writeBack) error {
 	}
 	// Whether a project is required is the vendor's: Jira's issues have
 	// one, ServiceNow has no projects (the connector refuses either way).
+	if err := s.withinProjectFilter(ctx, org, conn, f); err != nil {
+		return err
+	}
 
 	key := c.Request().Header.Get("Idempotency-Key")
 	if key != "" {
@@ -427,6 +508,35 @@ func (s *Server) createTicket(c echo.Context, wb *writeBack) error {
 	}
 	s.log.Info("ticket created at the vendor", zap.String("organization_id", org), zap.String("connection_id", conn.ID), zap.String("ticket_id", ans.ID))
 	return s.publishAndAnswer(c, wb, conn, res, http.StatusCreated)
+}
+
+// withinProjectFilter refuses a create in a project outside the
+// connection's project_keys_filter: the token reaches the whole site, but
+// the connection's scope is its filter, and a ticket outside it would be
+// stored under the connection and tombstoned by its next full sync.
+func (s *Server) withinProjectFilter(ctx context.Context, org string, conn *store.Connection, f fields) error {
+	filter := conn.Options.ProjectKeysFilter
+	if len(filter) == 0 {
+		return nil
+	}
+	in := func(key string) bool {
+		return slices.ContainsFunc(filter, func(k string) bool { return strings.EqualFold(k, key) })
+	}
+	if key, _ := f.str("project_key"); key != nil && *key != "" && !in(*key) {
+		return fail(http.StatusBadRequest, "invalid_project_key", "project_key: "+strconv.Quote(*key)+" is outside the connection's project_keys_filter")
+	}
+	if id, _ := f.str("project_id"); id != nil && *id != "" {
+		// vendorIDOf found it in the connection; a filter narrowed since
+		// may have left it outside.
+		d, err := s.store.Get(ctx, org, itsm.KindProject, *id)
+		if err != nil {
+			return err
+		}
+		if !in(d.Identifier) {
+			return fail(http.StatusBadRequest, "invalid_project_id", "project_id: project "+strconv.Quote(d.Identifier)+" is outside the connection's project_keys_filter")
+		}
+	}
+	return nil
 }
 
 // replay answers a retried create from what the first one recorded.
@@ -545,6 +655,9 @@ func (s *Server) addComment(c echo.Context, wb *writeBack) error {
 	}
 	if text == nil || strings.TrimSpace(*text) == "" {
 		return fail(http.StatusBadRequest, "invalid_body", "body is required")
+	}
+	if err := checkText("body", *text, true); err != nil {
+		return err
 	}
 	internal := false
 	if v, ok := f["internal"]; ok && !f.null("internal") {

@@ -209,3 +209,13 @@ func Fixture(t testing.TB, rel string) []byte {
 	t.Helper()
 	return fixtures.Jira(t, rel)
 }
+
+// RequireNoSecrets fails the test when text (a run's logs, an answer)
+// holds any of the secrets, naming the one it holds.
+func RequireNoSecrets(t testing.TB, text string, secrets map[string]string) {
+	t.Helper()
+	for name, secret := range secrets {
+		require.NotEmpty(t, secret, "the %s to look for is empty", name)
+		require.NotContains(t, text, secret, "the %s appears", name)
+	}
+}

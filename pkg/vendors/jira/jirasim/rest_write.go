@@ -222,7 +222,7 @@ func (t *Tenant) projectKey(v string) string {
 // (Jira validates field values), a vanished issue 404.
 func mutationError(w http.ResponseWriter, field string, err error) {
 	msg := strings.TrimPrefix(err.Error(), "jirasim: ")
-	if strings.HasPrefix(msg, "not found: issue ") {
+	if strings.HasPrefix(msg, `not found: issue "`) {
 		jiraError(w, http.StatusNotFound, issueMissing)
 		return
 	}
