@@ -53,6 +53,30 @@ func DecodeRow(body []byte) (Row, error) {
 	return r, nil
 }
 
+// checkShape refuses a record read with sysparm_display_value=true or all:
+// its references ({"display_value","link"}) or every value
+// ({"display_value","value"}, typed numbers and booleans in some APIs)
+// carry labels and user time zones that would map to wrong or empty
+// states, priorities and dates. A display_value=true row without a
+// non-empty reference cannot be told apart from a default one.
+func checkShape(r Row) error {
+	for name, raw := range r {
+		b := bytes.TrimSpace(raw)
+		if len(b) == 0 || b[0] != '{' || !bytes.Contains(b, []byte(`"display_value"`)) {
+			continue
+		}
+		display := false
+		jsonscan.Members(b, func(m jsonscan.Member) bool {
+			display = string(m.Name) == `"display_value"`
+			return !display
+		})
+		if display {
+			return fmt.Errorf("%w: field %q has a display_value: the record was read with sysparm_display_value=true or all, not false", itsm.ErrMalformed, name)
+		}
+	}
+	return nil
+}
+
 // Str is a field's value as text: a string as is, a reference's sys_id
 // ({"link","value"}, or the last path segment of a link without value), a
 // number or boolean as its literal, "" for null or absent.
