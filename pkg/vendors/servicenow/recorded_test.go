@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
+	json "github.com/go-json-experiment/json/v1"
 	"github.com/stretchr/testify/require"
 
 	"github.com/itsmhub/itsm/pkg/itsm"
@@ -139,6 +140,24 @@ func TestRecordedResponses(t *testing.T) {
 		require.Equal(t, "", fields["change_request"])
 		require.Equal(t, "1234", fields["caller"], "every other reference as its sys_id")
 		require.Equal(t, "\ufde0\ufde1\ufde256715c0aff1331007a6dffffffffff54\ufdcc\ufdcdCzXu70QS9L8TfvWt92rByQ==\ufdce\ufdcf", fields["secure_notes"])
+
+		// The same record as sysparm_exclude_reference_link=true returns it
+		// (every reference a bare sys_id) maps to the same ticket.
+		var row map[string]any
+		require.NoError(t, json.Unmarshal(body, &row))
+		refs := 0
+		for k, v := range row {
+			if ref, ok := v.(map[string]any); ok {
+				row[k] = ref["value"]
+				refs++
+			}
+		}
+		require.Equal(t, 10, refs)
+		bare, err := json.Marshal(row)
+		require.NoError(t, err)
+		again, err := mapRecorded(t, conn, raw.TypeTicket, bare)
+		require.NoError(t, err)
+		require.Equal(t, rec, again)
 	})
 
 	t.Run("attachment list through the Attachment API", func(t *testing.T) {
