@@ -38,6 +38,11 @@ func replay(t *testing.T, routes map[string]string) *httptest.Server {
 	for path, file := range routes {
 		b, err := os.ReadFile(filepath.Join("testdata", "recorded", file))
 		require.NoError(t, err)
+		if b[0] == '[' {
+			// A result list copied from documentation, without the
+			// Table API's envelope.
+			b = append(append([]byte(`{"result":`), b...), '}')
+		}
 		bodies[path] = b
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -95,6 +100,7 @@ func TestRecordedResponses(t *testing.T) {
 		"/api/now/v2/table/change_request/" + chgID: recorded + "change_request_create_dv_all.json",
 		"/api/now/v2/table/incident/" + incID:       recorded + "incident_comments_worknotes_fields.json",
 		"/api/now/attachment":                       recorded + "attachment_list_many.json",
+		"/api/now/v2/table/sys_journal_field":       recorded + "help_journal_list.json",
 	})
 	conn := &store.Connection{ID: "conn-recorded", OrganizationID: "org-1", Vendor: servicenow.VendorName, SiteURL: srv.URL}
 	ctx := context.Background()
@@ -189,6 +195,42 @@ func TestRecordedResponses(t *testing.T) {
 		second, err := mapRecorded(t, conn, raw.TypeAttachment, rows[1])
 		require.NoError(t, err)
 		require.Equal(t, itsm.ObjectID(conn.ID, itsm.KindAttachment, attach2), second.ID)
+	})
+
+	t.Run("journal entries: comments and work notes", func(t *testing.T) {
+		const ticket = "965f140bdb4c8c105f6f00b5ca961922"
+		var rows []jsontext.Value
+		require.NoError(t, c.Scan(ctx, snclient.Scan{Table: "sys_journal_field", Key: "sys_created_on",
+			Filter: "element_id=" + ticket}, func(p snclient.Page) error {
+			rows = append(rows, p.Rows...)
+			return nil
+		}))
+		require.Len(t, rows, 3)
+		want := []struct {
+			sysID, element, body, created string
+		}{
+			{"2c6420c31b0000506a4a85507e4bcb82", "work_notes", "Team is actively looking into it.", "2019-09-26 21:19:11"},
+			{"4db0e8cb1bcccc106a4a85507e4bcba2", "comments", "This is Sev1 incident.", "2019-09-26 21:03:07"},
+			{"f92024471b0000506a4a85507e4bcb78", "comments", "Testing comments", "2019-09-26 21:00:43"},
+		}
+		for i, w := range want {
+			rec, err := mapRecorded(t, conn, raw.TypeComment, rows[i])
+			require.NoError(t, err)
+			cm := rec.Object.(*itsm.Comment)
+			require.Equal(t, itsm.ObjectID(conn.ID, itsm.KindComment, w.sysID), cm.ID)
+			require.Equal(t, itsm.ObjectID(conn.ID, itsm.KindTicket, ticket), cm.TicketID)
+			require.Equal(t, w.body, cm.Body)
+			require.Equal(t, w.element == "work_notes", cm.VendorAttributes["internal"], w.element)
+			require.Equal(t, w.element, cm.VendorAttributes["element"])
+			require.Equal(t, utcPtr(w.created), cm.CommentCreatedAt)
+			require.Equal(t, utcPtr(w.created), cm.CommentUpdatedAt, "journal entries are never edited")
+			require.Equal(t, utc(w.created), rec.Version)
+			// sys_created_by is a user_name: the author id needs the sync's
+			// lookup, which this raw row has not had.
+			require.Nil(t, cm.AuthorID)
+			require.Equal(t, "admin", cm.VendorAttributes["created_by"])
+			require.Equal(t, srv.URL+"/incident.do?sys_id="+ticket, cm.URL)
+		}
 	})
 
 	t.Run("a record read with sysparm_fields and no sys_id is refused", func(t *testing.T) {
