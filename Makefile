@@ -93,3 +93,9 @@ clean:
 bench-lanes:
 	ITSM_BENCH_ISSUES=$${ITSM_BENCH_ISSUES:-20000} $(GO) test -run '^$$' -bench '^BenchmarkLiveDuringFullSync$$' -benchtime 1x -count $${LANES_COUNT:-3} -timeout 60m ./scripts/loadgen/ | tee /tmp/itsm-bench-lanes.txt; exit $${PIPESTATUS[0]}
 	$(GO) run ./scripts/benchsummary < /tmp/itsm-bench-lanes.txt
+
+## bench-servicenow: a ServiceNow full sync end to end (ITSM_BENCH_INCIDENTS incidents, default
+## 100000, 3 journal entries each: simulator, backfill worker in its own process, RAW, normalizer, SQLite).
+.PHONY: bench-servicenow
+bench-servicenow:
+	$(GO) test -run '^$$' -bench '^BenchmarkServiceNowFullSync$$' -benchtime 1x -timeout 30m ./services/backfill/

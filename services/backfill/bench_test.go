@@ -35,6 +35,8 @@ import (
 	"github.com/itsmhub/itsm/pkg/vendors/jira/jiracloud"
 	"github.com/itsmhub/itsm/pkg/vendors/jira/jirasim"
 	"github.com/itsmhub/itsm/pkg/vendors/jira/jirasync"
+	"github.com/itsmhub/itsm/pkg/vendors/servicenow"
+	"github.com/itsmhub/itsm/pkg/vendors/servicenow/snsync"
 	"github.com/itsmhub/itsm/services/normalizer"
 )
 
@@ -271,14 +273,21 @@ type childConfig struct {
 	JiraURL      string `json:"jira_url"`
 	ClientID     string `json:"client_id"`
 	ClientSecret string `json:"client_secret"`
+	// ServiceNow basic-auth account of BenchmarkServiceNowFullSync.
+	SNUser     string `json:"sn_user,omitempty"`
+	SNPassword string `json:"sn_password,omitempty"`
 }
 
 const childEnv = "ITSM_BACKFILL_CHILD"
 
-func (h *harness) startChildWorker() (*exec.Cmd, *bufio.Scanner) {
+func (h *harness) startChildWorker(mods ...func(*childConfig)) (*exec.Cmd, *bufio.Scanner) {
 	h.t.Helper()
-	cfg, err := json.Marshal(childConfig{NATSURL: h.natsURL, DBPath: h.dbPath, VaultKey: base64.StdEncoding.EncodeToString(h.vaultKey),
-		JiraURL: h.sim.URL(), ClientID: h.sim.ClientID(), ClientSecret: h.sim.ClientSecret()})
+	cc := childConfig{NATSURL: h.natsURL, DBPath: h.dbPath, VaultKey: base64.StdEncoding.EncodeToString(h.vaultKey),
+		JiraURL: h.sim.URL(), ClientID: h.sim.ClientID(), ClientSecret: h.sim.ClientSecret()}
+	for _, m := range mods {
+		m(&cc)
+	}
+	cfg, err := json.Marshal(cc)
 	require.NoError(h.t, err)
 	exe, err := os.Executable()
 	require.NoError(h.t, err)
@@ -292,13 +301,13 @@ func (h *harness) startChildWorker() (*exec.Cmd, *bufio.Scanner) {
 	return cmd, bufio.NewScanner(out)
 }
 
-// TestBackfillWorkerProcess is the benchmark's worker process: a backfill
+// TestBackfillWorkerProcess is the benchmarks' worker process: a backfill
 // worker alone, as cmd/backfill runs it, against the parent's NATS and
 // SQLite. It prints its peak RSS when told to stop.
 func TestBackfillWorkerProcess(t *testing.T) {
 	raw := os.Getenv(childEnv)
 	if raw == "" {
-		t.Skip("only run by BenchmarkFullSync")
+		t.Skip("only run by BenchmarkFullSync and BenchmarkServiceNowFullSync")
 	}
 	var cfg childConfig
 	require.NoError(t, json.Unmarshal([]byte(raw), &cfg))
@@ -333,8 +342,11 @@ func TestBackfillWorkerProcess(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("ITSM_BENCH_INFLIGHT")); err == nil {
 		jcfg.MaxCallsInFlight = v
 	}
-	w := New(wcfg, Deps{JS: js, Store: st, Leases: syncLeases, Log: log,
-		Syncers: map[string]Syncer{jira.VendorName: jirasync.New(jcfg, mgr, log)}})
+	syncers := map[string]Syncer{jira.VendorName: jirasync.New(jcfg, mgr, log)}
+	if cfg.SNUser != "" {
+		syncers[servicenow.VendorName] = snsync.New(snsync.Config{Clients: basicClients{cfg.SNUser, cfg.SNPassword}})
+	}
+	w := New(wcfg, Deps{JS: js, Store: st, Leases: syncLeases, Log: log, Syncers: syncers})
 	require.NoError(t, w.Run(ctx))
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)

@@ -33,6 +33,7 @@ import (
 	"github.com/itsmhub/itsm/pkg/vendors/jira/jiraconn"
 	"github.com/itsmhub/itsm/pkg/vendors/jira/jirasim"
 	"github.com/itsmhub/itsm/pkg/vendors/jira/jirasync"
+	"github.com/itsmhub/itsm/pkg/vendors/servicenow"
 	"github.com/itsmhub/itsm/services/normalizer"
 )
 
@@ -103,6 +104,9 @@ func newHarness(t testing.TB, opts jirasim.Options, mods ...func(h *harness)) *h
 	h.js, err = jetstream.New(nc)
 	require.NoError(t, err)
 	require.NoError(t, broker.EnsureStreams(ctx, h.js, 1))
+	// As the normalizer's user does at start: a worker in its own process
+	// (benchmarks) connects as the backfill user, who may not create them.
+	require.NoError(t, broker.EnsureBuckets(ctx, h.js, 1))
 	// The benchmark's worker process connects by URL, as the backfill user.
 	natsURL, err := url.Parse(ns.ClientURL())
 	require.NoError(t, err)
@@ -129,7 +133,7 @@ func newHarness(t testing.TB, opts jirasim.Options, mods ...func(h *harness)) *h
 	if h.embedded {
 		ncfg = normalizer.Config{Workers: h.normalizerWorkers, Now: h.now}.Embedded()
 	}
-	ncfg.Mappers = map[string]normalizer.Mapper{"jira": jira.Mapper{}}
+	ncfg.Mappers = map[string]normalizer.Mapper{"jira": jira.Mapper{}, "servicenow": servicenow.Mapper{}}
 	n, err := normalizer.New(ncfg, h.js, st, h.log.Named("normalizer"), nil)
 	require.NoError(t, err)
 	h.startNormalizer = sync.OnceFunc(func() {

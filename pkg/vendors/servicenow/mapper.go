@@ -47,6 +47,9 @@ func (Mapper) Remap(conn *store.Connection, t *itsm.Ticket) bool {
 // MapSync maps one record of the given RAW type; observed versions groups.
 func (m *Mapping) MapSync(typ string, body []byte, observed time.Time) ([]itsm.Record, error) {
 	r, err := DecodeRow(body)
+	if err == nil {
+		err = checkShape(r)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s record: %w", typ, err)
 	}
@@ -130,6 +133,9 @@ func (m *Mapping) MapPush(body []byte) ([]itsm.Record, error) {
 		return nil, &RereadError{Table: p.Table, SysID: p.SysID, Why: "the push carries no record"}
 	}
 	r, err := DecodeRow(p.Record)
+	if err == nil {
+		err = checkShape(r)
+	}
 	if err != nil {
 		return nil, err
 	}

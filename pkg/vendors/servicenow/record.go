@@ -2,6 +2,7 @@ package servicenow
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -40,6 +41,36 @@ func DecodeRow(body []byte) (Row, error) {
 		return nil, fmt.Errorf("%w: record: %w", itsm.ErrMalformed, err)
 	}
 	return r, nil
+}
+
+// errFound ends a walk that found what it looked for.
+var errFound = errors.New("found")
+
+// checkShape refuses a record read with sysparm_display_value=true or all:
+// its references ({"display_value","link"}) or every value
+// ({"display_value","value"}, typed numbers and booleans in some APIs)
+// carry labels and user time zones that would map to wrong or empty
+// states, priorities and dates. A display_value=true row without a
+// non-empty reference cannot be told apart from a default one.
+func checkShape(r Row) error {
+	for name, raw := range r {
+		b := bytes.TrimSpace(raw)
+		if len(b) == 0 || b[0] != '{' || !bytes.Contains(b, []byte(`"display_value"`)) {
+			continue
+		}
+		display := false
+		_ = jsonspan.Members(b, func(m jsonspan.Member) error {
+			if m.Name == "display_value" {
+				display = true
+				return errFound
+			}
+			return nil
+		})
+		if display {
+			return fmt.Errorf("%w: field %q has a display_value: the record was read with sysparm_display_value=true or all, not false", itsm.ErrMalformed, name)
+		}
+	}
+	return nil
 }
 
 // Str is a field's value as text: a string as is, a reference's sys_id
