@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/itsmhub/itsm/pkg/itsm"
+	"github.com/itsmhub/itsm/pkg/jsonscan"
 )
 
 // Record types: what a SyncRecord holds.
@@ -114,15 +115,16 @@ func DecodeSyncRecord(data []byte) (SyncRecord, error) {
 // json.Unmarshal.
 func decodeEnvelope(data []byte, sr *SyncRecord) bool {
 	str := func(v []byte, dst *string) bool {
-		s, ok := plainString(v)
+		s, ok := jsonscan.Unescaped(v)
 		*dst = string(s)
 		return ok
 	}
-	return members(data, func(name, v []byte) bool {
-		key, ok := plainString(name)
+	end := jsonscan.Members(data, func(m jsonscan.Member) bool {
+		key, ok := jsonscan.Unescaped(m.Name)
 		if !ok {
 			return false
 		}
+		v := m.Value
 		switch string(key) {
 		case "type":
 			return str(v, &sr.Type)
@@ -142,6 +144,7 @@ func decodeEnvelope(data []byte, sr *SyncRecord) bool {
 		}
 		return false
 	})
+	return end >= 0 && jsonscan.SkipSpace(data, end) == len(data)
 }
 
 // SetHeaders sets the headers every RAW message carries.

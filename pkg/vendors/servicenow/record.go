@@ -2,18 +2,15 @@ package servicenow
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/go-json-experiment/json/jsontext"
-
 	json "github.com/go-json-experiment/json/v1"
 
 	"github.com/itsmhub/itsm/pkg/itsm"
-	"github.com/itsmhub/itsm/pkg/jsonspan"
+	"github.com/itsmhub/itsm/pkg/jsonscan"
 )
 
 // TimeLayout is the format of every date-time of a display_value=false
@@ -31,20 +28,30 @@ func DecodeRow(body []byte) (Row, error) {
 	if len(b) == 0 || b[0] != '{' {
 		return nil, fmt.Errorf("%w: record is not a JSON object", itsm.ErrMalformed)
 	}
-	// The members are sliced, not decoded and copied: a sync maps every
-	// row, and most of its fields are only ever looked at as text.
+	// One scan that slices the members, instead of a validating decode
+	// that copies each of them: a sync maps every row. Escaped names and
+	// anything the scan rejects go through the decoder, whose error names
+	// the problem.
 	r := make(Row, 64)
-	if err := jsonspan.Members(b, func(m jsonspan.Member) error {
-		r[m.Name] = m.Value(b) // a repeated name: the last wins, as in json.Unmarshal
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("%w: record: %w", itsm.ErrMalformed, err)
+	plain := true
+	end := jsonscan.Members(b, func(m jsonscan.Member) bool {
+		name, ok := jsonscan.Unescaped(m.Name)
+		if !ok {
+			plain = false
+			return false
+		}
+		r[string(name)] = m.Value
+		return true
+	})
+	if plain && end == len(b) {
+		return r, nil
+	}
+	r = nil
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%w: %w", itsm.ErrMalformed, err)
 	}
 	return r, nil
 }
-
-// errFound ends a walk that found what it looked for.
-var errFound = errors.New("found")
 
 // checkShape refuses a record read with sysparm_display_value=true or all:
 // its references ({"display_value","link"}) or every value
@@ -59,12 +66,9 @@ func checkShape(r Row) error {
 			continue
 		}
 		display := false
-		_ = jsonspan.Members(b, func(m jsonspan.Member) error {
-			if m.Name == "display_value" {
-				display = true
-				return errFound
-			}
-			return nil
+		jsonscan.Members(b, func(m jsonscan.Member) bool {
+			display = string(m.Name) == `"display_value"`
+			return !display
 		})
 		if display {
 			return fmt.Errorf("%w: field %q has a display_value: the record was read with sysparm_display_value=true or all, not false", itsm.ErrMalformed, name)
@@ -87,20 +91,21 @@ func valueOf(raw json.RawMessage) string {
 	}
 	switch b[0] {
 	case '"':
-		return unquote(b)
+		s, _ := jsonscan.String(b)
+		return s
 	case '{':
-		// A reference: {"link", "value"}; nothing nested is read, so no
-		// input makes this walk more than once over its bytes.
+		// A reference: its members are strings; nothing nested is read,
+		// so no input makes this walk more than once over its bytes.
 		var value, link string
-		if jsonspan.Members(b, func(m jsonspan.Member) error {
-			switch m.Name {
-			case "value":
-				value = unquote(m.Value(b))
-			case "link":
-				link = unquote(m.Value(b))
+		if jsonscan.Members(b, func(m jsonscan.Member) bool {
+			switch string(m.Name) {
+			case `"value"`:
+				value, _ = jsonscan.String(m.Value)
+			case `"link"`:
+				link, _ = jsonscan.String(m.Value)
 			}
-			return nil
-		}) != nil {
+			return true
+		}) < 0 {
 			return ""
 		}
 		if value != "" {
@@ -115,21 +120,6 @@ func valueOf(raw json.RawMessage) string {
 	default:
 		return string(b)
 	}
-}
-
-// unquote is a JSON string's text; "" for anything else.
-func unquote(b []byte) string {
-	if len(b) < 2 || b[0] != '"' {
-		return ""
-	}
-	if bytes.IndexByte(b, '\\') < 0 {
-		return string(b[1 : len(b)-1])
-	}
-	s, err := jsontext.AppendUnquote(nil, b)
-	if err != nil {
-		return ""
-	}
-	return string(s)
 }
 
 // Strings reads a JSON array of strings (an annotation); nil when absent.
