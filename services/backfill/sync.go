@@ -54,6 +54,7 @@ type run struct {
 	incompleteMu sync.Mutex
 	incomplete   []string
 	excluded     []itsm.Kind
+	hidden       []itsm.Kind
 }
 
 // runSync runs (or resumes) a sync and records how it ended. It reports
@@ -252,6 +253,7 @@ func (r *run) save(ctx context.Context, mutate func(cp *checkpoint)) error {
 		r.cp.Done = counts
 		// Why kinds must stay out of the reconcile survives a takeover.
 		r.cp.Incomplete, r.cp.Excluded = r.mergeIncomplete(r.cp.Incomplete, r.cp.Excluded)
+		r.cp.Hidden = r.mergeHidden(r.cp.Hidden)
 	}
 	cp := r.cp.clone()
 	cp.Live = counts
