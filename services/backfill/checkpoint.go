@@ -35,6 +35,9 @@ type checkpoint struct {
 	Cursor jsontext.Value `json:"cursor,omitempty"`
 	// Carry is what this full sync keeps for the next (SyncRun.Carry).
 	Carry jsontext.Value `json:"carry,omitempty"`
+	// Carried is what the full sync before this full sync carried
+	// (SyncRun.Carried); an incremental sync reads LastFull's.
+	Carried jsontext.Value `json:"carried,omitempty"`
 	// Done counts the records published up to this checkpoint, by type.
 	Done map[string]int64 `json:"done,omitempty"`
 	// Live counts include the records published since (progress only).

@@ -125,7 +125,12 @@ func (r *run) start(ctx context.Context, p plan, now time.Time) error {
 		r.state = store.SyncState{ID: uuid.NewString(), Kind: r.kind, Phase: PhaseStarting, Status: store.SyncRunning, StartedAt: now.UTC()}
 		r.cp = checkpoint{Epoch: 1, LastFull: lastFull(r.conn)}
 		if r.kind == store.SyncFull {
-			r.cp.LastFull = nil // this sync is the last full one from now on
+			// This sync is the last full one from now on; what the one
+			// before carried is kept for its connector (SyncRun.Carried).
+			if lf := r.cp.LastFull; lf != nil {
+				r.cp.Carried = lf.Carry
+			}
+			r.cp.LastFull = nil
 		}
 		if r.kind == store.SyncIncremental {
 			wm := now

@@ -75,7 +75,7 @@ func (r *run) Checkpoint(ctx context.Context, phase string, cursor any) error {
 
 func (r *run) Carried(v any) error {
 	r.saveMu.Lock()
-	var carry []byte
+	carry := []byte(r.cp.Carried)
 	if lf := r.cp.LastFull; lf != nil {
 		carry = lf.Carry
 	}
