@@ -476,6 +476,75 @@ func TestServiceNowDeleteLog(t *testing.T) {
 	})
 }
 
+// TestServiceNowHiddenIsNotDeleted: an account that reads the delete log
+// (itil plus the simulator's delete-log ACL) tells a deleted incident
+// (DELETED, from sys_audit_delete) from one an ACL now hides from it (kept,
+// inactive, vendor_attributes.visibility "no_longer_visible"), and the
+// hidden one comes back when the account may read it again.
+func TestServiceNowHiddenIsNotDeleted(t *testing.T) {
+	reader := snsim.Account{UserName: "audit.reader", Password: "audit-password", Roles: []string{"itil", snsim.RoleDeleteLog}}
+	env, sim, in := startWithSN(t, snsim.Instance{Sizes: smallSizes(), Accounts: append(snsim.DefaultAccounts(), reader)})
+	start := time.Now()
+	st, conn, body := snCreate(t, env, keyA, basicOptions(sim, reader.UserName, reader.Password))
+	require.Equal(t, http.StatusCreated, st, body)
+	waitSync(t, env, conn.ID, store.SyncFull, start)
+	fullSync := func() {
+		t.Helper()
+		at := time.Now()
+		st, body := env.Call(t, http.MethodPost, keyA, "/v1/connections/"+conn.ID+"/sync?kind=full", nil)
+		require.Equal(t, http.StatusAccepted, st, body)
+		waitSync(t, env, conn.ID, store.SyncFull, at)
+	}
+	shown := visible(t, in, "incident")
+	hidden, deleted := shown[0], shown[1]
+	var before map[string]any
+	apptest.Eventually(t, 60*time.Second, "both incidents are stored", func() bool {
+		a, sa := ticketByNumber(t, env, conn.ID, hidden["number"])
+		b, sb := ticketByNumber(t, env, conn.ID, deleted["number"])
+		before = a
+		return sa == http.StatusOK && sb == http.StatusOK && a["status"] != "DELETED" && b["status"] != "DELETED"
+	})
+	// The first full sync had no delete log to stand on; the second reads
+	// it from the first's start on.
+	fullSync()
+
+	_, err := in.Update("incident", hidden["sys_id"], snsim.Record{"assignment_group": in.RestrictedGroup()}, snsim.WriteOptions{SkipWorkflow: true})
+	require.NoError(t, err)
+	require.NoError(t, in.Delete("incident", deleted["sys_id"], snsim.WriteOptions{SkipWorkflow: true}))
+	fullSync()
+	apptest.Eventually(t, 60*time.Second, "the deleted incident is tombstoned", func() bool {
+		tk, _ := ticketByNumber(t, env, conn.ID, deleted["number"])
+		return tk["status"] == "DELETED"
+	})
+	var tk, attrs map[string]any
+	apptest.Eventually(t, 60*time.Second, "the hidden incident is marked no longer visible", func() bool {
+		tk, _ = ticketByNumber(t, env, conn.ID, hidden["number"])
+		attrs, _ = tk["vendor_attributes"].(map[string]any)
+		return attrs != nil && attrs["visibility"] == "no_longer_visible"
+	})
+	require.Equal(t, before["status"], tk["status"], "a hidden incident keeps its status")
+	require.Equal(t, false, tk["active"])
+	require.NotEmpty(t, attrs["hidden_at"])
+	require.Nil(t, attrs["deletion_reason"])
+
+	// Made a member of the restricted group, the account reads it again:
+	// the next full sync's copy replaces the hidden one.
+	users, err := in.Records("sys_user")
+	require.NoError(t, err)
+	for _, u := range users {
+		if u["user_name"] == reader.UserName {
+			_, err = in.Insert("sys_user_grmember", snsim.Record{"group": in.RestrictedGroup(), "user": u["sys_id"]}, snsim.WriteOptions{})
+			require.NoError(t, err)
+		}
+	}
+	fullSync()
+	apptest.Eventually(t, 60*time.Second, "the incident is visible again", func() bool {
+		tk, _ := ticketByNumber(t, env, conn.ID, hidden["number"])
+		attrs, _ := tk["vendor_attributes"].(map[string]any)
+		return tk["status"] != "DELETED" && attrs != nil && attrs["visibility"] == nil
+	})
+}
+
 // TestServiceNowPushEvents: each new version a push brings is one event,
 // whether the push carries the record or is a hint the platform follows
 // with a sync; a repeated push and a deletion push behave as they must.

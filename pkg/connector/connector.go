@@ -66,6 +66,13 @@ type SyncRun interface {
 	// why (shown in the sync's last_error): nothing of those kinds is
 	// tombstoned on account of a sync that could not see all of them.
 	Incomplete(why string, kinds ...itsm.Kind)
+	// HideUnseen has this full sync's reconcile mark the objects of kinds
+	// that it did not see "no longer visible" (kept, inactive, with
+	// vendor_attributes.visibility) instead of tombstoning them: for a
+	// connector that read this sync's deletions of those kinds from the
+	// vendor's delete log, an unseen object is one the account may no
+	// longer read. Incomplete wins over it; it puts no error on the sync.
+	HideUnseen(kinds ...itsm.Kind)
 	// Failed counts n records the sync could not read (its errors).
 	Failed(n int)
 	// Progress shows what the sync knows of its size and findings.

@@ -53,6 +53,10 @@ type SyncRecord struct {
 	// it started, are tombstoned.
 	StartedAt time.Time   `json:"started_at,omitempty"`
 	Kinds     []itsm.Kind `json:"kinds,omitempty"`
+	// Hidden are kinds whose unseen objects are marked "no longer visible"
+	// instead (connector.SyncRun.HideUnseen): the connector read their
+	// deletions from the vendor's delete log.
+	Hidden []itsm.Kind `json:"hidden,omitempty"`
 }
 
 // AppendSyncRecord renders a SyncRecord holding a record by hand:
@@ -141,6 +145,8 @@ func decodeEnvelope(data []byte, sr *SyncRecord) bool {
 			return json.Unmarshal(v, &sr.StartedAt) == nil
 		case "kinds":
 			return json.Unmarshal(v, &sr.Kinds) == nil
+		case "hidden":
+			return json.Unmarshal(v, &sr.Hidden) == nil
 		}
 		return false
 	})

@@ -37,6 +37,7 @@ func FuzzDecodeSyncRecordMatchesUnmarshal(f *testing.F) {
 		{Type: "issue", ObservedAt: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), SyncID: "s1", Record: json.RawMessage(`{"id":"1","fields":{"x":[1,"}"]}}`)},
 		{Type: "comment", IssueID: "10001", ObservedAt: time.Now(), Record: json.RawMessage(`{"id":"7","body":"caf\u00e9 \"q\""}`)},
 		{Type: raw.TypeReconcile, SyncID: "s2", StartedAt: time.Now(), Kinds: []itsm.Kind{itsm.KindTicket, itsm.KindComment}},
+		{Type: raw.TypeReconcile, SyncID: "s3", StartedAt: time.Now(), Kinds: []itsm.Kind{itsm.KindUser}, Hidden: []itsm.Kind{itsm.KindTicket}},
 	}
 	for _, sr := range seeds {
 		b, err := json.Marshal(sr)

@@ -195,6 +195,19 @@ func TestLostProjectHoldsBackTicketTombstones(t *testing.T) {
 	require.Equal(t, store.SyncCompleted, second.Status)
 	h.drained(10 * time.Second)
 	require.False(t, h.get(victim).Deleted, "not tombstoned while a project in scope is unaccounted for")
+	// The second full sync read what the first carried: GONE has been
+	// missing since the first, not since the second.
+	missingSince := func(carry []byte) string {
+		var c struct {
+			Missing map[string]string `json:"missing_projects"`
+		}
+		require.NoError(t, json.Unmarshal(carry, &c))
+		return c.Missing["GONE"]
+	}
+	firstCP, secondCP := decodeCheckpoint(first), decodeCheckpoint(second)
+	require.NotEmpty(t, missingSince(firstCP.Carry))
+	require.Equal(t, missingSince(firstCP.Carry), missingSince(secondCP.Carried))
+	require.Equal(t, missingSince(firstCP.Carry), missingSince(secondCP.Carry))
 
 	// The customer fixes the filter: the next complete sync reconciles
 	// tickets again and the health recovers.

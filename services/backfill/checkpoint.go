@@ -35,6 +35,9 @@ type checkpoint struct {
 	Cursor jsontext.Value `json:"cursor,omitempty"`
 	// Carry is what this full sync keeps for the next (SyncRun.Carry).
 	Carry jsontext.Value `json:"carry,omitempty"`
+	// Carried is what the full sync before this full sync carried
+	// (SyncRun.Carried); an incremental sync reads LastFull's.
+	Carried jsontext.Value `json:"carried,omitempty"`
 	// Done counts the records published up to this checkpoint, by type.
 	Done map[string]int64 `json:"done,omitempty"`
 	// Live counts include the records published since (progress only).
@@ -44,6 +47,9 @@ type checkpoint struct {
 	// Incomplete says why Excluded kinds were left out of the reconcile.
 	Incomplete []string    `json:"incomplete,omitempty"`
 	Excluded   []itsm.Kind `json:"excluded_kinds,omitempty"`
+	// Hidden kinds: the reconcile marks their unseen objects "no longer
+	// visible" instead of tombstoning them (SyncRun.HideUnseen).
+	Hidden []itsm.Kind `json:"hidden_kinds,omitempty"`
 	// Unmapped lists vendor statuses and priorities that map to UNKNOWN.
 	Unmapped []string `json:"unmapped,omitempty"`
 	// LostProjects are scopes the connection should see and no longer does.
@@ -112,6 +118,7 @@ func (cp *checkpoint) clone() checkpoint {
 	c := *cp
 	c.Incomplete = slices.Clone(cp.Incomplete)
 	c.Excluded = slices.Clone(cp.Excluded)
+	c.Hidden = slices.Clone(cp.Hidden)
 	c.Unmapped = slices.Clone(cp.Unmapped)
 	c.LostProjects = slices.Clone(cp.LostProjects)
 	c.Done = maps.Clone(cp.Done)

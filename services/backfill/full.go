@@ -56,7 +56,8 @@ func (r *run) Publish(ctx context.Context, rec connector.Record) error {
 // the normalizer tombstones the objects of the listed kinds that this sync
 // did not see. Kinds the sync could not cover completely (SyncRun.Incomplete:
 // lost projects, unreadable issues) are left out, so nothing is deleted on
-// their account.
+// their account; the unseen objects of HideUnseen's kinds are marked "no
+// longer visible" instead.
 func (r *run) reconcile(ctx context.Context, s Syncer) error {
 	r.setPhase(PhaseReconcile)
 	if err := r.checkDeadline(); err != nil {
@@ -67,10 +68,15 @@ func (r *run) reconcile(ctx context.Context, s Syncer) error {
 	}
 	r.saveMu.Lock()
 	incomplete, excluded := r.mergeIncomplete(r.cp.Incomplete, r.cp.Excluded)
+	hide := r.mergeHidden(r.cp.Hidden)
 	r.saveMu.Unlock()
-	var kinds []itsm.Kind
+	var kinds, hidden []itsm.Kind
 	for _, k := range s.Kinds(r.conn) {
-		if !slices.Contains(excluded, k) {
+		switch {
+		case slices.Contains(excluded, k):
+		case slices.Contains(hide, k):
+			hidden = append(hidden, k)
+		default:
 			kinds = append(kinds, k)
 		}
 	}
@@ -78,7 +84,7 @@ func (r *run) reconcile(ctx context.Context, s Syncer) error {
 		return err
 	}
 	marker := &raw.SyncRecord{Type: raw.TypeReconcile, SyncID: r.state.ID, StartedAt: r.state.StartedAt,
-		Kinds: kinds, ObservedAt: r.w.d.Now().UTC()}
+		Kinds: kinds, Hidden: hidden, ObservedAt: r.w.d.Now().UTC()}
 	if err := r.pub.record(ctx, marker, msgID(r.state.ID, raw.TypeReconcile)); err != nil {
 		return err
 	}

@@ -54,6 +54,7 @@ type run struct {
 	incompleteMu sync.Mutex
 	incomplete   []string
 	excluded     []itsm.Kind
+	hidden       []itsm.Kind
 }
 
 // runSync runs (or resumes) a sync and records how it ended. It reports
@@ -124,7 +125,12 @@ func (r *run) start(ctx context.Context, p plan, now time.Time) error {
 		r.state = store.SyncState{ID: uuid.NewString(), Kind: r.kind, Phase: PhaseStarting, Status: store.SyncRunning, StartedAt: now.UTC()}
 		r.cp = checkpoint{Epoch: 1, LastFull: lastFull(r.conn)}
 		if r.kind == store.SyncFull {
-			r.cp.LastFull = nil // this sync is the last full one from now on
+			// This sync is the last full one from now on; what the one
+			// before carried is kept for its connector (SyncRun.Carried).
+			if lf := r.cp.LastFull; lf != nil {
+				r.cp.Carried = lf.Carry
+			}
+			r.cp.LastFull = nil
 		}
 		if r.kind == store.SyncIncremental {
 			wm := now
@@ -252,6 +258,7 @@ func (r *run) save(ctx context.Context, mutate func(cp *checkpoint)) error {
 		r.cp.Done = counts
 		// Why kinds must stay out of the reconcile survives a takeover.
 		r.cp.Incomplete, r.cp.Excluded = r.mergeIncomplete(r.cp.Incomplete, r.cp.Excluded)
+		r.cp.Hidden = r.mergeHidden(r.cp.Hidden)
 	}
 	cp := r.cp.clone()
 	cp.Live = counts

@@ -75,7 +75,7 @@ func (r *run) Checkpoint(ctx context.Context, phase string, cursor any) error {
 
 func (r *run) Carried(v any) error {
 	r.saveMu.Lock()
-	var carry []byte
+	carry := []byte(r.cp.Carried)
 	if lf := r.cp.LastFull; lf != nil {
 		carry = lf.Carry
 	}
@@ -130,6 +130,30 @@ func (r *run) mergeIncomplete(why []string, kinds []itsm.Kind) ([]string, []itsm
 		}
 	}
 	return why, kinds
+}
+
+func (r *run) HideUnseen(kinds ...itsm.Kind) {
+	r.incompleteMu.Lock()
+	defer r.incompleteMu.Unlock()
+	for _, k := range kinds {
+		if !slices.Contains(r.hidden, k) {
+			r.hidden = append(r.hidden, k)
+		}
+	}
+}
+
+// mergeHidden adds the kinds HideUnseen named since the last checkpoint to
+// what the checkpoint holds.
+func (r *run) mergeHidden(kinds []itsm.Kind) []itsm.Kind {
+	r.incompleteMu.Lock()
+	defer r.incompleteMu.Unlock()
+	kinds = slices.Clone(kinds)
+	for _, k := range r.hidden {
+		if !slices.Contains(kinds, k) {
+			kinds = append(kinds, k)
+		}
+	}
+	return kinds
 }
 
 func (r *run) Failed(n int) { r.errs.Add(int64(n)) }

@@ -178,6 +178,13 @@ func (n *Normalizer) applyLocked(ctx context.Context, w write, rec itsm.Record) 
 	if prev == nil {
 		return n.write(ctx, w, rec, previous{})
 	}
+	if since, hidden := hiddenSince(prev); hidden && prev.Version >= version && version >= since {
+		// A record of a hidden object at least as new as the version it
+		// was hidden at: the account reads it again, so it replaces the
+		// hidden copy, one millisecond after it.
+		rec.Version = time.UnixMilli(prev.Version + 1).UTC()
+		version = prev.Version + 1
+	}
 	if prev.Version >= version {
 		return n.notNewer(ctx, w, rec, prev, version)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	json "github.com/go-json-experiment/json/v1"
@@ -17,7 +18,8 @@ import (
 
 // reconcile applies a reconcile marker: every object of the marker's kinds
 // that the completed full sync did not see, and that nothing changed since
-// the sync started, is tombstoned at the marker's observed_at.
+// the sync started, is tombstoned at the marker's observed_at; one of its
+// Hidden kinds is marked "no longer visible" instead (visibility.go).
 //
 // It is idempotent: a redelivered marker finds the objects it already
 // tombstoned excluded (deleted), tombstones the rest, and publishes again the
@@ -27,7 +29,7 @@ func (n *Normalizer) reconcile(ctx context.Context, msg jetstream.Msg, meta *jet
 	if sr.SyncID == "" || sr.StartedAt.IsZero() || sr.ObservedAt.IsZero() {
 		return permanent(fmt.Errorf("%w: reconcile marker needs sync_id, started_at and observed_at", itsm.ErrMalformed))
 	}
-	for _, k := range sr.Kinds {
+	for _, k := range append(slices.Clone(sr.Kinds), sr.Hidden...) {
 		if _, err := itsm.ParseKind(string(k)); err != nil {
 			return permanent(fmt.Errorf("%w: reconcile marker: %v", itsm.ErrMalformed, err))
 		}
@@ -68,9 +70,31 @@ func (n *Normalizer) reconcile(ctx context.Context, msg jetstream.Msg, meta *jet
 			return result{err: err}
 		}
 	}
+	hidden := 0
+	for _, kind := range sr.Hidden {
+		// The connector read this sync's deletions of these kinds from the
+		// vendor's delete log: what it did not see is hidden, not deleted.
+		f := store.Filter{OrganizationID: w.conn.OrganizationID, Kind: kind, ConnectionID: w.conn.ID,
+			NotSeenBy: sr.SyncID, ExcludeDeleted: true, UpdatedBefore: sr.StartedAt, Limit: store.MaxLimit}
+		c, err := n.hideAll(ctx, msg, w, f, version, nil)
+		hidden += c
+		if err != nil {
+			return result{err: err}
+		}
+		if !w.redelivered {
+			continue
+		}
+		f = store.Filter{OrganizationID: w.conn.OrganizationID, Kind: kind, ConnectionID: w.conn.ID,
+			NotSeenBy: sr.SyncID, ExcludeDeleted: true, UpdatedSince: sr.StartedAt, Limit: store.MaxLimit}
+		if _, err := n.hideAll(ctx, msg, w, f, version, func(d *store.Document) bool {
+			return d.Version == version
+		}); err != nil {
+			return result{err: err}
+		}
+	}
 	n.log.Info("reconciled full sync", zap.String("organization_id", w.conn.OrganizationID),
-		zap.String("connection_id", w.conn.ID), zap.String("sync_id", sr.SyncID), zap.Int("tombstoned", written))
-	if written > 0 {
+		zap.String("connection_id", w.conn.ID), zap.String("sync_id", sr.SyncID), zap.Int("tombstoned", written), zap.Int("hidden", hidden))
+	if written+hidden > 0 {
 		return result{result: "written"}
 	}
 	return result{result: "unchanged"}

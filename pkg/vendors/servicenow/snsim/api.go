@@ -8,17 +8,23 @@ import (
 )
 
 // ACLs. Table level (403 "Insufficient rights"): sys_audit_delete needs
-// admin, sys_journal_field needs itil. Row level (rows silently removed
+// admin or RoleDeleteLog, sys_journal_field needs itil. Row level (rows silently removed
 // from a page after sysparm_limit was applied, or 404 for one record):
 // tasks of the restricted group need membership; an account without itil
 // (sn_request_read for catalog tables) reads only the tasks it opened or is
 // the caller / requester of; journal entries, attachments and tags follow
 // their task. admin reads everything.
 
+// RoleDeleteLog is the simulator's stand-in for an ACL that lets a
+// non-admin account read sys_audit_delete (a real instance grants it by an
+// ACL on the table): an account with it and itil reads the delete log
+// while the restricted group's tasks stay hidden from it.
+const RoleDeleteLog = "snsim_delete_log_read"
+
 func (in *Inst) tableReadable(p *principal, table string) bool {
 	switch table {
 	case "sys_audit_delete":
-		return p.roles["admin"]
+		return p.roles["admin"] || p.roles[RoleDeleteLog]
 	case "sys_journal_field":
 		return p.has("itil")
 	}

@@ -46,8 +46,8 @@
 //     picks the account, snsim_consent=deny refuses) and /oauth_token.do
 //     (authorization_code, refresh_token, password grants), revocation at
 //     /oauth_revoke_token.do.
-//   - ACLs (api.go): table level 403 for sys_audit_delete without admin and
-//     sys_journal_field without itil; row level for the restricted group's
+//   - ACLs (api.go): table level 403 for sys_audit_delete without admin or
+//     RoleDeleteLog and sys_journal_field without itil; row level for the restricted group's
 //     tasks and for accounts without itil, applied after sysparm_limit, so
 //     pages come back short or empty while more records exist.
 //   - Rate limits per hour per user (Instance.RateRules) with

@@ -461,9 +461,17 @@ func (j *job) deletions(ctx context.Context, p phase, from snclient.Cursor) erro
 	})
 	if unreadable(err) {
 		// Without the delete log, deletions are found by the reconcile of
-		// complete full syncs.
+		// complete full syncs, which cannot tell a record the account may
+		// no longer read from a deleted one: both are tombstoned.
 		j.run.Log().Debug("sys_audit_delete is not readable; deletions come from full-sync reconciliation")
 		return nil
+	}
+	if err == nil && j.full {
+		// The log was read from the last full sync's start on: every task
+		// record deleted since is tombstoned by it, so one this sync did
+		// not see is hidden from the account (an ACL), not deleted. Users
+		// and groups keep the reconcile.
+		j.run.HideUnseen(itsm.KindTicket, itsm.KindComment, itsm.KindAttachment)
 	}
 	return err
 }

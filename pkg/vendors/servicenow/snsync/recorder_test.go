@@ -35,6 +35,7 @@ type recorder struct {
 	recs       []connector.Record
 	phases     []string
 	incomplete map[itsm.Kind]string
+	hidden     []itsm.Kind
 	progress   []connector.Progress
 	calls      map[string]int
 	failed     int
@@ -119,6 +120,12 @@ func (r *recorder) Incomplete(why string, kinds ...itsm.Kind) {
 	for _, k := range kinds {
 		r.incomplete[k] = why
 	}
+}
+
+func (r *recorder) HideUnseen(kinds ...itsm.Kind) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.hidden = append(r.hidden, kinds...)
 }
 
 func (r *recorder) Failed(n int) {

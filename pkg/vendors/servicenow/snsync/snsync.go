@@ -14,8 +14,11 @@
 // sys_created_on). A table the account may not read (403, 404) keeps its
 // kinds out of the full sync's reconcile (run.Incomplete), so that records
 // which are no longer visible are never taken for deleted. Deletions are
-// read from sys_audit_delete when the account may read it; otherwise the
-// reconcile of a complete full sync finds them.
+// read from sys_audit_delete when the account may read it, and a full sync
+// that read it since the last full sync has its reconcile mark the tickets,
+// comments and attachments it did not see "no longer visible"
+// (run.HideUnseen) rather than deleted; without the log, the reconcile of a
+// complete full sync tombstones what it did not see.
 package snsync
 
 import (
