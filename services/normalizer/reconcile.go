@@ -212,9 +212,28 @@ func ticketOnly(d *store.Document) *store.Document {
 // its type and encoded again, so that what the type would not carry over
 // verbatim (fields of a newer model, numbers beyond float64) is kept.
 func tombstoneDoc(cur *store.Document, version int64, reason string, now time.Time) (*store.Document, error) {
+	// Both enums spell deletion alike; the status changes now, when the
+	// platform learns of the deletion.
+	status := string(itsm.StatusDeleted)
+	d, err := retiredDoc(cur, version, now, "tombstone", func(set func(k string, v any), setAttr func(k string, v any)) {
+		setAttr(itsm.DeletionReason, reason)
+		set("status", status)
+		set("status_updated_at", time.UnixMilli(version).UTC())
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.Status, d.Deleted = status, true
+	return d, nil
+}
+
+// retiredDoc is cur at version, inactive and updated now, its stored body
+// edited in place (edit sets top-level fields and vendor attributes); a
+// tombstone and a "no longer visible" mark are both made so.
+func retiredDoc(cur *store.Document, version int64, now time.Time, what string, edit func(set, setAttr func(k string, v any))) (*store.Document, error) {
 	var body map[string]json.RawMessage
 	if err := json.Unmarshal(cur.Body, &body); err != nil || body == nil {
-		return nil, fmt.Errorf("tombstone %s %s: stored body: %w", cur.Kind, cur.ID, errOr(err, "not an object"))
+		return nil, fmt.Errorf("%s %s %s: stored body: %w", what, cur.Kind, cur.ID, errOr(err, "not an object"))
 	}
 	var attrs map[string]json.RawMessage
 	if raw, ok := body["vendor_attributes"]; ok {
@@ -223,25 +242,23 @@ func tombstoneDoc(cur *store.Document, version int64, reason string, now time.Ti
 	if attrs == nil {
 		attrs = map[string]json.RawMessage{}
 	}
-	set := func(m map[string]json.RawMessage, k string, v any) {
-		b, _ := json.Marshal(v) // strings, bools and times always encode
-		m[k] = b
+	setIn := func(m map[string]json.RawMessage) func(k string, v any) {
+		return func(k string, v any) {
+			b, _ := json.Marshal(v) // strings, bools, numbers and times always encode
+			m[k] = b
+		}
 	}
-	set(attrs, itsm.DeletionReason, reason)
-	set(body, "vendor_attributes", attrs)
-	set(body, "active", false)
-	set(body, "updated_at", now)
-	d := *cur
-	// Both enums spell deletion alike; the status changes now, when the
-	// platform learns of the deletion.
-	d.Status = string(itsm.StatusDeleted)
-	set(body, "status", d.Status)
-	set(body, "status_updated_at", time.UnixMilli(version).UTC())
+	set := setIn(body)
+	edit(set, setIn(attrs))
+	set("vendor_attributes", attrs)
+	set("active", false)
+	set("updated_at", now)
 	out, err := json.Marshal(body)
 	if err != nil {
-		return nil, fmt.Errorf("encode tombstone of %s %s: %w", cur.Kind, cur.ID, err)
+		return nil, fmt.Errorf("encode %s of %s %s: %w", what, cur.Kind, cur.ID, err)
 	}
-	d.Version, d.Deleted, d.UpdatedAt, d.Body = version, true, now, out
+	d := *cur
+	d.Version, d.UpdatedAt, d.Body = version, now, out
 	// An empty sync id keeps the stored one (see store.Document.SyncID).
 	d.SyncID = ""
 	return &d, nil

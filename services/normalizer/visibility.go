@@ -106,36 +106,11 @@ func (n *Normalizer) hide(ctx context.Context, w write, kind itsm.Kind, id strin
 // as they were and the visibility attributes set; the body is edited in
 // place as tombstoneDoc does.
 func hiddenDoc(cur *store.Document, version int64, now time.Time) (*store.Document, error) {
-	var body map[string]json.RawMessage
-	if err := json.Unmarshal(cur.Body, &body); err != nil || body == nil {
-		return nil, fmt.Errorf("mark %s %s no longer visible: stored body: %w", cur.Kind, cur.ID, errOr(err, "not an object"))
-	}
-	var attrs map[string]json.RawMessage
-	if raw, ok := body["vendor_attributes"]; ok {
-		_ = json.Unmarshal(raw, &attrs)
-	}
-	if attrs == nil {
-		attrs = map[string]json.RawMessage{}
-	}
-	set := func(m map[string]json.RawMessage, k string, v any) {
-		b, _ := json.Marshal(v) // strings, bools, numbers and times always encode
-		m[k] = b
-	}
-	set(attrs, AttrVisibility, VisibilityHidden)
-	set(attrs, AttrHiddenAt, now)
-	set(attrs, AttrVisibleVersion, cur.Version)
-	set(body, "vendor_attributes", attrs)
-	set(body, "active", false)
-	set(body, "updated_at", now)
-	out, err := json.Marshal(body)
-	if err != nil {
-		return nil, fmt.Errorf("encode %s %s no longer visible: %w", cur.Kind, cur.ID, err)
-	}
-	d := *cur
-	d.Version, d.UpdatedAt, d.Body = version, now, out
-	// An empty sync id keeps the stored one (see store.Document.SyncID).
-	d.SyncID = ""
-	return &d, nil
+	return retiredDoc(cur, version, now, "mark no longer visible", func(_, setAttr func(k string, v any)) {
+		setAttr(AttrVisibility, VisibilityHidden)
+		setAttr(AttrHiddenAt, now)
+		setAttr(AttrVisibleVersion, cur.Version)
+	})
 }
 
 // hiddenSince reports whether d is marked "no longer visible", and the

@@ -374,48 +374,55 @@ func (j *job) withAuthors(ctx context.Context, rows []jsontext.Value) ([]jsontex
 	return out, decoded, nil
 }
 
+// child is a table of records that belong to a task (journal entries,
+// attachments): how to scan it and what its records are.
+type child struct {
+	scan       func(table string) snclient.Scan
+	typ        string // the RAW record type
+	parent     string // the column naming the task's sys_id
+	unreadable string // why its kind is left out of the reconcile, when it is
+	kind       itsm.Kind
+}
+
+var (
+	journal = child{typ: raw.TypeComment, parent: "element_id", unreadable: "sys_journal_field is not readable", kind: itsm.KindComment,
+		scan: func(table string) snclient.Scan {
+			return snclient.Scan{Table: "sys_journal_field", Key: "sys_created_on", Filter: "name=" + table + "^elementINcomments,work_notes"}
+		}}
+	attachments = child{typ: raw.TypeAttachment, parent: "table_sys_id", unreadable: "attachments are not readable", kind: itsm.KindAttachment,
+		scan: func(table string) snclient.Scan {
+			return snclient.Scan{Table: "sys_attachment", Filter: "table_name=" + table}
+		}}
+)
+
 func (j *job) comments(ctx context.Context, p phase, from snclient.Cursor) error {
-	if j.lost[p.table] {
-		return nil
-	}
-	err := j.scan(ctx, p, from, snclient.Scan{Table: "sys_journal_field", Key: "sys_created_on",
-		Filter: "name=" + p.table + "^elementINcomments,work_notes"}, func(pg snclient.Page) error {
-		rows, decoded, err := j.withAuthors(ctx, pg.Rows)
-		if err != nil {
-			return err
-		}
-		for i, row := range rows {
-			if err := j.publish(ctx, raw.TypeComment, decoded[i].Str("element_id"), row, decoded[i], ""); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if unreadable(err) {
-		j.run.Incomplete("sys_journal_field is not readable: "+err.Error(), itsm.KindComment)
-		return nil
-	}
-	return err
+	return j.children(ctx, p, from, journal)
 }
 
 func (j *job) attachments(ctx context.Context, p phase, from snclient.Cursor) error {
+	return j.children(ctx, p, from, attachments)
+}
+
+// children publishes the records of c that belong to p's table, with their
+// authors; an unreadable table keeps c's kind out of the reconcile.
+func (j *job) children(ctx context.Context, p phase, from snclient.Cursor, c child) error {
 	if j.lost[p.table] {
 		return nil
 	}
-	err := j.scan(ctx, p, from, snclient.Scan{Table: "sys_attachment", Filter: "table_name=" + p.table}, func(pg snclient.Page) error {
+	err := j.scan(ctx, p, from, c.scan(p.table), func(pg snclient.Page) error {
 		rows, decoded, err := j.withAuthors(ctx, pg.Rows)
 		if err != nil {
 			return err
 		}
 		for i, row := range rows {
-			if err := j.publish(ctx, raw.TypeAttachment, decoded[i].Str("table_sys_id"), row, decoded[i], ""); err != nil {
+			if err := j.publish(ctx, c.typ, decoded[i].Str(c.parent), row, decoded[i], ""); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	if unreadable(err) {
-		j.run.Incomplete("attachments are not readable: "+err.Error(), itsm.KindAttachment)
+		j.run.Incomplete(c.unreadable+": "+err.Error(), c.kind)
 		return nil
 	}
 	return err
