@@ -116,6 +116,16 @@ type Config struct {
 	// MaxBacklog defaults to 4,096: enough to keep the normalizer's sync
 	// workers busy, small against any sync worth pacing.
 	MaxBacklog int
+	// LargeSyncAfter and LargeSyncBacklog serve the syncs that have sent
+	// least first: once a sync has published LargeSyncAfter records in its
+	// run (default 4×MaxBacklog), it may only be LargeSyncBacklog ahead
+	// (default MaxBacklog/8). A small or incremental sync that starts
+	// beside a large one then finds at most that window of the large one's
+	// records ahead of its own, and takes most of the sync lane until it
+	// ends, while two large syncs share it evenly. The smaller window still
+	// holds more records than the normalizer has sync workers.
+	LargeSyncAfter   int
+	LargeSyncBacklog int
 	// LeaseRenewEvery defaults to a third of the lease TTL.
 	LeaseRenewEvery time.Duration
 }
@@ -140,6 +150,12 @@ func (c *Config) setDefaults(ttl time.Duration) {
 	}
 	if c.MaxBacklog <= 0 {
 		c.MaxBacklog = 4096
+	}
+	if c.LargeSyncAfter <= 0 {
+		c.LargeSyncAfter = 4 * c.MaxBacklog
+	}
+	if c.LargeSyncBacklog <= 0 {
+		c.LargeSyncBacklog = max(c.MaxBacklog/8, 1)
 	}
 	if c.MaxPendingAcks <= 0 {
 		c.MaxPendingAcks = 512

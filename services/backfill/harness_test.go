@@ -62,11 +62,14 @@ type harness struct {
 	// normalizer.Config.Embedded), with normalizerWorkers (0: its default).
 	embedded          bool
 	normalizerWorkers int
-	js                jetstream.JetStream
-	st                store.Store
-	mgr               *connections.Manager
-	log               *zap.Logger
-	reqs              *Requester
+	// normalizerYield, when set, runs before each message the normalizer
+	// takes (to slow it down so that pacing binds).
+	normalizerYield normalizer.Yielder
+	js              jetstream.JetStream
+	st              store.Store
+	mgr             *connections.Manager
+	log             *zap.Logger
+	reqs            *Requester
 	// apiURL is where Jira clients go: the simulator, or a proxy in front.
 	apiURL string
 }
@@ -134,6 +137,7 @@ func newHarness(t testing.TB, opts jirasim.Options, mods ...func(h *harness)) *h
 		ncfg = normalizer.Config{Workers: h.normalizerWorkers, Now: h.now}.Embedded()
 	}
 	ncfg.Mappers = map[string]normalizer.Mapper{"jira": jira.Mapper{}, "servicenow": servicenow.Mapper{}}
+	ncfg.Yield = h.normalizerYield
 	n, err := normalizer.New(ncfg, h.js, st, h.log.Named("normalizer"), nil)
 	require.NoError(t, err)
 	h.startNormalizer = sync.OnceFunc(func() {

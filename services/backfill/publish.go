@@ -77,8 +77,8 @@ func (p *publisher) publish(ctx context.Context, m *nats.Msg) error {
 		return err
 	}
 	if p.pace != nil {
-		if p.sent++; p.sent%pacingEvery == 0 {
-			if err := p.pace.wait(ctx, p.last()); err != nil {
+		if p.sent++; p.sent%p.pace.every(p.sent) == 0 {
+			if err := p.pace.wait(ctx, p.sent, p.last()); err != nil {
 				return err
 			}
 		}
@@ -177,23 +177,44 @@ func (p *publisher) last() uint64 {
 	return p.lastSeq
 }
 
-// pacingEvery is how many records a sync publishes between looks at the
-// normalizer's ack floor: a look is a JetStream API call.
+// pacingEvery is at most how many records a sync publishes between looks
+// at the normalizer's ack floor: a look is a JetStream API call.
 const pacingEvery = 256
 
-// pacer keeps a sync within a backlog of the normalizer's sync consumer.
+// pacer keeps a sync within a backlog of the normalizer's sync consumer:
+// max, or largeMax once the sync has sent largeAfter records (see
+// Config.LargeSyncAfter).
 type pacer struct {
-	js       jetstream.JetStream
-	consumer string
-	max      uint64
-	poll     time.Duration
+	js         jetstream.JetStream
+	consumer   string
+	max        uint64
+	largeAfter int
+	largeMax   uint64
+	poll       time.Duration
 }
 
-// wait returns once seq, the sync's latest acknowledged RAW sequence, is at
-// most max messages beyond the consumer's ack floor. Without the consumer
-// (no normalizer has started) it does not wait: syncs must not depend on
-// the normalizer to finish publishing.
-func (pc *pacer) wait(ctx context.Context, seq uint64) error {
+// window is how far ahead of the ack floor a sync that has sent this many
+// records may be.
+func (pc *pacer) window(sent int) uint64 {
+	if pc.largeAfter > 0 && sent > pc.largeAfter && pc.largeMax > 0 {
+		return min(pc.largeMax, pc.max)
+	}
+	return pc.max
+}
+
+// every is how many records pass between looks: a quarter of the window,
+// so a look never lets the sync overshoot it by much.
+func (pc *pacer) every(sent int) int {
+	return int(max(1, min(pacingEvery, pc.window(sent)/4)))
+}
+
+// wait returns once seq, the sync's latest acknowledged RAW sequence, is
+// within the window of a sync that has sent this many records beyond the
+// consumer's ack floor. Without the consumer (no normalizer has started)
+// it does not wait: syncs must not depend on the normalizer to finish
+// publishing.
+func (pc *pacer) wait(ctx context.Context, sent int, seq uint64) error {
+	w := pc.window(sent)
 	for {
 		c, err := pc.js.Consumer(ctx, broker.StreamRaw, pc.consumer)
 		if errors.Is(err, jetstream.ErrConsumerNotFound) {
@@ -202,7 +223,7 @@ func (pc *pacer) wait(ctx context.Context, seq uint64) error {
 		if err != nil {
 			return &infraError{fmt.Errorf("read the normalizer's ack floor: %w", err)}
 		}
-		if floor := c.CachedInfo().AckFloor.Stream; seq <= floor+pc.max {
+		if floor := c.CachedInfo().AckFloor.Stream; seq <= floor+w {
 			return nil
 		}
 		select {

@@ -143,7 +143,8 @@ func (r *run) start(ctx context.Context, p plan, now time.Time) error {
 	}
 	r.pub = newPublisher(r.w.d.JS, r.conn, r.w.cfg.MaxPendingAcks)
 	if name := r.w.cfg.BacklogConsumer; name != "" {
-		r.pub.pace = &pacer{js: r.w.d.JS, consumer: name, max: uint64(r.w.cfg.MaxBacklog), poll: 20 * time.Millisecond}
+		r.pub.pace = &pacer{js: r.w.d.JS, consumer: name, poll: 20 * time.Millisecond,
+			max: uint64(r.w.cfg.MaxBacklog), largeAfter: r.w.cfg.LargeSyncAfter, largeMax: uint64(r.w.cfg.LargeSyncBacklog)}
 	}
 	prevID, prevEpoch, prevStatus := "", 0, store.SyncStatus("")
 	if prev != nil {
