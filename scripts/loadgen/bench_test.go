@@ -185,8 +185,21 @@ func msf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // the ratio says what the asynchronous half (consume, map, write, publish)
 // adds. Run with -benchtime 1x; each iteration is one fresh platform.
 func BenchmarkEndToEnd(b *testing.B) {
-	rate := envFloat(b, "E2E_RATE", 1000)
-	dur := envDuration(b, "E2E_DURATION", 20*time.Second)
+	endToEnd(b, envFloat(b, "E2E_RATE", 1000), envDuration(b, "E2E_DURATION", 20*time.Second), 100*time.Millisecond)
+}
+
+// BenchmarkSustainedEndToEnd is BenchmarkEndToEnd at issue 21's sustained
+// goal: 10,000 webhooks/s (SUSTAINED_RATE) for 60 s (SUSTAINED_DURATION),
+// p99 < 50 ms, every event published once. req/s is the rate the platform
+// answered (below the asked rate when it cannot keep up: the 64 clients
+// wait for each answer); rate/asked says how much of it.
+func BenchmarkSustainedEndToEnd(b *testing.B) {
+	endToEnd(b, envFloat(b, "SUSTAINED_RATE", 10000), envDuration(b, "SUSTAINED_DURATION", 60*time.Second), 50*time.Millisecond)
+}
+
+// endToEnd runs b.N fresh platforms under rate webhooks/s for dur and
+// reports the latencies against target.
+func endToEnd(b *testing.B, rate float64, dur, target time.Duration) {
 	for i := range b.N {
 		b.StopTimer()
 		env := startPlatform(b)
@@ -219,7 +232,8 @@ func BenchmarkEndToEnd(b *testing.B) {
 		b.ReportMetric(msf(sum.P50), "recv_p50_ms")
 		b.ReportMetric(msf(sum.P99), "recv_p99_ms")
 		b.ReportMetric(float64(lat.P99)/float64(max(sum.P99, time.Microsecond)), "ratio_p99")
-		b.ReportMetric(float64(lat.P99)/float64(100*time.Millisecond), "p99/target")
+		b.ReportMetric(float64(lat.P99)/float64(target), "p99/target")
+		b.ReportMetric(sum.RPS/rate, "rate/asked")
 		b.ReportMetric(float64(lat.Matched), "events")
 		b.ReportMetric(loadAvg(), "loadavg_1m")
 	}
