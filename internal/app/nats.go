@@ -179,32 +179,21 @@ func (p *Platform) connectNATS(ctx context.Context, comps Components) error {
 	}
 	p.conns, p.jss = map[string]*nats.Conn{}, map[string]jetstream.JetStream{}
 	for _, u := range names {
-		// A permission violation arrives asynchronously; without this it
-		// would show only as a timeout.
-		onErr := nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			p.log.Warn("NATS error", zap.String("nats_user", u), zap.Error(err))
-		})
-		var nc *nats.Conn
-		if p.embedded != nil {
-			nc, err = p.embedded.Connect(u, "itsm-"+u, onErr)
-		} else {
-			nc, err = connectURL(cfg, u, users[u], "itsm-"+u, onErr)
-		}
-		if err != nil {
-			return fmt.Errorf("connect to NATS as %s: %w", u, err)
-		}
-		p.conns[u] = nc
-		if p.jss[u], err = jetstream.New(nc); err != nil {
-			return fmt.Errorf("jetstream: %w", err)
+		if p.jss[u], err = p.connectAs(u, u); err != nil {
+			return err
 		}
 		if p.nc == nil {
-			p.nc, p.js = nc, p.jss[u]
+			p.nc, p.js = p.conns[u], p.jss[u]
 		}
 	}
 	if p.nc == nil {
 		return errors.New("no component selected")
 	}
 	if comps.Normalizer {
+		// The normalizer's live lane has a connection of its own.
+		if p.liveJS, err = p.connectAs(broker.UserNormalizer, "normalizer-live"); err != nil {
+			return err
+		}
 		if err := broker.EnsureStreams(ctx, p.jss[broker.UserNormalizer], cfg.NATSReplicas); err != nil {
 			return err
 		}
@@ -228,6 +217,32 @@ func (p *Platform) connectNATS(ctx context.Context, comps Components) error {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// connectAs opens a connection as NATS user u, named itsm-<name> (the key
+// of p.conns, closed at shutdown).
+func (p *Platform) connectAs(u, name string) (jetstream.JetStream, error) {
+	// A permission violation arrives asynchronously; without this it
+	// would show only as a timeout.
+	onErr := nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		p.log.Warn("NATS error", zap.String("nats_user", u), zap.String("connection", name), zap.Error(err))
+	})
+	var nc *nats.Conn
+	var err error
+	if p.embedded != nil {
+		nc, err = p.embedded.Connect(u, "itsm-"+name, onErr)
+	} else {
+		nc, err = connectURL(p.cfg, u, p.users[u], "itsm-"+name, onErr)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS as %s (%s): %w", u, name, err)
+	}
+	p.conns[name] = nc
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return js, nil
 }
 
 // streamWait bounds how long a receiver or backfill worker waits for the

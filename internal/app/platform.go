@@ -54,13 +54,15 @@ type Platform struct {
 	jss   map[string]jetstream.JetStream
 	nc    *nats.Conn
 	js    jetstream.JetStream
-	store store.Store
-	ln    net.Listener
-	sup   *supervisor
-	now   func() time.Time
-	mgr   *connections.Manager
-	sn    *snconn.Connector
-	echo  *echo.Echo
+	// liveJS is the normalizer's live lane's own connection.
+	liveJS jetstream.JetStream
+	store  store.Store
+	ln     net.Listener
+	sup    *supervisor
+	now    func() time.Time
+	mgr    *connections.Manager
+	sn     *snconn.Connector
+	echo   *echo.Echo
 
 	// metricsLn serves /metrics apart from the public listener.
 	metricsLn net.Listener
@@ -125,6 +127,7 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 		if gate != nil {
 			ncfg.Yield = gate
 		}
+		ncfg.LiveJS = p.liveJS
 		n, err := normalizer.New(ncfg,
 			p.jss[broker.UserNormalizer], p.store, log.Named("normalizer"), reg)
 		if err != nil {

@@ -3,11 +3,13 @@ package normalizer
 import (
 	"context"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	json "github.com/go-json-experiment/json/v1"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
@@ -114,4 +116,46 @@ func TestLiveDeliveriesOvertakeASyncBacklog(t *testing.T) {
 	require.Greater(t, info.NumPending+uint64(info.NumAckPending), uint64(backlog/2),
 		"the live delivery was stored before half the sync backlog")
 	e.waitIdle(60 * time.Second)
+}
+
+// countingJS is a real JetStream connection that counts the event
+// publishes and consumer lookups made through it.
+type countingJS struct {
+	jetstream.JetStream
+	publishes, consumers atomic.Int64
+}
+
+func (c *countingJS) PublishMsg(ctx context.Context, m *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	c.publishes.Add(1)
+	return c.JetStream.PublishMsg(ctx, m, opts...)
+}
+
+func (c *countingJS) Consumer(ctx context.Context, stream, name string) (jetstream.Consumer, error) {
+	c.consumers.Add(1)
+	return c.JetStream.Consumer(ctx, stream, name)
+}
+
+// With a live lane's own connection, live deliveries are consumed and
+// their events published on it, and a sync's records never use it.
+func TestLiveLaneUsesItsOwnConnection(t *testing.T) {
+	e := newEnv(t)
+	liveJS, err := jetstream.New(e.broker.Conn())
+	require.NoError(t, err)
+	live := &countingJS{JetStream: liveJS}
+	e.start(Config{Workers: 2, LiveWorkers: 1, LiveJS: live}, nil, nil)
+	require.Eventually(t, func() bool { return live.consumers.Load() == 1 }, 10*time.Second, 5*time.Millisecond,
+		"the live lane's consumer is bound to its connection")
+
+	user := fixture(t, "rest/user_cloud_v3_01.json")
+	e.publishSync(SyncRecord{Type: "user", ObservedAt: time.Now(), Record: user})
+	e.waitIdle(10 * time.Second)
+	require.Zero(t, live.publishes.Load(), "a sync record's event went through the live lane's connection")
+	synced := len(e.events())
+	require.Positive(t, synced)
+
+	e.publishWebhook(issueBody(t, "78", time.Now(), "live"))
+	e.waitIdle(10 * time.Second)
+	require.Equal(t, int64(len(e.events())-synced), live.publishes.Load(),
+		"every event of the live delivery went through the live lane's connection")
+	require.Positive(t, live.publishes.Load())
 }

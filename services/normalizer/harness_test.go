@@ -39,16 +39,17 @@ const (
 )
 
 type env struct {
-	t     testing.TB
-	srv   *broker.Embedded
-	nc    *nats.Conn
-	js    jetstream.JetStream
-	st    *sqlitestore.Store
-	conn  *store.Connection
-	reg   *prometheus.Registry
-	n     *Normalizer
-	stop  func()
-	msgID int
+	t      testing.TB
+	broker *brokertest.Broker
+	srv    *broker.Embedded
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	st     *sqlitestore.Store
+	conn   *store.Connection
+	reg    *prometheus.Registry
+	n      *Normalizer
+	stop   func()
+	msgID  int
 }
 
 // jiraMappers is the mapping the platform wires in.
@@ -70,7 +71,7 @@ func newEnv(t testing.TB) *env {
 	c := &store.Connection{ID: testConn, OrganizationID: testOrg, Vendor: "JIRA", State: store.StateActive,
 		SiteURL: testSite, RefreshIntervalSecs: 21600, TimeoutSecs: 1800, CreatedAt: now, UpdatedAt: now}
 	require.NoError(t, st.CreateConnection(ctx, c))
-	return &env{t: t, srv: srv, nc: nc, js: js, st: st, conn: c}
+	return &env{t: t, broker: b, srv: srv, nc: nc, js: js, st: st, conn: c}
 }
 
 // start runs a normalizer on st and js (the env's own when nil) until the

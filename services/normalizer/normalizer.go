@@ -114,6 +114,11 @@ type Config struct {
 	// Yield, when set, runs before each message: it may hold the worker
 	// back while ingest sharing this process is saturated (ingest.Gate).
 	Yield Yielder
+	// LiveJS, when set, is a NATS connection of the live lane's own: it
+	// fetches, acknowledges and publishes the events of live deliveries,
+	// so that they never queue behind a sync's in one connection's
+	// outbound buffer or in the server's handling of that connection.
+	LiveJS jetstream.JetStream
 	Now   func() time.Time
 }
 
@@ -213,6 +218,14 @@ func (n *Normalizer) Run(ctx context.Context) error {
 		return err
 	}
 	n.cons, n.liveCons, n.stopping, n.yieldCtx = syncs, live, ctx.Done(), ctx
+	if n.cfg.LiveJS != nil {
+		if live, err = n.cfg.LiveJS.Consumer(ctx, broker.StreamRaw, LiveConsumerName); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("normalizer live lane: %w", err)
+		}
+	}
 	var lanes []*laneRun
 	for _, l := range []struct {
 		cons    jetstream.Consumer
@@ -383,7 +396,8 @@ func (n *Normalizer) handle(msg jetstream.Msg, live bool) {
 	}
 	ctx := context.Background()
 	if live {
-		// Live writes go ahead of a sync's in the store's queue.
+		// Live writes go ahead of a sync's in the store's queue (and
+		// publish on the live lane's connection, see eventJS).
 		ctx = store.Urgent(ctx)
 	}
 	if n.cfg.MessageTimeout > 0 {
@@ -441,6 +455,15 @@ func (n *Normalizer) safeProcess(ctx context.Context, msg jetstream.Msg, meta *j
 		}
 	}()
 	return n.process(ctx, msg, meta)
+}
+
+// eventJS is the connection a message's events are published on: the live
+// lane's own for live work (marked urgent by handle), else the shared one.
+func (n *Normalizer) eventJS(ctx context.Context) jetstream.JetStream {
+	if n.cfg.LiveJS != nil && store.IsUrgent(ctx) {
+		return n.cfg.LiveJS
+	}
+	return n.js
 }
 
 func (n *Normalizer) retryDelay(deliveries uint64) time.Duration {

@@ -496,7 +496,7 @@ func (n *Normalizer) publish(ctx context.Context, conn *store.Connection, doc *s
 	if at, ok := ctx.Value(receivedAtKey{}).(string); ok {
 		msg.Header.Set(itsm.HeaderReceivedAt, at)
 	}
-	if _, err := n.js.PublishMsg(ctx, msg, jetstream.WithMsgID(itsm.EventMsgID(doc.ID, doc.Version)),
+	if _, err := n.eventJS(ctx).PublishMsg(ctx, msg, jetstream.WithMsgID(itsm.EventMsgID(doc.ID, doc.Version)),
 		jetstream.WithExpectStream(broker.StreamITSM)); err != nil {
 		return fmt.Errorf("publish %s event: %w", doc.Kind, err)
 	}
