@@ -118,7 +118,7 @@ type Config struct {
 	MaxBacklog int
 	// LargeSyncAfter and LargeSyncBacklog serve the syncs that have sent
 	// least first: once a sync has published LargeSyncAfter records in its
-	// run (default 4×MaxBacklog), it may only be LargeSyncBacklog ahead
+	// run (default MaxBacklog), it may only be LargeSyncBacklog ahead
 	// (default MaxBacklog/8). A small or incremental sync that starts
 	// beside a large one then finds at most that window of the large one's
 	// records ahead of its own, and takes most of the sync lane until it
@@ -152,7 +152,7 @@ func (c *Config) setDefaults(ttl time.Duration) {
 		c.MaxBacklog = 4096
 	}
 	if c.LargeSyncAfter <= 0 {
-		c.LargeSyncAfter = 4 * c.MaxBacklog
+		c.LargeSyncAfter = c.MaxBacklog
 	}
 	if c.LargeSyncBacklog <= 0 {
 		c.LargeSyncBacklog = max(c.MaxBacklog/8, 1)

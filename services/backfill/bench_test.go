@@ -50,7 +50,8 @@ import (
 // ITSM_BENCH_ISSUES sets the size (default 100000). The worker runs in a
 // child process (this test binary re-executed) so that its peak RSS is its
 // own; ITSM_BENCH_INPROCESS=1 runs it inside the benchmark's process
-// instead. The normalizer's lag (RAW messages not yet acknowledged) is
+// instead. The worker is paced by the normalizer's sync consumer as the
+// platform wires it (Config.BacklogConsumer). The normalizer's lag (RAW messages not yet acknowledged) is
 // sampled during the sync. Diagnostics: ITSM_BENCH_WORKER_ONLY=1 runs no
 // normalizer (times the worker alone); ITSM_BENCH_DRAIN_AFTER=1 starts the
 // normalizer only once the sync has completed, and times it alone on the
@@ -90,7 +91,7 @@ func benchFullSync(b *testing.B, projects, perProject int, inProcess bool) {
 	var child *exec.Cmd
 	var childOut *bufio.Scanner
 	if inProcess {
-		h.startWorker("bench", LeaseTTL, testConfig{Config: Config{Tick: 200 * time.Millisecond}})
+		h.startWorker("bench", LeaseTTL, testConfig{Config: Config{Tick: 200 * time.Millisecond, BacklogConsumer: normalizer.ConsumerName}})
 	} else {
 		child, childOut = h.startChildWorker()
 	}
@@ -334,7 +335,7 @@ func TestBackfillWorkerProcess(t *testing.T) {
 	require.NoError(t, err)
 	syncLeases, err := lease.Open(ctx, js, LeaseBucket, "bench-worker", LeaseTTL, 1)
 	require.NoError(t, err)
-	wcfg := Config{Tick: 200 * time.Millisecond}
+	wcfg := Config{Tick: 200 * time.Millisecond, BacklogConsumer: normalizer.ConsumerName} // paced as the platform paces it
 	jcfg := jirasync.Config{Endpoints: ep}
 	if v, err := strconv.Atoi(os.Getenv("ITSM_BENCH_PENDING")); err == nil {
 		wcfg.MaxPendingAcks = v

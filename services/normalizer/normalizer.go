@@ -119,7 +119,7 @@ type Config struct {
 	// so that they never queue behind a sync's in one connection's
 	// outbound buffer or in the server's handling of that connection.
 	LiveJS jetstream.JetStream
-	Now   func() time.Time
+	Now    func() time.Time
 }
 
 // Yielder lets the normalizer give way to other work of its process.
