@@ -1,6 +1,7 @@
 package jiraconn
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 
 	json "github.com/go-json-experiment/json/v1"
 	"github.com/golang-jwt/jwt/v5"
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/itsmhub/itsm/pkg/connector"
 	"github.com/itsmhub/itsm/pkg/store"
@@ -38,12 +40,32 @@ type VerifierConfig struct {
 	// and leaves the site to the body's self URLs; a token naming another
 	// site is refused either way.
 	SiteOptional bool
+	// TokenCache bounds how many verified tokens are remembered (default
+	// DefaultTokenCache). Jira may send many deliveries under one token;
+	// checking its signature and claims once spares that work on the rest.
+	TokenCache int
 }
+
+// DefaultTokenCache is VerifierConfig.TokenCache's default: a few hundred
+// bytes per entry.
+const DefaultTokenCache = 1024
 
 // Verifier is Jira's receiver.DeliveryVerifier.
 type Verifier struct {
 	cfg VerifierConfig
 	jwt *jwt.Parser
+	// verified maps the SHA-256 of a token that passed every check to what
+	// the checks read of it, until its exp. Only a success is remembered:
+	// a refused token is checked again each time. Keys are hashes so that
+	// the cache holds no credential.
+	verified *lru.Cache[[sha256.Size]byte, verifiedToken]
+}
+
+// verifiedToken is what a delivery needs of a token that passed: once its
+// signature, nbf and lifetime hold they keep holding, until exp.
+type verifiedToken struct {
+	exp     time.Time
+	cloudID string
 }
 
 // NewVerifier builds the verifier of Jira's deliveries.
@@ -57,7 +79,14 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Verifier{cfg: cfg, jwt: jwt.NewParser(jwt.WithValidMethods([]string{"HS256", "HS384", "HS512"}), jwt.WithLeeway(jwtLeeway),
+	if cfg.TokenCache <= 0 {
+		cfg.TokenCache = DefaultTokenCache
+	}
+	verified, err := lru.New[[sha256.Size]byte, verifiedToken](cfg.TokenCache)
+	if err != nil {
+		return nil, fmt.Errorf("jira: token cache: %w", err)
+	}
+	return &Verifier{cfg: cfg, verified: verified, jwt: jwt.NewParser(jwt.WithValidMethods([]string{"HS256", "HS384", "HS512"}), jwt.WithLeeway(jwtLeeway),
 		jwt.WithExpirationRequired(), jwt.WithTimeFunc(cfg.Now))}, nil
 }
 
@@ -75,6 +104,16 @@ func (v *Verifier) Authenticate(h http.Header) (connector.Delivery, error) {
 		return nil, unauthenticated("missing Bearer token")
 	}
 	d := &delivery{siteOptional: v.cfg.SiteOptional}
+	key := sha256.Sum256([]byte(token))
+	if t, ok := v.verified.Get(key); ok {
+		// The leeway is not extended to a remembered token: past its exp
+		// it is checked again, and refused once the leeway is over too.
+		if v.cfg.Now().Before(t.exp) {
+			d.claims.Context.CloudID = t.cloudID
+			return d, nil
+		}
+		v.verified.Remove(key)
+	}
 	_, err := v.jwt.ParseWithClaims(token, &d.claims, func(*jwt.Token) (any, error) { return v.cfg.ClientSecret, nil })
 	switch {
 	case err == nil:
@@ -91,6 +130,9 @@ func (v *Verifier) Authenticate(h http.Header) (connector.Delivery, error) {
 	}
 	if d.claims.ExpiresAt.Sub(v.cfg.Now()) > v.cfg.MaxTokenLifetime+jwtLeeway {
 		return nil, unauthenticated(fmt.Sprintf("token expires more than %v ahead", v.cfg.MaxTokenLifetime))
+	}
+	if exp := d.claims.ExpiresAt.Time; v.cfg.Now().Before(exp) {
+		v.verified.Add(key, verifiedToken{exp: exp, cloudID: d.claims.Context.CloudID})
 	}
 	return d, nil
 }
