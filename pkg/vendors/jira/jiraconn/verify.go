@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/itsmhub/itsm/pkg/connector"
+	"github.com/itsmhub/itsm/pkg/jsonscan"
 	"github.com/itsmhub/itsm/pkg/store"
 )
 
@@ -205,25 +207,127 @@ func (d *delivery) CheckBody(conn *store.Connection, body []byte) ([]int64, erro
 	return env.MatchedWebhookIDs, nil
 }
 
-// envelope is what the verifier reads of a delivery. Decoding validates the
-// whole body, so it is the JSON check too.
+// envelope is what the verifier reads of a delivery.
 type envelope struct {
 	Issue             struct{ Self string } `json:"issue"`
 	Comment           struct{ Self string } `json:"comment"`
 	MatchedWebhookIDs []int64               `json:"matchedWebhookIds"`
 }
 
+// errNotJSON: the body is not JSON at all.
+var errNotJSON = errors.New("not valid JSON")
+
+// inspect validates the body and reads its envelope. Validating alone
+// (json.Valid) costs about a third of decoding into a struct; the envelope
+// is then sliced out of the plain shape Jira sends (scanEnvelope), and
+// anything else decoded as json.Unmarshal would.
 func inspect(body []byte) (*envelope, error) {
+	if !json.Valid(body) {
+		return nil, errNotJSON
+	}
+	if env, ok := scanEnvelope(body); ok {
+		return env, nil
+	}
 	var env envelope
 	if err := json.Unmarshal(body, &env); err != nil {
-		var syn *json.SyntaxError
-		if errors.As(err, &syn) || !json.Valid(body) {
-			return nil, err
-		}
 		// Valid JSON of another shape: the normalizer reports it.
 		return &envelope{}, nil
 	}
 	return &env, nil
+}
+
+var (
+	envelopeNames = []string{"issue", "comment", "matchedWebhookIds"}
+	selfNames     = []string{"self"}
+)
+
+// scanEnvelope reads the envelope of a body json.Valid accepted, as
+// json.Unmarshal would; false for what it leaves to json.Unmarshal: names
+// escaped, repeated or matching only when case is ignored (json.Unmarshal
+// matches them), and values of other types than the envelope's.
+func scanEnvelope(body []byte) (*envelope, bool) {
+	var env envelope
+	var seen [3]bool
+	ok := true
+	end := jsonscan.Members(body, func(m jsonscan.Member) bool {
+		i, plain := memberName(m.Name, envelopeNames)
+		if !plain || (i >= 0 && seen[i]) {
+			ok = false
+			return false
+		}
+		switch i {
+		case 0:
+			env.Issue.Self, ok = selfOf(m.Value)
+		case 1:
+			env.Comment.Self, ok = selfOf(m.Value)
+		case 2:
+			env.MatchedWebhookIDs, ok = int64s(m.Value)
+		}
+		if i >= 0 {
+			seen[i] = true
+		}
+		return ok
+	})
+	return &env, ok && end >= 0
+}
+
+// memberName tells which of names a member's name token is (-1: none), or
+// false for a name scanEnvelope leaves to json.Unmarshal.
+func memberName(tok []byte, names []string) (int, bool) {
+	name, ok := jsonscan.Unescaped(tok)
+	if !ok {
+		return -1, false
+	}
+	for i, n := range names {
+		if string(name) == n {
+			return i, true
+		}
+		if strings.EqualFold(string(name), n) {
+			return -1, false
+		}
+	}
+	return -1, true
+}
+
+// selfOf reads the self member of an object value (or null).
+func selfOf(v []byte) (string, bool) {
+	if string(v) == "null" {
+		return "", true
+	}
+	var self string
+	seen, ok := false, true
+	end := jsonscan.Members(v, func(m jsonscan.Member) bool {
+		i, plain := memberName(m.Name, selfNames)
+		if !plain || (i == 0 && seen) {
+			ok = false
+			return false
+		}
+		if i < 0 {
+			return true
+		}
+		seen = true
+		if string(m.Value) == "null" {
+			return true
+		}
+		s, sok := jsonscan.Unescaped(m.Value)
+		self, ok = string(s), sok
+		return ok
+	})
+	return self, ok && end >= 0
+}
+
+// int64s reads an array of integers (or null).
+func int64s(v []byte) ([]int64, bool) {
+	if string(v) == "null" {
+		return nil, true
+	}
+	var out []int64
+	ok := jsonscan.Elements(v, func(e []byte) bool {
+		n, err := strconv.ParseInt(string(e), 10, 64)
+		out = append(out, n)
+		return err == nil
+	})
+	return out, ok
 }
 
 // SameSite tells whether a record's self URL belongs to the connection's

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
+	json "github.com/go-json-experiment/json/v1"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/itsmhub/itsm/pkg/connector"
@@ -113,5 +115,69 @@ func TestTokenCacheIsBounded(t *testing.T) {
 	}
 	if n := v.verified.Len(); n != 3 {
 		t.Fatalf("%d tokens remembered, want the bound, 3", n)
+	}
+}
+
+// inspectByUnmarshal is inspect's reference: the envelope as json.Unmarshal
+// decodes it.
+func inspectByUnmarshal(body []byte) (*envelope, error) {
+	if !json.Valid(body) {
+		return nil, errNotJSON
+	}
+	var env envelope
+	if json.Unmarshal(body, &env) != nil {
+		return &envelope{}, nil
+	}
+	return &env, nil
+}
+
+// inspect slices the plain shape and defers the rest to json.Unmarshal:
+// either way it must read what json.Unmarshal reads.
+func FuzzInspectReadsWhatUnmarshalReads(f *testing.F) {
+	for _, body := range []string{
+		`{"webhookEvent":"jira:issue_updated","issue":{"id":"1","self":"https://acme.atlassian.net/rest/api/2/issue/1","fields":{"summary":"a \"b\" {c}","self":"x"}},"matchedWebhookIds":[1,22]}`,
+		`{"comment":{"self":"https://acme.atlassian.net/rest/api/2/issue/1/comment/2","body":"x"},"issue":{"self":"https://b.atlassian.net/i/1"}}`,
+		`{"issue":null,"comment":{"self":null},"matchedWebhookIds":null}`,
+		`{"matchedWebhookIds":[]}`,
+		`{"Issue":{"self":"https://evil.example/1"}}`,         // json.Unmarshal ignores case
+		`{"issue":{"SELF":"https://evil.example/1"}}`,         // in nested names too
+		`{"issue":{"self":"a"},"issue":{"id":"2"}}`,           // repeated: merged
+		`{"issue":{"self":"a","self":"b"}}`,                   // last wins
+		`{"\u0069ssue":{"self":"https://evil.example/1"}}`,    // escaped name
+		`{"issue":{"self":"https:\/\/acme.atlassian.net/x"}}`, // escaped value
+		`{"issue":{"self":5}}`,                                // another type: nothing read
+		`{"issue":[],"comment":{"self":"a"}}`,                 // likewise
+		`{"matchedWebhookIds":[1.5]}`,                         // not integers
+		`{"matchedWebhookIds":[9223372036854775808]}`,         // out of range
+		`{"matchedWebhookIds":[-3, 1e2]}`,
+		`[{"issue":{"self":"a"}}]`,
+		`"issue"`,
+		`{"issue":{"self":"a"}`,
+		`{"issue":{"self":"a"}} x`,
+		` { "issue" : { "self" : "a" } , "matchedWebhookIds" : [ 1 , 2 ] } `,
+		`{"ſelf":"x","issue":{"ſelf":"https://evil.example/1"}}`, // folds to "self"
+	} {
+		f.Add([]byte(body))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, gotErr := inspect(body)
+		want, wantErr := inspectByUnmarshal(body)
+		if (gotErr != nil) != (wantErr != nil) {
+			t.Fatalf("%s: inspect error %v, json.Unmarshal's %v", body, gotErr, wantErr)
+		}
+		if gotErr != nil {
+			return
+		}
+		if got.Issue != want.Issue || got.Comment != want.Comment || !slices.Equal(got.MatchedWebhookIDs, want.MatchedWebhookIDs) {
+			t.Fatalf("%s: inspect read %+v, json.Unmarshal %+v", body, *got, *want)
+		}
+	})
+}
+
+// Jira's plain deliveries take the sliced path, not json.Unmarshal.
+func TestPlainDeliveriesAreSliced(t *testing.T) {
+	env, ok := scanEnvelope([]byte(`{"timestamp":1,"issue":{"id":"1","self":"https://acme.atlassian.net/rest/api/2/issue/1","fields":{"description":"x"}},"matchedWebhookIds":[7]}`))
+	if !ok || env.Issue.Self != "https://acme.atlassian.net/rest/api/2/issue/1" || !slices.Equal(env.MatchedWebhookIDs, []int64{7}) {
+		t.Fatalf("scanEnvelope = %+v, %v", env, ok)
 	}
 }
