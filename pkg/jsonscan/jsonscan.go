@@ -4,8 +4,7 @@
 // documents another step validates anyway, where a same-run benchmark
 // showed it pays (docs/performance.md, "JSON decoding"): the sync envelope
 // (pkg/raw), the normalizer's split of a stored body into its fields, the
-// Jira crawl's issue splitter, ServiceNow's rows and the envelope of a Jira
-// webhook delivery (after json.Valid). Callers fall back to a
+// Jira crawl's issue splitter and ServiceNow's rows. Callers fall back to a
 // decoder for anything these functions reject.
 package jsonscan
 

@@ -176,8 +176,8 @@ func FuzzInspectReadsWhatUnmarshalReads(f *testing.F) {
 
 // Jira's plain deliveries take the sliced path, not json.Unmarshal.
 func TestPlainDeliveriesAreSliced(t *testing.T) {
-	env, ok := scanEnvelope([]byte(`{"timestamp":1,"issue":{"id":"1","self":"https://acme.atlassian.net/rest/api/2/issue/1","fields":{"description":"x"}},"matchedWebhookIds":[7]}`))
+	env, ok := readEnvelope([]byte(`{"timestamp":1,"issue":{"id":"1","self":"https://acme.atlassian.net/rest/api/2/issue/1","fields":{"description":"x"}},"matchedWebhookIds":[7]}`))
 	if !ok || env.Issue.Self != "https://acme.atlassian.net/rest/api/2/issue/1" || !slices.Equal(env.MatchedWebhookIDs, []int64{7}) {
-		t.Fatalf("scanEnvelope = %+v, %v", env, ok)
+		t.Fatalf("readEnvelope = %+v, %v", env, ok)
 	}
 }
