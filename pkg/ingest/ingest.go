@@ -134,21 +134,31 @@ func (g *Gate) Yield(ctx context.Context) {
 }
 
 // hold returns when the current hold began, starting one if none is on;
-// or 0 when the current hold has lasted maxHold: then it opens the gate
-// for the relief.
+// or 0 during the relief, which it opens when the current hold has lasted
+// maxHold.
 func (g *Gate) hold(now int64) int64 {
 	for {
+		if now < g.openUntil.Load() {
+			return 0
+		}
 		h := g.holdFrom.Load()
 		switch {
-		case h != 0 && now-h < int64(g.maxHold):
-			return h
-		case h != 0:
-			if g.holdFrom.CompareAndSwap(h, 0) {
-				g.openUntil.Store(now + int64(g.relief))
+		case h == 0:
+			if g.holdFrom.CompareAndSwap(0, now) {
+				return now
 			}
+		case now-h < int64(g.maxHold):
+			return h
+		case now-h < int64(g.maxHold+g.relief):
+			g.openUntil.Store(now + int64(g.relief))
+			g.holdFrom.CompareAndSwap(h, 0)
 			return 0
-		case g.holdFrom.CompareAndSwap(0, now):
-			return now
+		default:
+			// A hold no worker saw end (none was waiting): an earlier
+			// burst's. This one starts its own.
+			if g.holdFrom.CompareAndSwap(h, now) {
+				return now
+			}
 		}
 	}
 }

@@ -101,3 +101,19 @@ func TestHoldEndsInARelief(t *testing.T) {
 		return time.Since(start) >= 100*time.Millisecond
 	}, 2*time.Second, 10*time.Millisecond, "no new hold after the relief")
 }
+
+// A hold that no worker saw end belongs to an earlier burst: the next
+// burst is held from its start, not let through as if a hold had just
+// ended.
+func TestStaleHoldDoesNotOpenTheGate(t *testing.T) {
+	g := ingest.New(1, 100*time.Millisecond)
+	g.Begin()
+	g.Begin()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	g.Yield(ctx) // starts a hold, then leaves: nobody waits for its end
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	g.Yield(context.Background())
+	require.GreaterOrEqual(t, time.Since(start), 100*time.Millisecond, "a stale hold opened the gate")
+}
