@@ -113,7 +113,12 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 	// while the receiver is saturated.
 	var gate *ingest.Gate
 	if comps.Normalizer && comps.Receiver {
-		gate = ingest.New(cfg.IngestFirstInflight, 0)
+		// A hold must end well before a held message's AckWait.
+		var maxHold time.Duration
+		if cfg.NormalizerAckWait > 0 {
+			maxHold = min(ingest.DefaultMaxHold, cfg.NormalizerAckWait/3)
+		}
+		gate = ingest.New(cfg.IngestFirstInflight, maxHold)
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "itsm_ingest_yields_total",
 			Help: "Messages the normalizer held back while the receiver of its process was saturated."},
 			func() float64 { return float64(gate.Yields()) }))

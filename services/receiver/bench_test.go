@@ -100,9 +100,13 @@ func BenchmarkReceiverVsBareEcho(b *testing.B) {
 	authz := "Bearer " + tok
 
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	base := load(b, bareSrv.URL+"/webhooks/jira/conn-1", b.N, clients, body, authz)
+	cpu1 := cpuTime()
 	before := f.rawCount(b)
+	cpu2 := cpuTime()
 	recv := load(b, f.url+"/webhooks/jira/conn-1", b.N, clients, body, authz)
+	cpu3 := cpuTime()
 	b.StopTimer()
 	if got := f.rawCount(b) - before; got != uint64(recv.ok) {
 		b.Fatalf("%d deliveries answered 202 but %d are in the RAW stream", recv.ok, got)
@@ -116,4 +120,11 @@ func BenchmarkReceiverVsBareEcho(b *testing.B) {
 	b.ReportMetric(float64(base.p99.Microseconds())/1000, "bare_p99_ms")
 	b.ReportMetric(float64(recv.p50.Microseconds())/1000, "recv_p50_ms")
 	b.ReportMetric(float64(recv.p99.Microseconds())/1000, "recv_p99_ms")
+	// CPU per request (the process's, clients and NATS included on both
+	// sides) follows the neighbours' load less than the rates do.
+	bareCPU := float64((cpu1 - cpu0).Microseconds()) / float64(b.N)
+	recvCPU := float64((cpu3 - cpu2).Microseconds()) / float64(b.N)
+	b.ReportMetric(bareCPU, "bare_cpu_us/req")
+	b.ReportMetric(recvCPU, "recv_cpu_us/req")
+	b.ReportMetric(bareCPU/recvCPU, "cpu_ratio")
 }

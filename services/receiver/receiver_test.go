@@ -136,6 +136,12 @@ func TestBadDeliveriesAreRejectedAndNothingIsPublished(t *testing.T) {
 
 	status, body := post(t, f.url, "conn-1", valid, "application/json", goodBody)
 	require.Equal(t, http.StatusAccepted, status, body)
+	require.JSONEq(t, `{"status":"accepted","sequence":1,"connections":1}`, body)
+	require.EqualValues(t, 1, f.rawCount(t))
+	// Jira's retry, under the same identifier.
+	status, body = post(t, f.url, "conn-1", valid, "application/json", goodBody)
+	require.Equal(t, http.StatusAccepted, status, body)
+	require.JSONEq(t, `{"status":"duplicate","sequence":1,"connections":1}`, body)
 	require.EqualValues(t, 1, f.rawCount(t))
 }
 

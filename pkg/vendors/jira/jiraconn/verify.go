@@ -1,17 +1,25 @@
 package jiraconn
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
 	json "github.com/go-json-experiment/json/v1"
 	"github.com/golang-jwt/jwt/v5"
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/itsmhub/itsm/pkg/connector"
+	"github.com/itsmhub/itsm/pkg/jsonscan"
 	"github.com/itsmhub/itsm/pkg/store"
 )
 
@@ -38,12 +46,32 @@ type VerifierConfig struct {
 	// and leaves the site to the body's self URLs; a token naming another
 	// site is refused either way.
 	SiteOptional bool
+	// TokenCache bounds how many verified tokens are remembered (default
+	// DefaultTokenCache). Jira may send many deliveries under one token;
+	// checking its signature and claims once spares that work on the rest.
+	TokenCache int
 }
+
+// DefaultTokenCache is VerifierConfig.TokenCache's default: a few hundred
+// bytes per entry.
+const DefaultTokenCache = 1024
 
 // Verifier is Jira's receiver.DeliveryVerifier.
 type Verifier struct {
 	cfg VerifierConfig
 	jwt *jwt.Parser
+	// verified maps the SHA-256 of a token that passed every check to what
+	// the checks read of it, until its exp. Only a success is remembered:
+	// a refused token is checked again each time. Keys are hashes so that
+	// the cache holds no credential.
+	verified *lru.Cache[[sha256.Size]byte, verifiedToken]
+}
+
+// verifiedToken is what a delivery needs of a token that passed: once its
+// signature, nbf and lifetime hold they keep holding, until exp.
+type verifiedToken struct {
+	exp     time.Time
+	cloudID string
 }
 
 // NewVerifier builds the verifier of Jira's deliveries.
@@ -57,7 +85,14 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Verifier{cfg: cfg, jwt: jwt.NewParser(jwt.WithValidMethods([]string{"HS256", "HS384", "HS512"}), jwt.WithLeeway(jwtLeeway),
+	if cfg.TokenCache <= 0 {
+		cfg.TokenCache = DefaultTokenCache
+	}
+	verified, err := lru.New[[sha256.Size]byte, verifiedToken](cfg.TokenCache)
+	if err != nil {
+		return nil, fmt.Errorf("jira: token cache: %w", err)
+	}
+	return &Verifier{cfg: cfg, verified: verified, jwt: jwt.NewParser(jwt.WithValidMethods([]string{"HS256", "HS384", "HS512"}), jwt.WithLeeway(jwtLeeway),
 		jwt.WithExpirationRequired(), jwt.WithTimeFunc(cfg.Now))}, nil
 }
 
@@ -75,6 +110,16 @@ func (v *Verifier) Authenticate(h http.Header) (connector.Delivery, error) {
 		return nil, unauthenticated("missing Bearer token")
 	}
 	d := &delivery{siteOptional: v.cfg.SiteOptional}
+	key := sha256.Sum256([]byte(token))
+	if t, ok := v.verified.Get(key); ok {
+		// The leeway is not extended to a remembered token: past its exp
+		// it is checked again, and refused once the leeway is over too.
+		if v.cfg.Now().Before(t.exp) {
+			d.claims.Context.CloudID = t.cloudID
+			return d, nil
+		}
+		v.verified.Remove(key)
+	}
 	_, err := v.jwt.ParseWithClaims(token, &d.claims, func(*jwt.Token) (any, error) { return v.cfg.ClientSecret, nil })
 	switch {
 	case err == nil:
@@ -91,6 +136,9 @@ func (v *Verifier) Authenticate(h http.Header) (connector.Delivery, error) {
 	}
 	if d.claims.ExpiresAt.Sub(v.cfg.Now()) > v.cfg.MaxTokenLifetime+jwtLeeway {
 		return nil, unauthenticated(fmt.Sprintf("token expires more than %v ahead", v.cfg.MaxTokenLifetime))
+	}
+	if exp := d.claims.ExpiresAt.Time; v.cfg.Now().Before(exp) {
+		v.verified.Add(key, verifiedToken{exp: exp, cloudID: d.claims.Context.CloudID})
 	}
 	return d, nil
 }
@@ -163,25 +211,198 @@ func (d *delivery) CheckBody(conn *store.Connection, body []byte) ([]int64, erro
 	return env.MatchedWebhookIDs, nil
 }
 
-// envelope is what the verifier reads of a delivery. Decoding validates the
-// whole body, so it is the JSON check too.
+// envelope is what the verifier reads of a delivery.
 type envelope struct {
 	Issue             struct{ Self string } `json:"issue"`
 	Comment           struct{ Self string } `json:"comment"`
 	MatchedWebhookIDs []int64               `json:"matchedWebhookIds"`
 }
 
+// errNotJSON: the body is not JSON at all.
+var errNotJSON = errors.New("not valid JSON")
+
+// inspect validates the body and reads its envelope. The plain shape Jira
+// sends is read in one validating pass of a decoder that skips what the
+// envelope does not hold (readEnvelope), at about the cost of json.Valid
+// and half that of decoding into a struct; anything else is decoded as
+// json.Unmarshal would.
 func inspect(body []byte) (*envelope, error) {
+	if env, ok := readEnvelope(body); ok {
+		return env, nil
+	}
+	if !json.Valid(body) {
+		return nil, errNotJSON
+	}
 	var env envelope
 	if err := json.Unmarshal(body, &env); err != nil {
-		var syn *json.SyntaxError
-		if errors.As(err, &syn) || !json.Valid(body) {
-			return nil, err
-		}
 		// Valid JSON of another shape: the normalizer reports it.
 		return &envelope{}, nil
 	}
 	return &env, nil
+}
+
+var (
+	envelopeNames = []string{"issue", "comment", "matchedWebhookIds"}
+	selfNames     = []string{"self"}
+	// json.Unmarshal's (v1) syntax: repeated names and invalid UTF-8 pass.
+	v1Syntax = []jsontext.Options{jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)}
+)
+
+// envelopeReader is a decoder over one body, pooled: a decoder holds
+// buffers worth keeping across deliveries.
+type envelopeReader struct {
+	buf bytes.Buffer
+	dec jsontext.Decoder
+}
+
+var envelopeReaders = sync.Pool{New: func() any { return new(envelopeReader) }}
+
+// readEnvelope reads the envelope of a body as json.Unmarshal would, and
+// validates all of it; false for what it leaves to json.Valid and
+// json.Unmarshal: invalid JSON, names escaped, repeated or matching only
+// when case is ignored (json.Unmarshal matches them), and values of other
+// types than the envelope's.
+func readEnvelope(body []byte) (*envelope, bool) {
+	r := envelopeReaders.Get().(*envelopeReader)
+	defer func() {
+		r.buf = bytes.Buffer{}
+		r.dec.Reset(&r.buf)
+		envelopeReaders.Put(r)
+	}()
+	r.buf = *bytes.NewBuffer(body)
+	r.dec.Reset(&r.buf, v1Syntax...)
+	d := &r.dec
+	if tok, err := d.ReadToken(); err != nil || tok.Kind() != '{' {
+		return nil, false
+	}
+	var env envelope
+	var seen [3]bool
+	for d.PeekKind() == '"' {
+		i, ok := readName(d, envelopeNames)
+		if !ok || (i >= 0 && seen[i]) {
+			return nil, false
+		}
+		switch i {
+		case 0:
+			env.Issue.Self, ok = readSelf(d)
+		case 1:
+			env.Comment.Self, ok = readSelf(d)
+		case 2:
+			env.MatchedWebhookIDs, ok = readInt64s(d)
+		default:
+			ok = d.SkipValue() == nil
+		}
+		if !ok {
+			return nil, false
+		}
+		if i >= 0 {
+			seen[i] = true
+		}
+	}
+	if tok, err := d.ReadToken(); err != nil || tok.Kind() != '}' {
+		return nil, false
+	}
+	if _, err := d.ReadToken(); err != io.EOF {
+		return nil, false
+	}
+	return &env, true
+}
+
+// readName reads a member's name and tells which of names it is (-1:
+// none), or false for a name readEnvelope leaves to json.Unmarshal.
+func readName(d *jsontext.Decoder, names []string) (int, bool) {
+	tok, err := d.ReadValue()
+	if err != nil {
+		return -1, false
+	}
+	name, ok := jsonscan.Unescaped(tok)
+	if !ok {
+		return -1, false
+	}
+	for i, n := range names {
+		if string(name) == n {
+			return i, true
+		}
+		if strings.EqualFold(string(name), n) {
+			return -1, false
+		}
+	}
+	return -1, true
+}
+
+// readNull reads a null if one is next.
+func readNull(d *jsontext.Decoder) (null, ok bool) {
+	if d.PeekKind() != 'n' {
+		return false, true
+	}
+	_, err := d.ReadToken()
+	return true, err == nil
+}
+
+// readSelf reads the self member of an object (or null).
+func readSelf(d *jsontext.Decoder) (string, bool) {
+	if null, ok := readNull(d); null || !ok {
+		return "", ok
+	}
+	if tok, err := d.ReadToken(); err != nil || tok.Kind() != '{' {
+		return "", false
+	}
+	var self string
+	seen := false
+	for d.PeekKind() == '"' {
+		i, ok := readName(d, selfNames)
+		if !ok || (i == 0 && seen) {
+			return "", false
+		}
+		if i < 0 {
+			if d.SkipValue() != nil {
+				return "", false
+			}
+			continue
+		}
+		seen = true
+		if null, ok := readNull(d); null || !ok {
+			if !ok {
+				return "", false
+			}
+			continue
+		}
+		v, err := d.ReadValue()
+		if err != nil || v.Kind() != '"' {
+			return "", false
+		}
+		s, ok := jsonscan.Unescaped(v)
+		if !ok {
+			return "", false
+		}
+		self = string(s)
+	}
+	tok, err := d.ReadToken()
+	return self, err == nil && tok.Kind() == '}'
+}
+
+// readInt64s reads an array of integers (or null).
+func readInt64s(d *jsontext.Decoder) ([]int64, bool) {
+	if null, ok := readNull(d); null || !ok {
+		return nil, ok
+	}
+	if tok, err := d.ReadToken(); err != nil || tok.Kind() != '[' {
+		return nil, false
+	}
+	var out []int64
+	for d.PeekKind() == '0' {
+		v, err := d.ReadValue()
+		if err != nil {
+			return nil, false
+		}
+		n, err := strconv.ParseInt(string(v), 10, 64)
+		if err != nil {
+			return nil, false
+		}
+		out = append(out, n)
+	}
+	tok, err := d.ReadToken()
+	return out, err == nil && tok.Kind() == ']'
 }
 
 // SameSite tells whether a record's self URL belongs to the connection's
