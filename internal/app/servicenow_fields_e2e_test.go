@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/itsmhub/itsm/internal/app/apptest"
 	"github.com/itsmhub/itsm/pkg/itsm"
 	"github.com/itsmhub/itsm/pkg/vendors/servicenow/snsim"
+	"github.com/itsmhub/itsm/services/normalizer"
 )
 
 // What the model's ServiceNow column promises, checked field by field
@@ -72,6 +74,12 @@ func byID(items []map[string]any) map[string]map[string]any {
 // the instance's records.
 func checkServiceNowFields(t *testing.T, env *apptest.Env, in *snsim.Inst, conn string, tables []string) {
 	t.Helper()
+	// A sync COMPLETED has published its records; a caller that saw the
+	// tickets stored may still have journal entries in the sync lane.
+	apptest.Eventually(t, 60*time.Second, "the normalizer is idle", func() bool {
+		idle, err := normalizer.Idle(context.Background(), env.JetStream())
+		return err == nil && idle
+	})
 	users := records(t, in, "sys_user")
 	userByName := map[string]string{}
 	for _, u := range users {
