@@ -329,6 +329,11 @@ func (s *remapReads) Get(ctx context.Context, orgID string, kind itsm.Kind, id s
 // page that listed them, without taking the store's writer from a sync.
 func TestMappingChangeReadsOnlyTheTicketsItChanges(t *testing.T) {
 	e := newEnv(t)
+	ctx := context.Background()
+	c, err := e.st.LookupConnection(ctx, testConn)
+	require.NoError(t, err)
+	c.Detail.ModelVersion = itsm.ModelVersion // nothing to upgrade
+	require.NoError(t, e.st.UpdateConnection(ctx, c))
 	st := &remapReads{Store: e.st}
 	e.start(Config{RemapEvery: 20 * time.Millisecond, ConnectionTTL: time.Millisecond}, st, nil)
 	issue := restPage(t, "rest/search_v3_epic_adf_airbyte_01.json", "issues")[0]
@@ -336,16 +341,15 @@ func TestMappingChangeReadsOnlyTheTicketsItChanges(t *testing.T) {
 	other := edit(t, issue, func(m map[string]any) { m["id"], m["key"] = "20001", "AB-2" })
 	e.publishSync(SyncRecord{Type: "issue", ObservedAt: time.Now(), Record: other})
 	e.waitIdle(10 * time.Second)
-	ctx := context.Background()
 	comment := &store.Document{Kind: itsm.KindComment, ID: "c1", OrganizationID: testOrg, ConnectionID: testConn,
 		Version: 1, TicketID: ticketID("10627"), UpdatedAt: time.Now().Add(-time.Hour),
 		Body: json.RawMessage(`{"id":"c1","ticket_id":"` + ticketID("10627") + `","body":"hi","active":true}`)}
-	_, err := e.st.Put(ctx, comment)
+	_, err = e.st.Put(ctx, comment)
 	require.NoError(t, err)
 	require.Len(t, e.events(), 2)
 
 	st.count(true)
-	c, err := e.st.LookupConnection(ctx, testConn)
+	c, err = e.st.LookupConnection(ctx, testConn)
 	require.NoError(t, err)
 	c.Options.StatusMapping = store.NameMap[itsm.Status]{{Name: "gate 7", Value: itsm.StatusInProgress}}
 	c.Detail.MappingRevision++
