@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	json "github.com/go-json-experiment/json/v1"
@@ -181,7 +182,7 @@ func (n *Normalizer) remapDoc(ctx context.Context, conn *store.Connection, mappe
 func (n *Normalizer) remapped(conn *store.Connection, mapper Mapper, cur *store.Document) (doc *store.Document, changed []string, current bool, err error) {
 	kind, id := cur.Kind, cur.ID
 	fields := topLevel(cur.Body)
-	obj, err := upgrade(kind, fields, cur.Version, cur.Deleted)
+	obj, err := upgrade(kind, cur.Body, fields, cur.Version, cur.Deleted)
 	if err != nil {
 		return nil, nil, false, &badStoredError{fmt.Errorf("upgrade %s %s: %w", kind, id, err)}
 	}
@@ -200,6 +201,17 @@ func (n *Normalizer) remapped(conn *store.Connection, mapper Mapper, cur *store.
 		}
 		if t.Status != status {
 			t.StatusUpdatedAt = &now
+		}
+		// Most tickets are current: stored in this shape and mapped the
+		// same way again.
+		if string(baseBody) == string(cur.Body) {
+			next, err := json.Marshal(t)
+			if err != nil {
+				return nil, nil, false, fmt.Errorf("encode %s %s: %w", kind, id, err)
+			}
+			if string(next) == string(baseBody) {
+				return nil, nil, true, nil
+			}
 		}
 	}
 	rec := itsm.Record{Kind: kind, ID: id, Version: time.UnixMilli(cur.Version + 1).UTC(), Deleted: cur.Deleted, Object: obj}
@@ -233,21 +245,23 @@ func (e *badStoredError) Unwrap() error { return e.err }
 // current object: renamed fields moved, lifecycle statuses derived from the
 // active flag, and a missing status_updated_at set to the stored version's
 // time. Values stay as stored (remapDoc changes those, with an event).
-func upgrade(kind itsm.Kind, fields map[string]json.RawMessage, version int64, deleted bool) (itsm.Object, error) {
+func upgrade(kind itsm.Kind, body []byte, fields map[string]json.RawMessage, version int64, deleted bool) (itsm.Object, error) {
 	if fields == nil {
 		return nil, errors.New("stored body is not a JSON object")
 	}
-	moved := make(map[string]json.RawMessage, len(fields)+2)
-	for k, v := range fields {
-		moved[k] = v
-	}
+	moved, renamed := fields, false
 	rename := func(from, to string) {
-		if v, ok := moved[from]; ok {
-			if _, has := moved[to]; !has {
-				moved[to] = v
-			}
-			delete(moved, from)
+		v, ok := moved[from]
+		if !ok {
+			return
 		}
+		if !renamed { // the fields are the caller's
+			moved, renamed = maps.Clone(fields), true
+		}
+		if _, has := moved[to]; !has {
+			moved[to] = v
+		}
+		delete(moved, from)
 	}
 	switch kind {
 	case itsm.KindComment:
@@ -259,9 +273,12 @@ func upgrade(kind itsm.Kind, fields map[string]json.RawMessage, version int64, d
 	if err != nil {
 		return nil, err
 	}
-	raw, err := json.Marshal(moved)
-	if err != nil {
-		return nil, err
+	// A body with nothing renamed is decoded as it is.
+	raw := body
+	if renamed {
+		if raw, err = json.Marshal(moved); err != nil {
+			return nil, err
+		}
 	}
 	if err := json.Unmarshal(raw, obj); err != nil {
 		return nil, err
