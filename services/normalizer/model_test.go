@@ -2,6 +2,8 @@ package normalizer
 
 import (
 	"context"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -285,4 +287,90 @@ func TestUpgradeSkipsAnUnreadableBody(t *testing.T) {
 	require.NoError(t, json.Unmarshal(e.get(itsm.KindGroup, "good").Body, &g))
 	require.Equal(t, "ACTIVE", g["status"])
 	require.JSONEq(t, `[1,2]`, string(e.get(itsm.KindGroup, "bad").Body))
+}
+
+// remapReads counts what the re-mapping pass reads: the kinds it lists and
+// the objects it reads one by one.
+type remapReads struct {
+	Store
+	mu    sync.Mutex
+	on    bool
+	lists []itsm.Kind
+	gets  []string
+}
+
+func (s *remapReads) count(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.on, s.lists, s.gets = on, nil, nil
+}
+
+func (s *remapReads) List(ctx context.Context, f store.Filter) (store.Page, error) {
+	s.mu.Lock()
+	if s.on {
+		s.lists = append(s.lists, f.Kind)
+	}
+	s.mu.Unlock()
+	return s.Store.List(ctx, f)
+}
+
+func (s *remapReads) Get(ctx context.Context, orgID string, kind itsm.Kind, id string) (*store.Document, error) {
+	s.mu.Lock()
+	if s.on {
+		s.gets = append(s.gets, id)
+	}
+	s.mu.Unlock()
+	return s.Store.Get(ctx, orgID, kind, id)
+}
+
+// A mapping change of a connection whose objects are of the current model
+// lists only its tickets (a mapping changes nothing else), and reads again
+// only the tickets whose values change: the others are decided from the
+// page that listed them, without taking the store's writer from a sync.
+func TestMappingChangeReadsOnlyTheTicketsItChanges(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	c, err := e.st.LookupConnection(ctx, testConn)
+	require.NoError(t, err)
+	c.Detail.ModelVersion = itsm.ModelVersion // nothing to upgrade
+	require.NoError(t, e.st.UpdateConnection(ctx, c))
+	st := &remapReads{Store: e.st}
+	e.start(Config{RemapEvery: 20 * time.Millisecond, ConnectionTTL: time.Millisecond}, st, nil)
+	issue := restPage(t, "rest/search_v3_epic_adf_airbyte_01.json", "issues")[0]
+	e.publishSync(SyncRecord{Type: "issue", ObservedAt: time.Now(), Record: issueVersion(t, issue, "Gate 7", "new", "2024-01-01T10:00:00.000+0000")})
+	other := edit(t, issue, func(m map[string]any) { m["id"], m["key"] = "20001", "AB-2" })
+	e.publishSync(SyncRecord{Type: "issue", ObservedAt: time.Now(), Record: other})
+	e.waitIdle(10 * time.Second)
+	comment := &store.Document{Kind: itsm.KindComment, ID: "c1", OrganizationID: testOrg, ConnectionID: testConn,
+		Version: 1, TicketID: ticketID("10627"), UpdatedAt: time.Now().Add(-time.Hour),
+		Body: json.RawMessage(`{"id":"c1","ticket_id":"` + ticketID("10627") + `","body":"hi","active":true}`)}
+	_, err = e.st.Put(ctx, comment)
+	require.NoError(t, err)
+	require.Len(t, e.events(), 2)
+
+	st.count(true)
+	c, err = e.st.LookupConnection(ctx, testConn)
+	require.NoError(t, err)
+	c.Options.StatusMapping = store.NameMap[itsm.Status]{{Name: "gate 7", Value: itsm.StatusInProgress}}
+	c.Detail.MappingRevision++
+	c.Detail.ModelVersion = itsm.ModelVersion
+	c.UpdatedAt = time.Now().Add(-time.Minute)
+	require.NoError(t, e.st.UpdateConnection(ctx, c))
+	require.Eventually(t, func() bool {
+		c, err := e.st.LookupConnection(ctx, testConn)
+		return err == nil && c.Detail.RemappedRevision == c.Detail.MappingRevision
+	}, 10*time.Second, 20*time.Millisecond)
+	st.mu.Lock()
+	lists, gets := slices.Clone(st.lists), slices.Clone(st.gets)
+	st.mu.Unlock()
+
+	require.NotEmpty(t, lists)
+	for _, k := range lists {
+		require.Equal(t, itsm.KindTicket, k, "a mapping change lists tickets only")
+	}
+	require.Equal(t, []string{ticketID("10627")}, gets, "only the ticket whose status changes is read again")
+	require.Len(t, e.events(), 3)
+	stored, err := e.st.Get(ctx, testOrg, itsm.KindComment, "c1")
+	require.NoError(t, err)
+	require.Equal(t, comment.Version, stored.Version, "the comment is left alone")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	json "github.com/go-json-experiment/json/v1"
@@ -75,7 +76,13 @@ func (n *Normalizer) remap(ctx context.Context, conn *store.Connection) error {
 		return fmt.Errorf("%w %q", errUnknownVendor, broker.VendorToken(conn.Vendor))
 	}
 	changed := 0
-	for _, kind := range itsm.Kinds {
+	kinds := itsm.Kinds
+	if conn.Detail.ModelVersion >= itsm.ModelVersion {
+		// Only the shape upgrade touches the other kinds; a mapping
+		// changes tickets' values alone.
+		kinds = []itsm.Kind{itsm.KindTicket}
+	}
+	for _, kind := range kinds {
 		f := store.Filter{OrganizationID: conn.OrganizationID, Kind: kind, ConnectionID: conn.ID,
 			UpdatedBefore: started.Add(time.Nanosecond), Limit: store.MaxLimit}
 		for {
@@ -84,7 +91,7 @@ func (n *Normalizer) remap(ctx context.Context, conn *store.Connection) error {
 				return fmt.Errorf("list %ss: %w", kind, err)
 			}
 			for _, d := range page.Docs {
-				ok, err := n.remapDoc(ctx, conn, mapper, d.Kind, d.ID)
+				ok, err := n.remapDoc(ctx, conn, mapper, d)
 				var bad *badStoredError
 				if errors.As(err, &bad) {
 					// One unreadable body must not hold back the rest (nor
@@ -129,8 +136,18 @@ func (n *Normalizer) remap(ctx context.Context, conn *store.Connection) error {
 
 // remapDoc upgrades one stored object to the current model and, for a live
 // ticket, maps its vendor status and priority again. It reports whether a
-// value changed (and an event was published).
-func (n *Normalizer) remapDoc(ctx context.Context, conn *store.Connection, mapper Mapper, kind itsm.Kind, id string) (bool, error) {
+// value changed (and an event was published). listed is the object as a
+// page of List read it: most objects are current, and deciding that from
+// the listed copy spares them the lock and a read on the store's writer.
+// The stored version can only be newer than the listed one, and everything
+// written since the pass began was mapped with the current mapping (the
+// pass starts once every cached connection has it), so an object whose
+// listed copy is current needs nothing.
+func (n *Normalizer) remapDoc(ctx context.Context, conn *store.Connection, mapper Mapper, listed *store.Document) (bool, error) {
+	if _, _, current, err := n.remapped(conn, mapper, listed); err != nil || current {
+		return false, err
+	}
+	kind, id := listed.Kind, listed.ID
 	unlock := n.locks.lock(id)
 	defer unlock()
 	cur, err := n.store.Get(ctx, conn.OrganizationID, kind, id)
@@ -140,46 +157,9 @@ func (n *Normalizer) remapDoc(ctx context.Context, conn *store.Connection, mappe
 	if err != nil {
 		return false, fmt.Errorf("read %s %s: %w", kind, id, err)
 	}
-	fields := topLevel(cur.Body)
-	base, err := upgrade(kind, fields, cur.Version, cur.Deleted)
-	if err != nil {
-		return false, &badStoredError{fmt.Errorf("upgrade %s %s: %w", kind, id, err)}
-	}
-	baseBody, err := json.Marshal(base)
-	if err != nil {
-		return false, fmt.Errorf("encode %s %s: %w", kind, id, err)
-	}
-	next, err := upgrade(kind, fields, cur.Version, cur.Deleted)
-	if err != nil {
+	doc, changed, current, err := n.remapped(conn, mapper, cur)
+	if err != nil || current {
 		return false, err
-	}
-	now := n.cfg.Now().UTC()
-	if t, ok := next.(*itsm.Ticket); ok && !cur.Deleted {
-		mapper.Remap(conn, t)
-		if t.Status == "BACKLOG" { // no longer a status of the model
-			t.Status = itsm.StatusTodo
-		}
-		if t.Status != base.(*itsm.Ticket).Status {
-			t.StatusUpdatedAt = &now
-		}
-	}
-	rec := itsm.Record{Kind: kind, ID: id, Version: time.UnixMilli(cur.Version + 1).UTC(), Deleted: cur.Deleted, Object: next}
-	createdAt, _ := timeField(fields, "created_at")
-	updatedAt, ok := timeField(fields, "updated_at")
-	if !ok {
-		updatedAt = now
-	}
-	doc, err := document(conn, rec, createdAt, updatedAt)
-	if err != nil {
-		return false, err
-	}
-	changed := diffFields(topLevel(baseBody), topLevel(doc.Body))
-	if len(changed) > 0 {
-		if doc, err = document(conn, rec, createdAt, now); err != nil {
-			return false, err
-		}
-	} else if string(doc.Body) == string(cur.Body) {
-		return false, nil // already current
 	}
 	n.cache.forget(kind, id)
 	outcome, err := n.store.Put(ctx, doc)
@@ -195,6 +175,66 @@ func (n *Normalizer) remapDoc(ctx context.Context, conn *store.Connection, mappe
 	return true, nil
 }
 
+// remapped is the stored object cur upgraded and, for a live ticket,
+// mapped again: the document to store one millisecond past cur's version,
+// the fields whose values changed (none for a shape-only upgrade), and
+// whether cur is current already (nothing to store).
+func (n *Normalizer) remapped(conn *store.Connection, mapper Mapper, cur *store.Document) (doc *store.Document, changed []string, current bool, err error) {
+	kind, id := cur.Kind, cur.ID
+	fields := topLevel(cur.Body)
+	obj, err := upgrade(kind, cur.Body, fields, cur.Version, cur.Deleted)
+	if err != nil {
+		return nil, nil, false, &badStoredError{fmt.Errorf("upgrade %s %s: %w", kind, id, err)}
+	}
+	now := n.cfg.Now().UTC()
+	// The upgraded object's encoding before the mapping runs on it: the
+	// values the diff compares against.
+	var baseBody []byte
+	if t, ok := obj.(*itsm.Ticket); ok && !cur.Deleted {
+		if baseBody, err = json.Marshal(t); err != nil {
+			return nil, nil, false, fmt.Errorf("encode %s %s: %w", kind, id, err)
+		}
+		status := t.Status
+		mapper.Remap(conn, t)
+		if t.Status == "BACKLOG" { // no longer a status of the model
+			t.Status = itsm.StatusTodo
+		}
+		if t.Status != status {
+			t.StatusUpdatedAt = &now
+		}
+		// Most tickets are current: stored in this shape and mapped the
+		// same way again.
+		if string(baseBody) == string(cur.Body) {
+			next, err := json.Marshal(t)
+			if err != nil {
+				return nil, nil, false, fmt.Errorf("encode %s %s: %w", kind, id, err)
+			}
+			if string(next) == string(baseBody) {
+				return nil, nil, true, nil
+			}
+		}
+	}
+	rec := itsm.Record{Kind: kind, ID: id, Version: time.UnixMilli(cur.Version + 1).UTC(), Deleted: cur.Deleted, Object: obj}
+	createdAt, _ := timeField(fields, "created_at")
+	updatedAt, ok := timeField(fields, "updated_at")
+	if !ok {
+		updatedAt = now
+	}
+	if doc, err = document(conn, rec, createdAt, updatedAt); err != nil {
+		return nil, nil, false, err
+	}
+	if baseBody != nil {
+		changed = diffFields(topLevel(baseBody), topLevel(doc.Body))
+	}
+	if len(changed) > 0 {
+		if doc, err = document(conn, rec, createdAt, now); err != nil {
+			return nil, nil, false, err
+		}
+		return doc, changed, false, nil
+	}
+	return doc, nil, string(doc.Body) == string(cur.Body), nil
+}
+
 // badStoredError: a stored body that cannot be read as its kind.
 type badStoredError struct{ err error }
 
@@ -205,21 +245,23 @@ func (e *badStoredError) Unwrap() error { return e.err }
 // current object: renamed fields moved, lifecycle statuses derived from the
 // active flag, and a missing status_updated_at set to the stored version's
 // time. Values stay as stored (remapDoc changes those, with an event).
-func upgrade(kind itsm.Kind, fields map[string]json.RawMessage, version int64, deleted bool) (itsm.Object, error) {
+func upgrade(kind itsm.Kind, body []byte, fields map[string]json.RawMessage, version int64, deleted bool) (itsm.Object, error) {
 	if fields == nil {
 		return nil, errors.New("stored body is not a JSON object")
 	}
-	moved := make(map[string]json.RawMessage, len(fields)+2)
-	for k, v := range fields {
-		moved[k] = v
-	}
+	moved, renamed := fields, false
 	rename := func(from, to string) {
-		if v, ok := moved[from]; ok {
-			if _, has := moved[to]; !has {
-				moved[to] = v
-			}
-			delete(moved, from)
+		v, ok := moved[from]
+		if !ok {
+			return
 		}
+		if !renamed { // the fields are the caller's
+			moved, renamed = maps.Clone(fields), true
+		}
+		if _, has := moved[to]; !has {
+			moved[to] = v
+		}
+		delete(moved, from)
 	}
 	switch kind {
 	case itsm.KindComment:
@@ -231,9 +273,12 @@ func upgrade(kind itsm.Kind, fields map[string]json.RawMessage, version int64, d
 	if err != nil {
 		return nil, err
 	}
-	raw, err := json.Marshal(moved)
-	if err != nil {
-		return nil, err
+	// A body with nothing renamed is decoded as it is.
+	raw := body
+	if renamed {
+		if raw, err = json.Marshal(moved); err != nil {
+			return nil, err
+		}
 	}
 	if err := json.Unmarshal(raw, obj); err != nil {
 		return nil, err

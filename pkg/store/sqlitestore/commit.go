@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync/atomic"
+	"time"
 
 	"github.com/itsmhub/itsm/pkg/store"
 )
@@ -44,6 +46,26 @@ const (
 	backlogCheckpointPages = 16384
 )
 
+// Bulk writes (a sync's) come from a few dozen normalizer workers, each
+// with one write at a time, and the committer took whatever had queued the
+// moment it was free: two or three writes per transaction. A commit costs
+// mostly per page it writes to the WAL, and the pages every commit writes
+// (the table's and the list index's last pages, the shared-memory locks)
+// then cost more than the documents. So a bulk batch smaller than
+// lingerBatch waits up to lingerFor for more, once the batch before it
+// showed that writers are concurrent; a writer alone (a reconcile's
+// tombstones, one after the other) never waits, and a live write ends the
+// wait. Fewer writers than lingerBatch would make every batch wait the
+// whole lingerFor, so the size waited for follows what came: a wait that
+// ran out sets it to the batch it got, and after probeAfter batches in a
+// row that reached it, it grows by one to find writers that joined. The
+// figures are in docs/performance.md.
+const (
+	lingerBatch = 32
+	lingerFor   = 2 * time.Millisecond
+	probeAfter  = 64
+)
+
 var errClosed = errors.New("sqlite store closed")
 
 // op is one queued write: it runs exec with a statement bound to the
@@ -70,13 +92,24 @@ type committer struct {
 	done   chan struct{}
 	// checkpointAt is the write connection's wal_autocheckpoint.
 	checkpointAt int
+	// lastBulk is the size of the last bulk batch; target is the size a
+	// bulk batch waits for, and reached counts the waits in a row that
+	// reached it.
+	lastBulk, target, reached int
+	// held is a live write that ended a bulk batch's wait; it goes first
+	// into the next transaction.
+	held *op
+	// stats counts transactions and waits, for tests.
+	stats commitStats
 }
+
+type commitStats struct{ batches, lingers atomic.Int64 }
 
 // newCommitter runs db's writes; db must have one connection, whose
 // wal_autocheckpoint the committer sets.
 func newCommitter(ctx context.Context, db *sql.DB) (*committer, error) {
 	c := &committer{db: db, ops: make(chan *op, maxBatch), urgent: make(chan *op, maxBatch),
-		stop: make(chan struct{}), done: make(chan struct{})}
+		stop: make(chan struct{}), done: make(chan struct{}), target: lingerBatch}
 	if err := c.checkpointEvery(ctx, checkpointPages); err != nil {
 		return nil, err
 	}
@@ -125,20 +158,11 @@ func (c *committer) exec(ctx context.Context, stmt *sql.Stmt, args ...any) (int6
 func (c *committer) run() {
 	defer close(c.done)
 	batch := make([]*op, 0, maxBatch)
+	wait := time.NewTimer(lingerFor)
+	wait.Stop()
 	for {
-		select {
-		case o := <-c.urgent:
-			batch = append(batch[:0], o)
-		default:
-			select {
-			case o := <-c.urgent:
-				batch = append(batch[:0], o)
-			case o := <-c.ops:
-				batch = append(batch[:0], o)
-			case <-c.stop:
-				c.failQueued()
-				return
-			}
+		if !c.next(&batch) {
+			return
 		}
 		urgent := len(c.urgent) > 0 || store.IsUrgent(batch[0].ctx)
 	drainUrgent:
@@ -161,6 +185,12 @@ func (c *committer) run() {
 				break drain
 			}
 		}
+		if !urgent {
+			if len(batch) < c.target && (c.lastBulk > 1 || len(batch) > 1) {
+				batch = c.linger(batch, wait)
+			}
+			c.lastBulk = len(batch)
+		}
 		// A full batch with more queued behind it is a backlog.
 		pages := checkpointPages
 		if len(batch) == maxBatch && len(c.ops) > 0 {
@@ -172,9 +202,63 @@ func (c *committer) run() {
 			// starts at SQLite's default, checkpointPages.
 			_ = c.checkpointEvery(context.Background(), pages)
 		}
+		c.stats.batches.Add(1)
 		c.commit(batch)
 		clear(batch)
 	}
+}
+
+// next starts batch with the next write: a held live write, else a queued
+// live write, else the next write of either queue. It reports false once
+// the committer is closed.
+func (c *committer) next(batch *[]*op) bool {
+	if c.held != nil {
+		*batch = append((*batch)[:0], c.held)
+		c.held = nil
+		return true
+	}
+	select {
+	case o := <-c.urgent:
+		*batch = append((*batch)[:0], o)
+		return true
+	default:
+	}
+	select {
+	case o := <-c.urgent:
+		*batch = append((*batch)[:0], o)
+	case o := <-c.ops:
+		*batch = append((*batch)[:0], o)
+	case <-c.stop:
+		c.failQueued()
+		return false
+	}
+	return true
+}
+
+// linger adds bulk writes to batch until it holds c.target, lingerFor has
+// passed, or a live write or Close comes, and adjusts c.target.
+func (c *committer) linger(batch []*op, wait *time.Timer) []*op {
+	c.stats.lingers.Add(1)
+	wait.Reset(lingerFor)
+	defer wait.Stop()
+	for len(batch) < c.target {
+		select {
+		case o := <-c.ops:
+			batch = append(batch, o)
+		case o := <-c.urgent:
+			c.held = o
+			return batch
+		case <-c.stop:
+			return batch
+		case <-wait.C:
+			c.target, c.reached = max(len(batch), 2), 0
+			return batch
+		}
+	}
+	if c.reached++; c.reached >= probeAfter {
+		c.target, c.reached = min(c.target+1, lingerBatch), 0
+	}
+	return batch
 }
 
 // commit runs a batch in one transaction. If any write in it fails, the

@@ -414,3 +414,50 @@ func TestUrgentWritesGoAheadOfABacklog(t *testing.T) {
 	t.Logf("%d of %d bulk writes were done before the live one", before, bulk)
 	require.LessOrEqual(t, before, int64(256), "the live write waited at most for the transaction already under way")
 }
+
+// Concurrent bulk writers, each with one write at a time as the
+// normalizer's sync workers are, share transactions: a batch waits a
+// moment for the writers the batch before it answered.
+func TestConcurrentBulkWritesShareTransactions(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "itsm.db"))
+	require.NoError(t, err)
+	defer s.Close()
+	const writers, each = 32, 20
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				_, err := s.Insert(ctx, &store.Document{Kind: itsm.KindComment, ID: fmt.Sprintf("c-%d-%d", w, i),
+					OrganizationID: "org", ConnectionID: "c", Version: 1, UpdatedAt: time.Now(), Body: json.RawMessage(`{}`)})
+				assert.NoError(t, err)
+			}
+		}()
+	}
+	wg.Wait()
+	batches, lingers := s.CommitStats()
+	t.Logf("%d writes in %d transactions, %d of them waited", writers*each, batches, lingers)
+	require.Positive(t, lingers)
+	require.LessOrEqual(t, batches, int64(writers*each/8), "at least 8 writes per transaction on average")
+}
+
+// A writer alone never waits for company: its batches hold one write.
+func TestWriterAloneDoesNotLinger(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "itsm.db"))
+	require.NoError(t, err)
+	defer s.Close()
+	const writes = 100
+	start := time.Now()
+	for i := range writes {
+		_, err := s.Put(ctx, &store.Document{Kind: itsm.KindTicket, ID: fmt.Sprint("t-", i),
+			OrganizationID: "org", ConnectionID: "c", Version: 1, UpdatedAt: time.Now(), Body: json.RawMessage(`{}`)})
+		require.NoError(t, err)
+	}
+	batches, lingers := s.CommitStats()
+	t.Logf("%d writes in %s", writes, time.Since(start))
+	require.Equal(t, int64(writes), batches)
+	require.Zero(t, lingers)
+}
