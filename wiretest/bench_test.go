@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/itsmhub/itsm/internal/app"
+	"github.com/itsmhub/itsm/internal/cputime"
 	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/config"
 	"github.com/itsmhub/itsm/pkg/connections"
@@ -83,14 +83,6 @@ func envInt(tb testing.TB, key string, def int) int {
 	return n
 }
 
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // BenchmarkNormalizerDrain: webhook deliveries (3 KiB, the load
 // generator's) of ITSM_WIRE_BENCH_ISSUES issues (default 500), four
 // versions each, pre-filled in RAW; then the normalizer alone drains them
@@ -142,10 +134,10 @@ func benchDrain(b *testing.B, kind string, issues, versions int) (wall, cpu time
 	}
 	stopPlatform(b, p)
 
-	start, cpu0 := time.Now(), cpuTime()
+	start, cpu0 := time.Now(), cputime.Self()
 	p = startPlatform(tb, cfg, app.Components{Normalizer: true})
 	waitDrained(b, p.JetStream(), 10*time.Minute)
-	wall, cpu = time.Since(start), cpuTime()-cpu0
+	wall, cpu = time.Since(start), cputime.Self()-cpu0
 	for _, d := range plan[len(plan)-issues:] {
 		doc, err := p.Store().Get(ctx, conn.OrganizationID, itsm.KindTicket, d.TicketID(conn.ID))
 		require.NoError(b, err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/itsmhub/itsm/internal/cputime"
 	"github.com/itsmhub/itsm/pkg/config"
 	"github.com/itsmhub/itsm/scripts/loadgen/load"
 )
@@ -77,9 +78,9 @@ func platformBurst(b *testing.B, dur time.Duration, seed int64, mods ...func(*co
 	cfg := load.Config{URL: env.url, Conn: "conn-1", Secret: config.DevClientSecret, Site: benchSite,
 		Concurrency: benchClients, Duration: dur, Issues: 10_000_000, Seed: seed}
 	b.StartTimer()
-	cpu0 := cpuTime()
+	cpu0 := cputime.Self()
 	res, err := load.Run(context.Background(), cfg)
-	cpu := cpuTime() - cpu0
+	cpu := cputime.Self() - cpu0
 	b.StopTimer()
 	if err != nil {
 		b.Fatal(err)
@@ -122,10 +123,10 @@ func bareEchoRPS(b *testing.B, dur time.Duration, seed int64) (rps, cpuPerReq fl
 		}
 	}()
 	defer srv.Close()
-	cpu0 := cpuTime()
+	cpu0 := cputime.Self()
 	res, err := load.Run(context.Background(), load.Config{URL: "http://" + ln.Addr().String(), Conn: "conn-1",
 		Secret: config.DevClientSecret, Site: benchSite, Concurrency: benchClients, Duration: dur, Issues: 10_000_000, Seed: seed})
-	cpu := cpuTime() - cpu0
+	cpu := cputime.Self() - cpu0
 	if err != nil {
 		b.Fatal(err)
 	}

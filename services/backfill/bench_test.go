@@ -24,6 +24,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
+	"github.com/itsmhub/itsm/internal/cputime"
 	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/connections"
 	"github.com/itsmhub/itsm/pkg/itsm"
@@ -86,7 +87,7 @@ func benchFullSync(b *testing.B, projects, perProject int, inProcess bool) {
 		defer stop()
 	}
 	c := h.connect("org-bench", connections.Options{}) // requests the first full sync
-	start, cpuStart := time.Now(), cpuTime()
+	start, cpuStart := time.Now(), cputime.WithChildren()
 
 	var child *exec.Cmd
 	var childOut *bufio.Scanner
@@ -163,12 +164,12 @@ func benchFullSync(b *testing.B, projects, perProject int, inProcess bool) {
 			stop := startCPUProfile(b, path)
 			defer stop()
 		}
-		drainStart, drainCPU := time.Now(), cpuTime()
+		drainStart, drainCPU := time.Now(), cputime.WithChildren()
 		h.startNormalizer()
 		h.drained(25 * time.Minute)
 		drain = time.Since(drainStart)
 		b.ReportMetric(drain.Seconds(), "normalizer_alone_s")
-		b.ReportMetric((cpuTime() - drainCPU).Seconds(), "normalizer_alone_cpu_s")
+		b.ReportMetric((cputime.WithChildren() - drainCPU).Seconds(), "normalizer_alone_cpu_s")
 		b.ReportMetric(float64(ls.Objects)/drain.Seconds(), "normalizer_alone_records/s")
 	}
 	h.drained(25 * time.Minute)
@@ -179,7 +180,7 @@ func benchFullSync(b *testing.B, projects, perProject int, inProcess bool) {
 	selfHWM := rssKB(os.Getpid(), "VmHWM")
 	// CPU time is far steadier than wall time on a shared machine, so A/B
 	// comparisons of this benchmark read it first.
-	b.ReportMetric((cpuTime() - cpuStart).Seconds(), "cpu_s")
+	b.ReportMetric((cputime.WithChildren() - cpuStart).Seconds(), "cpu_s")
 
 	total := projects * perProject
 	p := ProgressOf(ls)
@@ -229,19 +230,6 @@ func (h *harness) lag() uint64 {
 		lag += info.NumPending + uint64(info.NumAckPending)
 	}
 	return lag
-}
-
-// cpuTime is the CPU (user and system) used by this process and by its
-// waited-for children, such as the worker process.
-func cpuTime() time.Duration {
-	var self, children syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &self)
-	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &children)
-	var total time.Duration
-	for _, tv := range []syscall.Timeval{self.Utime, self.Stime, children.Utime, children.Stime} {
-		total += time.Duration(tv.Nano())
-	}
-	return total
 }
 
 func startCPUProfile(b *testing.B, path string) (stop func()) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/itsmhub/itsm/internal/cputime"
 	"github.com/itsmhub/itsm/pkg/itsm"
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/vendors/jira/jirasim"
@@ -70,7 +71,7 @@ func benchServiceNowFullSync(b *testing.B, incidents int) {
 	c := &store.Connection{ID: "conn-servicenow-bench", OrganizationID: "org-bench", Vendor: servicenow.VendorName,
 		State: store.StateActive, SiteURL: sim.BaseURL(""), Options: store.ConnectionOptions{Tables: []string{"incident"}},
 		RefreshIntervalSecs: 86400, TimeoutSecs: 3600, CreatedAt: time.Now(), UpdatedAt: time.Now()}
-	start, cpuStart := time.Now(), cpuTime()
+	start, cpuStart := time.Now(), cputime.WithChildren()
 	require.NoError(b, h.st.CreateConnection(h.ctx, c))
 	require.NoError(b, h.reqs.RequestSync(h.ctx, c.ID, store.SyncFull))
 	child, childOut := h.startChildWorker(func(cc *childConfig) { cc.SNUser, cc.SNPassword = "admin", "admin-password" })
@@ -111,7 +112,7 @@ func benchServiceNowFullSync(b *testing.B, incidents int) {
 	}
 	require.NoError(b, child.Wait())
 	selfHWM := rssKB(os.Getpid(), "VmHWM")
-	b.ReportMetric((cpuTime() - cpuStart).Seconds(), "cpu_s")
+	b.ReportMetric((cputime.WithChildren() - cpuStart).Seconds(), "cpu_s")
 
 	p := ProgressOf(ls)
 	b.Logf("%d incidents: sync %s, end to end %s, %d records published %v", incidents, syncDone.Round(time.Millisecond),

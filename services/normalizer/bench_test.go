@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/itsmhub/itsm/internal/cputime"
 	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/vendors/jira"
@@ -147,13 +148,13 @@ func benchRawUpserts(b *testing.B, bodies [][]byte) phase {
 	docs := benchDocs(b, e.conn, bodies)
 	ctx := context.Background()
 	runtime.GC()
-	start, cpu := time.Now(), cpuTime()
+	start, cpu := time.Now(), cputime.Self()
 	for _, d := range docs {
 		if _, err := e.st.Put(ctx, d); err != nil {
 			b.Fatal(err)
 		}
 	}
-	return phase{n: len(docs), wall: time.Since(start), cpu: cpuTime() - cpu}
+	return phase{n: len(docs), wall: time.Since(start), cpu: cputime.Self() - cpu}
 }
 
 func benchNormalizer(b *testing.B, bodies [][]byte, cfg Config) phase {
@@ -177,7 +178,7 @@ func benchNormalizer(b *testing.B, bodies [][]byte, cfg Config) phase {
 		b.Fatal("pre-fill not acknowledged")
 	}
 	runtime.GC()
-	start, cpu := time.Now(), cpuTime()
+	start, cpu := time.Now(), cputime.Self()
 	if f := os.Getenv("ITSM_BENCH_CPUPROFILE"); f != "" {
 		pf, err := os.Create(fmt.Sprintf("%s.%d", f, time.Now().UnixNano()))
 		require.NoError(b, err)
@@ -187,7 +188,7 @@ func benchNormalizer(b *testing.B, bodies [][]byte, cfg Config) phase {
 	}
 	e.start(cfg, nil, nil)
 	e.waitIdle(5 * time.Minute)
-	p := phase{n: len(bodies), wall: time.Since(start), cpu: cpuTime() - cpu}
+	p := phase{n: len(bodies), wall: time.Since(start), cpu: cputime.Self() - cpu}
 	e.stop()
 	ctx := context.Background()
 	itsmStream, err := e.js.Stream(ctx, broker.StreamITSM)

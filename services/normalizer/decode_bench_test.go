@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/itsmhub/itsm/internal/cputime"
 	"github.com/itsmhub/itsm/pkg/itsm"
 	"github.com/itsmhub/itsm/pkg/raw"
 	"github.com/itsmhub/itsm/pkg/store"
@@ -27,7 +28,7 @@ func BenchmarkDecodeWebhook(b *testing.B) {
 	prevBody := benchDocBody(b, conn, prev, m.MapWebhook)
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
-	cpu := cpuTime()
+	cpu := cputime.Self()
 	for b.Loop() {
 		recs, err := m.MapWebhook(conn, body)
 		if err != nil {
@@ -63,7 +64,7 @@ func BenchmarkDecodeSync(b *testing.B) {
 			prevBody := benchDocBody(b, conn, prevData, mapSync)
 			b.SetBytes(int64(len(data)))
 			b.ReportAllocs()
-			cpu := cpuTime()
+			cpu := cputime.Self()
 			for b.Loop() {
 				recs, err := mapSync(conn, data)
 				if err != nil {
@@ -79,7 +80,7 @@ func BenchmarkDecodeSync(b *testing.B) {
 // reportCPU reports the process's CPU time per iteration since cpu, which
 // follows the code more than the machine's load does (unlike ns/op).
 func reportCPU(b *testing.B, cpu time.Duration) {
-	b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(cputime.Self()-cpu)/float64(b.N), "cpu-ns/op")
 }
 
 // benchDocBody is the stored body of the first record a message maps to.

@@ -15,6 +15,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/labstack/echo/v4"
+
+	"github.com/itsmhub/itsm/internal/cputime"
 )
 
 // benchBody is a 3 KiB issue-updated delivery, the size the issue specifies.
@@ -100,13 +102,13 @@ func BenchmarkReceiverVsBareEcho(b *testing.B) {
 	authz := "Bearer " + tok
 
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := cputime.Self()
 	base := load(b, bareSrv.URL+"/webhooks/jira/conn-1", b.N, clients, body, authz)
-	cpu1 := cpuTime()
+	cpu1 := cputime.Self()
 	before := f.rawCount(b)
-	cpu2 := cpuTime()
+	cpu2 := cputime.Self()
 	recv := load(b, f.url+"/webhooks/jira/conn-1", b.N, clients, body, authz)
-	cpu3 := cpuTime()
+	cpu3 := cputime.Self()
 	b.StopTimer()
 	if got := f.rawCount(b) - before; got != uint64(recv.ok) {
 		b.Fatalf("%d deliveries answered 202 but %d are in the RAW stream", recv.ok, got)

@@ -10,11 +10,12 @@ import (
 	"runtime"
 	"strconv"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/itsmhub/itsm/internal/cputime"
 )
 
 func envInt(name string, def int) int {
@@ -140,16 +141,6 @@ func scanPage(body []byte) (int, syncKey, error) {
 	return n, last, nil
 }
 
-// cpuTime is the process's user and system CPU time: on a shared machine
-// records per CPU second say more than records per second.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // timed sums the time the simulator spends in its handler.
 type timed struct {
 	h  http.Handler
@@ -205,7 +196,7 @@ func BenchmarkFullSync(b *testing.B) {
 		b.Run("no_count="+strconv.FormatBool(noCount), func(b *testing.B) {
 			records := 0
 			handler.ns.Store(0)
-			cpu0 := cpuTime()
+			cpu0 := cputime.Self()
 			for b.Loop() {
 				inc := fullSync(b, client, base, "incident", "sys_updated_on", "", limit, noCount)
 				jn := fullSync(b, client, base, "sys_journal_field", "sys_created_on", "name=incident", limit, noCount)
@@ -216,7 +207,7 @@ func BenchmarkFullSync(b *testing.B) {
 			}
 			b.ReportMetric(float64(records)/b.Elapsed().Seconds(), "records/s")
 			b.ReportMetric(float64(records)/time.Duration(handler.ns.Load()).Seconds(), "server-records/s")
-			b.ReportMetric(float64(records)/(cpuTime()-cpu0).Seconds(), "records/cpu-s")
+			b.ReportMetric(float64(records)/(cputime.Self()-cpu0).Seconds(), "records/cpu-s")
 		})
 	}
 }
