@@ -159,19 +159,7 @@ func TestMappingChangeRemapsStoredTickets(t *testing.T) {
 	require.Equal(t, "category", tk.VendorAttributes["status_mapped_by"])
 	require.Len(t, e.events(), 2)
 
-	ctx := context.Background()
-	c, err := e.st.LookupConnection(ctx, testConn)
-	require.NoError(t, err)
-	c.Options.StatusMapping = store.NameMap[itsm.Status]{{Name: "gate 7", Value: itsm.StatusInProgress}}
-	c.Detail.MappingRevision++
-	c.Detail.ModelVersion = itsm.ModelVersion
-	c.UpdatedAt = time.Now().Add(-time.Minute)
-	require.NoError(t, e.st.UpdateConnection(ctx, c))
-
-	require.Eventually(t, func() bool {
-		c, err := e.st.LookupConnection(ctx, testConn)
-		return err == nil && c.Detail.RemappedRevision == c.Detail.MappingRevision
-	}, 10*time.Second, 20*time.Millisecond)
+	mapGate7InProgress(t, e)
 	evs := e.events()
 	require.Len(t, evs, 3, "one event, for the ticket whose status changed")
 	ev := evs[2]
@@ -193,6 +181,25 @@ func TestMappingChangeRemapsStoredTickets(t *testing.T) {
 // Objects stored by an earlier version of the platform (model version 1:
 // created_by_user_id on comments and attachments, no lifecycle status,
 // BACKLOG) are upgraded in place when it starts.
+// mapGate7InProgress maps the status "gate 7" to IN_PROGRESS on the test
+// connection, as a PATCH of its mappings does, and waits for the
+// normalizer to re-map its stored tickets.
+func mapGate7InProgress(t *testing.T, e *env) {
+	t.Helper()
+	ctx := context.Background()
+	c, err := e.st.LookupConnection(ctx, testConn)
+	require.NoError(t, err)
+	c.Options.StatusMapping = store.NameMap[itsm.Status]{{Name: "gate 7", Value: itsm.StatusInProgress}}
+	c.Detail.MappingRevision++
+	c.Detail.ModelVersion = itsm.ModelVersion
+	c.UpdatedAt = time.Now().Add(-time.Minute)
+	require.NoError(t, e.st.UpdateConnection(ctx, c))
+	require.Eventually(t, func() bool {
+		c, err := e.st.LookupConnection(ctx, testConn)
+		return err == nil && c.Detail.RemappedRevision == c.Detail.MappingRevision
+	}, 10*time.Second, 20*time.Millisecond)
+}
+
 func TestObjectsOfAnOlderModelAreUpgraded(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
@@ -349,17 +356,7 @@ func TestMappingChangeReadsOnlyTheTicketsItChanges(t *testing.T) {
 	require.Len(t, e.events(), 2)
 
 	st.count(true)
-	c, err = e.st.LookupConnection(ctx, testConn)
-	require.NoError(t, err)
-	c.Options.StatusMapping = store.NameMap[itsm.Status]{{Name: "gate 7", Value: itsm.StatusInProgress}}
-	c.Detail.MappingRevision++
-	c.Detail.ModelVersion = itsm.ModelVersion
-	c.UpdatedAt = time.Now().Add(-time.Minute)
-	require.NoError(t, e.st.UpdateConnection(ctx, c))
-	require.Eventually(t, func() bool {
-		c, err := e.st.LookupConnection(ctx, testConn)
-		return err == nil && c.Detail.RemappedRevision == c.Detail.MappingRevision
-	}, 10*time.Second, 20*time.Millisecond)
+	mapGate7InProgress(t, e)
 	st.mu.Lock()
 	lists, gets := slices.Clone(st.lists), slices.Clone(st.gets)
 	st.mu.Unlock()
