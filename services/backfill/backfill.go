@@ -119,7 +119,7 @@ type Config struct {
 	// LargeSyncAfter and LargeSyncBacklog serve the syncs that have sent
 	// least first: once a sync has published LargeSyncAfter records in its
 	// run (default MaxBacklog), it may only be LargeSyncBacklog ahead
-	// (default MaxBacklog/8). A small or incremental sync that starts
+	// (default MaxBacklog/4). A small or incremental sync that starts
 	// beside a large one then finds at most that window of the large one's
 	// records ahead of its own, and takes most of the sync lane until it
 	// ends, while two large syncs share it evenly. The smaller window still
@@ -155,7 +155,7 @@ func (c *Config) setDefaults(ttl time.Duration) {
 		c.LargeSyncAfter = c.MaxBacklog
 	}
 	if c.LargeSyncBacklog <= 0 {
-		c.LargeSyncBacklog = max(c.MaxBacklog/8, 1)
+		c.LargeSyncBacklog = max(c.MaxBacklog/4, 1)
 	}
 	if c.MaxPendingAcks <= 0 {
 		c.MaxPendingAcks = 512
