@@ -106,21 +106,24 @@ type Config struct {
 	// until every earlier RAW message is acked, and waiting here would let
 	// normalizer lag run a sync into its timeout (and so skip deletions).
 	BarrierConsumer string
-	// BacklogConsumer (normalizer.ConsumerName) paces every sync by the
-	// normalizer, serving the syncs that have sent least first. A sync's
-	// first LargeSyncAfter records (default MaxBacklog) go out unpaced;
-	// after them it publishes only while its records are at most
-	// LargeSyncBacklog (default MaxBacklog/4) RAW messages ahead of that
-	// consumer's ack floor. A small or incremental sync that starts beside
-	// a large one then finds at most that window of the large one's records
-	// ahead of its own, and takes most of the sync lane until it ends,
-	// while two large syncs share it evenly; RAW holds a bounded backlog
-	// rather than a whole tenant. The window still holds more records than
-	// the normalizer has sync workers.
+	// BacklogConsumer (normalizer.ConsumerName) and MaxBacklog pace every
+	// sync by the normalizer: a sync publishes only while its records are
+	// at most MaxBacklog RAW messages ahead of that consumer's ack floor.
+	// Syncs running at once then share the normalizer evenly (a small
+	// tenant's sync no longer waits behind a large one's whole backlog),
+	// and RAW holds a bounded backlog rather than a whole tenant.
 	BacklogConsumer string
-	// MaxBacklog defaults to 4,096; it sets the defaults below.
+	// MaxBacklog defaults to 4,096: enough to keep the normalizer's sync
+	// workers busy, small against any sync worth pacing.
 	MaxBacklog int
-	// LargeSyncAfter and LargeSyncBacklog: see BacklogConsumer.
+	// LargeSyncAfter and LargeSyncBacklog serve the syncs that have sent
+	// least first: once a sync has published LargeSyncAfter records in its
+	// run (default MaxBacklog), it may only be LargeSyncBacklog ahead
+	// (default MaxBacklog/4). A small or incremental sync that starts
+	// beside a large one then finds at most that window of the large one's
+	// records ahead of its own, and takes most of the sync lane until it
+	// ends, while two large syncs share it evenly. The smaller window still
+	// holds more records than the normalizer has sync workers.
 	LargeSyncAfter   int
 	LargeSyncBacklog int
 	// LeaseRenewEvery defaults to a third of the lease TTL.

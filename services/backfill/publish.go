@@ -182,8 +182,8 @@ func (p *publisher) last() uint64 {
 const pacingEvery = 256
 
 // pacer keeps a sync within a backlog of the normalizer's sync consumer:
-// none for its first largeAfter records, largeMax after them (see
-// Config.BacklogConsumer); max when largeAfter is zero.
+// max, or largeMax once the sync has sent largeAfter records (see
+// Config.LargeSyncAfter).
 type pacer struct {
 	js         jetstream.JetStream
 	consumer   string
@@ -214,10 +214,6 @@ func (pc *pacer) every(sent int) int {
 // it does not wait: syncs must not depend on the normalizer to finish
 // publishing.
 func (pc *pacer) wait(ctx context.Context, sent int, seq uint64) error {
-	if pc.largeAfter > 0 && sent <= pc.largeAfter {
-		// A sync that has sent little goes first; its own size bounds it.
-		return nil
-	}
 	w := pc.window(sent)
 	for {
 		c, err := pc.js.Consumer(ctx, broker.StreamRaw, pc.consumer)
