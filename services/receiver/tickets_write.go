@@ -190,6 +190,20 @@ func vendorIDOfBody(body []byte) (string, error) {
 	return "", errors.New("stored object has no vendor id")
 }
 
+// readWrite reads a write's request: no query parameters, and a bounded
+// JSON object of only the allowed members, returned with its bytes.
+func readWrite(c echo.Context, allowed ...string) ([]byte, fields, error) {
+	if err := onlyParams(c); err != nil {
+		return nil, nil, err
+	}
+	body, err := readLimited(c, maxWriteBody)
+	if err != nil {
+		return nil, nil, err
+	}
+	f, err := readFields(body, allowed...)
+	return body, f, err
+}
+
 func readLimited(c echo.Context, limit int64) ([]byte, error) {
 	b, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, limit))
 	var tooBig *http.MaxBytesError
@@ -390,15 +404,8 @@ var CreateTicketFields = []string{"connection_id", "project_id", "project_key", 
 var PatchTicketFields = []string{"name", "description", "priority", "assigned_user_id", "tags", "due_date", "status"}
 
 func (s *Server) createTicket(c echo.Context, wb *writeBack) error {
-	if err := onlyParams(c); err != nil {
-		return err
-	}
 	ctx, org := c.Request().Context(), OrganizationID(c)
-	body, err := readLimited(c, maxWriteBody)
-	if err != nil {
-		return err
-	}
-	f, err := readFields(body, CreateTicketFields...)
+	body, f, err := readWrite(c, CreateTicketFields...)
 	if err != nil {
 		return err
 	}
@@ -461,14 +468,15 @@ func (s *Server) createTicket(c echo.Context, wb *writeBack) error {
 	}
 
 	key := c.Request().Header.Get("Idempotency-Key")
+	var fp string
 	if key != "" {
+		fp = idempotency.Fingerprint(body)
 		if wb.Idempotency == nil {
 			return fail(http.StatusBadRequest, "invalid_idempotency_key", "Idempotency-Key is not supported by this deployment")
 		}
 		if len(key) > idempotency.MaxKeyLen {
 			return fail(http.StatusBadRequest, "invalid_idempotency_key", "Idempotency-Key: at most 255 characters")
 		}
-		fp := idempotency.Fingerprint(body)
 		prev, err := wb.Idempotency.Begin(ctx, org, key, fp, time.Now())
 		if err != nil {
 			return err
@@ -485,7 +493,7 @@ func (s *Server) createTicket(c echo.Context, wb *writeBack) error {
 		// Created, but not read back: the key keeps the ticket, which its
 		// webhook or the next sync brings.
 		if key != "" {
-			if err := wb.Idempotency.Finish(wctx, org, key, idempotency.Record{Fingerprint: idempotency.Fingerprint(body), Result: unread.ID}); err != nil {
+			if err := wb.Idempotency.Finish(wctx, org, key, idempotency.Record{Fingerprint: fp, Result: unread.ID}); err != nil {
 				s.log.Error("idempotency outcome not recorded", zap.String("organization_id", org), zap.String("ticket_id", unread.ID), zap.Error(err))
 			}
 		}
@@ -502,7 +510,7 @@ func (s *Server) createTicket(c echo.Context, wb *writeBack) error {
 	ans := res.Records[res.Answer]
 	if key != "" {
 		// Recorded before anything else can fail: the vendor's ticket exists.
-		if err := wb.Idempotency.Finish(wctx, org, key, idempotency.Record{Fingerprint: idempotency.Fingerprint(body), Result: ans.ID}); err != nil {
+		if err := wb.Idempotency.Finish(wctx, org, key, idempotency.Record{Fingerprint: fp, Result: ans.ID}); err != nil {
 			s.log.Error("idempotency outcome not recorded", zap.String("organization_id", org), zap.String("ticket_id", ans.ID), zap.Error(err))
 		}
 	}
@@ -589,15 +597,8 @@ func (s *Server) ticketOf(ctx context.Context, org, id string) (*store.Document,
 }
 
 func (s *Server) updateTicket(c echo.Context, wb *writeBack) error {
-	if err := onlyParams(c); err != nil {
-		return err
-	}
 	ctx, org := c.Request().Context(), OrganizationID(c)
-	body, err := readLimited(c, maxWriteBody)
-	if err != nil {
-		return err
-	}
-	f, err := readFields(body, PatchTicketFields...)
+	_, f, err := readWrite(c, PatchTicketFields...)
 	if err != nil {
 		return err
 	}
@@ -637,15 +638,8 @@ func (s *Server) updateTicket(c echo.Context, wb *writeBack) error {
 }
 
 func (s *Server) addComment(c echo.Context, wb *writeBack) error {
-	if err := onlyParams(c); err != nil {
-		return err
-	}
 	ctx, org := c.Request().Context(), OrganizationID(c)
-	body, err := readLimited(c, maxWriteBody)
-	if err != nil {
-		return err
-	}
-	f, err := readFields(body, "body", "internal")
+	_, f, err := readWrite(c, "body", "internal")
 	if err != nil {
 		return err
 	}
