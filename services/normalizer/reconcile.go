@@ -100,32 +100,42 @@ func (n *Normalizer) reconcile(ctx context.Context, msg jetstream.Msg, meta *jet
 	return result{result: "unchanged"}
 }
 
-// tombstoneAll tombstones every document f lists (that keep accepts), page by
-// page, cascading ticket tombstones to their children. Each page gets its own
-// deadline and extends the message's ack deadline, so a large reconcile is
-// not redelivered while it is still running.
+// tombstoneAll tombstones every document f lists (that keep accepts),
+// cascading ticket tombstones to their children (see eachListed).
 func (n *Normalizer) tombstoneAll(ctx context.Context, msg jetstream.Msg, w write, f store.Filter, version int64, reason string, keep func(*store.Document) bool) (int, error) {
+	return n.eachListed(ctx, msg, f, "tombstone", keep, func(pctx context.Context, d *store.Document) (bool, error) {
+		res, err := n.tombstone(pctx, w, d.Kind, d.ID, version, reason)
+		if err == nil && res.cascade != nil {
+			err = n.cascade(pctx, w, res.cascade)
+		}
+		return res.written, err
+	})
+}
+
+// eachListed applies fn to every document f lists that keep accepts (all,
+// when keep is nil), page by page, and counts those fn wrote. Each page gets
+// its own deadline and extends the message's ack deadline, so a large
+// reconcile is not redelivered while it is still running.
+func (n *Normalizer) eachListed(ctx context.Context, msg jetstream.Msg, f store.Filter, what string, keep func(*store.Document) bool,
+	fn func(context.Context, *store.Document) (bool, error)) (int, error) {
 	written := 0
 	for {
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.cfg.AckWait)
 		page, err := n.store.List(pctx, f)
 		if err != nil {
 			cancel()
-			return written, fmt.Errorf("list %s to tombstone: %w", f.Kind, err)
+			return written, fmt.Errorf("list %s to %s: %w", f.Kind, what, err)
 		}
 		for _, d := range page.Docs {
 			if keep != nil && !keep(d) {
 				continue
 			}
-			res, err := n.tombstone(pctx, w, d.Kind, d.ID, version, reason)
-			if err == nil && res.cascade != nil {
-				err = n.cascade(pctx, w, res.cascade)
-			}
+			ok, err := fn(pctx, d)
 			if err != nil {
 				cancel()
 				return written, err
 			}
-			if res.written {
+			if ok {
 				written++
 			}
 		}

@@ -28,39 +28,12 @@ const (
 	AttrVisibleVersion = "visible_version"
 )
 
-// hideAll marks every document f lists "no longer visible" at version, page
-// by page (see tombstoneAll), keeping those keep accepts.
+// hideAll marks every document f lists "no longer visible" at version,
+// keeping those keep accepts (see eachListed).
 func (n *Normalizer) hideAll(ctx context.Context, msg jetstream.Msg, w write, f store.Filter, version int64, keep func(*store.Document) bool) (int, error) {
-	written := 0
-	for {
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.cfg.AckWait)
-		page, err := n.store.List(pctx, f)
-		if err != nil {
-			cancel()
-			return written, fmt.Errorf("list %s to mark no longer visible: %w", f.Kind, err)
-		}
-		for _, d := range page.Docs {
-			if keep != nil && !keep(d) {
-				continue
-			}
-			ok, err := n.hide(pctx, w, d.Kind, d.ID, version)
-			if err != nil {
-				cancel()
-				return written, err
-			}
-			if ok {
-				written++
-			}
-		}
-		cancel()
-		if msg != nil {
-			_ = msg.InProgress()
-		}
-		if page.NextCursor == "" {
-			return written, nil
-		}
-		f.Cursor = page.NextCursor
-	}
+	return n.eachListed(ctx, msg, f, "mark no longer visible", keep, func(pctx context.Context, d *store.Document) (bool, error) {
+		return n.hide(pctx, w, d.Kind, d.ID, version)
+	})
 }
 
 // hide marks a stored object "no longer visible" at version and publishes
