@@ -374,16 +374,26 @@ func (s *Sim) handleBulkFetch(w http.ResponseWriter, r *http.Request, t *Tenant,
 	writeJSON(w, http.StatusOK, obj{"issues": issues, "issueErrors": []any{}})
 }
 
+// pathIssue is the live issue the request's {idOrKey} names, under t.mu;
+// without one it answers Jira's 404 and reports false.
+func (t *Tenant) pathIssue(w http.ResponseWriter, r *http.Request) (*issue, bool) {
+	id, ok := t.resolve(r.PathValue("idOrKey"))
+	if !ok {
+		jiraError(w, http.StatusNotFound, issueMissing)
+		return nil, false
+	}
+	is, _ := t.full(id)
+	return is, true
+}
+
 func (s *Sim) handleGetIssue(w http.ResponseWriter, r *http.Request, t *Tenant, _ *accessToken) {
 	fs := parseFieldSet(r.URL.Query()["fields"], "*all")
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	id, ok := t.resolve(r.PathValue("idOrKey"))
+	is, ok := t.pathIssue(w, r)
 	if !ok {
-		jiraError(w, http.StatusNotFound, issueMissing)
 		return
 	}
-	is, _ := t.full(id)
 	writeJSON(w, http.StatusOK, t.issueJSON(is, 3, fs))
 }
 
@@ -403,12 +413,10 @@ func (s *Sim) handleComments(w http.ResponseWriter, r *http.Request, t *Tenant, 
 	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	id, found := t.resolve(r.PathValue("idOrKey"))
-	if !found {
-		jiraError(w, http.StatusNotFound, issueMissing)
+	is, ok := t.pathIssue(w, r)
+	if !ok {
 		return
 	}
-	is, _ := t.full(id)
 	cs := slices.Clone(t.commentsOf(is))
 	slices.SortStableFunc(cs, func(a, b *comment) int {
 		c := a.created.Compare(b.created)

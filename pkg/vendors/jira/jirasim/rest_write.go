@@ -330,12 +330,10 @@ func transitionID(target int) string { return strconv.Itoa(11 + 10*target) }
 func (s *Sim) handleTransitions(w http.ResponseWriter, r *http.Request, t *Tenant, _ *accessToken) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	id, ok := t.resolve(r.PathValue("idOrKey"))
+	is, ok := t.pathIssue(w, r)
 	if !ok {
-		jiraError(w, http.StatusNotFound, issueMissing)
 		return
 	}
-	is, _ := t.full(id)
 	out := []any{}
 	for _, si := range t.reachable(is.status) {
 		out = append(out, obj{"id": transitionID(si), "name": t.cat.statuses[si].Name, "to": t.statusJSON(si, 3, false),
