@@ -596,17 +596,27 @@ func (s *Server) ticketOf(ctx context.Context, org, id string) (*store.Document,
 	return d, conn, vid, nil
 }
 
+// writableTicket is the caller's ticket id, its connection, its vendor id
+// and the connection's vendor's writer.
+func (s *Server) writableTicket(ctx context.Context, wb *writeBack, org, id string) (*store.Connection, string, TicketWriter, error) {
+	_, conn, vid, err := s.ticketOf(ctx, org, id)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	writer, err := capability(wb.Writers, conn, "write-back")
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return conn, vid, writer, nil
+}
+
 func (s *Server) updateTicket(c echo.Context, wb *writeBack) error {
 	ctx, org := c.Request().Context(), OrganizationID(c)
 	_, f, err := readWrite(c, PatchTicketFields...)
 	if err != nil {
 		return err
 	}
-	_, conn, vid, err := s.ticketOf(ctx, org, c.Param("id"))
-	if err != nil {
-		return err
-	}
-	writer, err := capability(wb.Writers, conn, "write-back")
+	conn, vid, writer, err := s.writableTicket(ctx, wb, org, c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -659,11 +669,7 @@ func (s *Server) addComment(c echo.Context, wb *writeBack) error {
 			return fail(http.StatusBadRequest, "invalid_internal", "internal: want a boolean")
 		}
 	}
-	_, conn, vid, err := s.ticketOf(ctx, org, c.Param("id"))
-	if err != nil {
-		return err
-	}
-	writer, err := capability(wb.Writers, conn, "write-back")
+	conn, vid, writer, err := s.writableTicket(ctx, wb, org, c.Param("id"))
 	if err != nil {
 		return err
 	}
