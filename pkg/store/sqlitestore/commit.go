@@ -57,9 +57,10 @@ const (
 // tombstones, one after the other) never waits, and a live write ends the
 // wait. Fewer writers than lingerBatch would make every batch wait the
 // whole lingerFor, so the size waited for follows what came: a wait that
-// ran out sets it to the batch it got, and after probeAfter batches in a
-// row that reached it, it grows by one to find writers that joined. The
-// figures are in docs/performance.md.
+// ran out sets it to the batch it got, a batch that found more queued
+// raises it to that, and after probeAfter batches in a row that reached
+// it, it grows by one to find writers that joined. The figures are in
+// docs/performance.md.
 const (
 	lingerBatch = 32
 	lingerFor   = 2 * time.Millisecond
@@ -186,6 +187,9 @@ func (c *committer) run() {
 			}
 		}
 		if !urgent {
+			// A wait that a stall cut short must not keep the target low
+			// until probes grow it back.
+			c.target = max(c.target, min(len(batch), lingerBatch))
 			if len(batch) < c.target && (c.lastBulk > 1 || len(batch) > 1) {
 				batch = c.linger(batch, wait)
 			}

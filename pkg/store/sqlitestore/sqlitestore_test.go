@@ -437,6 +437,22 @@ func TestConcurrentBulkWritesShareTransactions(t *testing.T) {
 	require.LessOrEqual(t, batches, int64(writers*each/6), "at least 6 writes per transaction on average")
 }
 
+// A few writers lower the size a batch waits for; many writers that come
+// after them get it back at once, not one probe at a time.
+func TestBatchesGrowBackWhenWritersJoin(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "itsm.db"))
+	require.NoError(t, err)
+	defer s.Close()
+	writeTogether(t, s, "few", 2, 200)
+	few, _ := s.CommitStats()
+	const writers, each = 32, 60
+	writeTogether(t, s, "many", writers, each)
+	batches, _ := s.CommitStats()
+	t.Logf("after two writers (%d transactions), %d writes in %d transactions", few, writers*each, batches-few)
+	require.LessOrEqual(t, batches-few, int64(writers*each/8), "at least 8 writes per transaction on average")
+}
+
 // writeTogether starts writers that each insert n comments, one at a
 // time, once all of them are running: a goroutine started late on a
 // loaded machine would otherwise write alone.
