@@ -126,6 +126,15 @@ type Config struct {
 	// holds more records than the normalizer has sync workers.
 	LargeSyncAfter   int
 	LargeSyncBacklog int
+	// LargeSyncYield is how far ahead a sync past LargeSyncAfter may be
+	// while a sync of the same worker that has not got there publishes or
+	// has records not yet stored (default LargeSyncBacklog/64): the large
+	// one gives way, so the small one has the lane, and the CPU the large
+	// crawl would take, nearly to itself until it is stored. The large one
+	// keeps moving, slowly, whatever stream of small syncs comes. Syncs of
+	// different workers do not see each other: between them only the
+	// windows above apply.
+	LargeSyncYield int
 	// LeaseRenewEvery defaults to a third of the lease TTL.
 	LeaseRenewEvery time.Duration
 }
@@ -156,6 +165,9 @@ func (c *Config) setDefaults(ttl time.Duration) {
 	}
 	if c.LargeSyncBacklog <= 0 {
 		c.LargeSyncBacklog = max(c.MaxBacklog/4, 1)
+	}
+	if c.LargeSyncYield <= 0 {
+		c.LargeSyncYield = max(c.LargeSyncBacklog/64, 1)
 	}
 	if c.MaxPendingAcks <= 0 {
 		c.MaxPendingAcks = 512
@@ -189,6 +201,9 @@ type Worker struct {
 
 	mu      sync.Mutex
 	running map[string]store.SyncKind // connection id -> kind, syncs of this worker
+	// small is when this worker's syncs that are not yet large last
+	// published, for the large ones to give way (Config.LargeSyncYield).
+	small *smallSyncs
 
 	hooks testHooks
 }
@@ -215,7 +230,7 @@ func New(cfg Config, deps Deps) *Worker {
 	}
 	w := &Worker{cfg: cfg, d: deps, log: deps.Log, m: newMetrics(deps.Registerer, deps.Log),
 		requests: NewRequester(deps.JS), slots: make(chan struct{}, cfg.MaxConcurrentSyncs),
-		running: map[string]store.SyncKind{}}
+		running: map[string]store.SyncKind{}, small: &smallSyncs{m: map[*pacer]*smallSync{}}}
 	return w
 }
 

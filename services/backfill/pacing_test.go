@@ -80,6 +80,25 @@ func (d slowNormalizer) Yield(ctx context.Context) {
 // one's first and last record. Shared evenly, about as many of the large
 // sync's records as the small one's own would.
 func TestSmallSyncGoesAheadOfALargeOne(t *testing.T) {
+	smallN, between := largeThenSmall(t, func(cfg *Config) {
+		cfg.LargeSyncAfter, cfg.LargeSyncBacklog = 600, 20
+	})
+	require.Less(t, between, smallN/3, "the small sync shared the lane with the large one instead of going first")
+}
+
+// A large sync keeps only LargeSyncYield records ahead of the normalizer
+// while a smaller one publishes, however large its own window.
+func TestLargeSyncGivesWayToASmallOne(t *testing.T) {
+	smallN, between := largeThenSmall(t, func(cfg *Config) {
+		cfg.LargeSyncAfter, cfg.LargeSyncBacklog, cfg.LargeSyncYield = 600, 200, 2
+	})
+	require.Less(t, between, smallN/20, "the large sync kept its window while the small one published")
+}
+
+// largeThenSmall starts a small sync once a large one has published past
+// LargeSyncAfter, and reads how many records the small one published and
+// how many of the large one's lie between its first and last in RAW.
+func largeThenSmall(t *testing.T, configure func(*Config)) (smallN, between int) {
 	h := newHarness(t, jirasim.Options{Seed: 6, Projects: 4, IssuesPerProject: 80, CommentsPerIssue: 5, Users: 5, Groups: 2},
 		func(h *harness) {
 			h.embedded, h.normalizerWorkers = true, 1
@@ -91,7 +110,7 @@ func TestSmallSyncGoesAheadOfALargeOne(t *testing.T) {
 	}, 10*time.Second, 10*time.Millisecond)
 	cfg := newTestConfig()
 	cfg.BacklogConsumer, cfg.MaxBacklog, cfg.MaxPendingAcks = normalizer.ConsumerName, 200, 16
-	cfg.LargeSyncAfter, cfg.LargeSyncBacklog = 600, 20
+	configure(&cfg.Config)
 	h.startWorker("w1", 5*time.Second, cfg)
 
 	large := h.connect("org-large", connections.Options{})
@@ -115,12 +134,10 @@ func TestSmallSyncGoesAheadOfALargeOne(t *testing.T) {
 	require.Equal(t, 80, h.count(small, "ticket", false))
 	require.Equal(t, 320, h.count(large, "ticket", false))
 
-	// The RAW order: how many of the large sync's records lie between the
-	// small sync's first and last.
 	smallSubject := broker.RawSubject("jira", small.ID, broker.SourceSync)
 	oc, err := h.js.OrderedConsumer(h.ctx, broker.StreamRaw, jetstream.OrderedConsumerConfig{FilterSubjects: []string{largeSubject, smallSubject}})
 	require.NoError(t, err)
-	var smallN, between, pendingLarge int
+	pendingLarge := 0
 	for {
 		batch, err := oc.FetchNoWait(500)
 		require.NoError(t, err)
@@ -142,5 +159,47 @@ func TestSmallSyncGoesAheadOfALargeOne(t *testing.T) {
 	}
 	t.Logf("%d records of the small sync; %d of the large one's between its first and last", smallN, between)
 	require.Greater(t, smallN, 400)
-	require.Less(t, between, smallN/3, "the small sync shared the lane with the large one instead of going first")
+	return smallN, between
+}
+
+// A large sync gives way while a small one publishes, and after that while
+// the small one's records are not yet stored (past the ack floor); an
+// ended small sync is forgotten once its records are stored, or after
+// storedWithin however slow the normalizer is.
+func TestGivingWayLastsUntilTheSmallSyncIsStored(t *testing.T) {
+	small := &smallSyncs{m: map[*pacer]*smallSync{}}
+	pc := func() *pacer {
+		return &pacer{max: 100, largeAfter: 10, largeMax: 50, yieldMax: 5, small: small}
+	}
+	big, little := pc(), pc()
+	start := time.Now()
+	at := func(d time.Duration) time.Time { return start.Add(d) }
+
+	require.False(t, small.ahead(big, at(0), 0), "no small sync")
+	for sent := 1; sent <= 3; sent++ {
+		little.note(sent)
+		little.acked(sent, uint64(100+sent))
+	}
+	require.True(t, small.ahead(big, time.Now(), 200), "it published a moment ago")
+	require.False(t, small.ahead(little, time.Now(), 200), "a sync does not give way to itself")
+	require.True(t, small.ahead(big, time.Now().Add(time.Minute), 102), "its record 103 is not stored")
+	require.False(t, small.ahead(big, time.Now().Add(time.Minute), 103), "stored, and quiet")
+
+	big.floor.Store(100)
+	require.Equal(t, uint64(100), big.window(5), "not yet large: the whole window")
+	require.True(t, big.givingWay(11))
+	require.Equal(t, uint64(5), big.window(11))
+
+	small.end(little, at(0))
+	require.True(t, small.ahead(big, at(storedWithin/2), 102), "ended, records not stored")
+	require.Len(t, small.m, 1)
+	require.False(t, small.ahead(big, at(storedWithin+time.Second), 102), "ended too long ago")
+	require.Empty(t, small.m, "forgotten")
+
+	// A sync that becomes large ends its small part.
+	other := pc()
+	for sent := 1; sent <= 11; sent++ {
+		other.note(sent)
+	}
+	require.True(t, small.m[other].ended)
 }

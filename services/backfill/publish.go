@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	json "github.com/go-json-experiment/json/v1"
@@ -77,7 +78,16 @@ func (p *publisher) publish(ctx context.Context, m *nats.Msg) error {
 		return err
 	}
 	if p.pace != nil {
-		if p.sent++; p.sent%p.pace.every(p.sent) == 0 {
+		p.sent++
+		p.pace.note(p.sent)
+		if p.sent%p.pace.every(p.sent) == 0 {
+			if p.pace.givingWay(p.sent) {
+				// Its records still unacknowledged would be ahead of the
+				// window it keeps while giving way.
+				if err := p.flush(ctx); err != nil {
+					return err
+				}
+			}
 			if err := p.pace.wait(ctx, p.sent, p.last()); err != nil {
 				return err
 			}
@@ -145,6 +155,9 @@ func (p *publisher) publishSync(ctx context.Context, m *nats.Msg) error {
 }
 
 func (p *publisher) noteSeq(seq uint64) {
+	if p.pace != nil {
+		p.pace.acked(p.sent, seq)
+	}
 	p.mu.Lock()
 	if seq > p.lastSeq {
 		p.lastSeq = seq
@@ -183,20 +196,58 @@ const pacingEvery = 256
 
 // pacer keeps a sync within a backlog of the normalizer's sync consumer:
 // max, or largeMax once the sync has sent largeAfter records (see
-// Config.LargeSyncAfter).
+// Config.LargeSyncAfter), or yieldMax while it gives way to a smaller sync
+// of its worker (Config.LargeSyncYield).
 type pacer struct {
 	js         jetstream.JetStream
 	consumer   string
 	max        uint64
 	largeAfter int
 	largeMax   uint64
+	yieldMax   uint64
+	small      *smallSyncs
 	poll       time.Duration
+	// floor is the consumer's ack floor as last read.
+	floor atomic.Uint64
+}
+
+func (pc *pacer) large(sent int) bool {
+	return pc.largeAfter > 0 && sent > pc.largeAfter && pc.largeMax > 0
+}
+
+// note records that the sync has sent this many records: until it is
+// large, its records make the worker's large syncs give way.
+func (pc *pacer) note(sent int) {
+	switch {
+	case pc.small == nil:
+	case !pc.large(sent):
+		pc.small.published(pc, time.Now())
+	case sent == pc.largeAfter+1:
+		pc.small.end(pc, time.Now())
+	}
+}
+
+// acked records the RAW sequence of one of the sync's records.
+func (pc *pacer) acked(sent int, seq uint64) {
+	if pc.small != nil && !pc.large(sent) {
+		pc.small.acked(pc, seq)
+	}
+}
+
+// givingWay reports whether a sync that has sent this many records is
+// large while a smaller sync of its worker publishes or has records not
+// yet stored.
+func (pc *pacer) givingWay(sent int) bool {
+	return pc.large(sent) && pc.yieldMax > 0 && pc.small != nil && pc.small.ahead(pc, time.Now(), pc.floor.Load())
 }
 
 // window is how far ahead of the ack floor a sync that has sent this many
 // records may be.
 func (pc *pacer) window(sent int) uint64 {
-	if pc.largeAfter > 0 && sent > pc.largeAfter && pc.largeMax > 0 {
+	switch {
+	case pc.givingWay(sent):
+		return min(pc.yieldMax, pc.largeMax, pc.max)
+	case pc.large(sent):
 		return min(pc.largeMax, pc.max)
 	}
 	return pc.max
@@ -208,13 +259,87 @@ func (pc *pacer) every(sent int) int {
 	return int(max(1, min(pacingEvery, pc.window(sent)/4)))
 }
 
+const (
+	// givingWayFor is how long after a small sync's last publish the
+	// large ones keep giving way: longer than the gap between two of its
+	// pages, short against a vendor that makes it wait.
+	givingWayFor = 200 * time.Millisecond
+	// storedWithin bounds how long the large syncs wait, after a small one
+	// has ended, for its records to be stored (a normalizer that stopped
+	// consuming must not stop every large sync).
+	storedWithin = 30 * time.Second
+)
+
+// smallSyncs tracks a worker's syncs that are not yet large.
+type smallSyncs struct {
+	mu sync.Mutex
+	m  map[*pacer]*smallSync
+}
+
+type smallSync struct {
+	at    time.Time // its last publish, or when it ended
+	seq   uint64    // its highest acknowledged RAW sequence
+	ended bool      // it ended or became large
+}
+
+func (s *smallSyncs) get(pc *pacer) *smallSync {
+	ss := s.m[pc]
+	if ss == nil {
+		ss = &smallSync{}
+		s.m[pc] = ss
+	}
+	return ss
+}
+
+func (s *smallSyncs) published(pc *pacer, now time.Time) {
+	s.mu.Lock()
+	s.get(pc).at = now
+	s.mu.Unlock()
+}
+
+func (s *smallSyncs) acked(pc *pacer, seq uint64) {
+	s.mu.Lock()
+	if ss := s.get(pc); seq > ss.seq {
+		ss.seq = seq
+	}
+	s.mu.Unlock()
+}
+
+// end marks a sync as ended, or large: it is forgotten once its records
+// are stored.
+func (s *smallSyncs) end(pc *pacer, now time.Time) {
+	s.mu.Lock()
+	if ss := s.m[pc]; ss != nil {
+		ss.at, ss.ended = now, true
+	}
+	s.mu.Unlock()
+}
+
+// ahead reports whether a small sync other than pc published within
+// givingWayFor or has records past floor, the sync consumer's ack floor.
+func (s *smallSyncs) ahead(pc *pacer, now time.Time, floor uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	found := false
+	for other, ss := range s.m {
+		stored := ss.seq <= floor
+		if ss.ended && (stored || now.Sub(ss.at) > storedWithin) {
+			delete(s.m, other)
+			continue
+		}
+		if other != pc && (!stored || now.Sub(ss.at) < givingWayFor) {
+			found = true
+		}
+	}
+	return found
+}
+
 // wait returns once seq, the sync's latest acknowledged RAW sequence, is
 // within the window of a sync that has sent this many records beyond the
 // consumer's ack floor. Without the consumer (no normalizer has started)
 // it does not wait: syncs must not depend on the normalizer to finish
 // publishing.
 func (pc *pacer) wait(ctx context.Context, sent int, seq uint64) error {
-	w := pc.window(sent)
 	for {
 		c, err := pc.js.Consumer(ctx, broker.StreamRaw, pc.consumer)
 		if errors.Is(err, jetstream.ErrConsumerNotFound) {
@@ -223,7 +348,9 @@ func (pc *pacer) wait(ctx context.Context, sent int, seq uint64) error {
 		if err != nil {
 			return &infraError{fmt.Errorf("read the normalizer's ack floor: %w", err)}
 		}
-		if floor := c.CachedInfo().AckFloor.Stream; seq <= floor+w {
+		floor := c.CachedInfo().AckFloor.Stream
+		pc.floor.Store(floor)
+		if seq <= floor+pc.window(sent) {
 			return nil
 		}
 		select {

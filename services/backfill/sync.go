@@ -72,6 +72,9 @@ func (w *Worker) runSync(parent context.Context, conn *store.Connection, p plan,
 		return true
 	}
 	r.log = r.log.With(zap.String("sync_id", r.state.ID), zap.Int("epoch", r.cp.Epoch))
+	if pc := r.pub.pace; pc != nil {
+		defer func() { pc.small.end(pc, time.Now()) }()
+	}
 	if w.hooks.syncStart != nil {
 		w.hooks.syncStart(conn.ID, p.kind)
 	}
@@ -144,7 +147,8 @@ func (r *run) start(ctx context.Context, p plan, now time.Time) error {
 	r.pub = newPublisher(r.w.d.JS, r.conn, r.w.cfg.MaxPendingAcks)
 	if name := r.w.cfg.BacklogConsumer; name != "" {
 		r.pub.pace = &pacer{js: r.w.d.JS, consumer: name, poll: 20 * time.Millisecond,
-			max: uint64(r.w.cfg.MaxBacklog), largeAfter: r.w.cfg.LargeSyncAfter, largeMax: uint64(r.w.cfg.LargeSyncBacklog)}
+			max: uint64(r.w.cfg.MaxBacklog), largeAfter: r.w.cfg.LargeSyncAfter, largeMax: uint64(r.w.cfg.LargeSyncBacklog),
+			yieldMax: uint64(r.w.cfg.LargeSyncYield), small: r.w.small}
 	}
 	prevID, prevEpoch, prevStatus := "", 0, store.SyncStatus("")
 	if prev != nil {
