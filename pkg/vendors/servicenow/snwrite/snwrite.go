@@ -155,32 +155,43 @@ func servicenowRow(v jsontext.Value) servicenow.Row {
 	return r
 }
 
-// locate finds the table of a task record among the connection's tables
-// (the receiver knows a ticket by its sys_id) and answers the record.
-func (w *Writer) locate(ctx context.Context, c *snclient.Client, conn *store.Connection, sysID string) (string, servicenow.Row, error) {
-	for _, t := range snsync.Tables(conn) {
-		v, err := c.Get(ctx, t, sysID)
+// locate reads a task record and its table: the table the store knows it
+// by (the vendor attribute table), within the connection's tables; a
+// ticket stored without one is looked for in each of the connection's
+// tables, every miss a call against the instance's rate limit.
+func (w *Writer) locate(ctx context.Context, c *snclient.Client, conn *store.Connection, t connector.TicketRef) (string, servicenow.Row, error) {
+	tables := snsync.Tables(conn)
+	if stored := t.Attr("table"); stored != "" {
+		if !slices.Contains(tables, stored) {
+			return "", nil, &connector.VendorError{Status: http.StatusNotFound,
+				Message: "record " + t.ID + " is in table " + stored + ", not one of the connection's tables"}
+		}
+		tables = []string{stored}
+	}
+	for _, table := range tables {
+		v, err := c.Get(ctx, table, t.ID)
 		if errors.Is(err, snclient.ErrNotFound) {
 			continue
 		}
 		if err != nil {
 			return "", nil, vendorError(err)
 		}
-		return t, servicenowRow(v), nil
+		return table, servicenowRow(v), nil
 	}
-	return "", nil, &connector.VendorError{Status: http.StatusNotFound, Message: "no record " + sysID + " in the connection's tables"}
+	return "", nil, &connector.VendorError{Status: http.StatusNotFound, Message: "no record " + t.ID + " in the connection's tables"}
 }
 
 // UpdateTicket changes a record's fields and its state: the state code of
 // its table that the connection's mapping maps to the status asked for.
 // The Table API sets a state directly (no transitions), so a status is
 // refused only when no state of the table maps to it.
-func (w *Writer) UpdateTicket(ctx context.Context, conn *store.Connection, sysID string, ch connector.TicketChange) (connector.WriteResult, error) {
+func (w *Writer) UpdateTicket(ctx context.Context, conn *store.Connection, t connector.TicketRef, ch connector.TicketChange) (connector.WriteResult, error) {
 	c, err := w.client(ctx, conn)
 	if err != nil {
 		return connector.WriteResult{}, err
 	}
-	table, cur, err := w.locate(ctx, c, conn, sysID)
+	sysID := t.ID
+	table, cur, err := w.locate(ctx, c, conn, t)
 	if err != nil {
 		return connector.WriteResult{}, err
 	}
@@ -224,13 +235,13 @@ func (w *Writer) UpdateTicket(ctx context.Context, conn *store.Connection, sysID
 }
 
 // AddComment adds a customer-visible comment (the comments journal field).
-func (w *Writer) AddComment(ctx context.Context, conn *store.Connection, sysID, body string) (connector.WriteResult, error) {
-	return w.addJournal(ctx, conn, sysID, "comments", body)
+func (w *Writer) AddComment(ctx context.Context, conn *store.Connection, t connector.TicketRef, body string) (connector.WriteResult, error) {
+	return w.addJournal(ctx, conn, t, "comments", body)
 }
 
 // AddWorkNote adds an internal work note (the work_notes journal field).
-func (w *Writer) AddWorkNote(ctx context.Context, conn *store.Connection, sysID, body string) (connector.WriteResult, error) {
-	return w.addJournal(ctx, conn, sysID, "work_notes", body)
+func (w *Writer) AddWorkNote(ctx context.Context, conn *store.Connection, t connector.TicketRef, body string) (connector.WriteResult, error) {
+	return w.addJournal(ctx, conn, t, "work_notes", body)
 }
 
 // addJournal PATCHes a journal field, then finds the entry it made (the
@@ -238,7 +249,7 @@ func (w *Writer) AddWorkNote(ctx context.Context, conn *store.Connection, sysID,
 // element on the record by the same user with the same text. The ticket,
 // whose sys_updated_on the entry moved, is published first; the entry
 // answers.
-func (w *Writer) addJournal(ctx context.Context, conn *store.Connection, sysID, element, body string) (connector.WriteResult, error) {
+func (w *Writer) addJournal(ctx context.Context, conn *store.Connection, t connector.TicketRef, element, body string) (connector.WriteResult, error) {
 	if strings.TrimSpace(body) == "" {
 		return connector.WriteResult{}, invalid("body is required")
 	}
@@ -246,7 +257,8 @@ func (w *Writer) addJournal(ctx context.Context, conn *store.Connection, sysID, 
 	if err != nil {
 		return connector.WriteResult{}, err
 	}
-	table, _, err := w.locate(ctx, c, conn, sysID)
+	sysID := t.ID
+	table, _, err := w.locate(ctx, c, conn, t)
 	if err != nil {
 		return connector.WriteResult{}, err
 	}

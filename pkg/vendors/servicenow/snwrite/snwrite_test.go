@@ -170,7 +170,7 @@ func TestStatusSetsTheMappedState(t *testing.T) {
 		return r["state"], r["hold_reason"]
 	}
 
-	res, err = w.UpdateTicket(ctx, conn, id, connector.TicketChange{Status: ptr(itsm.StatusInProgress),
+	res, err = w.UpdateTicket(ctx, conn, connector.TicketRef{ID: id}, connector.TicketChange{Status: ptr(itsm.StatusInProgress),
 		TicketFields: connector.TicketFields{Name: ptr("wf 2")}})
 	require.NoError(t, err)
 	require.Contains(t, string(res.Records[0].Body), `"short_description":"wf 2"`)
@@ -179,11 +179,11 @@ func TestStatusSetsTheMappedState(t *testing.T) {
 	require.Empty(t, hold)
 
 	// PENDING is On Hold awaiting the caller; BLOCKED awaiting a problem.
-	_, err = w.UpdateTicket(ctx, conn, id, connector.TicketChange{Status: ptr(itsm.StatusPending)})
+	_, err = w.UpdateTicket(ctx, conn, connector.TicketRef{ID: id}, connector.TicketChange{Status: ptr(itsm.StatusPending)})
 	require.NoError(t, err)
 	code, hold = state()
 	require.Equal(t, []string{"3", "1"}, []string{code, hold})
-	res, err = w.UpdateTicket(ctx, conn, id, connector.TicketChange{Status: ptr(itsm.StatusBlocked)})
+	res, err = w.UpdateTicket(ctx, conn, connector.TicketRef{ID: id}, connector.TicketChange{Status: ptr(itsm.StatusBlocked)})
 	require.NoError(t, err)
 	code, hold = state()
 	require.Equal(t, []string{"3", "3"}, []string{code, hold})
@@ -192,7 +192,7 @@ func TestStatusSetsTheMappedState(t *testing.T) {
 	require.Equal(t, itsm.StatusBlocked, recs[0].Object.(*itsm.Ticket).Status)
 
 	// No incident state maps to IN_REVIEW: refused, naming what can be set.
-	_, err = w.UpdateTicket(ctx, conn, id, connector.TicketChange{Status: ptr(itsm.StatusInReview)})
+	_, err = w.UpdateTicket(ctx, conn, connector.TicketRef{ID: id}, connector.TicketChange{Status: ptr(itsm.StatusInReview)})
 	var ue *connector.UnreachableError
 	require.True(t, errors.As(err, &ue), "%v", err)
 	require.Equal(t, "On Hold", ue.Current)
@@ -204,13 +204,13 @@ func TestStatusSetsTheMappedState(t *testing.T) {
 	// The connection's custom mapping, reversed: "Resolved" means CLOSED
 	// here, so CLOSED sets the first state it names.
 	conn.Options.StatusMapping = store.NameMap[itsm.Status]{{Name: "incident:Resolved", Value: itsm.StatusClosed}}
-	_, err = w.UpdateTicket(ctx, conn, id, connector.TicketChange{Status: ptr(itsm.StatusClosed)})
+	_, err = w.UpdateTicket(ctx, conn, connector.TicketRef{ID: id}, connector.TicketChange{Status: ptr(itsm.StatusClosed)})
 	require.NoError(t, err)
 	code, hold = state()
 	require.Equal(t, "6", code)
 	require.Empty(t, hold, "a hold reason belongs to On Hold only")
 
-	_, err = w.UpdateTicket(ctx, conn, "0123456789abcdef0123456789abcdef", connector.TicketChange{Status: ptr(itsm.StatusClosed)})
+	_, err = w.UpdateTicket(ctx, conn, connector.TicketRef{ID: "0123456789abcdef0123456789abcdef"}, connector.TicketChange{Status: ptr(itsm.StatusClosed)})
 	var ve *connector.VendorError
 	require.True(t, errors.As(err, &ve), "%v", err)
 	require.Equal(t, http.StatusNotFound, ve.Status)
@@ -228,11 +228,11 @@ func TestCommentsAndWorkNotes(t *testing.T) {
 		}
 	}
 
-	for element, add := range map[string]func(context.Context, *store.Connection, string, string) (connector.WriteResult, error){
+	for element, add := range map[string]func(context.Context, *store.Connection, connector.TicketRef, string) (connector.WriteResult, error){
 		"comments": w.AddComment, "work_notes": w.AddWorkNote,
 	} {
 		body := "checked the " + element + " ^ORDERBY x"
-		res, err := add(ctx, conn, id, body)
+		res, err := add(ctx, conn, connector.TicketRef{ID: id}, body)
 		require.NoError(t, err, element)
 		require.Len(t, res.Records, 2)
 		require.Equal(t, 1, res.Answer)
@@ -249,7 +249,7 @@ func TestCommentsAndWorkNotes(t *testing.T) {
 		require.Equal(t, element == "work_notes", c.VendorAttributes["internal"])
 		require.NotEmpty(t, c.AuthorID, "the author is resolved as the sync does")
 	}
-	_, err = w.AddComment(ctx, conn, id, "  ")
+	_, err = w.AddComment(ctx, conn, connector.TicketRef{ID: id}, "  ")
 	require.ErrorIs(t, err, connector.ErrInvalidInput)
 }
 
@@ -450,4 +450,94 @@ func TestRateLimitedWritesAreRetried(t *testing.T) {
 	}
 	require.True(t, errors.As(err, &ve), "%v", err)
 	require.Equal(t, http.StatusTooManyRequests, ve.Status)
+}
+
+// storedRef is a ticket as the receiver knows it from the store: its
+// sys_id and the vendor attributes the mapping gave it.
+func storedRef(t *testing.T, conn *store.Connection, table, sysID string) connector.TicketRef {
+	t.Helper()
+	rec, err := snsync.New(snsync.Config{Clients: integration()}).Fetch(context.Background(), conn, table, sysID)
+	require.NoError(t, err)
+	recs, err := servicenow.Mapper{}.MapSync(conn, raw.SyncRecord{Type: rec.Type, Record: rec.Body})
+	require.NoError(t, err)
+	tk := recs[0].Object.(*itsm.Ticket)
+	require.Equal(t, table, tk.VendorAttributes["table"])
+	return connector.TicketRef{ID: sysID, Attributes: tk.VendorAttributes}
+}
+
+// recordReads are the instance's answers to GETs of single task records
+// with this sys_id, after the first skip requests of its log, up to the
+// first write: the writer's lookup.
+func recordReads(t *testing.T, sim *snsim.Server, skip int, sysID string) []string {
+	t.Helper()
+	log, total := sim.Default().Requests()
+	require.Equal(t, total, len(log), "the log holds every request")
+	var out []string
+	for _, r := range log[skip:] {
+		if r.Method != http.MethodGet {
+			break
+		}
+		if strings.HasSuffix(r.Path, "/"+sysID) && strings.Contains(r.Path, "/table/") {
+			table := strings.TrimSuffix(r.Path[strings.LastIndex(r.Path, "/table/")+len("/table/"):], "/"+sysID)
+			out = append(out, table+" "+http.StatusText(r.Status))
+		}
+	}
+	return out
+}
+
+// A stored ticket names its table: an update or a comment GETs the record
+// there once, not each of the connection's tables in turn (404s that
+// spend the customer's rate budget). A ticket stored without the table
+// (by an older version) is still found by trying the tables.
+func TestWritesLookUpTheStoredTableOnly(t *testing.T) {
+	sim, w, conn := simWriter(t, "incident", "problem", "sc_req_item")
+	ctx := context.Background()
+	items, err := sim.Default().Records("sc_req_item")
+	require.NoError(t, err)
+	id := ""
+	for _, r := range items {
+		if r["assignment_group"] != sim.Default().RestrictedGroup() {
+			id = r["sys_id"]
+		}
+	}
+	require.NotEmpty(t, id)
+	ref := storedRef(t, conn, "sc_req_item", id)
+
+	_, skip := sim.Default().Requests()
+	_, err = w.UpdateTicket(ctx, conn, ref, connector.TicketChange{TicketFields: connector.TicketFields{Name: ptr("laptop, 16 GB")}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"sc_req_item OK"}, recordReads(t, sim, skip, id), "update")
+	at, err := sim.Default().Get("sc_req_item", id)
+	require.NoError(t, err)
+	require.Equal(t, "laptop, 16 GB", at["short_description"])
+
+	for element, add := range map[string]func(context.Context, *store.Connection, connector.TicketRef, string) (connector.WriteResult, error){
+		"comments": w.AddComment, "work_notes": w.AddWorkNote,
+	} {
+		_, skip = sim.Default().Requests()
+		res, err := add(ctx, conn, ref, "ordered "+element)
+		require.NoError(t, err, element)
+		require.Equal(t, raw.TypeComment, res.Records[res.Answer].Type)
+		require.Equal(t, []string{"sc_req_item OK"}, recordReads(t, sim, skip, id), element)
+	}
+
+	// Without the table: found by trying the connection's tables.
+	_, skip = sim.Default().Requests()
+	_, err = w.UpdateTicket(ctx, conn, connector.TicketRef{ID: id}, connector.TicketChange{TicketFields: connector.TicketFields{Name: ptr("laptop, 32 GB")}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"incident Not Found", "problem Not Found", "sc_req_item OK"}, recordReads(t, sim, skip, id))
+	_, err = w.AddComment(ctx, conn, connector.TicketRef{ID: id, Attributes: itsm.VendorAttributes{"sys_id": id}}, "no table")
+	require.NoError(t, err)
+
+	// A table the connection no longer syncs is outside its scope: not
+	// found, without asking the instance.
+	conn.Options.Tables = []string{"incident"}
+	_, skip = sim.Default().Requests()
+	_, err = w.UpdateTicket(ctx, conn, ref, connector.TicketChange{TicketFields: connector.TicketFields{Name: ptr("x")}})
+	var ve *connector.VendorError
+	require.True(t, errors.As(err, &ve), "%v", err)
+	require.Equal(t, http.StatusNotFound, ve.Status)
+	require.Contains(t, ve.Message, "sc_req_item")
+	_, total := sim.Default().Requests()
+	require.Equal(t, skip, total, "no call")
 }
