@@ -6,7 +6,10 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -540,4 +543,145 @@ func TestWritesLookUpTheStoredTableOnly(t *testing.T) {
 	require.Contains(t, ve.Message, "sc_req_item")
 	_, total := sim.Default().Requests()
 	require.Equal(t, skip, total, "no call")
+}
+
+// credClients authenticates a basic-auth connection with the credentials
+// the connection holds, as connections.Manager does (the password, sealed
+// there, is plain here), and counts the clients it makes.
+type credClients struct{ made atomic.Int32 }
+
+func (c *credClients) HTTPClient(_ context.Context, conn *store.Connection) (*http.Client, error) {
+	c.made.Add(1)
+	return &http.Client{Transport: snclient.BasicAuth(nil, conn.Options.Auth.Username, string(conn.Detail.Credentials))}, nil
+}
+
+func basicConn(sim *snsim.Server, password string) *store.Connection {
+	conn := &store.Connection{ID: "c1", OrganizationID: "o1", Vendor: servicenow.VendorName, SiteURL: sim.BaseURL("")}
+	conn.Options.Auth = &store.ConnectionAuth{Type: store.AuthBasic, Username: "itsm.integration"}
+	conn.Detail.Credentials = []byte(password)
+	return conn
+}
+
+// Write-back calls on one connection spend one hourly budget (snclient's
+// share of the instance's X-RateLimit-Limit): once the writes spent it,
+// the next is refused as rate limited before it reaches the instance,
+// which never had to refuse a call. The next hour it goes through.
+func TestWritesOfAConnectionShareOneRateBudget(t *testing.T) {
+	clk := snsim.NewManualClock(time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC))
+	sim := snsim.NewTestServer(t, snsim.Options{Seed: 7, Clock: clk, Instances: []snsim.Instance{{LinksFromRequest: true}}})
+	clients := &credClients{}
+	w := snwrite.New(snwrite.Config{Now: clk.Now, Client: snclient.Options{Now: clk.Now}}, clients)
+	conn := basicConn(sim, "integration-password")
+	ctx := context.Background()
+	var refs []connector.TicketRef
+	for _, r := range visibleRecords(t, sim, "incident")[:3] {
+		refs = append(refs, storedRef(t, conn, "incident", r["sys_id"]))
+	}
+	update := func(i int) error {
+		_, err := w.UpdateTicket(ctx, conn, refs[i%len(refs)],
+			connector.TicketChange{TicketFields: connector.TicketFields{Name: ptr("budget " + strconv.Itoa(i))}})
+		return err
+	}
+
+	// What one update costs, before any rule counts.
+	_, before := sim.Default().Requests()
+	require.NoError(t, update(0))
+	_, after := sim.Default().Requests()
+	perWrite := after - before
+	require.Positive(t, perWrite)
+
+	// A rule whose half (snclient's default share) is three updates.
+	const writes = 3
+	require.NoError(t, sim.Default().SetRateRules([]snsim.RateRule{{Limit: 2 * writes * perWrite, UserName: "itsm.integration"}}))
+	_, before = sim.Default().Requests()
+	for i := range writes {
+		require.NoError(t, update(1+i), "write %d is within the budget", i+1)
+	}
+	err := update(1 + writes)
+	var ve *connector.VendorError
+	require.True(t, errors.As(err, &ve), "the write past the budget is refused: %v", err)
+	require.Equal(t, http.StatusTooManyRequests, ve.Status)
+	log, total := sim.Default().Requests()
+	require.Equal(t, writes*perWrite, total-before, "the refused write made no call")
+	for _, r := range log[before:] {
+		require.NotEqual(t, http.StatusTooManyRequests, r.Status, "the instance never had to refuse: %s %s", r.Method, r.Path)
+	}
+
+	clk.Advance(time.Hour)
+	require.NoError(t, update(2+writes), "a new hour, a new budget")
+	require.Equal(t, int32(1), clients.made.Load(), "one client for the connection")
+}
+
+// A connection's client is kept across writes, also concurrent ones, and
+// made anew when its credentials or instance URL change: a changed
+// password is used at once, never the one the old client holds.
+func TestAConnectionsClientIsRemadeWhenItsCredentialsChange(t *testing.T) {
+	sim := snsim.NewTestServer(t, snsim.Options{Seed: 7, Instances: []snsim.Instance{{LinksFromRequest: true}}})
+	clients := &credClients{}
+	w := snwrite.New(snwrite.Config{}, clients)
+	ctx := context.Background()
+	incidents := visibleRecords(t, sim, "incident")
+	update := func(conn *store.Connection, i int) error {
+		id := incidents[i%len(incidents)]["sys_id"]
+		_, err := w.UpdateTicket(ctx, conn, connector.TicketRef{ID: id, Attributes: itsm.VendorAttributes{"table": "incident"}},
+			connector.TicketChange{TicketFields: connector.TicketFields{Name: ptr("creds " + strconv.Itoa(i))}})
+		return err
+	}
+
+	conn := basicConn(sim, "not-the-password")
+	err := update(conn, 0)
+	var ve *connector.VendorError
+	require.True(t, errors.As(err, &ve), "%v", err)
+	require.Equal(t, http.StatusUnauthorized, ve.Status)
+
+	// The connection as the store answers it after the credentials were
+	// replaced: a new value, as every request reads it.
+	fixed := *conn
+	fixed.Detail.Credentials = []byte("integration-password")
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Go(func() {
+			c := fixed
+			errs[i] = update(&c, i)
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+	require.Equal(t, int32(2), clients.made.Load(), "one client for the wrong password, one for the right one")
+
+	moved := fixed
+	moved.SiteURL = sim.BaseURL("") + "/"
+	require.NoError(t, update(&moved, 9))
+	require.Equal(t, int32(3), clients.made.Load(), "another instance URL, another client")
+
+	// Another connection has its own client.
+	other := fixed
+	other.ID = "c2"
+	require.NoError(t, update(&other, 10))
+	require.Equal(t, int32(4), clients.made.Load())
+
+	// Bounded: past MaxClients the least recently used is dropped.
+	few := &credClients{}
+	w = snwrite.New(snwrite.Config{MaxClients: 1}, few)
+	for i, c := range []*store.Connection{&fixed, &other, &other, &fixed} {
+		require.NoError(t, update(c, i))
+	}
+	require.Equal(t, int32(3), few.made.Load())
+}
+
+func visibleRecords(t *testing.T, sim *snsim.Server, table string) []snsim.Record {
+	t.Helper()
+	rows, err := sim.Default().Records(table)
+	require.NoError(t, err)
+	var out []snsim.Record
+	for _, r := range rows {
+		if r["assignment_group"] != sim.Default().RestrictedGroup() {
+			out = append(out, r)
+		}
+	}
+	require.NotEmpty(t, out)
+	return out
 }
