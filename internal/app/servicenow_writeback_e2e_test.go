@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -141,6 +142,26 @@ func TestServiceNowWriteBackEndToEnd(t *testing.T) {
 	}
 	slices.Sort(elements)
 	require.Equal(t, []string{"comments", "work_notes"}, elements)
+
+	// A ticket of the connection's second table: the receiver hands the
+	// writer the table the store knows, so the write reads the record
+	// there only, not first as a missing incident.
+	problem := visible(t, in, "problem")[0]["sys_id"]
+	_, before := in.Requests()
+	st, _, body = call(t, env, http.MethodPost, keyA, "/v1/itsm/tickets/"+itsm.ObjectID(conn.ID, itsm.KindTicket, problem)+"/comments", map[string]any{"body": "root cause?"})
+	require.Equal(t, http.StatusCreated, st, body)
+	log, total := in.Requests()
+	require.Equal(t, total, len(log), "the log holds every request")
+	var reads []string
+	for _, r := range log[before:] {
+		if r.Method == http.MethodGet && strings.HasSuffix(r.Path, "/"+problem) {
+			reads = append(reads, r.Path[strings.LastIndex(r.Path, "/table/"):])
+		}
+	}
+	require.NotEmpty(t, reads)
+	for _, r := range reads {
+		require.Equal(t, "/table/problem/"+problem, r, "every read of the record is in its table")
+	}
 
 	// Native search: an encoded query, checked before it is sent.
 	var page struct {

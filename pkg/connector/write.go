@@ -42,6 +42,22 @@ type NewTicket struct {
 	TicketFields
 }
 
+// TicketRef is a stored ticket a write changes: its vendor id, and the
+// vendor attributes the normalizer stored with it (ServiceNow's table, for
+// one), so that a connector need not ask the vendor what the store knows.
+// Attributes may lack what a connector looks for (tickets stored by older
+// versions); nil is none.
+type TicketRef struct {
+	ID         string
+	Attributes itsm.VendorAttributes
+}
+
+// Attr is a string attribute; "" when absent or not a string.
+func (r TicketRef) Attr(name string) string {
+	s, _ := r.Attributes[name].(string)
+	return s
+}
+
 // TicketChange is a change of an existing ticket: fields, and a status
 // reached through the vendor's workflow.
 type TicketChange struct {

@@ -39,8 +39,8 @@ import (
 // TicketWriter writes tickets at one vendor (connector.go's types).
 type TicketWriter interface {
 	CreateTicket(ctx context.Context, conn *store.Connection, in connector.NewTicket) (connector.WriteResult, error)
-	UpdateTicket(ctx context.Context, conn *store.Connection, vendorID string, ch connector.TicketChange) (connector.WriteResult, error)
-	AddComment(ctx context.Context, conn *store.Connection, ticketVendorID, body string) (connector.WriteResult, error)
+	UpdateTicket(ctx context.Context, conn *store.Connection, t connector.TicketRef, ch connector.TicketChange) (connector.WriteResult, error)
+	AddComment(ctx context.Context, conn *store.Connection, t connector.TicketRef, body string) (connector.WriteResult, error)
 }
 
 // NativeSearcher runs a vendor-native query (JQL for Jira) within the
@@ -57,7 +57,7 @@ type Passthrough interface {
 // internalCommenter is a TicketWriter that also writes comments only the
 // vendor's agents see (ServiceNow's work notes).
 type internalCommenter interface {
-	AddWorkNote(ctx context.Context, conn *store.Connection, ticketVendorID, body string) (connector.WriteResult, error)
+	AddWorkNote(ctx context.Context, conn *store.Connection, t connector.TicketRef, body string) (connector.WriteResult, error)
 }
 
 // IdempotencyKeys remember creates by Idempotency-Key (pkg/idempotency).
@@ -172,22 +172,27 @@ func (s *Server) vendorIDOf(ctx context.Context, org string, conn *store.Connect
 // vendorIDOfBody is a stored object's vendor id: Jira's id, or
 // ServiceNow's sys_id.
 func vendorIDOfBody(body []byte) (string, error) {
+	ref, err := vendorRefOfBody(body)
+	return ref.ID, err
+}
+
+// vendorRefOfBody is a stored object's vendor id with its vendor
+// attributes.
+func vendorRefOfBody(body []byte) (connector.TicketRef, error) {
 	var o struct {
-		VendorAttributes struct {
-			ID    string `json:"id"`
-			SysID string `json:"sys_id"`
-		} `json:"vendor_attributes"`
+		VendorAttributes itsm.VendorAttributes `json:"vendor_attributes"`
 	}
 	if err := json.Unmarshal(body, &o); err != nil {
-		return "", errors.New("stored object has no vendor id")
+		return connector.TicketRef{}, errors.New("stored object has no vendor id")
 	}
-	if o.VendorAttributes.ID != "" {
-		return o.VendorAttributes.ID, nil
+	ref := connector.TicketRef{Attributes: o.VendorAttributes}
+	if ref.ID = ref.Attr("id"); ref.ID == "" {
+		ref.ID = ref.Attr("sys_id")
 	}
-	if o.VendorAttributes.SysID != "" {
-		return o.VendorAttributes.SysID, nil
+	if ref.ID == "" {
+		return connector.TicketRef{}, errors.New("stored object has no vendor id")
 	}
-	return "", errors.New("stored object has no vendor id")
+	return ref, nil
 }
 
 // readWrite reads a write's request: no query parameters, and a bounded
@@ -575,39 +580,39 @@ func refusedForSure(err error) bool {
 	return errors.As(err, &ve) || errors.Is(err, connector.ErrInvalidInput)
 }
 
-// ticketOf reads a stored ticket of the caller's organization and its
-// connection.
-func (s *Server) ticketOf(ctx context.Context, org, id string) (*store.Document, *store.Connection, string, error) {
+// ticketOf reads a stored ticket of the caller's organization, its
+// connection, and what the store knows of it at the vendor.
+func (s *Server) ticketOf(ctx context.Context, org, id string) (*store.Document, *store.Connection, connector.TicketRef, error) {
 	d, err := s.store.Get(ctx, org, itsm.KindTicket, id)
 	if err != nil {
-		return nil, nil, "", err
+		return nil, nil, connector.TicketRef{}, err
 	}
 	if d.Deleted {
-		return nil, nil, "", fail(http.StatusConflict, "deleted", "the ticket was deleted at the vendor")
+		return nil, nil, connector.TicketRef{}, fail(http.StatusConflict, "deleted", "the ticket was deleted at the vendor")
 	}
 	conn, err := s.connectionOf(ctx, org, d.ConnectionID)
 	if err != nil {
-		return nil, nil, "", err
+		return nil, nil, connector.TicketRef{}, err
 	}
-	vid, err := vendorIDOfBody(d.Body)
+	ref, err := vendorRefOfBody(d.Body)
 	if err != nil {
-		return nil, nil, "", fmt.Errorf("ticket %s: %w", id, err)
+		return nil, nil, connector.TicketRef{}, fmt.Errorf("ticket %s: %w", id, err)
 	}
-	return d, conn, vid, nil
+	return d, conn, ref, nil
 }
 
-// writableTicket is the caller's ticket id, its connection, its vendor id
-// and the connection's vendor's writer.
-func (s *Server) writableTicket(ctx context.Context, wb *writeBack, org, id string) (*store.Connection, string, TicketWriter, error) {
-	_, conn, vid, err := s.ticketOf(ctx, org, id)
+// writableTicket is the caller's ticket id, its connection, the ticket at
+// the vendor and the connection's vendor's writer.
+func (s *Server) writableTicket(ctx context.Context, wb *writeBack, org, id string) (*store.Connection, connector.TicketRef, TicketWriter, error) {
+	_, conn, ref, err := s.ticketOf(ctx, org, id)
 	if err != nil {
-		return nil, "", nil, err
+		return nil, connector.TicketRef{}, nil, err
 	}
 	writer, err := capability(wb.Writers, conn, "write-back")
 	if err != nil {
-		return nil, "", nil, err
+		return nil, connector.TicketRef{}, nil, err
 	}
-	return conn, vid, writer, nil
+	return conn, ref, writer, nil
 }
 
 func (s *Server) updateTicket(c echo.Context, wb *writeBack) error {
@@ -616,7 +621,7 @@ func (s *Server) updateTicket(c echo.Context, wb *writeBack) error {
 	if err != nil {
 		return err
 	}
-	conn, vid, writer, err := s.writableTicket(ctx, wb, org, c.Param("id"))
+	conn, ref, writer, err := s.writableTicket(ctx, wb, org, c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -640,7 +645,7 @@ func (s *Server) updateTicket(c echo.Context, wb *writeBack) error {
 	}
 	wctx, cancel := detached(ctx)
 	defer cancel()
-	res, err := writer.UpdateTicket(wctx, conn, vid, ch)
+	res, err := writer.UpdateTicket(wctx, conn, ref, ch)
 	if err != nil {
 		return s.writeError(c, conn, err)
 	}
@@ -669,7 +674,7 @@ func (s *Server) addComment(c echo.Context, wb *writeBack) error {
 			return fail(http.StatusBadRequest, "invalid_internal", "internal: want a boolean")
 		}
 	}
-	conn, vid, writer, err := s.writableTicket(ctx, wb, org, c.Param("id"))
+	conn, ref, writer, err := s.writableTicket(ctx, wb, org, c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -683,7 +688,7 @@ func (s *Server) addComment(c echo.Context, wb *writeBack) error {
 	}
 	wctx, cancel := detached(ctx)
 	defer cancel()
-	res, err := add(wctx, conn, vid, *text)
+	res, err := add(wctx, conn, ref, *text)
 	if err != nil {
 		return s.writeError(c, conn, err)
 	}

@@ -214,7 +214,8 @@ func (w *Writer) CreateTicket(ctx context.Context, conn *store.Connection, in co
 // UpdateTicket changes an issue's fields and moves it to the status asked
 // for through its workflow. A status the workflow cannot reach is refused
 // before anything is changed.
-func (w *Writer) UpdateTicket(ctx context.Context, conn *store.Connection, issueID string, ch connector.TicketChange) (connector.WriteResult, error) {
+func (w *Writer) UpdateTicket(ctx context.Context, conn *store.Connection, t connector.TicketRef, ch connector.TicketChange) (connector.WriteResult, error) {
+	issueID := t.ID
 	c, err := w.client(ctx, conn)
 	if err != nil {
 		return connector.WriteResult{}, err
@@ -298,7 +299,8 @@ func (w *Writer) transitionTo(ctx context.Context, c *jiracloud.Client, conn *st
 
 // AddComment comments on an issue; the answer is the comment, and the
 // issue (whose updated the comment moved) goes down the same path first.
-func (w *Writer) AddComment(ctx context.Context, conn *store.Connection, issueID, body string) (connector.WriteResult, error) {
+func (w *Writer) AddComment(ctx context.Context, conn *store.Connection, t connector.TicketRef, body string) (connector.WriteResult, error) {
+	issueID := t.ID
 	if strings.TrimSpace(body) == "" {
 		return connector.WriteResult{}, fmt.Errorf("%w: body is required", connector.ErrInvalidInput)
 	}

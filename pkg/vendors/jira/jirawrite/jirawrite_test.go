@@ -119,13 +119,13 @@ func TestStatusGoesThroughTheWorkflow(t *testing.T) {
 	require.Equal(t, itsm.KindTicket, res.Records[0].Kind)
 	issueID := vendorID(t, res.Records[0].Body)
 
-	_, err = w.UpdateTicket(ctx, conn, issueID, connector.TicketChange{Status: ptr(itsm.StatusClosed)})
+	_, err = w.UpdateTicket(ctx, conn, connector.TicketRef{ID: issueID}, connector.TicketChange{Status: ptr(itsm.StatusClosed)})
 	var ue *connector.UnreachableError
 	require.True(t, errors.As(err, &ue), "%v", err)
 	require.Contains(t, ue.Reachable, itsm.StatusInProgress)
 	require.NotContains(t, ue.Reachable, itsm.StatusClosed)
 
-	res, err = w.UpdateTicket(ctx, conn, issueID, connector.TicketChange{Status: ptr(itsm.StatusInProgress),
+	res, err = w.UpdateTicket(ctx, conn, connector.TicketRef{ID: issueID}, connector.TicketChange{Status: ptr(itsm.StatusInProgress),
 		TicketFields: connector.TicketFields{Name: ptr("wf 2")}})
 	require.NoError(t, err)
 	require.Contains(t, string(res.Records[0].Body), `"summary":"wf 2"`)

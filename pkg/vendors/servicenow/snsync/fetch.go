@@ -10,6 +10,7 @@ import (
 	"github.com/itsmhub/itsm/pkg/raw"
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/vendors/servicenow"
+	"github.com/itsmhub/itsm/pkg/vendors/servicenow/snclient"
 )
 
 // Fetch re-reads one record for a push that could not be mapped by itself
@@ -18,6 +19,16 @@ import (
 // answers an error wrapping snclient.ErrNotFound (package snclient): a deletion arrives by
 // its own push or the delete log, so nothing is published for it.
 func (s *Syncer) Fetch(ctx context.Context, conn *store.Connection, table, sysID string) (connector.Record, error) {
+	c, err := s.client(ctx, conn, s.cfg.Client)
+	if err != nil {
+		return connector.Record{}, err
+	}
+	return FetchWith(ctx, c, table, sysID)
+}
+
+// FetchWith is Fetch through c, a client of the connection's instance
+// that the caller keeps (a writer's, whose rate budget the read spends).
+func FetchWith(ctx context.Context, c *snclient.Client, table, sysID string) (connector.Record, error) {
 	typ := ""
 	switch {
 	case servicenow.IsTaskTable(table):
@@ -32,10 +43,6 @@ func (s *Syncer) Fetch(ctx context.Context, conn *store.Connection, table, sysID
 		typ = raw.TypeGroup
 	default:
 		return connector.Record{}, fmt.Errorf("servicenow: table %q is not synced", table)
-	}
-	c, err := s.client(ctx, conn, s.cfg.Client)
-	if err != nil {
-		return connector.Record{}, err
 	}
 	row, err := c.Get(ctx, table, sysID)
 	if err != nil {

@@ -9,15 +9,19 @@ package snwrite
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/itsmhub/itsm/pkg/connector"
 	"github.com/itsmhub/itsm/pkg/itsm"
@@ -42,7 +46,10 @@ type Config struct {
 	// Client tunes the API client; its zero MaxWait is 10 s here: a call
 	// from the API does not wait out a long rate-limit pause.
 	Client snclient.Options
-	Now    func() time.Time
+	// MaxClients bounds the API clients kept, one per connection, the
+	// least recently used dropped first (default 1024).
+	MaxClients int
+	Now        func() time.Time
 }
 
 // Writer implements the receiver's TicketWriter, NativeSearcher and
@@ -50,7 +57,21 @@ type Config struct {
 type Writer struct {
 	cfg     Config
 	clients HTTPClients
-	fetch   *snsync.Syncer
+
+	// mu makes finding or adding a connection's entry one step; the
+	// client is made outside it, once per entry.
+	mu   sync.Mutex
+	kept *lru.Cache[string, *keptClient] // by connection id
+}
+
+// keptClient is a connection's API client: kept across calls so that they
+// spend one hourly rate budget (snclient counts a client's calls), and
+// made anew when what it was made from changes (version).
+type keptClient struct {
+	version string
+	once    sync.Once
+	c       *snclient.Client
+	err     error
 }
 
 // New makes the writer.
@@ -64,18 +85,63 @@ func New(cfg Config, clients HTTPClients) *Writer {
 	if cfg.Client.MaxWait <= 0 {
 		cfg.Client.MaxWait = 10 * time.Second
 	}
-	return &Writer{cfg: cfg, clients: clients, fetch: snsync.New(snsync.Config{Clients: clients, Client: cfg.Client})}
+	if cfg.MaxClients <= 0 {
+		cfg.MaxClients = 1024
+	}
+	kept, err := lru.New[string, *keptClient](cfg.MaxClients)
+	if err != nil {
+		panic(err) // only for a size below 1, set above
+	}
+	return &Writer{cfg: cfg, clients: clients, kept: kept}
 }
 
+// clientVersion names what a connection's client is made from: the
+// instance URL and the credentials (their sealed form, hashed). OAuth
+// tokens (Connection.Secret) are left out: the connection manager's client
+// reads the current token at each request, and a refresh must not reset
+// the budget.
+func clientVersion(conn *store.Connection) string {
+	h := sha256.New()
+	for _, s := range []string{conn.SiteURL, string(conn.Detail.Credentials)} {
+		fmt.Fprintf(h, "%d:%s", len(s), s)
+	}
+	if a := conn.Options.Auth; a != nil {
+		for _, s := range []string{a.Type, a.Username, a.ClientID} {
+			fmt.Fprintf(h, "%d:%s", len(s), s)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// client is the connection's API client, shared by every call on it.
 func (w *Writer) client(ctx context.Context, conn *store.Connection) (*snclient.Client, error) {
 	if conn.SiteURL == "" {
 		return nil, fmt.Errorf("connection %s has no ServiceNow instance URL", conn.ID)
 	}
-	hc, err := w.clients.HTTPClient(ctx, conn)
-	if err != nil {
-		return nil, err
+	version := clientVersion(conn)
+	w.mu.Lock()
+	k, ok := w.kept.Get(conn.ID)
+	if !ok || k.version != version {
+		k = &keptClient{version: version}
+		w.kept.Add(conn.ID, k)
 	}
-	return snclient.New(hc, conn.SiteURL, w.cfg.Client)
+	w.mu.Unlock()
+	k.once.Do(func() {
+		var hc *http.Client
+		if hc, k.err = w.clients.HTTPClient(ctx, conn); k.err == nil {
+			k.c, k.err = snclient.New(hc, conn.SiteURL, w.cfg.Client)
+		}
+	})
+	if k.err != nil {
+		// Not kept: the next call tries again.
+		w.mu.Lock()
+		if cur, ok := w.kept.Peek(conn.ID); ok && cur == k {
+			w.kept.Remove(conn.ID)
+		}
+		w.mu.Unlock()
+		return nil, k.err
+	}
+	return k.c, nil
 }
 
 // vendorError turns the instance's refusals a client can act on into
@@ -155,32 +221,43 @@ func servicenowRow(v jsontext.Value) servicenow.Row {
 	return r
 }
 
-// locate finds the table of a task record among the connection's tables
-// (the receiver knows a ticket by its sys_id) and answers the record.
-func (w *Writer) locate(ctx context.Context, c *snclient.Client, conn *store.Connection, sysID string) (string, servicenow.Row, error) {
-	for _, t := range snsync.Tables(conn) {
-		v, err := c.Get(ctx, t, sysID)
+// locate reads a task record and its table: the table the store knows it
+// by (the vendor attribute table), within the connection's tables; a
+// ticket stored without one is looked for in each of the connection's
+// tables, every miss a call against the instance's rate limit.
+func (w *Writer) locate(ctx context.Context, c *snclient.Client, conn *store.Connection, t connector.TicketRef) (string, servicenow.Row, error) {
+	tables := snsync.Tables(conn)
+	if stored := t.Attr("table"); stored != "" {
+		if !slices.Contains(tables, stored) {
+			return "", nil, &connector.VendorError{Status: http.StatusNotFound,
+				Message: "record " + t.ID + " is in table " + stored + ", not one of the connection's tables"}
+		}
+		tables = []string{stored}
+	}
+	for _, table := range tables {
+		v, err := c.Get(ctx, table, t.ID)
 		if errors.Is(err, snclient.ErrNotFound) {
 			continue
 		}
 		if err != nil {
 			return "", nil, vendorError(err)
 		}
-		return t, servicenowRow(v), nil
+		return table, servicenowRow(v), nil
 	}
-	return "", nil, &connector.VendorError{Status: http.StatusNotFound, Message: "no record " + sysID + " in the connection's tables"}
+	return "", nil, &connector.VendorError{Status: http.StatusNotFound, Message: "no record " + t.ID + " in the connection's tables"}
 }
 
 // UpdateTicket changes a record's fields and its state: the state code of
 // its table that the connection's mapping maps to the status asked for.
 // The Table API sets a state directly (no transitions), so a status is
 // refused only when no state of the table maps to it.
-func (w *Writer) UpdateTicket(ctx context.Context, conn *store.Connection, sysID string, ch connector.TicketChange) (connector.WriteResult, error) {
+func (w *Writer) UpdateTicket(ctx context.Context, conn *store.Connection, t connector.TicketRef, ch connector.TicketChange) (connector.WriteResult, error) {
 	c, err := w.client(ctx, conn)
 	if err != nil {
 		return connector.WriteResult{}, err
 	}
-	table, cur, err := w.locate(ctx, c, conn, sysID)
+	sysID := t.ID
+	table, cur, err := w.locate(ctx, c, conn, t)
 	if err != nil {
 		return connector.WriteResult{}, err
 	}
@@ -224,13 +301,13 @@ func (w *Writer) UpdateTicket(ctx context.Context, conn *store.Connection, sysID
 }
 
 // AddComment adds a customer-visible comment (the comments journal field).
-func (w *Writer) AddComment(ctx context.Context, conn *store.Connection, sysID, body string) (connector.WriteResult, error) {
-	return w.addJournal(ctx, conn, sysID, "comments", body)
+func (w *Writer) AddComment(ctx context.Context, conn *store.Connection, t connector.TicketRef, body string) (connector.WriteResult, error) {
+	return w.addJournal(ctx, conn, t, "comments", body)
 }
 
 // AddWorkNote adds an internal work note (the work_notes journal field).
-func (w *Writer) AddWorkNote(ctx context.Context, conn *store.Connection, sysID, body string) (connector.WriteResult, error) {
-	return w.addJournal(ctx, conn, sysID, "work_notes", body)
+func (w *Writer) AddWorkNote(ctx context.Context, conn *store.Connection, t connector.TicketRef, body string) (connector.WriteResult, error) {
+	return w.addJournal(ctx, conn, t, "work_notes", body)
 }
 
 // addJournal PATCHes a journal field, then finds the entry it made (the
@@ -238,7 +315,7 @@ func (w *Writer) AddWorkNote(ctx context.Context, conn *store.Connection, sysID,
 // element on the record by the same user with the same text. The ticket,
 // whose sys_updated_on the entry moved, is published first; the entry
 // answers.
-func (w *Writer) addJournal(ctx context.Context, conn *store.Connection, sysID, element, body string) (connector.WriteResult, error) {
+func (w *Writer) addJournal(ctx context.Context, conn *store.Connection, t connector.TicketRef, element, body string) (connector.WriteResult, error) {
 	if strings.TrimSpace(body) == "" {
 		return connector.WriteResult{}, invalid("body is required")
 	}
@@ -246,7 +323,8 @@ func (w *Writer) addJournal(ctx context.Context, conn *store.Connection, sysID, 
 	if err != nil {
 		return connector.WriteResult{}, err
 	}
-	table, _, err := w.locate(ctx, c, conn, sysID)
+	sysID := t.ID
+	table, _, err := w.locate(ctx, c, conn, t)
 	if err != nil {
 		return connector.WriteResult{}, err
 	}
@@ -292,7 +370,11 @@ func (w *Writer) findEntry(ctx context.Context, c *snclient.Client, table, sysID
 // fresh reads a record back as a sync reads it and maps it to find the
 // object and version it becomes.
 func (w *Writer) fresh(ctx context.Context, conn *store.Connection, table, sysID string) (connector.Written, error) {
-	rec, err := w.fetch.Fetch(ctx, conn, table, sysID)
+	c, err := w.client(ctx, conn)
+	if err != nil {
+		return connector.Written{}, err
+	}
+	rec, err := snsync.FetchWith(ctx, c, table, sysID)
 	if err != nil {
 		return connector.Written{}, vendorError(err)
 	}

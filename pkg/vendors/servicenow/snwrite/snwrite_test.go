@@ -6,7 +6,10 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -170,7 +173,7 @@ func TestStatusSetsTheMappedState(t *testing.T) {
 		return r["state"], r["hold_reason"]
 	}
 
-	res, err = w.UpdateTicket(ctx, conn, id, connector.TicketChange{Status: ptr(itsm.StatusInProgress),
+	res, err = w.UpdateTicket(ctx, conn, connector.TicketRef{ID: id}, connector.TicketChange{Status: ptr(itsm.StatusInProgress),
 		TicketFields: connector.TicketFields{Name: ptr("wf 2")}})
 	require.NoError(t, err)
 	require.Contains(t, string(res.Records[0].Body), `"short_description":"wf 2"`)
@@ -179,11 +182,11 @@ func TestStatusSetsTheMappedState(t *testing.T) {
 	require.Empty(t, hold)
 
 	// PENDING is On Hold awaiting the caller; BLOCKED awaiting a problem.
-	_, err = w.UpdateTicket(ctx, conn, id, connector.TicketChange{Status: ptr(itsm.StatusPending)})
+	_, err = w.UpdateTicket(ctx, conn, connector.TicketRef{ID: id}, connector.TicketChange{Status: ptr(itsm.StatusPending)})
 	require.NoError(t, err)
 	code, hold = state()
 	require.Equal(t, []string{"3", "1"}, []string{code, hold})
-	res, err = w.UpdateTicket(ctx, conn, id, connector.TicketChange{Status: ptr(itsm.StatusBlocked)})
+	res, err = w.UpdateTicket(ctx, conn, connector.TicketRef{ID: id}, connector.TicketChange{Status: ptr(itsm.StatusBlocked)})
 	require.NoError(t, err)
 	code, hold = state()
 	require.Equal(t, []string{"3", "3"}, []string{code, hold})
@@ -192,7 +195,7 @@ func TestStatusSetsTheMappedState(t *testing.T) {
 	require.Equal(t, itsm.StatusBlocked, recs[0].Object.(*itsm.Ticket).Status)
 
 	// No incident state maps to IN_REVIEW: refused, naming what can be set.
-	_, err = w.UpdateTicket(ctx, conn, id, connector.TicketChange{Status: ptr(itsm.StatusInReview)})
+	_, err = w.UpdateTicket(ctx, conn, connector.TicketRef{ID: id}, connector.TicketChange{Status: ptr(itsm.StatusInReview)})
 	var ue *connector.UnreachableError
 	require.True(t, errors.As(err, &ue), "%v", err)
 	require.Equal(t, "On Hold", ue.Current)
@@ -204,13 +207,13 @@ func TestStatusSetsTheMappedState(t *testing.T) {
 	// The connection's custom mapping, reversed: "Resolved" means CLOSED
 	// here, so CLOSED sets the first state it names.
 	conn.Options.StatusMapping = store.NameMap[itsm.Status]{{Name: "incident:Resolved", Value: itsm.StatusClosed}}
-	_, err = w.UpdateTicket(ctx, conn, id, connector.TicketChange{Status: ptr(itsm.StatusClosed)})
+	_, err = w.UpdateTicket(ctx, conn, connector.TicketRef{ID: id}, connector.TicketChange{Status: ptr(itsm.StatusClosed)})
 	require.NoError(t, err)
 	code, hold = state()
 	require.Equal(t, "6", code)
 	require.Empty(t, hold, "a hold reason belongs to On Hold only")
 
-	_, err = w.UpdateTicket(ctx, conn, "0123456789abcdef0123456789abcdef", connector.TicketChange{Status: ptr(itsm.StatusClosed)})
+	_, err = w.UpdateTicket(ctx, conn, connector.TicketRef{ID: "0123456789abcdef0123456789abcdef"}, connector.TicketChange{Status: ptr(itsm.StatusClosed)})
 	var ve *connector.VendorError
 	require.True(t, errors.As(err, &ve), "%v", err)
 	require.Equal(t, http.StatusNotFound, ve.Status)
@@ -228,11 +231,11 @@ func TestCommentsAndWorkNotes(t *testing.T) {
 		}
 	}
 
-	for element, add := range map[string]func(context.Context, *store.Connection, string, string) (connector.WriteResult, error){
+	for element, add := range map[string]func(context.Context, *store.Connection, connector.TicketRef, string) (connector.WriteResult, error){
 		"comments": w.AddComment, "work_notes": w.AddWorkNote,
 	} {
 		body := "checked the " + element + " ^ORDERBY x"
-		res, err := add(ctx, conn, id, body)
+		res, err := add(ctx, conn, connector.TicketRef{ID: id}, body)
 		require.NoError(t, err, element)
 		require.Len(t, res.Records, 2)
 		require.Equal(t, 1, res.Answer)
@@ -249,7 +252,7 @@ func TestCommentsAndWorkNotes(t *testing.T) {
 		require.Equal(t, element == "work_notes", c.VendorAttributes["internal"])
 		require.NotEmpty(t, c.AuthorID, "the author is resolved as the sync does")
 	}
-	_, err = w.AddComment(ctx, conn, id, "  ")
+	_, err = w.AddComment(ctx, conn, connector.TicketRef{ID: id}, "  ")
 	require.ErrorIs(t, err, connector.ErrInvalidInput)
 }
 
@@ -450,4 +453,235 @@ func TestRateLimitedWritesAreRetried(t *testing.T) {
 	}
 	require.True(t, errors.As(err, &ve), "%v", err)
 	require.Equal(t, http.StatusTooManyRequests, ve.Status)
+}
+
+// storedRef is a ticket as the receiver knows it from the store: its
+// sys_id and the vendor attributes the mapping gave it.
+func storedRef(t *testing.T, conn *store.Connection, table, sysID string) connector.TicketRef {
+	t.Helper()
+	rec, err := snsync.New(snsync.Config{Clients: integration()}).Fetch(context.Background(), conn, table, sysID)
+	require.NoError(t, err)
+	recs, err := servicenow.Mapper{}.MapSync(conn, raw.SyncRecord{Type: rec.Type, Record: rec.Body})
+	require.NoError(t, err)
+	tk := recs[0].Object.(*itsm.Ticket)
+	require.Equal(t, table, tk.VendorAttributes["table"])
+	return connector.TicketRef{ID: sysID, Attributes: tk.VendorAttributes}
+}
+
+// recordReads are the instance's answers to GETs of single task records
+// with this sys_id, after the first skip requests of its log, up to the
+// first write: the writer's lookup.
+func recordReads(t *testing.T, sim *snsim.Server, skip int, sysID string) []string {
+	t.Helper()
+	log, total := sim.Default().Requests()
+	require.Equal(t, total, len(log), "the log holds every request")
+	var out []string
+	for _, r := range log[skip:] {
+		if r.Method != http.MethodGet {
+			break
+		}
+		if strings.HasSuffix(r.Path, "/"+sysID) && strings.Contains(r.Path, "/table/") {
+			table := strings.TrimSuffix(r.Path[strings.LastIndex(r.Path, "/table/")+len("/table/"):], "/"+sysID)
+			out = append(out, table+" "+http.StatusText(r.Status))
+		}
+	}
+	return out
+}
+
+// A stored ticket names its table: an update or a comment GETs the record
+// there once, not each of the connection's tables in turn (404s that
+// spend the customer's rate budget). A ticket stored without the table
+// (by an older version) is still found by trying the tables.
+func TestWritesLookUpTheStoredTableOnly(t *testing.T) {
+	sim, w, conn := simWriter(t, "incident", "problem", "sc_req_item")
+	ctx := context.Background()
+	items, err := sim.Default().Records("sc_req_item")
+	require.NoError(t, err)
+	id := ""
+	for _, r := range items {
+		if r["assignment_group"] != sim.Default().RestrictedGroup() {
+			id = r["sys_id"]
+		}
+	}
+	require.NotEmpty(t, id)
+	ref := storedRef(t, conn, "sc_req_item", id)
+
+	_, skip := sim.Default().Requests()
+	_, err = w.UpdateTicket(ctx, conn, ref, connector.TicketChange{TicketFields: connector.TicketFields{Name: ptr("laptop, 16 GB")}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"sc_req_item OK"}, recordReads(t, sim, skip, id), "update")
+	at, err := sim.Default().Get("sc_req_item", id)
+	require.NoError(t, err)
+	require.Equal(t, "laptop, 16 GB", at["short_description"])
+
+	for element, add := range map[string]func(context.Context, *store.Connection, connector.TicketRef, string) (connector.WriteResult, error){
+		"comments": w.AddComment, "work_notes": w.AddWorkNote,
+	} {
+		_, skip = sim.Default().Requests()
+		res, err := add(ctx, conn, ref, "ordered "+element)
+		require.NoError(t, err, element)
+		require.Equal(t, raw.TypeComment, res.Records[res.Answer].Type)
+		require.Equal(t, []string{"sc_req_item OK"}, recordReads(t, sim, skip, id), element)
+	}
+
+	// Without the table: found by trying the connection's tables.
+	_, skip = sim.Default().Requests()
+	_, err = w.UpdateTicket(ctx, conn, connector.TicketRef{ID: id}, connector.TicketChange{TicketFields: connector.TicketFields{Name: ptr("laptop, 32 GB")}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"incident Not Found", "problem Not Found", "sc_req_item OK"}, recordReads(t, sim, skip, id))
+	_, err = w.AddComment(ctx, conn, connector.TicketRef{ID: id, Attributes: itsm.VendorAttributes{"sys_id": id}}, "no table")
+	require.NoError(t, err)
+
+	// A table the connection no longer syncs is outside its scope: not
+	// found, without asking the instance.
+	conn.Options.Tables = []string{"incident"}
+	_, skip = sim.Default().Requests()
+	_, err = w.UpdateTicket(ctx, conn, ref, connector.TicketChange{TicketFields: connector.TicketFields{Name: ptr("x")}})
+	var ve *connector.VendorError
+	require.True(t, errors.As(err, &ve), "%v", err)
+	require.Equal(t, http.StatusNotFound, ve.Status)
+	require.Contains(t, ve.Message, "sc_req_item")
+	_, total := sim.Default().Requests()
+	require.Equal(t, skip, total, "no call")
+}
+
+// credClients authenticates a basic-auth connection with the credentials
+// the connection holds, as connections.Manager does (the password, sealed
+// there, is plain here), and counts the clients it makes.
+type credClients struct{ made atomic.Int32 }
+
+func (c *credClients) HTTPClient(_ context.Context, conn *store.Connection) (*http.Client, error) {
+	c.made.Add(1)
+	return &http.Client{Transport: snclient.BasicAuth(nil, conn.Options.Auth.Username, string(conn.Detail.Credentials))}, nil
+}
+
+func basicConn(sim *snsim.Server, password string) *store.Connection {
+	conn := &store.Connection{ID: "c1", OrganizationID: "o1", Vendor: servicenow.VendorName, SiteURL: sim.BaseURL("")}
+	conn.Options.Auth = &store.ConnectionAuth{Type: store.AuthBasic, Username: "itsm.integration"}
+	conn.Detail.Credentials = []byte(password)
+	return conn
+}
+
+// Write-back calls on one connection spend one hourly budget (snclient's
+// share of the instance's X-RateLimit-Limit): once the writes spent it,
+// the next is refused as rate limited before it reaches the instance,
+// which never had to refuse a call. The next hour it goes through.
+func TestWritesOfAConnectionShareOneRateBudget(t *testing.T) {
+	clk := snsim.NewManualClock(time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC))
+	sim := snsim.NewTestServer(t, snsim.Options{Seed: 7, Clock: clk, Instances: []snsim.Instance{{LinksFromRequest: true}}})
+	clients := &credClients{}
+	w := snwrite.New(snwrite.Config{Now: clk.Now, Client: snclient.Options{Now: clk.Now}}, clients)
+	conn := basicConn(sim, "integration-password")
+	ctx := context.Background()
+	var refs []connector.TicketRef
+	for _, r := range visibleRecords(t, sim, "incident")[:3] {
+		refs = append(refs, storedRef(t, conn, "incident", r["sys_id"]))
+	}
+	update := func(i int) error {
+		_, err := w.UpdateTicket(ctx, conn, refs[i%len(refs)],
+			connector.TicketChange{TicketFields: connector.TicketFields{Name: ptr("budget " + strconv.Itoa(i))}})
+		return err
+	}
+
+	// What one update costs, before any rule counts.
+	_, before := sim.Default().Requests()
+	require.NoError(t, update(0))
+	_, after := sim.Default().Requests()
+	perWrite := after - before
+	require.Positive(t, perWrite)
+
+	// A rule whose half (snclient's default share) is three updates.
+	const writes = 3
+	require.NoError(t, sim.Default().SetRateRules([]snsim.RateRule{{Limit: 2 * writes * perWrite, UserName: "itsm.integration"}}))
+	_, before = sim.Default().Requests()
+	for i := range writes {
+		require.NoError(t, update(1+i), "write %d is within the budget", i+1)
+	}
+	err := update(1 + writes)
+	var ve *connector.VendorError
+	require.True(t, errors.As(err, &ve), "the write past the budget is refused: %v", err)
+	require.Equal(t, http.StatusTooManyRequests, ve.Status)
+	log, total := sim.Default().Requests()
+	require.Equal(t, writes*perWrite, total-before, "the refused write made no call")
+	for _, r := range log[before:] {
+		require.NotEqual(t, http.StatusTooManyRequests, r.Status, "the instance never had to refuse: %s %s", r.Method, r.Path)
+	}
+
+	clk.Advance(time.Hour)
+	require.NoError(t, update(2+writes), "a new hour, a new budget")
+	require.Equal(t, int32(1), clients.made.Load(), "one client for the connection")
+}
+
+// A connection's client is kept across writes, also concurrent ones, and
+// made anew when its credentials or instance URL change: a changed
+// password is used at once, never the one the old client holds.
+func TestAConnectionsClientIsRemadeWhenItsCredentialsChange(t *testing.T) {
+	sim := snsim.NewTestServer(t, snsim.Options{Seed: 7, Instances: []snsim.Instance{{LinksFromRequest: true}}})
+	clients := &credClients{}
+	w := snwrite.New(snwrite.Config{}, clients)
+	ctx := context.Background()
+	incidents := visibleRecords(t, sim, "incident")
+	update := func(conn *store.Connection, i int) error {
+		id := incidents[i%len(incidents)]["sys_id"]
+		_, err := w.UpdateTicket(ctx, conn, connector.TicketRef{ID: id, Attributes: itsm.VendorAttributes{"table": "incident"}},
+			connector.TicketChange{TicketFields: connector.TicketFields{Name: ptr("creds " + strconv.Itoa(i))}})
+		return err
+	}
+
+	conn := basicConn(sim, "not-the-password")
+	err := update(conn, 0)
+	var ve *connector.VendorError
+	require.True(t, errors.As(err, &ve), "%v", err)
+	require.Equal(t, http.StatusUnauthorized, ve.Status)
+
+	// The connection as the store answers it after the credentials were
+	// replaced: a new value, as every request reads it.
+	fixed := *conn
+	fixed.Detail.Credentials = []byte("integration-password")
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Go(func() {
+			c := fixed
+			errs[i] = update(&c, i)
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+	require.Equal(t, int32(2), clients.made.Load(), "one client for the wrong password, one for the right one")
+
+	moved := fixed
+	moved.SiteURL = sim.BaseURL("") + "/"
+	require.NoError(t, update(&moved, 9))
+	require.Equal(t, int32(3), clients.made.Load(), "another instance URL, another client")
+
+	// Another connection has its own client.
+	other := fixed
+	other.ID = "c2"
+	require.NoError(t, update(&other, 10))
+	require.Equal(t, int32(4), clients.made.Load())
+
+	// Bounded: past MaxClients the least recently used is dropped.
+	few := &credClients{}
+	w = snwrite.New(snwrite.Config{MaxClients: 1}, few)
+	for i, c := range []*store.Connection{&fixed, &other, &other, &fixed} {
+		require.NoError(t, update(c, i))
+	}
+	require.Equal(t, int32(3), few.made.Load())
+}
+
+func visibleRecords(t *testing.T, sim *snsim.Server, table string) []snsim.Record {
+	t.Helper()
+	rows, err := sim.Default().Records(table)
+	require.NoError(t, err)
+	var out []snsim.Record
+	for _, r := range rows {
+		if r["assignment_group"] != sim.Default().RestrictedGroup() {
+			out = append(out, r)
+		}
+	}
+	require.NotEmpty(t, out)
+	return out
 }
