@@ -14,12 +14,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/itsmhub/itsm/internal/app"
 	"github.com/itsmhub/itsm/internal/app/apptest"
 	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/config"
 	"github.com/itsmhub/itsm/pkg/connections"
 	"github.com/itsmhub/itsm/pkg/itsm"
 	"github.com/itsmhub/itsm/pkg/store"
+	"github.com/itsmhub/itsm/pkg/vendors/jira/jirasim"
 	"github.com/itsmhub/itsm/pkg/vendors/servicenow/snconn"
 	"github.com/itsmhub/itsm/pkg/vendors/servicenow/snsim"
 )
@@ -37,14 +39,14 @@ func startWithSN(t *testing.T, inst snsim.Instance) (*apptest.Env, *snsim.Server
 	return startWithSNOptions(t, snsim.Options{Seed: 5}, inst)
 }
 
-func startWithSNOptions(t *testing.T, opts snsim.Options, inst snsim.Instance) (*apptest.Env, *snsim.Server, *snsim.Inst) {
+func startWithSNOptions(t *testing.T, opts snsim.Options, inst snsim.Instance, appOpts ...app.Option) (*apptest.Env, *snsim.Server, *snsim.Inst) {
 	t.Helper()
 	inst.LinksFromRequest = true
 	opts.Instances = []snsim.Instance{inst}
 	sim := snsim.NewTestServer(t, opts)
 	env := apptest.StartWith(t, func(c *config.Config) {
 		c.APIKeys = map[string]string{keyA: "org-a", keyB: "org-b"}
-	})
+	}, appOpts...)
 	return env, sim, sim.Default()
 }
 
@@ -392,6 +394,86 @@ func TestServiceNowOAuthEndToEnd(t *testing.T) {
 	st, _ = env.Call(t, http.MethodGet, keyB, "/v1/connections/"+conn.ID+"/servicenow/business-rule", nil)
 	require.Equal(t, http.StatusNotFound, st)
 	require.NotContains(t, env.Logs.String(), clientSecret)
+}
+
+// snOAuthCreate creates a ServiceNow connection that gets its access by
+// OAuth consent, with the simulator's registered OAuth application.
+func snOAuthCreate(t *testing.T, env *apptest.Env, sim *snsim.Server) connections.View {
+	t.Helper()
+	st, conn, body := snCreate(t, env, keyA, map[string]any{"instance_url": sim.BaseURL(""),
+		"auth": map[string]any{"type": "oauth", "client_id": "snsim-client", "client_secret": "snsim-secret"}})
+	require.Equal(t, http.StatusCreated, st, body)
+	return conn
+}
+
+// TestServiceNowConsentPagesNameServiceNow: the consent pages of a
+// ServiceNow connection name ServiceNow, never Jira (refused at the
+// instance, a callback without its code, declined, expired); a state that
+// is not live (forged, expired) learns no vendor: its page names none.
+func TestServiceNowConsentPagesNameServiceNow(t *testing.T) {
+	clock := jirasim.NewManualClock(time.Now())
+	env, sim, _ := startWithSNOptions(t, snsim.Options{Seed: 5}, snsim.Instance{Sizes: smallSizes()}, app.WithClock(clock.Now))
+	namesServiceNow := func(t *testing.T, body string) {
+		t.Helper()
+		require.Contains(t, body, "ServiceNow")
+		require.NotContains(t, body, "Jira")
+	}
+	namesNoVendor := func(t *testing.T, body string) {
+		t.Helper()
+		require.NotContains(t, body, "ServiceNow")
+		require.NotContains(t, body, "Jira")
+	}
+	conn := snOAuthCreate(t, env, sim)
+	authURL, err := url.Parse(conn.OAuth2AuthorizeURL)
+	require.NoError(t, err)
+	state := authURL.Query().Get("state")
+
+	// Refused on the instance's consent screen.
+	denied := apptest.Consent(t, conn.OAuth2AuthorizeURL+"&snsim_consent=deny")
+	requireErrorPage(t, denied.Status, denied.Body, http.StatusBadRequest,
+		"ServiceNow access was not granted", "ServiceNow reports that access was not granted (access_denied)", "ServiceNow&#39;s consent screen")
+	namesServiceNow(t, denied.Body)
+	// Naming the vendor did not spend the state: a callback lacking only
+	// its code names it too.
+	incomplete := apptest.OpenCallback(t, env.URL+"/oauth/callback?state="+url.QueryEscape(state))
+	requireErrorPage(t, incomplete.Status, incomplete.Body, http.StatusBadRequest, "Incomplete authorization", "the state ServiceNow sends back")
+	namesServiceNow(t, incomplete.Body)
+	// A forged state names no vendor.
+	forged := apptest.OpenCallback(t, env.URL+"/oauth/callback?error=access_denied&state="+url.QueryEscape(state[:len(state)-4]+"AAAA"))
+	requireErrorPage(t, forged.Status, forged.Body, http.StatusBadRequest, "Access was not granted", "The service reports")
+	namesNoVendor(t, forged.Body)
+
+	// Declined on the confirmation page: the same, still live, state.
+	page := apptest.Consent(t, conn.OAuth2AuthorizeURL)
+	require.Equal(t, http.StatusOK, page.Status, page.Body)
+	st, body := page.Submit(t, "decline")
+	require.Equal(t, http.StatusOK, st, body)
+	require.Contains(t, body, "the access ServiceNow granted was discarded")
+	namesServiceNow(t, body)
+
+	// Nobody confirmed in time.
+	st, body = env.Call(t, http.MethodPost, keyA, "/v1/connections/"+conn.ID+"/authorize", nil)
+	require.Equal(t, http.StatusOK, st, body)
+	var fresh struct {
+		URL string `json:"oauth2_authorize_url"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &fresh))
+	page = apptest.Consent(t, fresh.URL)
+	require.Equal(t, http.StatusOK, page.Status, page.Body)
+	clock.Advance(11 * time.Minute) // pending consents live 10 minutes
+	st, body = page.Submit(t, "confirm")
+	requireErrorPage(t, st, body, http.StatusBadRequest, "This confirmation has expired", "The access ServiceNow granted was discarded")
+	namesServiceNow(t, body)
+
+	// An expired state names no vendor either.
+	st, body = env.Call(t, http.MethodPost, keyA, "/v1/connections/"+conn.ID+"/authorize", nil)
+	require.Equal(t, http.StatusOK, st, body)
+	require.NoError(t, json.Unmarshal([]byte(body), &fresh))
+	clock.Advance(16 * time.Minute) // states live 15 minutes
+	expired := apptest.Consent(t, fresh.URL+"&snsim_consent=deny")
+	requireErrorPage(t, expired.Status, expired.Body, http.StatusBadRequest, "Access was not granted")
+	namesNoVendor(t, expired.Body)
+	require.Equal(t, store.StatePending, getConnection(t, env, keyA, conn.ID).State)
 }
 
 // TestServiceNowConnectionTest: credentials are tested on create, and the
