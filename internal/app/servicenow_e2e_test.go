@@ -531,6 +531,122 @@ func TestServiceNowConnectionTest(t *testing.T) {
 	require.NotContains(t, env.Logs.String(), "no-roles-password")
 }
 
+// TestServiceNowBasicAuthRetest: a basic-auth connection whose test failed
+// is not stuck PENDING. POST /v1/connections/{id}/test with new credentials
+// seals them in place of the old ones and tests at once; without a body it
+// tests the stored ones again (the instance answers again). Another
+// organization's connection is a 404 and stays as it was.
+func TestServiceNowBasicAuthRetest(t *testing.T) {
+	env, sim, in := startWithSN(t, snsim.Instance{Sizes: smallSizes()})
+	const wrong = "not-the-password"
+	st, conn, body := snCreate(t, env, keyA, basicOptions(sim, snUser, wrong, "incident", "problem"))
+	require.Equal(t, http.StatusCreated, st, body)
+	require.Equal(t, store.StatePending, conn.State)
+	require.Equal(t, store.HealthFailed, conn.Health.Status)
+	require.Contains(t, conn.Health.Description, "HTTP 401")
+	before, err := env.Connections().Get(context.Background(), "org-a", conn.ID)
+	require.NoError(t, err)
+	pushBefore, err := env.Connections().Credentials(before)
+	require.NoError(t, err)
+
+	retest := func(key string, auth map[string]any) (int, connections.View, string) {
+		t.Helper()
+		var req any
+		if auth != nil {
+			req = map[string]any{"auth": auth}
+		}
+		st, body := env.Call(t, http.MethodPost, key, "/v1/connections/"+conn.ID+"/test", req)
+		var v connections.View
+		if st == http.StatusOK {
+			require.NoError(t, json.Unmarshal([]byte(body), &v), body)
+		}
+		return st, v, body
+	}
+	right := map[string]any{"type": "basic", "username": snUser, "password": snPassword}
+
+	// An authorize URL is no way out: basic auth has no consent.
+	st, body = env.Call(t, http.MethodPost, keyA, "/v1/connections/"+conn.ID+"/authorize", nil)
+	require.Equal(t, http.StatusConflict, st, body)
+	require.Contains(t, body, "no OAuth consent")
+	// Testing again with the same wrong password fails again, with the reason.
+	st, v, body := retest(keyA, nil)
+	require.Equal(t, http.StatusOK, st, body)
+	require.Equal(t, store.StatePending, v.State)
+	require.Contains(t, v.Health.Description, "HTTP 401")
+
+	// Another organization: 404, and nothing changes.
+	st, _, body = retest(keyB, right)
+	require.Equal(t, http.StatusNotFound, st, body)
+	st, _, body = retest(keyB, nil)
+	require.Equal(t, http.StatusNotFound, st, body)
+	require.Equal(t, store.StatePending, getConnection(t, env, keyA, conn.ID).State)
+
+	// Credentials that cannot replace these: 400 naming the field.
+	for _, tc := range []struct {
+		name  string
+		auth  map[string]any
+		field string
+	}{
+		{"no password", map[string]any{"type": "basic", "username": snUser}, "auth.password"},
+		{"no user", map[string]any{"type": "basic", "password": snPassword}, "auth.username"},
+		{"another type", map[string]any{"type": "oauth", "client_id": "snsim-client", "client_secret": "snsim-secret"}, "auth.type"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, _, body := retest(keyA, tc.auth)
+			require.Equal(t, http.StatusBadRequest, st, body)
+			require.Contains(t, body, tc.field)
+			require.NotContains(t, body, snPassword)
+		})
+	}
+	st, body = env.Call(t, http.MethodPost, keyA, "/v1/connections/"+conn.ID+"/test", map[string]any{"options": map[string]any{}})
+	require.Equal(t, http.StatusBadRequest, st, body)
+
+	// The right password: sealed in place of the wrong one and tested at
+	// once; the connection is ACTIVE and its first full sync runs.
+	start := time.Now().Add(-time.Minute)
+	st, v, body = retest(keyA, right)
+	require.Equal(t, http.StatusOK, st, body)
+	require.Equal(t, store.StateActive, v.State, body)
+	require.Equal(t, store.HealthHealthy, v.Health.Status)
+	require.Equal(t, []string{"incident", "problem"}, v.Options.Tables, "the other options stay")
+	require.NotContains(t, body, snPassword)
+	waitSync(t, env, conn.ID, store.SyncFull, start)
+	stored, err := env.Connections().Get(context.Background(), "org-a", conn.ID)
+	require.NoError(t, err)
+	require.NotContains(t, string(stored.Detail.Credentials), snPassword, "sealed at rest")
+	cred, err := env.Connections().Credentials(stored)
+	require.NoError(t, err)
+	require.Equal(t, snPassword, cred.Password)
+	require.Equal(t, pushBefore.PushSecret, cred.PushSecret, "the business rule's secret stays")
+
+	// The instance fails: a test says so; once it answers, a test without
+	// new credentials makes the connection ACTIVE again.
+	in.SetAPIFaults(snsim.APIFaults{ErrorProb: 1, ErrorStatus: http.StatusInternalServerError})
+	st, v, body = retest(keyA, nil)
+	require.Equal(t, http.StatusOK, st, body)
+	require.Equal(t, store.StatePending, v.State)
+	require.Equal(t, store.HealthFailed, v.Health.Status)
+	require.Contains(t, v.Health.Description, "HTTP 500")
+	in.SetAPIFaults(snsim.APIFaults{})
+	st, v, body = retest(keyA, nil)
+	require.Equal(t, http.StatusOK, st, body)
+	require.Equal(t, store.StateActive, v.State)
+	require.Equal(t, store.HealthHealthy, v.Health.Status)
+
+	// An OAuth connection waiting for its consent has nothing to test yet.
+	oauth := snOAuthCreate(t, env, sim)
+	st, body = env.Call(t, http.MethodPost, keyA, "/v1/connections/"+oauth.ID+"/test", nil)
+	require.Equal(t, http.StatusConflict, st, body)
+	require.Contains(t, body, "authorize it first")
+	st, body = env.Call(t, http.MethodPost, keyA, "/v1/connections/"+oauth.ID+"/test",
+		map[string]any{"auth": map[string]any{"type": "oauth", "client_id": "snsim-client", "client_secret": "other"}})
+	require.Equal(t, http.StatusBadRequest, st, body)
+	require.Contains(t, body, "authorize again")
+	require.NotContains(t, body, "other")
+	require.NotContains(t, env.Logs.String(), snPassword)
+	require.NotContains(t, env.Logs.String(), wrong)
+}
+
 // TestServiceNowDeleteLog: an account that may read sys_audit_delete
 // (admin) learns deletions from it, by incremental sync, with no push.
 func TestServiceNowDeleteLog(t *testing.T) {
