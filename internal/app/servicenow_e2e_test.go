@@ -450,6 +450,10 @@ func TestServiceNowConsentPagesNameServiceNow(t *testing.T) {
 	require.Equal(t, http.StatusOK, st, body)
 	require.Contains(t, body, "the access ServiceNow granted was discarded")
 	namesServiceNow(t, body)
+	// The callback spent the state: it names no vendor any more.
+	spent := apptest.OpenCallback(t, env.URL+"/oauth/callback?error=access_denied&state="+url.QueryEscape(state))
+	requireErrorPage(t, spent.Status, spent.Body, http.StatusBadRequest, "Access was not granted")
+	namesNoVendor(t, spent.Body)
 
 	// Nobody confirmed in time.
 	st, body = env.Call(t, http.MethodPost, keyA, "/v1/connections/"+conn.ID+"/authorize", nil)

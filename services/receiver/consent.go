@@ -94,7 +94,7 @@ func (s *Server) mountConsent(svc ConsentService) {
 				title = v.name + " access was not granted"
 			}
 			return s.renderPage(c, page{Status: http.StatusBadRequest, Title: title,
-				Lead: v.title(v.name + " reports that access was not granted (" + e + "). Nothing was connected."),
+				Lead: capitalize(v.name + " reports that access was not granted (" + e + "). Nothing was connected."),
 				Next: "To connect the site, ask for a new authorization link (POST /v1/connections/{id}/authorize) and accept on " + v.name + "'s consent screen."})
 		}
 		code, state := c.QueryParam("code"), c.QueryParam("state")
@@ -192,8 +192,8 @@ func wordsFor(title string) vendorWords {
 	return vendorWords{name: title, known: true}
 }
 
-// title capitalizes a sentence that starts with the vendor's name.
-func (v vendorWords) title(sentence string) string {
+// capitalize starts a sentence that begins with the vendor's name.
+func capitalize(sentence string) string {
 	return strings.ToUpper(sentence[:1]) + sentence[1:]
 }
 
@@ -247,7 +247,7 @@ func (s *Server) consentError(c echo.Context, err error) error {
 		// The declared site is not shown: whoever holds the link need not
 		// learn it. The API's health names both.
 		p.Status, p.Title = http.StatusConflict, "Wrong "+v.name+" site"
-		p.Lead = v.title(v.name+" granted access to "+strings.Join(mismatch.Consented, ", ")+", which is not the site this connection is for. ") +
+		p.Lead = capitalize(v.name+" granted access to "+strings.Join(mismatch.Consented, ", ")+", which is not the site this connection is for. ") +
 			"Nothing was connected, and the access " + v.name + " granted was discarded; the connection stays PENDING."
 		p.Next = "Authorize again and choose the connection's site on " + v.name + "'s consent screen. The connection's health (GET /v1/connections/{id}) names the site it expects."
 	case errors.Is(err, connections.ErrStateExpired):
