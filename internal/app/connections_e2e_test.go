@@ -70,6 +70,7 @@ func TestConnectionLifecycleAgainstSimulator(t *testing.T) {
 		{http.MethodPatch, "/v1/connections/" + created.ID},
 		{http.MethodDelete, "/v1/connections/" + created.ID},
 		{http.MethodPost, "/v1/connections/" + created.ID + "/authorize"},
+		{http.MethodPost, "/v1/connections/" + created.ID + "/test"},
 	} {
 		var body any
 		if c.method == http.MethodPatch {
@@ -98,6 +99,10 @@ func TestConnectionLifecycleAgainstSimulator(t *testing.T) {
 	require.Equal(t, sim.Default().Info().URL, active.SiteURL)
 	require.Equal(t, store.HealthHealthy, active.Health.Status)
 	require.Len(t, active.Webhooks, 1)
+	// Jira has no connection test of its own: the consent tested it.
+	st, body = env.Call(t, http.MethodPost, keyA, "/v1/connections/"+created.ID+"/test", nil)
+	require.Equal(t, http.StatusConflict, st, body)
+	require.Contains(t, body, "not_testable")
 	require.WithinDuration(t, clock.Now().Add(30*24*time.Hour), active.Webhooks[0].ExpiresAt, time.Minute)
 	hooks := sim.Default().Webhooks()
 	require.Len(t, hooks, 1)

@@ -90,6 +90,7 @@ func TestConsentNamesTheOrganizationAndWaitsForConfirmation(t *testing.T) {
 	st, body := page.Submit(t, "decline")
 	require.Equal(t, http.StatusOK, st, body)
 	require.Contains(t, body, "Connection declined")
+	require.Contains(t, body, "the access Jira granted was discarded")
 	v = requireNotConnected(t, env, sim, keyB, created.ID)
 	require.Nil(t, v.PendingConsent, "declining discards the granted tokens")
 	require.Contains(t, v.Health.Description, "declined")
@@ -141,8 +142,12 @@ func TestConsentStateIsSingleUse(t *testing.T) {
 	// Forged and denied callbacks get error pages too.
 	forged := apptest.OpenCallback(t, env.URL+"/oauth/callback?code=x&state=forged.state.123.sig")
 	requireErrorPage(t, forged.Status, forged.Body, http.StatusBadRequest, "This authorization link is not valid")
-	denied := apptest.OpenCallback(t, env.URL+"/oauth/callback?error=access_denied&state=x")
-	requireErrorPage(t, denied.Status, denied.Body, http.StatusBadRequest, "Jira access was not granted", "access_denied")
+	denied := apptest.Consent(t, createConnection(t, env, keyA, nil).OAuth2AuthorizeURL+"&jirasim_consent=deny")
+	requireErrorPage(t, denied.Status, denied.Body, http.StatusBadRequest, "Jira access was not granted", "access_denied", "Jira&#39;s consent screen")
+	// A state that is not live learns no vendor.
+	unknown := apptest.OpenCallback(t, env.URL+"/oauth/callback?error=access_denied&state=x")
+	requireErrorPage(t, unknown.Status, unknown.Body, http.StatusBadRequest, "Access was not granted", "access_denied")
+	require.NotContains(t, unknown.Body, "Jira")
 	// Free text in the link never becomes a message on the page.
 	spoof := apptest.OpenCallback(t, env.URL+"/oauth/callback?error="+url.QueryEscape("Your account is locked, call +1 555 0100"))
 	requireErrorPage(t, spoof.Status, spoof.Body, http.StatusBadRequest, "unknown error")
@@ -226,7 +231,7 @@ func TestConsentConfirmationIsCSRFProtected(t *testing.T) {
 	// form is refused.
 	clock.Advance(11 * time.Minute) // pending consents live 10 minutes
 	st, body = otherPage.Submit(t, "confirm")
-	requireErrorPage(t, st, body, http.StatusBadRequest, "This confirmation has expired")
+	requireErrorPage(t, st, body, http.StatusBadRequest, "This confirmation has expired", "The access Jira granted was discarded")
 	v := getConnection(t, env, keyA, other.ID)
 	require.Equal(t, store.StatePending, v.State)
 	require.Nil(t, v.PendingConsent)

@@ -14,12 +14,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/itsmhub/itsm/internal/app"
 	"github.com/itsmhub/itsm/internal/app/apptest"
 	"github.com/itsmhub/itsm/pkg/broker"
 	"github.com/itsmhub/itsm/pkg/config"
 	"github.com/itsmhub/itsm/pkg/connections"
 	"github.com/itsmhub/itsm/pkg/itsm"
 	"github.com/itsmhub/itsm/pkg/store"
+	"github.com/itsmhub/itsm/pkg/vendors/jira/jirasim"
 	"github.com/itsmhub/itsm/pkg/vendors/servicenow/snconn"
 	"github.com/itsmhub/itsm/pkg/vendors/servicenow/snsim"
 )
@@ -37,14 +39,14 @@ func startWithSN(t *testing.T, inst snsim.Instance) (*apptest.Env, *snsim.Server
 	return startWithSNOptions(t, snsim.Options{Seed: 5}, inst)
 }
 
-func startWithSNOptions(t *testing.T, opts snsim.Options, inst snsim.Instance) (*apptest.Env, *snsim.Server, *snsim.Inst) {
+func startWithSNOptions(t *testing.T, opts snsim.Options, inst snsim.Instance, appOpts ...app.Option) (*apptest.Env, *snsim.Server, *snsim.Inst) {
 	t.Helper()
 	inst.LinksFromRequest = true
 	opts.Instances = []snsim.Instance{inst}
 	sim := snsim.NewTestServer(t, opts)
 	env := apptest.StartWith(t, func(c *config.Config) {
 		c.APIKeys = map[string]string{keyA: "org-a", keyB: "org-b"}
-	})
+	}, appOpts...)
 	return env, sim, sim.Default()
 }
 
@@ -394,6 +396,90 @@ func TestServiceNowOAuthEndToEnd(t *testing.T) {
 	require.NotContains(t, env.Logs.String(), clientSecret)
 }
 
+// snOAuthCreate creates a ServiceNow connection that gets its access by
+// OAuth consent, with the simulator's registered OAuth application.
+func snOAuthCreate(t *testing.T, env *apptest.Env, sim *snsim.Server) connections.View {
+	t.Helper()
+	st, conn, body := snCreate(t, env, keyA, map[string]any{"instance_url": sim.BaseURL(""),
+		"auth": map[string]any{"type": "oauth", "client_id": "snsim-client", "client_secret": "snsim-secret"}})
+	require.Equal(t, http.StatusCreated, st, body)
+	return conn
+}
+
+// TestServiceNowConsentPagesNameServiceNow: the consent pages of a
+// ServiceNow connection name ServiceNow, never Jira (refused at the
+// instance, a callback without its code, declined, expired); a state that
+// is not live (forged, expired) learns no vendor: its page names none.
+func TestServiceNowConsentPagesNameServiceNow(t *testing.T) {
+	clock := jirasim.NewManualClock(time.Now())
+	env, sim, _ := startWithSNOptions(t, snsim.Options{Seed: 5}, snsim.Instance{Sizes: smallSizes()}, app.WithClock(clock.Now))
+	namesServiceNow := func(t *testing.T, body string) {
+		t.Helper()
+		require.Contains(t, body, "ServiceNow")
+		require.NotContains(t, body, "Jira")
+	}
+	namesNoVendor := func(t *testing.T, body string) {
+		t.Helper()
+		require.NotContains(t, body, "ServiceNow")
+		require.NotContains(t, body, "Jira")
+	}
+	conn := snOAuthCreate(t, env, sim)
+	authURL, err := url.Parse(conn.OAuth2AuthorizeURL)
+	require.NoError(t, err)
+	state := authURL.Query().Get("state")
+
+	// Refused on the instance's consent screen.
+	denied := apptest.Consent(t, conn.OAuth2AuthorizeURL+"&snsim_consent=deny")
+	requireErrorPage(t, denied.Status, denied.Body, http.StatusBadRequest,
+		"ServiceNow access was not granted", "ServiceNow reports that access was not granted (access_denied)", "ServiceNow&#39;s consent screen")
+	namesServiceNow(t, denied.Body)
+	// Naming the vendor did not spend the state: a callback lacking only
+	// its code names it too.
+	incomplete := apptest.OpenCallback(t, env.URL+"/oauth/callback?state="+url.QueryEscape(state))
+	requireErrorPage(t, incomplete.Status, incomplete.Body, http.StatusBadRequest, "Incomplete authorization", "the state ServiceNow sends back")
+	namesServiceNow(t, incomplete.Body)
+	// A forged state names no vendor.
+	forged := apptest.OpenCallback(t, env.URL+"/oauth/callback?error=access_denied&state="+url.QueryEscape(state[:len(state)-4]+"AAAA"))
+	requireErrorPage(t, forged.Status, forged.Body, http.StatusBadRequest, "Access was not granted", "The service reports")
+	namesNoVendor(t, forged.Body)
+
+	// Declined on the confirmation page: the same, still live, state.
+	page := apptest.Consent(t, conn.OAuth2AuthorizeURL)
+	require.Equal(t, http.StatusOK, page.Status, page.Body)
+	st, body := page.Submit(t, "decline")
+	require.Equal(t, http.StatusOK, st, body)
+	require.Contains(t, body, "the access ServiceNow granted was discarded")
+	namesServiceNow(t, body)
+	// The callback spent the state: it names no vendor any more.
+	spent := apptest.OpenCallback(t, env.URL+"/oauth/callback?error=access_denied&state="+url.QueryEscape(state))
+	requireErrorPage(t, spent.Status, spent.Body, http.StatusBadRequest, "Access was not granted")
+	namesNoVendor(t, spent.Body)
+
+	// Nobody confirmed in time.
+	st, body = env.Call(t, http.MethodPost, keyA, "/v1/connections/"+conn.ID+"/authorize", nil)
+	require.Equal(t, http.StatusOK, st, body)
+	var fresh struct {
+		URL string `json:"oauth2_authorize_url"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &fresh))
+	page = apptest.Consent(t, fresh.URL)
+	require.Equal(t, http.StatusOK, page.Status, page.Body)
+	clock.Advance(11 * time.Minute) // pending consents live 10 minutes
+	st, body = page.Submit(t, "confirm")
+	requireErrorPage(t, st, body, http.StatusBadRequest, "This confirmation has expired", "The access ServiceNow granted was discarded")
+	namesServiceNow(t, body)
+
+	// An expired state names no vendor either.
+	st, body = env.Call(t, http.MethodPost, keyA, "/v1/connections/"+conn.ID+"/authorize", nil)
+	require.Equal(t, http.StatusOK, st, body)
+	require.NoError(t, json.Unmarshal([]byte(body), &fresh))
+	clock.Advance(16 * time.Minute) // states live 15 minutes
+	expired := apptest.Consent(t, fresh.URL+"&snsim_consent=deny")
+	requireErrorPage(t, expired.Status, expired.Body, http.StatusBadRequest, "Access was not granted")
+	namesNoVendor(t, expired.Body)
+	require.Equal(t, store.StatePending, getConnection(t, env, keyA, conn.ID).State)
+}
+
 // TestServiceNowConnectionTest: credentials are tested on create, and the
 // health tells a wrong password, a missing role and an unreachable
 // instance apart; what is not a ServiceNow option is refused.
@@ -447,6 +533,122 @@ func TestServiceNowConnectionTest(t *testing.T) {
 	}
 	require.NotContains(t, env.Logs.String(), "not-the-password")
 	require.NotContains(t, env.Logs.String(), "no-roles-password")
+}
+
+// TestServiceNowBasicAuthRetest: a basic-auth connection whose test failed
+// is not stuck PENDING. POST /v1/connections/{id}/test with new credentials
+// seals them in place of the old ones and tests at once; without a body it
+// tests the stored ones again (the instance answers again). Another
+// organization's connection is a 404 and stays as it was.
+func TestServiceNowBasicAuthRetest(t *testing.T) {
+	env, sim, in := startWithSN(t, snsim.Instance{Sizes: smallSizes()})
+	const wrong = "not-the-password"
+	st, conn, body := snCreate(t, env, keyA, basicOptions(sim, snUser, wrong, "incident", "problem"))
+	require.Equal(t, http.StatusCreated, st, body)
+	require.Equal(t, store.StatePending, conn.State)
+	require.Equal(t, store.HealthFailed, conn.Health.Status)
+	require.Contains(t, conn.Health.Description, "HTTP 401")
+	before, err := env.Connections().Get(context.Background(), "org-a", conn.ID)
+	require.NoError(t, err)
+	pushBefore, err := env.Connections().Credentials(before)
+	require.NoError(t, err)
+
+	retest := func(key string, auth map[string]any) (int, connections.View, string) {
+		t.Helper()
+		var req any
+		if auth != nil {
+			req = map[string]any{"auth": auth}
+		}
+		st, body := env.Call(t, http.MethodPost, key, "/v1/connections/"+conn.ID+"/test", req)
+		var v connections.View
+		if st == http.StatusOK {
+			require.NoError(t, json.Unmarshal([]byte(body), &v), body)
+		}
+		return st, v, body
+	}
+	right := map[string]any{"type": "basic", "username": snUser, "password": snPassword}
+
+	// An authorize URL is no way out: basic auth has no consent.
+	st, body = env.Call(t, http.MethodPost, keyA, "/v1/connections/"+conn.ID+"/authorize", nil)
+	require.Equal(t, http.StatusConflict, st, body)
+	require.Contains(t, body, "no OAuth consent")
+	// Testing again with the same wrong password fails again, with the reason.
+	st, v, body := retest(keyA, nil)
+	require.Equal(t, http.StatusOK, st, body)
+	require.Equal(t, store.StatePending, v.State)
+	require.Contains(t, v.Health.Description, "HTTP 401")
+
+	// Another organization: 404, and nothing changes.
+	st, _, body = retest(keyB, right)
+	require.Equal(t, http.StatusNotFound, st, body)
+	st, _, body = retest(keyB, nil)
+	require.Equal(t, http.StatusNotFound, st, body)
+	require.Equal(t, store.StatePending, getConnection(t, env, keyA, conn.ID).State)
+
+	// Credentials that cannot replace these: 400 naming the field.
+	for _, tc := range []struct {
+		name  string
+		auth  map[string]any
+		field string
+	}{
+		{"no password", map[string]any{"type": "basic", "username": snUser}, "auth.password"},
+		{"no user", map[string]any{"type": "basic", "password": snPassword}, "auth.username"},
+		{"another type", map[string]any{"type": "oauth", "client_id": "snsim-client", "client_secret": "snsim-secret"}, "auth.type"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, _, body := retest(keyA, tc.auth)
+			require.Equal(t, http.StatusBadRequest, st, body)
+			require.Contains(t, body, tc.field)
+			require.NotContains(t, body, snPassword)
+		})
+	}
+	st, body = env.Call(t, http.MethodPost, keyA, "/v1/connections/"+conn.ID+"/test", map[string]any{"options": map[string]any{}})
+	require.Equal(t, http.StatusBadRequest, st, body)
+
+	// The right password: sealed in place of the wrong one and tested at
+	// once; the connection is ACTIVE and its first full sync runs.
+	start := time.Now().Add(-time.Minute)
+	st, v, body = retest(keyA, right)
+	require.Equal(t, http.StatusOK, st, body)
+	require.Equal(t, store.StateActive, v.State, body)
+	require.Equal(t, store.HealthHealthy, v.Health.Status)
+	require.Equal(t, []string{"incident", "problem"}, v.Options.Tables, "the other options stay")
+	require.NotContains(t, body, snPassword)
+	waitSync(t, env, conn.ID, store.SyncFull, start)
+	stored, err := env.Connections().Get(context.Background(), "org-a", conn.ID)
+	require.NoError(t, err)
+	require.NotContains(t, string(stored.Detail.Credentials), snPassword, "sealed at rest")
+	cred, err := env.Connections().Credentials(stored)
+	require.NoError(t, err)
+	require.Equal(t, snPassword, cred.Password)
+	require.Equal(t, pushBefore.PushSecret, cred.PushSecret, "the business rule's secret stays")
+
+	// The instance fails: a test says so; once it answers, a test without
+	// new credentials makes the connection ACTIVE again.
+	in.SetAPIFaults(snsim.APIFaults{ErrorProb: 1, ErrorStatus: http.StatusInternalServerError})
+	st, v, body = retest(keyA, nil)
+	require.Equal(t, http.StatusOK, st, body)
+	require.Equal(t, store.StatePending, v.State)
+	require.Equal(t, store.HealthFailed, v.Health.Status)
+	require.Contains(t, v.Health.Description, "HTTP 500")
+	in.SetAPIFaults(snsim.APIFaults{})
+	st, v, body = retest(keyA, nil)
+	require.Equal(t, http.StatusOK, st, body)
+	require.Equal(t, store.StateActive, v.State)
+	require.Equal(t, store.HealthHealthy, v.Health.Status)
+
+	// An OAuth connection waiting for its consent has nothing to test yet.
+	oauth := snOAuthCreate(t, env, sim)
+	st, body = env.Call(t, http.MethodPost, keyA, "/v1/connections/"+oauth.ID+"/test", nil)
+	require.Equal(t, http.StatusConflict, st, body)
+	require.Contains(t, body, "authorize it first")
+	st, body = env.Call(t, http.MethodPost, keyA, "/v1/connections/"+oauth.ID+"/test",
+		map[string]any{"auth": map[string]any{"type": "oauth", "client_id": "snsim-client", "client_secret": "other"}})
+	require.Equal(t, http.StatusBadRequest, st, body)
+	require.Contains(t, body, "authorize again")
+	require.NotContains(t, body, "other")
+	require.NotContains(t, env.Logs.String(), snPassword)
+	require.NotContains(t, env.Logs.String(), wrong)
 }
 
 // TestServiceNowDeleteLog: an account that may read sys_audit_delete

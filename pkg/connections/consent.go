@@ -51,6 +51,16 @@ func (e *SiteMismatchError) Error() string {
 		e.Vendor, strings.Join(e.Consented, ", "), e.Want)
 }
 
+// VendorError is a refused or failed consent step on a connection whose
+// vendor is known, so that the page the browser gets can name it.
+type VendorError struct {
+	Vendor string // the vendor's title ("ServiceNow")
+	Err    error
+}
+
+func (e *VendorError) Error() string { return e.Err.Error() }
+func (e *VendorError) Unwrap() error { return e.Err }
+
 // Consent is a completed OAuth exchange waiting for confirmation.
 type Consent struct {
 	// Vendor is the vendor's title ("Jira"), for the pages people read.
@@ -100,6 +110,17 @@ func (m *Manager) Callback(ctx context.Context, code, state string) (*Consent, e
 	if err != nil {
 		return nil, err
 	}
+	consent, err := m.completeGrant(ctx, c, v, code)
+	if err != nil {
+		return nil, &VendorError{Vendor: v.Title, Err: err}
+	}
+	return consent, nil
+}
+
+// completeGrant is Callback once the state is spent: the exchange, the
+// site, and the pending consent.
+func (m *Manager) completeGrant(ctx context.Context, c *store.Connection, v *Connector, code string) (*Consent, error) {
+	orgID := c.OrganizationID
 	hctx := context.WithValue(ctx, oauth2.HTTPClient, m.cfg.HTTPClient)
 	tok, err := v.Authorizer.Exchange(hctx, c, m.redirectURL(), code)
 	if err != nil {
@@ -148,6 +169,25 @@ func (m *Manager) Callback(ctx context.Context, code, state string) (*Consent, e
 		BrowserKey: browserKey}, nil
 }
 
+// StateVendor names the vendor of the connection a live state belongs to
+// ("ServiceNow"), for the page of a callback that carries no code (the
+// vendor refused, or the address was cut). It does not spend the state. A
+// state that is not live (forged, expired, spent, replaced, of a deleted
+// connection) gets "", so that its page names no vendor and whoever holds
+// it learns nothing.
+func (m *Manager) StateVendor(ctx context.Context, state string) string {
+	orgID, connID, nonceHash, err := verifyState(m.cfg.StateKey, state, m.cfg.Now())
+	if err != nil {
+		return ""
+	}
+	c, err := m.store.GetConnection(ctx, orgID, connID)
+	if err != nil || c.State == store.StateDeleted || c.Detail.OAuthStateHash == "" ||
+		subtle.ConstantTimeCompare([]byte(c.Detail.OAuthStateHash), []byte(nonceHash)) != 1 {
+		return ""
+	}
+	return m.vendor.title(c)
+}
+
 // PublicURL is where browsers reach the receiver.
 func (m *Manager) PublicURL() string { return m.cfg.PublicURL }
 
@@ -187,7 +227,9 @@ func (m *Manager) verifyConsent(formToken string) ([]string, error) {
 func (m *Manager) Confirm(ctx context.Context, formToken, browserKey string, accept bool) (*store.Connection, error) {
 	f, err := m.verifyConsent(formToken)
 	if errors.Is(err, ErrConsentExpired) {
-		m.discardConsent(ctx, f[0], f[1], hashNonce(f[2]), "the confirmation expired")
+		if vendor := m.discardConsent(ctx, f[0], f[1], hashNonce(f[2]), "the confirmation expired"); vendor != "" {
+			return nil, &VendorError{Vendor: vendor, Err: err}
+		}
 		return nil, err
 	}
 	if err != nil {
@@ -212,7 +254,7 @@ func (m *Manager) Confirm(ctx context.Context, formToken, browserKey string, acc
 			outcome = ErrConsentUsed
 			return nil
 		case !now.Before(p.ExpiresAt):
-			outcome = ErrConsentExpired
+			outcome = &VendorError{Vendor: m.vendor.title(c), Err: ErrConsentExpired}
 			m.pendingHealth(c, store.HealthDegraded, "the confirmation of the "+m.vendor.title(c)+" site "+p.SiteURL+" expired; authorize again")
 			return nil
 		case !accept:
@@ -285,9 +327,12 @@ func (m *Manager) pendingHealth(c *store.Connection, status store.HealthStatus, 
 }
 
 // discardConsent drops a pending consent if it is still the one nonceHash
-// names.
-func (m *Manager) discardConsent(ctx context.Context, orgID, connID, nonceHash, why string) {
+// names, and returns the title of the connection's vendor ("" if there is
+// no such connection).
+func (m *Manager) discardConsent(ctx context.Context, orgID, connID, nonceHash, why string) string {
+	var vendor string
 	_, err := m.update(ctx, orgID, connID, func(c *store.Connection) error {
+		vendor = m.vendor.title(c)
 		p := c.Detail.Consent
 		if p == nil || p.NonceHash != nonceHash {
 			return errNothingToDo
@@ -299,6 +344,7 @@ func (m *Manager) discardConsent(ctx context.Context, orgID, connID, nonceHash, 
 	if err != nil && !errors.Is(err, errNothingToDo) && !errors.Is(err, store.ErrNotFound) {
 		m.log.Warn("discarding a pending consent", zap.String("connection_id", connID), zap.Error(err))
 	}
+	return vendor
 }
 
 var errNothingToDo = errors.New("nothing to do")

@@ -67,6 +67,78 @@ func (t *basicTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.base.RoundTrip(r)
 }
 
+// TestRequest is the body of POST /v1/connections/{id}/test.
+type TestRequest struct {
+	// Auth, when set, replaces the connection's credentials before the
+	// test (the create request's options.auth shape, same type).
+	Auth *AuthOptions `json:"auth,omitempty"`
+}
+
+// Test runs the vendor's connection test on a connection of the
+// organization again, first sealing req.Auth's credentials in place of
+// its own if given, and returns the connection as the test left it: a
+// connection whose test failed (a wrong password, a missing role, an
+// instance that did not answer) need not be created again once the cause
+// is fixed.
+func (m *Manager) Test(ctx context.Context, orgID, id string, req TestRequest) (*store.Connection, error) {
+	c, err := m.store.GetConnection(ctx, orgID, id)
+	if err != nil {
+		return nil, err
+	}
+	if c.State == store.StateDeleted {
+		return nil, fmt.Errorf("connection %s: %w", id, store.ErrNotFound)
+	}
+	v, err := m.vendor.of(c)
+	if err != nil {
+		return nil, err
+	}
+	if v.Prober == nil {
+		return nil, fmt.Errorf("connection %s: %w", id, ErrNoTest)
+	}
+	if req.Auth == nil {
+		if needsConsent(c) && len(c.Secret) == 0 {
+			return nil, fmt.Errorf("connection %s: %w", id, ErrNotActive)
+		}
+		return m.test(ctx, c, v)
+	}
+	if v.Setup == nil {
+		return nil, invalid("auth", "%s connections bring no credentials of their own", v.Title)
+	}
+	c, err = m.update(ctx, orgID, id, func(c *store.Connection) error {
+		if c.State == store.StateDeleted {
+			return fmt.Errorf("connection %s: %w", id, store.ErrNotFound)
+		}
+		next, err := v.Setup.NewCredentials(*req.Auth, c)
+		if err != nil {
+			return err
+		}
+		return m.replaceCredentials(c, next)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return m.test(ctx, c, v)
+}
+
+// replaceCredentials seals next's secrets in place of c's; the ones next
+// leaves empty (the push secret) stay.
+func (m *Manager) replaceCredentials(c *store.Connection, next *Credentials) error {
+	cur, err := m.Credentials(c)
+	if err != nil {
+		return err
+	}
+	if next.Password != "" {
+		cur.Password = next.Password
+	}
+	if next.ClientSecret != "" {
+		cur.ClientSecret = next.ClientSecret
+	}
+	if next.PushSecret != "" {
+		cur.PushSecret = next.PushSecret
+	}
+	return m.sealCredentials(c, cur)
+}
+
 // test runs the vendor's connection test on c: success makes a PENDING
 // connection ACTIVE and asks for its first full sync; a failure leaves it
 // PENDING (or takes it back there) with a health that says why. It returns

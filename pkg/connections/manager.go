@@ -51,6 +51,12 @@ var (
 	ErrStateExpired = fmt.Errorf("%w: it has expired", ErrBadState)
 	// ErrStateUsed: the state was already used, or a newer one replaced it.
 	ErrStateUsed = fmt.Errorf("%w: it was already used or replaced by a newer one", ErrBadState)
+	// ErrNoConsent: the connection brings its own credentials (basic
+	// auth); there is no OAuth consent to authorize.
+	ErrNoConsent = errors.New("the connection brings its own credentials and has no OAuth consent")
+	// ErrNoTest: the connection's vendor has no connection test of its own
+	// (Jira's: the consent is the test).
+	ErrNoTest = errors.New("the connection's vendor has no connection test")
 )
 
 // Store is what the manager needs from the store.
@@ -258,6 +264,9 @@ func (m *Manager) Authorize(ctx context.Context, orgID, id string) (string, erro
 	_, err := m.update(ctx, orgID, id, func(c *store.Connection) error {
 		if c.State == store.StateDeleted {
 			return fmt.Errorf("connection %s: %w", id, store.ErrNotFound)
+		}
+		if !needsConsent(c) {
+			return fmt.Errorf("connection %s: %w", id, ErrNoConsent)
 		}
 		var err error
 		url, err = m.issueState(c)

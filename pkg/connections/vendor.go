@@ -78,6 +78,13 @@ type Configurer interface {
 	// false) it must refuse what cannot change and returns nil.
 	// Errors are *ValidationError (400) and never quote a secret.
 	Configure(o Options, c *store.Connection, create bool) (*Credentials, error)
+	// NewCredentials checks credentials a (the create request's
+	// options.auth shape) that replace connection c's own, sets what follows
+	// from them on c (Options.Auth) and returns the secrets to seal in place
+	// of the current ones (their empty fields keep the current values).
+	// Errors are *ValidationError naming the field (auth.password) and
+	// never quote a secret.
+	NewCredentials(a AuthOptions, c *store.Connection) (*Credentials, error)
 }
 
 // Prober tests a connection's access with one cheap authenticated call

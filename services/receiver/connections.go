@@ -1,6 +1,7 @@
 package receiver
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -21,6 +22,7 @@ type ConnectionService interface {
 	Patch(ctx context.Context, orgID, id string, req connections.PatchRequest) (*store.Connection, error)
 	Delete(ctx context.Context, orgID, id string, purge bool) error
 	Authorize(ctx context.Context, orgID, id string) (string, error)
+	Test(ctx context.Context, orgID, id string, req connections.TestRequest) (*store.Connection, error)
 	Mappings(ctx context.Context, orgID, id string) (*connections.MappingReport, error)
 	ConsentService
 }
@@ -152,6 +154,26 @@ func (s *Server) MountConnections(svc ConnectionService, syncs SyncRequester) {
 			return err
 		}
 		return c.JSON(http.StatusOK, map[string]string{"oauth2_authorize_url": url})
+	})
+	g.POST("/:id/test", func(c echo.Context) error {
+		if err := onlyParams(c); err != nil {
+			return err
+		}
+		body, err := readBody(c)
+		if err != nil {
+			return err
+		}
+		var req connections.TestRequest
+		if len(bytes.TrimSpace(body)) > 0 {
+			if err := connections.DecodeStrict(body, &req); err != nil {
+				return err
+			}
+		}
+		conn, err := svc.Test(c.Request().Context(), OrganizationID(c), c.Param("id"), req)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, connections.NewView(conn, ""))
 	})
 	g.POST("/:id/sync", func(c echo.Context) error {
 		if err := onlyParams(c, "kind"); err != nil {

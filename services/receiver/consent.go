@@ -21,7 +21,7 @@ import (
 )
 
 // The consent pages are what a customer's administrator sees in a browser
-// between Atlassian's consent screen and an ACTIVE connection: a
+// between the vendor's consent screen and an ACTIVE connection: a
 // confirmation naming the organization and the granted site, then a success
 // or an error page. They are plain HTML with no script and no external
 // asset, served under a CSP that allows nothing but their own inline style
@@ -35,6 +35,9 @@ type ConsentService interface {
 	PublicURL() string
 	// Title names a connection's vendor ("Jira").
 	Title(c *store.Connection) string
+	// StateVendor names the vendor of a live state's connection without
+	// spending the state; "" for any other state.
+	StateVendor(ctx context.Context, state string) string
 }
 
 // consentCookie carries the browser key: HttpOnly, SameSite=Strict, scoped
@@ -85,14 +88,19 @@ func (s *Server) mountConsent(svc ConsentService) {
 			if !oauthErrorCode.MatchString(e) {
 				e = "unknown error"
 			}
-			return s.renderPage(c, page{Status: http.StatusBadRequest, Title: "Jira access was not granted",
-				Lead: "Jira reports that access was not granted (" + e + "). Nothing was connected.",
-				Next: "To connect the site, ask for a new authorization link (POST /v1/connections/{id}/authorize) and accept on Jira's consent screen."})
+			v := stateVendor(c, svc)
+			title := "Access was not granted"
+			if v.known {
+				title = v.name + " access was not granted"
+			}
+			return s.renderPage(c, page{Status: http.StatusBadRequest, Title: title,
+				Lead: capitalize(v.name + " reports that access was not granted (" + e + "). Nothing was connected."),
+				Next: "To connect the site, ask for a new authorization link (POST /v1/connections/{id}/authorize) and accept on " + v.name + "'s consent screen."})
 		}
 		code, state := c.QueryParam("code"), c.QueryParam("state")
 		if code == "" || state == "" {
 			return s.renderPage(c, page{Status: http.StatusBadRequest, Title: "Incomplete authorization",
-				Lead: "This address lacks the code or the state Jira sends back. Nothing was connected.",
+				Lead: "This address lacks the code or the state " + stateVendor(c, svc).name + " sends back. Nothing was connected.",
 				Next: "Start again from a new authorization link."})
 		}
 		consent, err := svc.Callback(c.Request().Context(), code, state)
@@ -147,7 +155,7 @@ func (s *Server) mountConsent(svc ConsentService) {
 		facts := []fact{{"organization", "Organization", conn.OrganizationID}, {"connection", "Connection", conn.ID}}
 		if decision == "decline" {
 			return s.renderPage(c, page{Status: http.StatusOK, Title: "Connection declined", Facts: facts,
-				Lead: "Nothing was connected, and the access Jira granted was discarded.",
+				Lead: "Nothing was connected, and the access " + svc.Title(conn) + " granted was discarded.",
 				Next: "If this was a mistake, ask for a new authorization link (POST /v1/connections/" + conn.ID + "/authorize)."})
 		}
 		vendor := svc.Title(conn)
@@ -168,6 +176,46 @@ func (s *Server) mountConsent(svc ConsentService) {
 			Lead: lead,
 			Next: "You can close this page. The connection's health and sync progress are in GET /v1/connections/" + conn.ID + "."})
 	})
+}
+
+// vendorWords name the vendor on a page: its title, or "the service" when
+// the platform cannot know which vendor the request concerns.
+type vendorWords struct {
+	name  string
+	known bool
+}
+
+func wordsFor(title string) vendorWords {
+	if title == "" {
+		return vendorWords{name: "the service"}
+	}
+	return vendorWords{name: title, known: true}
+}
+
+// capitalize starts a sentence that begins with the vendor's name.
+func capitalize(sentence string) string {
+	return strings.ToUpper(sentence[:1]) + sentence[1:]
+}
+
+// stateVendor names the vendor of the callback's state, if it is live.
+func stateVendor(c echo.Context, svc ConsentService) vendorWords {
+	if state := c.QueryParam("state"); state != "" {
+		return wordsFor(svc.StateVendor(c.Request().Context(), state))
+	}
+	return wordsFor("")
+}
+
+// errorVendor names the vendor a refused consent step concerns.
+func errorVendor(err error) vendorWords {
+	var ve *connections.VendorError
+	if errors.As(err, &ve) {
+		return wordsFor(ve.Vendor)
+	}
+	var mismatch *connections.SiteMismatchError
+	if errors.As(err, &mismatch) {
+		return wordsFor(mismatch.Vendor)
+	}
+	return wordsFor("")
 }
 
 // publicEndpoints derives from the public URL the Origin a browser sends
@@ -192,15 +240,16 @@ func publicEndpoints(publicURL string) (origin, confirmPath string, secure bool)
 func (s *Server) consentError(c echo.Context, err error) error {
 	restart := "Ask for a new authorization link (POST /v1/connections/{id}/authorize with an API key of the organization) and open it in this browser."
 	p := page{Status: http.StatusBadRequest, Next: restart}
+	v := errorVendor(err)
 	var mismatch *connections.SiteMismatchError
 	switch {
 	case errors.As(err, &mismatch):
 		// The declared site is not shown: whoever holds the link need not
 		// learn it. The API's health names both.
-		p.Status, p.Title = http.StatusConflict, "Wrong Jira site"
-		p.Lead = "Jira granted access to " + strings.Join(mismatch.Consented, ", ") + ", which is not the site this connection is for. " +
-			"Nothing was connected, and the access Jira granted was discarded; the connection stays PENDING."
-		p.Next = "Authorize again and choose the connection's site on Jira's consent screen. The connection's health (GET /v1/connections/{id}) names the site it expects."
+		p.Status, p.Title = http.StatusConflict, "Wrong "+v.name+" site"
+		p.Lead = capitalize(v.name+" granted access to "+strings.Join(mismatch.Consented, ", ")+", which is not the site this connection is for. ") +
+			"Nothing was connected, and the access " + v.name + " granted was discarded; the connection stays PENDING."
+		p.Next = "Authorize again and choose the connection's site on " + v.name + "'s consent screen. The connection's health (GET /v1/connections/{id}) names the site it expects."
 	case errors.Is(err, connections.ErrStateExpired):
 		p.Title, p.Lead = "This authorization link has expired", "Authorization links work for a limited time. Nothing was connected."
 	case errors.Is(err, connections.ErrStateUsed):
@@ -211,7 +260,7 @@ func (s *Server) consentError(c echo.Context, err error) error {
 	case errors.Is(err, connections.ErrConsentMissing), errors.Is(err, connections.ErrConsentForged):
 		p.Title, p.Lead = "This confirmation is not valid", "The confirmation form is missing its token or the token is not one this platform issued. Nothing was changed."
 	case errors.Is(err, connections.ErrConsentExpired):
-		p.Title, p.Lead = "This confirmation has expired", "The access Jira granted was discarded because nobody confirmed it in time. Nothing was connected."
+		p.Title, p.Lead = "This confirmation has expired", "The access "+v.name+" granted was discarded because nobody confirmed it in time. Nothing was connected."
 	case errors.Is(err, connections.ErrConsentUsed):
 		p.Status, p.Title = http.StatusConflict, "This confirmation was already used"
 		p.Lead = "The connection was already confirmed or declined with this form, or a newer authorization replaced it. Nothing was changed."
@@ -222,7 +271,7 @@ func (s *Server) consentError(c echo.Context, err error) error {
 	default:
 		s.log.Error("oauth consent failed", zap.String("path", c.Path()), zap.Error(err))
 		p.Status, p.Title = http.StatusBadGateway, "The connection could not be completed"
-		p.Lead = "Completing the authorization with Jira failed. Nothing was connected."
+		p.Lead = "Completing the authorization with " + v.name + " failed. Nothing was connected."
 		p.Next = "Try again in a few minutes with a new authorization link. " + restart
 	}
 	return s.renderPage(c, p)

@@ -41,6 +41,12 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		ae = &apiError{Status: http.StatusBadRequest, Code: "invalid_state", Message: "invalid, expired or already used OAuth state; start the authorization again"}
 	case errors.Is(err, connections.ErrNotActive):
 		ae = &apiError{Status: http.StatusConflict, Code: "not_active", Message: "the connection has no working grant yet; authorize it first"}
+	case errors.Is(err, connections.ErrNoConsent):
+		ae = &apiError{Status: http.StatusConflict, Code: "no_consent",
+			Message: "the connection brings its own credentials and has no OAuth consent; replace them and test again with POST /v1/connections/{id}/test"}
+	case errors.Is(err, connections.ErrNoTest):
+		ae = &apiError{Status: http.StatusConflict, Code: "not_testable",
+			Message: "the connection's vendor has no connection test; its OAuth consent tests the access (POST /v1/connections/{id}/authorize)"}
 	case errors.Is(err, connections.ErrVendor):
 		ae = &apiError{Status: http.StatusBadGateway, Code: "vendor_unavailable", Message: "the vendor did not answer as expected; try again later"}
 	case errors.Is(err, store.ErrConflict):

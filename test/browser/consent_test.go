@@ -25,6 +25,7 @@ import (
 	"github.com/itsmhub/itsm/pkg/connections"
 	"github.com/itsmhub/itsm/pkg/store"
 	"github.com/itsmhub/itsm/pkg/vendors/jira/jirasim"
+	"github.com/itsmhub/itsm/pkg/vendors/servicenow/snsim"
 )
 
 const apiKey = "key-browser-org-0123456789"
@@ -98,6 +99,12 @@ func create(t *testing.T, env *apptest.Env, options map[string]any) connections.
 	if options != nil {
 		body["options"] = options
 	}
+	return createWith(t, env, body)
+}
+
+// createWith creates a connection from a whole create request.
+func createWith(t *testing.T, env *apptest.Env, body map[string]any) connections.View {
+	t.Helper()
 	st, resp := env.Call(t, http.MethodPost, apiKey, "/v1/connections", body)
 	require.Equal(t, http.StatusCreated, st, resp)
 	var v connections.View
@@ -314,4 +321,47 @@ func TestBrowserConsentPagesRefuseFraming(t *testing.T) {
 	committed, unreachable = framed(created.OAuth2AuthorizeURL)
 	require.Equal(t, created.OAuth2AuthorizeURL, committed, "the control page loads framed")
 	require.Empty(t, unreachable)
+}
+
+// A ServiceNow connection's consent in a real browser: the instance's
+// /oauth_auth.do (the simulator's, which signs in and consents, or refuses
+// with snsim_consent=deny) sends the browser back to pages that name
+// ServiceNow, never Jira.
+func TestBrowserServiceNowConsentPages(t *testing.T) {
+	chromium := needChromium(t)
+	sim := snsim.NewTestServer(t, snsim.Options{Seed: 11, Instances: []snsim.Instance{{LinksFromRequest: true,
+		Sizes: snsim.Sizes{Incidents: 3, Users: 2, Groups: 1}}}})
+	env := apptest.StartWith(t, func(c *config.Config) { c.APIKeys = map[string]string{apiKey: "acme-org"} })
+	ctx := browser(t, chromium)
+	created := createWith(t, env, map[string]any{"vendor": "SERVICENOW", "options": map[string]any{"instance_url": sim.BaseURL(""),
+		"auth": map[string]any{"type": "oauth", "client_id": "snsim-client", "client_secret": "snsim-secret"}}})
+	namesServiceNow := func() {
+		t.Helper()
+		body := eval[string](t, ctx, "document.body.textContent")
+		require.Contains(t, body, "ServiceNow")
+		require.NotContains(t, body, "Jira")
+	}
+
+	// Refused at the instance.
+	resp, err := chromedp.Run(ctx, chromedp.NavigateResponse(created.OAuth2AuthorizeURL+"&snsim_consent=deny"))
+	require.NoError(t, err)
+	require.EqualValues(t, http.StatusBadRequest, resp.Status)
+	require.Equal(t, "ServiceNow access was not granted · ITSM platform", eval[string](t, ctx, "document.title"))
+	require.Contains(t, text(t, ctx, "next"), "ServiceNow's consent screen")
+	namesServiceNow()
+
+	// Granted, then declined on the confirmation page.
+	resp, err = chromedp.Run(ctx, chromedp.NavigateResponse(created.OAuth2AuthorizeURL))
+	require.NoError(t, err)
+	require.EqualValues(t, http.StatusOK, resp.Status)
+	require.NoError(t, chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("decline"))))
+	require.Equal(t, "Confirm the ServiceNow connection", eval[string](t, ctx, "document.querySelector('h1').textContent"))
+	require.Contains(t, text(t, ctx, "site"), sim.BaseURL(""))
+	resp, err = chromedp.RunResponse(ctx, chromedp.Click(chromedp.ID("decline")))
+	require.NoError(t, err)
+	require.EqualValues(t, http.StatusOK, resp.Status)
+	require.Equal(t, "Connection declined", eval[string](t, ctx, "document.querySelector('h1').textContent"))
+	require.Contains(t, text(t, ctx, "lead"), "the access ServiceNow granted was discarded")
+	namesServiceNow()
+	require.Equal(t, store.StatePending, connection(t, env, created.ID).State)
 }

@@ -96,13 +96,8 @@ func (x *Connector) Configure(o connections.Options, c *store.Connection, create
 	cred := &connections.Credentials{PushSecret: newSecret()}
 	switch strings.ToLower(a.Type) {
 	case store.AuthBasic:
-		switch {
-		case strings.TrimSpace(a.Username) == "":
-			return nil, invalid("options.auth.username", "required for basic auth")
-		case a.Password == "":
-			return nil, invalid("options.auth.password", "required for basic auth")
-		case a.ClientID != "" || a.ClientSecret != "":
-			return nil, invalid("options.auth", "client_id and client_secret belong to oauth, not basic auth")
+		if err := checkBasic(*a, "options.auth"); err != nil {
+			return nil, err
 		}
 		c.Options.Auth = &store.ConnectionAuth{Type: store.AuthBasic, Username: a.Username}
 		cred.Password = a.Password
@@ -124,6 +119,40 @@ func (x *Connector) Configure(o connections.Options, c *store.Connection, create
 	return cred, nil
 }
 
+// checkBasic checks basic-auth credentials a, at field (options.auth).
+func checkBasic(a connections.AuthOptions, field string) error {
+	switch {
+	case strings.TrimSpace(a.Username) == "":
+		return invalid(field+".username", "required for basic auth")
+	case a.Password == "":
+		return invalid(field+".password", "required for basic auth")
+	case a.ClientID != "" || a.ClientSecret != "":
+		return invalid(field, "client_id and client_secret belong to oauth, not basic auth")
+	}
+	return nil
+}
+
+// NewCredentials checks basic-auth credentials replacing a connection's:
+// the user name and the password, both given. The type stays; an OAuth
+// connection's application stays too (its grant is renewed by authorizing
+// again).
+func (x *Connector) NewCredentials(a connections.AuthOptions, c *store.Connection) (*connections.Credentials, error) {
+	cur := c.Options.Auth
+	switch {
+	case cur == nil:
+		return nil, invalid("auth", "the connection has no credentials to replace")
+	case !strings.EqualFold(a.Type, cur.Type):
+		return nil, invalid("auth.type", "want %s, the connection's; create a new connection to change it", cur.Type)
+	case cur.Type != store.AuthBasic:
+		return nil, invalid("auth", "an OAuth connection's application cannot be replaced; authorize again (POST /v1/connections/{id}/authorize) or create a new connection")
+	}
+	if err := checkBasic(a, "auth"); err != nil {
+		return nil, err
+	}
+	c.Options.Auth = &store.ConnectionAuth{Type: store.AuthBasic, Username: a.Username}
+	return &connections.Credentials{Password: a.Password}, nil
+}
+
 // unchanged refuses a patch that would change the instance or the
 // credentials; repeating them as a GET shows them (no secret) is fine.
 func (x *Connector) unchanged(o connections.Options, c *store.Connection) error {
@@ -140,7 +169,7 @@ func (x *Connector) unchanged(o connections.Options, c *store.Connection) error 
 		cur := c.Options.Auth
 		if a.Password != "" || a.ClientSecret != "" || cur == nil || !strings.EqualFold(a.Type, cur.Type) ||
 			a.Username != cur.Username || a.ClientID != cur.ClientID {
-			return invalid("options.auth", "the credentials cannot be changed; create a new connection instead")
+			return invalid("options.auth", "the credentials cannot be changed by a PATCH; replace a basic-auth password with POST /v1/connections/{id}/test")
 		}
 	}
 	return nil
