@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"go.uber.org/zap"
 
 	"github.com/itsmhub/itsm/pkg/broker"
@@ -36,6 +37,7 @@ func Main(comps Components, stderr io.Writer) int {
 		return 2
 	}
 	defer func() { _ = log.Sync() }()
+	limitMemory(log, memlimit.FromCgroup)
 	if cfg.Dev {
 		log.Warn("dev mode: built-in client secret and API keys from the environment; never use in production")
 	}
