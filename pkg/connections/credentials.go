@@ -81,12 +81,9 @@ type TestRequest struct {
 // instance that did not answer) need not be created again once the cause
 // is fixed.
 func (m *Manager) Test(ctx context.Context, orgID, id string, req TestRequest) (*store.Connection, error) {
-	c, err := m.store.GetConnection(ctx, orgID, id)
+	c, err := m.live(ctx, orgID, id)
 	if err != nil {
 		return nil, err
-	}
-	if c.State == store.StateDeleted {
-		return nil, fmt.Errorf("connection %s: %w", id, store.ErrNotFound)
 	}
 	v, err := m.vendor.of(c)
 	if err != nil {

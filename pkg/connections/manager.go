@@ -294,6 +294,19 @@ func (m *Manager) Get(ctx context.Context, orgID, id string) (*store.Connection,
 	return m.store.GetConnection(ctx, orgID, id)
 }
 
+// live reads a connection of the organization that is not deleted: a
+// deleted one is not found.
+func (m *Manager) live(ctx context.Context, orgID, id string) (*store.Connection, error) {
+	c, err := m.store.GetConnection(ctx, orgID, id)
+	if err != nil {
+		return nil, err
+	}
+	if c.State == store.StateDeleted {
+		return nil, fmt.Errorf("connection %s: %w", id, store.ErrNotFound)
+	}
+	return c, nil
+}
+
 // List lists the organization's connections.
 func (m *Manager) List(ctx context.Context, orgID string) ([]*store.Connection, error) {
 	return m.store.ListConnections(ctx, orgID)
@@ -374,12 +387,9 @@ func (m *Manager) Patch(ctx context.Context, orgID, id string, req PatchRequest)
 // a revoked grant cannot), drops its tokens and marks it DELETED; syncs and
 // deliveries stop. Normalized data is kept, unless purge removes it too.
 func (m *Manager) Delete(ctx context.Context, orgID, id string, purge bool) error {
-	c, err := m.store.GetConnection(ctx, orgID, id)
+	c, err := m.live(ctx, orgID, id)
 	if err != nil {
 		return err
-	}
-	if c.State == store.StateDeleted {
-		return fmt.Errorf("connection %s: %w", id, store.ErrNotFound)
 	}
 	if v, err := m.vendor.of(c); err == nil && v.Webhooks != nil && len(c.Detail.Webhooks) > 0 {
 		hc, err := m.HTTPClient(ctx, c)

@@ -33,12 +33,9 @@ type MappedPriority = connector.MappedPriority
 // Mappings reports how the connection maps its site's statuses and
 // priorities with its current options.
 func (m *Manager) Mappings(ctx context.Context, orgID, id string) (*MappingReport, error) {
-	c, err := m.store.GetConnection(ctx, orgID, id)
+	c, err := m.live(ctx, orgID, id)
 	if err != nil {
 		return nil, err
-	}
-	if c.State == store.StateDeleted {
-		return nil, fmt.Errorf("connection %s: %w", id, store.ErrNotFound)
 	}
 	v, err := m.vendor.of(c)
 	if err != nil {
