@@ -5,7 +5,8 @@
 // showed it pays (docs/performance.md, "JSON decoding"): the sync envelope
 // (pkg/raw), the normalizer's split of a stored body into its fields, the
 // Jira crawl's issue splitter and ServiceNow's rows. Callers fall back to a
-// decoder for anything these functions reject.
+// decoder for anything these functions reject. Decoder is the pooled
+// jsontext decoder those hot paths read with, with json.Unmarshal's syntax.
 package jsonscan
 
 import (

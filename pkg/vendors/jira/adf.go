@@ -8,6 +8,8 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 	json "github.com/go-json-experiment/json/v1"
+
+	"github.com/itsmhub/itsm/pkg/jsonscan"
 )
 
 // PlainText renders a Jira text value as readable plain text. Webhooks (API
@@ -54,8 +56,8 @@ func isADFBlock(typ string) bool {
 // renderText renders a valid JSON document as ADF, without its trailing
 // space.
 func renderText(doc []byte) string {
-	dec := newDecoder(doc)
-	defer dec.release()
+	dec := jsonscan.NewDecoder(doc)
+	defer dec.Release()
 	v, err := parseADF(&dec.Decoder, doc)
 	if err != nil {
 		return ""

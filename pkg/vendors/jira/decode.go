@@ -8,12 +8,13 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 	json "github.com/go-json-experiment/json/v1"
+
+	"github.com/itsmhub/itsm/pkg/jsonscan"
 )
 
 // json throughout the project is github.com/go-json-experiment/json/v1:
@@ -58,8 +59,8 @@ type unmarshalerFrom interface {
 
 // unmarshalBytes decodes one JSON value b into v with v's UnmarshalJSONFrom.
 func unmarshalBytes(b []byte, v unmarshalerFrom) error {
-	dec := newDecoder(b)
-	defer dec.release()
+	dec := jsonscan.NewDecoder(b)
+	defer dec.Release()
 	if err := v.UnmarshalJSONFrom(&dec.Decoder); err != nil {
 		return err
 	}
@@ -416,33 +417,6 @@ func issueIDFromSelf(self string) string {
 	return ""
 }
 
-// jsonOptions are json.Unmarshal's tolerances, for reading what it reads:
-// repeated names (the last wins) and invalid UTF-8 (replaced).
-var jsonOptions = []jsontext.Options{jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)}
-
-// decoder reads one JSON value in place (from a bytes.Buffer the decoder
-// reads without copying). They are pooled: a record's references and ADF
-// nodes take dozens, and setting one up costs more than reading a small
-// object with it.
-type decoder struct {
-	jsontext.Decoder
-	in bytes.Buffer
-}
-
-var decoders = sync.Pool{New: func() any { return new(decoder) }}
-
-// newDecoder returns a pooled decoder reading raw; release it when done.
-func newDecoder(raw []byte) *decoder {
-	d := decoders.Get().(*decoder)
-	d.in = *bytes.NewBuffer(raw)
-	d.Reset(&d.in, jsonOptions...)
-	return d
-}
-
-// release returns d to the pool. It keeps its input until its next use,
-// which costs less than resetting it now (a pool is emptied by the GC).
-func (d *decoder) release() { decoders.Put(d) }
-
 // eachMember calls fn with every member of a JSON object, in order: the
 // name decoded, the value as a slice of raw. It reports false, having
 // stopped, if raw is not a valid object.
@@ -453,8 +427,8 @@ func eachMember(raw []byte, fn func(key string, val []byte)) bool {
 // eachMemberBytes is eachMember with the name as bytes, which are only
 // copied when it has escapes: for callers that compare names and keep none.
 func eachMemberBytes(raw []byte, fn func(key, val []byte)) bool {
-	dec := newDecoder(raw)
-	defer dec.release()
+	dec := jsonscan.NewDecoder(raw)
+	defer dec.Release()
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
 		return false
 	}
@@ -494,8 +468,8 @@ func memberName(b []byte, n int) []byte {
 // slice of raw. It reports false, having stopped, if raw is not a valid
 // array.
 func eachElement(raw []byte, fn func(val []byte)) bool {
-	dec := newDecoder(raw)
-	defer dec.release()
+	dec := jsonscan.NewDecoder(raw)
+	defer dec.Release()
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '[' {
 		return false
 	}
@@ -521,7 +495,7 @@ func unquote(tok []byte) (string, bool) {
 		return string(tok[1 : len(tok)-1]), true
 	}
 	s, err := jsontext.AppendUnquote(nil, tok)
-	if err != nil && !jsontext.Value(tok).IsValid(jsonOptions...) {
+	if err != nil && !jsontext.Value(tok).IsValid(jsonscan.V1Syntax...) {
 		// Only invalid UTF-8, which json.Unmarshal replaces as AppendUnquote
 		// did, is no error.
 		return "", false

@@ -13,6 +13,7 @@ import (
 	json "github.com/go-json-experiment/json/v1"
 
 	"github.com/itsmhub/itsm/pkg/itsm"
+	"github.com/itsmhub/itsm/pkg/jsonscan"
 )
 
 // VendorName is Jira's name as connections (store.Connection.Vendor) and
@@ -751,8 +752,8 @@ func decodeFields(raw json.RawMessage) (fieldsJSON, map[string]any) {
 		repeat bool
 		custom = map[string][]byte{}
 	)
-	dec := newDecoder(raw)
-	defer dec.release()
+	dec := jsonscan.NewDecoder(raw)
+	defer dec.Release()
 	ok := func() bool {
 		if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
 			return false
@@ -841,8 +842,8 @@ var canonicalADF = []jsontext.Options{
 // Repeated names and invalid UTF-8, which the decode resolves (the last
 // wins, bytes are replaced), make the formatting fail instead.
 func adfCanonical(b []byte) bool {
-	dec := newDecoder(b)
-	defer dec.release()
+	dec := jsonscan.NewDecoder(b)
+	defer dec.Release()
 	for {
 		kind, n := dec.StackIndex(dec.StackDepth())
 		name := kind == '{' && n%2 == 0

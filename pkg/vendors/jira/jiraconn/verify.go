@@ -1,7 +1,6 @@
 package jiraconn
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -244,18 +242,7 @@ func inspect(body []byte) (*envelope, error) {
 var (
 	envelopeNames = []string{"issue", "comment", "matchedWebhookIds"}
 	selfNames     = []string{"self"}
-	// json.Unmarshal's (v1) syntax: repeated names and invalid UTF-8 pass.
-	v1Syntax = []jsontext.Options{jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)}
 )
-
-// envelopeReader is a decoder over one body, pooled: a decoder holds
-// buffers worth keeping across deliveries.
-type envelopeReader struct {
-	buf bytes.Buffer
-	dec jsontext.Decoder
-}
-
-var envelopeReaders = sync.Pool{New: func() any { return new(envelopeReader) }}
 
 // readEnvelope reads the envelope of a body as json.Unmarshal would, and
 // validates all of it; false for what it leaves to json.Valid and
@@ -263,15 +250,9 @@ var envelopeReaders = sync.Pool{New: func() any { return new(envelopeReader) }}
 // when case is ignored (json.Unmarshal matches them), and values of other
 // types than the envelope's.
 func readEnvelope(body []byte) (*envelope, bool) {
-	r := envelopeReaders.Get().(*envelopeReader)
-	defer func() {
-		r.buf = bytes.Buffer{}
-		r.dec.Reset(&r.buf)
-		envelopeReaders.Put(r)
-	}()
-	r.buf = *bytes.NewBuffer(body)
-	r.dec.Reset(&r.buf, v1Syntax...)
-	d := &r.dec
+	dec := jsonscan.NewDecoder(body)
+	defer dec.Release()
+	d := &dec.Decoder
 	if tok, err := d.ReadToken(); err != nil || tok.Kind() != '{' {
 		return nil, false
 	}
