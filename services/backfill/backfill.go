@@ -201,8 +201,8 @@ type Worker struct {
 
 	mu      sync.Mutex
 	running map[string]store.SyncKind // connection id -> kind, syncs of this worker
-	// small is when this worker's syncs that are not yet large last
-	// published, for the large ones to give way (Config.LargeSyncYield).
+	// small tracks this worker's syncs that are not yet large, for the
+	// large ones to give way (Config.LargeSyncYield).
 	small *smallSyncs
 
 	hooks testHooks

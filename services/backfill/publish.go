@@ -205,8 +205,9 @@ type pacer struct {
 	largeAfter int
 	largeMax   uint64
 	yieldMax   uint64
-	small      *smallSyncs
-	poll       time.Duration
+	// small is the worker's syncs that are not yet large.
+	small *smallSyncs
+	poll  time.Duration
 	// floor is the consumer's ack floor as last read.
 	floor atomic.Uint64
 }
@@ -219,7 +220,6 @@ func (pc *pacer) large(sent int) bool {
 // large, its records make the worker's large syncs give way.
 func (pc *pacer) note(sent int) {
 	switch {
-	case pc.small == nil:
 	case !pc.large(sent):
 		pc.small.published(pc, time.Now())
 	case sent == pc.largeAfter+1:
@@ -229,7 +229,7 @@ func (pc *pacer) note(sent int) {
 
 // acked records the RAW sequence of one of the sync's records.
 func (pc *pacer) acked(sent int, seq uint64) {
-	if pc.small != nil && !pc.large(sent) {
+	if !pc.large(sent) {
 		pc.small.acked(pc, seq)
 	}
 }
@@ -238,7 +238,7 @@ func (pc *pacer) acked(sent int, seq uint64) {
 // large while a smaller sync of its worker publishes or has records not
 // yet stored.
 func (pc *pacer) givingWay(sent int) bool {
-	return pc.large(sent) && pc.yieldMax > 0 && pc.small != nil && pc.small.ahead(pc, time.Now(), pc.floor.Load())
+	return pc.large(sent) && pc.yieldMax > 0 && pc.small.ahead(pc, time.Now(), pc.floor.Load())
 }
 
 // window is how far ahead of the ack floor a sync that has sent this many
