@@ -147,11 +147,7 @@ func TestStatusUpdatedAtFollowsTheITSMStatus(t *testing.T) {
 func TestMappingChangeRemapsStoredTickets(t *testing.T) {
 	e := newEnv(t)
 	e.start(Config{RemapEvery: 20 * time.Millisecond, ConnectionTTL: time.Millisecond}, nil, nil)
-	issue := restPage(t, "rest/search_v3_epic_adf_airbyte_01.json", "issues")[0]
-	e.publishSync(SyncRecord{Type: "issue", ObservedAt: time.Now(), Record: issueVersion(t, issue, "Gate 7", "new", "2024-01-01T10:00:00.000+0000")})
-	other := edit(t, issue, func(m map[string]any) { m["id"], m["key"] = "20001", "AB-2" })
-	e.publishSync(SyncRecord{Type: "issue", ObservedAt: time.Now(), Record: other})
-	e.waitIdle(10 * time.Second)
+	issue := syncTwoTickets(t, e)
 	id := ticketID("10627")
 	before := e.get(itsm.KindTicket, id)
 	tk := ticketOf(t, before)
@@ -343,11 +339,7 @@ func TestMappingChangeReadsOnlyTheTicketsItChanges(t *testing.T) {
 	require.NoError(t, e.st.UpdateConnection(ctx, c))
 	st := &remapReads{Store: e.st}
 	e.start(Config{RemapEvery: 20 * time.Millisecond, ConnectionTTL: time.Millisecond}, st, nil)
-	issue := restPage(t, "rest/search_v3_epic_adf_airbyte_01.json", "issues")[0]
-	e.publishSync(SyncRecord{Type: "issue", ObservedAt: time.Now(), Record: issueVersion(t, issue, "Gate 7", "new", "2024-01-01T10:00:00.000+0000")})
-	other := edit(t, issue, func(m map[string]any) { m["id"], m["key"] = "20001", "AB-2" })
-	e.publishSync(SyncRecord{Type: "issue", ObservedAt: time.Now(), Record: other})
-	e.waitIdle(10 * time.Second)
+	syncTwoTickets(t, e)
 	comment := &store.Document{Kind: itsm.KindComment, ID: "c1", OrganizationID: testOrg, ConnectionID: testConn,
 		Version: 1, TicketID: ticketID("10627"), UpdatedAt: time.Now().Add(-time.Hour),
 		Body: json.RawMessage(`{"id":"c1","ticket_id":"` + ticketID("10627") + `","body":"hi","active":true}`)}
@@ -370,4 +362,16 @@ func TestMappingChangeReadsOnlyTheTicketsItChanges(t *testing.T) {
 	stored, err := e.st.Get(ctx, testOrg, itsm.KindComment, "c1")
 	require.NoError(t, err)
 	require.Equal(t, comment.Version, stored.Version, "the comment is left alone")
+}
+
+// syncTwoTickets stores two tickets of the epic fixture through the sync
+// lane, 10627 in status "Gate 7" (category new) and 20001 (AB-2).
+func syncTwoTickets(t *testing.T, e *env) (issue []byte) {
+	t.Helper()
+	issue = restPage(t, "rest/search_v3_epic_adf_airbyte_01.json", "issues")[0]
+	e.publishSync(SyncRecord{Type: "issue", ObservedAt: time.Now(), Record: issueVersion(t, issue, "Gate 7", "new", "2024-01-01T10:00:00.000+0000")})
+	other := edit(t, issue, func(m map[string]any) { m["id"], m["key"] = "20001", "AB-2" })
+	e.publishSync(SyncRecord{Type: "issue", ObservedAt: time.Now(), Record: other})
+	e.waitIdle(10 * time.Second)
+	return issue
 }
