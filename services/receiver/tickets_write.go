@@ -162,22 +162,15 @@ func (s *Server) vendorIDOf(ctx context.Context, org string, conn *store.Connect
 	if err != nil {
 		return "", err
 	}
-	v, err := vendorIDOfBody(d.Body)
+	ref, err := vendorRefOfBody(d.Body)
 	if err != nil {
 		return "", fmt.Errorf("%s %s: %w", kind, id, err)
 	}
-	return v, nil
+	return ref.ID, nil
 }
 
-// vendorIDOfBody is a stored object's vendor id: Jira's id, or
-// ServiceNow's sys_id.
-func vendorIDOfBody(body []byte) (string, error) {
-	ref, err := vendorRefOfBody(body)
-	return ref.ID, err
-}
-
-// vendorRefOfBody is a stored object's vendor id with its vendor
-// attributes.
+// vendorRefOfBody is a stored object's vendor id (Jira's id, or
+// ServiceNow's sys_id) with its vendor attributes.
 func vendorRefOfBody(body []byte) (connector.TicketRef, error) {
 	var o struct {
 		VendorAttributes itsm.VendorAttributes `json:"vendor_attributes"`
