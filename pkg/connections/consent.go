@@ -91,11 +91,8 @@ func (m *Manager) Callback(ctx context.Context, code, state string) (*Consent, e
 	// single-use even against two simultaneous callbacks. The lookup is
 	// scoped to the state's organization.
 	c, err := m.update(ctx, orgID, connID, func(c *store.Connection) error {
-		if c.State == store.StateDeleted {
-			return ErrBadState
-		}
-		if c.Detail.OAuthStateHash == "" || subtle.ConstantTimeCompare([]byte(c.Detail.OAuthStateHash), []byte(nonceHash)) != 1 {
-			return ErrStateUsed
+		if err := liveState(c, nonceHash); err != nil {
+			return err
 		}
 		c.Detail.OAuthStateHash = ""
 		return nil
@@ -181,11 +178,23 @@ func (m *Manager) StateVendor(ctx context.Context, state string) string {
 		return ""
 	}
 	c, err := m.store.GetConnection(ctx, orgID, connID)
-	if err != nil || c.State == store.StateDeleted || c.Detail.OAuthStateHash == "" ||
-		subtle.ConstantTimeCompare([]byte(c.Detail.OAuthStateHash), []byte(nonceHash)) != 1 {
+	if err != nil || liveState(c, nonceHash) != nil {
 		return ""
 	}
 	return m.vendor.title(c)
+}
+
+// liveState checks that the state whose nonce hashes to nonceHash is the
+// connection's current one: ErrBadState for a deleted connection,
+// ErrStateUsed for a state spent or replaced by a newer one.
+func liveState(c *store.Connection, nonceHash string) error {
+	if c.State == store.StateDeleted {
+		return ErrBadState
+	}
+	if c.Detail.OAuthStateHash == "" || subtle.ConstantTimeCompare([]byte(c.Detail.OAuthStateHash), []byte(nonceHash)) != 1 {
+		return ErrStateUsed
+	}
+	return nil
 }
 
 // PublicURL is where browsers reach the receiver.
