@@ -88,19 +88,20 @@ func (s *Server) mountConsent(svc ConsentService) {
 			if !oauthErrorCode.MatchString(e) {
 				e = "unknown error"
 			}
-			v := stateVendor(c, svc)
+			vendor := stateVendor(c, svc)
 			title := "Access was not granted"
-			if v.known {
-				title = v.name + " access was not granted"
+			if vendor != "" {
+				title = vendor + " access was not granted"
 			}
+			name := named(vendor)
 			return s.renderPage(c, page{Status: http.StatusBadRequest, Title: title,
-				Lead: capitalize(v.name + " reports that access was not granted (" + e + "). Nothing was connected."),
-				Next: "To connect the site, ask for a new authorization link (POST /v1/connections/{id}/authorize) and accept on " + v.name + "'s consent screen."})
+				Lead: capitalize(name + " reports that access was not granted (" + e + "). Nothing was connected."),
+				Next: "To connect the site, ask for a new authorization link (POST /v1/connections/{id}/authorize) and accept on " + name + "'s consent screen."})
 		}
 		code, state := c.QueryParam("code"), c.QueryParam("state")
 		if code == "" || state == "" {
 			return s.renderPage(c, page{Status: http.StatusBadRequest, Title: "Incomplete authorization",
-				Lead: "This address lacks the code or the state " + stateVendor(c, svc).name + " sends back. Nothing was connected.",
+				Lead: "This address lacks the code or the state " + named(stateVendor(c, svc)) + " sends back. Nothing was connected.",
 				Next: "Start again from a new authorization link."})
 		}
 		consent, err := svc.Callback(c.Request().Context(), code, state)
@@ -178,18 +179,13 @@ func (s *Server) mountConsent(svc ConsentService) {
 	})
 }
 
-// vendorWords name the vendor on a page: its title, or "the service" when
-// the platform cannot know which vendor the request concerns.
-type vendorWords struct {
-	name  string
-	known bool
-}
-
-func wordsFor(title string) vendorWords {
+// named names the vendor on a page: its title, or "the service" when the
+// platform cannot know which vendor the request concerns.
+func named(title string) string {
 	if title == "" {
-		return vendorWords{name: "the service"}
+		return "the service"
 	}
-	return vendorWords{name: title, known: true}
+	return title
 }
 
 // capitalize starts a sentence that begins with the vendor's name.
@@ -197,25 +193,27 @@ func capitalize(sentence string) string {
 	return strings.ToUpper(sentence[:1]) + sentence[1:]
 }
 
-// stateVendor names the vendor of the callback's state, if it is live.
-func stateVendor(c echo.Context, svc ConsentService) vendorWords {
+// stateVendor is the title of the vendor of the callback's state, if it is
+// live; "" otherwise.
+func stateVendor(c echo.Context, svc ConsentService) string {
 	if state := c.QueryParam("state"); state != "" {
-		return wordsFor(svc.StateVendor(c.Request().Context(), state))
+		return svc.StateVendor(c.Request().Context(), state)
 	}
-	return wordsFor("")
+	return ""
 }
 
-// errorVendor names the vendor a refused consent step concerns.
-func errorVendor(err error) vendorWords {
+// errorVendor is the title of the vendor a refused consent step concerns;
+// "" when unknown.
+func errorVendor(err error) string {
 	var ve *connections.VendorError
 	if errors.As(err, &ve) {
-		return wordsFor(ve.Vendor)
+		return ve.Vendor
 	}
 	var mismatch *connections.SiteMismatchError
 	if errors.As(err, &mismatch) {
-		return wordsFor(mismatch.Vendor)
+		return mismatch.Vendor
 	}
-	return wordsFor("")
+	return ""
 }
 
 // publicEndpoints derives from the public URL the Origin a browser sends
@@ -240,16 +238,16 @@ func publicEndpoints(publicURL string) (origin, confirmPath string, secure bool)
 func (s *Server) consentError(c echo.Context, err error) error {
 	restart := "Ask for a new authorization link (POST /v1/connections/{id}/authorize with an API key of the organization) and open it in this browser."
 	p := page{Status: http.StatusBadRequest, Next: restart}
-	v := errorVendor(err)
+	name := named(errorVendor(err))
 	var mismatch *connections.SiteMismatchError
 	switch {
 	case errors.As(err, &mismatch):
 		// The declared site is not shown: whoever holds the link need not
 		// learn it. The API's health names both.
-		p.Status, p.Title = http.StatusConflict, "Wrong "+v.name+" site"
-		p.Lead = capitalize(v.name+" granted access to "+strings.Join(mismatch.Consented, ", ")+", which is not the site this connection is for. ") +
-			"Nothing was connected, and the access " + v.name + " granted was discarded; the connection stays PENDING."
-		p.Next = "Authorize again and choose the connection's site on " + v.name + "'s consent screen. The connection's health (GET /v1/connections/{id}) names the site it expects."
+		p.Status, p.Title = http.StatusConflict, "Wrong "+name+" site"
+		p.Lead = capitalize(name+" granted access to "+strings.Join(mismatch.Consented, ", ")+", which is not the site this connection is for. ") +
+			"Nothing was connected, and the access " + name + " granted was discarded; the connection stays PENDING."
+		p.Next = "Authorize again and choose the connection's site on " + name + "'s consent screen. The connection's health (GET /v1/connections/{id}) names the site it expects."
 	case errors.Is(err, connections.ErrStateExpired):
 		p.Title, p.Lead = "This authorization link has expired", "Authorization links work for a limited time. Nothing was connected."
 	case errors.Is(err, connections.ErrStateUsed):
@@ -260,7 +258,7 @@ func (s *Server) consentError(c echo.Context, err error) error {
 	case errors.Is(err, connections.ErrConsentMissing), errors.Is(err, connections.ErrConsentForged):
 		p.Title, p.Lead = "This confirmation is not valid", "The confirmation form is missing its token or the token is not one this platform issued. Nothing was changed."
 	case errors.Is(err, connections.ErrConsentExpired):
-		p.Title, p.Lead = "This confirmation has expired", "The access "+v.name+" granted was discarded because nobody confirmed it in time. Nothing was connected."
+		p.Title, p.Lead = "This confirmation has expired", "The access "+name+" granted was discarded because nobody confirmed it in time. Nothing was connected."
 	case errors.Is(err, connections.ErrConsentUsed):
 		p.Status, p.Title = http.StatusConflict, "This confirmation was already used"
 		p.Lead = "The connection was already confirmed or declined with this form, or a newer authorization replaced it. Nothing was changed."
@@ -271,7 +269,7 @@ func (s *Server) consentError(c echo.Context, err error) error {
 	default:
 		s.log.Error("oauth consent failed", zap.String("path", c.Path()), zap.Error(err))
 		p.Status, p.Title = http.StatusBadGateway, "The connection could not be completed"
-		p.Lead = "Completing the authorization with " + v.name + " failed. Nothing was connected."
+		p.Lead = "Completing the authorization with " + name + " failed. Nothing was connected."
 		p.Next = "Try again in a few minutes with a new authorization link. " + restart
 	}
 	return s.renderPage(c, p)
