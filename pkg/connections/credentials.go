@@ -81,11 +81,7 @@ type TestRequest struct {
 // instance that did not answer) need not be created again once the cause
 // is fixed.
 func (m *Manager) Test(ctx context.Context, orgID, id string, req TestRequest) (*store.Connection, error) {
-	c, err := m.live(ctx, orgID, id)
-	if err != nil {
-		return nil, err
-	}
-	v, err := m.vendor.of(c)
+	c, v, err := m.liveWithVendor(ctx, orgID, id)
 	if err != nil {
 		return nil, err
 	}

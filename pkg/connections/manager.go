@@ -307,6 +307,19 @@ func (m *Manager) live(ctx context.Context, orgID, id string) (*store.Connection
 	return c, nil
 }
 
+// liveWithVendor is live's connection with its vendor's connector.
+func (m *Manager) liveWithVendor(ctx context.Context, orgID, id string) (*store.Connection, *Connector, error) {
+	c, err := m.live(ctx, orgID, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := m.vendor.of(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, v, nil
+}
+
 // List lists the organization's connections.
 func (m *Manager) List(ctx context.Context, orgID string) ([]*store.Connection, error) {
 	return m.store.ListConnections(ctx, orgID)

@@ -33,11 +33,7 @@ type MappedPriority = connector.MappedPriority
 // Mappings reports how the connection maps its site's statuses and
 // priorities with its current options.
 func (m *Manager) Mappings(ctx context.Context, orgID, id string) (*MappingReport, error) {
-	c, err := m.live(ctx, orgID, id)
-	if err != nil {
-		return nil, err
-	}
-	v, err := m.vendor.of(c)
+	c, v, err := m.liveWithVendor(ctx, orgID, id)
 	if err != nil {
 		return nil, err
 	}
