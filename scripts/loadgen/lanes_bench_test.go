@@ -75,7 +75,10 @@ const (
 //
 // Diagnostics: LANES_TIMELINE=1 logs the during phase's latencies per 2 s
 // window (run with -v: a benchmark's log is cut short otherwise);
-// LANES_PROFILE=dir writes CPU and block profiles of the during phase.
+// LANES_PROFILE=dir writes CPU and block profiles of the during phase;
+// LANES_PROFILE_SMALL=dir CPU profiles of the small tenant's sync alone and
+// during (small-alone.pprof, small-during.pprof), from its connect to its
+// records stored.
 // Platform settings come from the environment as for `make run`
 // (ITSM_NORMALIZER_WORKERS, for instance).
 //
@@ -319,12 +322,19 @@ func (lp *lanesPlatform) lastSync(org, id string) (string, error) {
 // counts are a connection's live tickets (the webhook load's excluded) and
 // comments, read from SQLite directly: listing them through the API would
 // cost more than what it measures.
-func counts(db *sql.DB, connID string) (tickets, comments int, err error) {
+//
+// It reads the organization's rows only, through the store's list index:
+// a scan of the whole table, polled every 50 ms while another tenant's
+// sync fills it, competed with the platform for the cores during the sync
+// and not alone.
+func counts(db *sql.DB, orgID, connID string) (tickets, comments int, err error) {
 	err = db.QueryRow(`SELECT
 		COUNT(CASE WHEN kind = ? AND identifier NOT LIKE ? THEN 1 END),
 		COUNT(CASE WHEN kind = ? THEN 1 END)
-		FROM documents WHERE connection_id = ? AND NOT deleted`,
-		string(itsm.KindTicket), webhookProject+"-%", string(itsm.KindComment), connID).Scan(&tickets, &comments)
+		FROM documents INDEXED BY documents_list
+		WHERE organization_id = ? AND kind IN (?, ?) AND connection_id = ? AND NOT deleted`,
+		string(itsm.KindTicket), webhookProject+"-%", string(itsm.KindComment),
+		orgID, string(itsm.KindTicket), string(itsm.KindComment), connID).Scan(&tickets, &comments)
 	if err != nil {
 		return 0, 0, fmt.Errorf("count documents of %s: %w", connID, err)
 	}
@@ -353,7 +363,7 @@ func (lp *lanesPlatform) waitStored(org, id string, issues int, within time.Dura
 			if synced.IsZero() {
 				synced = time.Now()
 			}
-			if t, c, err = counts(db, id); err != nil {
+			if t, c, err = counts(db, org, id); err != nil {
 				return time.Time{}, time.Time{}, err
 			}
 			if t == issues && c == 3*issues {
@@ -495,6 +505,7 @@ func (lb lanesBench) baseline(b *testing.B, iter int) webhookFigures {
 func (lb lanesBench) smallAlone(b *testing.B) smallResult {
 	lp := startLanesPlatform(b, 1, lb.small)
 	defer lp.stop(b)
+	defer profileSmall(b, "alone")()
 	took, err := lp.smallSync(lb.small, lp.sim.Default().ProjectKeys()[:1], 10*time.Minute)
 	if err != nil {
 		b.Fatal(err)
@@ -576,7 +587,7 @@ func (lp *lanesPlatform) watchBig(id string, issues int, within time.Duration) b
 		if d.synced.IsZero() {
 			d.synced = time.Now()
 		}
-		t, c, err := counts(db, id)
+		t, c, err := counts(db, orgBig, id)
 		if err != nil {
 			d.err = err
 			return d
@@ -632,7 +643,9 @@ func (lb lanesBench) during(b *testing.B, iter int) duringFigures {
 	smallCh := make(chan smallResult, 1)
 	go func() {
 		time.Sleep(lb.smallDelay)
+		stop := profileSmall(b, "during")
 		r, err := lp.smallSync(lb.small, lp.sim.Default().ProjectKeys()[:1], 15*time.Minute)
+		stop()
 		r.err = err
 		smallCh <- r
 	}()
@@ -696,6 +709,27 @@ func profileDuring(b *testing.B, dir string) (stop func()) {
 			b.Fatal(err)
 		}
 		runtime.SetBlockProfileRate(0)
+	}
+}
+
+// profileSmall CPU-profiles the small tenant's sync (LANES_PROFILE_SMALL=dir)
+// until stop is called; without the variable it does nothing. It must not
+// overlap profileDuring: a process has one CPU profile at a time.
+func profileSmall(b *testing.B, phase string) (stop func()) {
+	dir := os.Getenv("LANES_PROFILE_SMALL")
+	if dir == "" {
+		return func() {}
+	}
+	f, err := os.Create(filepath.Join(dir, "small-"+phase+".pprof"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
 	}
 }
 
