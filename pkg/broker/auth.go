@@ -28,7 +28,7 @@ const (
 	// UserNormalizer consumes RAW, publishes itsm.> and dlq.>, and owns the
 	// three streams' configuration.
 	UserNormalizer = "normalizer"
-	// UserBackfill publishes sync records: raw.*.*.sync.
+	// UserBackfill publishes sync records: raw.*.*.sync and raw.*.*.bulk.
 	UserBackfill = "backfill"
 	// UserSubscriber is for outside consumers of ITSM events: read-only.
 	UserSubscriber = "subscriber"
@@ -83,10 +83,12 @@ func EnsureBuckets(ctx context.Context, js jetstream.JetStream, replicas int) er
 }
 
 // The normalizer's durable pull consumers on RAW: its sync lane (the name
-// of the single consumer earlier versions had) and its live lane.
+// of the single consumer earlier versions had), its live lane and its bulk
+// lane (large syncs' records, SourceBulk).
 const (
 	ConsumerNormalizer     = "normalizer"
 	ConsumerNormalizerLive = "normalizer-live"
+	ConsumerNormalizerBulk = "normalizer-bulk"
 )
 
 // MinPasswordLen bounds how weak a configured NATS password may be.
@@ -200,6 +202,7 @@ func Permissions(user string) *server.Permissions {
 		"$JS.API.STREAM.INFO." + StreamRaw, "$JS.API.STREAM.INFO." + StreamITSM, "$JS.API.STREAM.INFO." + StreamDLQ,
 		"$JS.API.CONSUMER.INFO." + StreamRaw + "." + ConsumerNormalizer,
 		"$JS.API.CONSUMER.INFO." + StreamRaw + "." + ConsumerNormalizerLive,
+		"$JS.API.CONSUMER.INFO." + StreamRaw + "." + ConsumerNormalizerBulk,
 		"$JS.API.STREAM.INFO.KV_" + KVLeases, "$JS.API.STREAM.INFO.KV_" + KVSyncLeases, "$JS.API.STREAM.INFO.KV_" + KVSyncRequests,
 		"$JS.API.STREAM.INFO.KV_" + KVIdempotency,
 	}
@@ -210,7 +213,7 @@ func Permissions(user string) *server.Permissions {
 		pub = append(pub, kvSubjects(KVSyncRequests, false)...)
 		pub = append(pub, kvSubjects(KVIdempotency, false)...)
 	case UserBackfill:
-		pub = slices.Concat(common, []string{"raw.*.*." + SourceSync})
+		pub = slices.Concat(common, []string{"raw.*.*." + SourceSync, "raw.*.*." + SourceBulk})
 		pub = append(pub, kvSubjects(KVLeases, false)...)
 		pub = append(pub, kvSubjects(KVSyncLeases, false)...)
 		pub = append(pub, kvSubjects(KVSyncRequests, true)...)
@@ -218,7 +221,7 @@ func Permissions(user string) *server.Permissions {
 		pub = append(slices.Clone(common), "itsm.>", "dlq.>",
 			// A reconcile marker looks for earlier records of its subject.
 			"$JS.API.STREAM.MSG.GET."+StreamRaw)
-		for _, c := range []string{ConsumerNormalizer, ConsumerNormalizerLive} {
+		for _, c := range []string{ConsumerNormalizer, ConsumerNormalizerLive, ConsumerNormalizerBulk} {
 			pub = append(pub,
 				"$JS.API.CONSUMER.CREATE."+StreamRaw+"."+c,
 				"$JS.API.CONSUMER.CREATE."+StreamRaw+"."+c+".>",

@@ -110,7 +110,7 @@ func TestReceiverUserPublishesWebhooksOnly(t *testing.T) {
 
 	// A sync record would let it tombstone a tenant's data through a forged
 	// reconcile marker; ITSM and DLQ are the normalizer's.
-	for _, subj := range []string{broker.RawSubject("jira", "c1", broker.SourceSync), "itsm.ticket.updated", "dlq.raw.jira.c1.webhook", "raw.jira.c1.webhook.extra"} {
+	for _, subj := range []string{broker.RawSubject("jira", "c1", broker.SourceSync), broker.RawSubject("jira", "c1", broker.SourceBulk), "itsm.ticket.updated", "dlq.raw.jira.c1.webhook", "raw.jira.c1.webhook.extra"} {
 		require.Error(t, publishJS(c, subj), subj)
 		c.violation(t, "publish", subj)
 	}
@@ -161,6 +161,7 @@ func TestBackfillUserPublishesSyncRecordsOnly(t *testing.T) {
 	b := brokertest.Start(t)
 	c := dial(t, b, broker.UserBackfill)
 	require.NoError(t, publishJS(c, broker.RawSubject("jira", "c1", broker.SourceSync)))
+	require.NoError(t, publishJS(c, broker.RawSubject("jira", "c1", broker.SourceBulk)), "a large sync's records")
 	for _, subj := range []string{broker.RawSubject("jira", "c1", broker.SourceWebhook), "itsm.ticket.updated"} {
 		require.Error(t, publishJS(c, subj), subj)
 		c.violation(t, "publish", subj)
@@ -197,9 +198,10 @@ func TestBackfillUserPublishesSyncRecordsOnly(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"c1"}, keys)
 	require.NoError(t, kv.Delete(ctx, "c1", jetstream.LastRevision(rev)))
-	cons, err := fresh.js.Consumer(ctx, broker.StreamRaw, broker.ConsumerNormalizer)
-	require.True(t, err == nil || errors.Is(err, jetstream.ErrConsumerNotFound), "the barrier reads the normalizer's progress: %v", err)
-	_ = cons
+	for _, name := range []string{broker.ConsumerNormalizer, broker.ConsumerNormalizerBulk} {
+		_, err := fresh.js.Consumer(ctx, broker.StreamRaw, name)
+		require.True(t, err == nil || errors.Is(err, jetstream.ErrConsumerNotFound), "pacing reads the normalizer's progress: %v", err)
+	}
 	fresh.noViolations(t)
 }
 
@@ -232,6 +234,11 @@ func TestNormalizerUserConsumesRawAndPublishesEvents(t *testing.T) {
 	}
 	_, err = cons.Info(ctx)
 	require.NoError(t, err)
+	for _, l := range []struct{ name, source string }{{broker.ConsumerNormalizerLive, broker.SourceWebhook}, {broker.ConsumerNormalizerBulk, broker.SourceBulk}} {
+		_, err := c.js.CreateOrUpdateConsumer(ctx, broker.StreamRaw, jetstream.ConsumerConfig{
+			Durable: l.name, AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: "raw.*.*." + l.source, MaxDeliver: -1})
+		require.NoError(t, err, "its %s lane", l.name)
+	}
 	require.NoError(t, publishJS(c, "itsm.ticket.updated"))
 	require.NoError(t, publishJS(c, broker.DLQSubject("raw.jira.c1.webhook")))
 	c.noViolations(t)

@@ -39,6 +39,10 @@ const (
 const (
 	SourceWebhook = "webhook"
 	SourceSync    = "sync"
+	// SourceBulk carries a large sync's records past its first ones: the
+	// normalizer takes them after every other sync's, so a tenant's small
+	// or incremental sync never queues behind another's backlog.
+	SourceBulk = "bulk"
 )
 
 // RawSubject is where a vendor record of a connection is published.
