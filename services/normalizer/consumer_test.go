@@ -118,6 +118,49 @@ func TestLiveDeliveriesOvertakeASyncBacklog(t *testing.T) {
 	e.waitIdle(60 * time.Second)
 }
 
+// Another sync's records do not queue behind a large sync's backlog in
+// the bulk lane: while sync-lane records are in work, the bulk lane keeps
+// only a few of its workers busy (with 16 workers a lane, it stored about a
+// tenth of what the sync lane did; as much without giving way), and it
+// keeps moving.
+func TestSyncRecordsGoAheadOfABulkBacklog(t *testing.T) {
+	e := newEnv(t)
+	user := fixture(t, "rest/user_cloud_v3_01.json")
+	const small, backlog = 400, 3000
+	for i := range small {
+		rec := edit(t, user, func(m map[string]any) { m["accountId"] = "small-" + strconv.Itoa(i) })
+		e.publishSync(SyncRecord{Type: "user", ObservedAt: time.Now(), Record: rec})
+	}
+	for i := range backlog {
+		rec := edit(t, user, func(m map[string]any) { m["accountId"] = "bulk-" + strconv.Itoa(i) })
+		e.publishSyncAs(broker.SourceBulk, SyncRecord{Type: "user", ObservedAt: time.Now(), Record: rec})
+	}
+	e.start(Config{Workers: 16, LiveWorkers: 1}, nil, nil)
+	ctx := context.Background()
+	lane := func(name string) jetstream.Consumer {
+		var c jetstream.Consumer
+		require.Eventually(t, func() bool {
+			var err error
+			c, err = e.js.Consumer(ctx, broker.StreamRaw, name)
+			return err == nil
+		}, 10*time.Second, time.Millisecond)
+		return c
+	}
+	syncs, bulk := lane(ConsumerName), lane(BulkConsumerName)
+	require.Eventually(t, func() bool {
+		info, err := syncs.Info(ctx)
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	}, 20*time.Second, time.Millisecond)
+	info, err := bulk.Info(ctx)
+	require.NoError(t, err)
+	done := backlog - int(info.NumPending) - info.NumAckPending
+	require.Less(t, done, small/2, "bulk records stored while the sync lane's %d were", small)
+	e.waitIdle(60 * time.Second)
+	for _, id := range []string{"bulk-0", "bulk-2999", "small-0", "small-399"} {
+		require.NotNil(t, e.get(itsm.KindUser, itsm.ObjectID(testConn, itsm.KindUser, id)), id)
+	}
+}
+
 // countingJS is a real JetStream connection that counts the event
 // publishes and consumer lookups made through it.
 type countingJS struct {

@@ -152,9 +152,16 @@ func (e *env) publishWebhook(body []byte) uint64 { return e.publishRaw(broker.So
 
 func (e *env) publishSync(sr SyncRecord) uint64 {
 	e.t.Helper()
+	return e.publishSyncAs(broker.SourceSync, sr)
+}
+
+// publishSyncAs publishes a sync record on source's subject: a large
+// sync's records past its first ones go to the bulk lane (SourceBulk).
+func (e *env) publishSyncAs(source string, sr SyncRecord) uint64 {
+	e.t.Helper()
 	b, err := json.Marshal(sr)
 	require.NoError(e.t, err)
-	return e.publishRaw(broker.SourceSync, b)
+	return e.publishRaw(source, b)
 }
 
 // waitIdle waits until the normalizer has acked every RAW message.

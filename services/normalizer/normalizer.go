@@ -21,24 +21,29 @@ import (
 	"github.com/itsmhub/itsm/pkg/store"
 )
 
-// The normalizer's two lanes, each a durable consumer shared by all
+// The normalizer's three lanes, each a durable consumer shared by all
 // replicas with workers of its own: live deliveries (webhooks, pushes)
-// never queue behind a sync's records, whoever's sync it is.
+// never queue behind a sync's records, whoever's sync it is, and a large
+// sync's records past its first ones (the bulk lane) give way to every
+// other sync's, so one tenant's backlog does not hold another's sync.
 const (
 	// ConsumerName takes sync records (raw.*.*.sync). It keeps the name of
 	// the single consumer earlier versions had, which it is migrated from.
 	ConsumerName = broker.ConsumerNormalizer
 	// LiveConsumerName takes live deliveries (raw.*.*.webhook).
 	LiveConsumerName = broker.ConsumerNormalizerLive
+	// BulkConsumerName takes large syncs' records (raw.*.*.bulk).
+	BulkConsumerName = broker.ConsumerNormalizerBulk
 )
 
 // Consumers are the lanes' consumer names, for tools that watch the
 // normalizer's backlog.
-var Consumers = []string{LiveConsumerName, ConsumerName}
+var Consumers = []string{LiveConsumerName, ConsumerName, BulkConsumerName}
 
 const (
 	syncFilter   = "raw.*.*." + broker.SourceSync
 	liveFilter   = "raw.*.*." + broker.SourceWebhook
+	bulkFilter   = "raw.*.*." + broker.SourceBulk
 	legacyFilter = "raw.>"
 )
 
@@ -181,9 +186,9 @@ type Normalizer struct {
 	cache *docCache // nil when disabled
 	// novelty says when to insert without reading first.
 	novelty novelty
-	// cons and liveCons are the lanes' consumers once Run created them;
-	// reconcile markers read their ack floors.
-	cons, liveCons jetstream.Consumer
+	// cons, liveCons and bulkCons are the lanes' consumers once Run
+	// created them; reconcile markers read their ack floors.
+	cons, liveCons, bulkCons jetstream.Consumer
 	// stopping is closed when Run is asked to stop: waits end early then.
 	stopping <-chan struct{}
 	// yieldCtx ends with Run's context: a worker never yields past a stop.
@@ -208,7 +213,7 @@ func New(cfg Config, js jetstream.JetStream, st Store, log *zap.Logger, reg prom
 // Run consumes until ctx is cancelled, then drains: messages already fetched
 // are processed and acked before it returns.
 func (n *Normalizer) Run(ctx context.Context) error {
-	live, syncs, err := n.consumers(ctx)
+	live, syncs, bulk, err := n.consumers(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			// Stopped while starting: nothing was consumed, so nothing is
@@ -217,7 +222,7 @@ func (n *Normalizer) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	n.cons, n.liveCons, n.stopping, n.yieldCtx = syncs, live, ctx.Done(), ctx
+	n.cons, n.liveCons, n.bulkCons, n.stopping, n.yieldCtx = syncs, live, bulk, ctx.Done(), ctx
 	if n.cfg.LiveJS != nil {
 		if live, err = n.cfg.LiveJS.Consumer(ctx, broker.StreamRaw, LiveConsumerName); err != nil {
 			if ctx.Err() != nil {
@@ -226,14 +231,17 @@ func (n *Normalizer) Run(ctx context.Context) error {
 			return fmt.Errorf("normalizer live lane: %w", err)
 		}
 	}
+	share := newLaneShare(max(1, n.cfg.Workers/bulkShareDivisor))
 	var lanes []*laneRun
 	for _, l := range []struct {
 		cons    jetstream.Consumer
 		workers int
-		live    bool
-	}{{live, n.cfg.LiveWorkers, true}, {syncs, n.cfg.Workers, false}} {
-		lr, err := n.startLane(l.cons, l.workers, l.live)
+		kind    lane
+	}{{live, n.cfg.LiveWorkers, laneLive}, {syncs, n.cfg.Workers, laneSync}, {bulk, n.cfg.Workers, laneBulk}} {
+		lr, err := n.startLane(l.cons, l.workers, l.kind, share)
 		if err != nil {
+			// Live first: the bulk lane's workers may wait on the sync
+			// lane's, which must still be there to let them go.
 			for _, r := range lanes {
 				r.stop()
 			}
@@ -257,6 +265,70 @@ func (n *Normalizer) Run(ctx context.Context) error {
 	return nil
 }
 
+// lane is which of the normalizer's consumers a message came from.
+type lane int
+
+const (
+	laneLive lane = iota
+	laneSync
+	laneBulk
+)
+
+// bulkShareDivisor: while sync-lane records wait or are in work, the bulk
+// lane keeps Workers/bulkShareDivisor of its workers busy. It keeps
+// moving, so that what it has fetched never waits out its ack deadline
+// however many small syncs come.
+const bulkShareDivisor = 16
+
+// laneShare makes the bulk lane give way to the sync lane: the sync lane
+// counts the messages it has received and not yet handled; while there are
+// any, at most few bulk messages are in work.
+type laneShare struct {
+	mu      sync.Mutex
+	changed *sync.Cond
+	syncs   int // sync-lane messages received, not yet handled
+	bulk    int // bulk-lane messages in work
+	few     int
+}
+
+func newLaneShare(few int) *laneShare {
+	s := &laneShare{few: few}
+	s.changed = sync.NewCond(&s.mu)
+	return s
+}
+
+func (s *laneShare) syncIn() {
+	s.mu.Lock()
+	s.syncs++
+	s.mu.Unlock()
+}
+
+func (s *laneShare) syncOut() {
+	s.mu.Lock()
+	s.syncs--
+	if s.syncs == 0 {
+		s.changed.Broadcast()
+	}
+	s.mu.Unlock()
+}
+
+// enterBulk waits until a bulk message may be worked on.
+func (s *laneShare) enterBulk() {
+	s.mu.Lock()
+	for s.syncs > 0 && s.bulk >= s.few {
+		s.changed.Wait()
+	}
+	s.bulk++
+	s.mu.Unlock()
+}
+
+func (s *laneShare) leaveBulk() {
+	s.mu.Lock()
+	s.bulk--
+	s.changed.Signal()
+	s.mu.Unlock()
+}
+
 // laneRun is one lane consuming: its subscription and its workers.
 type laneRun struct {
 	cc   jetstream.ConsumeContext
@@ -273,21 +345,37 @@ func (r *laneRun) stop() {
 	r.wg.Wait()
 }
 
-func (n *Normalizer) startLane(cons jetstream.Consumer, workers int, live bool) (*laneRun, error) {
+func (n *Normalizer) startLane(cons jetstream.Consumer, workers int, kind lane, share *laneShare) (*laneRun, error) {
 	r := &laneRun{msgs: make(chan jetstream.Msg, workers*4)}
 	for range workers {
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
 			for m := range r.msgs {
+				if kind == laneBulk {
+					share.enterBulk()
+				}
 				if n.cfg.Yield != nil {
 					n.cfg.Yield.Yield(n.yieldCtx)
 				}
-				n.handle(m, live)
+				n.handle(m, kind == laneLive)
+				switch kind {
+				case laneSync:
+					share.syncOut()
+				case laneBulk:
+					share.leaveBulk()
+				}
 			}
 		}()
 	}
-	cc, err := cons.Consume(func(m jetstream.Msg) { r.msgs <- m },
+	deliver := func(m jetstream.Msg) { r.msgs <- m }
+	if kind == laneSync {
+		deliver = func(m jetstream.Msg) {
+			share.syncIn()
+			r.msgs <- m
+		}
+	}
+	cc, err := cons.Consume(deliver,
 		jetstream.PullMaxMessages(min(512, max(workers*2, 64))),
 		// A pull the client and the server disagree about is only noticed
 		// when it expires (nats.go issue #1622): 5 s bounds such a stall,
@@ -305,29 +393,34 @@ func (n *Normalizer) startLane(cons jetstream.Consumer, workers int, live bool) 
 	return r, nil
 }
 
-// consumers creates or updates the two lanes' consumers. A consumer of an
+// consumers creates or updates the lanes' consumers. A consumer of an
 // earlier version (one lane for everything, raw.>) becomes the sync lane,
 // and the live lane starts where its ack floor stood, so no live delivery
 // it had not finished is skipped (one finished above the floor is seen
-// again, which the version guard makes harmless).
-func (n *Normalizer) consumers(ctx context.Context) (live, syncs jetstream.Consumer, err error) {
+// again, which the version guard makes harmless). The bulk lane's subject
+// is new, so it starts from the stream's beginning.
+func (n *Normalizer) consumers(ctx context.Context) (live, syncs, bulk jetstream.Consumer, err error) {
 	var liveStart uint64
 	if old, err := n.js.Consumer(ctx, broker.StreamRaw, ConsumerName); err == nil {
 		if info := old.CachedInfo(); info.Config.FilterSubject == legacyFilter {
 			liveStart = info.AckFloor.Stream + 1
 		}
 	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return nil, nil, fmt.Errorf("normalizer consumer: %w", err)
+		return nil, nil, nil, fmt.Errorf("normalizer consumer: %w", err)
 	}
 	live, err = n.ensureConsumer(ctx, LiveConsumerName, liveFilter, 4096, liveStart)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	syncs, err = n.ensureConsumer(ctx, ConsumerName, syncFilter, 8192, 0)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return live, syncs, nil
+	bulk, err = n.ensureConsumer(ctx, BulkConsumerName, bulkFilter, 8192, 0)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return live, syncs, bulk, nil
 }
 
 // ensureConsumer creates a lane's consumer, starting at start (from the

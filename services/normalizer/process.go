@@ -62,7 +62,7 @@ func (n *Normalizer) process(ctx context.Context, msg jetstream.Msg, meta *jetst
 		// A write-back belongs to no sync: it must not mark anything seen.
 		sr.SyncID = ""
 		recs, err = mapper.MapSync(conn, sr)
-	case broker.SourceSync:
+	case broker.SourceSync, broker.SourceBulk:
 		sr, err := raw.DecodeSyncRecord(msg.Data())
 		if err != nil {
 			return permanent(fmt.Errorf("%w: sync envelope: %v", itsm.ErrMalformed, err))

@@ -323,7 +323,11 @@ func (n *Normalizer) waitEarlierAcked(ctx context.Context, msg jetstream.Msg, se
 	lanes := []struct {
 		cons    jetstream.Consumer
 		subject string
-	}{{n.cons, subject}, {n.liveCons, broker.RawSubject(vendor, conn, broker.SourceWebhook)}}
+	}{
+		{n.cons, broker.RawSubject(vendor, conn, broker.SourceSync)},
+		{n.bulkCons, broker.RawSubject(vendor, conn, broker.SourceBulk)},
+		{n.liveCons, broker.RawSubject(vendor, conn, broker.SourceWebhook)},
+	}
 	for {
 		ready := true
 		for _, l := range lanes {

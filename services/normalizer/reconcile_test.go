@@ -1,6 +1,7 @@
 package normalizer
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strconv"
@@ -163,14 +164,21 @@ func fullSyncReconcile(t *testing.T, lostAfterLanding bool) {
 
 func TestReconcileWaitsForTheSyncsRecords(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		cfg  Config
+		name           string
+		cfg            Config
+		record, marker string // their lanes' sources; sync when empty
 	}{
 		// The failed record is retried while the marker waits in place.
-		{"waits in place", Config{Workers: 2, RetryDelay: 300 * time.Millisecond}},
+		{name: "waits in place", cfg: Config{Workers: 2, RetryDelay: 300 * time.Millisecond}},
 		// The retry comes after the wait (half the ack wait) runs out: the
 		// marker is sent back and waits again.
-		{"sent back", Config{Workers: 2, AckWait: time.Second, RetryDelay: 800 * time.Millisecond}},
+		{name: "sent back", cfg: Config{Workers: 2, AckWait: time.Second, RetryDelay: 800 * time.Millisecond}},
+		// A large sync's marker in the bulk lane waits for its first
+		// records, in the sync lane.
+		{name: "across lanes", cfg: Config{Workers: 2, RetryDelay: 300 * time.Millisecond}, marker: broker.SourceBulk},
+		// A resumed sync's marker in the sync lane waits for what the run
+		// before it left in the bulk lane.
+		{name: "from the bulk lane", cfg: Config{Workers: 2, RetryDelay: 300 * time.Millisecond}, record: broker.SourceBulk},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
@@ -188,8 +196,9 @@ func TestReconcileWaitsForTheSyncsRecords(t *testing.T) {
 			e.waitIdle(10 * time.Second)
 
 			started := time.Now().UTC()
-			e.publishSync(SyncRecord{Type: "issue", SyncID: "s", ObservedAt: started, Record: issueRecord(t, "2", t0, "issue 2")})
-			e.publishSync(SyncRecord{Type: SyncTypeReconcile, SyncID: "s", StartedAt: started, ObservedAt: started,
+			lane := func(source string) string { return cmp.Or(source, broker.SourceSync) }
+			e.publishSyncAs(lane(tc.record), SyncRecord{Type: "issue", SyncID: "s", ObservedAt: started, Record: issueRecord(t, "2", t0, "issue 2")})
+			e.publishSyncAs(lane(tc.marker), SyncRecord{Type: SyncTypeReconcile, SyncID: "s", StartedAt: started, ObservedAt: started,
 				Kinds: []itsm.Kind{itsm.KindTicket}})
 			e.waitIdle(15 * time.Second)
 
