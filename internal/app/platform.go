@@ -158,7 +158,7 @@ func Start(ctx context.Context, cfg config.Config, comps Components, log *zap.Lo
 			return nil, err
 		}
 		w := backfill.New(backfill.Config{IncrementalEvery: cfg.BackfillIncrementalEvery, MaxConcurrentSyncs: cfg.BackfillMaxSyncs,
-			BacklogConsumer: normalizer.ConsumerName}, backfill.Deps{JS: p.jss[broker.UserBackfill], Store: p.store, Syncers: p.syncers(log.Named("backfill")), Leases: leases,
+			BacklogConsumer: normalizer.ConsumerName, BulkConsumer: normalizer.BulkConsumerName}, backfill.Deps{JS: p.jss[broker.UserBackfill], Store: p.store, Syncers: p.syncers(log.Named("backfill")), Leases: leases,
 			Log: log.Named("backfill"), Registerer: reg, Now: p.now})
 		g.Go("backfill", w.Run)
 	}

@@ -99,13 +99,6 @@ type Config struct {
 	// RetryFailedAfter: a FAILED full sync is retried this long after it
 	// ended (or at the regular interval, if sooner). Default 15m.
 	RetryFailedAfter time.Duration
-	// BarrierConsumer, when set (normalizer.ConsumerName), makes a full sync
-	// wait until that RAW consumer's ack floor has passed its last record
-	// before it publishes the reconcile marker, so that COMPLETED also means
-	// "in the store". Off by default: the normalizer itself defers a marker
-	// until every earlier RAW message is acked, and waiting here would let
-	// normalizer lag run a sync into its timeout (and so skip deletions).
-	BarrierConsumer string
 	// BacklogConsumer (normalizer.ConsumerName) and MaxBacklog pace every
 	// sync by the normalizer: a sync publishes only while its records are
 	// at most MaxBacklog RAW messages ahead of that consumer's ack floor.
@@ -113,12 +106,22 @@ type Config struct {
 	// tenant's sync no longer waits behind a large one's whole backlog),
 	// and RAW holds a bounded backlog rather than a whole tenant.
 	BacklogConsumer string
+	// BulkConsumer (normalizer.BulkConsumerName), when set with
+	// BacklogConsumer, takes a sync's records past its first LargeSyncAfter:
+	// they go to the bulk lane (raw.<vendor>.<connection>.bulk), which the
+	// normalizer works on only when the sync lane has nothing waiting, and
+	// they are paced by this consumer's ack floor. Every other sync's
+	// records, of any worker, then go ahead of a large sync's backlog. The
+	// normalizer defers a reconcile marker until both lanes have passed the
+	// sync's records.
+	BulkConsumer string
 	// MaxBacklog defaults to 4,096: enough to keep the normalizer's sync
 	// workers busy, small against any sync worth pacing.
 	MaxBacklog int
 	// LargeSyncAfter and LargeSyncBacklog serve the syncs that have sent
 	// least first: once a sync has published LargeSyncAfter records in its
-	// run (default MaxBacklog), it may only be LargeSyncBacklog ahead
+	// run (default 2×MaxBacklog: a tenant of about 2,000 issues with three
+	// comments each is small), it may only be LargeSyncBacklog ahead
 	// (default MaxBacklog/4). A small or incremental sync that starts
 	// beside a large one then finds at most that window of the large one's
 	// records ahead of its own, and takes most of the sync lane until it
@@ -161,7 +164,7 @@ func (c *Config) setDefaults(ttl time.Duration) {
 		c.MaxBacklog = 4096
 	}
 	if c.LargeSyncAfter <= 0 {
-		c.LargeSyncAfter = c.MaxBacklog
+		c.LargeSyncAfter = 2 * c.MaxBacklog
 	}
 	if c.LargeSyncBacklog <= 0 {
 		c.LargeSyncBacklog = max(c.MaxBacklog/4, 1)

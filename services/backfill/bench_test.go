@@ -92,7 +92,7 @@ func benchFullSync(b *testing.B, projects, perProject int, inProcess bool) {
 	var child *exec.Cmd
 	var childOut *bufio.Scanner
 	if inProcess {
-		h.startWorker("bench", LeaseTTL, testConfig{Config: Config{Tick: 200 * time.Millisecond, BacklogConsumer: normalizer.ConsumerName}})
+		h.startWorker("bench", LeaseTTL, testConfig{Config: Config{Tick: 200 * time.Millisecond, BacklogConsumer: normalizer.ConsumerName, BulkConsumer: normalizer.BulkConsumerName}})
 	} else {
 		child, childOut = h.startChildWorker()
 	}
@@ -323,7 +323,7 @@ func TestBackfillWorkerProcess(t *testing.T) {
 	require.NoError(t, err)
 	syncLeases, err := lease.Open(ctx, js, LeaseBucket, "bench-worker", LeaseTTL, 1)
 	require.NoError(t, err)
-	wcfg := Config{Tick: 200 * time.Millisecond, BacklogConsumer: normalizer.ConsumerName} // paced as the platform paces it
+	wcfg := Config{Tick: 200 * time.Millisecond, BacklogConsumer: normalizer.ConsumerName, BulkConsumer: normalizer.BulkConsumerName} // paced as the platform paces it
 	jcfg := jirasync.Config{Endpoints: ep}
 	if v, err := strconv.Atoi(os.Getenv("ITSM_BENCH_PENDING")); err == nil {
 		wcfg.MaxPendingAcks = v

@@ -4,7 +4,6 @@ import (
 	"context"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/itsmhub/itsm/pkg/connector"
 	"github.com/itsmhub/itsm/pkg/itsm"
@@ -80,9 +79,6 @@ func (r *run) reconcile(ctx context.Context, s Syncer) error {
 			kinds = append(kinds, k)
 		}
 	}
-	if err := r.barrier(ctx); err != nil {
-		return err
-	}
 	marker := &raw.SyncRecord{Type: raw.TypeReconcile, SyncID: r.state.ID, StartedAt: r.state.StartedAt,
 		Kinds: kinds, Hidden: hidden, ObservedAt: r.w.d.Now().UTC()}
 	if err := r.pub.record(ctx, marker, msgID(r.state.ID, raw.TypeReconcile)); err != nil {
@@ -108,35 +104,5 @@ func (r *run) advanceWatermark(c *store.Connection) {
 	start := r.state.StartedAt.UTC()
 	if c.Detail.Watermark == nil || c.Detail.Watermark.Before(start) {
 		c.Detail.Watermark = &start
-	}
-}
-
-// barrier waits until the normalizer has acknowledged every record of this
-// sync. It processes RAW concurrently, so without this a reconcile marker
-// could overtake records that it would then tombstone as unseen.
-func (r *run) barrier(ctx context.Context) error {
-	name := r.w.cfg.BarrierConsumer
-	last := r.pub.last()
-	if name == "" || last == 0 {
-		return nil
-	}
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	for {
-		cons, err := r.w.d.JS.Consumer(ctx, "RAW", name)
-		if err == nil {
-			info, err := cons.Info(ctx)
-			if err == nil && info.AckFloor.Stream >= last {
-				return nil
-			}
-		}
-		if err := r.checkDeadline(); err != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
 	}
 }

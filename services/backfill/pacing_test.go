@@ -63,6 +63,60 @@ func TestSyncStaysWithinTheNormalizersBacklog(t *testing.T) {
 	require.LessOrEqual(t, peak.Load(), bound, "the sync ran ahead of the normalizer")
 }
 
+// A sync past LargeSyncAfter sends the rest of its records, and its
+// reconcile marker, to the bulk lane, paced by that lane's consumer; the
+// records it sent first stay in the sync lane. Everything is stored.
+func TestLargeSyncsRecordsGoToTheBulkLane(t *testing.T) {
+	h := newHarness(t, jirasim.Options{Seed: 5, Projects: 2, IssuesPerProject: 60, CommentsPerIssue: 12, Users: 5, Groups: 2},
+		func(h *harness) { h.embedded, h.normalizerWorkers = true, 1 })
+	require.Eventually(t, func() bool {
+		_, err := h.js.Consumer(h.ctx, broker.StreamRaw, normalizer.BulkConsumerName)
+		return err == nil
+	}, 10*time.Second, 10*time.Millisecond)
+	c := h.connect("org-a", connections.Options{})
+	cfg := newTestConfig()
+	cfg.BacklogConsumer, cfg.BulkConsumer = normalizer.ConsumerName, normalizer.BulkConsumerName
+	cfg.MaxBacklog, cfg.LargeSyncAfter, cfg.LargeSyncBacklog, cfg.MaxPendingAcks = 200, 300, 50, 16
+
+	var peak atomic.Uint64
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+			cons, err := h.js.Consumer(h.ctx, broker.StreamRaw, normalizer.BulkConsumerName)
+			if err != nil {
+				continue
+			}
+			info := cons.CachedInfo()
+			if n := info.NumPending + uint64(info.NumAckPending); n > peak.Load() {
+				peak.Store(n)
+			}
+		}
+	}()
+	h.startWorker("w1", 5*time.Second, cfg)
+	ls := h.waitFull(c.ID, "", 60*time.Second)
+	close(done)
+	require.Equal(t, store.SyncCompleted, ls.Status, ls.LastError)
+	h.drained(60 * time.Second)
+	require.Equal(t, 120, h.count(c, "ticket", false))
+	require.Equal(t, 120*12, h.count(c, "comment", false))
+
+	raw, err := h.js.Stream(h.ctx, broker.StreamRaw)
+	require.NoError(t, err)
+	info, err := raw.Info(h.ctx, jetstream.WithSubjectFilter("raw.>"))
+	require.NoError(t, err)
+	syncs, bulk := info.State.Subjects[broker.RawSubject("jira", c.ID, broker.SourceSync)], info.State.Subjects[broker.RawSubject("jira", c.ID, broker.SourceBulk)]
+	require.Equal(t, uint64(cfg.LargeSyncAfter), syncs, "its first records")
+	require.Greater(t, bulk, uint64(4*cfg.LargeSyncAfter), "the rest")
+	bound := uint64(cfg.LargeSyncBacklog + cfg.MaxPendingAcks + cfg.LargeSyncBacklog/4)
+	t.Logf("peak bulk backlog %d of %d records (bound %d)", peak.Load(), bulk, bound)
+	require.LessOrEqual(t, peak.Load(), bound, "the large sync ran ahead of the bulk lane")
+}
+
 // slowNormalizer holds each message the normalizer takes for a while, so
 // that syncs run ahead of it and their pacing decides the order in RAW.
 type slowNormalizer time.Duration

@@ -26,8 +26,12 @@ import (
 type publisher struct {
 	js      jetstream.JetStream
 	subject string
-	conn    *store.Connection
-	max     int
+	// bulk, when set, is where the records past the first largeAfter go
+	// (Config.BulkConsumer).
+	bulk       string
+	largeAfter int
+	conn       *store.Connection
+	max        int
 	// pace, when set, holds publishing back while this sync is too far
 	// ahead of the normalizer (see Config.MaxBacklog).
 	pace *pacer
@@ -40,6 +44,12 @@ type publisher struct {
 
 func newPublisher(js jetstream.JetStream, conn *store.Connection, max int) *publisher {
 	return &publisher{js: js, conn: conn, max: max, subject: broker.RawSubject(broker.VendorToken(conn.Vendor), conn.ID, broker.SourceSync)}
+}
+
+// toBulk sends the records past the first largeAfter to the bulk lane.
+func (p *publisher) toBulk(largeAfter int) {
+	p.bulk = broker.RawSubject(broker.VendorToken(p.conn.Vendor), p.conn.ID, broker.SourceBulk)
+	p.largeAfter = largeAfter
 }
 
 // msgID is a Nats-Msg-Id: a publish repeated within RAW's duplicate window
@@ -77,8 +87,11 @@ func (p *publisher) publish(ctx context.Context, m *nats.Msg) error {
 	if err := p.reserve(ctx); err != nil {
 		return err
 	}
+	p.sent++
+	if p.bulk != "" && p.sent > p.largeAfter {
+		m.Subject = p.bulk
+	}
 	if p.pace != nil {
-		p.sent++
 		p.pace.note(p.sent)
 		if p.sent%p.pace.every(p.sent) == 0 {
 			if p.pace.givingWay(p.sent) {
@@ -199,16 +212,20 @@ const pacingEvery = 256
 // Config.LargeSyncAfter), or yieldMax while it gives way to a smaller sync
 // of its worker (Config.LargeSyncYield).
 type pacer struct {
-	js         jetstream.JetStream
-	consumer   string
-	max        uint64
-	largeAfter int
-	largeMax   uint64
-	yieldMax   uint64
+	js       jetstream.JetStream
+	consumer string
+	// bulkConsumer, when set, paces a large sync instead: its records
+	// past the first largeAfter are in the bulk lane.
+	bulkConsumer string
+	max          uint64
+	largeAfter   int
+	largeMax     uint64
+	yieldMax     uint64
 	// small is the worker's syncs that are not yet large.
 	small *smallSyncs
 	poll  time.Duration
-	// floor is the consumer's ack floor as last read.
+	// floor is the sync lane consumer's ack floor as last read: small
+	// syncs' records are there.
 	floor atomic.Uint64
 }
 
@@ -336,20 +353,21 @@ func (s *smallSyncs) ahead(pc *pacer, now time.Time, floor uint64) bool {
 
 // wait returns once seq, the sync's latest acknowledged RAW sequence, is
 // within the window of a sync that has sent this many records beyond the
-// consumer's ack floor. Without the consumer (no normalizer has started)
-// it does not wait: syncs must not depend on the normalizer to finish
-// publishing.
+// ack floor of its lane's consumer. Without the consumer (no normalizer has
+// started) it does not wait: syncs must not depend on the normalizer to
+// finish publishing.
 func (pc *pacer) wait(ctx context.Context, sent int, seq uint64) error {
 	for {
-		c, err := pc.js.Consumer(ctx, broker.StreamRaw, pc.consumer)
-		if errors.Is(err, jetstream.ErrConsumerNotFound) {
-			return nil
+		floor, ok, err := pc.ackFloor(ctx, pc.consumer)
+		if err != nil || !ok {
+			return err
 		}
-		if err != nil {
-			return &infraError{fmt.Errorf("read the normalizer's ack floor: %w", err)}
-		}
-		floor := c.CachedInfo().AckFloor.Stream
 		pc.floor.Store(floor)
+		if pc.bulkConsumer != "" && pc.large(sent) {
+			if floor, ok, err = pc.ackFloor(ctx, pc.bulkConsumer); err != nil || !ok {
+				return err
+			}
+		}
 		if seq <= floor+pc.window(sent) {
 			return nil
 		}
@@ -359,6 +377,19 @@ func (pc *pacer) wait(ctx context.Context, sent int, seq uint64) error {
 		case <-time.After(pc.poll):
 		}
 	}
+}
+
+// ackFloor reads a consumer's ack floor; ok is false when the consumer does
+// not exist.
+func (pc *pacer) ackFloor(ctx context.Context, consumer string) (floor uint64, ok bool, err error) {
+	c, err := pc.js.Consumer(ctx, broker.StreamRaw, consumer)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, &infraError{fmt.Errorf("read the normalizer's ack floor: %w", err)}
+	}
+	return c.CachedInfo().AckFloor.Stream, true, nil
 }
 
 // infraError marks failures of the platform's own infrastructure (NATS,

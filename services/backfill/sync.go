@@ -146,9 +146,12 @@ func (r *run) start(ctx context.Context, p plan, now time.Time) error {
 	}
 	r.pub = newPublisher(r.w.d.JS, r.conn, r.w.cfg.MaxPendingAcks)
 	if name := r.w.cfg.BacklogConsumer; name != "" {
-		r.pub.pace = &pacer{js: r.w.d.JS, consumer: name, poll: 20 * time.Millisecond,
+		r.pub.pace = &pacer{js: r.w.d.JS, consumer: name, bulkConsumer: r.w.cfg.BulkConsumer, poll: 20 * time.Millisecond,
 			max: uint64(r.w.cfg.MaxBacklog), largeAfter: r.w.cfg.LargeSyncAfter, largeMax: uint64(r.w.cfg.LargeSyncBacklog),
 			yieldMax: uint64(r.w.cfg.LargeSyncYield), small: r.w.small}
+		if r.w.cfg.BulkConsumer != "" {
+			r.pub.toBulk(r.w.cfg.LargeSyncAfter)
+		}
 	}
 	prevID, prevEpoch, prevStatus := "", 0, store.SyncStatus("")
 	if prev != nil {
