@@ -75,6 +75,54 @@ func TestUpgradeFromOneConsumerLosesNoLiveDelivery(t *testing.T) {
 	require.Equal(t, liveFilter, live.CachedInfo().Config.FilterSubject)
 }
 
+// Upgrading from two lanes: the bulk lane's consumer is created and takes
+// the bulk records a newer backfill worker published before the upgrade,
+// and the other lanes carry on from their ack floors.
+func TestUpgradeFromTwoLanesAddsTheBulkLane(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	var hook struct {
+		Issue json.RawMessage `json:"issue"`
+	}
+	require.NoError(t, json.Unmarshal(issueBody(t, "1", time.Now(), "synced before the upgrade"), &hook))
+	e.publishSync(SyncRecord{Type: "issue", ObservedAt: time.Now(), Record: hook.Issue})
+	e.publishWebhook(issueBody(t, "2", time.Now(), "delivered before the upgrade"))
+	// The older normalizer's lanes finished both, then it stopped.
+	for _, l := range []struct{ name, filter string }{{ConsumerName, syncFilter}, {LiveConsumerName, liveFilter}} {
+		c, err := e.js.CreateOrUpdateConsumer(ctx, broker.StreamRaw, jetstream.ConsumerConfig{
+			Durable: l.name, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxDeliver: -1,
+			FilterSubject: l.filter, MaxAckPending: 4096})
+		require.NoError(t, err)
+		batch, err := c.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+		require.NoError(t, err)
+		n := 0
+		for m := range batch.Messages() {
+			require.NoError(t, m.DoubleAck(ctx))
+			n++
+		}
+		require.Equal(t, 1, n, l.name)
+	}
+	// A newer backfill worker's large sync went on meanwhile.
+	user := fixture(t, "rest/user_cloud_v3_01.json")
+	for i := range 3 {
+		rec := edit(t, user, func(m map[string]any) { m["accountId"] = "bulk-" + strconv.Itoa(i) })
+		e.publishSyncAs(broker.SourceBulk, SyncRecord{Type: "user", ObservedAt: time.Now(), Record: rec})
+	}
+
+	e.start(Config{}, nil, nil)
+	e.waitIdle(10 * time.Second)
+	for i := range 3 {
+		e.get(itsm.KindUser, itsm.ObjectID(testConn, itsm.KindUser, "bulk-"+strconv.Itoa(i)))
+	}
+	for _, id := range []string{"1", "2"} {
+		_, err := e.st.Get(ctx, testOrg, itsm.KindTicket, ticketID(id))
+		require.ErrorIs(t, err, store.ErrNotFound, "what the older lanes acked is not delivered again")
+	}
+	bulk, err := e.js.Consumer(ctx, broker.StreamRaw, BulkConsumerName)
+	require.NoError(t, err)
+	require.Equal(t, bulkFilter, bulk.CachedInfo().Config.FilterSubject)
+}
+
 // A shutdown that arrives while the consumer is still being created is a
 // clean stop (the platform's shutdown must not report it as a failure),
 // but a consumer that cannot be created while running is an error.
@@ -118,46 +166,67 @@ func TestLiveDeliveriesOvertakeASyncBacklog(t *testing.T) {
 	e.waitIdle(60 * time.Second)
 }
 
-// Another sync's records do not queue behind a large sync's backlog in
-// the bulk lane: while sync-lane records are in work, the bulk lane keeps
-// only a few of its workers busy (with 16 workers a lane, it stored about a
-// tenth of what the sync lane did; as much without giving way), and it
-// keeps moving.
-func TestSyncRecordsGoAheadOfABulkBacklog(t *testing.T) {
-	e := newEnv(t)
+// Another sync's records, and live deliveries, do not queue behind a large
+// sync's backlog in the bulk lane: while they are in work, the bulk lane
+// keeps only a few of its workers busy (with 16 workers a lane, it stored
+// about a tenth of what the sync lane did; as much without giving way),
+// and it keeps moving.
+func TestBulkLaneGivesWay(t *testing.T) {
 	user := fixture(t, "rest/user_cloud_v3_01.json")
-	const small, backlog = 400, 3000
-	for i := range small {
-		rec := edit(t, user, func(m map[string]any) { m["accountId"] = "small-" + strconv.Itoa(i) })
-		e.publishSync(SyncRecord{Type: "user", ObservedAt: time.Now(), Record: rec})
-	}
-	for i := range backlog {
-		rec := edit(t, user, func(m map[string]any) { m["accountId"] = "bulk-" + strconv.Itoa(i) })
-		e.publishSyncAs(broker.SourceBulk, SyncRecord{Type: "user", ObservedAt: time.Now(), Record: rec})
-	}
-	e.start(Config{Workers: 16, LiveWorkers: 1}, nil, nil)
-	ctx := context.Background()
-	lane := func(name string) jetstream.Consumer {
-		var c jetstream.Consumer
-		require.Eventually(t, func() bool {
-			var err error
-			c, err = e.js.Consumer(ctx, broker.StreamRaw, name)
-			return err == nil
-		}, 10*time.Second, time.Millisecond)
-		return c
-	}
-	syncs, bulk := lane(ConsumerName), lane(BulkConsumerName)
-	require.Eventually(t, func() bool {
-		info, err := syncs.Info(ctx)
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
-	}, 20*time.Second, time.Millisecond)
-	info, err := bulk.Info(ctx)
-	require.NoError(t, err)
-	done := backlog - int(info.NumPending) - info.NumAckPending
-	require.Less(t, done, small/2, "bulk records stored while the sync lane's %d were", small)
-	e.waitIdle(60 * time.Second)
-	for _, id := range []string{"bulk-0", "bulk-2999", "small-0", "small-399"} {
-		require.NotNil(t, e.get(itsm.KindUser, itsm.ObjectID(testConn, itsm.KindUser, id)), id)
+	const ahead, backlog = 400, 3000
+	for _, tc := range []struct {
+		lane    string
+		publish func(e *env, i int)
+		stored  func(i int) (itsm.Kind, string)
+	}{
+		{ConsumerName, func(e *env, i int) {
+			rec := edit(t, user, func(m map[string]any) { m["accountId"] = "small-" + strconv.Itoa(i) })
+			e.publishSync(SyncRecord{Type: "user", ObservedAt: time.Now(), Record: rec})
+		}, func(i int) (itsm.Kind, string) {
+			return itsm.KindUser, itsm.ObjectID(testConn, itsm.KindUser, "small-"+strconv.Itoa(i))
+		}},
+		{LiveConsumerName, func(e *env, i int) {
+			e.publishWebhook(issueBody(t, strconv.Itoa(1000+i), time.Now(), "live"))
+		}, func(i int) (itsm.Kind, string) { return itsm.KindTicket, ticketID(strconv.Itoa(1000 + i)) }},
+	} {
+		t.Run(tc.lane, func(t *testing.T) {
+			e := newEnv(t)
+			for i := range ahead {
+				tc.publish(e, i)
+			}
+			for i := range backlog {
+				rec := edit(t, user, func(m map[string]any) { m["accountId"] = "bulk-" + strconv.Itoa(i) })
+				e.publishSyncAs(broker.SourceBulk, SyncRecord{Type: "user", ObservedAt: time.Now(), Record: rec})
+			}
+			e.start(Config{Workers: 16, LiveWorkers: 16}, nil, nil)
+			ctx := context.Background()
+			lane := func(name string) jetstream.Consumer {
+				var c jetstream.Consumer
+				require.Eventually(t, func() bool {
+					var err error
+					c, err = e.js.Consumer(ctx, broker.StreamRaw, name)
+					return err == nil
+				}, 10*time.Second, time.Millisecond)
+				return c
+			}
+			first, bulk := lane(tc.lane), lane(BulkConsumerName)
+			require.Eventually(t, func() bool {
+				info, err := first.Info(ctx)
+				return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+			}, 20*time.Second, time.Millisecond)
+			info, err := bulk.Info(ctx)
+			require.NoError(t, err)
+			done := backlog - int(info.NumPending) - info.NumAckPending
+			require.Less(t, done, ahead/2, "bulk records stored while the %s lane's %d were", tc.lane, ahead)
+			e.waitIdle(60 * time.Second)
+			for _, i := range []int{0, ahead - 1} {
+				kind, id := tc.stored(i)
+				require.NotNil(t, e.get(kind, id), id)
+			}
+			for _, id := range []string{"bulk-0", "bulk-2999"} {
+				require.NotNil(t, e.get(itsm.KindUser, itsm.ObjectID(testConn, itsm.KindUser, id)), id)
+			}
+		})
 	}
 }
 

@@ -24,8 +24,9 @@ import (
 // The normalizer's three lanes, each a durable consumer shared by all
 // replicas with workers of its own: live deliveries (webhooks, pushes)
 // never queue behind a sync's records, whoever's sync it is, and a large
-// sync's records past its first ones (the bulk lane) give way to every
-// other sync's, so one tenant's backlog does not hold another's sync.
+// sync's records past its first ones (the bulk lane) give way to live
+// deliveries and to every other sync's records, so one tenant's backlog
+// does not hold another's sync.
 const (
 	// ConsumerName takes sync records (raw.*.*.sync). It keeps the name of
 	// the single consumer earlier versions had, which it is migrated from.
@@ -274,19 +275,20 @@ const (
 	laneBulk
 )
 
-// bulkShareDivisor: while sync-lane records wait or are in work, the bulk
-// lane keeps Workers/bulkShareDivisor of its workers busy. It keeps
-// moving, so that what it has fetched never waits out its ack deadline
-// however many small syncs come.
+// bulkShareDivisor: while live deliveries or sync-lane records wait or are
+// in work, the bulk lane keeps Workers/bulkShareDivisor of its workers
+// busy. It keeps moving, so that what it has fetched never waits out its
+// ack deadline however many small syncs come.
 const bulkShareDivisor = 16
 
-// laneShare makes the bulk lane give way to the sync lane: the sync lane
-// counts the messages it has received and not yet handled; while there are
-// any, at most few bulk messages are in work.
+// laneShare makes the bulk lane give way to the other two: they count the
+// messages they have received and not yet handled; while there are any, at
+// most few bulk messages are in work. Live deliveries count too: a large
+// sync's backlog then takes less of the cores they wait for.
 type laneShare struct {
 	mu      sync.Mutex
 	changed *sync.Cond
-	syncs   int // sync-lane messages received, not yet handled
+	ahead   int // live and sync-lane messages received, not yet handled
 	bulk    int // bulk-lane messages in work
 	few     int
 }
@@ -297,16 +299,16 @@ func newLaneShare(few int) *laneShare {
 	return s
 }
 
-func (s *laneShare) syncIn() {
+func (s *laneShare) aheadIn() {
 	s.mu.Lock()
-	s.syncs++
+	s.ahead++
 	s.mu.Unlock()
 }
 
-func (s *laneShare) syncOut() {
+func (s *laneShare) aheadOut() {
 	s.mu.Lock()
-	s.syncs--
-	if s.syncs == 0 {
+	s.ahead--
+	if s.ahead == 0 {
 		s.changed.Broadcast()
 	}
 	s.mu.Unlock()
@@ -315,7 +317,7 @@ func (s *laneShare) syncOut() {
 // enterBulk waits until a bulk message may be worked on.
 func (s *laneShare) enterBulk() {
 	s.mu.Lock()
-	for s.syncs > 0 && s.bulk >= s.few {
+	for s.ahead > 0 && s.bulk >= s.few {
 		s.changed.Wait()
 	}
 	s.bulk++
@@ -359,21 +361,19 @@ func (n *Normalizer) startLane(cons jetstream.Consumer, workers int, kind lane, 
 					n.cfg.Yield.Yield(n.yieldCtx)
 				}
 				n.handle(m, kind == laneLive)
-				switch kind {
-				case laneSync:
-					share.syncOut()
-				case laneBulk:
+				if kind == laneBulk {
 					share.leaveBulk()
+				} else {
+					share.aheadOut()
 				}
 			}
 		}()
 	}
-	deliver := func(m jetstream.Msg) { r.msgs <- m }
-	if kind == laneSync {
-		deliver = func(m jetstream.Msg) {
-			share.syncIn()
-			r.msgs <- m
+	deliver := func(m jetstream.Msg) {
+		if kind != laneBulk {
+			share.aheadIn()
 		}
+		r.msgs <- m
 	}
 	cc, err := cons.Consume(deliver,
 		jetstream.PullMaxMessages(min(512, max(workers*2, 64))),
