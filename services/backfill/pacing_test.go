@@ -29,28 +29,10 @@ func TestSyncStaysWithinTheNormalizersBacklog(t *testing.T) {
 	cfg := newTestConfig()
 	cfg.BacklogConsumer, cfg.MaxBacklog, cfg.MaxPendingAcks = normalizer.ConsumerName, 100, 16
 
-	var peak atomic.Uint64
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-done:
-				return
-			case <-time.After(2 * time.Millisecond):
-			}
-			cons, err := h.js.Consumer(h.ctx, broker.StreamRaw, normalizer.ConsumerName)
-			if err != nil {
-				continue
-			}
-			info := cons.CachedInfo()
-			if n := info.NumPending + uint64(info.NumAckPending); n > peak.Load() {
-				peak.Store(n)
-			}
-		}
-	}()
+	peak, stop := peakBacklog(h, normalizer.ConsumerName)
 	h.startWorker("w1", 5*time.Second, cfg)
 	ls := h.waitFull(c.ID, "", 60*time.Second)
-	close(done)
+	stop()
 	require.Equal(t, store.SyncCompleted, ls.Status, ls.LastError)
 	h.drained(60 * time.Second)
 	require.Equal(t, 120, h.count(c, "ticket", false))
@@ -58,9 +40,9 @@ func TestSyncStaysWithinTheNormalizersBacklog(t *testing.T) {
 
 	total := ls.Objects
 	bound := uint64(cfg.MaxBacklog + cfg.MaxPendingAcks + pacingEvery)
-	t.Logf("peak backlog %d of %d records (bound %d)", peak.Load(), total, bound)
+	t.Logf("peak backlog %d of %d records (bound %d)", peak(), total, bound)
 	require.Greater(t, uint64(total), 2*bound, "the sync is large enough for the bound to matter")
-	require.LessOrEqual(t, peak.Load(), bound, "the sync ran ahead of the normalizer")
+	require.LessOrEqual(t, peak(), bound, "the sync ran ahead of the normalizer")
 }
 
 // A sync past LargeSyncAfter sends the rest of its records, and its
@@ -78,28 +60,10 @@ func TestLargeSyncsRecordsGoToTheBulkLane(t *testing.T) {
 	cfg.BacklogConsumer, cfg.BulkConsumer = normalizer.ConsumerName, normalizer.BulkConsumerName
 	cfg.MaxBacklog, cfg.LargeSyncAfter, cfg.LargeSyncBacklog, cfg.MaxPendingAcks = 200, 300, 50, 16
 
-	var peak atomic.Uint64
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-done:
-				return
-			case <-time.After(2 * time.Millisecond):
-			}
-			cons, err := h.js.Consumer(h.ctx, broker.StreamRaw, normalizer.BulkConsumerName)
-			if err != nil {
-				continue
-			}
-			info := cons.CachedInfo()
-			if n := info.NumPending + uint64(info.NumAckPending); n > peak.Load() {
-				peak.Store(n)
-			}
-		}
-	}()
+	peak, stop := peakBacklog(h, normalizer.BulkConsumerName)
 	h.startWorker("w1", 5*time.Second, cfg)
 	ls := h.waitFull(c.ID, "", 60*time.Second)
-	close(done)
+	stop()
 	require.Equal(t, store.SyncCompleted, ls.Status, ls.LastError)
 	h.drained(60 * time.Second)
 	require.Equal(t, 120, h.count(c, "ticket", false))
@@ -113,8 +77,33 @@ func TestLargeSyncsRecordsGoToTheBulkLane(t *testing.T) {
 	require.Equal(t, uint64(cfg.LargeSyncAfter), syncs, "its first records")
 	require.Greater(t, bulk, uint64(4*cfg.LargeSyncAfter), "the rest")
 	bound := uint64(cfg.LargeSyncBacklog + cfg.MaxPendingAcks + cfg.LargeSyncBacklog/4)
-	t.Logf("peak bulk backlog %d of %d records (bound %d)", peak.Load(), bulk, bound)
-	require.LessOrEqual(t, peak.Load(), bound, "the large sync ran ahead of the bulk lane")
+	t.Logf("peak bulk backlog %d of %d records (bound %d)", peak(), bulk, bound)
+	require.LessOrEqual(t, peak(), bound, "the large sync ran ahead of the bulk lane")
+}
+
+// peakBacklog samples a consumer's backlog (pending and unacknowledged)
+// every 2 ms until stop, and reports its peak.
+func peakBacklog(h *harness, consumer string) (peak func() uint64, stop func()) {
+	var highest atomic.Uint64
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+			cons, err := h.js.Consumer(h.ctx, broker.StreamRaw, consumer)
+			if err != nil {
+				continue
+			}
+			info := cons.CachedInfo()
+			if n := info.NumPending + uint64(info.NumAckPending); n > highest.Load() {
+				highest.Store(n)
+			}
+		}
+	}()
+	return highest.Load, func() { close(done) }
 }
 
 // slowNormalizer holds each message the normalizer takes for a while, so

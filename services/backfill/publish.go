@@ -26,12 +26,11 @@ import (
 type publisher struct {
 	js      jetstream.JetStream
 	subject string
-	// bulk, when set, is where the records past the first largeAfter go
-	// (Config.BulkConsumer).
-	bulk       string
-	largeAfter int
-	conn       *store.Connection
-	max        int
+	// bulk, when set, is where the records go once the sync is large
+	// (Config.BulkConsumer); only with pace, which says when.
+	bulk string
+	conn *store.Connection
+	max  int
 	// pace, when set, holds publishing back while this sync is too far
 	// ahead of the normalizer (see Config.MaxBacklog).
 	pace *pacer
@@ -46,10 +45,10 @@ func newPublisher(js jetstream.JetStream, conn *store.Connection, max int) *publ
 	return &publisher{js: js, conn: conn, max: max, subject: broker.RawSubject(broker.VendorToken(conn.Vendor), conn.ID, broker.SourceSync)}
 }
 
-// toBulk sends the records past the first largeAfter to the bulk lane.
-func (p *publisher) toBulk(largeAfter int) {
+// toBulk sends the records of a paced sync, once it is large, to the bulk
+// lane.
+func (p *publisher) toBulk() {
 	p.bulk = broker.RawSubject(broker.VendorToken(p.conn.Vendor), p.conn.ID, broker.SourceBulk)
-	p.largeAfter = largeAfter
 }
 
 // msgID is a Nats-Msg-Id: a publish repeated within RAW's duplicate window
@@ -87,11 +86,11 @@ func (p *publisher) publish(ctx context.Context, m *nats.Msg) error {
 	if err := p.reserve(ctx); err != nil {
 		return err
 	}
-	p.sent++
-	if p.bulk != "" && p.sent > p.largeAfter {
-		m.Subject = p.bulk
-	}
 	if p.pace != nil {
+		p.sent++
+		if p.bulk != "" && p.pace.large(p.sent) {
+			m.Subject = p.bulk
+		}
 		p.pace.note(p.sent)
 		if p.sent%p.pace.every(p.sent) == 0 {
 			if p.pace.givingWay(p.sent) {

@@ -150,7 +150,7 @@ func (r *run) start(ctx context.Context, p plan, now time.Time) error {
 			max: uint64(r.w.cfg.MaxBacklog), largeAfter: r.w.cfg.LargeSyncAfter, largeMax: uint64(r.w.cfg.LargeSyncBacklog),
 			yieldMax: uint64(r.w.cfg.LargeSyncYield), small: r.w.small}
 		if r.w.cfg.BulkConsumer != "" {
-			r.pub.toBulk(r.w.cfg.LargeSyncAfter)
+			r.pub.toBulk()
 		}
 	}
 	prevID, prevEpoch, prevStatus := "", 0, store.SyncStatus("")

@@ -241,8 +241,6 @@ func (n *Normalizer) Run(ctx context.Context) error {
 	}{{live, n.cfg.LiveWorkers, laneLive}, {syncs, n.cfg.Workers, laneSync}, {bulk, n.cfg.Workers, laneBulk}} {
 		lr, err := n.startLane(l.cons, l.workers, l.kind, share)
 		if err != nil {
-			// Live first: the bulk lane's workers may wait on the sync
-			// lane's, which must still be there to let them go.
 			for _, r := range lanes {
 				r.stop()
 			}
@@ -260,6 +258,8 @@ func (n *Normalizer) Run(ctx context.Context) error {
 	}()
 	<-ctx.Done()
 	<-remapped
+	// In this order: the bulk lane's workers may wait until the other
+	// lanes' messages are handled.
 	for _, r := range lanes {
 		r.stop()
 	}
