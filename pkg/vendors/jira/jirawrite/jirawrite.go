@@ -19,6 +19,7 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 	json "github.com/go-json-experiment/json/v1"
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/itsmhub/itsm/pkg/connector"
 	"github.com/itsmhub/itsm/pkg/itsm"
@@ -52,6 +53,10 @@ type Config struct {
 	// a call retried at most 3 times within 15 s after a 429 (Retry-After
 	// honoured), and a quota pause longer than 10 s answered at once.
 	Pacer jiracloud.PacerConfig
+	// MaxPacers bounds the sites whose pacers are kept, the least recently
+	// used going first (default 1,024): a site whose pacer went starts
+	// again with a fresh one.
+	MaxPacers int
 }
 
 // Writer implements the receiver's TicketWriter, NativeSearcher and
@@ -61,7 +66,7 @@ type Writer struct {
 	clients HTTPClients
 
 	mu     sync.Mutex
-	pacers map[string]*jiracloud.Pacer // by cloud id
+	pacers *lru.Cache[string, *jiracloud.Pacer] // by cloud id
 }
 
 // New makes the writer.
@@ -93,7 +98,12 @@ func New(cfg Config, clients HTTPClients) *Writer {
 		var p permanent
 		return errors.As(err, &p) || more != nil && more(err)
 	}
-	return &Writer{cfg: cfg, clients: clients, pacers: map[string]*jiracloud.Pacer{}}
+	if cfg.MaxPacers <= 0 {
+		cfg.MaxPacers = 1024
+	}
+	// lru.New fails only for a size below one.
+	pacers, _ := lru.New[string, *jiracloud.Pacer](cfg.MaxPacers)
+	return &Writer{cfg: cfg, clients: clients, pacers: pacers}
 }
 
 // pacer is the site's: its calls from the API are paced and retried after
@@ -101,10 +111,10 @@ func New(cfg Config, clients HTTPClients) *Writer {
 func (w *Writer) pacer(cloudID string) *jiracloud.Pacer {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	p, ok := w.pacers[cloudID]
+	p, ok := w.pacers.Get(cloudID)
 	if !ok {
 		p = jiracloud.NewPacer(w.cfg.Pacer)
-		w.pacers[cloudID] = p
+		w.pacers.Add(cloudID, p)
 	}
 	return p
 }
