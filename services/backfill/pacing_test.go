@@ -19,55 +19,25 @@ import (
 // A sync paced by the normalizer stays within its backlog bound however slow
 // the normalizer is, and still completes with everything stored.
 func TestSyncStaysWithinTheNormalizersBacklog(t *testing.T) {
-	h := newHarness(t, jirasim.Options{Seed: 5, Projects: 2, IssuesPerProject: 60, CommentsPerIssue: 12, Users: 5, Groups: 2},
-		func(h *harness) { h.embedded, h.normalizerWorkers = true, 1 })
-	require.Eventually(t, func() bool {
-		_, err := h.js.Consumer(h.ctx, broker.StreamRaw, normalizer.ConsumerName)
-		return err == nil
-	}, 10*time.Second, 10*time.Millisecond)
-	c := h.connect("org-a", connections.Options{})
 	cfg := newTestConfig()
 	cfg.BacklogConsumer, cfg.MaxBacklog, cfg.MaxPendingAcks = normalizer.ConsumerName, 100, 16
-
-	peak, stop := peakBacklog(h, normalizer.ConsumerName)
-	h.startWorker("w1", 5*time.Second, cfg)
-	ls := h.waitFull(c.ID, "", 60*time.Second)
-	stop()
-	require.Equal(t, store.SyncCompleted, ls.Status, ls.LastError)
-	h.drained(60 * time.Second)
-	require.Equal(t, 120, h.count(c, "ticket", false))
-	require.Equal(t, 120*12, h.count(c, "comment", false))
+	_, _, ls, peak := pacedFullSync(t, cfg, normalizer.ConsumerName)
 
 	total := ls.Objects
 	bound := uint64(cfg.MaxBacklog + cfg.MaxPendingAcks + pacingEvery)
-	t.Logf("peak backlog %d of %d records (bound %d)", peak(), total, bound)
+	t.Logf("peak backlog %d of %d records (bound %d)", peak, total, bound)
 	require.Greater(t, uint64(total), 2*bound, "the sync is large enough for the bound to matter")
-	require.LessOrEqual(t, peak(), bound, "the sync ran ahead of the normalizer")
+	require.LessOrEqual(t, peak, bound, "the sync ran ahead of the normalizer")
 }
 
 // A sync past LargeSyncAfter sends the rest of its records, and its
 // reconcile marker, to the bulk lane, paced by that lane's consumer; the
 // records it sent first stay in the sync lane. Everything is stored.
 func TestLargeSyncsRecordsGoToTheBulkLane(t *testing.T) {
-	h := newHarness(t, jirasim.Options{Seed: 5, Projects: 2, IssuesPerProject: 60, CommentsPerIssue: 12, Users: 5, Groups: 2},
-		func(h *harness) { h.embedded, h.normalizerWorkers = true, 1 })
-	require.Eventually(t, func() bool {
-		_, err := h.js.Consumer(h.ctx, broker.StreamRaw, normalizer.BulkConsumerName)
-		return err == nil
-	}, 10*time.Second, 10*time.Millisecond)
-	c := h.connect("org-a", connections.Options{})
 	cfg := newTestConfig()
 	cfg.BacklogConsumer, cfg.BulkConsumer = normalizer.ConsumerName, normalizer.BulkConsumerName
 	cfg.MaxBacklog, cfg.LargeSyncAfter, cfg.LargeSyncBacklog, cfg.MaxPendingAcks = 200, 300, 50, 16
-
-	peak, stop := peakBacklog(h, normalizer.BulkConsumerName)
-	h.startWorker("w1", 5*time.Second, cfg)
-	ls := h.waitFull(c.ID, "", 60*time.Second)
-	stop()
-	require.Equal(t, store.SyncCompleted, ls.Status, ls.LastError)
-	h.drained(60 * time.Second)
-	require.Equal(t, 120, h.count(c, "ticket", false))
-	require.Equal(t, 120*12, h.count(c, "comment", false))
+	h, c, _, peak := pacedFullSync(t, cfg, normalizer.BulkConsumerName)
 
 	raw, err := h.js.Stream(h.ctx, broker.StreamRaw)
 	require.NoError(t, err)
@@ -77,8 +47,30 @@ func TestLargeSyncsRecordsGoToTheBulkLane(t *testing.T) {
 	require.Equal(t, uint64(cfg.LargeSyncAfter), syncs, "its first records")
 	require.Greater(t, bulk, uint64(4*cfg.LargeSyncAfter), "the rest")
 	bound := uint64(cfg.LargeSyncBacklog + cfg.MaxPendingAcks + cfg.LargeSyncBacklog/4)
-	t.Logf("peak bulk backlog %d of %d records (bound %d)", peak(), bulk, bound)
-	require.LessOrEqual(t, peak(), bound, "the large sync ran ahead of the bulk lane")
+	t.Logf("peak bulk backlog %d of %d records (bound %d)", peak, bulk, bound)
+	require.LessOrEqual(t, peak, bound, "the large sync ran ahead of the bulk lane")
+}
+
+// pacedFullSync runs org-a's full sync of 120 issues with 12 comments each
+// under cfg, on a platform whose normalizer has one sync worker, and
+// reports the highest backlog of consumer meanwhile. Everything is stored.
+func pacedFullSync(t *testing.T, cfg testConfig, consumer string) (*harness, *store.Connection, *store.SyncState, uint64) {
+	h := newHarness(t, jirasim.Options{Seed: 5, Projects: 2, IssuesPerProject: 60, CommentsPerIssue: 12, Users: 5, Groups: 2},
+		func(h *harness) { h.embedded, h.normalizerWorkers = true, 1 })
+	require.Eventually(t, func() bool {
+		_, err := h.js.Consumer(h.ctx, broker.StreamRaw, consumer)
+		return err == nil
+	}, 10*time.Second, 10*time.Millisecond)
+	c := h.connect("org-a", connections.Options{})
+	peak, stop := peakBacklog(h, consumer)
+	h.startWorker("w1", 5*time.Second, cfg)
+	ls := h.waitFull(c.ID, "", 60*time.Second)
+	stop()
+	require.Equal(t, store.SyncCompleted, ls.Status, ls.LastError)
+	h.drained(60 * time.Second)
+	require.Equal(t, 120, h.count(c, "ticket", false))
+	require.Equal(t, 120*12, h.count(c, "comment", false))
+	return h, c, ls, peak()
 }
 
 // peakBacklog samples a consumer's backlog (pending and unacknowledged)
