@@ -642,13 +642,82 @@ func TestServiceNowBasicAuthRetest(t *testing.T) {
 	st, body = env.Call(t, http.MethodPost, keyA, "/v1/connections/"+oauth.ID+"/test", nil)
 	require.Equal(t, http.StatusConflict, st, body)
 	require.Contains(t, body, "authorize it first")
-	st, body = env.Call(t, http.MethodPost, keyA, "/v1/connections/"+oauth.ID+"/test",
-		map[string]any{"auth": map[string]any{"type": "oauth", "client_id": "snsim-client", "client_secret": "other"}})
-	require.Equal(t, http.StatusBadRequest, st, body)
-	require.Contains(t, body, "authorize again")
-	require.NotContains(t, body, "other")
 	require.NotContains(t, env.Logs.String(), snPassword)
 	require.NotContains(t, env.Logs.String(), wrong)
+}
+
+// TestServiceNowOAuthSecretReplaced: an OAuth connection created with a
+// wrong client secret cannot finish its consent (the instance refuses the
+// code exchange); POST /test with the right secret seals it in place, and
+// the next consent connects. Another application is refused, and neither
+// secret is ever shown or logged.
+func TestServiceNowOAuthSecretReplaced(t *testing.T) {
+	env, sim, _ := startWithSN(t, snsim.Instance{Sizes: smallSizes()})
+	const wrong, right = "not-the-snsim-secret", "snsim-secret"
+	st, conn, body := snCreate(t, env, keyA, map[string]any{"instance_url": sim.BaseURL(""),
+		"auth": map[string]any{"type": "oauth", "client_id": "snsim-client", "client_secret": wrong}})
+	require.Equal(t, http.StatusCreated, st, body)
+	page := apptest.Consent(t, conn.OAuth2AuthorizeURL)
+	requireErrorPage(t, page.Status, page.Body, http.StatusBadGateway, "The connection could not be completed")
+	require.Equal(t, store.StatePending, getConnection(t, env, keyA, conn.ID).State)
+
+	retest := func(key string, auth map[string]any) (int, string) {
+		t.Helper()
+		return env.Call(t, http.MethodPost, key, "/v1/connections/"+conn.ID+"/test", map[string]any{"auth": auth})
+	}
+	for _, tc := range []struct {
+		name  string
+		auth  map[string]any
+		field string
+	}{
+		{"another application", map[string]any{"type": "oauth", "client_id": "other-client", "client_secret": right}, "auth.client_id"},
+		{"no secret", map[string]any{"type": "oauth", "client_id": "snsim-client"}, "auth.client_secret"},
+		{"a password", map[string]any{"type": "oauth", "client_secret": right, "password": "x"}, "auth"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, body := retest(keyA, tc.auth)
+			require.Equal(t, http.StatusBadRequest, st, body)
+			require.Contains(t, body, tc.field)
+			require.NotContains(t, body, right)
+		})
+	}
+	st, body = retest(keyB, map[string]any{"type": "oauth", "client_secret": right})
+	require.Equal(t, http.StatusNotFound, st, body)
+
+	// Still waiting for its consent: the secret is sealed, nothing tested.
+	st, body = retest(keyA, map[string]any{"type": "oauth", "client_secret": right})
+	require.Equal(t, http.StatusOK, st, body)
+	var v connections.View
+	require.NoError(t, json.Unmarshal([]byte(body), &v))
+	require.Equal(t, store.StatePending, v.State)
+	require.Equal(t, &connections.AuthOptions{Type: "oauth", ClientID: "snsim-client"}, v.Options.Auth, "the application stays")
+	require.NotContains(t, body, right)
+	stored, err := env.Connections().Get(context.Background(), "org-a", conn.ID)
+	require.NoError(t, err)
+	require.NotContains(t, string(stored.Detail.Credentials), right, "sealed at rest")
+	cred, err := env.Connections().Credentials(stored)
+	require.NoError(t, err)
+	require.Equal(t, right, cred.ClientSecret)
+
+	// The next consent exchanges its code with the new secret.
+	start := time.Now().Add(-time.Minute)
+	st, body = env.Call(t, http.MethodPost, keyA, "/v1/connections/"+conn.ID+"/authorize", nil)
+	require.Equal(t, http.StatusOK, st, body)
+	var fresh struct {
+		URL string `json:"oauth2_authorize_url"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &fresh))
+	page = apptest.Consent(t, fresh.URL)
+	require.Equal(t, http.StatusOK, page.Status, page.Body)
+	require.Contains(t, page.Body, "Confirm the ServiceNow connection", "the code exchange passed")
+	st, body = page.Submit(t, "confirm")
+	require.Equal(t, http.StatusOK, st, body)
+	require.Contains(t, body, "ServiceNow connected")
+	got := waitSync(t, env, conn.ID, store.SyncFull, start)
+	require.Equal(t, store.StateActive, got.State)
+	for _, secret := range []string{wrong, right} {
+		require.NotContains(t, env.Logs.String(), secret)
+	}
 }
 
 // TestServiceNowDeleteLog: an account that may read sys_audit_delete

@@ -79,7 +79,8 @@ type TestRequest struct {
 // its own if given, and returns the connection as the test left it: a
 // connection whose test failed (a wrong password, a missing role, an
 // instance that did not answer) need not be created again once the cause
-// is fixed.
+// is fixed. New credentials of a connection still waiting for its OAuth
+// consent are only sealed: it is tested once authorized.
 func (m *Manager) Test(ctx context.Context, orgID, id string, req TestRequest) (*store.Connection, error) {
 	c, v, err := m.liveWithVendor(ctx, orgID, id)
 	if err != nil {
@@ -109,6 +110,11 @@ func (m *Manager) Test(ctx context.Context, orgID, id string, req TestRequest) (
 	})
 	if err != nil {
 		return nil, err
+	}
+	if needsConsent(c) && len(c.Secret) == 0 {
+		// A new client secret for a connection still waiting for its
+		// consent: nothing to test until it is authorized.
+		return c, nil
 	}
 	return m.test(ctx, c, v)
 }

@@ -132,10 +132,11 @@ func checkBasic(a connections.AuthOptions, field string) error {
 	return nil
 }
 
-// NewCredentials checks basic-auth credentials replacing a connection's:
-// the user name and the password, both given. The type stays; an OAuth
-// connection's application stays too (its grant is renewed by authorizing
-// again).
+// NewCredentials checks credentials replacing a connection's. Basic auth:
+// the user name and the password, both given. OAuth: the client secret of
+// the same application (a typo at create, a secret rotated on the
+// instance); the grant stays, and is renewed with the new secret, or by
+// authorizing again. The type stays.
 func (x *Connector) NewCredentials(a connections.AuthOptions, c *store.Connection) (*connections.Credentials, error) {
 	cur := c.Options.Auth
 	switch {
@@ -143,8 +144,16 @@ func (x *Connector) NewCredentials(a connections.AuthOptions, c *store.Connectio
 		return nil, invalid("auth", "the connection has no credentials to replace")
 	case !strings.EqualFold(a.Type, cur.Type):
 		return nil, invalid("auth.type", "want %s, the connection's; create a new connection to change it", cur.Type)
-	case cur.Type != store.AuthBasic:
-		return nil, invalid("auth", "an OAuth connection's application cannot be replaced; authorize again (POST /v1/connections/{id}/authorize) or create a new connection")
+	case cur.Type == store.AuthOAuth:
+		switch {
+		case a.ClientID != "" && a.ClientID != cur.ClientID:
+			return nil, invalid("auth.client_id", "an OAuth connection's application cannot be replaced; create a new connection to use another")
+		case a.ClientSecret == "":
+			return nil, invalid("auth.client_secret", "required: the application's new client secret")
+		case a.Username != "" || a.Password != "":
+			return nil, invalid("auth", "username and password belong to basic auth, not oauth")
+		}
+		return &connections.Credentials{ClientSecret: a.ClientSecret}, nil
 	}
 	if err := checkBasic(a, "auth"); err != nil {
 		return nil, err
@@ -169,7 +178,7 @@ func (x *Connector) unchanged(o connections.Options, c *store.Connection) error 
 		cur := c.Options.Auth
 		if a.Password != "" || a.ClientSecret != "" || cur == nil || !strings.EqualFold(a.Type, cur.Type) ||
 			a.Username != cur.Username || a.ClientID != cur.ClientID {
-			return invalid("options.auth", "the credentials cannot be changed by a PATCH; replace a basic-auth password with POST /v1/connections/{id}/test")
+			return invalid("options.auth", "the credentials cannot be changed by a PATCH; replace a basic-auth password or an OAuth client secret with POST /v1/connections/{id}/test")
 		}
 	}
 	return nil
