@@ -55,6 +55,18 @@ func requireNotConnected(t *testing.T, env *apptest.Env, sim *jirasim.Server, ke
 }
 
 // requireErrorPage: an HTML error page with the status and the words.
+// authorizeAgain asks for a new authorization link of a connection.
+func authorizeAgain(t *testing.T, env *apptest.Env, key, id string) string {
+	t.Helper()
+	st, body := env.Call(t, http.MethodPost, key, "/v1/connections/"+id+"/authorize", nil)
+	require.Equal(t, http.StatusOK, st, body)
+	var fresh struct {
+		URL string `json:"oauth2_authorize_url"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &fresh))
+	return fresh.URL
+}
+
 func requireErrorPage(t *testing.T, status int, body string, wantStatus int, words ...string) {
 	t.Helper()
 	require.Equal(t, wantStatus, status, body)
@@ -111,13 +123,8 @@ func TestConsentStateExpires(t *testing.T) {
 	requireNotConnected(t, env, sim, keyA, created.ID)
 
 	// A fresh link works.
-	st, body := env.Call(t, http.MethodPost, keyA, "/v1/connections/"+created.ID+"/authorize", nil)
-	require.Equal(t, http.StatusOK, st, body)
-	var fresh struct {
-		URL string `json:"oauth2_authorize_url"`
-	}
-	require.NoError(t, json.Unmarshal([]byte(body), &fresh))
-	apptest.Connect(t, fresh.URL)
+	freshURL := authorizeAgain(t, env, keyA, created.ID)
+	apptest.Connect(t, freshURL)
 	require.Equal(t, store.StateActive, getConnection(t, env, keyA, created.ID).State)
 }
 

@@ -456,13 +456,8 @@ func TestServiceNowConsentPagesNameServiceNow(t *testing.T) {
 	namesNoVendor(t, spent.Body)
 
 	// Nobody confirmed in time.
-	st, body = env.Call(t, http.MethodPost, keyA, "/v1/connections/"+conn.ID+"/authorize", nil)
-	require.Equal(t, http.StatusOK, st, body)
-	var fresh struct {
-		URL string `json:"oauth2_authorize_url"`
-	}
-	require.NoError(t, json.Unmarshal([]byte(body), &fresh))
-	page = apptest.Consent(t, fresh.URL)
+	freshURL := authorizeAgain(t, env, keyA, conn.ID)
+	page = apptest.Consent(t, freshURL)
 	require.Equal(t, http.StatusOK, page.Status, page.Body)
 	clock.Advance(11 * time.Minute) // pending consents live 10 minutes
 	st, body = page.Submit(t, "confirm")
@@ -470,11 +465,9 @@ func TestServiceNowConsentPagesNameServiceNow(t *testing.T) {
 	namesServiceNow(t, body)
 
 	// An expired state names no vendor either.
-	st, body = env.Call(t, http.MethodPost, keyA, "/v1/connections/"+conn.ID+"/authorize", nil)
-	require.Equal(t, http.StatusOK, st, body)
-	require.NoError(t, json.Unmarshal([]byte(body), &fresh))
+	freshURL = authorizeAgain(t, env, keyA, conn.ID)
 	clock.Advance(16 * time.Minute) // states live 15 minutes
-	expired := apptest.Consent(t, fresh.URL+"&snsim_consent=deny")
+	expired := apptest.Consent(t, freshURL+"&snsim_consent=deny")
 	requireErrorPage(t, expired.Status, expired.Body, http.StatusBadRequest, "Access was not granted")
 	namesNoVendor(t, expired.Body)
 	require.Equal(t, store.StatePending, getConnection(t, env, keyA, conn.ID).State)
@@ -701,13 +694,8 @@ func TestServiceNowOAuthSecretReplaced(t *testing.T) {
 
 	// The next consent exchanges its code with the new secret.
 	start := time.Now().Add(-time.Minute)
-	st, body = env.Call(t, http.MethodPost, keyA, "/v1/connections/"+conn.ID+"/authorize", nil)
-	require.Equal(t, http.StatusOK, st, body)
-	var fresh struct {
-		URL string `json:"oauth2_authorize_url"`
-	}
-	require.NoError(t, json.Unmarshal([]byte(body), &fresh))
-	page = apptest.Consent(t, fresh.URL)
+	freshURL := authorizeAgain(t, env, keyA, conn.ID)
+	page = apptest.Consent(t, freshURL)
 	require.Equal(t, http.StatusOK, page.Status, page.Body)
 	require.Contains(t, page.Body, "Confirm the ServiceNow connection", "the code exchange passed")
 	st, body = page.Submit(t, "confirm")
