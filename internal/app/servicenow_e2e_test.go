@@ -77,14 +77,21 @@ func basicOptions(sim *snsim.Server, user, password string, tables ...string) ma
 func waitSync(t *testing.T, env *apptest.Env, id string, kind store.SyncKind, after time.Time) connections.View {
 	t.Helper()
 	var v connections.View
-	apptest.Eventually(t, 90*time.Second, "the "+string(kind)+" sync completes", func() bool {
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		require.Equal(t, http.StatusOK, env.GetJSON(t, keyA, "/v1/connections/"+id, &v))
 		if v.LastSync != nil && v.LastSync.Status == store.SyncFailed {
 			t.Fatalf("sync failed: %+v", v.LastSync)
 		}
-		return v.LastSync != nil && v.LastSync.Kind == kind && v.LastSync.Status == store.SyncCompleted && !v.LastSync.StartedAt.Before(after)
-	})
-	return v
+		if v.LastSync != nil && v.LastSync.Kind == kind && v.LastSync.Status == store.SyncCompleted && !v.LastSync.StartedAt.Before(after) {
+			return v
+		}
+		if time.Now().After(deadline) {
+			// What the connection shows says which wait it was: no sync
+			// started after the request, or one that never ended.
+			t.Fatalf("not within 90s: the %s sync started after %v completes; state %s, health %+v, last sync %+v",
+				kind, after, v.State, v.Health, v.LastSync)
+		}
+	}
 }
 
 func ticketByNumber(t *testing.T, env *apptest.Env, connID, number string) (map[string]any, int) {
