@@ -331,6 +331,18 @@ func (s *smallSyncs) end(pc *pacer, now time.Time) {
 	s.mu.Unlock()
 }
 
+// others reports whether a sync other than pc is registered.
+func (s *smallSyncs) others(pc *pacer) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for other := range s.m {
+		if other != pc {
+			return true
+		}
+	}
+	return false
+}
+
 // ahead reports whether a small sync other than pc published within
 // givingWayFor or has records past floor, the sync consumer's ack floor.
 func (s *smallSyncs) ahead(pc *pacer, now time.Time, floor uint64) bool {
@@ -356,16 +368,25 @@ func (s *smallSyncs) ahead(pc *pacer, now time.Time, floor uint64) bool {
 // started) it does not wait: syncs must not depend on the normalizer to
 // finish publishing.
 func (pc *pacer) wait(ctx context.Context, sent int, seq uint64) error {
+	inBulk := pc.bulkConsumer != "" && pc.large(sent)
 	for {
-		floor, ok, err := pc.ackFloor(ctx, pc.consumer)
-		if err != nil || !ok {
-			return err
-		}
-		pc.floor.Store(floor)
-		if pc.bulkConsumer != "" && pc.large(sent) {
-			if floor, ok, err = pc.ackFloor(ctx, pc.bulkConsumer); err != nil || !ok {
+		var floor uint64
+		// A sync in the bulk lane reads the sync lane's floor only to learn
+		// whether the smaller syncs it gives way to are stored.
+		if !inBulk || pc.small.others(pc) {
+			f, ok, err := pc.ackFloor(ctx, pc.consumer)
+			if err != nil || !ok {
 				return err
 			}
+			pc.floor.Store(f)
+			floor = f
+		}
+		if inBulk {
+			f, ok, err := pc.ackFloor(ctx, pc.bulkConsumer)
+			if err != nil || !ok {
+				return err
+			}
+			floor = f
 		}
 		if seq <= floor+pc.window(sent) {
 			return nil
