@@ -89,29 +89,28 @@ func (m *Manager) Test(ctx context.Context, orgID, id string, req TestRequest) (
 	if v.Prober == nil {
 		return nil, fmt.Errorf("connection %s: %w", id, ErrNoTest)
 	}
-	if req.Auth == nil {
-		if needsConsent(c) && len(c.Secret) == 0 {
-			return nil, fmt.Errorf("connection %s: %w", id, ErrNotActive)
+	if req.Auth != nil {
+		if v.Setup == nil {
+			return nil, invalid("auth", "%s connections bring no credentials of their own", v.Title)
 		}
-		return m.test(ctx, c, v)
-	}
-	if v.Setup == nil {
-		return nil, invalid("auth", "%s connections bring no credentials of their own", v.Title)
-	}
-	c, err = m.update(ctx, orgID, id, func(c *store.Connection) error {
-		if c.State == store.StateDeleted {
-			return fmt.Errorf("connection %s: %w", id, store.ErrNotFound)
-		}
-		next, err := v.Setup.NewCredentials(*req.Auth, c)
+		c, err = m.update(ctx, orgID, id, func(c *store.Connection) error {
+			if c.State == store.StateDeleted {
+				return fmt.Errorf("connection %s: %w", id, store.ErrNotFound)
+			}
+			next, err := v.Setup.NewCredentials(*req.Auth, c)
+			if err != nil {
+				return err
+			}
+			return m.replaceCredentials(c, next)
+		})
 		if err != nil {
-			return err
+			return nil, err
 		}
-		return m.replaceCredentials(c, next)
-	})
-	if err != nil {
-		return nil, err
 	}
 	if needsConsent(c) && len(c.Secret) == 0 {
+		if req.Auth == nil {
+			return nil, fmt.Errorf("connection %s: %w", id, ErrNotActive)
+		}
 		// A new client secret for a connection still waiting for its
 		// consent: nothing to test until it is authorized.
 		return c, nil
