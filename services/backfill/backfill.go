@@ -335,12 +335,15 @@ func (w *Worker) schedule(ctx context.Context, wg *sync.WaitGroup) error {
 }
 
 // coalesce drops a request that a sync running now covers: a full sync
-// covers anything, an incremental one only an incremental request. A sync
-// that has already ended (its worker is only releasing the lease) covers
-// nothing: the request waits for the next pass.
+// covers anything, an incremental one only an incremental request, and only
+// a sync that started after the request was made (one that started before
+// may have read the vendor before the changes the caller asks it to see). A
+// sync that has already ended (its worker is only releasing the lease)
+// covers nothing: the request waits for the next pass.
 func (w *Worker) coalesce(ctx context.Context, c *store.Connection, req request) {
 	ls := c.Detail.LastSync
-	if req.kind == "" || ls == nil || ls.Status != store.SyncRunning || (ls.Kind != store.SyncFull && req.kind == store.SyncFull) {
+	if req.kind == "" || ls == nil || ls.Status != store.SyncRunning || (ls.Kind != store.SyncFull && req.kind == store.SyncFull) ||
+		ls.StartedAt.Before(req.at) {
 		return
 	}
 	if err := w.requests.done(ctx, c.ID, req.rev); err != nil {

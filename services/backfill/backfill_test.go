@@ -642,3 +642,39 @@ func TestCheckpointOfTheOldFormatDecodes(t *testing.T) {
 	require.NoError(t, json.Unmarshal(lf.Carry, &carried))
 	require.Equal(t, since, carried.Missing["GONE"])
 }
+
+// A running sync covers a request only if it started after the request was
+// made: one that started before may have read the vendor before the changes
+// the caller asks a sync to see.
+func TestRunningSyncCoversOnlyLaterRequests(t *testing.T) {
+	h := newHarness(t, jirasim.Options{Seed: 23, Projects: 1, IssuesPerProject: 1})
+	w := New(Config{}, Deps{JS: h.js})
+	pendingKind := func(id string) store.SyncKind {
+		reqs, err := w.requests.pending(h.ctx)
+		require.NoError(t, err)
+		return reqs[id].kind
+	}
+	running := func(kind store.SyncKind, startedAt time.Time) *store.Connection {
+		return &store.Connection{ID: "c1", Detail: store.ConnectionDetail{LastSync: &store.SyncState{
+			ID: "s", Kind: kind, Status: store.SyncRunning, StartedAt: startedAt}}}
+	}
+	require.NoError(t, w.requests.RequestSync(h.ctx, "c1", store.SyncIncremental))
+	req := func() request {
+		reqs, err := w.requests.pending(h.ctx)
+		require.NoError(t, err)
+		return reqs["c1"]
+	}
+
+	w.coalesce(h.ctx, running(store.SyncIncremental, req().at.Add(-time.Second)), req())
+	require.Equal(t, store.SyncIncremental, pendingKind("c1"), "a sync that started before the request does not cover it")
+	w.coalesce(h.ctx, running(store.SyncIncremental, req().at.Add(time.Second)), req())
+	require.Empty(t, pendingKind("c1"), "a sync that started after the request covers it")
+
+	require.NoError(t, w.requests.RequestSync(h.ctx, "c1", store.SyncFull))
+	w.coalesce(h.ctx, running(store.SyncIncremental, req().at.Add(time.Second)), req())
+	require.Equal(t, store.SyncFull, pendingKind("c1"), "an incremental sync never covers a full request")
+	w.coalesce(h.ctx, running(store.SyncFull, req().at.Add(-time.Second)), req())
+	require.Equal(t, store.SyncFull, pendingKind("c1"), "nor does a full sync that started before it")
+	w.coalesce(h.ctx, running(store.SyncFull, req().at), req())
+	require.Empty(t, pendingKind("c1"), "a full sync that started as the request was made covers it")
+}

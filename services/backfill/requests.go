@@ -92,6 +92,8 @@ func (r *Requester) RequestSync(ctx context.Context, connectionID string, kind s
 type request struct {
 	kind store.SyncKind
 	rev  uint64
+	// at is when the request was last made (the KV entry's time).
+	at time.Time
 }
 
 // pending reads every pending request.
@@ -116,7 +118,7 @@ func (r *Requester) pending(ctx context.Context) (map[string]request, error) {
 		if err != nil {
 			return out, err
 		}
-		out[k] = request{kind: store.SyncKind(e.Value()), rev: e.Revision()}
+		out[k] = request{kind: store.SyncKind(e.Value()), rev: e.Revision(), at: e.Created()}
 	}
 	return out, nil
 }
