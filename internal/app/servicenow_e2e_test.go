@@ -623,6 +623,14 @@ func TestServiceNowBasicAuthRetest(t *testing.T) {
 	require.Equal(t, snPassword, cred.Password)
 	require.Equal(t, pushBefore.PushSecret, cred.PushSecret, "the business rule's secret stays")
 
+	// Testing the ACTIVE connection asks for an incremental sync, not for a
+	// full one that would read the whole instance again.
+	again := time.Now()
+	st, v, body = retest(keyA, nil)
+	require.Equal(t, http.StatusOK, st, body)
+	require.Equal(t, store.StateActive, v.State)
+	waitSync(t, env, conn.ID, store.SyncIncremental, again)
+
 	// The instance fails: a test says so; once it answers, a test without
 	// new credentials makes the connection ACTIVE again.
 	in.SetAPIFaults(snsim.APIFaults{ErrorProb: 1, ErrorStatus: http.StatusInternalServerError})

@@ -138,9 +138,11 @@ func (m *Manager) replaceCredentials(c *store.Connection, next *Credentials) err
 }
 
 // test runs the vendor's connection test on c: success makes a PENDING
-// connection ACTIVE and asks for its first full sync; a failure leaves it
-// PENDING (or takes it back there) with a health that says why. It returns
-// the connection as stored.
+// connection ACTIVE and asks for a full sync, or asks an ACTIVE one for an
+// incremental sync (it catches up at once with credentials that may be
+// new; a test must not cost a large tenant a full sync); a failure leaves
+// it PENDING (or takes it back there) with a health that says why. It
+// returns the connection as stored.
 func (m *Manager) test(ctx context.Context, c *store.Connection, v *Connector) (*store.Connection, error) {
 	if v.Prober == nil {
 		return c, nil
@@ -150,6 +152,7 @@ func (m *Manager) test(ctx context.Context, c *store.Connection, v *Connector) (
 		err = v.Prober.Probe(ctx, c, hc)
 	}
 	now := m.cfg.Now().UTC()
+	kind := store.SyncIncremental
 	out, uerr := m.update(ctx, c.OrganizationID, c.ID, func(s *store.Connection) error {
 		if s.State == store.StateDeleted {
 			return fmt.Errorf("connection %s: %w", c.ID, store.ErrNotFound)
@@ -161,7 +164,7 @@ func (m *Manager) test(ctx context.Context, c *store.Connection, v *Connector) (
 			return nil
 		}
 		if s.State == store.StatePending {
-			s.State = store.StateActive
+			s.State, kind = store.StateActive, store.SyncFull
 		}
 		s.Detail.Health = store.Health{Status: store.HealthHealthy, UpdatedAt: now}
 		return nil
@@ -174,8 +177,8 @@ func (m *Manager) test(ctx context.Context, c *store.Connection, v *Connector) (
 		return out, nil
 	}
 	if m.syncs != nil {
-		if err := m.syncs.RequestSync(ctx, c.ID, store.SyncFull); err != nil {
-			m.log.Warn("requesting the first sync", zap.String("connection_id", c.ID), zap.Error(err))
+		if err := m.syncs.RequestSync(ctx, c.ID, kind); err != nil {
+			m.log.Warn("requesting a sync after a connection test", zap.String("connection_id", c.ID), zap.String("kind", string(kind)), zap.Error(err))
 		}
 	}
 	return out, nil
