@@ -360,6 +360,61 @@ func TestWriteBackCreateIsIdempotent(t *testing.T) {
 	require.Len(t, w.eventsOf(t, first.ID), 1)
 }
 
+// A comment retried with its Idempotency-Key is made once at the vendor; a
+// key means one comment on one ticket.
+func TestWriteBackCommentIsIdempotent(t *testing.T) {
+	w := startWriteEnv(t)
+	newTicket := func(name string) itsm.Ticket {
+		st, _, body := w.call(t, http.MethodPost, keyA, "/v1/itsm/tickets", map[string]any{"connection_id": w.conn, "project_key": w.project, "name": name})
+		require.Equal(t, http.StatusCreated, st, body)
+		return decodeTicket(t, body)
+	}
+	tk, other := newTicket("Finding 9"), newTicket("Finding 10")
+	comment := func(ticketID, key, text string) (int, http.Header, itsm.Comment, string) {
+		st, h, body := w.call(t, http.MethodPost, keyA, "/v1/itsm/tickets/"+ticketID+"/comments", map[string]any{"body": text}, "Idempotency-Key", key)
+		var cm itsm.Comment
+		if st == http.StatusCreated {
+			require.NoError(t, json.Unmarshal([]byte(body), &cm), body)
+		}
+		return st, h, cm, body
+	}
+	st, h, first, body := comment(tk.ID, "note-1", "Patched.")
+	require.Equal(t, http.StatusCreated, st, body)
+	require.Empty(t, h.Get("Idempotent-Replayed"))
+	for range 2 {
+		st, h, again, body := comment(tk.ID, "note-1", "Patched.")
+		require.Equal(t, http.StatusCreated, st, body)
+		require.Equal(t, "true", h.Get("Idempotent-Replayed"))
+		require.Equal(t, first.ID, again.ID)
+		require.Equal(t, "Patched.", again.Body)
+	}
+	// The same key with another body is a mistake, not a retry.
+	st, _, _, body = comment(tk.ID, "note-1", "Patched twice.")
+	require.Equal(t, http.StatusUnprocessableEntity, st, body)
+	require.Contains(t, body, "idempotency_key_reused")
+	// On another ticket the key is another comment's.
+	st, h, onOther, body := comment(other.ID, "note-1", "Patched.")
+	require.Equal(t, http.StatusCreated, st, body)
+	require.Empty(t, h.Get("Idempotent-Replayed"))
+	require.NotEqual(t, first.ID, onOther.ID)
+	// Another organization cannot reach the ticket, key or not.
+	st, _, body = w.call(t, http.MethodPost, keyB, "/v1/itsm/tickets/"+tk.ID+"/comments", map[string]any{"body": "Patched."}, "Idempotency-Key", "note-1")
+	require.Equal(t, http.StatusNotFound, st, body)
+	st, _, _, body = comment(tk.ID, strings.Repeat("k", 256), "x")
+	require.Equal(t, http.StatusBadRequest, st, body)
+	require.Contains(t, body, "at most 255 characters")
+
+	// The vendor holds one comment on each ticket: a full sync reads them.
+	w.fullSync(t)
+	for _, id := range []string{tk.ID, other.ID} {
+		var comments struct {
+			Items []itsm.Comment `json:"items"`
+		}
+		require.Equal(t, http.StatusOK, w.GetJSON(t, keyA, "/v1/itsm/comments?ticket_id="+id, &comments))
+		require.Len(t, comments.Items, 1, "comments of %s", id)
+	}
+}
+
 func TestNativeSearchPagesWithinTheProjectFilter(t *testing.T) {
 	w := startWriteEnv(t)
 	jql := "project in (" + w.project + ", " + w.other + ") ORDER BY key ASC"

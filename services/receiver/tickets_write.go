@@ -465,53 +465,18 @@ func (s *Server) createTicket(c echo.Context, wb *writeBack) error {
 		return err
 	}
 
-	key := c.Request().Header.Get("Idempotency-Key")
-	var fp string
-	if key != "" {
-		fp = idempotency.Fingerprint(body)
-		if wb.Idempotency == nil {
-			return fail(http.StatusBadRequest, "invalid_idempotency_key", "Idempotency-Key is not supported by this deployment")
-		}
-		if len(key) > idempotency.MaxKeyLen {
-			return fail(http.StatusBadRequest, "invalid_idempotency_key", "Idempotency-Key: at most 255 characters")
-		}
-		prev, err := wb.Idempotency.Begin(ctx, org, key, fp, time.Now())
-		if err != nil {
-			return err
-		}
-		if prev != nil {
-			return s.replay(c, org, prev, fp)
-		}
+	key, replayed, err := s.claimKey(c, wb, org, org, itsm.KindTicket, body)
+	if err != nil || replayed {
+		return err
 	}
 	wctx, cancel := detached(ctx)
 	defer cancel()
 	res, err := writer.CreateTicket(wctx, conn, in)
-	var unread *connector.UnreadError
-	if errors.As(err, &unread) {
-		// Created, but not read back: the key keeps the ticket, which its
-		// webhook or the next sync brings.
-		if key != "" {
-			if err := wb.Idempotency.Finish(wctx, org, key, idempotency.Record{Fingerprint: fp, Result: unread.ID}); err != nil {
-				s.log.Error("idempotency outcome not recorded", zap.String("organization_id", org), zap.String("ticket_id", unread.ID), zap.Error(err))
-			}
-		}
-		return s.writeError(c, conn, err)
-	}
+	key.settle(wctx, res, err, s.log)
 	if err != nil {
-		if key != "" && refusedForSure(err) {
-			if aerr := wb.Idempotency.Abandon(wctx, org, key); aerr != nil {
-				s.log.Warn("idempotency key not released", zap.String("organization_id", org), zap.Error(aerr))
-			}
-		}
 		return s.writeError(c, conn, err)
 	}
 	ans := res.Records[res.Answer]
-	if key != "" {
-		// Recorded before anything else can fail: the vendor's ticket exists.
-		if err := wb.Idempotency.Finish(wctx, org, key, idempotency.Record{Fingerprint: fp, Result: ans.ID}); err != nil {
-			s.log.Error("idempotency outcome not recorded", zap.String("organization_id", org), zap.String("ticket_id", ans.ID), zap.Error(err))
-		}
-	}
 	s.log.Info("ticket created at the vendor", zap.String("organization_id", org), zap.String("connection_id", conn.ID), zap.String("ticket_id", ans.ID))
 	return s.publishAndAnswer(c, wb, conn, res, http.StatusCreated)
 }
@@ -545,17 +510,81 @@ func (s *Server) withinProjectFilter(ctx context.Context, org string, conn *stor
 	return nil
 }
 
+// claimedKey is a create's Idempotency-Key, claimed: settle records what
+// the create did.
+type claimedKey struct {
+	keys                IdempotencyKeys
+	org, scope, key, fp string
+}
+
+// claimKey claims the request's Idempotency-Key, if it has one (nil
+// without), within scope: a key means one create per scope, and the same
+// key in another scope is another create. replayed is true once the request
+// has been answered from what the key recorded: a retry of a create that
+// was done (its kind's object, read in org), or a reuse refused.
+func (s *Server) claimKey(c echo.Context, wb *writeBack, org, scope string, kind itsm.Kind, body []byte) (*claimedKey, bool, error) {
+	key := c.Request().Header.Get("Idempotency-Key")
+	if key == "" {
+		return nil, false, nil
+	}
+	if wb.Idempotency == nil {
+		return nil, false, fail(http.StatusBadRequest, "invalid_idempotency_key", "Idempotency-Key is not supported by this deployment")
+	}
+	if len(key) > idempotency.MaxKeyLen {
+		return nil, false, fail(http.StatusBadRequest, "invalid_idempotency_key", "Idempotency-Key: at most 255 characters")
+	}
+	fp := idempotency.Fingerprint(body)
+	prev, err := wb.Idempotency.Begin(c.Request().Context(), scope, key, fp, time.Now())
+	if err != nil {
+		return nil, false, err
+	}
+	if prev != nil {
+		return nil, true, s.replay(c, org, kind, prev, fp)
+	}
+	return &claimedKey{keys: wb.Idempotency, org: org, scope: scope, key: key, fp: fp}, false, nil
+}
+
+// settle records a create's outcome under its key, before anything else can
+// fail: the object the vendor made, which retries are answered with (also
+// when it was made but not read back: its webhook or the next sync brings
+// it), or the key released when the vendor certainly made nothing. Any
+// other failure leaves the claim pending, and a retry is told that the
+// outcome is unknown rather than risking a duplicate.
+func (k *claimedKey) settle(ctx context.Context, res connector.WriteResult, err error, log *zap.Logger) {
+	if k == nil {
+		return
+	}
+	var unread *connector.UnreadError
+	var id string
+	switch {
+	case err == nil:
+		id = res.Records[res.Answer].ID
+	case errors.As(err, &unread):
+		id = unread.ID
+	case refusedForSure(err):
+		if aerr := k.keys.Abandon(ctx, k.scope, k.key); aerr != nil {
+			log.Warn("idempotency key not released", zap.String("organization_id", k.org), zap.Error(aerr))
+		}
+		return
+	default:
+		return
+	}
+	if err := k.keys.Finish(ctx, k.scope, k.key, idempotency.Record{Fingerprint: k.fp, Result: id}); err != nil {
+		log.Error("idempotency outcome not recorded", zap.String("organization_id", k.org), zap.String("id", id), zap.Error(err))
+	}
+}
+
 // replay answers a retried create from what the first one recorded.
-func (s *Server) replay(c echo.Context, org string, prev *idempotency.Record, fp string) error {
+func (s *Server) replay(c echo.Context, org string, kind itsm.Kind, prev *idempotency.Record, fp string) error {
 	if prev.Fingerprint != fp {
 		return fail(http.StatusUnprocessableEntity, "idempotency_key_reused", "Idempotency-Key was used with a different request body")
 	}
 	if prev.State != idempotency.Done {
 		return fail(http.StatusConflict, "idempotency_key_pending",
-			"a create with this Idempotency-Key is in progress or its outcome is unknown; check the tickets before retrying with a new key")
+			"a create with this Idempotency-Key is in progress or its outcome is unknown; check before retrying with a new key")
 	}
 	c.Response().Header().Set("Idempotent-Replayed", "true")
-	d, err := s.store.Get(c.Request().Context(), org, itsm.KindTicket, prev.Result)
+	d, err := s.store.Get(c.Request().Context(), org, kind, prev.Result)
 	if errors.Is(err, store.ErrNotFound) {
 		return c.JSON(http.StatusAccepted, pendingAnswer{ID: prev.Result, Message: "created at the vendor; not stored yet, read it later"})
 	}
@@ -647,7 +676,7 @@ func (s *Server) updateTicket(c echo.Context, wb *writeBack) error {
 
 func (s *Server) addComment(c echo.Context, wb *writeBack) error {
 	ctx, org := c.Request().Context(), OrganizationID(c)
-	_, f, err := readWrite(c, "body", "internal")
+	body, f, err := readWrite(c, "body", "internal")
 	if err != nil {
 		return err
 	}
@@ -679,9 +708,15 @@ func (s *Server) addComment(c echo.Context, wb *writeBack) error {
 		}
 		add = notes.AddWorkNote
 	}
+	// A key means one comment on this ticket.
+	key, replayed, err := s.claimKey(c, wb, org, org+"\x00comments of\x00"+c.Param("id"), itsm.KindComment, body)
+	if err != nil || replayed {
+		return err
+	}
 	wctx, cancel := detached(ctx)
 	defer cancel()
 	res, err := add(wctx, conn, ref, *text)
+	key.settle(wctx, res, err, s.log)
 	if err != nil {
 		return s.writeError(c, conn, err)
 	}
