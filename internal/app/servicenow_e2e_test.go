@@ -631,19 +631,30 @@ func TestServiceNowBasicAuthRetest(t *testing.T) {
 	require.Equal(t, store.StateActive, v.State)
 	waitSync(t, env, conn.ID, store.SyncIncremental, again)
 
-	// The instance fails: a test says so; once it answers, a test without
-	// new credentials makes the connection ACTIVE again.
+	// The instance fails: a test says so, and the connection stays ACTIVE
+	// (its syncs retry; an outage must not stop it until someone tests it
+	// again); once the instance answers, a test makes it healthy again.
 	in.SetAPIFaults(snsim.APIFaults{ErrorProb: 1, ErrorStatus: http.StatusInternalServerError})
 	st, v, body = retest(keyA, nil)
 	require.Equal(t, http.StatusOK, st, body)
-	require.Equal(t, store.StatePending, v.State)
+	require.Equal(t, store.StateActive, v.State)
 	require.Equal(t, store.HealthFailed, v.Health.Status)
 	require.Contains(t, v.Health.Description, "HTTP 500")
+	require.Contains(t, v.Health.Description, "stays ACTIVE")
 	in.SetAPIFaults(snsim.APIFaults{})
 	st, v, body = retest(keyA, nil)
 	require.Equal(t, http.StatusOK, st, body)
 	require.Equal(t, store.StateActive, v.State)
 	require.Equal(t, store.HealthHealthy, v.Health.Status)
+	// Credentials the instance refuses take an ACTIVE connection back to
+	// PENDING: nothing works until they change.
+	st, v, body = retest(keyA, map[string]any{"type": "basic", "username": snUser, "password": wrong})
+	require.Equal(t, http.StatusOK, st, body)
+	require.Equal(t, store.StatePending, v.State)
+	require.Contains(t, v.Health.Description, "HTTP 401")
+	st, v, body = retest(keyA, right)
+	require.Equal(t, http.StatusOK, st, body)
+	require.Equal(t, store.StateActive, v.State)
 
 	// An OAuth connection waiting for its consent has nothing to test yet.
 	oauth := snOAuthCreate(t, env, sim)

@@ -2,6 +2,7 @@ package connections
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -140,9 +141,11 @@ func (m *Manager) replaceCredentials(c *store.Connection, next *Credentials) err
 // test runs the vendor's connection test on c: success makes a PENDING
 // connection ACTIVE and asks for a full sync, or asks an ACTIVE one for an
 // incremental sync (it catches up at once with credentials that may be
-// new; a test must not cost a large tenant a full sync); a failure leaves
-// it PENDING (or takes it back there) with a health that says why. It
-// returns the connection as stored.
+// new; a test must not cost a large tenant a full sync). A failure leaves
+// it PENDING with a health that says why, and takes an ACTIVE one back
+// there only when the vendor refused its access (AccessError): an instance
+// that is down must not stop a connection until someone tests it again.
+// It returns the connection as stored.
 func (m *Manager) test(ctx context.Context, c *store.Connection, v *Connector) (*store.Connection, error) {
 	if v.Prober == nil {
 		return c, nil
@@ -153,14 +156,21 @@ func (m *Manager) test(ctx context.Context, c *store.Connection, v *Connector) (
 	}
 	now := m.cfg.Now().UTC()
 	kind := store.SyncIncremental
+	var access *AccessError
+	refused := errors.As(err, &access) || errors.Is(err, ErrReauthorize)
 	out, uerr := m.update(ctx, c.OrganizationID, c.ID, func(s *store.Connection) error {
 		if s.State == store.StateDeleted {
 			return fmt.Errorf("connection %s: %w", c.ID, store.ErrNotFound)
 		}
 		if err != nil {
-			s.State = store.StatePending
-			s.Detail.Health = store.Health{Status: store.HealthFailed, ResolutionOwner: store.OwnerCustomer, UpdatedAt: now,
-				Description: fmt.Sprintf("the %s connection test failed: %v", v.Title, err)}
+			desc := fmt.Sprintf("the %s connection test failed: %v", v.Title, err)
+			if s.State == store.StateActive && !refused {
+				// The vendor's trouble, not the connection's: syncs retry.
+				desc += "; the connection stays ACTIVE and its syncs retry"
+			} else {
+				s.State = store.StatePending
+			}
+			s.Detail.Health = store.Health{Status: store.HealthFailed, ResolutionOwner: store.OwnerCustomer, UpdatedAt: now, Description: desc}
 			return nil
 		}
 		if s.State == store.StatePending {

@@ -89,10 +89,20 @@ type Configurer interface {
 
 // Prober tests a connection's access with one cheap authenticated call
 // (hc authenticates as the connection). Its error becomes the connection's
-// health, so it must say why in words and never quote a credential.
+// health, so it must say why in words and never quote a credential. An
+// *AccessError says that the vendor refused the connection's access; any
+// other error, that the vendor did not answer as it should.
 type Prober interface {
 	Probe(ctx context.Context, c *store.Connection, hc *http.Client) error
 }
+
+// AccessError is a connection test the vendor refused: its credentials, or
+// the role of its account. Nothing works until they change, so it takes
+// the connection (back) to PENDING. A vendor that fails to answer does
+// not: an ACTIVE connection stays ACTIVE, and its syncs go on retrying.
+type AccessError struct{ Reason string }
+
+func (e *AccessError) Error() string { return e.Reason }
 
 // Connector is one vendor as the manager sees it.
 type Connector struct {

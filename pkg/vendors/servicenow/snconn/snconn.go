@@ -252,9 +252,9 @@ func (x *Connector) Probe(ctx context.Context, c *store.Connection, hc *http.Cli
 	case err == nil:
 		return nil
 	case errors.Is(err, snclient.ErrUnauthorized):
-		return fmt.Errorf("the instance refused the credentials (HTTP 401); check the %s", credentialWords(c))
+		return &connections.AccessError{Reason: fmt.Sprintf("the instance refused the credentials (HTTP 401); check the %s", credentialWords(c))}
 	case errors.Is(err, snclient.ErrForbidden):
-		return fmt.Errorf("the account may not read %s (HTTP 403); give it the itil role", table)
+		return &connections.AccessError{Reason: fmt.Sprintf("the account may not read %s (HTTP 403); give it the itil role", table)}
 	case errors.Is(err, snclient.ErrUnreachable):
 		return fmt.Errorf("the instance %s did not answer; check its name", c.SiteURL)
 	}
