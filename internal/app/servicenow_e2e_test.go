@@ -671,7 +671,9 @@ func TestServiceNowBasicAuthRetest(t *testing.T) {
 // the next consent connects. Another application is refused, and neither
 // secret is ever shown or logged.
 func TestServiceNowOAuthSecretReplaced(t *testing.T) {
-	env, sim, _ := startWithSN(t, snsim.Instance{Sizes: smallSizes()})
+	// Access tokens within a second of the manager's refresh margin: after
+	// the consent, every use of the connection refreshes its token.
+	env, sim, in := startWithSNOptions(t, snsim.Options{Seed: 6, AccessTokenTTL: 61 * time.Second}, snsim.Instance{Sizes: smallSizes()})
 	const wrong, right = "not-the-snsim-secret", "snsim-secret"
 	st, conn, body := snCreate(t, env, keyA, map[string]any{"instance_url": sim.BaseURL(""),
 		"auth": map[string]any{"type": "oauth", "client_id": "snsim-client", "client_secret": wrong}})
@@ -729,7 +731,28 @@ func TestServiceNowOAuthSecretReplaced(t *testing.T) {
 	require.Contains(t, body, "ServiceNow connected")
 	got := waitSync(t, env, conn.ID, store.SyncFull, start)
 	require.Equal(t, store.StateActive, got.State)
-	for _, secret := range []string{wrong, right} {
+
+	// The secret is regenerated on the instance: the token's next refresh
+	// fails, and a test says so; the new secret, given to /test, is sealed
+	// and the refresh with it works.
+	const rotated = "snsim-secret-rotated"
+	require.NoError(t, in.SetClientSecret("snsim-client", rotated))
+	time.Sleep(1500 * time.Millisecond)
+	st, body = env.Call(t, http.MethodPost, keyA, "/v1/connections/"+conn.ID+"/test", nil)
+	require.Equal(t, http.StatusOK, st, body)
+	require.NoError(t, json.Unmarshal([]byte(body), &v))
+	require.Equal(t, store.HealthFailed, v.Health.Status, body)
+	require.Equal(t, store.StatePending, v.State, "the instance refused its credentials: %s", body)
+	require.Contains(t, v.Health.Description, "OAuth application's credentials (oauth token endpoint: HTTP 401")
+	require.Contains(t, v.Health.Description, "check its client secret")
+	again := time.Now()
+	st, body = retest(keyA, map[string]any{"type": "oauth", "client_secret": rotated})
+	require.Equal(t, http.StatusOK, st, body)
+	require.NoError(t, json.Unmarshal([]byte(body), &v))
+	require.Equal(t, store.StateActive, v.State, body)
+	require.Equal(t, store.HealthHealthy, v.Health.Status, body)
+	waitSync(t, env, conn.ID, store.SyncFull, again)
+	for _, secret := range []string{wrong, right, rotated} {
 		require.NotContains(t, env.Logs.String(), secret)
 	}
 }

@@ -71,6 +71,15 @@ func safeOAuthError(err error) error {
 	return err
 }
 
+// clientRefused: the token endpoint refused the request itself (4xx),
+// which for a refresh means the application's credentials: ServiceNow
+// answers 401 to a wrong client secret, RFC 6749 invalid_client. The
+// vendor failing (5xx, no answer) is not a refusal.
+func clientRefused(err error) bool {
+	var re *oauth2.RetrieveError
+	return errors.As(err, &re) && re.Response != nil && re.Response.StatusCode >= 400 && re.Response.StatusCode < 500
+}
+
 func isInvalidGrant(err error) bool {
 	var re *oauth2.RetrieveError
 	return errors.As(err, &re) && re.ErrorCode == "invalid_grant"
@@ -128,6 +137,9 @@ func (m *Manager) Token(ctx context.Context, connID string, stale string) (*oaut
 	}
 	if err != nil {
 		m.refreshes.WithLabelValues("error").Inc()
+		if clientRefused(err) {
+			return nil, &AccessError{Reason: fmt.Sprintf("%s refused the OAuth application's credentials (%v); check its client secret", v.Title, safeOAuthError(err))}
+		}
 		return nil, fmt.Errorf("refresh token: %w", safeOAuthError(err))
 	}
 	m.refreshes.WithLabelValues("ok").Inc()

@@ -168,7 +168,7 @@ func (c *Client) get(ctx context.Context, u *url.URL, endpoint string) ([]byte, 
 				return nil, nil, ctx.Err()
 			}
 			c.observe(endpoint, "error", false)
-			lastErr = fmt.Errorf("%w: GET %s: %v", ErrUnreachable, u.Path, redact(err))
+			lastErr = fmt.Errorf("%w: GET %s: %w", ErrUnreachable, u.Path, redact(err))
 			if attempt >= c.o.Retries {
 				return nil, nil, lastErr
 			}

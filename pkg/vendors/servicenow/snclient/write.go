@@ -66,7 +66,7 @@ func (c *Client) write(ctx context.Context, method string, u *url.URL, table str
 				return nil, ctx.Err()
 			}
 			c.observe(table, "error", false)
-			return nil, fmt.Errorf("%w: %s %s: %v", ErrUnreachable, method, u.Path, redact(err))
+			return nil, fmt.Errorf("%w: %s %s: %w", ErrUnreachable, method, u.Path, redact(err))
 		}
 		answer, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 		resp.Body.Close()

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -140,13 +141,32 @@ func notAuthenticated(w http.ResponseWriter) {
 	snError(w, http.StatusUnauthorized, "User Not Authenticated", "Required to provide Auth information")
 }
 
+// oauthClient is a copy of the registered application id, or nil: its
+// secret may be regenerated meanwhile (SetClientSecret).
 func (in *Inst) oauthClient(id string) *OAuthClient {
-	for i := range in.cfg.OAuthClients {
-		if in.cfg.OAuthClients[i].ClientID == id {
-			return &in.cfg.OAuthClients[i]
+	in.oauth.mu.Lock()
+	defer in.oauth.mu.Unlock()
+	for _, c := range in.cfg.OAuthClients {
+		if c.ClientID == id {
+			return &c
 		}
 	}
 	return nil
+}
+
+// SetClientSecret regenerates an OAuth application's client secret, as an
+// admin does on the instance's oauth_entity record: token requests with the
+// old one fail from now on; tokens issued before stay valid.
+func (in *Inst) SetClientSecret(clientID, secret string) error {
+	in.oauth.mu.Lock()
+	defer in.oauth.mu.Unlock()
+	for i := range in.cfg.OAuthClients {
+		if in.cfg.OAuthClients[i].ClientID == clientID {
+			in.cfg.OAuthClients[i].ClientSecret = secret
+			return nil
+		}
+	}
+	return fmt.Errorf("snsim: no OAuth application %q", clientID)
 }
 
 // defaultConsenter is the account that signs in at /oauth_auth.do unless

@@ -135,6 +135,8 @@ func (in *Inst) Accounts() []Account { return append([]Account(nil), in.cfg.Acco
 
 // OAuthClients lists the registered OAuth applications.
 func (in *Inst) OAuthClients() []OAuthClient {
+	in.oauth.mu.Lock()
+	defer in.oauth.mu.Unlock()
 	return append([]OAuthClient(nil), in.cfg.OAuthClients...)
 }
 
