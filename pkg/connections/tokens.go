@@ -71,13 +71,20 @@ func safeOAuthError(err error) error {
 	return err
 }
 
-// clientRefused: the token endpoint refused the request itself (4xx),
-// which for a refresh means the application's credentials: ServiceNow
-// answers 401 to a wrong client secret, RFC 6749 invalid_client. The
-// vendor failing (5xx, no answer) is not a refusal.
+// clientRefused: the token endpoint refused the request itself (RFC 6749's
+// 400 and 401, and 403), which for a refresh means the application's
+// credentials: ServiceNow answers 401 to a wrong client secret. The vendor
+// failing (5xx, no answer) or rate limiting (429) is not a refusal.
 func clientRefused(err error) bool {
 	var re *oauth2.RetrieveError
-	return errors.As(err, &re) && re.Response != nil && re.Response.StatusCode >= 400 && re.Response.StatusCode < 500
+	if !errors.As(err, &re) || re.Response == nil {
+		return false
+	}
+	switch re.Response.StatusCode {
+	case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden:
+		return true
+	}
+	return false
 }
 
 func isInvalidGrant(err error) bool {

@@ -581,7 +581,7 @@ func (s *Server) replay(c echo.Context, org string, kind itsm.Kind, prev *idempo
 	}
 	if prev.State != idempotency.Done {
 		return fail(http.StatusConflict, "idempotency_key_pending",
-			"a create with this Idempotency-Key is in progress or its outcome is unknown; check before retrying with a new key")
+			"a create with this Idempotency-Key is in progress or its outcome is unknown; check the "+string(kind)+"s before retrying with a new key")
 	}
 	c.Response().Header().Set("Idempotent-Replayed", "true")
 	d, err := s.store.Get(c.Request().Context(), org, kind, prev.Result)
