@@ -335,15 +335,19 @@ func (w *Worker) schedule(ctx context.Context, wg *sync.WaitGroup) error {
 }
 
 // coalesce drops a request that a sync running now covers: a full sync
-// covers anything, an incremental one only an incremental request, and only
-// a sync that started after the request was made (one that started before
-// may have read the vendor before the changes the caller asks it to see). A
-// sync that has already ended (its worker is only releasing the lease)
-// covers nothing: the request waits for the next pass.
+// covers a full request, and an incremental request if it started after
+// the request was made; an incremental sync covers only such an
+// incremental request. An incremental request made after the running sync
+// started asks for changes the sync may have read past, so it waits: an
+// incremental sync after it is cheap. A full request made while a full
+// sync runs does not (a second full sync would read everything again;
+// what the first passed, the next incremental reads). A sync that has
+// already ended (its worker is only releasing the lease) covers nothing:
+// the request waits for the next pass.
 func (w *Worker) coalesce(ctx context.Context, c *store.Connection, req request) {
 	ls := c.Detail.LastSync
 	if req.kind == "" || ls == nil || ls.Status != store.SyncRunning || (ls.Kind != store.SyncFull && req.kind == store.SyncFull) ||
-		ls.StartedAt.Before(req.at) {
+		(req.kind == store.SyncIncremental && ls.StartedAt.Before(req.at)) {
 		return
 	}
 	if err := w.requests.done(ctx, c.ID, req.rev); err != nil {

@@ -643,38 +643,50 @@ func TestCheckpointOfTheOldFormatDecodes(t *testing.T) {
 	require.Equal(t, since, carried.Missing["GONE"])
 }
 
-// A running sync covers a request only if it started after the request was
-// made: one that started before may have read the vendor before the changes
-// the caller asks a sync to see.
-func TestRunningSyncCoversOnlyLaterRequests(t *testing.T) {
+// A running sync covers an incremental request only if it started after the
+// request was made: one that started before may have read past the changes
+// the caller asks a sync to see. A full request is covered by any running
+// full sync (the connection's activation requests one while the scheduler
+// may already have started it), never by an incremental one.
+func TestRunningSyncCoversOnlyLaterIncrementalRequests(t *testing.T) {
 	h := newHarness(t, jirasim.Options{Seed: 23, Projects: 1, IssuesPerProject: 1})
 	w := New(Config{}, Deps{JS: h.js})
-	pendingKind := func(id string) store.SyncKind {
-		reqs, err := w.requests.pending(h.ctx)
-		require.NoError(t, err)
-		return reqs[id].kind
-	}
-	running := func(kind store.SyncKind, startedAt time.Time) *store.Connection {
-		return &store.Connection{ID: "c1", Detail: store.ConnectionDetail{LastSync: &store.SyncState{
-			ID: "s", Kind: kind, Status: store.SyncRunning, StartedAt: startedAt}}}
-	}
-	require.NoError(t, w.requests.RequestSync(h.ctx, "c1", store.SyncIncremental))
 	req := func() request {
 		reqs, err := w.requests.pending(h.ctx)
 		require.NoError(t, err)
 		return reqs["c1"]
 	}
-
-	w.coalesce(h.ctx, running(store.SyncIncremental, req().at.Add(-time.Second)), req())
-	require.Equal(t, store.SyncIncremental, pendingKind("c1"), "a sync that started before the request does not cover it")
-	w.coalesce(h.ctx, running(store.SyncIncremental, req().at.Add(time.Second)), req())
-	require.Empty(t, pendingKind("c1"), "a sync that started after the request covers it")
-
-	require.NoError(t, w.requests.RequestSync(h.ctx, "c1", store.SyncFull))
-	w.coalesce(h.ctx, running(store.SyncIncremental, req().at.Add(time.Second)), req())
-	require.Equal(t, store.SyncFull, pendingKind("c1"), "an incremental sync never covers a full request")
-	w.coalesce(h.ctx, running(store.SyncFull, req().at.Add(-time.Second)), req())
-	require.Equal(t, store.SyncFull, pendingKind("c1"), "nor does a full sync that started before it")
-	w.coalesce(h.ctx, running(store.SyncFull, req().at), req())
-	require.Empty(t, pendingKind("c1"), "a full sync that started as the request was made covers it")
+	running := func(kind store.SyncKind, startedAt time.Time) *store.Connection {
+		return &store.Connection{ID: "c1", Detail: store.ConnectionDetail{LastSync: &store.SyncState{
+			ID: "s", Kind: kind, Status: store.SyncRunning, StartedAt: startedAt}}}
+	}
+	for _, tc := range []struct {
+		name          string
+		request, sync store.SyncKind
+		startedAfter  bool
+		covered       bool
+	}{
+		{"incremental sync started before", store.SyncIncremental, store.SyncIncremental, false, false},
+		{"incremental sync started after", store.SyncIncremental, store.SyncIncremental, true, true},
+		{"full sync started before", store.SyncIncremental, store.SyncFull, false, false},
+		{"full sync started after", store.SyncIncremental, store.SyncFull, true, true},
+		{"full request, incremental sync", store.SyncFull, store.SyncIncremental, true, false},
+		{"full request, full sync started before", store.SyncFull, store.SyncFull, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.NoError(t, w.requests.RequestSync(h.ctx, "c1", tc.request))
+			r := req()
+			started := r.at.Add(-time.Second)
+			if tc.startedAfter {
+				started = r.at.Add(time.Second)
+			}
+			w.coalesce(h.ctx, running(tc.sync, started), r)
+			if tc.covered {
+				require.Empty(t, req().kind, "covered: the request is dropped")
+				return
+			}
+			require.Equal(t, tc.request, req().kind, "not covered: the request waits")
+			require.NoError(t, w.requests.done(h.ctx, "c1", r.rev))
+		})
+	}
 }
