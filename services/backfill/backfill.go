@@ -278,7 +278,8 @@ func (w *Worker) Run(ctx context.Context) error {
 func (w *Worker) schedule(ctx context.Context, wg *sync.WaitGroup) error {
 	// Requests first: a request made after a sync ended must not be read
 	// together with a connection still showing that sync RUNNING (it would
-	// be coalesced into a sync that is over).
+	// be coalesced into a sync that is over). Read in this order, a request
+	// was made before the connection showed what it shows.
 	reqs, err := w.requests.pending(ctx)
 	if err != nil && ctx.Err() == nil {
 		w.log.Warn("reading sync requests", zap.Error(err))
@@ -290,12 +291,11 @@ func (w *Worker) schedule(ctx context.Context, wg *sync.WaitGroup) error {
 	rand.Shuffle(len(conns), func(i, j int) { conns[i], conns[j] = conns[j], conns[i] })
 	now := w.d.Now()
 	for _, c := range conns {
-		req := reqs[c.ID]
+		req := w.coalesce(ctx, c, reqs[c.ID])
 		w.mu.Lock()
 		_, busy := w.running[c.ID]
 		w.mu.Unlock()
 		if busy {
-			w.coalesce(ctx, c, req)
 			continue
 		}
 		p, ok := w.plan(c, req.kind, now)
@@ -311,7 +311,6 @@ func (w *Worker) schedule(ctx context.Context, wg *sync.WaitGroup) error {
 		if err != nil {
 			<-w.slots
 			if errors.Is(err, lease.ErrHeld) {
-				w.coalesce(ctx, c, req)
 				continue
 			}
 			return err
@@ -334,25 +333,41 @@ func (w *Worker) schedule(ctx context.Context, wg *sync.WaitGroup) error {
 	return nil
 }
 
-// coalesce drops a request that a sync running now covers: a full sync
-// covers a full request, and an incremental request if it started after
-// the request was made; an incremental sync covers only such an
-// incremental request. An incremental request made after the running sync
-// started asks for changes the sync may have read past, so it waits: an
-// incremental sync after it is cheap. A full request made while a full
-// sync runs does not (a second full sync would read everything again;
-// what the first passed, the next incremental reads). A sync that has
-// already ended (its worker is only releasing the lease) covers nothing:
-// the request waits for the next pass.
-func (w *Worker) coalesce(ctx context.Context, c *store.Connection, req request) {
-	ls := c.Detail.LastSync
-	if req.kind == "" || ls == nil || ls.Status != store.SyncRunning || (ls.Kind != store.SyncFull && req.kind == store.SyncFull) ||
-		(req.kind == store.SyncIncremental && ls.StartedAt.Before(req.at)) {
-		return
+// coalesce drops a request that the connection's last sync covers, and
+// returns what is left to plan with.
+func (w *Worker) coalesce(ctx context.Context, c *store.Connection, req request) request {
+	if req.kind == "" || !covers(c.Detail.LastSync, req) {
+		return req
 	}
 	if err := w.requests.done(ctx, c.ID, req.rev); err != nil {
 		w.log.Debug("dropping a coalesced sync request", zap.String("connection_id", c.ID), zap.Error(err))
 	}
+	return request{}
+}
+
+// covers reports whether a sync, running or completed, covers a request
+// made while it ran (or before it started); one made after it ended, or a
+// sync that failed, covers nothing. A full sync covers a full request: a
+// second one right after would read everything again, and what the first
+// read past, the next incremental sync reads. An incremental request is
+// covered by a sync of either kind that started after it was made: one
+// that started before may have read past the changes the caller wants
+// seen, and an incremental sync after it is cheap. An incremental sync
+// never covers a full request. The scheduler may have started a sync on
+// its own just before a request that it then sees only once that sync has
+// ended (a connection made ACTIVE is due for its first full sync, and its
+// activation requests one), so a sync that has ended covers as it did
+// while it ran.
+func covers(ls *store.SyncState, req request) bool {
+	switch {
+	case ls == nil || (ls.Status != store.SyncRunning && ls.Status != store.SyncCompleted):
+		return false
+	case ls.EndedAt != nil && !req.at.Before(*ls.EndedAt):
+		return false
+	case req.kind == store.SyncFull:
+		return ls.Kind == store.SyncFull
+	}
+	return !ls.StartedAt.Before(req.at)
 }
 
 // runLeased runs one sync of a connection whose lease it holds: it re-reads

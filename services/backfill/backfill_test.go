@@ -643,49 +643,60 @@ func TestCheckpointOfTheOldFormatDecodes(t *testing.T) {
 	require.Equal(t, since, carried.Missing["GONE"])
 }
 
-// A running sync covers an incremental request only if it started after the
-// request was made: one that started before may have read past the changes
-// the caller asks a sync to see. A full request is covered by any running
-// full sync (the connection's activation requests one while the scheduler
-// may already have started it), never by an incremental one.
-func TestRunningSyncCoversOnlyLaterIncrementalRequests(t *testing.T) {
+// A sync covers a request made while it ran, running or completed: a full
+// sync a full request, any sync an incremental request made before it
+// started. Nothing covers a request made after the sync ended, and a failed
+// sync covers nothing. The connection's activation requests a full sync
+// that the scheduler may have started on its own, and ended, before it sees
+// the request: that must not cost a second full sync.
+func TestLastSyncCoversRequestsMadeWhileItRan(t *testing.T) {
 	h := newHarness(t, jirasim.Options{Seed: 23, Projects: 1, IssuesPerProject: 1})
 	w := New(Config{}, Deps{JS: h.js})
-	req := func() request {
+	pending := func() request {
 		reqs, err := w.requests.pending(h.ctx)
 		require.NoError(t, err)
 		return reqs["c1"]
 	}
-	running := func(kind store.SyncKind, startedAt time.Time) *store.Connection {
-		return &store.Connection{ID: "c1", Detail: store.ConnectionDetail{LastSync: &store.SyncState{
-			ID: "s", Kind: kind, Status: store.SyncRunning, StartedAt: startedAt}}}
-	}
+	const (
+		before = -time.Second
+		after  = time.Second
+	)
 	for _, tc := range []struct {
 		name          string
 		request, sync store.SyncKind
-		startedAfter  bool
+		status        store.SyncStatus
+		started       time.Duration // when the sync started, from the request
+		ended         time.Duration // when it ended, from the request; 0: running
 		covered       bool
 	}{
-		{"incremental sync started before", store.SyncIncremental, store.SyncIncremental, false, false},
-		{"incremental sync started after", store.SyncIncremental, store.SyncIncremental, true, true},
-		{"full sync started before", store.SyncIncremental, store.SyncFull, false, false},
-		{"full sync started after", store.SyncIncremental, store.SyncFull, true, true},
-		{"full request, incremental sync", store.SyncFull, store.SyncIncremental, true, false},
-		{"full request, full sync started before", store.SyncFull, store.SyncFull, false, true},
+		{"incremental request, incremental sync running since before", store.SyncIncremental, store.SyncIncremental, store.SyncRunning, before, 0, false},
+		{"incremental request, incremental sync running since after", store.SyncIncremental, store.SyncIncremental, store.SyncRunning, after, 0, true},
+		{"incremental request, full sync running since before", store.SyncIncremental, store.SyncFull, store.SyncRunning, before, 0, false},
+		{"incremental request, full sync running since after", store.SyncIncremental, store.SyncFull, store.SyncRunning, after, 0, true},
+		{"full request, incremental sync running", store.SyncFull, store.SyncIncremental, store.SyncRunning, after, 0, false},
+		{"full request, full sync running since before", store.SyncFull, store.SyncFull, store.SyncRunning, before, 0, true},
+		{"full request, full sync completed after it", store.SyncFull, store.SyncFull, store.SyncCompleted, before, after, true},
+		{"full request, full sync completed before it", store.SyncFull, store.SyncFull, store.SyncCompleted, 2 * before, before, false},
+		{"full request, full sync failed after it", store.SyncFull, store.SyncFull, store.SyncFailed, before, after, false},
+		{"incremental request, sync started and completed after it", store.SyncIncremental, store.SyncIncremental, store.SyncCompleted, after, 2 * after, true},
+		{"incremental request, sync completed before it", store.SyncIncremental, store.SyncFull, store.SyncCompleted, 2 * before, before, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			require.NoError(t, w.requests.RequestSync(h.ctx, "c1", tc.request))
-			r := req()
-			started := r.at.Add(-time.Second)
-			if tc.startedAfter {
-				started = r.at.Add(time.Second)
+			r := pending()
+			ls := &store.SyncState{ID: "s", Kind: tc.sync, Status: tc.status, StartedAt: r.at.Add(tc.started)}
+			if tc.ended != 0 {
+				end := r.at.Add(tc.ended)
+				ls.EndedAt = &end
 			}
-			w.coalesce(h.ctx, running(tc.sync, started), r)
+			left := w.coalesce(h.ctx, &store.Connection{ID: "c1", Detail: store.ConnectionDetail{LastSync: ls}}, r)
 			if tc.covered {
-				require.Empty(t, req().kind, "covered: the request is dropped")
+				require.Empty(t, left.kind, "covered: nothing left to plan")
+				require.Empty(t, pending().kind, "covered: the request is dropped")
 				return
 			}
-			require.Equal(t, tc.request, req().kind, "not covered: the request waits")
+			require.Equal(t, r, left, "not covered: planned with the request")
+			require.Equal(t, tc.request, pending().kind, "not covered: the request stays")
 			require.NoError(t, w.requests.done(h.ctx, "c1", r.rev))
 		})
 	}
