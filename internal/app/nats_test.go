@@ -153,6 +153,12 @@ func TestEveryProcessAnswersTheProbesAlike(t *testing.T) {
 		cfg.NATSUsers = env.NATSUsers()
 		p, err := app.Start(ctx, cfg, comps, zaptest.NewLogger(t))
 		require.NoError(t, err, "%+v", comps)
+		// Stopped before the test ends (and before the broker it uses):
+		// its NATS callbacks log, and a log after the test panics.
+		t.Cleanup(func() {
+			cancel()
+			require.NoError(t, p.Wait())
+		})
 		for path, want := range map[string]string{"/healthz": `{"status":"ok"}`, "/readyz": `{"status":"ready"}`} {
 			resp, err := http.Get("http://" + p.HTTPAddr() + path)
 			require.NoError(t, err)
