@@ -357,17 +357,21 @@ func (w *Worker) coalesce(ctx context.Context, c *store.Connection, req request)
 // its own just before a request that it then sees only once that sync has
 // ended (a connection made ACTIVE is due for its first full sync, and its
 // activation requests one), so a sync that has ended covers as it did
-// while it ran.
+// while it ran. "Before" and "after" are the request bucket's revisions,
+// not clocks; a sync that does not know its revisions (one started by an
+// earlier version) covers only full requests while it runs.
 func covers(ls *store.SyncState, req request) bool {
-	switch {
-	case ls == nil || (ls.Status != store.SyncRunning && ls.Status != store.SyncCompleted):
+	if ls == nil || (ls.Status != store.SyncRunning && ls.Status != store.SyncCompleted) {
 		return false
-	case ls.EndedAt != nil && !req.at.Before(*ls.EndedAt):
+	}
+	cp := decodeCheckpoint(ls)
+	if ls.Status != store.SyncRunning && (cp.RequestsTo == 0 || req.rev > cp.RequestsTo) {
 		return false
-	case req.kind == store.SyncFull:
+	}
+	if req.kind == store.SyncFull {
 		return ls.Kind == store.SyncFull
 	}
-	return !ls.StartedAt.Before(req.at)
+	return cp.RequestsFrom != 0 && req.rev <= cp.RequestsFrom
 }
 
 // runLeased runs one sync of a connection whose lease it holds: it re-reads

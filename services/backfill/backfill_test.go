@@ -657,38 +657,47 @@ func TestLastSyncCoversRequestsMadeWhileItRan(t *testing.T) {
 		require.NoError(t, err)
 		return reqs["c1"]
 	}
+	// A sync's start and end are the bucket's revision then: "before" the
+	// request is the revision before the request's, "after" its own; a
+	// sync still running has no end.
 	const (
-		before = -time.Second
-		after  = time.Second
+		before  = -1
+		after   = 1
+		running = 0
 	)
 	for _, tc := range []struct {
-		name          string
-		request, sync store.SyncKind
-		status        store.SyncStatus
-		started       time.Duration // when the sync started, from the request
-		ended         time.Duration // when it ended, from the request; 0: running
-		covered       bool
+		name           string
+		request, sync  store.SyncKind
+		status         store.SyncStatus
+		started, ended int
+		covered        bool
 	}{
-		{"incremental request, incremental sync running since before", store.SyncIncremental, store.SyncIncremental, store.SyncRunning, before, 0, false},
-		{"incremental request, incremental sync running since after", store.SyncIncremental, store.SyncIncremental, store.SyncRunning, after, 0, true},
-		{"incremental request, full sync running since before", store.SyncIncremental, store.SyncFull, store.SyncRunning, before, 0, false},
-		{"incremental request, full sync running since after", store.SyncIncremental, store.SyncFull, store.SyncRunning, after, 0, true},
-		{"full request, incremental sync running", store.SyncFull, store.SyncIncremental, store.SyncRunning, after, 0, false},
-		{"full request, full sync running since before", store.SyncFull, store.SyncFull, store.SyncRunning, before, 0, true},
+		{"incremental request, incremental sync running since before", store.SyncIncremental, store.SyncIncremental, store.SyncRunning, before, running, false},
+		{"incremental request, incremental sync running since after", store.SyncIncremental, store.SyncIncremental, store.SyncRunning, after, running, true},
+		{"incremental request, full sync running since before", store.SyncIncremental, store.SyncFull, store.SyncRunning, before, running, false},
+		{"incremental request, full sync running since after", store.SyncIncremental, store.SyncFull, store.SyncRunning, after, running, true},
+		{"full request, incremental sync running", store.SyncFull, store.SyncIncremental, store.SyncRunning, after, running, false},
+		{"full request, full sync running since before", store.SyncFull, store.SyncFull, store.SyncRunning, before, running, true},
 		{"full request, full sync completed after it", store.SyncFull, store.SyncFull, store.SyncCompleted, before, after, true},
-		{"full request, full sync completed before it", store.SyncFull, store.SyncFull, store.SyncCompleted, 2 * before, before, false},
+		{"full request, full sync completed before it", store.SyncFull, store.SyncFull, store.SyncCompleted, before, before, false},
 		{"full request, full sync failed after it", store.SyncFull, store.SyncFull, store.SyncFailed, before, after, false},
-		{"incremental request, sync started and completed after it", store.SyncIncremental, store.SyncIncremental, store.SyncCompleted, after, 2 * after, true},
-		{"incremental request, sync completed before it", store.SyncIncremental, store.SyncFull, store.SyncCompleted, 2 * before, before, false},
+		{"incremental request, sync started and completed after it", store.SyncIncremental, store.SyncIncremental, store.SyncCompleted, after, after, true},
+		{"incremental request, sync completed before it", store.SyncIncremental, store.SyncFull, store.SyncCompleted, before, before, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			require.NoError(t, w.requests.RequestSync(h.ctx, "c1", tc.request))
 			r := pending()
-			ls := &store.SyncState{ID: "s", Kind: tc.sync, Status: tc.status, StartedAt: r.at.Add(tc.started)}
-			if tc.ended != 0 {
-				end := r.at.Add(tc.ended)
-				ls.EndedAt = &end
+			at := func(off int) uint64 {
+				if off == before {
+					return r.rev - 1
+				}
+				return r.rev
 			}
+			cp := checkpoint{Epoch: 1, RequestsFrom: at(tc.started)}
+			if tc.ended != running {
+				cp.RequestsTo = at(tc.ended)
+			}
+			ls := &store.SyncState{ID: "s", Kind: tc.sync, Status: tc.status, Checkpoint: cp.encode()}
 			left := w.coalesce(h.ctx, &store.Connection{ID: "c1", Detail: store.ConnectionDetail{LastSync: ls}}, r)
 			if tc.covered {
 				require.Empty(t, left.kind, "covered: nothing left to plan")
@@ -700,4 +709,37 @@ func TestLastSyncCoversRequestsMadeWhileItRan(t *testing.T) {
 			require.NoError(t, w.requests.done(h.ctx, "c1", r.rev))
 		})
 	}
+
+	// A sync of an earlier version knows no revisions: while it runs it
+	// covers full requests only, and once it has ended, nothing.
+	require.NoError(t, w.requests.RequestSync(h.ctx, "c1", store.SyncIncremental))
+	r := pending()
+	old := &store.Connection{ID: "c1", Detail: store.ConnectionDetail{LastSync: &store.SyncState{ID: "s", Kind: store.SyncFull, Status: store.SyncRunning}}}
+	require.Equal(t, r, w.coalesce(h.ctx, old, r))
+	old.Detail.LastSync.Status = store.SyncCompleted
+	require.Equal(t, r, w.coalesce(h.ctx, old, r))
+}
+
+// A sync records the request bucket's revisions when it starts and when it
+// completes: requests made before it started are covered, one made after it
+// completed is not.
+func TestSyncRecordsTheRequestsItCovers(t *testing.T) {
+	h := newHarness(t, jirasim.Options{Seed: 29, Projects: 1, IssuesPerProject: 3})
+	c := h.connect("org-a", connections.Options{}) // requests the first full sync
+	h.startWorker("a", LeaseTTL, testConfig{})
+	first := h.waitFull(c.ID, "", 30*time.Second)
+	require.Equal(t, store.SyncCompleted, first.Status)
+	cp := decodeCheckpoint(first)
+	require.NotZero(t, cp.RequestsFrom, "the activation's request was made before the sync started")
+	require.GreaterOrEqual(t, cp.RequestsTo, cp.RequestsFrom)
+	reqs, err := h.reqs.pending(h.ctx)
+	require.NoError(t, err)
+	require.NotContains(t, reqs, c.ID, "the first full sync took the activation's request")
+
+	// A request after it ended is not covered: it runs another sync.
+	h.clock.Advance(time.Minute)
+	require.NoError(t, h.reqs.RequestSync(h.ctx, c.ID, store.SyncFull))
+	second := h.waitFull(c.ID, first.ID, 30*time.Second)
+	require.Equal(t, store.SyncCompleted, second.Status)
+	require.Greater(t, decodeCheckpoint(second).RequestsFrom, cp.RequestsTo)
 }

@@ -61,6 +61,11 @@ type checkpoint struct {
 	NotBefore *time.Time `json:"not_before,omitempty"`
 	// LastFull summarizes the last full sync while incrementals follow it.
 	LastFull *fullSummary `json:"last_full,omitempty"`
+	// RequestsFrom and RequestsTo are the sync request bucket's last
+	// revision when the sync started and when it ended: the requests it
+	// covers were made before (see covers). Zero when not known.
+	RequestsFrom uint64 `json:"requests_from,omitempty"`
+	RequestsTo   uint64 `json:"requests_to,omitempty"`
 }
 
 type fullSummary struct {

@@ -91,9 +91,10 @@ func (r *Requester) RequestSync(ctx context.Context, connectionID string, kind s
 // request is a pending request as a worker read it.
 type request struct {
 	kind store.SyncKind
-	rev  uint64
-	// at is when the request was last made (the KV entry's time).
-	at time.Time
+	// rev is the request's revision in the bucket: revisions order the
+	// requests and the syncs' starts and ends (checkpoint.RequestsFrom,
+	// RequestsTo) without comparing clocks.
+	rev uint64
 }
 
 // pending reads every pending request.
@@ -118,9 +119,27 @@ func (r *Requester) pending(ctx context.Context) (map[string]request, error) {
 		if err != nil {
 			return out, err
 		}
-		out[k] = request{kind: store.SyncKind(e.Value()), rev: e.Revision(), at: e.Created()}
+		out[k] = request{kind: store.SyncKind(e.Value()), rev: e.Revision()}
 	}
 	return out, nil
+}
+
+// revision is the bucket's last revision: every request made so far has a
+// revision up to it.
+func (r *Requester) revision(ctx context.Context) (uint64, error) {
+	kv, err := r.bucket(ctx)
+	if err != nil {
+		return 0, err
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("sync request bucket status: %w", err)
+	}
+	bs, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok {
+		return 0, fmt.Errorf("sync request bucket status: unexpected %T", st)
+	}
+	return bs.StreamInfo().State.LastSeq, nil
 }
 
 // done deletes a request, unless it was renewed since it was read (a newer

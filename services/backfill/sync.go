@@ -126,7 +126,7 @@ func (r *run) start(ctx context.Context, p plan, now time.Time) error {
 		r.log.Info("resuming sync from its checkpoint", zap.String("sync_id", prev.ID), zap.String("phase", r.cp.Phase))
 	} else {
 		r.state = store.SyncState{ID: uuid.NewString(), Kind: r.kind, Phase: PhaseStarting, Status: store.SyncRunning, StartedAt: now.UTC()}
-		r.cp = checkpoint{Epoch: 1, LastFull: lastFull(r.conn)}
+		r.cp = checkpoint{Epoch: 1, LastFull: lastFull(r.conn), RequestsFrom: r.requestsRevision(ctx)}
 		if r.kind == store.SyncFull {
 			// This sync is the last full one from now on; what the one
 			// before carried is kept for its connector (SyncRun.Carried).
@@ -409,12 +409,23 @@ func (r *run) end(ctx context.Context, status store.SyncStatus, cause error) {
 
 // complete writes the final state; extra changes the connection in the same
 // write (watermark, health).
+// requestsRevision is the sync request bucket's last revision, or zero
+// (not known) if it cannot be read: the sync then covers fewer requests.
+func (r *run) requestsRevision(ctx context.Context) uint64 {
+	rev, err := r.w.requests.revision(ctx)
+	if err != nil {
+		r.log.Debug("reading the sync requests' revision", zap.Error(err))
+	}
+	return rev
+}
+
 func (r *run) complete(ctx context.Context, status store.SyncStatus, lastErr string, extra func(c *store.Connection)) error {
 	r.saveMu.Lock()
 	defer r.saveMu.Unlock()
 	counts, total := r.liveCounts()
 	r.cp.Done, r.cp.Live = counts, nil
 	r.cp.NotBefore = nil
+	r.cp.RequestsTo = r.requestsRevision(ctx)
 	end := r.w.d.Now().UTC()
 	r.state.Status, r.state.EndedAt, r.state.LastError = status, &end, lastErr
 	r.state.Phase = PhaseDone
