@@ -15,6 +15,7 @@ import (
 	json "github.com/go-json-experiment/json/v1"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
 
 	"github.com/itsmhub/itsm/pkg/connections"
 	"github.com/itsmhub/itsm/pkg/itsm"
@@ -480,6 +481,20 @@ func TestRequesterCoalescesRequests(t *testing.T) {
 	require.Equal(t, store.SyncFull, pending["c1"].kind)
 	require.Equal(t, store.SyncIncremental, pending["c2"].kind)
 
+	// An incremental request renews a pending one of either kind: it takes
+	// the newer revision, and never downgrades a full one.
+	require.NoError(t, h.reqs.RequestSync(ctx, "c2", store.SyncIncremental))
+	renewed, err := h.reqs.pending(ctx)
+	require.NoError(t, err)
+	require.Equal(t, store.SyncIncremental, renewed["c2"].kind)
+	require.Greater(t, renewed["c2"].rev, pending["c2"].rev)
+	require.NoError(t, h.reqs.RequestSync(ctx, "c1", store.SyncIncremental))
+	renewed, err = h.reqs.pending(ctx)
+	require.NoError(t, err)
+	require.Equal(t, store.SyncFull, renewed["c1"].kind)
+	require.Greater(t, renewed["c1"].rev, pending["c1"].rev)
+	pending = renewed
+
 	// A request renewed after it was read survives its consumption.
 	require.NoError(t, h.reqs.RequestSync(ctx, "c1", store.SyncFull))
 	require.NoError(t, h.reqs.done(ctx, "c1", pending["c1"].rev))
@@ -710,6 +725,20 @@ func TestLastSyncCoversRequestsMadeWhileItRan(t *testing.T) {
 		})
 	}
 
+	// A completing sync drops what it covers itself, before it is recorded
+	// completed, and leaves what it does not.
+	require.NoError(t, w.requests.RequestSync(h.ctx, "c1", store.SyncFull))
+	r0 := pending()
+	done := func(to uint64) *run {
+		cp := checkpoint{Epoch: 1, RequestsFrom: r0.rev - 1, RequestsTo: to}
+		return &run{w: w, conn: &store.Connection{ID: "c1"}, log: zap.NewNop(),
+			state: store.SyncState{ID: "s", Kind: store.SyncFull, Status: store.SyncCompleted, Checkpoint: cp.encode()}}
+	}
+	done(r0.rev - 1).dropCovered(h.ctx)
+	require.Equal(t, r0, pending(), "made after the sync ended: it stays")
+	done(r0.rev).dropCovered(h.ctx)
+	require.Empty(t, pending().kind, "made while the sync ran: dropped")
+
 	// A sync of an earlier version knows no revisions: while it runs it
 	// covers full requests only, and once it has ended, nothing.
 	require.NoError(t, w.requests.RequestSync(h.ctx, "c1", store.SyncIncremental))
@@ -721,22 +750,39 @@ func TestLastSyncCoversRequestsMadeWhileItRan(t *testing.T) {
 }
 
 // A sync records the request bucket's revisions when it starts and when it
-// completes: requests made before it started are covered, one made after it
-// completed is not.
+// completes. A full request made while it runs is dropped by its
+// completion, before anyone can see it completed: an incremental request
+// made then is one of its own, not merged into a request already served.
+// One made after it completed runs another sync.
 func TestSyncRecordsTheRequestsItCovers(t *testing.T) {
 	h := newHarness(t, jirasim.Options{Seed: 29, Projects: 1, IssuesPerProject: 3})
 	c := h.connect("org-a", connections.Options{}) // requests the first full sync
-	h.startWorker("a", LeaseTTL, testConfig{})
+	requested := make(chan error, 1)
+	var once sync.Once
+	h.startWorker("a", LeaseTTL, newTestConfig(), func(_ *Config, _ *Deps, w *Worker) {
+		if w != nil {
+			w.hooks.syncStart = func(connID string, _ store.SyncKind) {
+				once.Do(func() { requested <- h.reqs.RequestSync(h.ctx, connID, store.SyncFull) })
+			}
+		}
+	})
 	first := h.waitFull(c.ID, "", 30*time.Second)
+	require.NoError(t, <-requested)
 	require.Equal(t, store.SyncCompleted, first.Status)
 	cp := decodeCheckpoint(first)
-	require.NotZero(t, cp.RequestsFrom, "the activation's request was made before the sync started")
-	require.GreaterOrEqual(t, cp.RequestsTo, cp.RequestsFrom)
+	require.NotZero(t, cp.RequestsFrom)
+	require.Greater(t, cp.RequestsTo, cp.RequestsFrom, "the request made while it ran")
 	reqs, err := h.reqs.pending(h.ctx)
 	require.NoError(t, err)
-	require.NotContains(t, reqs, c.ID, "the first full sync took the activation's request")
+	require.NotContains(t, reqs, c.ID, "the full request made while it ran was dropped by its completion")
 
-	// A request after it ended is not covered: it runs another sync.
+	require.NoError(t, h.reqs.RequestSync(h.ctx, c.ID, store.SyncIncremental))
+	next := h.waitSync(c.ID, 30*time.Second, "an incremental sync ends", func(ls *store.SyncState) bool {
+		return ls.ID != first.ID && ls.Status != store.SyncRunning
+	})
+	require.Equal(t, store.SyncIncremental, next.Kind, "the request made after the full sync is its own")
+
+	// A full request after it ended is not covered: it runs another sync.
 	h.clock.Advance(time.Minute)
 	require.NoError(t, h.reqs.RequestSync(h.ctx, c.ID, store.SyncFull))
 	second := h.waitFull(c.ID, first.ID, 30*time.Second)

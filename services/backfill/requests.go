@@ -65,7 +65,9 @@ func (r *Requester) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 
 // RequestSync asks for a sync of the connection. A full request replaces a
 // pending incremental one; an incremental request never downgrades a
-// pending full one.
+// pending full one, but renews it: the pending request takes this one's
+// revision, so that a sync that started before this request does not cover
+// it (see covers).
 func (r *Requester) RequestSync(ctx context.Context, connectionID string, kind store.SyncKind) error {
 	if !kind.Valid() {
 		return fmt.Errorf("%w: %q", ErrInvalidKind, kind)
@@ -79,13 +81,39 @@ func (r *Requester) RequestSync(ctx context.Context, connectionID string, kind s
 	}
 	if kind == store.SyncFull {
 		_, err = kv.PutString(ctx, connectionID, string(kind))
-	} else if _, err = kv.Create(ctx, connectionID, []byte(kind)); errors.Is(err, jetstream.ErrKeyExists) {
-		err = nil // a pending request of either kind already covers it
+	} else {
+		err = renew(ctx, kv, connectionID, []byte(kind))
 	}
 	if err != nil {
 		return fmt.Errorf("sync request: %w", err)
 	}
 	return nil
+}
+
+// renew creates the request, or writes the pending one again as it is
+// (a compare-and-set, so that a full request written meanwhile is not
+// downgraded), retrying while it changes under it.
+func renew(ctx context.Context, kv jetstream.KeyValue, key string, value []byte) error {
+	var err error
+	for range 5 {
+		if _, err = kv.Create(ctx, key, value); !errors.Is(err, jetstream.ErrKeyExists) {
+			return err
+		}
+		var e jetstream.KeyValueEntry
+		if e, err = kv.Get(ctx, key); errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // taken meanwhile: create it again
+		} else if err != nil {
+			return err
+		}
+		if _, err = kv.Update(ctx, key, e.Value(), e.Revision()); err == nil {
+			return nil
+		}
+		var apiErr *jetstream.APIError
+		if !errors.As(err, &apiErr) {
+			return err
+		}
+	}
+	return err
 }
 
 // request is a pending request as a worker read it.
@@ -122,6 +150,22 @@ func (r *Requester) pending(ctx context.Context) (map[string]request, error) {
 		out[k] = request{kind: store.SyncKind(e.Value()), rev: e.Revision()}
 	}
 	return out, nil
+}
+
+// get reads the connection's pending request (none: the zero request).
+func (r *Requester) get(ctx context.Context, connID string) (request, error) {
+	kv, err := r.bucket(ctx)
+	if err != nil {
+		return request{}, err
+	}
+	e, err := kv.Get(ctx, connID)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return request{}, nil
+	}
+	if err != nil {
+		return request{}, err
+	}
+	return request{kind: store.SyncKind(e.Value()), rev: e.Revision()}, nil
 }
 
 // revision is the bucket's last revision: every request made so far has a

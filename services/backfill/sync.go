@@ -419,6 +419,20 @@ func (r *run) requestsRevision(ctx context.Context) uint64 {
 	return rev
 }
 
+// dropCovered drops the connection's pending request if this sync, about
+// to be recorded completed, covers it (see covers). Before the record, not
+// after: a caller that waited for this sync and then asks for another would
+// otherwise renew a request it covered, and get the wrong sync.
+func (r *run) dropCovered(ctx context.Context) {
+	req, err := r.w.requests.get(ctx, r.conn.ID)
+	if err == nil && req.kind != "" && covers(&r.state, req) {
+		err = r.w.requests.done(ctx, r.conn.ID, req.rev)
+	}
+	if err != nil {
+		r.log.Debug("dropping the sync requests this sync covers", zap.Error(err))
+	}
+}
+
 func (r *run) complete(ctx context.Context, status store.SyncStatus, lastErr string, extra func(c *store.Connection)) error {
 	r.saveMu.Lock()
 	defer r.saveMu.Unlock()
@@ -431,6 +445,9 @@ func (r *run) complete(ctx context.Context, status store.SyncStatus, lastErr str
 	r.state.Phase = PhaseDone
 	r.state.Objects, r.state.Errors = total, r.errs.Load()
 	r.state.Checkpoint = r.cp.encode()
+	if status == store.SyncCompleted {
+		r.dropCovered(ctx)
+	}
 	_, err := r.w.updateConn(ctx, r.conn.ID, func(c *store.Connection) error {
 		if err := r.fence(c); err != nil {
 			return err
