@@ -140,14 +140,13 @@ func (r *Requester) pending(ctx context.Context) (map[string]request, error) {
 	}
 	out := make(map[string]request, len(keys))
 	for _, k := range keys {
-		e, err := kv.Get(ctx, k)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue
-		}
+		req, err := r.get(ctx, k)
 		if err != nil {
 			return out, err
 		}
-		out[k] = request{kind: store.SyncKind(e.Value()), rev: e.Revision()}
+		if req.kind != "" {
+			out[k] = req
+		}
 	}
 	return out, nil
 }

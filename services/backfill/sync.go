@@ -407,8 +407,6 @@ func (r *run) end(ctx context.Context, status store.SyncStatus, cause error) {
 	}
 }
 
-// complete writes the final state; extra changes the connection in the same
-// write (watermark, health).
 // requestsRevision is the sync request bucket's last revision, or zero
 // (not known) if it cannot be read: the sync then covers fewer requests.
 func (r *run) requestsRevision(ctx context.Context) uint64 {
@@ -433,6 +431,8 @@ func (r *run) dropCovered(ctx context.Context) {
 	}
 }
 
+// complete writes the final state; extra changes the connection in the same
+// write (watermark, health).
 func (r *run) complete(ctx context.Context, status store.SyncStatus, lastErr string, extra func(c *store.Connection)) error {
 	r.saveMu.Lock()
 	defer r.saveMu.Unlock()
