@@ -94,6 +94,18 @@ func waitSync(t *testing.T, env *apptest.Env, id string, kind store.SyncKind, af
 	}
 }
 
+// sealedCredentials reads org-a's connection as stored, checks that secret
+// is not in its bytes (sealed at rest), and opens its credentials.
+func sealedCredentials(t *testing.T, env *apptest.Env, id, secret string) *connections.Credentials {
+	t.Helper()
+	stored, err := env.Connections().Get(context.Background(), "org-a", id)
+	require.NoError(t, err)
+	require.NotContains(t, string(stored.Detail.Credentials), secret, "sealed at rest")
+	cred, err := env.Connections().Credentials(stored)
+	require.NoError(t, err)
+	return cred
+}
+
 func ticketByNumber(t *testing.T, env *apptest.Env, connID, number string) (map[string]any, int) {
 	t.Helper()
 	var tk map[string]any
@@ -615,11 +627,7 @@ func TestServiceNowBasicAuthRetest(t *testing.T) {
 	require.Equal(t, []string{"incident", "problem"}, v.Options.Tables, "the other options stay")
 	require.NotContains(t, body, snPassword)
 	waitSync(t, env, conn.ID, store.SyncFull, start)
-	stored, err := env.Connections().Get(context.Background(), "org-a", conn.ID)
-	require.NoError(t, err)
-	require.NotContains(t, string(stored.Detail.Credentials), snPassword, "sealed at rest")
-	cred, err := env.Connections().Credentials(stored)
-	require.NoError(t, err)
+	cred := sealedCredentials(t, env, conn.ID, snPassword)
 	require.Equal(t, snPassword, cred.Password)
 	require.Equal(t, pushBefore.PushSecret, cred.PushSecret, "the business rule's secret stays")
 
@@ -713,11 +721,7 @@ func TestServiceNowOAuthSecretReplaced(t *testing.T) {
 	require.Equal(t, store.StatePending, v.State)
 	require.Equal(t, &connections.AuthOptions{Type: "oauth", ClientID: "snsim-client"}, v.Options.Auth, "the application stays")
 	require.NotContains(t, body, right)
-	stored, err := env.Connections().Get(context.Background(), "org-a", conn.ID)
-	require.NoError(t, err)
-	require.NotContains(t, string(stored.Detail.Credentials), right, "sealed at rest")
-	cred, err := env.Connections().Credentials(stored)
-	require.NoError(t, err)
+	cred := sealedCredentials(t, env, conn.ID, right)
 	require.Equal(t, right, cred.ClientSecret)
 
 	// The next consent exchanges its code with the new secret.

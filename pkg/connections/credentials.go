@@ -157,7 +157,7 @@ func (m *Manager) test(ctx context.Context, c *store.Connection, v *Connector) (
 	now := m.cfg.Now().UTC()
 	kind := store.SyncIncremental
 	var access *AccessError
-	refused := errors.As(err, &access) || errors.Is(err, ErrReauthorize)
+	refused := errors.As(err, &access)
 	out, uerr := m.update(ctx, c.OrganizationID, c.ID, func(s *store.Connection) error {
 		if s.State == store.StateDeleted {
 			return fmt.Errorf("connection %s: %w", c.ID, store.ErrNotFound)

@@ -140,7 +140,7 @@ func (m *Manager) Token(ctx context.Context, connID string, stale string) (*oaut
 	if isInvalidGrant(err) {
 		m.refreshes.WithLabelValues("invalid_grant").Inc()
 		m.setHealth(ctx, connID, store.HealthFailed, store.OwnerCustomer, v.Title+" no longer accepts this connection's grant; the customer must reconnect")
-		return nil, fmt.Errorf("connection %s: %w", connID, ErrReauthorize)
+		return nil, &AccessError{Reason: v.Title + " no longer accepts this connection's grant; authorize it again", Err: ErrReauthorize}
 	}
 	if err != nil {
 		m.refreshes.WithLabelValues("error").Inc()

@@ -96,13 +96,18 @@ type Prober interface {
 	Probe(ctx context.Context, c *store.Connection, hc *http.Client) error
 }
 
-// AccessError is a connection test the vendor refused: its credentials, or
-// the role of its account. Nothing works until they change, so it takes
+// AccessError is the vendor refusing a connection's access: its
+// credentials, its account's role, or its grant. Nothing works until they change, so it takes
 // the connection (back) to PENDING. A vendor that fails to answer does
 // not: an ACTIVE connection stays ACTIVE, and its syncs go on retrying.
-type AccessError struct{ Reason string }
+type AccessError struct {
+	Reason string
+	// Err, if set, is the sentinel it also is (ErrReauthorize).
+	Err error
+}
 
 func (e *AccessError) Error() string { return e.Reason }
+func (e *AccessError) Unwrap() error { return e.Err }
 
 // Connector is one vendor as the manager sees it.
 type Connector struct {

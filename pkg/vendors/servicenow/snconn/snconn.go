@@ -253,10 +253,9 @@ func (x *Connector) Probe(ctx context.Context, c *store.Connection, hc *http.Cli
 	case err == nil:
 		return nil
 	case errors.As(err, &access):
-		// Refused at the token endpoint, before the instance was read.
+		// Refused at the token endpoint (the client secret, a revoked
+		// grant), before the instance was read.
 		return access
-	case errors.Is(err, connections.ErrReauthorize):
-		return &connections.AccessError{Reason: "the instance no longer accepts the connection's grant; authorize it again"}
 	case errors.Is(err, snclient.ErrUnauthorized):
 		return &connections.AccessError{Reason: fmt.Sprintf("the instance refused the credentials (HTTP 401); check the %s", credentialWords(c))}
 	case errors.Is(err, snclient.ErrForbidden):
